@@ -1,0 +1,80 @@
+"""Typed reads of environment variables.
+
+Every setting of the project comes through here, so a malformed value fails at
+start-up with the variable's name instead of deep inside a request.
+"""
+
+import json
+import os
+from urllib.parse import unquote, urlsplit
+
+
+class EnvError(ValueError):
+    pass
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EnvError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise EnvError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise EnvError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_json_object(name: str, default: str = "{}") -> dict:
+    raw = os.environ.get(name, default) or "{}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EnvError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise EnvError(f"{name} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def database_from_url(name: str, default: str) -> dict:
+    """A Django DATABASES entry from postgres://user:password@host:port/dbname."""
+    url = os.environ.get(name, default)
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
+        raise EnvError(f"{name} must look like postgres://user:password@host:port/dbname, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise EnvError(f"{name} has a bad port: {url!r}") from None
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or 5432),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5},
+    }

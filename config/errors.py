@@ -1,0 +1,53 @@
+"""One error type for the application and one JSON shape for every API error."""
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class AppError(Exception):
+    """A refusal the caller can act on: a message, a machine-readable code, details."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.details = details or {}
+
+
+class NotFound(AppError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Every API error as {"error": {"code", "message", "details"}}."""
+    if isinstance(exc, AppError):
+        return Response(
+            {"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+            status=exc.status_code,
+        )
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        message, details = str(data["detail"]), {}
+        code = getattr(data["detail"], "code", "error")
+    else:
+        message, details, code = "Invalid input.", data, "invalid"
+    response.data = {"error": {"code": code, "message": message, "details": details}}
+    return response

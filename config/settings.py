@@ -1,0 +1,153 @@
+"""Django settings. Every value comes from the environment (see .env.example and
+the README's table); defaults point at the services `bin/services up` starts."""
+
+from pathlib import Path
+
+from config.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The default only suits a laptop; `manage.py check --deploy` flags it.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production-0123456789")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "guardian",
+    "kafkacache",
+    "recon",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL_DEFAULT = "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacache"
+DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL_DEFAULT)}
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+GUARDIAN_RAISE_403 = False
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kafkacache API",
+    "DESCRIPTION": "Bulk loads, change data, cache retrieval and Kafka pub/sub reconciliation.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Redis (cache store) and Celery (broker on Redis) ---------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- Kafka ------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# Extra librdkafka settings for real clusters (security.protocol, sasl.*, ssl.*).
+KAFKA_CLIENT_CONFIG = env_json_object("KAFKA_CLIENT_CONFIG")
+KAFKA_TOPIC_BULK = env_str("KAFKA_TOPIC_BULK", "cache.bulk")
+KAFKA_TOPIC_CHANGE = env_str("KAFKA_TOPIC_CHANGE", "cache.change")
+KAFKA_TOPIC_DEAD_LETTER = env_str("KAFKA_TOPIC_DEAD_LETTER", "cache.dead-letter")
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 2, minimum=1)
+KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1, minimum=1)
+KAFKA_CONSUMER_GROUP = env_str("KAFKA_CONSUMER_GROUP", "cache-feeder")
+KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "zstd")
+KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, minimum=0)
+KAFKA_BATCH_BYTES = env_int("KAFKA_BATCH_BYTES", 262144, minimum=1024)
+
+# --- Feed -------------------------------------------------------------------------
+CONSUMER_BATCH_SIZE = env_int("CONSUMER_BATCH_SIZE", 100, minimum=1)
+MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 10240, minimum=256)
+SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default database
+# Field encryption keys as "id:base64key,id2:base64key"; the first is used to
+# encrypt, all of them decrypt (rotation). The default is a dev-only key.
+FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", "dev1:ZGV2LW9ubHkta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0=")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,21 @@
+"""Test settings: the same environment variables, with defaults that keep a test
+run apart from a `make run` on the same machine (own Redis databases, own topic
+names, own consumer group)."""
+
+import os
+
+_TEST_DEFAULTS = {
+    "REDIS_URL": "redis://127.0.0.1:6379/13",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
+    "KAFKA_TOPIC_BULK": "test.cache.bulk",
+    "KAFKA_TOPIC_CHANGE": "test.cache.change",
+    "KAFKA_TOPIC_DEAD_LETTER": "test.cache.dead-letter",
+    "KAFKA_CONSUMER_GROUP": "test-cache-feeder",
+    "KAFKA_LINGER_MS": "1",
+}
+for _name, _value in _TEST_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+
+from config.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

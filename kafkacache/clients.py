@@ -1,0 +1,69 @@
+"""Kafka and Redis clients built from settings.
+
+Kafka clients are made in the process that uses them, never at import time: a
+librdkafka client created before a fork loses its threads in the child.
+"""
+
+import functools
+import os
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from django.conf import settings
+
+
+def kafka_config(**overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS}
+    config.update(settings.KAFKA_CLIENT_CONFIG)
+    config.update(overrides)
+    return config
+
+
+def make_admin(**overrides: Any) -> AdminClient:
+    return AdminClient(kafka_config(**overrides))
+
+
+def make_producer(**overrides: Any) -> Producer:
+    """An idempotent producer: retries never duplicate or reorder within a partition."""
+    config = kafka_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": settings.KAFKA_COMPRESSION,
+            "linger.ms": settings.KAFKA_LINGER_MS,
+            "batch.size": settings.KAFKA_BATCH_BYTES,
+            # The broker rejects what the producer lets through; keep both at the
+            # product's limit plus headroom for headers and framing.
+            "message.max.bytes": max(settings.MESSAGE_MAX_BYTES * 4, 1_000_000),
+        }
+    )
+    config.update(overrides)
+    return Producer(config)
+
+
+def make_consumer(group_id: str, **overrides: Any) -> Consumer:
+    """An at-least-once consumer: offsets are stored by the caller after processing."""
+    config = kafka_config(
+        **{
+            "group.id": group_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "client.id": f"kafkacache-{os.getpid()}",
+        }
+    )
+    config.update(overrides)
+    return Consumer(config)
+
+
+@functools.cache
+def _redis_pool(url: str) -> redis.ConnectionPool:
+    return redis.ConnectionPool.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+
+
+def redis_client() -> redis.Redis:
+    """The cache store. redis-py pools notice a fork and reconnect in the child."""
+    return redis.Redis(connection_pool=_redis_pool(settings.REDIS_URL))

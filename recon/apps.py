@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReconConfig(AppConfig):
+    name = "recon"
+    verbose_name = "Reconciliation"

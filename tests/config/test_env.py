@@ -1,0 +1,45 @@
+import pytest
+
+from config.env import EnvError, database_from_url, env_bool, env_int, env_json_object
+
+
+def test_env_int_reads_and_names_a_bad_value(monkeypatch):
+    monkeypatch.setenv("X_BATCH", "250")
+    assert env_int("X_BATCH", 100) == 250
+    monkeypatch.setenv("X_BATCH", "lots")
+    with pytest.raises(EnvError, match="X_BATCH"):
+        env_int("X_BATCH", 100)
+    monkeypatch.setenv("X_BATCH", "0")
+    with pytest.raises(EnvError, match="X_BATCH must be >= 1"):
+        env_int("X_BATCH", 100, minimum=1)
+
+
+def test_env_bool(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "off")
+    assert env_bool("X_FLAG", True) is False
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(EnvError, match="X_FLAG"):
+        env_bool("X_FLAG", True)
+
+
+def test_env_json_object(monkeypatch):
+    monkeypatch.setenv("X_KAFKA", '{"security.protocol": "SASL_SSL"}')
+    assert env_json_object("X_KAFKA") == {"security.protocol": "SASL_SSL"}
+    monkeypatch.setenv("X_KAFKA", "[1]")
+    with pytest.raises(EnvError, match="X_KAFKA must be a JSON object"):
+        env_json_object("X_KAFKA")
+
+
+def test_database_from_url(monkeypatch):
+    monkeypatch.setenv("X_DB", "postgres://u%40x:p%3Aw@db.example:6543/ledger")
+    db = database_from_url("X_DB", "")
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "u@x",
+        "p:w",
+        "db.example",
+        "6543",
+        "ledger",
+    )
+    monkeypatch.setenv("X_DB", "mysql://a@b/c")
+    with pytest.raises(EnvError, match="X_DB"):
+        database_from_url("X_DB", "")

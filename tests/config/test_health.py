@@ -1,0 +1,69 @@
+"""/healthz checks each service for real and reports a stopped one as down."""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from django.contrib.auth.models import User
+
+from kafkacache import clients
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_all_green_with_a_worker(client, celery_worker_process):
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "up"
+    assert set(body["checks"]) == {"database", "redis", "kafka", "celery"}
+    for check in body["checks"].values():
+        assert check["status"] == "up"
+        assert check["latency_ms"] >= 0
+        assert "detail" not in check  # anonymous callers get no internals
+
+
+def test_a_stopped_redis_is_reported_down(client, settings, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp_path]
+    )
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        clients._redis_pool.cache_clear()
+        deadline = time.monotonic() + 10
+        while client.get("/healthz").json()["checks"]["redis"]["status"] != "up":
+            assert time.monotonic() < deadline, "private redis never came up"
+            time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(10)
+    try:
+        response = client.get("/healthz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["redis"]["status"] == "down"
+    finally:
+        clients._redis_pool.cache_clear()
+
+
+def test_kafka_and_celery_down_are_reported_with_details_for_staff(client, settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{_free_port()}"
+    User.objects.create_user("ops-admin", password="x", is_staff=True)
+    client.login(username="ops-admin", password="x")
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["status"] == "down"
+    assert body["checks"]["kafka"]["status"] == "down"
+    assert body["checks"]["celery"]["status"] == "down"  # no worker runs in this test
+    assert body["checks"]["database"]["status"] == "up"
+    assert body["checks"]["redis"]["status"] == "up"
+    assert body["checks"]["kafka"]["detail"]
