@@ -1,0 +1,33 @@
+"""Content hashes of message values, and the 64-bit prefix windows add up.
+
+The producer hashes the exact bytes it publishes; the consumer hashes the exact
+bytes it receives. Equal hashes mean the subscriber got what was published,
+without storing the content (the design note's phase-1 method).
+"""
+
+import hashlib
+import zlib
+
+import xxhash
+
+MOD64 = 1 << 64
+
+
+def content_hash(value: bytes, algorithm: str = "blake2b") -> bytes:
+    if algorithm == "blake2b":
+        return hashlib.blake2b(value, digest_size=16).digest()
+    if algorithm == "xxh3":
+        return xxhash.xxh3_128_digest(value)
+    if algorithm == "crc32":
+        return zlib.crc32(value).to_bytes(4, "big")
+    raise ValueError(f"unknown hash algorithm {algorithm!r}")
+
+
+def prefix64(digest: bytes) -> int:
+    """The first 8 bytes as an unsigned integer (all of a CRC32)."""
+    return int.from_bytes(digest[:8], "big")
+
+
+def digest_sum(digests: list[bytes]) -> int:
+    """Order-independent digest of a set of messages: sum of prefixes mod 2**64."""
+    return sum(prefix64(d) for d in digests) % MOD64

@@ -1,0 +1,313 @@
+"""Reconciliation state: topics under watch, both ledgers, windows, findings.
+
+State rules
+- A message is published once (one PublishedMessage per UUID; a replay is a new
+  UUID with `replay_of` set) and consumed zero or more times (one ConsumedMessage
+  per delivery: at-least-once redelivery shows as duplicates, never as loss).
+- Both ledgers count a message in the window of its *publish* time, so the two
+  sides of a window describe the same messages.
+- A Window is OPEN until its end + grace has passed, then the engine sets it
+  MATCHED or DISCREPANT. Only the engine (recon.services) changes its status.
+- A Finding is OPEN until a person acknowledges it or a replay resolves it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Topic(models.Model):
+    """A Kafka topic under reconciliation, and the object that permissions attach to."""
+
+    class Kind(models.TextChoices):
+        BULK = "bulk", "Bulk load"
+        CHANGE = "change", "Change data"
+        OTHER = "other", "Other"
+
+    class HashAlgorithm(models.TextChoices):
+        BLAKE2B = "blake2b", "BLAKE2b-128 (digest)"
+        XXH3 = "xxh3", "xxHash3-128 (checksum)"
+        CRC32 = "crc32", "CRC32 (checksum)"
+
+    name = models.CharField(max_length=249, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.OTHER)
+    consumer_group = models.CharField(max_length=255)
+    # Methods, each switchable (the design note's four).
+    method_counts = models.BooleanField(default=True)
+    method_uuid = models.BooleanField(default=True)
+    method_hash = models.BooleanField(default=True)
+    method_audit = models.BooleanField(default=False, help_text="Keep full payloads (encrypted) for diff and replay.")
+    hash_algorithm = models.CharField(max_length=16, choices=HashAlgorithm.choices, default=HashAlgorithm.BLAKE2B)
+    # Tolerances.
+    window_seconds = models.PositiveIntegerField(default=300)
+    grace_seconds = models.PositiveIntegerField(default=120)
+    latency_limit_seconds = models.PositiveIntegerField(default=60)
+    audit_retention_days = models.PositiveIntegerField(default=30)
+    validate_payloads = models.BooleanField(default=True, help_text="Run business validation rules on consumed data.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("operate_topic", "Can replay, reprocess, load and reconcile this topic"),
+            ("view_topic_payload", "Can see audit payloads of this topic"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventType(models.TextChoices):
+    BULK = "bulk", "Bulk add"
+    ADD = "add", "Add"
+    UPDATE = "update", "Update"
+    DELETE = "delete", "Delete"
+
+
+class PublishedMessage(models.Model):
+    """Publish-side ledger: one row per message the producer got acknowledged.
+
+    Range-partitioned by published_at in PostgreSQL (see migration 0002); the
+    table's real primary key is (id, published_at), `id` alone is still unique.
+    Rows are written in bulk (COPY) by the producer, never one by one.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField()
+    # No database-level foreign keys on the ledgers: append-only, high volume.
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="+")
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.CharField(max_length=512)
+    event_type = models.CharField(max_length=8, choices=EventType.choices)
+    content_hash = models.BinaryField(max_length=16)
+    size = models.IntegerField()
+    published_at = models.DateTimeField()
+    load = models.ForeignKey(
+        "kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, db_constraint=False
+    )
+    replay_of = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # window compare: WHERE topic_id = ? AND published_at >= ? AND published_at < ?
+            models.Index(fields=["topic", "published_at"], name="pub_topic_time"),
+            # drill-down and the per-UUID join
+            models.Index(fields=["uuid"], name="pub_uuid"),
+            # load progress and retrieval: WHERE load_id = ?
+            models.Index(fields=["load"], name="pub_load"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uuid} {self.topic_id}/{self.partition}@{self.offset}"
+
+
+class ConsumedMessage(models.Model):
+    """Consume-side ledger: one row per delivery the consumer processed.
+
+    `published_at` is copied from the message's header so the row lands in the
+    same window (and partition) as its publish-side twin.
+    """
+
+    class Outcome(models.TextChoices):
+        STORED = "stored", "Stored in Redis"
+        DELETED = "deleted", "Deleted from Redis"
+        DEAD_LETTERED = "dead", "Dead-lettered"
+        INVALID = "invalid", "Stored, failed validation"
+
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(null=True, blank=True)  # null: the message had no usable UUID
+    # No database-level foreign keys on the ledgers: append-only, high volume.
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, db_index=False, db_constraint=False, related_name="+")
+    group = models.CharField(max_length=255)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    key = models.CharField(max_length=512, blank=True)
+    content_hash = models.BinaryField(max_length=16)
+    published_at = models.DateTimeField()
+    consumed_at = models.DateTimeField()
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["topic", "published_at"], name="con_topic_time"),
+            models.Index(fields=["uuid"], name="con_uuid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.uuid} {self.group} {self.partition}@{self.offset}"
+
+
+class Window(models.Model):
+    """Reconciliation state of one topic over one tumbling window of publish time.
+
+    Counts and digests are kept up to date by the ledger writers, one UPSERT per
+    batch; the digest is the sum of 64-bit hash prefixes mod 2**64 (order-free),
+    so a clean window is proven by comparing four numbers.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MATCHED = "matched", "Matched"
+        DISCREPANT = "discrepant", "Discrepant"
+
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="windows")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    published_count = models.BigIntegerField(default=0)
+    consumed_count = models.BigIntegerField(default=0)
+    published_digest = models.DecimalField(max_digits=20, decimal_places=0, default=0)
+    consumed_digest = models.DecimalField(max_digits=20, decimal_places=0, default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["topic", "start"], name="window_topic_start")]
+        indexes = [
+            # the scheduler: WHERE status = 'open' AND end < now() - grace
+            models.Index(fields=["status", "end"], name="window_status_end"),
+        ]
+        ordering = ["-start"]
+
+    def __str__(self) -> str:
+        return f"{self.topic_id} {self.start:%Y-%m-%d %H:%M} {self.status}"
+
+
+class Finding(models.Model):
+    """Something ops must see: a reconciliation discrepancy or a feed exception.
+
+    Written by the recon engine (missing, delayed, duplicate, altered, orphan,
+    cache) and by the feed as it happens (dead-lettered, oversize, invalid data,
+    rebalance errors).
+    """
+
+    class Classification(models.TextChoices):
+        MATCH = "match", "Match"
+        MISMATCH = "mismatch", "Mismatch"
+        EXCEPTION = "exception", "Exception"
+
+    class Category(models.TextChoices):
+        MISSING = "missing", "Missing"
+        DELAYED = "delayed", "Delayed"
+        DUPLICATE = "duplicate", "Duplicate"
+        ALTERED = "altered", "Altered"
+        ORPHAN = "orphan", "Orphan"
+        COUNT = "count", "Count mismatch"
+        CACHE = "cache", "Cache differs"
+        INVALID_DATA = "invalid-data", "Invalid data"
+        DEAD_LETTERED = "dead-lettered", "Dead-lettered"
+        OVERSIZE = "oversize", "Oversize (not published)"
+        REBALANCE_ERROR = "rebalance-error", "Rebalance error"
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        CRITICAL = "critical", "Critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="findings")
+    window = models.ForeignKey(Window, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    run = models.ForeignKey("ReconRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
+    load = models.ForeignKey("kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    uuid = models.UUIDField(null=True, blank=True)
+    key = models.CharField(max_length=512, blank=True)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    classification = models.CharField(max_length=10, choices=Classification.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
+    detail = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            # discrepancy page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
+            models.Index(fields=["topic", "status", "-created_at"], name="finding_topic_status_time"),
+            models.Index(fields=["category", "-created_at"], name="finding_category_time"),
+            models.Index(fields=["uuid"], name="finding_uuid"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.category} {self.uuid or self.key}"
+
+
+class ReconRun(models.Model):
+    """One reconciliation of a topic over a time range (scheduled or on demand)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="runs")
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    trigger = models.CharField(max_length=16, default="schedule")  # schedule | api | dashboard
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    report = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.id} {self.topic_id} {self.status}"
+
+
+class RebalanceEvent(models.Model):
+    """A consumer-group rebalance callback, or an error raised during one."""
+
+    class Kind(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        REVOKED = "revoked", "Revoked"
+        LOST = "lost", "Lost"
+        ERROR = "error", "Error"
+
+    group = models.CharField(max_length=255)
+    member = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    partitions = models.JSONField(default=list)  # [{"topic": ..., "partition": ..., "offset": ...}]
+    error = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["group", "-at"], name="rebalance_group_time")]
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.member} {self.kind}"
+
+
+class OperatorAction(models.Model):
+    """Audit trail of what people did: replay, reprocess, load, reconcile, acknowledge."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=32)
+    topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target = models.CharField(max_length=255, blank=True)  # "load:<id>", "finding:<id>", "message:<uuid>"
+    detail = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=255, default="accepted")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-at"], name="action_time")]
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user_id} {self.action} {self.target}"
