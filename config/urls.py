@@ -12,5 +12,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include("kafkacache.urls")),  # loads, change events, cache retrieval
+    path("api/recon/", include("recon.urls")),  # on-demand reconcile, runs
+    path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
     path("", include("dashboard.urls")),
 ]
