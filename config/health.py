@@ -34,10 +34,11 @@ def check_kafka() -> str:
 
 
 def check_celery() -> str:
-    replies = celery_app.control.ping(timeout=1.0)
+    # limit=1: answer as soon as one worker replies instead of waiting out the timeout
+    replies = celery_app.control.ping(timeout=1.0, limit=1)
     if not replies:
         raise RuntimeError("no Celery worker answered ping")
-    return f"{len(replies)} worker(s)"
+    return "a worker answered"
 
 
 CHECKS: dict[str, Callable[[], str]] = {
