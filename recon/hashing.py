@@ -6,6 +6,7 @@ without storing the content (the design note's phase-1 method).
 """
 
 import hashlib
+import uuid
 import zlib
 
 import xxhash
@@ -29,5 +30,23 @@ def prefix64(digest: bytes) -> int:
 
 
 def digest_sum(digests: list[bytes]) -> int:
-    """Order-independent digest of a set of messages: sum of prefixes mod 2**64."""
+    """Order-independent digest of a set of hashes: sum of prefixes mod 2**64."""
     return sum(prefix64(d) for d in digests) % MOD64
+
+
+_NO_UUID = bytes(16)
+
+
+def message_digest(message_uuid: uuid.UUID | None, content: bytes) -> int:
+    """A message's 64-bit share of its window digest: binds the UUID to the content hash.
+
+    Summing content hashes alone would let a lost message and an extra delivery of
+    another with the same bytes (two deletes, an unchanged record sent twice)
+    cancel out; with the UUID in, equal sums mean the same messages.
+    """
+    return xxhash.xxh3_64_intdigest((message_uuid.bytes if message_uuid else _NO_UUID) + content)
+
+
+def window_digest(items: list[tuple[uuid.UUID | None, bytes]]) -> int:
+    """The digest a window keeps for these (uuid, content hash) pairs."""
+    return sum(message_digest(u, h) for u, h in items) % MOD64

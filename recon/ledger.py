@@ -3,6 +3,10 @@
 Each call is one transaction: rows go in with COPY, and each touched window's
 counts and digest are bumped with one UPSERT per window. Callers hand over
 whole batches; nothing here runs per message against the database.
+
+A window's digest adds up recon.hashing.message_digest(uuid, content hash) of its
+messages, so equal digests on both sides mean the same messages with the same
+content, not merely the same contents (empty delete values all hash alike).
 """
 
 import datetime as dt
@@ -13,7 +17,7 @@ from typing import NamedTuple
 
 from django.db import connection, transaction
 
-from recon.hashing import MOD64, prefix64
+from recon.hashing import MOD64, message_digest
 from recon.models import Topic
 
 
@@ -76,7 +80,9 @@ def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
                         r.replay_of,
                     )
                 )
-        _windows_bump(cursor, topic, "published", [(r.published_at, r.content_hash) for r in rows])
+        _windows_bump(
+            cursor, topic, "published", [(r.published_at, message_digest(r.uuid, r.content_hash), 0) for r in rows]
+        )
 
 
 def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
@@ -99,31 +105,43 @@ def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
                         r.outcome,
                     )
                 )
-        _windows_bump(cursor, topic, "consumed", [(r.published_at, r.content_hash) for r in rows])
+        _windows_bump(
+            cursor,
+            topic,
+            "consumed",
+            [(r.published_at, message_digest(r.uuid, r.content_hash), _latency_ms(r)) for r in rows],
+        )
 
 
-def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime, bytes]]) -> None:
+def _latency_ms(row: ConsumedRow) -> int:
+    return max(0, int((row.consumed_at - row.published_at).total_seconds() * 1000))
+
+
+def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime, int, int]]) -> None:
     counts: dict[dt.datetime, int] = defaultdict(int)
     sums: dict[dt.datetime, int] = defaultdict(int)
-    for at, content in items:
+    latencies: dict[dt.datetime, int] = defaultdict(int)
+    for at, digest, latency_ms in items:
         start = window_start(topic, at)
         counts[start] += 1
-        sums[start] += prefix64(content)
+        sums[start] += digest
+        latencies[start] = max(latencies[start], latency_ms)
     width = dt.timedelta(seconds=topic.window_seconds)
     values = []
     for start in sorted(counts):
         count, digest = counts[start], sums[start] % MOD64
         pub, con = ((count, digest), (0, 0)) if side == "published" else ((0, 0), (count, digest))
-        values.append((topic.pk, start, start + width, pub[0], con[0], pub[1], con[1]))
+        values.append((topic.pk, start, start + width, pub[0], con[0], pub[1], con[1], latencies[start]))
     # A late row reopens a reconciled window, so the scheduler looks at it again.
     assert side in ("published", "consumed")  # column names below come from this literal
     sql = f"""
         INSERT INTO recon_window AS w (topic_id, start, "end", published_count, consumed_count,
-                                       published_digest, consumed_digest, status, summary)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', '{{}}')
+                                       published_digest, consumed_digest, consumed_max_latency_ms, status, summary)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'open', '{{}}')
         ON CONFLICT (topic_id, start) DO UPDATE SET
             {side}_count = w.{side}_count + EXCLUDED.{side}_count,
             {side}_digest = mod(w.{side}_digest + EXCLUDED.{side}_digest, {MOD64}),
+            consumed_max_latency_ms = GREATEST(w.consumed_max_latency_ms, EXCLUDED.consumed_max_latency_ms),
             status = 'open'
     """  # noqa: S608
     cursor.executemany(sql, values)

@@ -133,6 +133,8 @@ class ConsumedMessage(models.Model):
         indexes = [
             models.Index(fields=["topic", "published_at"], name="con_topic_time"),
             models.Index(fields=["uuid"], name="con_uuid"),
+            # cache leg: the latest delivery of each key, WHERE key = ANY(?) ORDER BY published_at DESC
+            models.Index(fields=["key", "published_at"], name="con_key_time"),
         ]
 
     def __str__(self) -> str:
@@ -143,8 +145,9 @@ class Window(models.Model):
     """Reconciliation state of one topic over one tumbling window of publish time.
 
     Counts and digests are kept up to date by the ledger writers, one UPSERT per
-    batch; the digest is the sum of 64-bit hash prefixes mod 2**64 (order-free),
-    so a clean window is proven by comparing four numbers.
+    batch; the digest is the sum of a 64-bit hash of (UUID, content hash) per
+    message mod 2**64 (order-free, recon.hashing.message_digest), so a clean
+    window is proven by comparing four numbers (and its slowest delivery).
     """
 
     class Status(models.TextChoices):
@@ -159,9 +162,15 @@ class Window(models.Model):
     consumed_count = models.BigIntegerField(default=0)
     published_digest = models.DecimalField(max_digits=20, decimal_places=0, default=0)
     consumed_digest = models.DecimalField(max_digits=20, decimal_places=0, default=0)
+    # Slowest first delivery in the window (consumed_at - published_at), kept by the
+    # ledger writer: a clean window below the latency limit needs no per-UUID pass.
+    consumed_max_latency_ms = models.BigIntegerField(default=0)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     reconciled_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)
+    # Set when retention dropped the ledger partition(s) under this window: from then
+    # on only the counts, digests, summary and findings remain, and it is not re-compared.
+    ledger_dropped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["topic", "start"], name="window_topic_start")]
@@ -228,8 +237,17 @@ class Finding(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     comment = models.TextField(blank=True)
+    rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        constraints = [
+            # Re-reconciling a window updates its findings instead of adding copies.
+            models.UniqueConstraint(
+                fields=["window", "category", "uuid"],
+                condition=models.Q(window__isnull=False, uuid__isnull=False),
+                name="finding_window_category_uuid",
+            )
+        ]
         indexes = [
             # discrepancy page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
             models.Index(fields=["topic", "status", "-created_at"], name="finding_topic_status_time"),
@@ -311,3 +329,74 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.user_id} {self.action} {self.target}"
+
+
+class Rule(models.Model):
+    """How a finding is classified: match (tolerated), mismatch or exception, and how severe.
+
+    The engine and the feed ask `recon.rules.classify` for every finding. The first
+    enabled rule that fits wins: rules of the finding's topic before global rules
+    (topic empty), then by ascending priority. A rule fits when its category is the
+    finding's, its event type (if set) is the message's, and the number at
+    `detail_field` in the finding's detail (if set) lies in [min_value, max_value).
+    Without a fitting rule the built-in default of the category applies.
+    """
+
+    name = models.CharField(max_length=120)
+    topic = models.ForeignKey(
+        Topic, null=True, blank=True, on_delete=models.CASCADE, related_name="rules", help_text="Empty: all topics."
+    )
+    category = models.CharField(max_length=16, choices=Finding.Category.choices)
+    event_type = models.CharField(max_length=8, choices=EventType.choices, blank=True, help_text="Empty: any.")
+    detail_field = models.CharField(
+        max_length=64, blank=True, help_text="A number in the finding's detail, e.g. delay_seconds or deliveries."
+    )
+    min_value = models.FloatField(null=True, blank=True, help_text="Inclusive lower bound of detail_field.")
+    max_value = models.FloatField(null=True, blank=True, help_text="Exclusive upper bound of detail_field.")
+    classification = models.CharField(max_length=10, choices=Finding.Classification.choices)
+    severity = models.CharField(max_length=8, choices=Finding.Severity.choices, default=Finding.Severity.WARNING)
+    priority = models.IntegerField(default=100, help_text="Lower is tried first.")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category", "priority", "id"]
+
+    def __str__(self) -> str:
+        scope = self.topic.name if self.topic_id and self.topic else "all topics"
+        return f"{self.name} ({self.category} on {scope} -> {self.classification}/{self.severity})"
+
+
+class AuditPayload(models.Model):
+    """Audit log (phase 2): the full message value, AES-GCM encrypted at rest.
+
+    Written only when the topic's method_audit is on, one bulk insert per feed
+    batch (recon.audit.payloads_record). Kept audit_retention_days, then purged.
+    `payload` is nonce (12 bytes) + ciphertext; the associated data binds it to
+    its topic, UUID and side so a row cannot be passed off as another.
+    """
+
+    class Side(models.TextChoices):
+        PUBLISHED = "published", "Published"
+        CONSUMED = "consumed", "Consumed"
+
+    uuid = models.UUIDField()
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="+")
+    side = models.CharField(max_length=9, choices=Side.choices)
+    key_id = models.CharField(max_length=32)
+    payload = models.BinaryField()
+    size = models.IntegerField()  # plaintext bytes
+    at = models.DateTimeField()  # published_at or consumed_at of the message
+    stored_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # field diff of an altered message: WHERE topic_id = ? AND uuid = ANY(?)
+            models.Index(fields=["topic", "uuid"], name="audit_topic_uuid"),
+            # purge: WHERE expires_at < now()
+            models.Index(fields=["expires_at"], name="audit_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.uuid}"

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from recon.hashing import MOD64, content_hash, digest_sum, prefix64
+from recon.hashing import MOD64, content_hash, digest_sum, window_digest
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, PublishedMessage, Topic, Window
 
@@ -49,8 +49,35 @@ def test_both_sides_land_in_one_window_with_equal_digests():
     window = Window.objects.get(topic=topic)
     assert (window.start, window.end) == (T0, T0 + dt.timedelta(seconds=60))
     assert window.published_count == window.consumed_count == 25
-    expected = sum(prefix64(r.content_hash) for r in rows) % MOD64
+    expected = window_digest([(r.uuid, r.content_hash) for r in rows])
     assert int(window.published_digest) == int(window.consumed_digest) == expected
+    assert window.consumed_max_latency_ms == 0  # consumed "at" T0, before publish: clamped
+
+
+def test_digest_tells_apart_same_content_under_other_uuids():
+    same = content_hash(b"")  # two deletes carry the same (empty) value
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert window_digest([(a, same), (a, same)]) != window_digest([(a, same), (b, same)])
+    assert window_digest([(a, same), (b, same)]) == window_digest([(b, same), (a, same)])
+
+
+def test_window_keeps_the_slowest_delivery():
+    topic = Topic.objects.create(name="ledger-lat", consumer_group="g", window_seconds=60)
+    rows = _published(3, T0)
+    published_record(topic=topic, rows=rows)
+    consumed_record(
+        topic=topic,
+        rows=[
+            ConsumedRow(
+                r.uuid, "g", r.partition, r.offset, r.key, r.content_hash, T0, T0 + dt.timedelta(seconds=i), "stored"
+            )
+            for i, r in enumerate(rows)
+        ],
+    )
+    consumed_record(
+        topic=topic, rows=[ConsumedRow(rows[0].uuid, "g", 0, 0, "k", rows[0].content_hash, T0, T0, "stored")]
+    )
+    assert Window.objects.get(topic=topic).consumed_max_latency_ms == 2000
 
 
 def test_rows_split_across_windows_by_publish_time():
