@@ -1,0 +1,190 @@
+"""The client record: what a source row becomes, and what a message value holds.
+
+A *plain* record is a dict in the shape of schemas/client_record.v<N>.avsc with
+`account_number` and `card_number` as digit strings. `record_encode` encrypts
+those two fields (kafkacache.crypto) and Avro-encodes the result; the value never
+carries them in clear. `record_decode` is the way back, used by the retrieval
+API and by reconciliation (the shared-record contract).
+"""
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from kafkacache import avro
+from kafkacache.crypto import keyring
+
+# Which nested list holds which encrypted field, and where its clear last 4 go.
+SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
+
+_CLIENT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "segment": str,
+    "status": str,
+    "country": str,
+}
+_ACCOUNT_FIELDS: dict[str, type] = {
+    "product": str,
+    "currency": str,
+    "daily_limit_cents": int,
+    "overdraft_enabled": bool,
+    "alerts_enabled": bool,
+    "statement_day": int,
+    "language": str,
+}
+_CARD_FIELDS: dict[str, type] = {"card_id": int, "brand": str, "expiry": str, "status": str}
+
+
+class RecordError(ValueError):
+    """Input that cannot become a client record; the message says which field and why."""
+
+
+class EncodedRecord(NamedTuple):
+    value: bytes
+    schema_version: int
+    key_id: str
+
+
+def record_key(client_id: int) -> str:
+    return f"client:{client_id}"
+
+
+def client_id_of(key: str) -> int | None:
+    """The client id in a record key, or None when the key is not a client key."""
+    prefix, _, rest = key.partition(":")
+    if prefix != "client" or not rest.isdigit():
+        return None
+    return int(rest)
+
+
+def _millis(at: dt.datetime) -> dt.datetime:
+    # Avro timestamp-millis keeps milliseconds; truncate here so a decoded record
+    # compares equal to the one that was built.
+    if at.tzinfo is None:
+        raise RecordError("updated_at must carry a time zone")
+    return at.astimezone(dt.UTC).replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return _millis(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise RecordError(f"updated_at: {value!r} is not an ISO-8601 time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return _millis(parsed)
+    raise RecordError(f"updated_at: expected a time, got {type(value).__name__}")
+
+
+def _digits(value: Any, field: str, *, low: int, high: int) -> str:
+    text = str(value).replace(" ", "") if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not text.isdigit() or not low <= len(text) <= high:
+        raise RecordError(f"{field}: expected {low}-{high} digits")
+    return text
+
+
+def _typed(data: Mapping, fields: Mapping[str, type | tuple[type, ...]], where: str) -> dict:
+    out = {}
+    for name, kind in fields.items():
+        if name not in data:
+            raise RecordError(f"{where}{name}: missing")
+        value = data[name]
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+            raise RecordError(f"{where}{name}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        out[name] = value
+    return out
+
+
+def client_record_build(*, client: Mapping, accounts: Sequence[Mapping], cards: Sequence[Mapping]) -> dict:
+    """A plain record from a client row and its account-setting and card rows.
+
+    Also the validator of untrusted input (file sources, the change API): every
+    field is checked, and the message names the first one that is wrong.
+    """
+    client_id = client.get("client_id")
+    if not isinstance(client_id, int) or isinstance(client_id, bool) or client_id <= 0:
+        raise RecordError("client_id: expected a positive integer")
+    record: dict[str, Any] = {"client_id": client_id}
+    record.update(_typed(client, _CLIENT_FIELDS, ""))
+    email = client.get("email")
+    if email is not None and not isinstance(email, str):
+        raise RecordError("email: expected a string or null")
+    record["email"] = email or None
+    record["updated_at"] = _timestamp(client.get("updated_at"))
+    record["accounts"] = []
+    for i, row in enumerate(accounts):
+        if not isinstance(row, Mapping):
+            raise RecordError(f"accounts[{i}]: expected an object")
+        number = _digits(row.get("account_number"), f"accounts[{i}].account_number", low=6, high=34)
+        account = {"account_number": number, "account_last4": number[-4:]}
+        account.update(_typed(row, _ACCOUNT_FIELDS, f"accounts[{i}]."))
+        record["accounts"].append(account)
+    record["cards"] = []
+    for i, row in enumerate(cards):
+        if not isinstance(row, Mapping):
+            raise RecordError(f"cards[{i}]: expected an object")
+        number = _digits(row.get("card_number"), f"cards[{i}].card_number", low=12, high=19)
+        card = {"card_id": row.get("card_id"), "card_number": number, "card_last4": number[-4:]}
+        card.update(_typed(row, _CARD_FIELDS, f"cards[{i}]."))
+        record["cards"].append(card)
+    return record
+
+
+def record_from_document(document: Any) -> dict:
+    """A plain record from a JSON-shaped document (a file line, an API body)."""
+    if not isinstance(document, Mapping):
+        raise RecordError("record: expected an object")
+    accounts, cards = document.get("accounts", []), document.get("cards", [])
+    if not isinstance(accounts, list) or not isinstance(cards, list):
+        raise RecordError("accounts and cards must be lists")
+    return client_record_build(client=document, accounts=accounts, cards=cards)
+
+
+def record_encode(plain: Mapping) -> EncodedRecord:
+    """Encrypt the sensitive fields with the current key, then Avro-encode."""
+    ring = keyring()
+    sealed = dict(plain)
+    for list_name, field, _ in SENSITIVE:
+        sealed[list_name] = [
+            {**item, field: ring.encrypt(str(item[field]).encode(), field=field)} for item in plain[list_name]
+        ]
+    return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
+
+
+def record_decode(value: bytes, *, schema_version: int, decrypt: bool) -> dict:
+    """Decode a message value; with decrypt=True the sensitive fields become digit strings.
+
+    Without decrypt they stay ciphertext bytes (use record_mask for display).
+    Raises avro.AvroError for a value that does not decode and
+    crypto.CryptoError for a field that does not decrypt.
+    """
+    record = avro.decode(value, version=schema_version)
+    if decrypt:
+        ring = keyring()
+        for list_name, field, _ in SENSITIVE:
+            for item in record[list_name]:
+                item[field] = ring.decrypt(item[field], field=field).decode()
+    return record
+
+
+def mask_card(last4: str) -> str:
+    return f"**** **** **** {last4}"
+
+
+def mask_account(last4: str) -> str:
+    return f"****{last4}"
+
+
+def record_mask(record: Mapping) -> dict:
+    """A decoded record fit for callers without payload permission: numbers masked."""
+    masked = dict(record)
+    masked["accounts"] = [
+        {**item, "account_number": mask_account(item["account_last4"])} for item in record["accounts"]
+    ]
+    masked["cards"] = [{**item, "card_number": mask_card(item["card_last4"])} for item in record["cards"]]
+    return masked
