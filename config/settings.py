@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "kafkacache",
     "recon",
     "dashboard",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -149,6 +150,74 @@ SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default d
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.
 FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", "dev1:ZGV2LW9ubHkta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0=")
+if SOURCE_DATABASE_URL:  # the SQL source reads the Django alias "source" when it is set
+    DATABASES["source"] = database_from_url("SOURCE_DATABASE_URL", SOURCE_DATABASE_URL)
+# File sources ("file:<name>") are looked up in this directory only.
+SOURCE_FILE_DIR = env_str("SOURCE_FILE_DIR", str(BASE_DIR / "var" / "sources"))
+LOAD_BATCH_SIZE = env_int("LOAD_BATCH_SIZE", 500, minimum=1)  # records per publish + ledger write
+CHANGE_FEED_BATCH_SIZE = env_int("CHANGE_FEED_BATCH_SIZE", 500, minimum=1)
+CHANGE_FEED_INTERVAL_SECONDS = env_int("CHANGE_FEED_INTERVAL_SECONDS", 10, minimum=1)
+# The scheduled consumer: beat starts a run every CONSUMER_SCHEDULE_SECONDS; a run
+# holds a Redis lock per instance and consumes for up to CONSUMER_RUN_SECONDS, so
+# most starts find the lock taken and return. Static membership (group.instance.id)
+# keeps the partitions assigned across the gap between runs: no rebalance per run.
+CONSUMER_INSTANCES = env_int("CONSUMER_INSTANCES", 1, minimum=1)
+CONSUMER_RUN_SECONDS = env_int("CONSUMER_RUN_SECONDS", 300, minimum=1)
+CONSUMER_SCHEDULE_SECONDS = env_int("CONSUMER_SCHEDULE_SECONDS", 15, minimum=1)
+CONSUMER_LOCK_SECONDS = env_int("CONSUMER_LOCK_SECONDS", 30, minimum=2)
+CONSUMER_SESSION_TIMEOUT_MS = env_int("CONSUMER_SESSION_TIMEOUT_MS", 45000, minimum=6000)
+# A delete leaves kc:del:{key} (its publish time) this long, so an older add
+# arriving late from another partition cannot bring the record back.
+CACHE_TOMBSTONE_SECONDS = env_int("CACHE_TOMBSTONE_SECONDS", 86400, minimum=1)
+CELERY_BEAT_SCHEDULE["kafkacache-change-feed"] = {
+    "task": "kafkacache.tasks.change_feed_task",
+    "schedule": float(CHANGE_FEED_INTERVAL_SECONDS),
+    "options": {"expires": float(CHANGE_FEED_INTERVAL_SECONDS)},
+}
+for _instance in range(CONSUMER_INSTANCES):
+    CELERY_BEAT_SCHEDULE[f"kafkacache-consume-{_instance}"] = {
+        "task": "kafkacache.tasks.consume_task",
+        "schedule": float(CONSUMER_SCHEDULE_SECONDS),
+        "kwargs": {"instance": _instance},
+        "options": {"expires": float(CONSUMER_SCHEDULE_SECONDS)},
+    }
+
+# --- Reconciliation -----------------------------------------------------------------
+# How often the scheduler looks for windows whose end + grace has passed.
+RECON_SCHEDULE_SECONDS = env_int("RECON_SCHEDULE_SECONDS", 60, minimum=1)
+# Findings named per window pass and UUIDs listed per category in a run's report;
+# beyond them the window/report says "truncated" (the counts stay exact).
+RECON_WINDOW_MAX_FINDINGS = env_int("RECON_WINDOW_MAX_FINDINGS", 100000, minimum=1)
+RECON_REPORT_MAX_UUIDS = env_int("RECON_REPORT_MAX_UUIDS", 1000, minimum=1)
+RECON_RANGE_MAX_DAYS = env_int("RECON_RANGE_MAX_DAYS", 31, minimum=1)
+# Ledger partitions: daily, created this many days ahead; dropped whole after retention.
+LEDGER_PARTITIONS_AHEAD_DAYS = env_int("LEDGER_PARTITIONS_AHEAD_DAYS", 7, minimum=1)
+LEDGER_RETENTION_DAYS = env_int("LEDGER_RETENTION_DAYS", 35, minimum=1)
+# Audit payloads (phase 2), AES-GCM at rest: "id:base64key,..." first encrypts, all
+# decrypt. The default is a dev-only key.
+AUDIT_ENCRYPTION_KEYS = env_str("AUDIT_ENCRYPTION_KEYS", "audit1:ZGV2LW9ubHktYXVkaXQta2V5LTMyLWJ5dGVzLWxvbmc=")
+CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
+    "task": "recon.tasks.windows_reconcile_due",
+    "schedule": float(RECON_SCHEDULE_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["recon-partitions-maintain"] = {"task": "recon.tasks.partitions_maintain", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["recon-audit-purge"] = {"task": "recon.tasks.audit_purge", "schedule": 3600.0}
+
+# --- Alerts and metrics -------------------------------------------------------------
+# Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
+    "task": "monitoring.tasks.alerts_evaluate",
+    "schedule": float(ALERTS_EVALUATE_SECONDS),
+}
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "kafkacache@localhost")
 
 LOGGING = {
     "version": 1,
