@@ -386,6 +386,7 @@ class AuditPayload(models.Model):
     key_id = models.CharField(max_length=32)
     payload = models.BinaryField()
     size = models.IntegerField()  # plaintext bytes
+    schema_version = models.IntegerField(null=True, blank=True)  # the message's "schema" header, when given
     at = models.DateTimeField()  # published_at or consumed_at of the message
     stored_at = models.DateTimeField()
     expires_at = models.DateTimeField()

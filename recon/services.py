@@ -1,19 +1,23 @@
 """Writes of the reconciliation app. Each state change has one function here."""
 
+import datetime as dt
 import logging
+import time
 import uuid
+from collections import defaultdict
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 
-from recon.models import Finding, OperatorAction, RebalanceEvent, Topic
+from config.errors import AppError
+from recon import audit
+from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare
+from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
+from recon.rules import Verdict, classify, rules_for
+from recon.selectors import run_report, windows_due
 
 logger = logging.getLogger(__name__)
-
-# Until rules are configured (recon.Rule), each category has this default.
-_DEFAULT_CLASSIFICATION: dict[str, tuple[str, str]] = {
-    Finding.Category.DELAYED: (Finding.Classification.MISMATCH, Finding.Severity.INFO),
-    Finding.Category.DUPLICATE: (Finding.Classification.MISMATCH, Finding.Severity.INFO),
-}
 
 
 def finding_record(
@@ -25,14 +29,14 @@ def finding_record(
     detail: dict | None = None,
     load_id: uuid.UUID | None = None,
 ) -> Finding:
-    classification, severity = _DEFAULT_CLASSIFICATION.get(
-        category, (Finding.Classification.EXCEPTION.value, Finding.Severity.WARNING.value)
-    )
+    """Record one finding, classified by the topic's rules (recon.rules)."""
+    verdict = classify(rules_for(topic), category=category, detail=detail or {})
     finding = Finding.objects.create(
         topic=topic,
         category=category,
-        classification=classification,
-        severity=severity,
+        classification=verdict.classification,
+        severity=verdict.severity,
+        rule_id=verdict.rule_id,
         uuid=uuid,
         key=key[:512],
         detail=detail or {},
@@ -75,3 +79,233 @@ def operator_action_record(
         detail=detail or {},
         outcome=outcome,
     )
+
+
+# --- reconciliation -----------------------------------------------------------------
+
+_WINDOW_LOCK = 0x5EC0  # advisory lock class: one reconcile per window at a time
+
+
+def window_reconcile(
+    *, window_id: int, now: dt.datetime | None = None, run: ReconRun | None = None, wait: bool = True
+) -> Window | None:
+    """Reconcile one window: MATCHED, DISCREPANT, or still OPEN when it has not closed.
+
+    Equal counts and digests and no delivery over the latency limit prove the
+    window clean without looking at a single UUID; otherwise the set-based compare
+    (recon.engine) names each discrepant UUID. Findings are synced, not appended:
+    a re-run updates what it finds again and resolves what it no longer finds.
+    Answers None when `wait` is False and another worker holds the window.
+    """
+    now = now or timezone.now()
+    started = time.monotonic()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
+            if not cursor.fetchone()[0]:
+                return None
+        window = Window.objects.select_related("topic").get(pk=window_id)
+        if window.ledger_dropped_at is not None:
+            return window  # its ledger is gone; counts, digests and findings are all that remain
+        topic = window.topic
+        closed = now >= window.end + dt.timedelta(seconds=topic.grace_seconds)
+        fast = (
+            window.published_count == window.consumed_count
+            and window.published_digest == window.consumed_digest
+            and window.consumed_max_latency_ms <= topic.latency_limit_seconds * 1000
+        )
+        if fast:
+            comparison = Comparison([], 0, False)
+        else:
+            comparison = window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        verdicts = _findings_sync(window=window, topic=topic, comparison=comparison, run=run, now=now)
+        by_category: dict[str, int] = defaultdict(int)
+        by_classification: dict[str, int] = defaultdict(int)
+        for draft, verdict in verdicts:
+            by_category[draft.category] += 1
+            by_classification[verdict.classification] += 1
+        if not closed:
+            status = Window.Status.OPEN
+        elif any(v.classification != Finding.Classification.MATCH for _, v in verdicts):
+            status = Window.Status.DISCREPANT
+        else:
+            status = Window.Status.MATCHED
+        summary = {
+            "as_of": now.isoformat(),
+            "closed": closed,
+            "fast_path": fast,
+            "published": window.published_count,
+            "consumed": window.consumed_count,
+            "pending": comparison.pending,
+            "findings": dict(by_category),
+            "classification": dict(by_classification),
+            "truncated": comparison.truncated,
+            "methods": _methods(topic),
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        # Only if no batch landed meanwhile: a late row reopened the window and the
+        # next scheduler tick must see it again.
+        changed = Window.objects.filter(
+            pk=window.pk,
+            published_count=window.published_count,
+            consumed_count=window.consumed_count,
+            published_digest=window.published_digest,
+            consumed_digest=window.consumed_digest,
+        ).update(status=status, summary=summary, reconciled_at=now)
+        if changed:
+            window.status, window.summary, window.reconciled_at = status, summary, now
+        else:
+            logger.info("window %s changed while being reconciled; left open for the next pass", window.pk)
+    log = logger.warning if status == Window.Status.DISCREPANT else logger.info
+    log("window %s of %s %s: %s", window.pk, topic.name, status, summary["findings"] or "clean")
+    return window
+
+
+def _methods(topic: Topic) -> dict[str, bool]:
+    return {
+        "counts": topic.method_counts,
+        "uuid": topic.method_uuid,
+        "hash": topic.method_hash,
+        "audit": topic.method_audit,
+    }
+
+
+def _findings_sync(
+    *, window: Window, topic: Topic, comparison: Comparison, run: ReconRun | None, now: dt.datetime
+) -> list[tuple[Draft, Verdict]]:
+    """Make the window's engine findings be exactly the compare's drafts (see window_reconcile)."""
+    rules = rules_for(topic)
+    drafts = comparison.drafts
+    if topic.method_audit:
+        drafts = audit.altered_with_field_diff(topic=topic, drafts=drafts)
+    existing = {
+        draft_identity(f.category, f.uuid, f.detail): f
+        for f in Finding.objects.filter(window=window, category__in=ENGINE_CATEGORIES)
+    }
+    verdicts, new, changed = [], [], []
+    for draft in drafts:
+        verdict = classify(rules, category=draft.category, detail=draft.detail)
+        verdicts.append((draft, verdict))
+        finding = existing.pop(draft.identity, None)
+        if finding is None:
+            new.append(
+                Finding(
+                    topic=topic,
+                    window=window,
+                    run=run,
+                    load_id=draft.load_id,
+                    uuid=draft.uuid,
+                    key=draft.key[:512],
+                    category=draft.category,
+                    classification=verdict.classification,
+                    severity=verdict.severity,
+                    rule_id=verdict.rule_id,
+                    detail=draft.detail,
+                )
+            )
+            continue
+        if finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile":
+            finding.status = Finding.Status.OPEN
+        resolution = {k: finding.detail[k] for k in ("resolved_by", "resolved_at") if k in finding.detail}
+        if finding.status == Finding.Status.OPEN:
+            resolution = {}
+        finding.detail = {**draft.detail, **resolution}
+        finding.classification, finding.severity, finding.rule_id = verdict
+        finding.run = run or finding.run
+        finding.updated_at = now
+        changed.append(finding)
+    if not comparison.truncated:  # beyond the cap we do not know, so resolve nothing
+        for finding in existing.values():
+            if finding.status != Finding.Status.RESOLVED:
+                finding.status = Finding.Status.RESOLVED
+                finding.detail = {**finding.detail, "resolved_by": "reconcile", "resolved_at": now.isoformat()}
+                finding.updated_at = now
+                changed.append(finding)
+    Finding.objects.bulk_create(new, batch_size=2000)
+    Finding.objects.bulk_update(
+        changed,
+        ["status", "detail", "classification", "severity", "rule", "run", "updated_at"],
+        batch_size=2000,
+    )
+    return verdicts
+
+
+def range_reconcile(
+    *,
+    topic: Topic,
+    start: dt.datetime,
+    end: dt.datetime,
+    trigger: str,
+    requested_by=None,
+    now: dt.datetime | None = None,
+) -> ReconRun:
+    """Reconcile every window of the topic that overlaps [start, end) and store the run's report."""
+    if start >= end:
+        raise AppError("start must be before end.", code="invalid_range", details={"start": start, "end": end})
+    max_days = settings.RECON_RANGE_MAX_DAYS
+    if end - start > dt.timedelta(days=max_days):
+        raise AppError(f"A range may span at most {max_days} days.", code="range_too_long")
+    windows = list(
+        Window.objects.filter(topic=topic, start__lt=end, end__gt=start).order_by("start").values_list("pk", flat=True)
+    )
+    return _run(
+        topic=topic, start=start, end=end, trigger=trigger, requested_by=requested_by, window_ids=windows, now=now
+    )
+
+
+def due_windows_reconcile(*, now: dt.datetime | None = None, limit: int = 500) -> list[ReconRun]:
+    """The scheduler: reconcile windows whose end + grace has passed, one run per topic."""
+    now = now or timezone.now()
+    due = list(windows_due(now=now, limit=limit))
+    runs = []
+    for topic_id in sorted({w.topic_id for w in due}):
+        mine = [w for w in due if w.topic_id == topic_id]
+        runs.append(
+            _run(
+                topic=mine[0].topic,
+                start=min(w.start for w in mine),
+                end=max(w.end for w in mine),
+                trigger="schedule",
+                requested_by=None,
+                window_ids=[w.pk for w in mine],
+                now=now,
+                wait=False,
+            )
+        )
+    return runs
+
+
+def _run(
+    *,
+    topic: Topic,
+    start: dt.datetime,
+    end: dt.datetime,
+    trigger: str,
+    requested_by,
+    window_ids: list[int],
+    now: dt.datetime | None,
+    wait: bool = True,
+) -> ReconRun:
+    now = now or timezone.now()
+    run = ReconRun.objects.create(
+        topic=topic,
+        range_start=start,
+        range_end=end,
+        trigger=trigger,
+        requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+    )
+    try:
+        for window_id in window_ids:
+            window_reconcile(window_id=window_id, now=now, run=run, wait=wait)
+        report = run_report(topic=topic, start=start, end=end, window_ids=window_ids, now=now)
+    except Exception as exc:
+        ReconRun.objects.filter(pk=run.pk).update(
+            status=ReconRun.Status.FAILED, report={"error": str(exc)}, finished_at=timezone.now()
+        )
+        logger.exception("reconcile run %s of %s failed", run.pk, topic.name)
+        raise
+    run.status, run.report, run.finished_at = ReconRun.Status.DONE, report, timezone.now()
+    run.save(update_fields=["status", "report", "finished_at"])
+    return run
