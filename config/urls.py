@@ -4,9 +4,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", monitoring_views.metrics, name="metrics"),
+    path("alerts/", include("monitoring.urls")),
+    path("api/", include("monitoring.api_urls")),  # alerts
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

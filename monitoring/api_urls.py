@@ -1,0 +1,8 @@
+from django.urls import path
+
+from monitoring import apis
+
+urlpatterns = [
+    path("alerts/", apis.AlertListApi.as_view(), name="api-alerts"),
+    path("alerts/<int:alert_id>/acknowledge", apis.AlertAcknowledgeApi.as_view(), name="api-alert-acknowledge"),
+]

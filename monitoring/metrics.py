@@ -1,0 +1,110 @@
+"""Prometheus metrics, read at scrape time from where the truth is kept.
+
+Counts come from the reconciliation state (window counters, findings), so
+/metrics agrees with the ledger whichever process did the work. Latencies are
+measured in the consume workers and kept as histogram buckets in Redis (one
+small pipeline per batch), because several processes write them.
+"""
+
+import logging
+from collections.abc import Iterable, Iterator
+
+from django.db.models import Count, Sum
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from kafkacache.clients import redis_client
+from monitoring.lag import consumer_lag
+from recon.models import Finding, Topic, Window
+
+logger = logging.getLogger(__name__)
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+HISTOGRAMS = {
+    "batch": "kafkacache_consume_batch_seconds",
+    "redis": "kafkacache_redis_write_seconds",
+}
+_KEY = "kc:metrics:hist:{name}:{topic}"
+
+
+def latency_observe(*, topic: str, batch_seconds: float, redis_seconds: float) -> None:
+    """Record one consumed batch's latencies (called once per batch by the consumer)."""
+    pipe = redis_client().pipeline(transaction=False)
+    for name, value in (("batch", batch_seconds), ("redis", redis_seconds)):
+        key = _KEY.format(name=name, topic=topic)
+        bucket = next((str(b) for b in BUCKETS if value <= b), "+Inf")
+        pipe.hincrby(key, bucket, 1)
+        pipe.hincrby(key, "count", 1)
+        pipe.hincrbyfloat(key, "sum", value)
+    pipe.execute()
+
+
+def _histogram(name: str, metric: str, topics: Iterable[str]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(metric, f"Consume path {name} latency per batch", labels=["topic"])
+    client = redis_client()
+    for topic in topics:
+        raw = client.hgetall(_KEY.format(name=name, topic=topic))
+        if not raw:
+            continue
+        data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+        cumulative, buckets = 0, []
+        for bound in (*map(str, BUCKETS), "+Inf"):
+            cumulative += int(data.get(bound, 0))
+            buckets.append((bound, cumulative))
+        family.add_metric([topic], buckets, float(data.get("sum", 0)))
+    return family
+
+
+class PipelineCollector(Collector):
+    def collect(self) -> Iterator:
+        topics = list(Topic.objects.values_list("id", "name", "consumer_group"))
+        names = {pk: name for pk, name, _ in topics}
+
+        produced = CounterMetricFamily("kafkacache_produced", "Messages published (publish ledger)", labels=["topic"])
+        consumed = CounterMetricFamily("kafkacache_consumed", "Deliveries processed (consume ledger)", labels=["topic"])
+        totals = Window.objects.values("topic_id").annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+        for row in totals:
+            produced.add_metric([names[row["topic_id"]]], row["p"] or 0)
+            consumed.add_metric([names[row["topic_id"]]], row["c"] or 0)
+        yield produced
+        yield consumed
+
+        dead = CounterMetricFamily(
+            "kafkacache_dead_lettered", "Messages sent to the dead-letter topic", labels=["topic"]
+        )
+        findings = CounterMetricFamily(
+            "kafkacache_discrepancies", "Findings recorded, by category", labels=["topic", "category"]
+        )
+        open_findings = GaugeMetricFamily(
+            "kafkacache_open_discrepancies", "Findings not yet acknowledged or resolved", labels=["topic", "category"]
+        )
+        by_category = Finding.objects.values("topic_id", "category", "status").annotate(n=Count("id"))
+        totals_by: dict[tuple[str, str], int] = {}
+        open_by: dict[tuple[str, str], int] = {}
+        for f in by_category:
+            key = (names[f["topic_id"]], f["category"])
+            totals_by[key] = totals_by.get(key, 0) + f["n"]
+            if f["status"] == Finding.Status.OPEN:
+                open_by[key] = open_by.get(key, 0) + f["n"]
+        for (topic, category), n in sorted(totals_by.items()):
+            findings.add_metric([topic, category], n)
+            open_findings.add_metric([topic, category], open_by.get((topic, category), 0))
+            if category == Finding.Category.DEAD_LETTERED:
+                dead.add_metric([topic], n)
+        yield dead
+        yield findings
+        yield open_findings
+
+        lag = GaugeMetricFamily(
+            "kafkacache_consumer_lag", "Messages not yet consumed", labels=["group", "topic", "partition"]
+        )
+        for _, name, group in topics:
+            try:
+                for p in consumer_lag(group, [name]):
+                    lag.add_metric([group, name, str(p.partition)], p.lag)
+            except Exception:  # Kafka down: the other metrics still answer
+                logger.warning("consumer lag unavailable for %s/%s", group, name, exc_info=True)
+        yield lag
+
+        for name, metric in HISTOGRAMS.items():
+            yield _histogram(name, metric, names.values())

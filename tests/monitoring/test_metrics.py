@@ -1,0 +1,89 @@
+"""/metrics parses with prometheus_client's parser and its counters match the ledger."""
+
+import datetime as dt
+import uuid
+
+import pytest
+from confluent_kafka import TopicPartition
+from django.contrib.auth.models import User
+from prometheus_client.parser import text_string_to_metric_families
+
+from kafkacache.clients import make_consumer, make_producer
+from kafkacache.topics import topics_ensure
+from monitoring import metrics
+from recon.hashing import content_hash
+from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.models import ConsumedMessage, Finding, PublishedMessage, Topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+T0 = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
+
+
+def _scrape(client, **headers) -> dict:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_anonymous_scrape_is_refused_and_tokens_work(client, settings):
+    settings.METRICS_TOKEN = "scrape-token-123"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+
+
+def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
+    topic_name, group = unique_name("metrics"), unique_name("metrics-group")
+    topics_ensure([topic_name], partitions=2)
+    topic = Topic.objects.create(name=topic_name, consumer_group=group, window_seconds=60)
+
+    rows = [
+        PublishedRow(
+            uuid.uuid4(), i % 2, i, f"client:{i}", "bulk", content_hash(b"%d" % i), 9, T0 + dt.timedelta(seconds=i)
+        )
+        for i in range(130)
+    ]
+    published_record(topic=topic, rows=rows)
+    consumed = [
+        ConsumedRow(r.uuid, group, r.partition, r.offset, r.key, r.content_hash, r.published_at, T0, "stored")
+        for r in rows[:100]
+    ]
+    consumed_record(topic=topic, rows=consumed)
+    for i in range(3):
+        Finding.objects.create(topic=topic, category="dead-lettered", classification="exception", key=f"k{i}")
+    Finding.objects.create(topic=topic, category="missing", classification="exception", status="acknowledged")
+    metrics.latency_observe(topic=topic_name, batch_seconds=0.004, redis_seconds=0.0007)
+    metrics.latency_observe(topic=topic_name, batch_seconds=0.3, redis_seconds=0.02)
+
+    # Real lag: 7 messages on partition 0, the group committed 5 of them.
+    producer = make_producer()
+    for i in range(7):
+        producer.produce(topic_name, key=b"k", value=b"v%d" % i, partition=0)
+    producer.flush(10)
+    consumer = make_consumer(group)
+    consumer.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
+    consumer.close()
+
+    User.objects.create_user("u", password="pw")
+    client.login(username="u", password="pw")
+    s = _scrape(client)
+    label = (("topic", topic_name),)
+    assert s[("kafkacache_produced_total", label)] == PublishedMessage.objects.filter(topic=topic).count() == 130
+    assert s[("kafkacache_consumed_total", label)] == ConsumedMessage.objects.filter(topic=topic).count() == 100
+    assert s[("kafkacache_dead_lettered_total", label)] == 3
+    assert s[("kafkacache_discrepancies_total", (("category", "missing"), ("topic", topic_name)))] == 1
+    assert s[("kafkacache_open_discrepancies", (("category", "missing"), ("topic", topic_name)))] == 0
+    assert s[("kafkacache_open_discrepancies", (("category", "dead-lettered"), ("topic", topic_name)))] == 3
+    lag = (("group", group), ("partition", "0"), ("topic", topic_name))
+    assert s[("kafkacache_consumer_lag", lag)] == 2
+    assert s[("kafkacache_consume_batch_seconds_count", label)] == 2
+    assert s[("kafkacache_consume_batch_seconds_bucket", (("le", "0.005"), ("topic", topic_name)))] == 1
+    assert s[("kafkacache_consume_batch_seconds_bucket", (("le", "+Inf"), ("topic", topic_name)))] == 2
+    assert s[("kafkacache_redis_write_seconds_sum", label)] == pytest.approx(0.0207)
