@@ -116,6 +116,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" field; name the finding one instead of a hash suffix.
+    "ENUM_NAME_OVERRIDES": {"FindingStatusEnum": "recon.models.Finding.Status"},
 }
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------
