@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from dashboard import apis
+
+# SimpleRouter: no API root view, since other apps also mount under api/.
+router = SimpleRouter()
+router.register("topics", apis.TopicViewSet, basename="api-topic")
+router.register("windows", apis.WindowViewSet, basename="api-window")
+router.register("findings", apis.FindingViewSet, basename="api-finding")
+router.register("rebalances", apis.RebalanceViewSet, basename="api-rebalance")
+router.register("operator-actions", apis.OperatorActionViewSet, basename="api-operator-action")
+
+urlpatterns = [
+    *router.urls,
+    path("messages/<uuid:uuid>/", apis.MessageApi.as_view(), name="api-message"),
+]

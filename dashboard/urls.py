@@ -6,4 +6,17 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("findings/", views.findings, name="findings"),
+    path("findings/export.csv", views.findings_csv, name="findings-csv"),
+    path("findings/<int:pk>/", views.finding_detail, name="finding"),
+    path("findings/<int:pk>/acknowledge", views.finding_acknowledge, name="finding-acknowledge"),
+    path("messages/", views.message_search, name="message-search"),
+    path("messages/<uuid:uuid>/", views.message_detail, name="message"),
+    path("windows/", views.windows, name="windows"),
+    path("windows/<int:pk>/", views.window_detail, name="window"),
+    path("loads/", views.loads, name="loads"),
+    path("loads/<uuid:pk>/", views.load_detail, name="load"),
+    path("rebalances/", views.rebalances, name="rebalances"),
+    path("audit/", views.actions, name="actions"),
+    path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -2,17 +2,22 @@ import os
 
 from django.core.management.base import BaseCommand
 
-from dashboard.roles import ROLES
-from dashboard.services import user_ensure
+from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
+from dashboard.services import demo_grants_ensure, feed_topics_ensure, user_ensure
 
 
 class Command(BaseCommand):
-    help = "Demo users for each role (viewer, operator, admin)."
+    help = "Demo users for each role (viewer, operator, admin) and their topic grants."
 
     def handle(self, *args, **options):
         password = os.environ.get("DEMO_PASSWORD", "kafkacache-demo")
-        for role in ROLES:
-            user_ensure(username=role, password=password, role=role)
+        users = {role: user_ensure(username=role, password=password, role=role) for role in ROLES}
+        bulk, change = feed_topics_ensure()
+        demo_grants_ensure(viewer=users[VIEWER], operator=users[OPERATOR], bulk=bulk, change=change)
         self.stdout.write("Demo users (username / password):")
         for role in ROLES:
             self.stdout.write(f"  {role:9s} / {password}")
+        self.stdout.write(
+            f"  {VIEWER} sees every topic; {OPERATOR} operates {bulk.name} and views {change.name}; "
+            f"{ADMIN} is a superuser."
+        )

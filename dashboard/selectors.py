@@ -1,0 +1,443 @@
+"""Reads behind the dashboard pages and the API, always within what the user may see.
+
+Every function takes the user and narrows to recon.access.topics_visible first.
+Nothing here counts ledger rows: charts read the windows table (one row per topic
+per window, kept up to date by the ledger writers), lists page by keyset on an
+indexed time column, and a message is found through the ledgers' uuid indexes.
+"""
+
+import datetime as dt
+import math
+import uuid as uuid_lib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
+
+from dashboard.lag import Lag, consumer_lag
+from dashboard.masking import mask_sensitive
+from kafkacache.clients import redis_client
+from kafkacache.models import Load
+from recon import access
+from recon.hashing import content_hash
+from recon.models import (
+    ConsumedMessage,
+    Finding,
+    OperatorAction,
+    PublishedMessage,
+    RebalanceEvent,
+    Topic,
+    Window,
+)
+
+MAX_CHART_POINTS = 300  # more windows than this in a range are added up into wider buckets
+REBALANCE_MARGIN = dt.timedelta(minutes=15)
+REDIS_RECORD_PREFIX = "kc:rec:"  # the shared Redis layout: HASH p/u/v/t per record key
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+def topics_visible(user) -> QuerySet[Topic]:
+    return access.topics_visible(user).order_by("name")
+
+
+def topic_visible(user, *, name: str) -> Topic:
+    """A topic by name, 404 for names the user may not see (or that do not exist)."""
+    return access.topic_for_view(user, Topic.objects.filter(name=name).first())
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+@dataclass
+class SeriesPoint:
+    start: dt.datetime
+    published: int
+    consumed: int
+
+
+@dataclass
+class TopicOverview:
+    topic: Topic
+    series: list[SeriesPoint]
+    bucket_seconds: int
+    published: int
+    consumed: int
+    windows_by_status: dict[str, int]
+    findings_by_category: dict[str, int]
+    open_findings: int
+    throughput_avg: float  # published messages per second over the range
+    throughput_peak: float  # the busiest bucket, per second
+    lag: Lag | None
+    can_operate: bool
+
+    @property
+    def gap(self) -> int:
+        return self.published - self.consumed
+
+
+def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = True) -> list[TopicOverview]:
+    topics = list(topics_visible(user))
+    findings = _findings_by_category(topics, start, end)
+    open_counts = dict(
+        Finding.objects.filter(topic__in=topics, status=Finding.Status.OPEN)
+        .values_list("topic_id")
+        .annotate(n=Count("id"))
+        .values_list("topic_id", "n")
+    )
+    result = []
+    for topic in topics:
+        series, bucket_seconds, by_status = _window_series(topic, start, end)
+        published = sum(p.published for p in series)
+        consumed = sum(p.consumed for p in series)
+        span = max((end - start).total_seconds(), 1.0)
+        peak = max((p.published for p in series), default=0) / bucket_seconds
+        result.append(
+            TopicOverview(
+                topic=topic,
+                series=series,
+                bucket_seconds=bucket_seconds,
+                published=published,
+                consumed=consumed,
+                windows_by_status=by_status,
+                findings_by_category=findings.get(topic.pk, {}),
+                open_findings=open_counts.get(topic.pk, 0),
+                throughput_avg=published / span,
+                throughput_peak=peak,
+                lag=consumer_lag(topic.name, topic.consumer_group) if with_lag else None,
+                can_operate=access.can_operate(user, topic),
+            )
+        )
+    return result
+
+
+def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[list[SeriesPoint], int, dict]:
+    windows = Window.objects.filter(topic=topic, start__gte=start, start__lt=end)
+    by_status = dict(windows.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    span = (end - start).total_seconds()
+    per_bucket = max(1, math.ceil(span / topic.window_seconds / MAX_CHART_POINTS))
+    bucket_seconds = per_bucket * topic.window_seconds
+    if per_bucket == 1:
+        rows = windows.order_by("start").values_list("start", "published_count", "consumed_count")
+    else:
+        # date_bin (PostgreSQL 14+) folds windows into wider buckets inside the database.
+        bucket = Func(
+            Value(dt.timedelta(seconds=bucket_seconds)),
+            F("start"),
+            Value(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)),
+            function="date_bin",
+            output_field=DateTimeField(),
+        )
+        rows = (
+            windows.annotate(bucket=bucket)
+            .values("bucket")
+            .annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+            .order_by("bucket")
+            .values_list("bucket", "p", "c")
+        )
+    series = [SeriesPoint(start=s, published=int(p), consumed=int(c)) for s, p, c in rows]
+    return series, bucket_seconds, by_status
+
+
+def _findings_by_category(topics: list[Topic], start: dt.datetime, end: dt.datetime) -> dict[int, dict[str, int]]:
+    rows = (
+        Finding.objects.filter(topic__in=topics, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values_list("topic_id", "category")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, dict[str, int]] = {}
+    for topic_id, category, n in rows:
+        out.setdefault(topic_id, {})[category] = n
+    return out
+
+
+# --- lists ------------------------------------------------------------------------------
+
+
+def findings_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    category: str = "",
+    severity: str = "",
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    uuid: uuid_lib.UUID | None = None,
+    key: str = "",
+    window: Window | None = None,
+) -> QuerySet[Finding]:
+    qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related("topic", "acknowledged_by")
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if category:
+        qs = qs.filter(category=category)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if status:
+        qs = qs.filter(status=status)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    if uuid is not None:
+        qs = qs.filter(uuid=uuid)
+    if key:
+        qs = qs.filter(key=key)
+    if window is not None:
+        qs = qs.filter(window=window)
+    return qs
+
+
+def finding_visible(user, *, pk: int) -> Finding:
+    finding = Finding.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, finding.topic if finding else None)
+    assert finding is not None  # topic_for_view raised otherwise
+    return finding
+
+
+def finding_detail_for(user, finding: Finding) -> dict:
+    """A finding's detail as this user may see it (card and account numbers masked)."""
+    if access.can_view_payload(user, finding.topic):
+        return finding.detail
+    return mask_sensitive(finding.detail)
+
+
+def windows_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Window]:
+    qs = Window.objects.filter(topic__in=access.topics_visible(user)).select_related("topic")
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if status:
+        qs = qs.filter(status=status)
+    if since is not None:
+        qs = qs.filter(start__gte=since)
+    if until is not None:
+        qs = qs.filter(start__lt=until)
+    return qs
+
+
+def window_visible(user, *, pk: int) -> Window:
+    window = Window.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, window.topic if window else None)
+    assert window is not None
+    return window
+
+
+def rebalances_filtered(
+    *,
+    user,
+    group: str = "",
+    kind: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[RebalanceEvent]:
+    """Rebalances of the consumer groups of the topics the user may see."""
+    groups = access.topics_visible(user).values_list("consumer_group", flat=True)
+    qs = RebalanceEvent.objects.filter(group__in=groups)
+    if group:
+        qs = qs.filter(group=group)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if since is not None:
+        qs = qs.filter(at__gte=since)
+    if until is not None:
+        qs = qs.filter(at__lt=until)
+    return qs
+
+
+def actions_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    action: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[OperatorAction]:
+    """The operator audit trail. Actions on no topic (user administration) are for admins."""
+    visible = Q(topic__in=access.topics_visible(user))
+    if user.is_superuser:
+        visible |= Q(topic__isnull=True)
+    qs = OperatorAction.objects.filter(visible).select_related("user", "topic")
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if action:
+        qs = qs.filter(action=action)
+    if since is not None:
+        qs = qs.filter(at__gte=since)
+    if until is not None:
+        qs = qs.filter(at__lt=until)
+    return qs
+
+
+def loads_filtered(*, user, topic: Topic | None = None, status: str = "") -> QuerySet[Load]:
+    qs = Load.objects.filter(topic__in=access.topics_visible(user)).select_related("topic", "requested_by")
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def load_visible(user, *, pk: uuid_lib.UUID) -> Load:
+    load = Load.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, load.topic if load else None)
+    assert load is not None
+    return load
+
+
+# --- one message --------------------------------------------------------------------------
+
+
+@dataclass
+class CacheState:
+    record_key: str
+    present: bool = False
+    uuid: str = ""  # the message uuid the cache entry came from
+    holds_this_message: bool = False
+    hash_matches: bool | None = None  # cached bytes hash == published hash
+    schema_version: str = ""
+    created_ms: str = ""
+    error: str = ""
+
+
+@dataclass
+class TimelineEvent:
+    at: dt.datetime
+    kind: str  # published | consumed | finding | action
+    summary: str
+    ok: bool = True
+
+
+@dataclass
+class MessageTimeline:
+    uuid: uuid_lib.UUID
+    topic: Topic
+    published: PublishedMessage | None
+    deliveries: list[ConsumedMessage]
+    findings: list[Finding]
+    actions: list[OperatorAction]
+    rebalances: list[RebalanceEvent]
+    cache: CacheState | None
+    headers: dict[str, str]
+    load: Load | None
+    events: list[TimelineEvent] = field(default_factory=list)
+    can_operate: bool = False
+    can_view_payload: bool = False
+    finding_details: dict[int, Any] = field(default_factory=dict)
+    audit_payload: Any = None  # recon's AuditPayload, decoded and masked, when the topic keeps payloads
+
+
+def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
+    """Everything known about one message. 404 when it is unknown or on a topic the user may not see."""
+    published = PublishedMessage.objects.filter(uuid=uuid).select_related("topic").order_by("published_at").first()
+    deliveries = list(ConsumedMessage.objects.filter(uuid=uuid).order_by("consumed_at", "id"))
+    findings = list(Finding.objects.filter(uuid=uuid).order_by("created_at"))
+    # An orphan (consumed, never published) or a finding alone still has a topic.
+    source: PublishedMessage | ConsumedMessage | Finding | None = (
+        published or next(iter(deliveries), None) or next(iter(findings), None)
+    )
+    topic = access.topic_for_view(user, Topic.objects.filter(pk=source.topic_id).first() if source else None)
+    actions = list(OperatorAction.objects.filter(target=f"message:{uuid}").select_related("user").order_by("at"))
+
+    can_payload = access.can_view_payload(user, topic)
+    load = Load.objects.filter(pk=published.load_id).first() if published and published.load_id else None
+    timeline = MessageTimeline(
+        uuid=uuid,
+        topic=topic,
+        published=published,
+        deliveries=deliveries,
+        findings=findings,
+        actions=actions,
+        rebalances=_rebalances_around(topic, published, deliveries),
+        cache=_cache_state(topic, published, uuid) if published else None,
+        headers=_ledger_headers(topic, published, load, can_payload) if published else {},
+        load=load,
+        can_operate=access.can_operate(user, topic),
+        can_view_payload=can_payload,
+        finding_details={f.pk: f.detail if can_payload else mask_sensitive(f.detail) for f in findings},
+    )
+    timeline.events = _events(timeline)
+    return timeline
+
+
+def _ledger_headers(topic: Topic, published: PublishedMessage, load: Load | None, can_payload: bool) -> dict[str, str]:
+    """The Kafka headers the ledger can vouch for (the shared-record contract's names)."""
+    headers = {
+        "uuid": str(published.uuid),
+        "event": published.event_type,
+        "created": str(int(published.published_at.timestamp() * 1000)),
+        "hash": bytes(published.content_hash).hex(),
+        "hash-alg": topic.hash_algorithm,
+    }
+    if load is not None:
+        headers["source"] = load.source
+        # The retrieval key reads the load's records back: shown only with payload permission.
+        headers["load"] = load.retrieval_key if can_payload else "•" * 8
+    if published.replay_of:
+        headers["replay-of"] = str(published.replay_of)
+    return headers
+
+
+def _cache_state(topic: Topic, published: PublishedMessage, uuid: uuid_lib.UUID) -> CacheState:
+    state = CacheState(record_key=published.key)
+    try:
+        fields: list[bytes | None] = redis_client().hmget(  # type: ignore[assignment]
+            REDIS_RECORD_PREFIX + published.key, ["p", "u", "v", "t"]
+        )
+        value, cached_uuid, version, created = fields
+    except Exception as exc:  # Redis down: the page says so instead of failing
+        state.error = f"{type(exc).__name__}: {exc}"
+        return state
+    if value is None and cached_uuid is None:
+        return state
+    state.present = True
+    state.uuid = (cached_uuid or b"").decode()
+    state.holds_this_message = state.uuid == str(uuid)
+    state.schema_version = (version or b"").decode()
+    state.created_ms = (created or b"").decode()
+    if value is not None and state.holds_this_message:
+        state.hash_matches = content_hash(value, topic.hash_algorithm) == bytes(published.content_hash)
+    return state
+
+
+def _rebalances_around(
+    topic: Topic, published: PublishedMessage | None, deliveries: list[ConsumedMessage]
+) -> list[RebalanceEvent]:
+    moments = [d.consumed_at for d in deliveries] + ([published.published_at] if published else [])
+    if not moments:
+        return []
+    groups = {topic.consumer_group} | {d.group for d in deliveries}
+    return list(
+        RebalanceEvent.objects.filter(
+            group__in=groups, at__gte=min(moments) - REBALANCE_MARGIN, at__lte=max(moments) + REBALANCE_MARGIN
+        ).order_by("at")[:50]
+    )
+
+
+def _events(t: MessageTimeline) -> list[TimelineEvent]:
+    events = []
+    if t.published:
+        p = t.published
+        events.append(
+            TimelineEvent(p.published_at, "published", f"{p.event_type} to {t.topic.name}/{p.partition}@{p.offset}")
+        )
+    for number, d in enumerate(t.deliveries, 1):
+        same = bytes(d.content_hash) == bytes(t.published.content_hash) if t.published else None
+        note = "" if same is None else (", hash matches" if same else ", HASH DIFFERS")
+        summary = f"delivery {number} to {d.group} ({d.get_outcome_display()}), {d.partition}@{d.offset}{note}"
+        events.append(TimelineEvent(d.consumed_at, "consumed", summary, ok=same is not False))
+    for f in t.findings:
+        events.append(TimelineEvent(f.created_at, "finding", f"{f.get_category_display()} ({f.status})", ok=False))
+    for a in t.actions:
+        who = a.user.username if a.user else "system"
+        events.append(TimelineEvent(a.at, "action", f"{a.action} by {who}: {a.outcome}"))
+    return sorted(events, key=lambda e: e.at)

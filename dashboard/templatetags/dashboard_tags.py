@@ -1,0 +1,34 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def thousands(value) -> str:
+    """12345 -> '12,345' (without turning on django.contrib.humanize for one filter)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+
+
+@register.filter
+def hexbytes(value) -> str:
+    """A BinaryField (memoryview/bytes) as hex."""
+    return bytes(value).hex() if value is not None else ""
+
+
+@register.filter
+def percent(part, whole) -> str:
+    try:
+        return f"{100 * int(part) / int(whole):.0f}%" if int(whole) else "-"
+    except (TypeError, ValueError):
+        return "-"
+
+
+@register.filter
+def minus(value, other) -> int | str:
+    try:
+        return int(value) - int(other)
+    except (TypeError, ValueError):
+        return ""

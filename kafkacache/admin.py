@@ -1,0 +1,29 @@
+"""Admin for the feed. Loads are started from the dashboard or the API (which queue the
+work); here admins look at them."""
+
+from django.contrib import admin
+
+from dashboard.admin_tools import ReadOnlyAdmin
+from kafkacache.models import Load
+
+
+@admin.register(Load)
+class LoadAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "topic",
+        "source",
+        "status",
+        "total",
+        "built",
+        "published",
+        "failed",
+        "exceptions",
+        "requested_by",
+    )
+    list_filter = ("status", "source", "topic")
+    search_fields = ("=retrieval_key",)
+    search_help_text = "Exact retrieval key"
+    list_select_related = ("topic", "requested_by")
+    show_full_result_count = False

@@ -1,0 +1,215 @@
+"""Admin for reconciliation: topic policies (with per-object permissions), rules, and
+read-only views of everything the pipeline and the engine write."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+from guardian.admin import GuardedModelAdmin
+
+from dashboard.admin_tools import LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
+from recon.models import (
+    AuditPayload,
+    ConsumedMessage,
+    Finding,
+    OperatorAction,
+    PublishedMessage,
+    RebalanceEvent,
+    ReconRun,
+    Rule,
+    Topic,
+    Window,
+)
+from recon.services import operator_action_record
+
+
+def _hex(value) -> str:
+    return bytes(value).hex() if value is not None else ""
+
+
+@admin.register(Topic)
+class TopicAdmin(GuardedModelAdmin):
+    """Object permissions ("Object permissions" button) are where admins grant topics to people."""
+
+    list_display = (
+        "name",
+        "kind",
+        "consumer_group",
+        "method_counts",
+        "method_uuid",
+        "method_hash",
+        "method_audit",
+        "hash_algorithm",
+        "window_seconds",
+        "grace_seconds",
+        "latency_limit_seconds",
+    )
+    list_filter = ("kind", "method_audit", "hash_algorithm", "validate_payloads")
+    search_fields = ("name", "consumer_group")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "consumer_group")}),
+        ("Methods", {"fields": ("method_counts", "method_uuid", "method_hash", "method_audit", "hash_algorithm")}),
+        (
+            "Tolerances",
+            {
+                "fields": (
+                    "window_seconds",
+                    "grace_seconds",
+                    "latency_limit_seconds",
+                    "audit_retention_days",
+                    "validate_payloads",
+                )
+            },
+        ),
+    )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # Policy changes change what reconciliation reports: they belong in the audit trail.
+        operator_action_record(
+            user=request.user,
+            action="topic-change" if change else "topic-add",
+            topic=obj,
+            target=f"topic:{obj.pk}",
+            detail={"changed": sorted(form.changed_data)},
+        )
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "topic",
+        "category",
+        "event_type",
+        "detail_field",
+        "min_value",
+        "max_value",
+        "classification",
+        "severity",
+        "priority",
+        "enabled",
+    )
+    list_filter = ("enabled", "category", "classification", "severity", "topic")
+    search_fields = ("name", "detail_field")
+    list_select_related = ("topic",)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        operator_action_record(
+            user=request.user,
+            action="rule-change" if change else "rule-add",
+            topic=obj.topic,
+            target=f"rule:{obj.pk}",
+            detail={"name": obj.name, "changed": sorted(form.changed_data)},
+        )
+
+    def delete_model(self, request, obj):
+        operator_action_record(
+            user=request.user, action="rule-delete", topic=obj.topic, target=f"rule:{obj.pk}", detail={"name": obj.name}
+        )
+        super().delete_model(request, obj)
+
+
+@admin.register(PublishedMessage)
+class PublishedMessageAdmin(LedgerAdmin):
+    list_display = ("uuid", "topic", "partition", "offset", "key", "event_type", "size", "published_at", "hash")
+    list_filter = ("topic", "event_type")
+    exact_search_fields = ("key",)
+    search_help_text = "Exact message UUID or record key"
+
+    @admin.display(description="content hash")
+    def hash(self, obj) -> str:
+        return _hex(obj.content_hash)
+
+
+@admin.register(ConsumedMessage)
+class ConsumedMessageAdmin(LedgerAdmin):
+    list_display = ("uuid", "topic", "group", "partition", "offset", "key", "outcome", "published_at", "consumed_at")
+    list_filter = ("topic", "outcome")
+    exact_search_fields = ("key",)
+    search_help_text = "Exact message UUID or record key"
+
+
+@admin.register(AuditPayload)
+class AuditPayloadAdmin(LedgerAdmin):
+    """Metadata only: the payload is ciphertext, read on the dashboard's message page with masking."""
+
+    list_display = ("uuid", "topic", "side", "key_id", "size", "at", "stored_at", "expires_at")
+    list_filter = ("topic", "side", "key_id")
+    exclude = ("payload",)
+
+
+@admin.register(Window)
+class WindowAdmin(ReadOnlyAdmin):
+    list_display = (
+        "topic",
+        "start",
+        "end",
+        "published_count",
+        "consumed_count",
+        "digests_equal",
+        "status",
+        "reconciled_at",
+    )
+    list_filter = ("status", "topic")
+    list_select_related = ("topic",)
+    show_full_result_count = False
+    ordering = ("-start",)
+
+    @admin.display(boolean=True, description="digests equal")
+    def digests_equal(self, obj) -> bool:
+        return obj.published_digest == obj.consumed_digest
+
+
+@admin.register(Finding)
+class FindingAdmin(UuidSearchMixin, admin.ModelAdmin):
+    """Findings change state through the dashboard's services (acknowledge, replay), not here."""
+
+    list_display = ("id", "created_at", "topic", "category", "classification", "severity", "status", "uuid", "key")
+    list_filter = ("status", "category", "classification", "severity", "topic")
+    exact_search_fields = ("key",)
+    search_fields = ("uuid",)
+    search_help_text = "Exact message UUID or record key"
+    list_select_related = ("topic",)
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Finding._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ReconRun)
+class ReconRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "topic", "range_start", "range_end", "trigger", "requested_by", "status", "started_at")
+    list_filter = ("status", "trigger", "topic")
+    list_select_related = ("topic", "requested_by")
+
+
+@admin.register(RebalanceEvent)
+class RebalanceEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "group", "member", "kind", "partition_list", "error")
+    list_filter = ("kind", "group")
+    search_fields = ("group", "member")
+
+    @admin.display(description="partitions")
+    def partition_list(self, obj) -> str:
+        return ", ".join(f"{p.get('topic')}/{p.get('partition')}" for p in obj.partitions or [] if isinstance(p, dict))
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    """The audit trail of people: nobody edits or deletes it, admins included."""
+
+    list_display = ("at", "user", "action", "topic", "target_link", "outcome")
+    list_filter = ("action", "outcome", "topic")
+    search_fields = ("target", "user__username")
+    list_select_related = ("user", "topic")
+
+    @admin.display(description="target")
+    def target_link(self, obj) -> str:
+        kind, _, ident = obj.target.partition(":")
+        if kind == "message" and ident:
+            return format_html('<a href="/messages/{}/">{}</a>', ident, obj.target)
+        return obj.target

@@ -1,0 +1,143 @@
+"""The dashboard's test base: two topics and four people.
+
+- viewer:   views topics A and B
+- operator: operates topic A, only views topic B
+- admin:    superuser
+- outsider: logged in, no topic at all
+Ledger rows go in through recon.ledger (COPY into the real partitioned tables).
+"""
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from recon import access
+from recon.hashing import content_hash
+from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.models import Finding, RebalanceEvent, Topic, Window
+from recon.services import operator_action_record
+
+PASSWORD = "test-pass-123"
+CARD = "4111111111111111"  # Luhn-valid test card number
+
+
+@pytest.fixture
+def topic_a(db, unique_name):
+    return Topic.objects.create(name=unique_name("dash.a"), kind=Topic.Kind.BULK, consumer_group=unique_name("grp-a"))
+
+
+@pytest.fixture
+def topic_b(db, unique_name):
+    return Topic.objects.create(
+        name=unique_name("dash.b"), kind=Topic.Kind.CHANGE, consumer_group=unique_name("grp-b")
+    )
+
+
+def _user(username: str, role: str | None = None, **extra) -> User:
+    user = User.objects.create_user(username, password=PASSWORD, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def people(topic_a, topic_b):
+    viewer = _user("viewer1", "viewer")
+    operator = _user("operator1", "operator")
+    admin = _user("admin1", "admin", is_staff=True, is_superuser=True)
+    outsider = _user("outsider1")
+    for topic in (topic_a, topic_b):
+        access.topic_grant(viewer, topic, "viewer")
+    access.topic_grant(operator, topic_a, "operator")
+    access.topic_grant(operator, topic_b, "viewer")
+    return {"viewer": viewer, "operator": operator, "admin": admin, "outsider": outsider}
+
+
+@pytest.fixture
+def client_for(people):
+    def make(role: str) -> Client:
+        client = Client()
+        client.force_login(people[role])
+        return client
+
+    return make
+
+
+def publish(topic: Topic, n: int, *, at: dt.datetime, key_prefix: str = "client:") -> list[PublishedRow]:
+    rows = [
+        PublishedRow(
+            uuid=uuid.uuid4(),
+            partition=i % 2,
+            offset=i,
+            key=f"{key_prefix}{i}",
+            event_type="bulk",
+            content_hash=content_hash(f"value-{i}".encode()),
+            size=500,
+            published_at=at + dt.timedelta(seconds=i),
+        )
+        for i in range(n)
+    ]
+    published_record(topic=topic, rows=rows)
+    return rows
+
+
+def consume(topic: Topic, rows: list[PublishedRow], *, group: str, delay_s: float = 0.5) -> None:
+    consumed_record(
+        topic=topic,
+        rows=[
+            ConsumedRow(
+                uuid=r.uuid,
+                group=group,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                content_hash=r.content_hash,
+                published_at=r.published_at,
+                consumed_at=r.published_at + dt.timedelta(seconds=delay_s),
+                outcome="stored",
+            )
+            for r in rows
+        ],
+    )
+
+
+@pytest.fixture
+def data(topic_a, topic_b, people):
+    """A little of everything on both topics: ledger rows, windows, findings, a rebalance, actions."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    at = now - dt.timedelta(hours=1)
+    rows_a = publish(topic_a, 6, at=at)
+    consume(topic_a, rows_a[:5], group=topic_a.consumer_group)  # the sixth is missing
+    rows_b = publish(topic_b, 3, at=at)
+    consume(topic_b, rows_b, group=topic_b.consumer_group)
+    missing = Finding.objects.create(
+        topic=topic_a,
+        window=Window.objects.filter(topic=topic_a).first(),
+        uuid=rows_a[5].uuid,
+        key=rows_a[5].key,
+        category=Finding.Category.MISSING,
+        classification=Finding.Classification.EXCEPTION,
+        severity=Finding.Severity.CRITICAL,
+        detail={"cardNumber": CARD, "note": f"seen card {CARD} in source"},
+    )
+    altered_b = Finding.objects.create(
+        topic=topic_b,
+        uuid=rows_b[0].uuid,
+        key=rows_b[0].key,
+        category=Finding.Category.ALTERED,
+        classification=Finding.Classification.MISMATCH,
+        severity=Finding.Severity.WARNING,
+        detail={"fields": ["cards[0].number"], "account_id": "12345678901"},
+    )
+    RebalanceEvent.objects.create(
+        group=topic_a.consumer_group,
+        member="member-1",
+        kind="assigned",
+        partitions=[{"topic": topic_a.name, "partition": 0}],
+    )
+    operator_action_record(user=people["operator"], action="reconcile", topic=topic_a, target="window:1")
+    operator_action_record(user=people["admin"], action="user-change", topic=None, target="user:9")
+    return {"rows_a": rows_a, "rows_b": rows_b, "missing": missing, "altered_b": altered_b, "now": now}
