@@ -268,8 +268,15 @@ class ReconRun(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class Kind(models.TextChoices):
+        TRANSPORT = "transport", "Transport (published vs consumed)"
+        CACHE = "cache", "Cache leg (consumed vs Redis)"
+        VALIDATION = "validation", "Validation (business rules on consumed data)"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRANSPORT)
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="runs")
+    load = models.ForeignKey("kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
     trigger = models.CharField(max_length=16, default="schedule")  # schedule | api | dashboard

@@ -5,6 +5,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -289,23 +291,130 @@ def _run(
     wait: bool = True,
 ) -> ReconRun:
     now = now or timezone.now()
-    run = ReconRun.objects.create(
+    run = run_start(
+        kind=ReconRun.Kind.TRANSPORT, topic=topic, start=start, end=end, trigger=trigger, requested_by=requested_by
+    )
+    with run_finish(run) as report:
+        for window_id in window_ids:
+            window_reconcile(window_id=window_id, now=now, run=run, wait=wait)
+        report.update(run_report(topic=topic, start=start, end=end, window_ids=window_ids, now=now))
+    return run
+
+
+def key_findings_sync(
+    *,
+    topic: Topic,
+    category: str,
+    source: str,
+    checked: Sequence[str],
+    problems: dict[str, tuple[uuid.UUID | None, dict]],
+    run: ReconRun | None = None,
+    load_id: uuid.UUID | None = None,
+) -> dict[str, int]:
+    """Per-record findings of a check (cache leg, validation): one standing finding per key.
+
+    A key with a problem gets its open finding updated or a new one; a checked key
+    without a problem has its open finding of this source resolved. Keys not
+    checked are left alone.
+    """
+    rules = rules_for(topic)
+    now = timezone.now()
+    standing = {
+        f.key: f
+        for f in Finding.objects.filter(
+            topic=topic,
+            category=category,
+            key__in=list(checked),
+            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+            detail__source=source,
+        )
+    }
+    new, changed = [], []
+    for key, (message_uuid, detail) in problems.items():
+        detail = {**detail, "source": source}
+        verdict = classify(rules, category=category, detail=detail)
+        finding = standing.pop(key, None)
+        if finding is None:
+            new.append(
+                Finding(
+                    topic=topic,
+                    run=run,
+                    load_id=load_id,
+                    uuid=message_uuid,
+                    key=key[:512],
+                    category=category,
+                    classification=verdict.classification,
+                    severity=verdict.severity,
+                    rule_id=verdict.rule_id,
+                    detail=detail,
+                )
+            )
+        else:
+            finding.uuid, finding.detail, finding.run = message_uuid, detail, run or finding.run
+            finding.classification, finding.severity, finding.rule_id = verdict
+            finding.updated_at = now
+            changed.append(finding)
+    for finding in standing.values():
+        finding.status = Finding.Status.RESOLVED
+        finding.detail = {**finding.detail, "resolved_by": source, "resolved_at": now.isoformat()}
+        finding.updated_at = now
+        changed.append(finding)
+    Finding.objects.bulk_create(new, batch_size=2000)
+    Finding.objects.bulk_update(
+        changed,
+        ["uuid", "status", "detail", "classification", "severity", "rule", "run", "updated_at"],
+        batch_size=2000,
+    )
+    resolved = sum(1 for f in changed if f.status == Finding.Status.RESOLVED)
+    return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
+
+
+def run_start(
+    *,
+    kind: str,
+    topic: Topic,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    load=None,
+    trigger: str,
+    requested_by=None,
+) -> ReconRun:
+    """A run of a check over a range or a load (a load's range is its lifetime)."""
+    if load is None and (start is None or end is None):
+        raise AppError("Give a load, or both start and end.", code="invalid_range")
+    if load is not None:
+        start, end = load.created_at, load.finished_at or timezone.now()
+    assert start is not None and end is not None
+    if start >= end:
+        raise AppError("start must be before end.", code="invalid_range")
+    return ReconRun.objects.create(
+        kind=kind,
         topic=topic,
+        load=load,
         range_start=start,
         range_end=end,
         trigger=trigger,
         requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
     )
+
+
+@contextmanager
+def run_finish(run: ReconRun) -> Iterator[dict]:
+    """Yield the run's report to fill; store it DONE, or FAILED with the error."""
+    report: dict = {
+        "kind": run.kind,
+        "topic": run.topic.name,
+        "start": run.range_start.isoformat(),
+        "end": run.range_end.isoformat(),
+        "load": str(run.load_id) if run.load_id else None,
+    }
     try:
-        for window_id in window_ids:
-            window_reconcile(window_id=window_id, now=now, run=run, wait=wait)
-        report = run_report(topic=topic, start=start, end=end, window_ids=window_ids, now=now)
+        yield report
     except Exception as exc:
         ReconRun.objects.filter(pk=run.pk).update(
-            status=ReconRun.Status.FAILED, report={"error": str(exc)}, finished_at=timezone.now()
+            status=ReconRun.Status.FAILED, report={**report, "error": str(exc)}, finished_at=timezone.now()
         )
-        logger.exception("reconcile run %s of %s failed", run.pk, topic.name)
+        logger.exception("%s run %s of %s failed", run.kind, run.pk, run.topic.name)
         raise
     run.status, run.report, run.finished_at = ReconRun.Status.DONE, report, timezone.now()
     run.save(update_fields=["status", "report", "finished_at"])
-    return run

@@ -1,0 +1,73 @@
+"""Celery tasks of reconciliation: thin, they take ids and call a service."""
+
+import datetime as dt
+import logging
+
+from celery import shared_task
+from django.contrib.auth import get_user_model
+
+from kafkacache.models import Load
+from recon import audit, partitions, services
+from recon.cache_check import cache_check
+from recon.models import Topic
+from recon.validation import validation_run
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="recon.tasks.windows_reconcile_due", ignore_result=True)
+def windows_reconcile_due() -> int:
+    """Beat: reconcile the windows whose end + grace has passed."""
+    return len(services.due_windows_reconcile())
+
+
+@shared_task(name="recon.tasks.window_reconcile", ignore_result=True)
+def window_reconcile(window_id: int) -> None:
+    services.window_reconcile(window_id=window_id)
+
+
+@shared_task(name="recon.tasks.partitions_maintain", ignore_result=True)
+def partitions_maintain() -> dict:
+    """Beat: daily ledger partitions ahead; expired ones dropped whole."""
+    return partitions.partitions_maintain()
+
+
+@shared_task(name="recon.tasks.audit_purge", ignore_result=True)
+def audit_purge() -> int:
+    """Beat: audit payloads past their topic's retention."""
+    return audit.audit_purge()
+
+
+def _args(topic_id: int, load_id: str | None, user_id: int | None) -> dict:
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    return {
+        "topic": Topic.objects.get(pk=topic_id),
+        "load": Load.objects.get(pk=load_id) if load_id else None,
+        "requested_by": user,
+    }
+
+
+@shared_task(name="recon.tasks.cache_check", ignore_result=True)
+def cache_check_task(
+    topic_id: int, start: str | None = None, end: str | None = None, load_id: str | None = None, user_id=None
+) -> str:
+    run = cache_check(
+        start=dt.datetime.fromisoformat(start) if start else None,
+        end=dt.datetime.fromisoformat(end) if end else None,
+        trigger="task",
+        **_args(topic_id, load_id, user_id),
+    )
+    return str(run.pk)
+
+
+@shared_task(name="recon.tasks.validation_run", ignore_result=True)
+def validation_task(
+    topic_id: int, start: str | None = None, end: str | None = None, load_id: str | None = None, user_id=None
+) -> str:
+    run = validation_run(
+        start=dt.datetime.fromisoformat(start) if start else None,
+        end=dt.datetime.fromisoformat(end) if end else None,
+        trigger="task",
+        **_args(topic_id, load_id, user_id),
+    )
+    return str(run.pk)

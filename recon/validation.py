@@ -1,0 +1,163 @@
+"""Validation, "beyond recon" (the design note's use case 2): business rules on consumed data.
+
+Transport reconciliation (use case 1) proves the cache holds what was published,
+garbage included. This check reads the cached records back, decrypts them
+(kafkacache.records.record_decode) and applies business rules: required fields,
+card numbers that pass the Luhn check, card expiry not past, last-four digits
+that agree with the number. Each failing record is an "invalid-data" finding
+with source "validation", reported in its own run (kind "validation").
+
+Problems name the field and the rule, never a full card or account number.
+"""
+
+import datetime as dt
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+
+from django.utils import timezone
+
+from kafkacache.clients import redis_client
+from kafkacache.redis_keys import rec_key
+from recon.cache_check import CHUNK, keys_handled
+from recon.models import Finding, ReconRun, Topic
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("name", "segment", "status", "country")
+_EXPIRY = re.compile(r"^(?P<month>0[1-9]|1[0-2])/(?P<year>\d{2})$")
+
+
+def luhn_valid(number: str) -> bool:
+    if not number.isdigit() or len(number) < 12:
+        return False
+    total = 0
+    for i, char in enumerate(reversed(number)):
+        digit = int(char)
+        if i % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def expiry_end(expiry: str) -> dt.date | None:
+    """The last day a card with expiry "MM/YY" is valid, or None when the text is not MM/YY."""
+    match = _EXPIRY.match(expiry.strip())
+    if not match:
+        return None
+    year, month = 2000 + int(match["year"]), int(match["month"])
+    first_of_next = dt.date(year + month // 12, month % 12 + 1, 1)
+    return first_of_next - dt.timedelta(days=1)
+
+
+def record_problems(record: Mapping, *, today: dt.date) -> list[str]:
+    """Business-rule violations of one decrypted client record (empty when it is valid)."""
+    problems = []
+    client_id = record.get("client_id")
+    if not isinstance(client_id, int) or client_id <= 0:
+        problems.append("client_id: required, a positive integer")
+    for field in REQUIRED:
+        value = record.get(field)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{field}: required")
+    for i, card in enumerate(record.get("cards") or []):
+        number = str(card.get("card_number") or "")
+        last4 = str(card.get("card_last4") or "")
+        where = f"cards[{i}]"
+        if not luhn_valid(number):
+            problems.append(f"{where}.card_number: fails the Luhn check (ending {number[-4:] or '?'})")
+        elif last4 != number[-4:]:
+            problems.append(f"{where}.card_last4: does not match the card number")
+        end = expiry_end(str(card.get("expiry") or ""))
+        if end is None:
+            problems.append(f"{where}.expiry: expected MM/YY, got {card.get('expiry')!r}")
+        elif end < today:
+            problems.append(f"{where}.expiry: {card.get('expiry')} is past")
+    for i, account in enumerate(record.get("accounts") or []):
+        number = str(account.get("account_number") or "")
+        if not number.isdigit():
+            problems.append(f"accounts[{i}].account_number: expected digits")
+        elif str(account.get("account_last4") or "") != number[-4:]:
+            problems.append(f"accounts[{i}].account_last4: does not match the account number")
+    return problems
+
+
+def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.UUID | None, dict]]:
+    """Read each key's cached record, decrypt and check it; {key: (uuid, detail)} for each invalid one."""
+    from kafkacache.records import record_decode
+
+    problems: dict[str, tuple[uuid.UUID | None, dict]] = {}
+    client = redis_client()
+    for i in range(0, len(keys), CHUNK):
+        chunk = keys[i : i + CHUNK]
+        pipe = client.pipeline(transaction=False)
+        for key in chunk:
+            pipe.hmget(rec_key(key), "p", "u", "v")
+        for key, (value, raw_uuid, raw_version) in zip(chunk, pipe.execute(), strict=True):
+            if value is None:
+                continue  # absent (deleted, or the cache leg's business)
+            message_uuid = _uuid(raw_uuid)
+            try:
+                version = int(raw_version or 1)
+                record = record_decode(value, schema_version=version, decrypt=True)
+            except Exception as exc:  # undecodable data is invalid data, not a crash
+                detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": raw_version}
+                problems[key] = (message_uuid, detail)
+                continue
+            found = record_problems(record, today=today)
+            if found:
+                problems[key] = (message_uuid, {"problems": found, "schema": version})
+    return problems
+
+
+def _uuid(raw: bytes | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw.decode()) if raw else None
+    except ValueError:
+        return None
+
+
+def validation_run(
+    *,
+    topic: Topic,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    load=None,
+    trigger: str = "schedule",
+    requested_by=None,
+    today: dt.date | None = None,
+) -> ReconRun:
+    """Validate the cached records of a load or a range; a run of kind "validation"."""
+    from recon.services import key_findings_sync, run_finish, run_start
+
+    today = today or timezone.now().date()
+    run = run_start(
+        kind=ReconRun.Kind.VALIDATION,
+        topic=topic,
+        start=start,
+        end=end,
+        load=load,
+        trigger=trigger,
+        requested_by=requested_by,
+    )
+    with run_finish(run) as report:
+        keys = keys_handled(topic=topic, start=start, end=end, load_id=load.pk if load else None)
+        problems = cached_problems(keys, today=today)
+        outcome = key_findings_sync(
+            topic=topic,
+            category=Finding.Category.INVALID_DATA,
+            source="validation",
+            checked=keys,
+            problems=problems,
+            run=run,
+            load_id=load.pk if load else None,
+        )
+        report.update(
+            checked=len(keys),
+            invalid={"count": len(problems), "keys": sorted(problems)[:1000]},
+            all_valid=not problems,
+            findings=outcome,
+            as_of=timezone.now().isoformat(),
+        )
+    return run
