@@ -409,7 +409,9 @@ def run_finish(run: ReconRun) -> Iterator[dict]:
         "load": str(run.load_id) if run.load_id else None,
     }
     try:
-        yield report
+        # A savepoint: after a database error the failure can still be recorded.
+        with transaction.atomic():
+            yield report
     except Exception as exc:
         ReconRun.objects.filter(pk=run.pk).update(
             status=ReconRun.Status.FAILED, report={**report, "error": str(exc)}, finished_at=timezone.now()

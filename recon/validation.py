@@ -102,7 +102,8 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
                 version = int(raw_version or 1)
                 record = record_decode(value, schema_version=version, decrypt=True)
             except Exception as exc:  # undecodable data is invalid data, not a crash
-                detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": raw_version}
+                schema = raw_version.decode(errors="replace") if raw_version else None
+                detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": schema}
                 problems[key] = (message_uuid, detail)
                 continue
             found = record_problems(record, today=today)

@@ -1,0 +1,170 @@
+"""The cache leg against the real Redis, and validation of cached data."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from kafkacache.clients import redis_client
+from kafkacache.records import record_encode
+from kafkacache.redis_keys import rec_key
+from recon.cache_check import cache_check
+from recon.hashing import content_hash
+from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.models import Finding, ReconRun
+from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
+from tests.recon.helpers import T0, topic_make
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+RANGE = {"start": T0, "end": T0 + dt.timedelta(hours=1)}
+
+
+def _record(client_id: int, *, card: str = "4111111111111111", expiry: str = "12/30", name: str = "Ann") -> dict:
+    return {
+        "client_id": client_id,
+        "name": name,
+        "email": None,
+        "segment": "retail",
+        "status": "active",
+        "country": "DE",
+        "updated_at": T0,
+        "accounts": [],
+        "cards": [
+            {
+                "card_id": client_id * 10,
+                "card_number": card,
+                "card_last4": card[-4:],
+                "brand": "visa",
+                "expiry": expiry,
+                "status": "active",
+            }
+        ],
+    }
+
+
+def _feed(topic, records: dict[str, dict], *, deleted: tuple[str, ...] = ()) -> dict[str, uuid.UUID]:
+    """Publish, consume and cache like the feed does; answers each key's message UUID."""
+    redis = redis_client()
+    published, consumed, uuids = [], [], {}
+    for i, (key, plain) in enumerate(records.items()):
+        value = record_encode(plain).value
+        message = uuids[key] = uuid.uuid4()
+        at = T0 + dt.timedelta(seconds=i)
+        event = "delete" if key in deleted else "add"
+        value_hash = content_hash(value)
+        published.append(PublishedRow(message, 0, i, key, event, value_hash, len(value), at))
+        outcome = "deleted" if key in deleted else "stored"
+        consumed.append(ConsumedRow(message, "g", 0, i, key, value_hash, at, at, outcome))
+        if key in deleted:
+            redis.delete(rec_key(key))
+        else:
+            redis.hset(rec_key(key), mapping={"p": value, "u": str(message), "v": "1", "t": "0"})
+    published_record(topic=topic, rows=published)
+    consumed_record(topic=topic, rows=consumed)
+    return uuids
+
+
+@pytest.fixture
+def keys(unique_name):
+    prefix = unique_name("client")
+    names = [f"{prefix}:{i}" for i in range(6)]
+    yield names
+    redis_client().delete(*[rec_key(k) for k in names])
+
+
+def test_clean_cache_matches(keys):
+    topic = topic_make("cache-clean")
+    _feed(topic, {k: _record(i + 1) for i, k in enumerate(keys[:4])}, deleted=(keys[3],))
+    run = cache_check(topic=topic, **RANGE)
+    assert run.kind == ReconRun.Kind.CACHE and run.status == "done"
+    assert run.report["checked"] == 4 and run.report["deleted_checked"] == 1
+    assert run.report["all_matched"] is True and run.report["problems"] == {}
+
+
+def test_changes_behind_the_consumers_back_are_found_and_cleared_when_fixed(keys):
+    topic = topic_make("cache-tamper")
+    changed, removed, resurrected, fine = keys[:4]
+    uuids = _feed(topic, {k: _record(i + 1) for i, k in enumerate(keys[:4])}, deleted=(resurrected,))
+    redis = redis_client()
+    good_value = redis.hget(rec_key(changed), "p")
+    redis.hset(rec_key(changed), "p", record_encode(_record(1, name="Mallory")).value)
+    redis.delete(rec_key(removed))
+    redis.hset(rec_key(resurrected), mapping={"p": b"stale", "u": "x"})
+
+    run = cache_check(topic=topic, **RANGE)
+    assert run.report["all_matched"] is False
+    assert {p: e["keys"] for p, e in run.report["problems"].items()} == {
+        "differs": [changed],
+        "absent": [removed],
+        "present after delete": [resurrected],
+    }
+    findings = {f.key: f for f in Finding.objects.filter(topic=topic, category="cache")}
+    assert set(findings) == {changed, removed, resurrected}
+    assert findings[changed].uuid == uuids[changed] and findings[changed].detail["source"] == "cache-check"
+    assert fine not in findings
+
+    # Repaired: a second check resolves what it no longer finds and adds no copies.
+    redis.hset(rec_key(changed), "p", good_value)
+    run = cache_check(topic=topic, **RANGE)
+    assert set(run.report["problems"]) == {"absent", "present after delete"}
+    standing = Finding.objects.filter(topic=topic, category="cache").exclude(status="resolved")
+    assert sorted(standing.values_list("key", flat=True)) == sorted([removed, resurrected])
+    assert Finding.objects.get(topic=topic, key=changed).status == "resolved"
+
+
+def test_the_latest_delivery_of_a_key_is_what_counts(keys):
+    topic = topic_make("cache-latest")
+    key = keys[0]
+    _feed(topic, {key: _record(1, name="v1")})
+    # a later update of the same key, consumed and cached
+    later = record_encode(_record(1, name="v2")).value
+    message = uuid.uuid4()
+    at = T0 + dt.timedelta(minutes=10)
+    published_record(
+        topic=topic, rows=[PublishedRow(message, 0, 9, key, "update", content_hash(later), len(later), at)]
+    )
+    consumed_record(topic=topic, rows=[ConsumedRow(message, "g", 0, 9, key, content_hash(later), at, at, "stored")])
+    redis_client().hset(rec_key(key), mapping={"p": later, "u": str(message)})
+    assert cache_check(topic=topic, **RANGE).report["all_matched"] is True
+
+
+def test_luhn_and_expiry_rules():
+    assert luhn_valid("4111111111111111") and luhn_valid("5500000000000004")
+    assert not luhn_valid("4111111111111112") and not luhn_valid("41111") and not luhn_valid("4111-1111-1111-1111")
+    assert expiry_end("02/28") == dt.date(2028, 2, 29) and expiry_end("12/30") == dt.date(2030, 12, 31)
+    assert expiry_end("13/30") is None and expiry_end("2030-12") is None
+    today = dt.date(2026, 11, 25)
+    assert record_problems(_record(1), today=today) == []
+    problems = record_problems(_record(1, card="4111111111111112", expiry="10/26", name=" "), today=today)
+    assert problems == [
+        "name: required",
+        "cards[0].card_number: fails the Luhn check (ending 1112)",
+        "cards[0].expiry: 10/26 is past",
+    ]
+
+
+def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
+    topic = topic_make("validate")
+    records = {
+        keys[0]: _record(1),
+        keys[1]: _record(2, card="4111111111111112"),  # fails Luhn (garbage in...)
+        keys[2]: _record(3, expiry="01/25"),  # expired
+    }
+    _feed(topic, records)
+    redis_client().hset(rec_key(keys[3]), mapping={"p": b"\xff\xfe not avro", "u": str(uuid.uuid4()), "v": "1"})
+    consumed_record(
+        topic=topic,
+        rows=[ConsumedRow(uuid.uuid4(), "g", 0, 50, keys[3], content_hash(b"x"), T0, T0, "stored")],
+    )
+    run = validation_run(topic=topic, today=dt.date(2026, 11, 25), **RANGE)
+    assert run.kind == ReconRun.Kind.VALIDATION
+    assert run.report["checked"] == 4
+    assert run.report["invalid"] == {"count": 3, "keys": sorted(keys[1:4])}
+    findings = {f.key: f for f in Finding.objects.filter(topic=topic, category="invalid-data")}
+    assert set(findings) == set(keys[1:4])
+    assert "Luhn" in findings[keys[1]].detail["problems"][0]
+    assert "4111111111111112" not in str(findings[keys[1]].detail)  # never the full number
+    assert "does not decode" in findings[keys[3]].detail["problems"][0]
+    # ...and transport reconciliation of the same data stays clean of them.
+    assert not Finding.objects.filter(topic=topic).exclude(category="invalid-data").exists()
