@@ -26,7 +26,7 @@ class Load(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     retrieval_key = models.CharField(max_length=64, unique=True, default=new_retrieval_key, editable=False)
     topic = models.ForeignKey("recon.Topic", on_delete=models.PROTECT, related_name="loads")
-    source = models.CharField(max_length=32)  # a name from kafkacache.sources.SOURCES
+    source = models.CharField(max_length=128)  # "ods" or "file:<name>" (kafkacache.sources.source_get)
     client_ids = models.JSONField(default=list, blank=True)  # empty: every client
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     total = models.IntegerField(null=True, blank=True)  # known once the source is counted
@@ -48,3 +48,22 @@ class Load(models.Model):
 
     def __str__(self) -> str:
         return f"load {self.id} ({self.status})"
+
+
+class FeedCursor(models.Model):
+    """How far the change feed has read a source's change table.
+
+    The position is (txid, change_id) of the last change published; see
+    kafkacache.sources.SqlSource.changes_read for why the transaction id leads.
+    Moved only by kafkacache.services.change_feed_run, after the batch is
+    acknowledged by Kafka and in the ledger (at-least-once).
+    """
+
+    source = models.CharField(max_length=128, unique=True)
+    txid = models.BigIntegerField(default=0)
+    change_id = models.BigIntegerField(default=0)
+    published = models.BigIntegerField(default=0)  # changes published so far, for the dashboard
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} @ {self.txid}/{self.change_id}"

@@ -1,11 +1,17 @@
 from django.core.management.base import BaseCommand
 
+from kafkacache.services import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 
 
 class Command(BaseCommand):
-    help = "Create the feed's Kafka topics with their partition count (auto-create is off)."
+    help = (
+        "Create the feed's Kafka topics with their partition count (auto-create is off) "
+        "and the reconciliation rows (recon.Topic) of the bulk and change topics."
+    )
 
     def handle(self, *args, **options):
         for name, state in topics_ensure().items():
             self.stdout.write(f"  {name}: {state}")
+        for kind, topic in topic_rows_ensure().items():
+            self.stdout.write(f"  recon topic {topic.name}: {kind}, consumer group {topic.consumer_group}")

@@ -1,0 +1,121 @@
+"""Kafka messages of the feed: headers as the shared-record contract defines them.
+
+Headers (utf-8 bytes): uuid, event (bulk|add|update|delete), source, schema,
+created (publish time, epoch ms), hash (hex content hash of the exact value
+bytes), hash-alg, key-id (field-encryption key; only when a value is present),
+load (retrieval key; bulk), old-key (update whose key changed), replay-of.
+
+A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
+"""
+
+import datetime as dt
+import time
+import uuid as uuidlib
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from recon.hashing import content_hash
+
+EVENTS = ("bulk", "add", "update", "delete")
+HEADER_OVERHEAD = 8  # per header: varint lengths and framing, an upper estimate
+
+Header = tuple[str, str | bytes | None]
+# What confluent-kafka hands out and accepts as headers.
+RawHeaders = dict[str, str | bytes | None] | list[Header] | None
+
+
+class OutMessage(NamedTuple):
+    uuid: uuidlib.UUID
+    key: str
+    value: bytes | None
+    headers: list[Header]
+    event: str
+    created_ms: int
+    content_hash: bytes
+    size: int
+    schema_version: int
+    load_id: uuidlib.UUID | None = None
+    replay_of: uuidlib.UUID | None = None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def ms_to_datetime(ms: int) -> dt.datetime:
+    """Publish time as both ledgers store it (the same function on both sides)."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def _items(headers: RawHeaders) -> Iterable[Header]:
+    return headers.items() if isinstance(headers, dict) else (headers or ())
+
+
+def _bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else value or b""
+
+
+def message_size(key: str | bytes | None, value: str | bytes | None, headers: RawHeaders) -> int:
+    """What a message weighs against MESSAGE_MAX_BYTES: key, value and headers."""
+    size = len(_bytes(key)) + len(_bytes(value))
+    for name, header_value in _items(headers):
+        size += len(name.encode()) + len(_bytes(header_value)) + HEADER_OVERHEAD
+    return size
+
+
+def message_build(
+    *,
+    key: str,
+    event: str,
+    value: bytes | None,
+    source: str,
+    schema_version: int,
+    hash_algorithm: str,
+    key_id: str = "",
+    load: str = "",
+    load_id: uuidlib.UUID | None = None,
+    old_key: str = "",
+    replay_of: uuidlib.UUID | None = None,
+    message_uuid: uuidlib.UUID | None = None,
+    created_ms: int | None = None,
+) -> OutMessage:
+    if event not in EVENTS:
+        raise ValueError(f"unknown event type {event!r}")
+    message_uuid = message_uuid or uuidlib.uuid4()
+    created_ms = created_ms or now_ms()
+    digest = content_hash(value or b"", hash_algorithm)
+    headers: list[Header] = [
+        ("uuid", str(message_uuid).encode()),
+        ("event", event.encode()),
+        ("source", source.encode()),
+        ("schema", str(schema_version).encode()),
+        ("created", str(created_ms).encode()),
+        ("hash", digest.hex().encode()),
+        ("hash-alg", hash_algorithm.encode()),
+    ]
+    if value and key_id:
+        headers.append(("key-id", key_id.encode()))
+    if load:
+        headers.append(("load", load.encode()))
+    if old_key:
+        headers.append(("old-key", old_key.encode()))
+    if replay_of:
+        headers.append(("replay-of", str(replay_of).encode()))
+    return OutMessage(
+        uuid=message_uuid,
+        key=key,
+        value=value,
+        headers=headers,
+        event=event,
+        created_ms=created_ms,
+        content_hash=digest,
+        size=message_size(key.encode(), value, headers),
+        schema_version=schema_version,
+        load_id=load_id,
+        replay_of=replay_of,
+    )
+
+
+def headers_dict(headers: RawHeaders) -> dict[str, bytes]:
+    """Message headers as a dict (a repeated header: the last one wins)."""
+    return {name: _bytes(value) for name, value in _items(headers)}

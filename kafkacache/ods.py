@@ -1,0 +1,209 @@
+"""The demo system of record: an ODS-like PostgreSQL schema `ods`, and its seed.
+
+Tables: ods.clients, ods.account_settings, ods.cards (each with updated_at) and
+ods.client_changes, the change table the change feed reads.
+
+Why a change table filled by triggers rather than polling updated_at: an
+updated-at column cannot show deletes (the row is gone) nor a client whose key
+changed (the old key is gone), and two writes in the same millisecond are
+ambiguous. The triggers write one row per change in the same transaction as the
+change itself, with the writing transaction's id (txid), so the feed can read
+exactly the changes of finished transactions (see sources.SqlSource.changes_read).
+A real DB2 ODS would fill the same table from its own CDC tool.
+"""
+
+import datetime as dt
+import random
+
+from django.db import connections
+
+SCHEMA_SQL = """
+CREATE SCHEMA ods;
+CREATE TABLE ods.clients (
+    client_id bigint PRIMARY KEY,
+    name text NOT NULL,
+    email text,
+    segment text NOT NULL,
+    status text NOT NULL,
+    country text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE ods.account_settings (
+    account_number text PRIMARY KEY,
+    client_id bigint NOT NULL REFERENCES ods.clients ON UPDATE CASCADE ON DELETE CASCADE,
+    product text NOT NULL,
+    currency text NOT NULL,
+    daily_limit_cents bigint NOT NULL,
+    overdraft_enabled boolean NOT NULL,
+    alerts_enabled boolean NOT NULL,
+    statement_day integer NOT NULL,
+    language text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+-- record building: WHERE client_id = ANY(...)
+CREATE INDEX account_settings_client ON ods.account_settings (client_id);
+CREATE TABLE ods.cards (
+    card_id bigint PRIMARY KEY,
+    client_id bigint NOT NULL REFERENCES ods.clients ON UPDATE CASCADE ON DELETE CASCADE,
+    card_number text NOT NULL,
+    brand text NOT NULL,
+    expiry text NOT NULL,
+    status text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cards_client ON ods.cards (client_id);
+CREATE TABLE ods.client_changes (
+    change_id bigserial PRIMARY KEY,
+    txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    client_id bigint NOT NULL,
+    old_client_id bigint,
+    op text NOT NULL CHECK (op IN ('add', 'update', 'delete')),
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+-- the feed: WHERE (txid, change_id) > cursor AND txid < snapshot xmin ORDER BY txid, change_id
+CREATE INDEX client_changes_txid ON ods.client_changes (txid, change_id);
+"""
+
+TRIGGERS_SQL = """
+CREATE FUNCTION ods.client_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'add');
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO ods.client_changes (client_id, old_client_id, op)
+        VALUES (NEW.client_id, NULLIF(OLD.client_id, NEW.client_id), 'update');
+    ELSE
+        INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'delete');
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- A change to an account setting or a card is an update of its client's record.
+CREATE FUNCTION ods.client_part_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'update');
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'update');
+        IF OLD.client_id <> NEW.client_id THEN
+            INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'update');
+        END IF;
+    ELSE
+        INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'update');
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON ods.clients
+    FOR EACH ROW EXECUTE FUNCTION ods.client_changed();
+CREATE TRIGGER account_settings_changed AFTER INSERT OR UPDATE OR DELETE ON ods.account_settings
+    FOR EACH ROW EXECUTE FUNCTION ods.client_part_changed();
+CREATE TRIGGER cards_changed AFTER INSERT OR UPDATE OR DELETE ON ods.cards
+    FOR EACH ROW EXECUTE FUNCTION ods.client_part_changed();
+"""
+
+_FIRST_NAMES = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Joan",
+    "Niklaus",
+)
+_LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Lee")
+_SEGMENTS = ("retail", "private", "business", "student")
+_COUNTRIES = ("US", "GB", "DE", "FR", "NL", "IE", "CA")
+_PRODUCTS = (("current", "USD"), ("savings", "USD"), ("current", "EUR"), ("business", "GBP"))
+_LANGUAGES = ("en", "de", "fr", "nl")
+_BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def luhn_complete(partial: str) -> str:
+    """`partial` plus the Luhn check digit (card numbers that pass validation)."""
+    total = 0
+    for i, char in enumerate(reversed(partial)):
+        digit = int(char)
+        if i % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return partial + str((10 - total % 10) % 10)
+
+
+def demo_rows(clients: int, *, seed: int = 20261125) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Deterministic clients, account settings and cards (same seed, same rows)."""
+    rng = random.Random(seed)
+    client_rows, account_rows, card_rows = [], [], []
+    for client_id in range(1, clients + 1):
+        first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+        updated = _BASE_TIME + dt.timedelta(minutes=client_id, milliseconds=rng.randrange(60_000))
+        email = f"{first}.{last}.{client_id}@example.com".lower() if rng.random() < 0.9 else None
+        client_rows.append(
+            (client_id, f"{first} {last}", email, rng.choice(_SEGMENTS), "active", rng.choice(_COUNTRIES), updated)
+        )
+        for j in range(rng.randint(1, 3)):
+            product, currency = rng.choice(_PRODUCTS)
+            account_rows.append(
+                (
+                    f"30{client_id:08d}{j:02d}",
+                    client_id,
+                    product,
+                    currency,
+                    rng.choice((50_000, 100_000, 250_000, 1_000_000)),
+                    rng.random() < 0.3,
+                    rng.random() < 0.8,
+                    rng.randint(1, 28),
+                    rng.choice(_LANGUAGES),
+                    updated,
+                )
+            )
+        for j in range(rng.randint(1, 3)):
+            prefix = rng.choice(("4", "51", "52", "55"))
+            body = prefix + "".join(str(rng.randrange(10)) for _ in range(15 - len(prefix)))
+            card_rows.append(
+                (
+                    client_id * 10 + j,
+                    client_id,
+                    luhn_complete(body),
+                    "visa" if prefix == "4" else "mastercard",
+                    f"{rng.randint(1, 12):02d}/{rng.randint(27, 31)}",
+                    rng.choice(("active", "active", "active", "blocked")),
+                    updated,
+                )
+            )
+    return client_rows, account_rows, card_rows
+
+
+def ods_seed(*, clients: int, using: str) -> dict[str, int]:
+    """Recreate schema `ods` with `clients` demo clients (drops what was there).
+
+    Rows go in with COPY before the triggers exist, so the seed is a starting
+    state for bulk loads, not a burst of change events.
+    """
+    client_rows, account_rows, card_rows = demo_rows(clients)
+    with connections[using].cursor() as cursor:
+        cursor.execute("DROP SCHEMA IF EXISTS ods CASCADE")
+        cursor.execute(SCHEMA_SQL)
+        for table, columns, rows in (
+            ("clients", "client_id, name, email, segment, status, country, updated_at", client_rows),
+            (
+                "account_settings",
+                "account_number, client_id, product, currency, daily_limit_cents, overdraft_enabled,"
+                " alerts_enabled, statement_day, language, updated_at",
+                account_rows,
+            ),
+            ("cards", "card_id, client_id, card_number, brand, expiry, status, updated_at", card_rows),
+        ):
+            with cursor.copy(f"COPY ods.{table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        cursor.execute(TRIGGERS_SQL)
+        cursor.execute("ANALYZE ods.clients; ANALYZE ods.account_settings; ANALYZE ods.cards")
+    return {"clients": len(client_rows), "account_settings": len(account_rows), "cards": len(card_rows)}

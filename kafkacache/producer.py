@@ -1,0 +1,79 @@
+"""Publishing with delivery reports: nothing counts as published until Kafka acks it.
+
+One idempotent producer per process (made on first use in that process, never
+at import time: a librdkafka client does not survive a fork). `publish` hands a
+batch to librdkafka, serving delivery callbacks as it goes, then flushes; every
+message comes back with its partition and offset, or the error that stopped it.
+"""
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from kafkacache.clients import make_producer
+from kafkacache.messages import OutMessage
+
+logger = logging.getLogger(__name__)
+
+_producer: tuple[int, Producer] | None = None
+
+
+def producer() -> Producer:
+    """This process's producer."""
+    global _producer
+    if _producer is None or _producer[0] != os.getpid():
+        _producer = (os.getpid(), make_producer())
+    return _producer[1]
+
+
+class Delivery(NamedTuple):
+    message: OutMessage
+    partition: int
+    offset: int
+    error: str  # empty when Kafka acknowledged the message
+
+
+def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | None = None) -> list[Delivery]:
+    """Publish and wait for every delivery report (bounded by delivery.timeout.ms)."""
+    client = client or producer()
+    reports: list[Delivery | None] = [None] * len(messages)
+
+    def reporter(index: int):
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                reports[index] = Delivery(messages[index], -1, -1, str(err))
+            else:
+                reports[index] = Delivery(messages[index], msg.partition() or 0, msg.offset() or 0, "")
+
+        return on_delivery
+
+    for index, message in enumerate(messages):
+        while True:
+            try:
+                client.produce(
+                    topic,
+                    key=message.key.encode(),
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=reporter(index),
+                )
+                break
+            except BufferError:
+                client.poll(0.1)  # local queue full: serve delivery reports, then retry
+        client.poll(0)
+    client.flush()
+    out = []
+    for index, report in enumerate(reports):
+        if report is None:  # flush returns once all are reported; this is only a safety net
+            report = Delivery(messages[index], -1, -1, "no delivery report")
+        if report.error:
+            logger.error("not published: %s %s: %s", message_label(report.message), topic, report.error)
+        out.append(report)
+    return out
+
+
+def message_label(message: OutMessage) -> str:
+    return f"{message.event} {message.key} {message.uuid}"

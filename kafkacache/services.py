@@ -1,0 +1,468 @@
+"""Writes of the feed: loads, change events, the change feed, topic rows.
+
+Network (Kafka, Redis) happens outside transaction.atomic; the database work of
+a batch (ledger rows, counters, findings, audit payloads) is one transaction
+after Kafka has acknowledged the batch.
+"""
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from redis.exceptions import LockError
+
+from config.errors import AppError
+from kafkacache import avro
+from kafkacache.clients import redis_client
+from kafkacache.messages import OutMessage, message_build, ms_to_datetime
+from kafkacache.models import FeedCursor, Load
+from kafkacache.producer import Delivery, publish
+from kafkacache.records import RecordError, record_encode, record_from_document, record_key
+from kafkacache.sources import Change, SourceError, SourceItem, SqlSource, source_get
+from recon.ledger import PublishedRow, published_record
+from recon.models import Finding, Topic
+from recon.services import finding_record, operator_action_record
+
+logger = logging.getLogger(__name__)
+
+CHANGE_EVENTS = ("add", "update", "delete")
+
+
+# --- topics -----------------------------------------------------------------------
+
+
+def topic_rows_ensure() -> dict[str, Topic]:
+    """The recon.Topic rows of the bulk and change topics (created when missing)."""
+    out = {}
+    for kind, name in ((Topic.Kind.BULK, settings.KAFKA_TOPIC_BULK), (Topic.Kind.CHANGE, settings.KAFKA_TOPIC_CHANGE)):
+        topic, created = Topic.objects.get_or_create(
+            name=name, defaults={"kind": kind, "consumer_group": settings.KAFKA_CONSUMER_GROUP}
+        )
+        if created:
+            logger.info("topic row %s created (%s, group %s)", name, kind, settings.KAFKA_CONSUMER_GROUP)
+        out[str(kind)] = topic
+    return out
+
+
+# --- publishing a batch -------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    """Findings of a batch, written in the same transaction as its ledger rows."""
+
+    findings: list[dict] = field(default_factory=list)
+
+    def add(self, **kwargs) -> None:
+        self.findings.append(kwargs)
+
+
+def _published_rows(deliveries: Sequence[Delivery]) -> list[PublishedRow]:
+    return [
+        PublishedRow(
+            uuid=d.message.uuid,
+            partition=d.partition,
+            offset=d.offset,
+            key=d.message.key,
+            event_type=d.message.event,
+            content_hash=d.message.content_hash,
+            size=d.message.size,
+            published_at=ms_to_datetime(d.message.created_ms),
+            load_id=d.message.load_id,
+            replay_of=d.message.replay_of,
+        )
+        for d in deliveries
+        if not d.error
+    ]
+
+
+def _batch_record(*, topic: Topic, deliveries: Sequence[Delivery], pending: _Pending) -> None:
+    """One transaction: publish ledger, audit payloads, the batch's findings."""
+    delivered = [d for d in deliveries if not d.error]
+    with transaction.atomic():
+        published_record(topic=topic, rows=_published_rows(delivered))
+        if topic.method_audit and delivered:
+            from recon.audit import payloads_record
+
+            payloads_record(
+                topic=topic,
+                side="published",
+                items=[
+                    (
+                        d.message.uuid,
+                        d.message.value or b"",
+                        ms_to_datetime(d.message.created_ms),
+                        d.message.schema_version,
+                    )
+                    for d in delivered
+                ],
+            )
+        for spec in pending.findings:
+            finding_record(topic=topic, **spec)
+
+
+def _oversize(message: OutMessage) -> dict:
+    limit = settings.MESSAGE_MAX_BYTES
+    return {
+        "size": message.size,
+        "limit": limit,
+        "reason": f"message is {message.size} bytes, over the {limit}-byte limit; not published",
+    }
+
+
+def _record_message(
+    *, topic: Topic, item: SourceItem, event: str, source: str, pending: _Pending, load: Load | None = None, old_key=""
+) -> OutMessage | None:
+    """The message for a source item, or None with a finding when it cannot be published."""
+    load_id = load.id if load else None
+    if item.record is None:
+        pending.add(
+            category=Finding.Category.INVALID_DATA,
+            key=item.key,
+            detail={"reason": item.error, "where": item.where, "source": source},
+            load_id=load_id,
+        )
+        return None
+    encoded = record_encode(item.record)
+    message = message_build(
+        key=item.key,
+        event=event,
+        value=encoded.value,
+        source=source,
+        schema_version=encoded.schema_version,
+        hash_algorithm=topic.hash_algorithm,
+        key_id=encoded.key_id,
+        load=load.retrieval_key if load else "",
+        load_id=load_id,
+        old_key=old_key,
+    )
+    if message.size > settings.MESSAGE_MAX_BYTES:
+        pending.add(
+            category=Finding.Category.OVERSIZE,
+            uuid=message.uuid,
+            key=message.key,
+            detail={**_oversize(message), "where": item.where, "source": source},
+            load_id=load_id,
+        )
+        return None
+    return message
+
+
+# --- bulk loads ----------------------------------------------------------------------
+
+
+def load_start(
+    *, topic: Topic, source: str, client_ids: Sequence[int] | None, requested_by, queue: bool = True
+) -> Load:
+    """Create a load and queue it (queue=False: the caller runs load_run itself).
+
+    The caller gets the load, with its retrieval key, at once.
+    """
+    try:
+        source_get(source)
+    except SourceError as exc:
+        raise AppError(str(exc), code="bad_source") from None
+    from kafkacache.tasks import load_run_task
+
+    with transaction.atomic():
+        load = Load.objects.create(
+            topic=topic,
+            source=source,
+            client_ids=sorted(set(client_ids or [])),
+            requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+        )
+        operator_action_record(
+            user=requested_by,
+            action="load.start",
+            topic=topic,
+            target=f"load:{load.id}",
+            detail={"source": source, "clients": len(load.client_ids) or "all", "queued": queue},
+        )
+        if queue:
+            transaction.on_commit(lambda: load_run_task.delay(str(load.id)))
+    return load
+
+
+@dataclass
+class BatchCounts:
+    built: int = 0
+    published: int = 0
+    failed: int = 0
+    exceptions: int = 0
+
+
+def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts], None] | None = None) -> Load:
+    """Run a queued load: build, publish, ledger, progress per batch; then done or failed."""
+    claimed = Load.objects.filter(id=load_id, status=Load.Status.QUEUED).update(
+        status=Load.Status.RUNNING, started_at=timezone.now()
+    )
+    load = Load.objects.select_related("topic").get(id=load_id)
+    if not claimed:
+        logger.info("load %s is %s, not queued: left alone", load_id, load.status)
+        return load
+    try:
+        source = source_get(load.source)
+        client_ids = load.client_ids or None
+        load.total = source.count(client_ids=client_ids)
+        Load.objects.filter(id=load.id).update(total=load.total)
+        for items in source.batches(client_ids=client_ids, batch_size=settings.LOAD_BATCH_SIZE):
+            counts = _load_batch(load, items)
+            Load.objects.filter(id=load.id).update(
+                built=F("built") + counts.built,
+                published=F("published") + counts.published,
+                failed=F("failed") + counts.failed,
+                exceptions=F("exceptions") + counts.exceptions,
+            )
+            if progress:
+                load.refresh_from_db()
+                progress(load, counts)
+    except Exception as exc:
+        logger.exception("load %s failed", load.id)
+        return _load_finish(load, Load.Status.FAILED, f"{type(exc).__name__}: {exc}")
+    load.refresh_from_db()
+    if load.failed:
+        return _load_finish(load, Load.Status.FAILED, f"{load.failed} messages were not acknowledged by Kafka")
+    return _load_finish(load, Load.Status.DONE, "")
+
+
+def _load_batch(load: Load, items: Sequence[SourceItem]) -> BatchCounts:
+    pending = _Pending()
+    messages = []
+    for item in items:
+        message = _record_message(
+            topic=load.topic, item=item, event="bulk", source=load.source, pending=pending, load=load
+        )
+        if message is not None:
+            messages.append(message)
+    counts = BatchCounts(built=sum(1 for i in items if i.record is not None), exceptions=len(pending.findings))
+    deliveries = publish(messages, topic=load.topic.name)
+    counts.published = sum(1 for d in deliveries if not d.error)
+    counts.failed = len(deliveries) - counts.published
+    _batch_record(topic=load.topic, deliveries=deliveries, pending=pending)
+    return counts
+
+
+def _load_finish(load: Load, status: str, error: str) -> Load:
+    Load.objects.filter(id=load.id, status=Load.Status.RUNNING).update(
+        status=status, error=error, finished_at=timezone.now()
+    )
+    load.refresh_from_db()
+    logger.info(
+        "load %s %s: total=%s built=%s published=%s failed=%s exceptions=%s %s",
+        load.id,
+        load.status,
+        load.total,
+        load.built,
+        load.published,
+        load.failed,
+        load.exceptions,
+        error,
+    )
+    return load
+
+
+# --- change events ------------------------------------------------------------------
+
+
+@dataclass
+class Published:
+    uuid: uuid.UUID
+    key: str
+    event: str
+    partition: int
+    offset: int
+
+
+def change_publish(
+    *,
+    topic: Topic,
+    event: str,
+    key: str = "",
+    record: dict | None = None,
+    old_key: str = "",
+    source: str = "api",
+    requested_by=None,
+) -> Published:
+    """Publish one change event (add, update with an optional key change, delete).
+
+    `record` is a record document (the file sources' shape) for add/update.
+    Oversize: a finding, and an AppError for the caller; nothing is published.
+    """
+    if event not in CHANGE_EVENTS:
+        raise AppError(f"event must be one of {', '.join(CHANGE_EVENTS)}", code="bad_event")
+    pending = _Pending()
+    if event == "delete":
+        if not key:
+            raise AppError("a delete needs the key of the record", code="bad_key")
+        message: OutMessage | None = message_build(
+            key=key,
+            event="delete",
+            value=None,
+            source=source,
+            schema_version=avro.current_version(),
+            hash_algorithm=topic.hash_algorithm,
+        )
+    else:
+        try:
+            plain = record_from_document(record)
+        except RecordError as exc:
+            raise AppError(f"record: {exc}", code="bad_record") from None
+        derived = record_key(plain["client_id"])
+        if key and key != derived:
+            raise AppError(f"key {key!r} does not match the record's key {derived!r}", code="bad_key")
+        if old_key and event != "update":
+            raise AppError("old_key is only for update", code="bad_key")
+        item = SourceItem(derived, plain, "", "request")
+        message = _record_message(
+            topic=topic,
+            item=item,
+            event=event,
+            source=source,
+            pending=pending,
+            old_key=old_key if old_key != derived else "",
+        )
+    if message is None:  # oversize: record the finding, refuse the request
+        with transaction.atomic():
+            for spec in pending.findings:
+                finding_record(topic=topic, **spec)
+        raise AppError(pending.findings[0]["detail"]["reason"], code="oversize", details=pending.findings[0]["detail"])
+    if message.size > settings.MESSAGE_MAX_BYTES:  # a delete with an absurd key
+        raise AppError(_oversize(message)["reason"], code="oversize")
+    [delivery] = publish([message], topic=topic.name)
+    if delivery.error:
+        raise AppError(
+            f"Kafka did not acknowledge the message: {delivery.error}", code="publish_failed", status_code=503
+        )
+    _batch_record(topic=topic, deliveries=[delivery], pending=pending)
+    if requested_by is not None:
+        operator_action_record(
+            user=requested_by,
+            action="change.publish",
+            topic=topic,
+            target=f"message:{message.uuid}",
+            detail={"event": event, "key": message.key, "old_key": old_key},
+        )
+    return Published(message.uuid, message.key, event, delivery.partition, delivery.offset)
+
+
+# --- the change feed ----------------------------------------------------------------
+
+
+def changes_coalesce(changes: Sequence[Change]) -> list[tuple[int, str, list[int]]]:
+    """Changes of one batch as (client_id, op, old client ids), one entry per client.
+
+    Several changes of a client in a batch (a client and its cards inserted in
+    one transaction) become one message, built from the client's current rows.
+    A key change carries its old id(s) along, so the old key is deleted even if
+    the client changes again or is deleted later in the same batch.
+    """
+    plan: dict[int, tuple[str, list[int]]] = {}
+    for change in changes:
+        previous_op, olds = plan.pop(change.client_id, ("", []))
+        if change.old_client_id:
+            carried = plan.pop(change.old_client_id, ("", []))[1]
+            olds = [*olds, *carried, change.old_client_id]
+        if change.op == "delete":
+            op = "delete"
+        elif change.op == "add" or previous_op == "add":
+            op = "add"
+        else:
+            op = "update"
+        plan[change.client_id] = (op, olds)  # re-inserted: the order of last change
+    return [(client_id, op, olds) for client_id, (op, olds) in plan.items()]
+
+
+def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None = None) -> dict[str, int]:
+    """Publish the source's new changes to the change topic, batch by batch.
+
+    Only one run per source at a time (a Redis lock); the cursor moves after
+    Kafka acknowledged a batch and its ledger rows are written, so a crash
+    publishes that batch again (at-least-once; the cache writes are idempotent).
+    """
+    source = source or SqlSource()
+    lock = redis_client().lock(f"kc:lock:change-feed:{source.name}", timeout=300)
+    if not lock.acquire(blocking=False):
+        logger.info("change feed of %s already runs elsewhere", source.name)
+        return {"skipped": 1}
+    stats = {"changes": 0, "published": 0, "exceptions": 0, "batches": 0}
+    try:
+        topic = topic_rows_ensure()[Topic.Kind.CHANGE]
+        cursor, _ = FeedCursor.objects.get_or_create(source=source.name)
+        while max_batches is None or stats["batches"] < max_batches:
+            changes = source.changes_read(after=(cursor.txid, cursor.change_id), limit=settings.CHANGE_FEED_BATCH_SIZE)
+            if not changes:
+                break
+            published, exceptions = _change_batch(topic, source, changes)
+            last = changes[-1]
+            FeedCursor.objects.filter(pk=cursor.pk).update(
+                txid=last.txid, change_id=last.change_id, published=F("published") + published
+            )
+            cursor.txid, cursor.change_id = last.txid, last.change_id
+            stats["changes"] += len(changes)
+            stats["published"] += published
+            stats["exceptions"] += exceptions
+            stats["batches"] += 1
+            lock.extend(300, replace_ttl=True)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            logger.warning("change feed lock of %s expired before release", source.name)
+    if stats["changes"]:
+        logger.info("change feed %s: %s", source.name, stats)
+    return stats
+
+
+def _change_batch(topic: Topic, source: SqlSource, changes: Sequence[Change]) -> tuple[int, int]:
+    plan = changes_coalesce(changes)
+    current = source.fetch([client_id for client_id, op, _ in plan if op != "delete"])
+    pending = _Pending()
+    messages: list[OutMessage] = []
+
+    def delete(key: str) -> None:
+        messages.append(
+            message_build(
+                key=key,
+                event="delete",
+                value=None,
+                source=source.name,
+                schema_version=avro.current_version(),
+                hash_algorithm=topic.hash_algorithm,
+            )
+        )
+
+    for client_id, op, olds in plan:
+        item = current.get(client_id)
+        old_keys = [record_key(old) for old in olds if old != client_id]
+        if op == "delete" or item is None:
+            # Gone by now: a delete follows in the feed if it is not in this batch;
+            # the old keys of a key change must go either way.
+            for key in [*old_keys, *([record_key(client_id)] if op == "delete" else [])]:
+                delete(key)
+            continue
+        for extra in old_keys[:-1]:  # several key changes in one batch: all but the last
+            delete(extra)
+        message = _record_message(
+            topic=topic,
+            item=item,
+            event=op,
+            source=source.name,
+            pending=pending,
+            old_key=old_keys[-1] if old_keys else "",
+        )
+        if message is not None:
+            messages.append(message)
+    deliveries = publish(messages, topic=topic.name)
+    failed = [d for d in deliveries if d.error]
+    if failed:
+        # Record what did get through, then stop: the cursor stays, and the next
+        # run publishes the batch again.
+        _batch_record(topic=topic, deliveries=deliveries, pending=_Pending())
+        raise RuntimeError(f"{len(failed)} change messages not acknowledged: {failed[0].error}")
+    _batch_record(topic=topic, deliveries=deliveries, pending=pending)
+    return len(deliveries), len(pending.findings)

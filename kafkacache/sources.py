@@ -1,0 +1,256 @@
+"""Source adapters: where client records come from, behind one interface.
+
+- "ods": the SQL source, schema `ods` (kafkacache/ods.py) in the database of
+  settings.SOURCE_DATABASE_URL (the Django alias "source"), or in the default
+  database when that is empty. It also has the change feed.
+- "file:<name>": a CSV or JSON-lines file in settings.SOURCE_FILE_DIR.
+
+A source yields batches of SourceItem. An item that cannot become a record has
+`error` set instead of `record`, so a loader can record it as an exception and
+carry on: one bad row never stops a load, and none is dropped silently.
+"""
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from django.conf import settings
+from django.db import connections
+
+from kafkacache.records import RecordError, client_record_build, record_from_document, record_key
+
+FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+class SourceError(ValueError):
+    """A source that does not exist or cannot be read."""
+
+
+class SourceItem(NamedTuple):
+    key: str
+    record: dict | None  # the plain record; None when `error` says why not
+    error: str = ""
+    where: str = ""  # "client 42", "line 7": where to look in the source
+
+
+class Change(NamedTuple):
+    change_id: int
+    txid: int
+    client_id: int
+    old_client_id: int | None
+    op: str  # add | update | delete
+
+
+class Source(Protocol):
+    name: str
+
+    def count(self, *, client_ids: Sequence[int] | None = None) -> int: ...
+
+    def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]: ...
+
+
+def source_alias() -> str:
+    return "source" if "source" in settings.DATABASES else "default"
+
+
+class SqlSource:
+    """Clients of schema `ods`, read in client_id order with keyset pagination."""
+
+    name = "ods"
+
+    def __init__(self, using: str | None = None):
+        self.using = using or source_alias()
+
+    def _cursor(self):
+        return connections[self.using].cursor()
+
+    def count(self, *, client_ids: Sequence[int] | None = None) -> int:
+        with self._cursor() as cursor:
+            if client_ids:
+                cursor.execute("SELECT count(*) FROM ods.clients WHERE client_id = ANY(%s)", [list(client_ids)])
+            else:
+                cursor.execute("SELECT count(*) FROM ods.clients")
+            return cursor.fetchone()[0]
+
+    def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]:
+        after = 0
+        while True:
+            with self._cursor() as cursor:
+                if client_ids:
+                    cursor.execute(
+                        "SELECT client_id FROM ods.clients WHERE client_id > %s AND client_id = ANY(%s)"
+                        " ORDER BY client_id LIMIT %s",
+                        [after, list(client_ids), batch_size],
+                    )
+                else:
+                    cursor.execute(
+                        "SELECT client_id FROM ods.clients WHERE client_id > %s ORDER BY client_id LIMIT %s",
+                        [after, batch_size],
+                    )
+                ids = [row[0] for row in cursor.fetchall()]
+            if not ids:
+                return
+            found = self.fetch(ids)
+            yield [found[i] for i in ids if i in found]
+            after = ids[-1]
+
+    def fetch(self, client_ids: Sequence[int]) -> dict[int, SourceItem]:
+        """The current record of each client that exists (three queries for the lot)."""
+        ids = list(client_ids)
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT client_id, name, email, segment, status, country, updated_at"
+                " FROM ods.clients WHERE client_id = ANY(%s)",
+                [ids],
+            )
+            clients = _dicts(cursor)
+            cursor.execute(
+                "SELECT client_id, account_number, product, currency, daily_limit_cents, overdraft_enabled,"
+                " alerts_enabled, statement_day, language FROM ods.account_settings WHERE client_id = ANY(%s)"
+                " ORDER BY client_id, account_number",
+                [ids],
+            )
+            accounts = _grouped(_dicts(cursor))
+            cursor.execute(
+                "SELECT client_id, card_id, card_number, brand, expiry, status FROM ods.cards"
+                " WHERE client_id = ANY(%s) ORDER BY client_id, card_id",
+                [ids],
+            )
+            cards = _grouped(_dicts(cursor))
+        out = {}
+        for client in clients:
+            cid = client["client_id"]
+            key, where = record_key(cid), f"client {cid}"
+            try:
+                record = client_record_build(client=client, accounts=accounts.get(cid, []), cards=cards.get(cid, []))
+            except RecordError as exc:
+                out[cid] = SourceItem(key, None, str(exc), where)
+            else:
+                out[cid] = SourceItem(key, record, "", where)
+        return out
+
+    def changes_read(self, *, after: tuple[int, int], limit: int) -> list[Change]:
+        """Changes past `after` (txid, change_id), of finished transactions only.
+
+        A transaction still running may hold a smaller change_id than rows
+        already committed (sequences are not transactional), so reading by
+        change_id alone could skip it for good. Reading only txids below the
+        snapshot's xmin (every transaction below it has ended) and keeping the
+        cursor on (txid, change_id) means nothing can appear behind the cursor.
+        """
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT change_id, txid::text::bigint, client_id, old_client_id, op FROM ods.client_changes"
+                " WHERE (txid, change_id) > (%s::text::xid8, %s)"
+                " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+                " ORDER BY txid, change_id LIMIT %s",
+                [str(after[0]), after[1], limit],
+            )
+            return [Change(*row) for row in cursor.fetchall()]
+
+
+def _dicts(cursor) -> list[dict]:
+    names = [col.name for col in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _grouped(rows: list[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row.pop("client_id"), []).append(row)
+    return out
+
+
+class FileSource:
+    """Client records from a file, one client per line.
+
+    JSON lines (.jsonl, .ndjson): each line is a record document, accounts and
+    cards as nested lists. CSV (.csv): a header row with the client columns and
+    two columns `accounts` and `cards` holding JSON lists (a flat export cannot
+    hold a variable number of cards otherwise).
+    """
+
+    def __init__(self, path: Path, name: str | None = None):
+        if path.suffix not in FILE_SUFFIXES:
+            raise SourceError(f"{path.name}: a file source must end with one of {', '.join(FILE_SUFFIXES)}")
+        if not path.is_file():
+            raise SourceError(f"{path.name}: no such file in the source directory")
+        self.path = path
+        self.name = name or f"file:{path.name}"
+
+    def _items(self) -> Iterator[SourceItem]:
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            if self.path.suffix == ".csv":
+                for number, row in enumerate(csv.DictReader(handle), start=2):
+                    yield _document_item(_csv_document, row, f"line {number}")
+            else:
+                for number, line in enumerate(handle, start=1):
+                    if line.strip():
+                        yield _document_item(json.loads, line, f"line {number}")
+
+    def count(self, *, client_ids: Sequence[int] | None = None) -> int:
+        return sum(1 for item in self._items() if _wanted(item, client_ids))
+
+    def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]:
+        batch: list[SourceItem] = []
+        for item in self._items():
+            if _wanted(item, client_ids):
+                batch.append(item)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+
+def _wanted(item: SourceItem, client_ids: Sequence[int] | None) -> bool:
+    if not client_ids:
+        return True
+    # An unreadable line is kept only when no filter applies: with a filter we
+    # cannot tell whether it was wanted, and the unfiltered load reports it.
+    return item.record is not None and item.record["client_id"] in client_ids
+
+
+def _csv_document(row: dict) -> dict:
+    document: dict = dict(row)
+    for name in ("accounts", "cards"):
+        document[name] = json.loads(row.get(name) or "[]")
+    try:
+        document["client_id"] = int(row["client_id"])
+    except (KeyError, TypeError, ValueError):
+        raise RecordError("client_id: expected an integer") from None
+    document["email"] = row.get("email") or None
+    return document
+
+
+def _document_item(parse, raw, where: str) -> SourceItem:
+    try:
+        record = record_from_document(parse(raw))
+    except (RecordError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        return SourceItem("", None, str(exc), where)
+    return SourceItem(record_key(record["client_id"]), record, "", where)
+
+
+def source_get(name: str) -> Source:
+    """The source a load names: "ods" or "file:<file name in SOURCE_FILE_DIR>"."""
+    if name == SqlSource.name:
+        return SqlSource()
+    if name.startswith("file:"):
+        filename = name.removeprefix("file:")
+        if not filename or "/" in filename or "\\" in filename or filename.startswith("."):
+            raise SourceError(f"{name}: give a bare file name inside the source directory")
+        return FileSource(Path(settings.SOURCE_FILE_DIR) / filename, name)
+    raise SourceError(f"unknown source {name!r}: use 'ods' or 'file:<name>'")
+
+
+def document_of(record: dict) -> dict:
+    """A plain record as a JSON-ready document (the file sources' line format)."""
+    out = dict(record)
+    at = record["updated_at"]
+    out["updated_at"] = at.isoformat() if isinstance(at, dt.datetime) else at
+    out["accounts"] = [{k: v for k, v in a.items() if k != "account_last4"} for a in record["accounts"]]
+    out["cards"] = [{k: v for k, v in c.items() if k != "card_last4"} for c in record["cards"]]
+    return out

@@ -1,0 +1,23 @@
+"""Celery tasks of the feed: thin, they take ids and call a service."""
+
+from celery import shared_task
+from django.conf import settings
+
+from kafkacache import services
+from kafkacache.consumer import consume_run
+
+
+@shared_task(name="kafkacache.tasks.load_run_task")
+def load_run_task(load_id: str) -> str:
+    return services.load_run(load_id=load_id).status
+
+
+@shared_task(name="kafkacache.tasks.consume_task")
+def consume_task(instance: int = 0) -> dict:
+    """Started by beat every CONSUMER_SCHEDULE_SECONDS; a no-op while a run holds the lock."""
+    return consume_run(instance=instance, max_seconds=settings.CONSUMER_RUN_SECONDS)
+
+
+@shared_task(name="kafkacache.tasks.change_feed_task")
+def change_feed_task() -> dict:
+    return services.change_feed_run()
