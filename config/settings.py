@@ -116,8 +116,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Several models have a "status" field; name the finding one instead of a hash suffix.
-    "ENUM_NAME_OVERRIDES": {"FindingStatusEnum": "recon.models.Finding.Status"},
+    # Several models share field names ("status", "kind"): name their enums instead of hash suffixes.
+    "ENUM_NAME_OVERRIDES": {
+        "FindingStatusEnum": "recon.models.Finding.Status",
+        "TopicKindEnum": "recon.models.Topic.Kind",
+        "RebalanceKindEnum": "recon.models.RebalanceEvent.Kind",
+        "ReconRunKindEnum": "recon.models.ReconRun.Kind",
+    },
 }
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------
