@@ -115,8 +115,9 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Dashboar
     def acknowledge(self, request: Request, pk=None) -> Response:
         finding = self.get_object()
         body = FindingAcknowledgeSerializer(data=request.data)
-        access.topic_for_operate(request.user, finding.topic)  # 403 before any validation message
-        body.is_valid(raise_exception=True)
+        if not body.is_valid():
+            access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a validation message
+            raise ValidationError(body.errors)
         finding = services.finding_acknowledge(
             finding=finding, user=request.user, comment=body.validated_data["comment"]
         )

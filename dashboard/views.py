@@ -123,7 +123,7 @@ def _csv_rows(qs, payload_ids: set[int]) -> Iterator[str]:
             f.status,
             f.uuid or "",
             f.key,
-            json.dumps(detail, sort_keys=True, default=str),
+            json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False),
             f.acknowledged_by.username if f.acknowledged_by else "",
             f.comment if clear else mask_text(f.comment),
         ]
@@ -140,7 +140,9 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int = 200) -> HttpResponse:
     context = {
         "finding": finding,
-        "detail": json.dumps(selectors.finding_detail_for(request.user, finding), indent=2, default=str),
+        "detail": json.dumps(
+            selectors.finding_detail_for(request.user, finding), indent=2, default=str, ensure_ascii=False
+        ),
         "can_operate": access.can_operate(request.user, finding.topic),
         "ack_form": ack_form,
     }
@@ -200,7 +202,7 @@ def window_detail(request: HttpRequest, pk: int) -> HttpResponse:
     page = keyset_page(
         selectors.findings_filtered(user=request.user, window=window), time_field="created_at", size=PAGE_SIZE
     )
-    summary = json.dumps(window.summary, indent=2, default=str)
+    summary = json.dumps(window.summary, indent=2, default=str, ensure_ascii=False)
     return render(request, "dashboard/window_detail.html", {"window": window, "page": page, "summary": summary})
 
 
@@ -251,7 +253,7 @@ def actions(request: HttpRequest) -> HttpResponse:
         payload = set(_payload_topic_ids(request))
         for action in page.rows:
             detail = action.detail if action.topic_id in payload else mask_sensitive(action.detail)
-            action.detail_text = json.dumps(detail, sort_keys=True, default=str) if detail else ""
+            action.detail_text = json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False) if detail else ""
     return render(
         request, "dashboard/actions.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )

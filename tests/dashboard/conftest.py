@@ -132,12 +132,13 @@ def data(topic_a, topic_b, people):
         severity=Finding.Severity.WARNING,
         detail={"fields": ["cards[0].number"], "account_id": "12345678901"},
     )
-    RebalanceEvent.objects.create(
+    rebalance = RebalanceEvent.objects.create(
         group=topic_a.consumer_group,
         member="member-1",
         kind="assigned",
         partitions=[{"topic": topic_a.name, "partition": 0}],
     )
+    RebalanceEvent.objects.filter(pk=rebalance.pk).update(at=at + dt.timedelta(seconds=2))  # `at` is auto_now_add
     operator_action_record(user=people["operator"], action="reconcile", topic=topic_a, target="window:1")
     operator_action_record(user=people["admin"], action="user-change", topic=None, target="user:9")
     return {"rows_a": rows_a, "rows_b": rows_b, "missing": missing, "altered_b": altered_b, "now": now}

@@ -1,0 +1,211 @@
+"""What the pages show: overview charts and counts, filters, CSV export, drill-down, masking."""
+
+import csv
+import datetime as dt
+import io
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from kafkacache.clients import redis_client
+from kafkacache.models import Load
+from recon.models import Finding
+from tests.dashboard.conftest import CARD
+
+pytestmark = pytest.mark.django_db
+
+INJECTIONS = [
+    "' OR 1=1 --",
+    "'; DROP TABLE recon_finding; --",
+    '"><script>alert(1)</script>',
+    "<img src=x onerror=alert(1)>",
+    "%' UNION SELECT password FROM auth_user --",
+    "\x00",
+]
+
+
+def test_overview_shows_counts_and_charts(client_for, data, topic_a):
+    response = client_for("viewer").get(reverse("dashboard:overview"), {"range": "6h"})
+    assert response.status_code == 200
+    items = {item.topic.pk: item for item in response.context["items"]}
+    a = items[topic_a.pk]
+    assert (a.published, a.consumed, a.gap) == (6, 5, 1)
+    assert a.findings_by_category == {"missing": 1}
+    assert a.open_findings == 1
+    html = response.content.decode()
+    assert 'src="/assets/plotly.min.js"' in html
+    assert "Plotly.newPlot" in html and 'id="flow-0"' in html
+
+
+def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
+    client = client_for("viewer")
+    old = client.get(reverse("dashboard:overview"), {"start": "2001-01-01T00:00", "end": "2001-01-02T00:00"})
+    assert {i.topic.pk: i.published for i in old.context["items"]}[topic_a.pk] == 0
+    bad = client.get(reverse("dashboard:overview"), {"start": "2001-01-02T00:00", "end": "2001-01-01T00:00"})
+    assert bad.status_code == 200
+    assert b"The start must be before the end." in bad.content
+    assert bad.context["preset"] == "24h"  # fell back to the default range
+
+
+def test_overview_buckets_long_ranges(client_for, data, topic_a):
+    response = client_for("viewer").get(reverse("dashboard:overview"), {"range": "30d"})
+    a = {i.topic.pk: i for i in response.context["items"]}[topic_a.pk]
+    assert a.bucket_seconds > topic_a.window_seconds  # 30 days of 5-minute windows are folded into wider bars
+    assert sum(p.published for p in a.series) == 6
+
+
+def test_plotly_js_is_served_locally(client_for):
+    response = client_for("viewer").get(reverse("dashboard:plotly-js"))
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert len(body) > 1_000_000 and b"plotly" in body[:2000].lower()
+    assert response["ETag"]
+
+
+def test_findings_filters(client_for, data, topic_a):
+    client = client_for("viewer")
+    url = reverse("dashboard:findings")
+    assert [f.pk for f in client.get(url).context["page"].rows] == [data["altered_b"].pk, data["missing"].pk]
+    by_topic = client.get(url, {"topic": topic_a.name}).context["page"].rows
+    assert [f.pk for f in by_topic] == [data["missing"].pk]
+    assert [f.pk for f in client.get(url, {"category": "altered"}).context["page"].rows] == [data["altered_b"].pk]
+    assert [f.pk for f in client.get(url, {"severity": "critical"}).context["page"].rows] == [data["missing"].pk]
+    assert client.get(url, {"status": "acknowledged"}).context["page"].rows == []
+    future = (data["now"] + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    assert client.get(url, {"since": future}).context["page"].rows == []
+    assert len(client.get(url, {"until": future}).context["page"].rows) == 2
+    by_uuid = client.get(url, {"uuid": str(data["missing"].uuid)}).context["page"].rows
+    assert [f.pk for f in by_uuid] == [data["missing"].pk]
+
+
+def test_findings_keyset_pagination(client_for, topic_a, people):
+    Finding.objects.bulk_create(
+        Finding(topic=topic_a, category="missing", classification="exception", key=f"k{i}") for i in range(120)
+    )
+    client = client_for("viewer")
+    url = reverse("dashboard:findings")
+    seen, cursor = [], ""
+    while True:
+        page = client.get(url, {"cursor": cursor} if cursor else {}).context["page"]
+        seen.extend(f.pk for f in page.rows)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert len(seen) == len(set(seen)) == 120
+    assert page.count_label == "120"
+
+
+@pytest.mark.parametrize("evil", INJECTIONS)
+def test_filters_survive_injection(client_for, data, evil):
+    client = client_for("viewer")
+    for params in ({"topic": evil}, {"category": evil}, {"key": evil}, {"uuid": evil}, {"since": evil}, {"cursor": evil}):
+        for name in ("dashboard:findings", "dashboard:windows", "dashboard:rebalances", "dashboard:actions"):
+            response = client.get(reverse(name), params)
+            assert response.status_code == 200, (name, params)
+            assert b"<script>alert(1)</script>" not in response.content
+            assert b"<img src=x onerror" not in response.content
+        api = client.get(reverse("api-finding-list"), params)
+        # DRF answers a cursor it did not make with 404 "Invalid cursor"; any other bad filter is a 400.
+        assert api.status_code in ((200, 400, 404) if "cursor" in params else (200, 400)), params
+        assert api.status_code == 200 or "error" in api.json()
+    assert Finding.objects.count() == 2  # nothing dropped
+
+
+def test_bad_filter_is_reported_and_escaped(client_for, data):
+    response = client_for("viewer").get(reverse("dashboard:findings"), {"category": "<script>alert(1)</script>"})
+    assert response.context["page"] is None
+    assert b"Filter not applied" in response.content
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in response.content
+
+
+def test_csv_export(client_for, data, topic_a):
+    response = client_for("viewer").get(reverse("dashboard:findings-csv"), {"topic": topic_a.name})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv"
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["topic"], row["category"], row["uuid"]) == (topic_a.name, "missing", str(data["missing"].uuid))
+    assert CARD not in row["detail"] and "1111" in row["detail"]  # masked for a viewer, last four kept
+
+
+def test_csv_cells_cannot_become_formulas(client_for, topic_a, people):
+    Finding.objects.create(topic=topic_a, category="invalid-data", classification="exception", key="=HYPERLINK(1)")
+    body = b"".join(client_for("viewer").get(reverse("dashboard:findings-csv")).streaming_content).decode()
+    assert "'=HYPERLINK(1)" in body
+
+
+def test_csv_rejects_bad_filter(client_for, data):
+    assert client_for("viewer").get(reverse("dashboard:findings-csv"), {"severity": "nope"}).status_code == 400
+
+
+def test_card_numbers_masked_for_viewer_clear_for_operator(client_for, data):
+    url = reverse("dashboard:finding", args=[data["missing"].pk])
+    as_viewer = client_for("viewer").get(url).content.decode()
+    as_operator = client_for("operator").get(url).content.decode()
+    assert CARD not in as_viewer and "••••••••••••1111" in as_viewer
+    assert CARD in as_operator
+    api_viewer = client_for("viewer").get(reverse("api-finding-detail", args=[data["missing"].pk])).json()
+    assert api_viewer["detail"]["cardNumber"] == "••••••••••••1111"
+    # The operator only views topic B: its account number stays masked for them.
+    b = client_for("operator").get(reverse("api-finding-detail", args=[data["altered_b"].pk])).json()
+    assert b["detail"]["account_id"] == "•••••••8901"
+
+
+@pytest.mark.integration
+def test_message_drill_down_with_real_redis(client_for, data, topic_a):
+    row = data["rows_a"][0]
+    client = redis_client()
+    redis_key = f"kc:rec:{row.key}"
+    client.hset(redis_key, mapping={"p": b"value-0", "u": str(row.uuid), "v": "1", "t": "1"})
+    try:
+        response = client_for("viewer").get(reverse("dashboard:message", args=[row.uuid]))
+        t = response.context["t"]
+        assert t.published.offset == row.offset and len(t.deliveries) == 1
+        assert t.cache.present and t.cache.holds_this_message and t.cache.hash_matches is True
+        assert t.headers["hash"] == row.content_hash.hex() and t.headers["event"] == "bulk"
+        assert [e.kind for e in t.events] == ["published", "consumed"]
+        assert t.rebalances and t.rebalances[0].member == "member-1"
+        assert b"cached bytes hash to the published hash" in response.content
+        # The cache now holds altered bytes: the page says so.
+        client.hset(redis_key, "p", b"tampered")
+        t = client_for("viewer").get(reverse("dashboard:message", args=[row.uuid])).context["t"]
+        assert t.cache.hash_matches is False
+        api = client_for("viewer").get(reverse("api-message", args=[row.uuid])).json()
+        assert api["cache"]["hash_matches"] is False and api["published"]["offset"] == row.offset
+    finally:
+        client.delete(redis_key)
+    missing = client_for("viewer").get(reverse("dashboard:message", args=[data["missing"].uuid])).context["t"]
+    assert missing.deliveries == [] and not missing.cache.present
+    assert [e.kind for e in missing.events] == ["published", "finding"]
+
+
+def test_message_search_redirects_and_unknown_is_404(client_for, data):
+    client = client_for("viewer")
+    target = data["missing"].uuid
+    response = client.get(reverse("dashboard:message-search"), {"uuid": str(target)})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard:message", args=[target])
+    assert client.get(reverse("dashboard:message-search"), {"uuid": "not-a-uuid"}).status_code == 200
+    assert client.get(reverse("dashboard:message", args=[uuid.uuid4()])).status_code == 404
+
+
+def test_loads_page_hides_retrieval_key_without_payload_permission(client_for, data, topic_a, people):
+    load = Load.objects.create(topic=topic_a, source="sql", total=10, published=4, requested_by=people["operator"])
+    as_viewer = client_for("viewer").get(reverse("dashboard:loads")).content.decode()
+    as_operator = client_for("operator").get(reverse("dashboard:loads")).content.decode()
+    assert str(load.pk)[:8] not in as_viewer or load.retrieval_key not in as_viewer
+    assert load.retrieval_key not in as_viewer and load.retrieval_key in as_operator
+    detail = client_for("operator").get(reverse("dashboard:load", args=[load.pk]))
+    assert detail.status_code == 200 and b"40%" in detail.content
+
+
+def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
+    client = client_for("viewer")
+    windows = client.get(reverse("dashboard:windows"), {"topic": topic_a.name}).context["page"].rows
+    assert sum(w.published_count for w in windows) == 6 and sum(w.consumed_count for w in windows) == 5
+    rebalances = client.get(reverse("dashboard:rebalances")).context["page"].rows
+    assert [r.member for r in rebalances] == ["member-1"]
+    actions = client.get(reverse("dashboard:actions")).context["page"].rows
+    assert [a.action for a in actions] == ["reconcile"]
