@@ -18,7 +18,9 @@ from dashboard.lag import Lag, consumer_lag
 from dashboard.masking import mask_sensitive
 from kafkacache.clients import redis_client
 from kafkacache.models import Load
-from recon import access
+from kafkacache.records import record_decode, record_mask
+from kafkacache.redis_keys import rec_key
+from recon import access, audit
 from recon.hashing import content_hash
 from recon.models import (
     ConsumedMessage,
@@ -32,7 +34,6 @@ from recon.models import (
 
 MAX_CHART_POINTS = 300  # more windows than this in a range are added up into wider buckets
 REBALANCE_MARGIN = dt.timedelta(minutes=15)
-REDIS_RECORD_PREFIX = "kc:rec:"  # the shared Redis layout: HASH p/u/v/t per record key
 
 
 # --- topics -------------------------------------------------------------------------------
@@ -364,6 +365,7 @@ def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
         can_operate=access.can_operate(user, topic),
         can_view_payload=can_payload,
         finding_details={f.pk: f.detail if can_payload else mask_sensitive(f.detail) for f in findings},
+        audit_payload=_audit_payload(topic, uuid) if can_payload and topic.method_audit else None,
     )
     timeline.events = _events(timeline)
     return timeline
@@ -391,7 +393,7 @@ def _cache_state(topic: Topic, published: PublishedMessage, uuid: uuid_lib.UUID)
     state = CacheState(record_key=published.key)
     try:
         fields: list[bytes | None] = redis_client().hmget(  # type: ignore[assignment]
-            REDIS_RECORD_PREFIX + published.key, ["p", "u", "v", "t"]
+            rec_key(published.key), ["p", "u", "v", "t"]
         )
         value, cached_uuid, version, created = fields
     except Exception as exc:  # Redis down: the page says so instead of failing
@@ -407,6 +409,29 @@ def _cache_state(topic: Topic, published: PublishedMessage, uuid: uuid_lib.UUID)
     if value is not None and state.holds_this_message:
         state.hash_matches = content_hash(value, topic.hash_algorithm) == bytes(published.content_hash)
     return state
+
+
+def _audit_payload(topic: Topic, uuid: uuid_lib.UUID) -> dict | None:
+    """The kept payloads of one message, decoded with card and account numbers masked.
+
+    Nothing is decrypted for display: the feed's record_mask shows the last four
+    digits it keeps in the clear, and mask_sensitive catches anything else.
+    """
+    rows = audit.payloads_of(topic=topic, uuids=[uuid]).get(uuid, [])
+    if not rows:
+        return None
+    out: dict[str, Any] = {"published": [], "consumed": []}
+    for row in rows:
+        try:
+            record = record_mask(
+                record_decode(audit.unseal(row), schema_version=row.schema_version or 1, decrypt=False)
+            )
+        except Exception as exc:  # a payload that no longer decodes is shown as such, not as a page error
+            record = {"error": f"{type(exc).__name__}: {exc}"}
+        out[row.side].append(mask_sensitive(record))
+    diff = audit.message_diff(topic=topic, message_uuid=uuid)
+    out["changed_fields"] = [d["path"] for d in diff.get("fields") or []]
+    return out
 
 
 def _rebalances_around(

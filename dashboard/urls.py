@@ -15,6 +15,7 @@ urlpatterns = [
     path("windows/", views.windows, name="windows"),
     path("windows/<int:pk>/", views.window_detail, name="window"),
     path("loads/", views.loads, name="loads"),
+    path("loads/start", views.load_start, name="load-start"),
     path("loads/<uuid:pk>/", views.load_detail, name="load"),
     path("rebalances/", views.rebalances, name="rebalances"),
     path("audit/", views.actions, name="actions"),

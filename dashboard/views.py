@@ -24,6 +24,7 @@ from config.errors import AppError
 from dashboard import charts, forms, selectors, services
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
+from kafkacache import services as feed_services
 from recon import access
 from recon.models import Finding
 
@@ -217,8 +218,36 @@ def loads(request: HttpRequest) -> HttpResponse:
         payload = set(_payload_topic_ids(request))
         for load in page.rows:
             load.show_key = load.topic_id in payload
-    context = {"form": form, "page": page, "query": _query_without_cursor(request)}
+    start_form = forms.LoadStartForm(user=request.user)
+    context = {
+        "form": form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "start_form": start_form if start_form.fields["topic"].choices else None,  # type: ignore[attr-defined]
+    }
     return render(request, "dashboard/loads.html", context)
+
+
+@login_required
+@require_POST
+def load_start(request: HttpRequest) -> HttpResponse:
+    form = forms.LoadStartForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, f"Load not started: {form.errors.as_text()}")
+        return redirect("dashboard:loads")
+    topic = access.topic_for_operate(request.user, form.cleaned_data["topic"])
+    try:
+        load = feed_services.load_start(
+            topic=topic,
+            source=form.cleaned_data["source"],
+            client_ids=form.cleaned_data["client_ids"],
+            requested_by=request.user,
+        )
+    except AppError as exc:
+        messages.error(request, f"Load not started: {exc.message}")
+        return redirect("dashboard:loads")
+    messages.success(request, f"Load {load.pk} queued.")
+    return redirect("dashboard:load", pk=load.pk)
 
 
 @login_required

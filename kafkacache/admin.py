@@ -4,7 +4,7 @@ work); here admins look at them."""
 from django.contrib import admin
 
 from dashboard.admin_tools import ReadOnlyAdmin
-from kafkacache.models import Load
+from kafkacache.models import FeedCursor, Load
 
 
 @admin.register(Load)
@@ -27,3 +27,11 @@ class LoadAdmin(ReadOnlyAdmin):
     search_help_text = "Exact retrieval key"
     list_select_related = ("topic", "requested_by")
     show_full_result_count = False
+
+
+@admin.register(FeedCursor)
+class FeedCursorAdmin(ReadOnlyAdmin):
+    """Moved only by the change feed after Kafka and the ledger acknowledged a batch."""
+
+    list_display = ("source", "txid", "change_id", "published", "updated_at")
+    search_fields = ("source",)

@@ -31,9 +31,7 @@ def topic_a(db, unique_name):
 
 @pytest.fixture
 def topic_b(db, unique_name):
-    return Topic.objects.create(
-        name=unique_name("dash.b"), kind=Topic.Kind.CHANGE, consumer_group=unique_name("grp-b")
-    )
+    return Topic.objects.create(name=unique_name("dash.b"), kind=Topic.Kind.CHANGE, consumer_group=unique_name("grp-b"))
 
 
 def _user(username: str, role: str | None = None, **extra) -> User:

@@ -90,7 +90,9 @@ def test_viewer_gets_403_on_acknowledge_page_and_api_and_it_is_recorded(client_f
 def test_operator_of_a_cannot_act_on_b(client_for, data):
     altered_b = data["altered_b"]
     client = client_for("operator")
-    assert client.post(reverse("dashboard:finding-acknowledge", args=[altered_b.pk]), {"comment": "x"}).status_code == 403
+    assert (
+        client.post(reverse("dashboard:finding-acknowledge", args=[altered_b.pk]), {"comment": "x"}).status_code == 403
+    )
     url = reverse("api-finding-acknowledge", args=[altered_b.pk])
     assert client.post(url, {"comment": "x"}, "application/json").status_code == 403
     altered_b.refresh_from_db()
@@ -111,7 +113,11 @@ def test_operator_acknowledges_on_a_page(client_for, data, people):
     response = client.post(reverse("dashboard:finding-acknowledge", args=[missing.pk]), {"comment": "known outage"})
     assert response.status_code == 302
     missing.refresh_from_db()
-    assert (missing.status, missing.comment, missing.acknowledged_by) == ("acknowledged", "known outage", people["operator"])
+    assert (missing.status, missing.comment, missing.acknowledged_by) == (
+        "acknowledged",
+        "known outage",
+        people["operator"],
+    )
     action = OperatorAction.objects.get(action="acknowledge", outcome="accepted")
     assert action.target == f"finding:{missing.pk}" and action.user == people["operator"]
     # A second acknowledgement is a clear refusal, not a silent overwrite.
@@ -128,8 +134,12 @@ def test_buttons_follow_permissions(client_for, data):
     as_viewer = client_for("viewer").get(reverse("dashboard:findings")).content
     assert ack_a in as_operator and ack_b not in as_operator
     assert ack_a not in as_viewer and ack_b not in as_viewer
-    assert b"Acknowledge</button>" not in client_for("viewer").get(reverse("dashboard:finding", args=[missing.pk])).content
-    assert b"Acknowledge</button>" in client_for("operator").get(reverse("dashboard:finding", args=[missing.pk])).content
+    assert (
+        b"Acknowledge</button>" not in client_for("viewer").get(reverse("dashboard:finding", args=[missing.pk])).content
+    )
+    assert (
+        b"Acknowledge</button>" in client_for("operator").get(reverse("dashboard:finding", args=[missing.pk])).content
+    )
 
 
 def test_forms_need_csrf(people, data):

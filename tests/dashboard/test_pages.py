@@ -99,7 +99,14 @@ def test_findings_keyset_pagination(client_for, topic_a, people):
 @pytest.mark.parametrize("evil", INJECTIONS)
 def test_filters_survive_injection(client_for, data, evil):
     client = client_for("viewer")
-    for params in ({"topic": evil}, {"category": evil}, {"key": evil}, {"uuid": evil}, {"since": evil}, {"cursor": evil}):
+    for params in (
+        {"topic": evil},
+        {"category": evil},
+        {"key": evil},
+        {"uuid": evil},
+        {"since": evil},
+        {"cursor": evil},
+    ):
         for name in ("dashboard:findings", "dashboard:windows", "dashboard:rebalances", "dashboard:actions"):
             response = client.get(reverse(name), params)
             assert response.status_code == 200, (name, params)
