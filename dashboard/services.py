@@ -1,6 +1,5 @@
 """Writes of the dashboard: users and their roles, topic grants, acknowledging findings."""
 
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -23,18 +22,6 @@ def user_ensure(*, username: str, password: str, role: str) -> User:
     user.save()
     user.groups.set([Group.objects.get(name=role)])
     return user
-
-
-def feed_topics_ensure() -> list[Topic]:
-    """Topic rows for the bulk and change topics of the settings (the feed usually makes them first)."""
-    wanted = {settings.KAFKA_TOPIC_BULK: Topic.Kind.BULK, settings.KAFKA_TOPIC_CHANGE: Topic.Kind.CHANGE}
-    topics = []
-    for name, kind in wanted.items():
-        topic, _ = Topic.objects.get_or_create(
-            name=name, defaults={"kind": kind, "consumer_group": settings.KAFKA_CONSUMER_GROUP}
-        )
-        topics.append(topic)
-    return topics
 
 
 @transaction.atomic

@@ -3,7 +3,9 @@ import os
 from django.core.management.base import BaseCommand
 
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
-from dashboard.services import demo_grants_ensure, feed_topics_ensure, user_ensure
+from dashboard.services import demo_grants_ensure, user_ensure
+from kafkacache.services import topic_rows_ensure
+from recon.models import Topic
 
 
 class Command(BaseCommand):
@@ -12,7 +14,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         password = os.environ.get("DEMO_PASSWORD", "kafkacache-demo")
         users = {role: user_ensure(username=role, password=password, role=role) for role in ROLES}
-        bulk, change = feed_topics_ensure()
+        # `kafka_topics` usually made these rows already; get_or_create either way.
+        rows = topic_rows_ensure()
+        bulk, change = rows[Topic.Kind.BULK], rows[Topic.Kind.CHANGE]
         demo_grants_ensure(viewer=users[VIEWER], operator=users[OPERATOR], bulk=bulk, change=change)
         self.stdout.write("Demo users (username / password):")
         for role in ROLES:
