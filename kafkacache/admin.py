@@ -33,5 +33,5 @@ class LoadAdmin(ReadOnlyAdmin):
 class FeedCursorAdmin(ReadOnlyAdmin):
     """Moved only by the change feed after Kafka and the ledger acknowledged a batch."""
 
-    list_display = ("source", "txid", "change_id", "published", "updated_at")
+    list_display = ("source", "change_id", "published", "updated_at")
     search_fields = ("source",)

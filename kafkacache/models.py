@@ -51,19 +51,18 @@ class Load(models.Model):
 
 
 class FeedCursor(models.Model):
-    """How far the change feed has read a source's change table.
+    """Progress of the change feed of a source, for ops and the dashboard.
 
-    The position is (txid, change_id) of the last change published; see
-    kafkacache.sources.SqlSource.changes_read for why the transaction id leads.
-    Moved only by kafkacache.services.change_feed_run, after the batch is
-    acknowledged by Kafka and in the ledger (at-least-once).
+    The source's change table itself says what is left to publish (published
+    rows are deleted from it); this keeps the last change id published and a
+    running count. Moved only by kafkacache.services.change_feed_run, after the
+    batch is acknowledged by Kafka and in the ledger (at-least-once).
     """
 
     source = models.CharField(max_length=128, unique=True)
-    txid = models.BigIntegerField(default=0)
     change_id = models.BigIntegerField(default=0)
     published = models.BigIntegerField(default=0)  # changes published so far, for the dashboard
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.source} @ {self.txid}/{self.change_id}"
+        return f"{self.source} @ {self.change_id}"

@@ -7,9 +7,11 @@ Why a change table filled by triggers rather than polling updated_at: an
 updated-at column cannot show deletes (the row is gone) nor a client whose key
 changed (the old key is gone), and two writes in the same millisecond are
 ambiguous. The triggers write one row per change in the same transaction as the
-change itself, with the writing transaction's id (txid), so the feed can read
-exactly the changes of finished transactions (see sources.SqlSource.changes_read).
-A real DB2 ODS would fill the same table from its own CDC tool.
+change itself. The feed reads the rows it can see, publishes them, then deletes
+them (sources.SqlSource.changes_read / changes_done): a row whose transaction
+commits late, behind rows already published, is still picked up on the next run,
+which a cursor over change_id would skip. A real DB2 ODS would fill the same
+table from its CDC tool.
 """
 
 import datetime as dt
@@ -54,14 +56,11 @@ CREATE TABLE ods.cards (
 CREATE INDEX cards_client ON ods.cards (client_id);
 CREATE TABLE ods.client_changes (
     change_id bigserial PRIMARY KEY,
-    txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     client_id bigint NOT NULL,
     old_client_id bigint,
     op text NOT NULL CHECK (op IN ('add', 'update', 'delete')),
     changed_at timestamptz NOT NULL DEFAULT now()
 );
--- the feed: WHERE (txid, change_id) > cursor AND txid < snapshot xmin ORDER BY txid, change_id
-CREATE INDEX client_changes_txid ON ods.client_changes (txid, change_id);
 """
 
 TRIGGERS_SQL = """

@@ -367,7 +367,8 @@ def changes_coalesce(changes: Sequence[Change]) -> list[tuple[int, str, list[int
         if change.old_client_id:
             carried = plan.pop(change.old_client_id, ("", []))[1]
             olds = [*olds, *carried, change.old_client_id]
-        if change.op == "delete":
+        if change.op == "delete" or (previous_op == "delete" and change.op == "update"):
+            # an update after a delete is a cascade from the client's rows; only an add revives it
             op = "delete"
         elif change.op == "add" or previous_op == "add":
             op = "add"
@@ -378,11 +379,12 @@ def changes_coalesce(changes: Sequence[Change]) -> list[tuple[int, str, list[int
 
 
 def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None = None) -> dict[str, int]:
-    """Publish the source's new changes to the change topic, batch by batch.
+    """Publish the source's pending changes to the change topic, batch by batch.
 
-    Only one run per source at a time (a Redis lock); the cursor moves after
-    Kafka acknowledged a batch and its ledger rows are written, so a crash
-    publishes that batch again (at-least-once; the cache writes are idempotent).
+    Only one run per source at a time (a Redis lock). A batch's changes are
+    removed from the source's change table only after Kafka acknowledged the
+    messages and their ledger rows are written, so a crash publishes that batch
+    again (at-least-once; the cache writes are idempotent).
     """
     source = source or SqlSource()
     lock = redis_client().lock(f"kc:lock:change-feed:{source.name}", timeout=300)
@@ -394,15 +396,14 @@ def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None 
         topic = topic_rows_ensure()[Topic.Kind.CHANGE]
         cursor, _ = FeedCursor.objects.get_or_create(source=source.name)
         while max_batches is None or stats["batches"] < max_batches:
-            changes = source.changes_read(after=(cursor.txid, cursor.change_id), limit=settings.CHANGE_FEED_BATCH_SIZE)
+            changes = source.changes_read(limit=settings.CHANGE_FEED_BATCH_SIZE)
             if not changes:
                 break
             published, exceptions = _change_batch(topic, source, changes)
-            last = changes[-1]
+            source.changes_done([c.change_id for c in changes])
             FeedCursor.objects.filter(pk=cursor.pk).update(
-                txid=last.txid, change_id=last.change_id, published=F("published") + published
+                change_id=changes[-1].change_id, published=F("published") + published
             )
-            cursor.txid, cursor.change_id = last.txid, last.change_id
             stats["changes"] += len(changes)
             stats["published"] += published
             stats["exceptions"] += exceptions
@@ -460,8 +461,8 @@ def _change_batch(topic: Topic, source: SqlSource, changes: Sequence[Change]) ->
     deliveries = publish(messages, topic=topic.name)
     failed = [d for d in deliveries if d.error]
     if failed:
-        # Record what did get through, then stop: the cursor stays, and the next
-        # run publishes the batch again.
+        # Record what did get through, then stop: the changes stay in the
+        # source's table, and the next run publishes the batch again.
         _batch_record(topic=topic, deliveries=deliveries, pending=_Pending())
         raise RuntimeError(f"{len(failed)} change messages not acknowledged: {failed[0].error}")
     _batch_record(topic=topic, deliveries=deliveries, pending=pending)

@@ -38,7 +38,6 @@ class SourceItem(NamedTuple):
 
 class Change(NamedTuple):
     change_id: int
-    txid: int
     client_id: int
     old_client_id: int | None
     op: str  # add | update | delete
@@ -132,24 +131,24 @@ class SqlSource:
                 out[cid] = SourceItem(key, record, "", where)
         return out
 
-    def changes_read(self, *, after: tuple[int, int], limit: int) -> list[Change]:
-        """Changes past `after` (txid, change_id), of finished transactions only.
+    def changes_read(self, *, limit: int) -> list[Change]:
+        """The oldest changes not yet published, in change order.
 
-        A transaction still running may hold a smaller change_id than rows
-        already committed (sequences are not transactional), so reading by
-        change_id alone could skip it for good. Reading only txids below the
-        snapshot's xmin (every transaction below it has ended) and keeping the
-        cursor on (txid, change_id) means nothing can appear behind the cursor.
+        Selected by presence, not by a position: a sequence is not
+        transactional, so a change committed late can carry a smaller change_id
+        than changes already published; it is simply read on the next call.
         """
         with self._cursor() as cursor:
             cursor.execute(
-                "SELECT change_id, txid::text::bigint, client_id, old_client_id, op FROM ods.client_changes"
-                " WHERE (txid, change_id) > (%s::text::xid8, %s)"
-                " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-                " ORDER BY txid, change_id LIMIT %s",
-                [str(after[0]), after[1], limit],
+                "SELECT change_id, client_id, old_client_id, op FROM ods.client_changes ORDER BY change_id LIMIT %s",
+                [limit],
             )
             return [Change(*row) for row in cursor.fetchall()]
+
+    def changes_done(self, change_ids: Sequence[int]) -> None:
+        """Forget published changes (the publish ledger is their record from now on)."""
+        with self._cursor() as cursor:
+            cursor.execute("DELETE FROM ods.client_changes WHERE change_id = ANY(%s)", [list(change_ids)])
 
 
 def _dicts(cursor) -> list[dict]:

@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from kafkacache import apis
+
+urlpatterns = [
+    path("loads", apis.LoadsApi.as_view(), name="api-loads"),
+    path("loads/<uuid:load_id>", apis.LoadApi.as_view(), name="api-load"),
+    path("changes", apis.ChangesApi.as_view(), name="api-changes"),
+    path("cache/<str:retrieval_key>", apis.CacheApi.as_view(), name="api-cache"),
+]

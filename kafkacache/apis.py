@@ -1,0 +1,111 @@
+"""DRF endpoints of the feed: start and follow loads, publish changes, read a load back.
+
+Permissions come from recon.access only: view for GETs, operate for POSTs, and
+payload permission to see decrypted numbers (everyone else gets them masked).
+"""
+
+from django.conf import settings
+from django.http import Http404
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import NotFound
+from kafkacache import selectors, services
+from kafkacache.serializers import ChangeCreateSerializer, ChangeSerializer, LoadCreateSerializer, LoadSerializer
+from recon.access import can_view_payload, topic_for_operate, topic_for_view
+from recon.models import Topic
+
+
+def _topic_named(name: str) -> Topic | None:
+    return Topic.objects.filter(name=name).first()
+
+
+class LoadsApi(APIView):
+    """GET: loads on the topics you may see. POST: start a bulk load (202 + retrieval key)."""
+
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(selectors.loads_visible(request.user), request, view=self)
+        return paginator.get_paginated_response(LoadSerializer(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        body = LoadCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if not data["topic"]:
+            services.topic_rows_ensure()
+        topic = topic_for_operate(request.user, _topic_named(data["topic"] or settings.KAFKA_TOPIC_BULK))
+        load = services.load_start(
+            topic=topic, source=data["source"], client_ids=data["client_ids"], requested_by=request.user
+        )
+        return Response(
+            {"id": load.id, "retrieval_key": load.retrieval_key, "status_url": LoadSerializer().get_status_url(load)},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class LoadApi(APIView):
+    """State and progress of one load."""
+
+    def get(self, request: Request, load_id) -> Response:
+        load = selectors.load_get(load_id)
+        if load is None:
+            raise NotFound("No such load.")
+        try:
+            topic_for_view(request.user, load.topic)
+        except Http404:
+            raise NotFound("No such load.") from None
+        return Response(LoadSerializer(load).data)
+
+
+class ChangesApi(APIView):
+    """Publish one change event (add / update / delete) to the change topic."""
+
+    def post(self, request: Request) -> Response:
+        body = ChangeCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.topic_rows_ensure()
+        topic = topic_for_operate(request.user, _topic_named(settings.KAFKA_TOPIC_CHANGE))
+        published = services.change_publish(
+            topic=topic,
+            event=data["event"],
+            key=data["key"],
+            record=data["record"],
+            old_key=data["old_key"],
+            source="api",
+            requested_by=request.user,
+        )
+        return Response(ChangeSerializer(published).data, status=status.HTTP_201_CREATED)
+
+
+class CacheApi(APIView):
+    """A load's records, read back from Redis by its retrieval key."""
+
+    def get(self, request: Request, retrieval_key: str) -> Response:
+        load = selectors.load_by_retrieval_key(retrieval_key)
+        if load is None:
+            raise NotFound("No such retrieval key.")
+        try:
+            topic = topic_for_view(request.user, load.topic)
+        except Http404:
+            raise NotFound("No such retrieval key.") from None
+        paginator = LimitOffsetPagination()
+        limit = min(paginator.get_limit(request) or 100, 1000)
+        offset = paginator.get_offset(request)
+        decrypt = can_view_payload(request.user, topic)
+        count, items = selectors.load_records(load=load, decrypt=decrypt, offset=offset, limit=limit)
+        return Response(
+            {
+                "load": str(load.id),
+                "status": load.status,
+                "count": count,
+                "offset": offset,
+                "limit": limit,
+                "decrypted": decrypt,
+                "results": items,
+            }
+        )

@@ -1,0 +1,58 @@
+"""Reads of the feed: loads, and a load's records back from the Redis cache."""
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+
+from kafkacache.avro import AvroError
+from kafkacache.cache import cache_records_get, load_keys
+from kafkacache.clients import redis_client
+from kafkacache.crypto import CryptoError
+from kafkacache.models import Load
+from kafkacache.records import record_decode, record_mask
+from recon.access import topics_visible
+
+
+def load_get(load_id: uuid.UUID | str) -> Load | None:
+    return Load.objects.select_related("topic", "requested_by").filter(id=load_id).first()
+
+
+def load_by_retrieval_key(retrieval_key: str) -> Load | None:
+    return Load.objects.select_related("topic").filter(retrieval_key=retrieval_key).first()
+
+
+def loads_visible(user) -> QuerySet[Load]:
+    return Load.objects.select_related("topic", "requested_by").filter(topic__in=topics_visible(user))
+
+
+def load_records(*, load: Load, decrypt: bool, offset: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+    """One page of the records a load delivered, as the cache holds them now.
+
+    decrypt=False masks account and card numbers without touching the key; a key
+    whose record has since been deleted is listed with record None.
+    """
+    client = redis_client()
+    keys = load_keys(client, load.retrieval_key)
+    page = keys[offset : offset + limit]
+    cached = cache_records_get(client, page)
+    items = []
+    for key in page:
+        hit = cached.get(key)
+        if hit is None:
+            items.append({"key": key, "state": "deleted", "record": None})
+            continue
+        item: dict[str, Any] = {
+            "key": key,
+            "state": "cached",
+            "uuid": hit.uuid,
+            "schema_version": hit.schema_version,
+            "created_ms": hit.created_ms,
+        }
+        try:
+            record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt)
+            item["record"] = record if decrypt else record_mask(record)
+        except (AvroError, CryptoError) as exc:
+            item.update(state="unreadable", record=None, error=str(exc))
+        items.append(item)
+    return len(keys), items

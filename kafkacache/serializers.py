@@ -1,0 +1,68 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from kafkacache.models import Load
+from kafkacache.services import CHANGE_EVENTS
+
+
+class LoadCreateSerializer(serializers.Serializer):
+    source = serializers.CharField(max_length=128, default="ods")
+    client_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=100_000
+    )
+    topic = serializers.CharField(max_length=249, required=False, allow_blank=True, default="")
+
+
+class LoadSerializer(serializers.ModelSerializer):
+    topic = serializers.CharField(source="topic.name")
+    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    clients = serializers.SerializerMethodField()
+    status_url = serializers.SerializerMethodField()
+    cache_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Load
+        fields = [
+            "id",
+            "retrieval_key",
+            "topic",
+            "source",
+            "clients",
+            "status",
+            "total",
+            "built",
+            "published",
+            "failed",
+            "exceptions",
+            "error",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "status_url",
+            "cache_url",
+        ]
+
+    def get_clients(self, load: Load) -> int | str:
+        return len(load.client_ids) or "all"
+
+    def get_status_url(self, load: Load) -> str:
+        return reverse("api-load", args=[load.id])
+
+    def get_cache_url(self, load: Load) -> str:
+        return reverse("api-cache", args=[load.retrieval_key])
+
+
+class ChangeCreateSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=CHANGE_EVENTS)
+    key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
+    old_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
+    record = serializers.JSONField(required=False, default=None)
+
+
+class ChangeSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    key = serializers.CharField()
+    event = serializers.CharField()
+    partition = serializers.IntegerField()
+    offset = serializers.IntegerField()

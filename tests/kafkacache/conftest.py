@@ -1,0 +1,74 @@
+"""Fixtures of the feed tests: own topics and group per test, a clean cache, helpers."""
+
+import time
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings as django_settings
+
+from kafkacache.clients import redis_client
+from kafkacache.consumer import FeedConsumer
+from kafkacache.sources import SqlSource
+from kafkacache.topics import topics_ensure
+
+
+@pytest.fixture
+def feed(settings, unique_name):
+    """Fresh bulk, change and dead-letter topics and consumer group for this test."""
+    settings.KAFKA_TOPIC_BULK = unique_name("t.bulk")
+    settings.KAFKA_TOPIC_CHANGE = unique_name("t.change")
+    settings.KAFKA_TOPIC_DEAD_LETTER = unique_name("t.dlq")
+    settings.KAFKA_CONSUMER_GROUP = unique_name("t.group")
+    topics_ensure([settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER])
+    return settings
+
+
+@pytest.fixture
+def cache():
+    """The cache store, with no kc:* keys left by an earlier test."""
+    client = redis_client()
+
+    def clear() -> None:
+        keys = list(client.scan_iter("kc:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+
+    clear()
+    yield client
+    clear()
+
+
+def consume_all(*, idle: float = 2.0, limit: float = 60.0, batch_size: int | None = None) -> FeedConsumer:
+    """Run a consumer in this process until the topics are drained."""
+    consumer = FeedConsumer(batch_size=batch_size)
+    consumer.run(idle_seconds=idle, max_seconds=limit)
+    return consumer
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, every: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def cached_keys(client) -> set[str]:
+    return {k.decode().removeprefix("kc:rec:") for k in client.scan_iter("kc:rec:*", count=1000)}
+
+
+def source_records(client_ids=None) -> dict[str, dict]:
+    """The source's current records by record key (the expected cache)."""
+    source = SqlSource()
+    out = {}
+    for batch in source.batches(client_ids=client_ids, batch_size=1000):
+        for item in batch:
+            out[item.key] = item.record
+    return out
+
+
+def tests_database_url() -> str:
+    db = django_settings.DATABASES["default"]
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -1,0 +1,184 @@
+"""Change events: add, update with a key change, delete (also of a key never cached)."""
+
+import pytest
+from django.db import connection
+
+from config.errors import AppError
+from kafkacache.cache import cache_records_get
+from kafkacache.models import FeedCursor
+from kafkacache.ods import ods_seed
+from kafkacache.records import record_decode
+from kafkacache.services import (
+    change_feed_run,
+    change_publish,
+    changes_coalesce,
+    load_run,
+    load_start,
+    topic_rows_ensure,
+)
+from kafkacache.sources import Change, document_of
+from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
+
+from .conftest import cached_keys, consume_all, source_records
+
+pytestmark = pytest.mark.integration
+
+DOC = {
+    "client_id": 900001,
+    "name": "Grace Hopper",
+    "email": "grace@example.com",
+    "segment": "private",
+    "status": "active",
+    "country": "US",
+    "updated_at": "2026-11-25T09:00:00+00:00",
+    "accounts": [
+        {
+            "account_number": "3000900001",
+            "product": "current",
+            "currency": "USD",
+            "daily_limit_cents": 100000,
+            "overdraft_enabled": False,
+            "alerts_enabled": True,
+            "statement_day": 1,
+            "language": "en",
+        }
+    ],
+    "cards": [
+        {"card_id": 1, "card_number": "4111111111111111", "brand": "visa", "expiry": "01/30", "status": "active"}
+    ],
+}
+
+
+def _cached(cache, key):
+    hit = cache_records_get(cache, [key]).get(key)
+    return record_decode(hit.value, schema_version=hit.schema_version, decrypt=True) if hit else None
+
+
+@pytest.mark.django_db
+def test_api_style_change_events_give_the_expected_cache(feed, cache):
+    change = topic_rows_ensure()["change"]
+    change_publish(topic=change, event="add", record=DOC)
+    change_publish(topic=change, event="add", record={**DOC, "client_id": 900003})
+    consume_all()
+    assert cached_keys(cache) == {"client:900001", "client:900003"}
+
+    moved = {**DOC, "client_id": 900002, "name": "Grace B. Hopper"}
+    change_publish(topic=change, event="update", record=moved, old_key="client:900001")
+    change_publish(topic=change, event="delete", key="client:900003")
+    change_publish(topic=change, event="delete", key="client:424242")  # never cached
+    consume_all()
+
+    assert cached_keys(cache) == {"client:900002"}
+    assert _cached(cache, "client:900002")["name"] == "Grace B. Hopper"
+    assert cache.get("kc:del:client:424242") is not None  # the tombstone of a delete of nothing
+    outcomes = sorted(ConsumedMessage.objects.filter(topic=change).values_list("outcome", flat=True))
+    assert outcomes == ["deleted", "deleted", "stored", "stored", "stored"]
+    assert PublishedMessage.objects.filter(topic=change).count() == 5
+
+
+@pytest.mark.django_db
+def test_a_redelivered_or_late_older_message_does_not_undo_a_newer_one(feed, cache):
+    change = topic_rows_ensure()["change"]
+    change_publish(topic=change, event="add", record=DOC)
+    change_publish(topic=change, event="update", record={**DOC, "client_id": 900002}, old_key="client:900001")
+    consume_all()
+    # the same messages again (a consumer group starting from the beginning)
+    feed.KAFKA_CONSUMER_GROUP = feed.KAFKA_CONSUMER_GROUP + "-again"
+    consume_all()
+    assert cached_keys(cache) == {"client:900002"}
+
+
+@pytest.mark.django_db
+def test_bad_change_requests_are_refused_and_oversize_is_recorded(feed, cache, settings):
+    change = topic_rows_ensure()["change"]
+    with pytest.raises(AppError, match="event must be"):
+        change_publish(topic=change, event="upsert", record=DOC)
+    with pytest.raises(AppError, match="needs the key"):
+        change_publish(topic=change, event="delete")
+    with pytest.raises(AppError, match="does not match"):
+        change_publish(topic=change, event="add", key="client:1", record=DOC)
+    with pytest.raises(AppError, match="card_number"):
+        change_publish(topic=change, event="add", record={**DOC, "cards": [{**DOC["cards"][0], "card_number": "x"}]})
+    settings.MESSAGE_MAX_BYTES = 300
+    with pytest.raises(AppError, match="over the 300-byte limit") as refused:
+        change_publish(topic=change, event="add", record=DOC, requested_by=None)
+    assert refused.value.code == "oversize"
+    finding = Finding.objects.get(topic=change, category="oversize")
+    assert finding.key == "client:900001" and finding.detail["limit"] == 300
+    assert not PublishedMessage.objects.filter(topic=change).exists()
+    assert not OperatorAction.objects.filter(action="change.publish").exists()
+
+
+def test_changes_coalesce_one_message_per_client_and_keep_old_keys():
+    plan = changes_coalesce(
+        [
+            Change(1, 5, None, "add"),
+            Change(2, 5, None, "update"),  # a card of the new client
+            Change(3, 6, None, "update"),
+            Change(4, 60, 6, "update"),  # client 6 renumbered to 60
+            Change(5, 7, None, "update"),
+            Change(6, 7, None, "delete"),
+            Change(7, 7, None, "update"),  # its cards, deleted by the cascade
+            Change(8, 8, None, "delete"),
+            Change(9, 8, None, "add"),  # deleted and added again
+        ]
+    )
+    assert plan == [(5, "add", []), (60, "update", [6]), (7, "delete", []), (8, "add", [])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_change_feed_publishes_source_changes(feed, cache):
+    ods_seed(clients=30, using="default")
+    bulk = topic_rows_ensure()["bulk"]
+    load = load_start(topic=bulk, source="ods", client_ids=None, requested_by=None, queue=False)
+    assert load_run(load_id=load.id).published == 30
+    change_feed_run()  # nothing yet: the seed is not a change
+    assert FeedCursor.objects.get(source="ods").published == 0
+    consume_all()
+    assert len(cached_keys(cache)) == 30
+
+    new = document_of(source_records([1])["client:1"])
+    with connection.cursor() as cursor:
+        # add: a new client with an account and a card, in one transaction
+        cursor.execute(
+            "INSERT INTO ods.clients (client_id, name, email, segment, status, country, updated_at)"
+            " VALUES (100, 'New Client', NULL, 'retail', 'active', 'NL', now())"
+        )
+        cursor.execute(
+            "INSERT INTO ods.cards (card_id, client_id, card_number, brand, expiry, status)"
+            " VALUES (1000, 100, '4000000000000002', 'visa', '02/31', 'active')"
+        )
+        # update with a key change: client 5 becomes client 500 (its cards follow)
+        cursor.execute("UPDATE ods.clients SET client_id = 500, name = 'Renumbered' WHERE client_id = 5")
+        # update of a card only
+        cursor.execute("UPDATE ods.cards SET status = 'blocked' WHERE client_id = 6")
+        # delete
+        cursor.execute("DELETE FROM ods.clients WHERE client_id = 7")
+        # delete of a key never cached: added and removed before the feed ran
+        cursor.execute(
+            "INSERT INTO ods.clients (client_id, name, segment, status, country) VALUES (8888, 'Brief', 'x', 'y', 'US')"
+        )
+        cursor.execute("DELETE FROM ods.clients WHERE client_id = 8888")
+
+    stats = change_feed_run()
+    assert stats["published"] == 5  # add 100, update 500 (old key 5), update 6, delete 7, delete 8888
+    assert change_feed_run()["changes"] == 0  # published changes are gone from the change table
+    assert FeedCursor.objects.get(source="ods").published == 5
+    consume_all()
+
+    expected = source_records()
+    assert cached_keys(cache) == set(expected)
+    assert "client:5" not in expected and "client:7" not in expected and "client:500" in expected
+    for key in ("client:100", "client:500", "client:6"):
+        assert _cached(cache, key) == expected[key]
+    assert _cached(cache, "client:6")["cards"][0]["status"] == "blocked"
+    assert new["client_id"] == 1  # untouched clients stay as loaded
+    assert _cached(cache, "client:1") == expected["client:1"]
+    published = dict(PublishedMessage.objects.filter(topic__kind="change").values_list("key", "event_type"))
+    assert published == {
+        "client:100": "add",
+        "client:500": "update",
+        "client:6": "update",
+        "client:7": "delete",
+        "client:8888": "delete",
+    }
