@@ -78,12 +78,6 @@ class WindowFilterForm(TopicFilterForm):
 class LoadFilterForm(TopicFilterForm):
     status = forms.ChoiceField(choices=_blank(Load.Status.choices), required=False)
 
-    def filters(self) -> dict:
-        data = super().filters()
-        data.pop("since", None)
-        data.pop("until", None)
-        return data
-
 
 class RebalanceFilterForm(TopicFilterForm):
     kind = forms.ChoiceField(choices=_blank(RebalanceEvent.Kind.choices), required=False)

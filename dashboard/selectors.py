@@ -170,7 +170,9 @@ def findings_filtered(
     key: str = "",
     window: Window | None = None,
 ) -> QuerySet[Finding]:
-    qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related("topic", "acknowledged_by")
+    qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related(
+        "topic", "window", "acknowledged_by"
+    )
     if topic is not None:
         qs = qs.filter(topic=topic)
     if category:
@@ -279,12 +281,23 @@ def actions_filtered(
     return qs
 
 
-def loads_filtered(*, user, topic: Topic | None = None, status: str = "") -> QuerySet[Load]:
+def loads_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Load]:
     qs = Load.objects.filter(topic__in=access.topics_visible(user)).select_related("topic", "requested_by")
     if topic is not None:
         qs = qs.filter(topic=topic)
     if status:
         qs = qs.filter(status=status)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
     return qs
 
 

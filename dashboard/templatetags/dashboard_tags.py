@@ -32,3 +32,11 @@ def minus(value, other) -> int | str:
         return int(value) - int(other)
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def millis(value) -> str:
+    """A UTC time to the millisecond ('2026-11-25 10:00:00.123'): ledger times need more than seconds."""
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
