@@ -84,7 +84,10 @@ def main() -> None:
     created = str(int(row.published_at.timestamp() * 1000))
     redis_client().hset(rec_key(row.key), mapping={"u": str(row.uuid), "v": "1", "t": created, "p": value})
     discrepant = Window.objects.filter(status="discrepant").order_by("-start").first()
-    missing = Finding.objects.filter(category="missing").order_by("-pk").first()
+    # A finding the operator may act on, so the page shows the acknowledge form.
+    missing = (
+        Finding.objects.filter(category="missing", topic__kind=Topic.Kind.BULK, status="open").order_by("-pk").first()
+    )
 
     server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
     server.daemon = True
