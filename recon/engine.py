@@ -5,16 +5,17 @@ recon.services.window_reconcile decides when to call it (only when the window's
 counts, digests or slowest delivery say something is off), stores the findings
 and moves the window's status.
 
-One statement aggregates each side by UUID over the window's partitions
-(indexed by topic and publish time), full-joins the two and returns only the
-discrepant UUIDs, so PostgreSQL does the per-message work and Python sees only
-what it must report.
+One hash full join of the two sides over the window's partitions (indexed by
+topic and publish time) returns only the rows that are not a clean pair, and
+two aggregates name the UUIDs seen twice; PostgreSQL does the per-message work
+and Python sees only what it must report.
 """
 
 import datetime as dt
 import uuid
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import connection
 
 from recon.models import Finding, Topic, Window
@@ -24,33 +25,43 @@ Cat = Finding.Category
 # What the engine finds (and owns: window_reconcile syncs exactly these per window).
 ENGINE_CATEGORIES = (Cat.MISSING, Cat.DELAYED, Cat.DUPLICATE, Cat.ALTERED, Cat.ORPHAN, Cat.COUNT)
 
-# Messages of one side, aggregated by UUID over one window of publish time. A
-# published UUID should appear once; the consumed side may hold redeliveries.
-# Hashes compare as their hex text ('\x...'): PostgreSQL has no min/max of bytea.
-_COMPARE_SQL = """
-WITH p AS (
-    SELECT uuid, count(*) AS n, min(content_hash::text COLLATE "C") AS h, max(content_hash::text COLLATE "C") AS h_max,
-           min(published_at) AS published_at, min(key COLLATE "C") AS key,
-           min(event_type) AS event_type, min(partition) AS partition, min("offset") AS "offset"
-    FROM recon_publishedmessage
+# Every published/consumed pair of the window that is not a clean match, and every
+# row with no twin. A hash join over raw rows (no aggregation), so the cost is
+# about one scan of each side; clean pairs never leave PostgreSQL.
+_JOIN_SQL = """
+SELECT coalesce(p.uuid, c.uuid), p.content_hash, p.published_at, p.key, p.event_type, p.partition, p."offset",
+       c.content_hash, c.consumed_at, c.published_at, c.key, c."group", c.partition, c."offset"
+FROM (
+    SELECT uuid, content_hash, published_at, key, event_type, partition, "offset" FROM recon_publishedmessage
     WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s
-    GROUP BY uuid
-), c AS (
-    SELECT uuid, count(*) AS n, min(content_hash::text COLLATE "C") AS h_min,
-           max(content_hash::text COLLATE "C") AS h_max,
-           min(consumed_at) AS first_at, min(published_at) AS published_at, min(key COLLATE "C") AS key,
-           min("group" COLLATE "C") AS "group", min(partition) AS partition, min("offset") AS "offset"
-    FROM recon_consumedmessage
+) p
+FULL JOIN (
+    SELECT uuid, content_hash, consumed_at, published_at, key, "group", partition, "offset" FROM recon_consumedmessage
     WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NOT NULL
-    GROUP BY uuid
-)
-SELECT coalesce(p.uuid, c.uuid), p.n, p.h, p.h_max, p.published_at, p.key, p.event_type, p.partition, p."offset",
-       c.n, c.h_min, c.h_max, c.first_at, c.published_at, c.key, c."group", c.partition, c."offset"
-FROM p FULL JOIN c ON c.uuid = p.uuid
-WHERE p.uuid IS NULL OR c.uuid IS NULL OR p.n > 1 OR c.n > 1
-   OR p.h <> p.h_max OR c.h_min <> p.h OR c.h_max <> p.h
-   OR c.first_at - p.published_at > %(limit)s
+) c ON c.uuid = p.uuid
+WHERE p.uuid IS NULL OR c.uuid IS NULL OR c.content_hash <> p.content_hash OR c.consumed_at - p.published_at > %(limit)s
 LIMIT %(cap)s
+"""
+
+# UUIDs delivered more than once (at-least-once redelivery), with the first delivery.
+_CONSUMED_TWICE_SQL = """
+SELECT uuid, count(*), min(consumed_at) FROM recon_consumedmessage
+WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NOT NULL
+GROUP BY uuid HAVING count(*) > 1
+LIMIT %(cap)s
+"""
+
+# UUIDs the publish ledger holds twice (a ledger batch written twice).
+_PUBLISHED_TWICE_SQL = """
+SELECT uuid, count(*) FROM recon_publishedmessage
+WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s
+GROUP BY uuid HAVING count(*) > 1
+LIMIT %(cap)s
+"""
+
+_PUBLISHED_OF_SQL = """
+SELECT uuid, content_hash, published_at, key, event_type, partition, "offset" FROM recon_publishedmessage
+WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid = ANY(%(uuids)s)
 """
 
 # Deliveries without a usable UUID cannot be matched: each is an orphan.
@@ -98,12 +109,17 @@ class Comparison(NamedTuple):
     truncated: bool  # more discrepant UUIDs than the cap; the first `cap` are reported
 
 
-def _hex(pg_text: str) -> str:
-    return pg_text.removeprefix("\\x")
-
-
 def _iso(at: dt.datetime | None) -> str | None:
     return at.isoformat() if at else None
+
+
+class _Published(NamedTuple):
+    content_hash: bytes
+    published_at: dt.datetime
+    key: str
+    event_type: str
+    partition: int
+    offset: int
 
 
 def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) -> Comparison:
@@ -118,84 +134,105 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         "cap": cap + 1,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_COMPARE_SQL, params)
+        # Hash joins and aggregates of a large window fit in memory instead of spilling.
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.RECON_WORK_MEM])
+        cursor.execute(_JOIN_SQL, params)
         rows = cursor.fetchall()
+        cursor.execute(_CONSUMED_TWICE_SQL, params)
+        consumed_twice = {u: (n, first) for u, n, first in cursor.fetchall()}
+        cursor.execute(_PUBLISHED_TWICE_SQL, params)
+        published_twice = dict(cursor.fetchall())
         cursor.execute(_NO_UUID_SQL, params)
         no_uuid = cursor.fetchall()
-    truncated = len(rows) > cap or len(no_uuid) > cap
-    rows, no_uuid = rows[:cap], no_uuid[:cap]
+        truncated = any(len(found) > cap for found in (rows, consumed_twice, published_twice, no_uuid))
+
+        published: dict[uuid.UUID, _Published] = {}
+        missing: list[uuid.UUID] = []
+        orphans: dict[uuid.UUID, list[tuple]] = {}
+        altered: dict[uuid.UUID, set[str]] = {}
+        late: dict[uuid.UUID, dt.datetime] = {}
+        for message_uuid, p_hash, p_at, p_key, event, p_part, p_off, c_hash, c_at, *consumed in rows[:cap]:
+            if p_hash is None:
+                orphans.setdefault(message_uuid, []).append((c_at, *consumed))
+                continue
+            published[message_uuid] = _Published(bytes(p_hash), p_at, p_key, event, p_part, p_off)
+            if c_hash is None:
+                missing.append(message_uuid)
+                continue
+            if bytes(c_hash) != bytes(p_hash):
+                altered.setdefault(message_uuid, set()).add(bytes(c_hash).hex())
+            if c_at - p_at > limit:
+                late[message_uuid] = min(late.get(message_uuid, c_at), c_at)
+        twice = (set(consumed_twice) | set(published_twice)) - set(published) - set(orphans)
+        if twice:
+            cursor.execute(_PUBLISHED_OF_SQL, {**params, "uuids": list(twice)})
+            for message_uuid, p_hash, *fields in cursor.fetchall():
+                published.setdefault(message_uuid, _Published(bytes(p_hash), *fields))
 
     drafts: list[Draft] = []
     pending = 0
     uuid_on, hash_on = topic.method_uuid, topic.method_hash or topic.method_audit
-    for (
-        message_uuid,
-        p_n,
-        p_h,
-        p_h_max,
-        p_at,
-        p_key,
-        event_type,
-        p_partition,
-        p_offset,
-        c_n,
-        c_h_min,
-        c_h_max,
-        c_first,
-        c_pub_at,
-        c_key,
-        c_group,
-        c_partition,
-        c_offset,
-    ) in rows:
-        base = {"event_type": event_type} if event_type else {}
-        key = p_key or c_key or ""
-        if p_n is None:
-            if uuid_on:
-                detail = {
-                    "published_at": _iso(c_pub_at),
-                    "consumed_at": _iso(c_first),
-                    "group": c_group,
-                    "partition": c_partition,
-                    "offset": c_offset,
-                    "deliveries": c_n,
-                }
-                drafts.append(Draft(Cat.ORPHAN, message_uuid, key, detail))
-            continue
-        where = {"published_at": _iso(p_at), "partition": p_partition, "offset": p_offset}
-        if c_n is None:
-            if uuid_on:
-                if closed:
-                    drafts.append(Draft(Cat.MISSING, message_uuid, key, {**base, **where}))
-                else:
-                    pending += 1
-            continue
-        if uuid_on and (p_n > 1 or c_n > 1):
-            detail = {**base, **where, "deliveries": c_n, "published": p_n}
-            drafts.append(Draft(Cat.DUPLICATE, message_uuid, key, detail))
-        if uuid_on and c_first - p_at > limit:
-            delay = round((c_first - p_at).total_seconds(), 3)
-            detail = {
-                **base,
-                **where,
-                "consumed_at": _iso(c_first),
-                "delay_seconds": delay,
-                "limit_seconds": topic.latency_limit_seconds,
-            }
-            drafts.append(Draft(Cat.DELAYED, message_uuid, key, detail))
-        if hash_on and (c_h_min != p_h or c_h_max != p_h or p_h != p_h_max):
-            received = sorted({_hex(h) for h in (c_h_min, c_h_max) if h != p_h})
-            detail = {
-                **base,
-                **where,
-                "algorithm": topic.hash_algorithm,
-                "published_hash": _hex(p_h),
-                "consumed_hashes": received,
-            }
-            drafts.append(Draft(Cat.ALTERED, message_uuid, key, detail))
+
+    def base(message_uuid: uuid.UUID) -> dict:
+        p = published[message_uuid]
+        return {
+            "event_type": p.event_type,
+            "published_at": _iso(p.published_at),
+            "partition": p.partition,
+            "offset": p.offset,
+        }
 
     if uuid_on:
-        for key, group, partition, offset, pub_at, consumed_at in no_uuid:
+        for message_uuid, deliveries in orphans.items():
+            consumed_at, pub_at, key, group, partition, offset = min(deliveries, key=lambda d: d[0])
+            detail = {
+                "published_at": _iso(pub_at),
+                "consumed_at": _iso(consumed_at),
+                "group": group,
+                "partition": partition,
+                "offset": offset,
+                "deliveries": consumed_twice.get(message_uuid, (len(deliveries),))[0],
+            }
+            drafts.append(Draft(Cat.ORPHAN, message_uuid, key or "", detail))
+        for message_uuid in missing:
+            if closed:
+                drafts.append(Draft(Cat.MISSING, message_uuid, published[message_uuid].key, base(message_uuid)))
+            else:
+                pending += 1
+        for message_uuid in sorted(set(consumed_twice) | set(published_twice), key=str):
+            if message_uuid not in published:
+                continue  # an orphan delivered twice is reported once, as an orphan
+            detail = {
+                **base(message_uuid),
+                "deliveries": consumed_twice.get(message_uuid, (1,))[0],
+                "published": published_twice.get(message_uuid, 1),
+            }
+            drafts.append(Draft(Cat.DUPLICATE, message_uuid, published[message_uuid].key, detail))
+        for message_uuid, late_at in late.items():
+            # Delay is about the first delivery; a late redelivery is a duplicate, not a delay.
+            first = consumed_twice[message_uuid][1] if message_uuid in consumed_twice else late_at
+            delay = first - published[message_uuid].published_at
+            if delay <= limit:
+                continue
+            detail = {
+                **base(message_uuid),
+                "consumed_at": _iso(first),
+                "delay_seconds": round(delay.total_seconds(), 3),
+                "limit_seconds": topic.latency_limit_seconds,
+            }
+            drafts.append(Draft(Cat.DELAYED, message_uuid, published[message_uuid].key, detail))
+    if hash_on:
+        for message_uuid, received in altered.items():
+            detail = {
+                **base(message_uuid),
+                "algorithm": topic.hash_algorithm,
+                "published_hash": published[message_uuid].content_hash.hex(),
+                "consumed_hashes": sorted(received),
+            }
+            drafts.append(Draft(Cat.ALTERED, message_uuid, published[message_uuid].key, detail))
+
+    if uuid_on:
+        for key, group, partition, offset, pub_at, consumed_at in no_uuid[:cap]:
             detail = {
                 "reason": "no usable uuid header",
                 "group": group,

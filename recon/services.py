@@ -126,8 +126,8 @@ def window_reconcile(
         by_category: dict[str, int] = defaultdict(int)
         by_classification: dict[str, int] = defaultdict(int)
         for draft, verdict in verdicts:
-            by_category[draft.category] += 1
-            by_classification[verdict.classification] += 1
+            by_category[str(draft.category)] += 1
+            by_classification[str(verdict.classification)] += 1
         if not closed:
             status = Window.Status.OPEN
         elif any(v.classification != Finding.Classification.MATCH for _, v in verdicts):
@@ -208,12 +208,19 @@ def _findings_sync(
                 )
             )
             continue
-        if finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile":
-            finding.status = Finding.Status.OPEN
+        status = finding.status
+        if status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile":
+            status = Finding.Status.OPEN
         resolution = {k: finding.detail[k] for k in ("resolved_by", "resolved_at") if k in finding.detail}
-        if finding.status == Finding.Status.OPEN:
-            resolution = {}
-        finding.detail = {**draft.detail, **resolution}
+        detail = {**draft.detail, **(resolution if status != Finding.Status.OPEN else {})}
+        same = (finding.status, finding.detail, finding.classification, finding.severity, finding.rule_id) == (
+            status,
+            detail,
+            *verdict,
+        )
+        if same:
+            continue  # found again as it was: leave the row (and the run that found it) alone
+        finding.status, finding.detail = status, detail
         finding.classification, finding.severity, finding.rule_id = verdict
         finding.run = run or finding.run
         finding.updated_at = now

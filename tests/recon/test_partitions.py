@@ -72,3 +72,15 @@ def test_expired_partitions_are_dropped_and_windows_keep_their_totals():
     # Re-reconciling a window without its ledger changes nothing (no false "missing").
     window_reconcile(window_id=discrepant.pk, now=NOW + dt.timedelta(days=1))
     assert discrepant.findings.get().status == "open"
+
+
+def test_maintenance_command_runs_everything_once():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("recon_maintain", stdout=out)
+    text = out.getvalue()
+    assert "partitions: created" in text and "windows:" in text and "audit:" in text
+    assert partitions_list()["recon_publishedmessage"]  # today's and the days ahead exist now
