@@ -197,6 +197,8 @@ RECON_SCHEDULE_SECONDS = env_int("RECON_SCHEDULE_SECONDS", 60, minimum=1)
 RECON_WINDOW_MAX_FINDINGS = env_int("RECON_WINDOW_MAX_FINDINGS", 100000, minimum=1)
 RECON_REPORT_MAX_UUIDS = env_int("RECON_REPORT_MAX_UUIDS", 1000, minimum=1)
 RECON_RANGE_MAX_DAYS = env_int("RECON_RANGE_MAX_DAYS", 31, minimum=1)
+# PostgreSQL work_mem for a window's compare (its hash join and aggregates stay in memory).
+RECON_WORK_MEM = env_str("RECON_WORK_MEM", "256MB")
 # Ledger partitions: daily, created this many days ahead; dropped whole after retention.
 LEDGER_PARTITIONS_AHEAD_DAYS = env_int("LEDGER_PARTITIONS_AHEAD_DAYS", 7, minimum=1)
 LEDGER_RETENTION_DAYS = env_int("LEDGER_RETENTION_DAYS", 35, minimum=1)
