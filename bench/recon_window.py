@@ -86,6 +86,11 @@ def _generate(topic: Topic, n: int, *, faulty: bool) -> dict[str, int]:
     return faults
 
 
+def _in_transaction(fn):
+    with transaction.atomic():  # as window_reconcile runs it (its work_mem is transaction-local)
+        return fn()
+
+
 def _baseline(window: Window) -> None:
     with connection.cursor() as cursor:
         for table in LEDGERS:
@@ -99,6 +104,7 @@ def _baseline(window: Window) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="leave the bench data in place (to EXPLAIN it)")
     args = parser.parse_args()
     n = args.messages
     call_command("migrate", verbosity=0)
@@ -137,7 +143,7 @@ def main() -> None:
         )
         comparison, full = _timed(
             "clean window, full set-based compare forced",
-            lambda: window_compare(window=clean, topic=clean_topic, now=later, cap=200_000),
+            lambda: _in_transaction(lambda: window_compare(window=clean, topic=clean_topic, now=later, cap=200_000)),
         )
         _, slow = _timed(
             "1% window reconcile (compare + findings)", lambda: window_reconcile(window_id=faulty.pk, now=later)
@@ -167,15 +173,21 @@ def main() -> None:
             f"(worst {max(fast, slow, full):.2f} s)"
         )
     finally:
-        Finding.objects.filter(topic__in=[clean_topic, faulty_topic]).delete()
-        with connection.cursor() as cursor:
-            for table in LEDGERS:
-                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")
-        Window.objects.filter(topic__in=[clean_topic, faulty_topic]).delete()
-        clean_topic.runs.all().delete()
-        faulty_topic.runs.all().delete()
-        clean_topic.delete()
-        faulty_topic.delete()
+        if args.keep:
+            print(f"kept: topics {clean_topic.pk} (clean) and {faulty_topic.pk} (faulty), partitions of {DAY}")
+        else:
+            _cleanup(clean_topic, faulty_topic)
+
+
+def _cleanup(*topics: Topic) -> None:
+    Finding.objects.filter(topic__in=topics).delete()
+    with connection.cursor() as cursor:
+        for table in LEDGERS:
+            cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")
+    Window.objects.filter(topic__in=topics).delete()
+    for topic in topics:
+        topic.runs.all().delete()
+        topic.delete()
 
 
 if __name__ == "__main__":
