@@ -4,7 +4,8 @@ Transport reconciliation (use case 1) proves the cache holds what was published,
 garbage included. This check reads the cached records back, decrypts them
 (kafkacache.records.record_decode) and applies business rules: required fields,
 card numbers that pass the Luhn check, card expiry not past, last-four digits
-that agree with the number. Each failing record is an "invalid-data" finding
+that agree with the number, plus the feed's clear-field checks
+(kafkacache.validation: key, country, currency, ...). Each failing record is an "invalid-data" finding
 with source "validation", reported in its own run (kind "validation").
 
 Problems name the field and the rule, never a full card or account number.
@@ -86,6 +87,7 @@ def record_problems(record: Mapping, *, today: dt.date) -> list[str]:
 def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.UUID | None, dict]]:
     """Read each key's cached record, decrypt and check it; {key: (uuid, detail)} for each invalid one."""
     from kafkacache.records import record_decode
+    from kafkacache.validation import record_problems as clear_field_problems
 
     problems: dict[str, tuple[uuid.UUID | None, dict]] = {}
     client = redis_client()
@@ -106,7 +108,8 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
                 detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": schema}
                 problems[key] = (message_uuid, detail)
                 continue
-            found = record_problems(record, today=today)
+            # The feed's checks of fields in clear (what the consumer flags as it goes), then ours.
+            found = clear_field_problems(record, key=key) + record_problems(record, today=today)
             if found:
                 problems[key] = (message_uuid, {"problems": found, "schema": version})
     return problems

@@ -20,14 +20,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 RANGE = {"start": T0, "end": T0 + dt.timedelta(hours=1)}
 
 
-def _record(client_id: int, *, card: str = "4111111111111111", expiry: str = "12/30", name: str = "Ann") -> dict:
+def _record(
+    client_id: int, *, card: str = "4111111111111111", expiry: str = "12/30", name: str = "Ann", country: str = "DE"
+) -> dict:
     return {
         "client_id": client_id,
         "name": name,
         "email": None,
         "segment": "retail",
         "status": "active",
-        "country": "DE",
+        "country": country,
         "updated_at": T0,
         "accounts": [],
         "cards": [
@@ -65,17 +67,21 @@ def _feed(topic, records: dict[str, dict], *, deleted: tuple[str, ...] = ()) -> 
     return uuids
 
 
+def _id(key: str) -> int:
+    return int(key.split(":")[1])
+
+
 @pytest.fixture
-def keys(unique_name):
-    prefix = unique_name("client")
-    names = [f"{prefix}:{i}" for i in range(6)]
+def keys():
+    base = uuid.uuid4().int % 10**12 * 10  # fresh client ids: the Redis db is shared by this module's tests
+    names = [f"client:{base + i}" for i in range(6)]
     yield names
     redis_client().delete(*[rec_key(k) for k in names])
 
 
 def test_clean_cache_matches(keys):
     topic = topic_make("cache-clean")
-    _feed(topic, {k: _record(i + 1) for i, k in enumerate(keys[:4])}, deleted=(keys[3],))
+    _feed(topic, {k: _record(_id(k)) for k in keys[:4]}, deleted=(keys[3],))
     run = cache_check(topic=topic, **RANGE)
     assert run.kind == ReconRun.Kind.CACHE and run.status == "done"
     assert run.report["checked"] == 4 and run.report["deleted_checked"] == 1
@@ -85,10 +91,10 @@ def test_clean_cache_matches(keys):
 def test_changes_behind_the_consumers_back_are_found_and_cleared_when_fixed(keys):
     topic = topic_make("cache-tamper")
     changed, removed, resurrected, fine = keys[:4]
-    uuids = _feed(topic, {k: _record(i + 1) for i, k in enumerate(keys[:4])}, deleted=(resurrected,))
+    uuids = _feed(topic, {k: _record(_id(k)) for k in keys[:4]}, deleted=(resurrected,))
     redis = redis_client()
     good_value = redis.hget(rec_key(changed), "p")
-    redis.hset(rec_key(changed), "p", record_encode(_record(1, name="Mallory")).value)
+    redis.hset(rec_key(changed), "p", record_encode(_record(_id(changed), name="Mallory")).value)
     redis.delete(rec_key(removed))
     redis.hset(rec_key(resurrected), mapping={"p": b"stale", "u": "x"})
 
@@ -116,9 +122,9 @@ def test_changes_behind_the_consumers_back_are_found_and_cleared_when_fixed(keys
 def test_the_latest_delivery_of_a_key_is_what_counts(keys):
     topic = topic_make("cache-latest")
     key = keys[0]
-    _feed(topic, {key: _record(1, name="v1")})
+    _feed(topic, {key: _record(_id(key), name="v1")})
     # a later update of the same key, consumed and cached
-    later = record_encode(_record(1, name="v2")).value
+    later = record_encode(_record(_id(key), name="v2")).value
     message = uuid.uuid4()
     at = T0 + dt.timedelta(minutes=10)
     published_record(
@@ -147,9 +153,9 @@ def test_luhn_and_expiry_rules():
 def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
     topic = topic_make("validate")
     records = {
-        keys[0]: _record(1),
-        keys[1]: _record(2, card="4111111111111112"),  # fails Luhn (garbage in...)
-        keys[2]: _record(3, expiry="01/25"),  # expired
+        keys[0]: _record(_id(keys[0])),
+        keys[1]: _record(_id(keys[1]), card="4111111111111112"),  # fails Luhn (garbage in...)
+        keys[2]: _record(_id(keys[2]), expiry="01/25", country="Germany"),  # expired, and not ISO 3166
     }
     _feed(topic, records)
     redis_client().hset(rec_key(keys[3]), mapping={"p": b"\xff\xfe not avro", "u": str(uuid.uuid4()), "v": "1"})
@@ -166,5 +172,8 @@ def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
     assert "Luhn" in findings[keys[1]].detail["problems"][0]
     assert "4111111111111112" not in str(findings[keys[1]].detail)  # never the full number
     assert "does not decode" in findings[keys[3]].detail["problems"][0]
+    # the feed's clear-field checks run too
+    assert any("ISO-3166" in p for p in findings[keys[2]].detail["problems"])
+    assert any("is past" in p for p in findings[keys[2]].detail["problems"])
     # ...and transport reconciliation of the same data stays clean of them.
     assert not Finding.objects.filter(topic=topic).exclude(category="invalid-data").exists()
