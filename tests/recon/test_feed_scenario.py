@@ -1,0 +1,162 @@
+"""The issue's scenario through the feed itself: kafkacache publishes and consumes, recon names the faults.
+
+Publishing goes through kafkacache.services.change_publish (Kafka + publish ledger),
+consuming through kafkacache.consumer.FeedConsumer.process_batch (Redis + consume
+ledger), on fresh topics. The messages are fetched with an assigned (group-less)
+consumer so that only the late ones are late. Faults:
+- k never delivered: deleted from the partition with the admin client before consumption;
+- j altered: the originals deleted likewise, copies with the same UUID but other bytes produced;
+- d duplicated: their batch processed again (a redelivery after a crash before commit);
+- l delayed: consumed after the topic's latency limit;
+- o orphans: produced straight to the topic, never through the publisher's ledger.
+"""
+
+import datetime as dt
+import time
+import uuid
+
+import pytest
+from confluent_kafka import TopicPartition
+from django.utils import timezone
+
+from kafkacache.clients import make_admin, make_consumer, redis_client
+from kafkacache.consumer import FeedConsumer
+from kafkacache.messages import message_build
+from kafkacache.producer import publish
+from kafkacache.records import record_encode, record_from_document
+from kafkacache.redis_keys import rec_key
+from kafkacache.services import change_publish, topic_rows_ensure
+from kafkacache.topics import topics_ensure
+from recon.cache_check import cache_check
+from recon.models import PublishedMessage
+from recon.services import range_reconcile
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+LATENCY_LIMIT = 2
+
+
+def _doc(client_id: int, name: str = "Ada Lovelace") -> dict:
+    return {
+        "client_id": client_id,
+        "name": name,
+        "email": None,
+        "segment": "retail",
+        "status": "active",
+        "country": "GB",
+        "updated_at": "2026-11-25T09:00:00+00:00",
+        "accounts": [],
+        "cards": [
+            {
+                "card_id": client_id,
+                "card_number": "4111111111111111",
+                "brand": "visa",
+                "expiry": "01/30",
+                "status": "active",
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def feed(settings, unique_name):
+    settings.KAFKA_TOPIC_BULK = unique_name("r.bulk")
+    settings.KAFKA_TOPIC_CHANGE = unique_name("r.change")
+    settings.KAFKA_TOPIC_DEAD_LETTER = unique_name("r.dlq")
+    settings.KAFKA_CONSUMER_GROUP = unique_name("r.group")
+    topics_ensure(
+        [settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER], partitions=1
+    )
+    change = topic_rows_ensure()["change"]
+    change.window_seconds, change.grace_seconds, change.latency_limit_seconds = 3600, 0, LATENCY_LIMIT
+    change.save()
+    base = uuid.uuid4().int % 10**9 * 100
+    yield change, iter(range(base, base + 100))
+    redis_client().delete(*[rec_key(f"client:{i}") for i in range(base, base + 100)])
+
+
+def _fetch(topic: str, start: int, count: int) -> list:
+    consumer = make_consumer(f"{topic}-fetch", **{"enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, start)])
+    got: list = []
+    deadline = time.monotonic() + 20
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                got.append(msg)
+    finally:
+        consumer.close()
+    assert len(got) == count
+    return got
+
+
+def test_feed_faults_are_named_exactly(feed):
+    change, client_ids = feed
+    add = lambda: change_publish(topic=change, event="add", record=_doc(next(client_ids)))  # noqa: E731
+    lost = [add() for _ in range(2)]
+    originals = [add() for _ in range(2)]
+    admin = make_admin()
+    deleted = admin.delete_records([TopicPartition(change.name, 0, originals[-1].offset + 1)], operation_timeout=10)
+    for future in deleted.values():
+        future.result(timeout=15)
+
+    tampered = []
+    for original in originals:
+        row = PublishedMessage.objects.get(uuid=original.uuid)
+        value = record_encode(record_from_document(_doc(int(original.key.split(":")[1]), name="Mallory"))).value
+        tampered.append(
+            message_build(
+                key=original.key,
+                event="add",
+                value=value,
+                source="rogue",
+                schema_version=1,
+                hash_algorithm="blake2b",
+                message_uuid=original.uuid,
+                created_ms=int(row.published_at.timestamp() * 1000),
+            )
+        )
+    clean = [add() for _ in range(6)]
+    duplicated = [add() for _ in range(2)]
+    orphans = [
+        message_build(
+            key=f"client:{next(client_ids)}",
+            event="add",
+            value=record_encode(record_from_document(_doc(1))).value,
+            source="rogue",
+            schema_version=1,
+            hash_algorithm="blake2b",
+        )
+        for _ in range(2)
+    ]
+    publish(tampered + orphans, topic=change.name)  # straight to Kafka: no publish ledger
+
+    start = originals[-1].offset + 1
+    first = _fetch(change.name, start, len(clean) + len(duplicated) + len(tampered) + len(orphans))
+    consumer = FeedConsumer()
+    consumer.process_batch(first)
+    dup_offsets = {p.offset for p in duplicated}
+    consumer.process_batch([m for m in first if m.offset() in dup_offsets])  # redelivered
+
+    late = [add() for _ in range(2)]
+    time.sleep(LATENCY_LIMIT + 0.5)
+    consumer.process_batch(_fetch(change.name, late[0].offset, len(late)))
+
+    since = PublishedMessage.objects.filter(topic=change).order_by("published_at").first().published_at
+    window = {"start": since - dt.timedelta(minutes=1), "end": timezone.now() + dt.timedelta(minutes=1)}
+    report = range_reconcile(topic=change, trigger="test", now=timezone.now() + dt.timedelta(hours=2), **window).report
+    named = {category: set(entry["uuids"]) for category, entry in report["findings"].items()}
+    assert named == {
+        "missing": {str(p.uuid) for p in lost},
+        "altered": {str(p.uuid) for p in originals},
+        "duplicate": {str(p.uuid) for p in duplicated},
+        "delayed": {str(p.uuid) for p in late},
+        "orphan": {str(m.uuid) for m in orphans},
+    }
+
+    # The cache leg sees the altered records too: Redis holds the tampered bytes.
+    cached = cache_check(topic=change, **window).report
+    assert {name: set(entry["keys"]) for name, entry in cached["problems"].items()} == {
+        "differs": {p.key for p in originals}
+    }
