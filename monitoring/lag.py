@@ -1,4 +1,6 @@
-"""Consumer lag per partition, read from Kafka itself (committed vs end offsets)."""
+"""Consumer lag per partition, asked of Kafka itself: committed offsets against
+the partitions' end offsets. The one place the project reads lag from brokers
+(the dashboard caches totals of it, /metrics and lag alerts read it per partition)."""
 
 from typing import NamedTuple
 
@@ -7,38 +9,45 @@ from confluent_kafka.admin import OffsetSpec
 
 from kafkacache.clients import make_admin
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 3.0
 
 
 class PartitionLag(NamedTuple):
     group: str
     topic: str
     partition: int
-    committed: int  # -1: the group never committed on this partition
+    committed: int  # negative: the group never committed on this partition
     end: int
     lag: int
 
 
-def consumer_lag(group: str, topics: list[str]) -> list[PartitionLag]:
-    admin = make_admin()
-    metadata = admin.list_topics(timeout=TIMEOUT_S)
+def consumer_lag(group: str, topics: list[str], *, timeout_s: float = TIMEOUT_S) -> list[PartitionLag]:
+    """Lag of `group` on every partition of `topics` that exists (missing topics are skipped)."""
+    admin = make_admin(**{"socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
+    metadata = admin.list_topics(timeout=timeout_s)
     partitions = [
         TopicPartition(topic, p)
         for topic in topics
-        if topic in metadata.topics
-        for p in metadata.topics[topic].partitions
+        if topic in metadata.topics and metadata.topics[topic].error is None
+        for p in sorted(metadata.topics[topic].partitions)
     ]
     if not partitions:
         return []
-    committed_future = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=TIMEOUT_S
-    )[group]
-    committed = {(tp.topic, tp.partition): tp.offset for tp in committed_future.result().topic_partitions}
-    ends_futures = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=TIMEOUT_S)
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
+    done = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group].result(timeout_s)
+    committed = {(tp.topic, tp.partition): tp.offset for tp in done.topic_partitions or []}
+    latest = _offsets(admin, partitions, OffsetSpec.latest(), timeout_s)
+    earliest = _offsets(admin, partitions, OffsetSpec.earliest(), timeout_s)
     lags = []
-    for tp, future in sorted(ends_futures.items(), key=lambda item: (item[0].topic, item[0].partition)):
-        end = future.result().offset
-        done = committed.get((tp.topic, tp.partition), -1)
-        # Never committed: everything retained is still to be consumed.
-        lags.append(PartitionLag(group, tp.topic, tp.partition, done, end, end - max(done, 0)))
+    for tp in partitions:
+        key = (tp.topic, tp.partition)
+        offset = committed.get(key, -1)
+        # Never committed: everything Kafka still retains is lag.
+        start = offset if offset >= 0 else earliest[key]
+        lags.append(PartitionLag(group, tp.topic, tp.partition, offset, latest[key], max(latest[key] - start, 0)))
     return lags
+
+
+def _offsets(admin, partitions: list[TopicPartition], spec: OffsetSpec, timeout_s: float) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout_s)
+    return {(tp.topic, tp.partition): future.result(timeout_s).offset for tp, future in futures.items()}
