@@ -9,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from config.errors import AppError
@@ -308,6 +309,7 @@ def _run(
     return run
 
 
+@transaction.atomic
 def key_findings_sync(
     *,
     topic: Topic,
@@ -415,15 +417,18 @@ def run_finish(run: ReconRun) -> Iterator[dict]:
         "end": run.range_end.isoformat(),
         "load": str(run.load_id) if run.load_id else None,
     }
+    # No transaction around the run: each window commits on its own, so a long run
+    # never holds window rows the ledger writers need.
     try:
-        # A savepoint: after a database error the failure can still be recorded.
-        with transaction.atomic():
-            yield report
+        yield report
     except Exception as exc:
-        ReconRun.objects.filter(pk=run.pk).update(
-            status=ReconRun.Status.FAILED, report={**report, "error": str(exc)}, finished_at=timezone.now()
-        )
         logger.exception("%s run %s of %s failed", run.kind, run.pk, run.topic.name)
+        try:
+            ReconRun.objects.filter(pk=run.pk).update(
+                status=ReconRun.Status.FAILED, report={**report, "error": str(exc)}, finished_at=timezone.now()
+            )
+        except (DatabaseError, TransactionManagementError):  # inside a broken outer transaction
+            logger.exception("run %s could not be marked failed", run.pk)
         raise
     run.status, run.report, run.finished_at = ReconRun.Status.DONE, report, timezone.now()
     run.save(update_fields=["status", "report", "finished_at"])

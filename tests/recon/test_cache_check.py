@@ -177,3 +177,14 @@ def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
     assert any("is past" in p for p in findings[keys[2]].detail["problems"])
     # ...and transport reconciliation of the same data stays clean of them.
     assert not Finding.objects.filter(topic=topic).exclude(category="invalid-data").exists()
+
+
+def test_a_failing_check_is_stored_as_failed_with_its_error(keys):
+    topic = topic_make("cache-broken")
+    _feed(topic, {keys[0]: _record(_id(keys[0]))})
+    redis_client().hset(rec_key(keys[0]), "p", b"changed")
+    topic.hash_algorithm = "md5"  # not an algorithm the product knows: the compare cannot hash
+    with pytest.raises(ValueError, match="unknown hash algorithm"):
+        cache_check(topic=topic, **RANGE)
+    run = ReconRun.objects.get(topic=topic)
+    assert run.status == "failed" and "unknown hash algorithm" in run.report["error"]
