@@ -184,6 +184,7 @@ def test_a_failing_check_is_stored_as_failed_with_its_error(keys):
     _feed(topic, {keys[0]: _record(_id(keys[0]))})
     redis_client().hset(rec_key(keys[0]), "p", b"changed")
     topic.hash_algorithm = "md5"  # not an algorithm the product knows: the compare cannot hash
+    topic.save(update_fields=["hash_algorithm"])
     with pytest.raises(ValueError, match="unknown hash algorithm"):
         cache_check(topic=topic, **RANGE)
     run = ReconRun.objects.get(topic=topic)
