@@ -108,6 +108,7 @@ class FeedConsumer:
         self.consumer: Any = None
         self.redis = redis_client()
         self.assigned: set[tuple[str, int]] = set()
+        self.assigned_at = 0.0  # monotonic time of the last assignment
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -140,10 +141,12 @@ class FeedConsumer:
         *,
         max_seconds: float | None = None,
         idle_seconds: float | None = None,
+        drain: bool = False,
         keep_alive: Callable[[], None] | None = None,
         on_batch: Callable[[Counter], None] | None = None,
     ) -> Counter:
-        """Consume until stopped, `max_seconds` passed, or idle `idle_seconds` after an assignment."""
+        """Consume until stopped or `max_seconds` passed; or, once partitions are assigned,
+        until idle for `idle_seconds`, or (drain) until caught up with every partition's end."""
         started = time.monotonic()
         last_work = started
         self.open()
@@ -152,13 +155,16 @@ class FeedConsumer:
                 now = time.monotonic()
                 if max_seconds is not None and now - started >= max_seconds:
                     break
-                if idle_seconds is not None and self.assigned and now - last_work >= idle_seconds:
+                idle_since = max(last_work, self.assigned_at)
+                if idle_seconds is not None and self.assigned and now - idle_since >= idle_seconds:
                     break
                 messages = self.consumer.consume(num_messages=self.batch_size, timeout=self.poll_timeout)
                 if keep_alive:
                     keep_alive()
                 good = [m for m in messages if not self._is_error(m)]
                 if not good:
+                    if drain and self.assigned and self._drained():
+                        break
                     continue
                 last_work = time.monotonic()
                 try:
@@ -170,6 +176,28 @@ class FeedConsumer:
         finally:
             self.close()
         return self.totals
+
+    def _drained(self) -> bool:
+        """Caught up: every assigned partition's next offset is its high watermark."""
+        partitions = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        committed: dict[tuple[str, int], int] | None = None
+        for tp in self.consumer.position(partitions):
+            # Cached: the high watermark of the last fetch response (no extra request,
+            # which would wait behind the fetch long-poll); unknown until one came.
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+            if high < 0:
+                return False
+            position = tp.offset
+            if position < 0:  # nothing consumed here in this run: start from the committed offset
+                if committed is None:
+                    committed = {
+                        (c.topic, c.partition): c.offset for c in self.consumer.committed(partitions, timeout=5)
+                    }
+                position = committed.get((tp.topic, tp.partition), -1)
+                position = position if position >= 0 else low
+            if position < high:
+                return False
+        return True
 
     # --- the batch ----------------------------------------------------------------------
 
@@ -382,6 +410,7 @@ class FeedConsumer:
 
     def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((p.topic, p.partition) for p in partitions)
+        self.assigned_at = time.monotonic()
         self._rebalance("assigned", partitions)
 
     def _on_revoke(self, consumer, partitions: list[TopicPartition]) -> None:
@@ -453,6 +482,7 @@ def consume_run(
     instance: int = 0,
     max_seconds: float | None = None,
     idle_seconds: float | None = None,
+    drain: bool = False,
     lock_wait: float = 0,
     on_batch: Callable[[Counter], None] | None = None,
     consumer_hook: Callable[[FeedConsumer], None] | None = None,
@@ -485,7 +515,7 @@ def consume_run(
     started = time.monotonic()
     try:
         totals = consumer.run(
-            max_seconds=max_seconds, idle_seconds=idle_seconds, keep_alive=keep_alive, on_batch=on_batch
+            max_seconds=max_seconds, idle_seconds=idle_seconds, drain=drain, keep_alive=keep_alive, on_batch=on_batch
         )
     finally:
         try:

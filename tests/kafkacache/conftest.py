@@ -38,10 +38,10 @@ def cache():
     clear()
 
 
-def consume_all(*, idle: float = 2.0, limit: float = 60.0, batch_size: int | None = None) -> FeedConsumer:
-    """Run a consumer in this process until the topics are drained."""
+def consume_all(*, limit: float = 60.0, batch_size: int | None = None) -> FeedConsumer:
+    """Run a consumer in this process until it has caught up with every partition."""
     consumer = FeedConsumer(batch_size=batch_size)
-    consumer.run(idle_seconds=idle, max_seconds=limit)
+    consumer.run(drain=True, max_seconds=limit)
     return consumer
 
 
@@ -69,6 +69,6 @@ def source_records(client_ids=None) -> dict[str, dict]:
     return out
 
 
-def tests_database_url() -> str:
+def subprocess_database_url() -> str:
     db = django_settings.DATABASES["default"]
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -20,10 +20,13 @@ class Command(BaseCommand):
             "--idle-exit", type=float, default=None, help="stop after this many seconds without messages"
         )
         parser.add_argument(
+            "--drain", action="store_true", help="stop once caught up with the end of every assigned partition"
+        )
+        parser.add_argument(
             "--lock-wait", type=float, default=60.0, help="wait this long for another run of the instance to end"
         )
 
-    def handle(self, *args, instance, max_seconds, idle_exit, lock_wait, **options):
+    def handle(self, *args, instance, max_seconds, idle_exit, drain, lock_wait, **options):
         bar = Progress(self.stdout, label="consumed")
         seen: Counter = Counter()
 
@@ -40,6 +43,7 @@ class Command(BaseCommand):
             instance=instance,
             max_seconds=max_seconds,
             idle_seconds=idle_exit,
+            drain=drain,
             lock_wait=lock_wait,
             on_batch=on_batch,
             consumer_hook=hook,

@@ -1,0 +1,124 @@
+"""process_batch on its own: cache semantics, ledger, and retries when a store is down.
+
+Messages are built in memory (confluent_kafka.Message); Redis and PostgreSQL are real.
+"""
+
+import logging
+import threading
+
+import pytest
+import redis
+from confluent_kafka import Message
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from kafkacache.consumer import FeedConsumer
+from kafkacache.messages import message_build
+from kafkacache.records import record_encode, record_from_document
+from kafkacache.services import topic_rows_ensure
+from recon.models import ConsumedMessage, Finding
+
+from .conftest import cached_keys, wait_for
+from .test_changes import DOC
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def _redis_nowhere() -> redis.Redis:
+    """A Redis client for a port nothing listens on, failing at once (no client-side retries)."""
+    return redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+
+
+def _message(
+    topic: str, offset: int, *, event: str, client_id: int, old_key: str = "", load: str = "", created_ms=None
+):
+    value = None
+    key_id = ""
+    if event != "delete":
+        encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
+        value, key_id = encoded.value, encoded.key_id
+    out = message_build(
+        key=f"client:{client_id}",
+        event=event,
+        value=value,
+        source="test",
+        schema_version=1,
+        hash_algorithm="blake2b",
+        key_id=key_id,
+        old_key=old_key,
+        load=load,
+        created_ms=created_ms,
+    )
+    return Message(topic=topic, partition=0, offset=offset, key=out.key.encode(), value=out.value, headers=out.headers)
+
+
+def test_batch_semantics_bulk_add_update_delete(feed, cache):
+    change, bulk = topic_rows_ensure()["change"], topic_rows_ensure()["bulk"]
+    consumer = FeedConsumer()
+    outcomes = consumer.process_batch(
+        [
+            _message(bulk.name, 0, event="bulk", client_id=1, load="rk1", created_ms=1000),
+            _message(bulk.name, 1, event="bulk", client_id=2, load="rk1", created_ms=1000),
+            _message(change.name, 0, event="add", client_id=3, created_ms=1001),
+            _message(change.name, 1, event="update", client_id=4, old_key="client:3", created_ms=1002),
+            _message(change.name, 2, event="delete", client_id=2, created_ms=1003),
+            _message(change.name, 3, event="delete", client_id=99, created_ms=1004),  # never cached
+        ]
+    )
+    assert dict(outcomes) == {"stored": 4, "deleted": 2}
+    assert cached_keys(cache) == {"client:1", "client:4"}
+    assert cache.smembers("kc:load:rk1") == {b"client:1", b"client:2"}
+    assert ConsumedMessage.objects.filter(group=feed.KAFKA_CONSUMER_GROUP).count() == 6
+    # The same batch again (redelivery): the same cache, the ledger shows the duplicates.
+    consumer.process_batch([_message(bulk.name, 0, event="bulk", client_id=2, load="rk1", created_ms=1000)])
+    assert cached_keys(cache) == {"client:1", "client:4"}  # the older bulk add does not undo the delete
+
+
+def test_invalid_records_are_stored_and_flagged(feed, cache):
+    change = topic_rows_ensure()["change"]
+    bad = {**DOC, "client_id": 5, "country": "Nowhere", "cards": [{**DOC["cards"][0], "expiry": "2030-01"}]}
+    encoded = record_encode(record_from_document(bad))
+    out = message_build(
+        key="client:5",
+        event="add",
+        value=encoded.value,
+        source="test",
+        schema_version=1,
+        hash_algorithm="blake2b",
+        key_id=encoded.key_id,
+    )
+    msg = Message(topic=change.name, partition=0, offset=0, key=b"client:5", value=out.value, headers=out.headers)
+    assert dict(FeedConsumer().process_batch([msg])) == {"invalid": 1}
+    assert cached_keys(cache) == {"client:5"}  # garbage in, garbage out: still cached
+    finding = Finding.objects.get(topic=change, category="invalid-data")
+    assert "country 'Nowhere'" in finding.detail["reason"] and "expiry" in finding.detail["reason"]
+
+
+@pytest.mark.django_db(transaction=True)  # the batch runs in a thread, with its own connection
+def test_redis_down_retries_the_same_batch_until_it_is_back(feed, cache, caplog):
+    change = topic_rows_ensure()["change"]
+    consumer = FeedConsumer()
+    consumer.redis = _redis_nowhere()  # nothing listens there
+    batch = [_message(change.name, 0, event="add", client_id=8)]
+    result: dict = {}
+    with caplog.at_level(logging.WARNING, logger="kafkacache.consumer"):
+        worker = threading.Thread(target=lambda: result.update(out=consumer.process_batch(batch)))
+        worker.start()
+        wait_for(lambda: "redis write failed" in caplog.text, timeout=10, what="a failed Redis write")
+        assert worker.is_alive() and not ConsumedMessage.objects.exists()  # not skipped, not recorded
+        consumer.redis = cache  # Redis is back
+        worker.join(timeout=10)
+    assert dict(result["out"]) == {"stored": 1}
+    assert cached_keys(cache) == {"client:8"}
+
+
+def test_a_stop_during_retries_abandons_the_batch_uncommitted(feed, cache):
+    from kafkacache.consumer import BatchAbandoned
+
+    change = topic_rows_ensure()["change"]
+    consumer = FeedConsumer()
+    consumer.redis = _redis_nowhere()
+    consumer.stop_requested = True
+    with pytest.raises(BatchAbandoned):
+        consumer.process_batch([_message(change.name, 0, event="add", client_id=9)])
+    assert not ConsumedMessage.objects.exists()
