@@ -9,6 +9,7 @@ import threading
 import pytest
 import redis
 from confluent_kafka import Message
+from django.db import connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -102,7 +103,14 @@ def test_redis_down_retries_the_same_batch_until_it_is_back(feed, cache, caplog)
     batch = [_message(change.name, 0, event="add", client_id=8)]
     result: dict = {}
     with caplog.at_level(logging.WARNING, logger="kafkacache.consumer"):
-        worker = threading.Thread(target=lambda: result.update(out=consumer.process_batch(batch)))
+
+        def work() -> None:
+            try:
+                result.update(out=consumer.process_batch(batch))
+            finally:
+                connection.close()  # the thread's own connection
+
+        worker = threading.Thread(target=work)
         worker.start()
         wait_for(lambda: "redis write failed" in caplog.text, timeout=10, what="a failed Redis write")
         assert worker.is_alive() and not ConsumedMessage.objects.exists()  # not skipped, not recorded
