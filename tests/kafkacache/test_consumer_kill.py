@@ -19,7 +19,7 @@ from django.db import connection
 
 from kafkacache.ods import ods_seed
 from kafkacache.services import load_run, load_start, topic_rows_ensure
-from recon.models import ConsumedMessage, PublishedMessage
+from recon.models import ConsumedMessage, PublishedMessage, RebalanceEvent
 
 from .conftest import cached_keys, source_records, subprocess_database_url, wait_for
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _consumer(feed) -> subprocess.Popen:
+def _consumer(feed, *args: str) -> subprocess.Popen:
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="config.settings_test",
@@ -41,7 +41,7 @@ def _consumer(feed) -> subprocess.Popen:
         CONSUMER_LOCK_SECONDS="3",  # the killed run's lock expires quickly
     )
     return subprocess.Popen(
-        [sys.executable, "manage.py", "consume", "--drain", "--max-seconds", "90", "--lock-wait", "30"],
+        [sys.executable, "manage.py", "consume", "--lock-wait", "30", *(args or ("--drain", "--max-seconds", "90"))],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -102,3 +102,24 @@ def _blocked_on_lock() -> bool:
             " AND wait_event_type = 'Lock' AND query ILIKE '%%recon_consumedmessage%%'"
         )
         return cursor.fetchone()[0] > 0
+
+
+def test_sigterm_stops_the_consumer_cleanly_with_a_summary(feed, cache, transactional_db):
+    topic_rows_ensure()
+    proc = _consumer(feed, "--max-seconds", "60")
+    try:
+        wait_for(
+            lambda: RebalanceEvent.objects.filter(group=feed.KAFKA_CONSUMER_GROUP, kind="assigned").exists(),
+            timeout=30,
+            what="the consumer to join",
+        )
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0
+    assert "consumer stopped:" in output.decode() and "stopped True" in output.decode()
+    # left the loop through close(): the revoke was recorded on the way out
+    assert RebalanceEvent.objects.filter(group=feed.KAFKA_CONSUMER_GROUP, kind="revoked").exists()

@@ -30,24 +30,30 @@ class Command(BaseCommand):
         bar = Progress(self.stdout, label="consumed")
         seen: Counter = Counter()
 
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
         def hook(consumer: FeedConsumer) -> None:
-            signal.signal(signal.SIGTERM, consumer.stop)
-            signal.signal(signal.SIGINT, consumer.stop)
+            for sig in previous:
+                signal.signal(sig, consumer.stop)
 
         def on_batch(outcomes: Counter) -> None:
             seen.update(outcomes)
             extra = " ".join(f"{name} {count}" for name, count in sorted(seen.items()))
             bar.update(sum(seen.values()), extra)
 
-        result = consume_run(
-            instance=instance,
-            max_seconds=max_seconds,
-            idle_seconds=idle_exit,
-            drain=drain,
-            lock_wait=lock_wait,
-            on_batch=on_batch,
-            consumer_hook=hook,
-        )
+        try:
+            result = consume_run(
+                instance=instance,
+                max_seconds=max_seconds,
+                idle_seconds=idle_exit,
+                drain=drain,
+                lock_wait=lock_wait,
+                on_batch=on_batch,
+                consumer_hook=hook,
+            )
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         bar.finish()
         if result.get("skipped"):
             self.stderr.write(f"not started: {result['reason']}")
