@@ -14,7 +14,7 @@ from kafkacache.services import load_run, load_start, topic_rows_ensure
 from kafkacache.tasks import change_feed_task, consume_task
 from recon.models import AuditPayload, RebalanceEvent
 
-from .conftest import consume_all, wait_for
+from .conftest import cached_keys, consume_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +111,19 @@ def _poll_until(consumer: FeedConsumer, condition, *, what: str, timeout: float 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         consumer.consumer.consume(num_messages=10, timeout=0.2)
+
+
+@pytest.mark.django_db
+def test_the_consume_task_consumes_for_its_run_time_as_a_static_member(feed, cache, settings):
+    ods_seed(clients=4, using="default")
+    bulk = topic_rows_ensure()["bulk"]
+    load = load_start(topic=bulk, source="ods", client_ids=None, requested_by=None, queue=False)
+    assert load_run(load_id=load.id).published == 4
+    settings.CONSUMER_RUN_SECONDS = 4
+    result = consume_task(instance=0)
+    assert (result["skipped"], result["stopped"], result["stored"]) == (False, False, 4)
+    assert 4 <= result["seconds"] < 15
+    assert len(cached_keys(cache)) == 4
+    member = RebalanceEvent.objects.filter(group=feed.KAFKA_CONSUMER_GROUP, kind="assigned").get().member
+    assert member.startswith(f"{feed.KAFKA_CONSUMER_GROUP}-0-")  # group.instance.id = <group>-<instance>
+    assert redis_client().get(f"kc:lock:consumer:{feed.KAFKA_CONSUMER_GROUP}:0") is None  # released
