@@ -162,6 +162,8 @@ if SOURCE_DATABASE_URL:  # the SQL source reads the Django alias "source" when i
 # File sources ("file:<name>") are looked up in this directory only.
 SOURCE_FILE_DIR = env_str("SOURCE_FILE_DIR", str(BASE_DIR / "var" / "sources"))
 LOAD_BATCH_SIZE = env_int("LOAD_BATCH_SIZE", 500, minimum=1)  # records per publish + ledger write
+# A load silent this long lost its worker: kafkacache-loads-resume queues it again.
+LOAD_STALE_SECONDS = env_int("LOAD_STALE_SECONDS", 600, minimum=30)
 CHANGE_FEED_BATCH_SIZE = env_int("CHANGE_FEED_BATCH_SIZE", 500, minimum=1)
 CHANGE_FEED_INTERVAL_SECONDS = env_int("CHANGE_FEED_INTERVAL_SECONDS", 10, minimum=1)
 # The scheduled consumer: beat starts a run every CONSUMER_SCHEDULE_SECONDS; a run
@@ -176,6 +178,7 @@ CONSUMER_SESSION_TIMEOUT_MS = env_int("CONSUMER_SESSION_TIMEOUT_MS", 45000, mini
 # A delete leaves kc:del:{key} (its publish time) this long, so an older add
 # arriving late from another partition cannot bring the record back.
 CACHE_TOMBSTONE_SECONDS = env_int("CACHE_TOMBSTONE_SECONDS", 86400, minimum=1)
+CELERY_BEAT_SCHEDULE["kafkacache-loads-resume"] = {"task": "kafkacache.tasks.loads_resume_task", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["kafkacache-change-feed"] = {
     "task": "kafkacache.tasks.change_feed_task",
     "schedule": float(CHANGE_FEED_INTERVAL_SECONDS),

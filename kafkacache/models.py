@@ -2,7 +2,9 @@
 
 State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by
 kafkacache.services (claimed with a conditional update, so two workers never
-run the same load).
+run the same load). A RUNNING load whose heartbeat is older than
+LOAD_STALE_SECONDS lost its worker: it may be claimed again and restarts from
+the beginning (at-least-once; the cache writes are idempotent).
 """
 
 import secrets
@@ -40,6 +42,7 @@ class Load(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

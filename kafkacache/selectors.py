@@ -1,9 +1,12 @@
 """Reads of the feed: loads, and a load's records back from the Redis cache."""
 
+import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from kafkacache.avro import AvroError
 from kafkacache.cache import cache_records_get, load_keys
@@ -24,6 +27,18 @@ def load_by_retrieval_key(retrieval_key: str) -> Load | None:
 
 def loads_visible(user) -> QuerySet[Load]:
     return Load.objects.select_related("topic", "requested_by").filter(topic__in=topics_visible(user))
+
+
+def loads_stalled() -> list[str]:
+    """Loads whose task was lost: queued, or running without a heartbeat, for LOAD_STALE_SECONDS."""
+    stalled = timezone.now() - dt.timedelta(seconds=settings.LOAD_STALE_SECONDS)
+    return [
+        str(i)
+        for i in Load.objects.filter(
+            Q(status=Load.Status.QUEUED, created_at__lt=stalled)
+            | Q(status=Load.Status.RUNNING, heartbeat_at__lt=stalled)
+        ).values_list("id", flat=True)
+    ]
 
 
 def load_records(*, load: Load, decrypt: bool, offset: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:

@@ -5,6 +5,7 @@ a batch (ledger rows, counters, findings, audit payloads) is one transaction
 after Kafka has acknowledged the batch.
 """
 
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from redis.exceptions import LockError
 
@@ -197,13 +198,24 @@ class BatchCounts:
 
 
 def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts], None] | None = None) -> Load:
-    """Run a queued load: build, publish, ledger, progress per batch; then done or failed."""
-    claimed = Load.objects.filter(id=load_id, status=Load.Status.QUEUED).update(
-        status=Load.Status.RUNNING, started_at=timezone.now()
+    """Run a queued (or stalled) load: build, publish, ledger, progress per batch; then done or failed."""
+    now = timezone.now()
+    stalled = now - dt.timedelta(seconds=settings.LOAD_STALE_SECONDS)
+    claimed = Load.objects.filter(
+        Q(status=Load.Status.QUEUED) | Q(status=Load.Status.RUNNING, heartbeat_at__lt=stalled), id=load_id
+    ).update(
+        status=Load.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        built=0,
+        published=0,
+        failed=0,
+        exceptions=0,
+        error="",
     )
     load = Load.objects.select_related("topic").get(id=load_id)
     if not claimed:
-        logger.info("load %s is %s, not queued: left alone", load_id, load.status)
+        logger.info("load %s is %s and not stalled: left alone", load_id, load.status)
         return load
     try:
         source = source_get(load.source)
@@ -213,6 +225,7 @@ def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts]
         for items in source.batches(client_ids=client_ids, batch_size=settings.LOAD_BATCH_SIZE):
             counts = _load_batch(load, items)
             Load.objects.filter(id=load.id).update(
+                heartbeat_at=timezone.now(),
                 built=F("built") + counts.built,
                 published=F("published") + counts.published,
                 failed=F("failed") + counts.failed,

@@ -1,10 +1,14 @@
 """Celery tasks of the feed: thin, they take ids and call a service."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
-from kafkacache import services
+from kafkacache import selectors, services
 from kafkacache.consumer import consume_run
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="kafkacache.tasks.load_run_task")
@@ -21,3 +25,13 @@ def consume_task(instance: int = 0) -> dict:
 @shared_task(name="kafkacache.tasks.change_feed_task")
 def change_feed_task() -> dict:
     return services.change_feed_run()
+
+
+@shared_task(name="kafkacache.tasks.loads_resume_task")
+def loads_resume_task() -> list[str]:
+    """Queue again the loads whose worker went away; load_run's claim makes a double queue harmless."""
+    stalled = selectors.loads_stalled()
+    for load_id in stalled:
+        logger.warning("load %s stalled: queued again", load_id)
+        load_run_task.delay(load_id)
+    return stalled

@@ -1,12 +1,16 @@
 """A bulk load end to end against the real Kafka, Redis and PostgreSQL."""
 
+import datetime as dt
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from kafkacache.cache import cache_records_get, load_keys
 from kafkacache.models import Load
 from kafkacache.ods import ods_seed
 from kafkacache.records import record_decode
+from kafkacache.selectors import loads_stalled
 from kafkacache.services import load_run, load_start, topic_rows_ensure
 from recon.models import ConsumedMessage, OperatorAction, PublishedMessage, Window
 
@@ -91,3 +95,23 @@ def test_the_celery_task_runs_a_queued_load(feed, cache, celery_worker_process):
         "client:5",
         "client:7",
     }
+
+
+@pytest.mark.django_db
+def test_a_stalled_load_is_found_and_claimed_again_but_a_live_one_is_left_alone(feed, cache, settings):
+    ods_seed(clients=5, using="default")
+    topic = topic_rows_ensure()["bulk"]
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    stalled = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    Load.objects.filter(id=stalled.id).update(status="running", heartbeat_at=hour_ago, published=2)  # worker died
+    live = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    Load.objects.filter(id=live.id).update(status="running", heartbeat_at=timezone.now())
+    lost = load_start(topic=topic, source="ods", client_ids=[1], requested_by=None, queue=False)
+    Load.objects.filter(id=lost.id).update(created_at=hour_ago)  # queued, its task never arrived
+    assert sorted(loads_stalled()) == sorted([str(stalled.id), str(lost.id)])
+
+    resumed = load_run(load_id=stalled.id)
+    assert (resumed.status, resumed.published) == ("done", 5)  # restarted from the beginning
+    assert load_run(load_id=live.id).status == "running"  # its worker is alive: left alone
+    assert load_run(load_id=lost.id).status == "done"
+    assert loads_stalled() == []
