@@ -9,6 +9,7 @@ State rules
 - A Window is OPEN until its end + grace has passed, then the engine sets it
   MATCHED or DISCREPANT. Only the engine (recon.services) changes its status.
 - A Finding is OPEN until a person acknowledges it or a replay resolves it.
+- A Replay is a person's request (see Replay); its items say what each message became.
 """
 
 import uuid
@@ -408,3 +409,125 @@ class AuditPayload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.side} {self.uuid}"
+
+
+class Replay(models.Model):
+    """An operator's request to replay messages or to reprocess dead letters (recon.replay).
+
+    What: `scope` and its parameters in `target` (message UUIDs, a window, a
+    publish-time range, a load, a partition's offset range, client keys, or
+    dead-lettered findings). How: `way` (audit log, Kafka, source, dead letters).
+
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by recon.replay and
+    claimed with a conditional update, so a redelivered task finds the request
+    taken and a finished request is never run again. A RUNNING replay whose
+    heartbeat is older than REPLAY_STALE_SECONDS lost its worker: it may be claimed
+    again and starts over (its items are replaced). DONE means every message was
+    tried; what became of each is in its items (`outcome` counts them).
+    """
+
+    class Way(models.TextChoices):
+        AUDIT = "audit", "Audit log (republish the stored payload as a new message)"
+        KAFKA = "kafka", "Kafka (re-read offsets into Redis)"
+        SOURCE = "source", "Source (rebuild from the system of record and republish)"
+        DEAD_LETTER = "dead-letter", "Dead letters (reprocess from the dead-letter topic)"
+
+    class Scope(models.TextChoices):
+        MESSAGES = "messages", "Messages"
+        WINDOW = "window", "Window"
+        RANGE = "range", "Publish-time range"
+        LOAD = "load", "Load"
+        OFFSETS = "offsets", "Partition offsets"
+        CLIENTS = "clients", "Client keys"
+        FINDINGS = "findings", "Dead-lettered findings"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="replays")
+    way = models.CharField(max_length=12, choices=Way.choices)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    target = models.JSONField(default=dict, blank=True)
+    # Same topic, way, scope and target: while one such request is active, asking
+    # again answers it instead of queueing a copy (a double click replays once).
+    fingerprint = models.CharField(max_length=64)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(null=True, blank=True)  # known once the scope is resolved
+    processed = models.IntegerField(default=0)
+    outcome = models.JSONField(default=dict, blank=True)  # items per outcome
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="replay_one_active_per_fingerprint",
+            )
+        ]
+        indexes = [
+            # the Replays page: WHERE topic_id IN (...) ORDER BY created_at DESC
+            models.Index(fields=["topic", "-created_at"], name="replay_topic_time"),
+            # the resume task: WHERE status = 'running' AND heartbeat_at < ?
+            models.Index(fields=["status", "heartbeat_at"], name="replay_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"replay {self.id} {self.way}/{self.scope} ({self.status})"
+
+
+class ReplayItem(models.Model):
+    """One message of a replay and what became of it.
+
+    `original_uuid` is the message replayed or reprocessed; `uuid` the message the
+    replay delivered: a new UUID for the audit and source ways (published, its
+    PublishedMessage.replay_of is the original), the original's own for the Kafka
+    and dead-letter ways (processed into Redis here, so the outcome is final).
+    """
+
+    class Outcome(models.TextChoices):
+        PUBLISHED = "published", "Published (the feed consumes it)"
+        STORED = "stored", "Stored in Redis"
+        DELETED = "deleted", "Deleted from Redis"
+        INVALID = "invalid", "Stored, failed validation"
+        DEAD = "dead", "Dead-lettered again"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    # Outcomes that put the message where it belongs (Redis) right away.
+    DELIVERED = (Outcome.STORED, Outcome.DELETED, Outcome.INVALID)
+
+    replay = models.ForeignKey(Replay, on_delete=models.CASCADE, related_name="items")
+    original_uuid = models.UUIDField(null=True, blank=True)
+    uuid = models.UUIDField(null=True, blank=True)
+    key = models.CharField(max_length=512, blank=True)
+    partition = models.IntegerField(null=True, blank=True)
+    offset = models.BigIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=9, choices=Outcome.choices)
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # the reconcile asks whether a replay delivered a missing message: WHERE original_uuid = ANY(?)
+            models.Index(fields=["original_uuid"], name="replayitem_original"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_uuid} -> {self.uuid} {self.outcome}"
