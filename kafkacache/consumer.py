@@ -76,6 +76,7 @@ class _Plan:
     invalid: list[tuple[str, uuidlib.UUID, str, list[str]]] = field(default_factory=list)  # topic, uuid, key, problems
     audit: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
     outcomes: Counter = field(default_factory=Counter)
+    results: list[tuple[Message, str, str]] = field(default_factory=list)  # per message: outcome, reason
 
 
 class FeedConsumer:
@@ -109,6 +110,8 @@ class FeedConsumer:
         self.redis = redis_client()
         self.assigned: set[tuple[str, int]] = set()
         self.assigned_at = 0.0  # monotonic time of the last assignment
+        # What each message of the last batch became (replays report it per message).
+        self.last_results: list[tuple[Message, str, str]] = []
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -210,6 +213,7 @@ class FeedConsumer:
             self._until_done("dead-letter", lambda: self._dead_letter(plan))
         self._until_done("ledger", lambda: self._record(plan))
         self._offsets_store(messages)
+        self.last_results = plan.results
         self.totals.update(plan.outcomes)
         self.totals["batches"] += 1
         logger.info(
@@ -286,6 +290,7 @@ class FeedConsumer:
                 if topic.method_audit:
                     plan.audit[topic.name].append((message_uuid, value or b"", consumed_at, schema))
             plan.outcomes[str(outcome)] += 1
+            plan.results.append((msg, str(outcome), reason))
             plan.rows[topic.name].append(
                 ConsumedRow(
                     uuid=message_uuid,

@@ -8,7 +8,7 @@ after Kafka has acknowledged the batch.
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -117,7 +117,15 @@ def _oversize(message: OutMessage) -> dict:
 
 
 def _record_message(
-    *, topic: Topic, item: SourceItem, event: str, source: str, pending: _Pending, load: Load | None = None, old_key=""
+    *,
+    topic: Topic,
+    item: SourceItem,
+    event: str,
+    source: str,
+    pending: _Pending,
+    load: Load | None = None,
+    old_key="",
+    replay_of: uuid.UUID | None = None,
 ) -> OutMessage | None:
     """The message for a source item, or None with a finding when it cannot be published."""
     load_id = load.id if load else None
@@ -141,6 +149,7 @@ def _record_message(
         load=load.retrieval_key if load else "",
         load_id=load_id,
         old_key=old_key,
+        replay_of=replay_of,
     )
     if message.size > settings.MESSAGE_MAX_BYTES:
         pending.add(
@@ -152,6 +161,55 @@ def _record_message(
         )
         return None
     return message
+
+
+# --- replays (recon.replay publishes through these) -------------------------------------
+
+
+def messages_publish(*, topic: Topic, messages: Sequence[OutMessage]) -> list[Delivery]:
+    """Publish built messages like any of the feed's: wait for the delivery reports, then
+    write the publish ledger (and audit payloads) in one transaction."""
+    deliveries = publish(messages, topic=topic.name)
+    _batch_record(topic=topic, deliveries=deliveries, pending=_Pending())
+    return deliveries
+
+
+def items_publish(
+    *,
+    topic: Topic,
+    items: Sequence[SourceItem],
+    event: str,
+    source: str,
+    load: Load | None = None,
+    replay_of: Mapping[str, uuid.UUID] | None = None,
+) -> tuple[list[Delivery], dict[str, str]]:
+    """Build, publish and ledger source items, as a load batch does (a rebuild from the source).
+
+    `replay_of` links a record key's message to the message it replays. Answers the
+    deliveries and, per item not published, why (invalid data, oversize: each also a finding).
+    """
+    pending = _Pending()
+    messages: list[OutMessage] = []
+    refused: dict[str, str] = {}
+    for item in items:
+        before = len(pending.findings)
+        message = _record_message(
+            topic=topic,
+            item=item,
+            event=event,
+            source=source,
+            pending=pending,
+            load=load,
+            replay_of=(replay_of or {}).get(item.key),
+        )
+        if message is None:
+            found = pending.findings[before:] or [{"detail": {}}]
+            refused[item.key or item.where] = str(found[0]["detail"].get("reason") or "not published")
+        else:
+            messages.append(message)
+    deliveries = publish(messages, topic=topic.name)
+    _batch_record(topic=topic, deliveries=deliveries, pending=pending)
+    return deliveries, refused
 
 
 # --- bulk loads ----------------------------------------------------------------------
