@@ -39,6 +39,15 @@ REBALANCE_MARGIN = dt.timedelta(minutes=15)
 # --- topics -------------------------------------------------------------------------------
 
 
+def _in_range(qs: QuerySet, field: str, since: dt.datetime | None, until: dt.datetime | None) -> QuerySet:
+    """Rows with since <= field < until; an open end is not filtered."""
+    if since is not None:
+        qs = qs.filter(**{f"{field}__gte": since})
+    if until is not None:
+        qs = qs.filter(**{f"{field}__lt": until})
+    return qs
+
+
 def topics_visible(user) -> QuerySet[Topic]:
     return access.topics_visible(user).order_by("name")
 
@@ -181,10 +190,7 @@ def findings_filtered(
         qs = qs.filter(severity=severity)
     if status:
         qs = qs.filter(status=status)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
+    qs = _in_range(qs, "created_at", since, until)
     if uuid is not None:
         qs = qs.filter(uuid=uuid)
     if key:
@@ -221,10 +227,7 @@ def windows_filtered(
         qs = qs.filter(topic=topic)
     if status:
         qs = qs.filter(status=status)
-    if since is not None:
-        qs = qs.filter(start__gte=since)
-    if until is not None:
-        qs = qs.filter(start__lt=until)
+    qs = _in_range(qs, "start", since, until)
     return qs
 
 
@@ -250,10 +253,7 @@ def rebalances_filtered(
         qs = qs.filter(group=group)
     if kind:
         qs = qs.filter(kind=kind)
-    if since is not None:
-        qs = qs.filter(at__gte=since)
-    if until is not None:
-        qs = qs.filter(at__lt=until)
+    qs = _in_range(qs, "at", since, until)
     return qs
 
 
@@ -274,10 +274,7 @@ def actions_filtered(
         qs = qs.filter(topic=topic)
     if action:
         qs = qs.filter(action=action)
-    if since is not None:
-        qs = qs.filter(at__gte=since)
-    if until is not None:
-        qs = qs.filter(at__lt=until)
+    qs = _in_range(qs, "at", since, until)
     return qs
 
 
@@ -294,10 +291,7 @@ def loads_filtered(
         qs = qs.filter(topic=topic)
     if status:
         qs = qs.filter(status=status)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if until is not None:
-        qs = qs.filter(created_at__lt=until)
+    qs = _in_range(qs, "created_at", since, until)
     return qs
 
 
