@@ -214,6 +214,13 @@ CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
 }
 CELERY_BEAT_SCHEDULE["recon-partitions-maintain"] = {"task": "recon.tasks.partitions_maintain", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["recon-audit-purge"] = {"task": "recon.tasks.audit_purge", "schedule": 3600.0}
+# Replays and reprocessing (recon.replay): messages per request, per publish/process batch,
+# how long one request may read Kafka, and when a silent running replay is taken over.
+REPLAY_MAX_MESSAGES = env_int("REPLAY_MAX_MESSAGES", 10000, minimum=1)
+REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
+REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
+REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
+CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
 
 # --- Alerts and metrics -------------------------------------------------------------
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).

@@ -14,6 +14,8 @@ from recon.models import (
     PublishedMessage,
     RebalanceEvent,
     ReconRun,
+    Replay,
+    ReplayItem,
     Rule,
     Topic,
     Window,
@@ -213,3 +215,27 @@ class OperatorActionAdmin(ReadOnlyAdmin):
         if kind == "message" and ident:
             return format_html('<a href="/messages/{}/">{}</a>', ident, obj.target)
         return obj.target
+
+
+class ReplayItemInline(admin.TabularInline):
+    model = ReplayItem
+    fields = ("original_uuid", "uuid", "key", "partition", "offset", "outcome", "detail", "at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+
+@admin.register(Replay)
+class ReplayAdmin(UuidSearchMixin, ReadOnlyAdmin):
+    """Replays are asked for on the dashboard or the API (with the operator action); here they are read."""
+
+    list_display = ("created_at", "topic", "way", "scope", "status", "processed", "total", "requested_by")
+    list_filter = ("status", "way", "scope", "topic")
+    uuid_field = "id"
+    search_fields = ("id",)  # shows the search box; UuidSearchMixin does the lookup
+    search_help_text = "Exact replay id"
+    list_select_related = ("topic", "requested_by")
+    readonly_fields = [f.name for f in Replay._meta.fields]
+    inlines = [ReplayItemInline]

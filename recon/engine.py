@@ -47,10 +47,11 @@ WHERE p.uuid IS NULL OR c.uuid IS NULL OR c.content_hash <> p.content_hash OR c.
 SELECT * FROM d LIMIT %(cap)s
 """
 
-# UUIDs delivered more than once (at-least-once redelivery), with the first delivery.
+# UUIDs with more than one consume row, with how many were deliveries the subscriber took
+# (a dead letter reprocessed later is one delivery, not a duplicate) and the first attempt.
 _CONSUMED_TWICE_SQL = """
 WITH d AS MATERIALIZED (
-SELECT uuid, count(*), min(consumed_at) FROM recon_consumedmessage
+SELECT uuid, count(*) FILTER (WHERE outcome <> 'dead'), min(consumed_at) FROM recon_consumedmessage
 WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NOT NULL
 GROUP BY uuid HAVING count(*) > 1
 )
@@ -210,6 +211,8 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         for message_uuid in sorted(set(consumed_twice) | set(published_twice), key=str):
             if message_uuid not in published:
                 continue  # an orphan delivered twice is reported once, as an orphan
+            if consumed_twice.get(message_uuid, (1,))[0] <= 1 and published_twice.get(message_uuid, 1) <= 1:
+                continue  # dead-lettered, then reprocessed: delivered once
             detail = {
                 **base(message_uuid),
                 "deliveries": consumed_twice.get(message_uuid, (1,))[0],

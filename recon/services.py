@@ -17,6 +17,7 @@ from config.errors import AppError
 from recon import audit
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
+from recon.replay_selectors import replays_delivered
 from recon.rules import Verdict, classify, rules_for
 from recon.selectors import run_report, windows_due
 
@@ -87,6 +88,8 @@ def operator_action_record(
 # --- reconciliation -----------------------------------------------------------------
 
 _WINDOW_LOCK = 0x5EC0  # advisory lock class: one reconcile per window at a time
+# What a replay can fix: the subscriber lacks the published bytes.
+REPLAY_FIXES = (Finding.Category.MISSING, Finding.Category.ALTERED)
 
 
 def window_reconcile(
@@ -187,6 +190,13 @@ def _findings_sync(
         draft_identity(f.category, f.uuid, f.detail): f
         for f in Finding.objects.filter(window=window, category__in=ENGINE_CATEGORIES)
     }
+    # A missing or altered message that a replay delivered counts as delivered: its draft
+    # goes, and its finding is resolved below naming the replay (recon.replay).
+    delivered = replays_delivered(
+        {d.uuid for d in drafts if d.category in REPLAY_FIXES}
+        | {f.uuid for f in existing.values() if f.category in REPLAY_FIXES and f.status != Finding.Status.RESOLVED}
+    )
+    drafts = [d for d in drafts if not (d.category in REPLAY_FIXES and d.uuid in delivered)]
     verdicts, new, changed = [], [], []
     for draft in drafts:
         verdict = classify(rules, category=draft.category, detail=draft.detail)
@@ -230,7 +240,13 @@ def _findings_sync(
         for finding in existing.values():
             if finding.status != Finding.Status.RESOLVED:
                 finding.status = Finding.Status.RESOLVED
-                finding.detail = {**finding.detail, "resolved_by": "reconcile", "resolved_at": now.isoformat()}
+                by = delivered.get(finding.uuid) if finding.category in REPLAY_FIXES else None
+                resolution = (
+                    {"resolved_by": "replay", "replay": str(by.replay_id), "replay_uuid": str(by.uuid)}
+                    if by
+                    else {"resolved_by": "reconcile"}
+                )
+                finding.detail = {**finding.detail, **resolution, "resolved_at": now.isoformat()}
                 finding.updated_at = now
                 changed.append(finding)
     Finding.objects.bulk_create(new, batch_size=2000)

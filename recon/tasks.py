@@ -71,3 +71,26 @@ def validation_task(
         **_args(topic_id, load_id, user_id),
     )
     return str(run.pk)
+
+
+@shared_task(name="recon.tasks.replay_run", ignore_result=True)
+def replay_run_task(replay_id: str) -> str:
+    """A replay or reprocess request (recon.replay); its claim makes a redelivered task a no-op."""
+    from recon.replay import replay_run
+
+    return replay_run(replay_id=replay_id).status
+
+
+@shared_task(name="recon.tasks.replays_resume", ignore_result=True)
+def replays_resume_task() -> list[str]:
+    """Beat: queue again the replays whose worker went away (or that no worker picked up)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from recon.replay_selectors import replays_stalled
+
+    stalled = replays_stalled(now=timezone.now(), stale_seconds=settings.REPLAY_STALE_SECONDS)
+    for replay_id in stalled:
+        logger.warning("replay %s stalled: queued again", replay_id)
+        replay_run_task.delay(replay_id)
+    return stalled

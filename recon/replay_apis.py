@@ -1,0 +1,208 @@
+"""Replay and reprocess API (mounted at api/recon/): ask for one, follow it.
+
+POST replays {topic, way, scope, target, reason} queues a replay and answers 202
+with it (200 with the request already queued or running, when the same one is
+asked again); POST reprocess {findings | topic+start+end, reason} is the same for
+dead letters. GET replays / replays/{id} read them back with progress and the
+outcome of each message. Acting needs operate permission on the topic (viewer 403,
+outsider 404), reading needs view permission (recon.access).
+"""
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard.masking import mask_text
+from recon import access
+from recon.models import Finding, Replay, ReplayItem, Topic
+from recon.replay import replay_request, topic_for_replay
+from recon.replay_selectors import replay_items, replays_visible
+
+API_MAX_ITEMS = 1000  # per-message outcomes in one answer (the page pages through them all)
+
+
+def _topic(value) -> Topic | None:
+    value = str(value)
+    found = Topic.objects.filter(name=value).first()
+    if found is None and value.isdigit():
+        found = Topic.objects.filter(pk=int(value)).first()
+    return found
+
+
+class ReplayCreateSerializer(serializers.Serializer):
+    topic = serializers.CharField(help_text="Topic name (or id).")
+    way = serializers.ChoiceField(choices=Replay.Way.choices)
+    scope = serializers.ChoiceField(choices=Replay.Scope.choices)
+    target = serializers.JSONField(
+        help_text=(
+            'messages {"uuids": [..]}, window {"window": id}, range {"start", "end"}, load {"load": id}, '
+            'offsets {"partition", "start_offset", "end_offset"}, clients {"keys": ["client:42", ..]}, '
+            'findings {"findings": [ids]}; source replays may add "source" (default "ods")'
+        )
+    )
+    reason = serializers.CharField(max_length=2000)
+
+
+class ReprocessSerializer(serializers.Serializer):
+    findings = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=100_000)
+    topic = serializers.CharField(required=False)
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    reason = serializers.CharField(max_length=2000)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("findings") and not all(attrs.get(k) for k in ("topic", "start", "end")):
+            raise serializers.ValidationError("Give dead-lettered finding ids, or a topic with start and end.")
+        return attrs
+
+
+class ReplayItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReplayItem
+        fields = ["original_uuid", "uuid", "key", "partition", "offset", "outcome", "detail", "at"]
+
+
+class ReplaySerializer(serializers.ModelSerializer):
+    topic = serializers.CharField(source="topic.name")
+    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    reason = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Replay
+        fields = [
+            "id",
+            "topic",
+            "way",
+            "scope",
+            "target",
+            "reason",
+            "requested_by",
+            "status",
+            "total",
+            "processed",
+            "outcome",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_reason(self, replay: Replay) -> str:
+        # Free text: a card number pasted into it is masked for those without payload permission.
+        clear = replay.topic_id in self.context.get("payload_topic_ids", set())
+        return replay.reason if clear else mask_text(replay.reason)
+
+
+class ReplayDetailSerializer(ReplaySerializer):
+    items = serializers.SerializerMethodField()
+    items_truncated = serializers.SerializerMethodField()
+
+    class Meta(ReplaySerializer.Meta):
+        fields = [*ReplaySerializer.Meta.fields, "items", "items_truncated"]
+
+    def _items(self, replay: Replay) -> list[ReplayItem]:
+        if not hasattr(replay, "_items_cache"):
+            replay._items_cache = list(replay_items(replay)[: API_MAX_ITEMS + 1])  # type: ignore[attr-defined]
+        return replay._items_cache  # type: ignore[attr-defined]
+
+    @extend_schema(responses=ReplayItemSerializer(many=True))
+    def get_items(self, replay: Replay) -> list[dict]:
+        return list(ReplayItemSerializer(self._items(replay)[:API_MAX_ITEMS], many=True).data)
+
+    def get_items_truncated(self, replay: Replay) -> bool:
+        return len(self._items(replay)) > API_MAX_ITEMS
+
+
+def _context(request: Request) -> dict:
+    user = request.user
+    return {
+        "request": request,
+        "payload_topic_ids": {t.pk for t in access.topics_visible(user) if access.can_view_payload(user, t)},
+    }
+
+
+def _answer(request: Request, replay: Replay, created: bool) -> Response:
+    data = ReplaySerializer(replay, context=_context(request)).data
+    return Response(data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class ReplayListCreateApi(APIView):
+    @extend_schema(
+        request=ReplayCreateSerializer,
+        responses={202: ReplaySerializer, 200: ReplaySerializer},
+        summary="Queue a replay (operators of the topic); 200 when the same one is already queued or running",
+    )
+    def post(self, request: Request) -> Response:
+        body = ReplayCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        topic = topic_for_replay(request.user, _topic(data["topic"]), way=data["way"])
+        target = data["target"] if isinstance(data["target"], dict) else {}
+        replay, created = replay_request(
+            topic=topic,
+            way=data["way"],
+            scope=data["scope"],
+            target=target,
+            reason=data["reason"],
+            requested_by=request.user,
+        )
+        return _answer(request, replay, created)
+
+    @extend_schema(responses={200: ReplaySerializer(many=True)}, summary="Replays of the topics you may see")
+    def get(self, request: Request) -> Response:
+        replays = replays_visible(access.topics_visible(request.user))
+        for name in ("status", "way"):
+            if request.query_params.get(name):
+                replays = replays.filter(**{name: request.query_params[name]})
+        if request.query_params.get("topic"):
+            replays = replays.filter(topic__name=request.query_params["topic"])
+        paginator = generics.GenericAPIView.pagination_class()
+        assert paginator is not None
+        page = paginator.paginate_queryset(replays.order_by("-created_at"), request)
+        return paginator.get_paginated_response(ReplaySerializer(page, many=True, context=_context(request)).data)
+
+
+class ReplayDetailApi(APIView):
+    @extend_schema(
+        responses={200: ReplayDetailSerializer}, summary="A replay with its progress and per-message outcome"
+    )
+    def get(self, request: Request, replay_id) -> Response:
+        replay = Replay.objects.select_related("topic", "requested_by").filter(pk=replay_id).first()
+        access.topic_for_view(request.user, replay.topic if replay else None)
+        return Response(ReplayDetailSerializer(replay, context=_context(request)).data)
+
+
+class ReprocessApi(APIView):
+    @extend_schema(
+        request=ReprocessSerializer,
+        responses={202: ReplaySerializer, 200: ReplaySerializer},
+        summary="Reprocess dead letters by finding ids, or all of a topic's over a time range",
+    )
+    def post(self, request: Request) -> Response:
+        body = ReprocessSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("findings"):
+            topic_ids = set(Finding.objects.filter(pk__in=data["findings"]).values_list("topic_id", flat=True))
+            visible = set(access.topics_visible(request.user).filter(pk__in=topic_ids).values_list("pk", flat=True))
+            if not topic_ids or visible != topic_ids:
+                raise Http404("No such finding.")
+            if len(topic_ids) > 1:
+                raise serializers.ValidationError({"findings": "Give findings of one topic per request."})
+            topic = topic_for_replay(request.user, Topic.objects.get(pk=topic_ids.pop()), way=Replay.Way.DEAD_LETTER)
+            scope, target = Replay.Scope.FINDINGS, {"findings": data["findings"]}
+        else:
+            topic = topic_for_replay(request.user, _topic(data["topic"]), way=Replay.Way.DEAD_LETTER)
+            scope, target = Replay.Scope.RANGE, {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
+        replay, created = replay_request(
+            topic=topic,
+            way=Replay.Way.DEAD_LETTER,
+            scope=scope,
+            target=target,
+            reason=data["reason"],
+            requested_by=request.user,
+        )
+        return _answer(request, replay, created)

@@ -1,0 +1,560 @@
+"""The four ways a replay gets messages where they belong (called by recon.replay.replay_run).
+
+- audit: the published payload kept in the audit log, republished through the
+  feed's producer and publish ledger as a NEW message (new UUID, `replay-of` header
+  and PublishedMessage.replay_of = the original). The feed's consumer takes it from
+  there; the reconcile links it back. A message the cache already holds a newer
+  write (or delete) of is skipped: the old payload, published now, would win the
+  cache's publish-time guard and overwrite newer data.
+- kafka: the original messages re-read by offset with a private consumer
+  (assign + seek, its own group id, never subscribes or commits, so the feed's
+  group sees nothing) and run through FeedConsumer.process_batch: Redis, consume
+  ledger, dead letters, findings, exactly as the feed does. The deliveries are
+  ledgered under the topic's consumer group, as the redeliveries they are: a
+  message consumed before shows as a duplicate in the reconcile, never as a loss.
+- source: the clients rebuilt from the system of record (kafkacache.sources) and
+  published through the feed's load path (kafkacache.services.items_publish): new
+  UUIDs, `replay-of` the message they stand in for when one is known.
+- dead-letter: dead-lettered messages read back from the dead-letter topic (found
+  by the origin the feed put in their dlq-* headers), given back their original
+  topic, partition and offset, and run through FeedConsumer.process_batch.
+"""
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from typing import NamedTuple
+
+import redis
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, Message, TopicPartition
+from django.conf import settings
+
+from config.errors import AppError
+from kafkacache import crypto
+from kafkacache import services as feed_services
+from kafkacache.clients import make_consumer, redis_client
+from kafkacache.consumer import FeedConsumer
+from kafkacache.messages import OutMessage, headers_dict, message_build
+from kafkacache.models import Load
+from kafkacache.records import SENSITIVE, client_id_of, record_decode
+from kafkacache.redis_keys import rec_key, tombstone_key
+from kafkacache.sources import SourceError, source_get
+from recon import audit
+from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
+from recon.replay import Progress, dead_letter_findings_resolve
+
+logger = logging.getLogger(__name__)
+
+Outcome = ReplayItem.Outcome
+Scope = Replay.Scope
+_DLQ_SLACK = dt.timedelta(minutes=5)  # the dead letter was produced a moment before its finding was written
+
+
+class Original(NamedTuple):
+    uuid: uuid.UUID
+    key: str
+    partition: int
+    offset: int
+    event_type: str
+    published_at: dt.datetime
+    load_id: uuid.UUID | None
+    content_hash: bytes
+
+
+def _batched(items: Sequence, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _created_ms(at: dt.datetime) -> int:
+    return round(at.timestamp() * 1000)
+
+
+# --- what a scope names -----------------------------------------------------------------------
+
+
+def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
+    """The published messages a replay's scope names (oldest first), and items for UUIDs not found."""
+    topic, target = replay.topic, replay.target
+    rows = PublishedMessage.objects.filter(topic=topic)
+    if replay.scope == Scope.MESSAGES:
+        rows = rows.filter(uuid__in=target["uuids"])
+    elif replay.scope == Scope.WINDOW:
+        window = Window.objects.get(pk=target["window"], topic=topic)
+        rows = rows.filter(published_at__gte=window.start, published_at__lt=window.end)
+    elif replay.scope == Scope.RANGE:
+        rows = rows.filter(published_at__gte=target["start"], published_at__lt=target["end"])
+    elif replay.scope == Scope.LOAD:
+        rows = rows.filter(load_id=target["load"])
+    else:
+        raise AppError(f"scope {replay.scope} names no published messages", code="bad_scope")
+    limit = settings.REPLAY_MAX_MESSAGES
+    found = [
+        Original(u, k, p, o, e, at, load_id, bytes(h))
+        for u, k, p, o, e, at, load_id, h in rows.order_by("published_at", "id").values_list(
+            "uuid", "key", "partition", "offset", "event_type", "published_at", "load_id", "content_hash"
+        )[: limit + 1]
+    ]
+    if len(found) > limit:
+        raise AppError(f"the scope holds more than {limit} messages (REPLAY_MAX_MESSAGES): narrow it")
+    missing: list[ReplayItem] = []
+    if replay.scope == Scope.MESSAGES:
+        known = {o.uuid for o in found}
+        missing = [
+            ReplayItem(original_uuid=u, outcome=Outcome.SKIPPED, detail=f"not in the publish ledger of {topic.name}")
+            for u in map(uuid.UUID, target["uuids"])
+            if u not in known
+        ]
+    return found, missing
+
+
+# --- audit log ------------------------------------------------------------------------------
+
+
+def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uuid.UUID, str]:
+    """Originals the cache already holds something newer for (write or delete), with what."""
+    pipe = client.pipeline(transaction=False)
+    for o in originals:
+        pipe.hmget(rec_key(o.key), ["t", "u"])
+        pipe.get(tombstone_key(o.key))
+    answers = pipe.execute()
+    newer = {}
+    for n, o in enumerate(originals):
+        (cached_t, cached_u), deleted = answers[2 * n], answers[2 * n + 1]
+        created = _created_ms(o.published_at)
+        if cached_t is not None and int(cached_t) > created:
+            newer[o.uuid] = f"superseded: the cache holds a newer message ({(cached_u or b'').decode()})"
+        elif deleted is not None and int(deleted) > created:
+            newer[o.uuid] = "superseded: the key was deleted after this message"
+    return newer
+
+
+def _field_key_id(value: bytes, schema_version: int) -> str:
+    """The field-encryption key id the payload's encrypted fields name (the key-id header)."""
+    record = record_decode(value, schema_version=schema_version, decrypt=False)
+    for list_name, field, _ in SENSITIVE:
+        for item in record[list_name]:
+            return crypto.key_id_of(item[field])
+    return ""
+
+
+def replay_audit(replay: Replay, progress: Progress) -> None:
+    topic = replay.topic
+    originals, unknown = originals_of(replay)
+    progress.total(len(originals) + len(unknown))
+    progress.record(unknown)
+    client = redis_client()
+    for chunk in _batched(originals, settings.REPLAY_BATCH_SIZE):
+        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
+        newer = _cache_newer(client, chunk)
+        loads = dict(
+            Load.objects.filter(pk__in={o.load_id for o in chunk if o.load_id}).values_list("pk", "retrieval_key")
+        )
+        skipped: list[ReplayItem] = []
+        messages: list[tuple[Original, OutMessage]] = []
+        for o in chunk:
+            item = ReplayItem(original_uuid=o.uuid, key=o.key, partition=o.partition, offset=o.offset)
+            published = [p for p in payloads.get(o.uuid, []) if p.side == AuditPayload.Side.PUBLISHED]
+            if not published:
+                skipped.append(_with(item, Outcome.SKIPPED, "no audit payload kept (audit off then, or purged)"))
+                continue
+            if o.uuid in newer:
+                skipped.append(_with(item, Outcome.SKIPPED, newer[o.uuid]))
+                continue
+            row = published[0]
+            try:
+                value = audit.unseal(row)
+                schema_version = row.schema_version or 1
+                key_id = _field_key_id(value, schema_version) if value else ""
+            except Exception as exc:  # a payload that cannot be read back is this message's outcome, not the run's
+                skipped.append(_with(item, Outcome.FAILED, f"audit payload unreadable: {type(exc).__name__}: {exc}"))
+                continue
+            message = message_build(
+                key=o.key,
+                event=o.event_type,
+                value=value or None,
+                source="replay:audit",
+                schema_version=schema_version,
+                hash_algorithm=topic.hash_algorithm,
+                key_id=key_id,
+                load=loads.get(o.load_id, "") if o.event_type == "bulk" else "",
+                load_id=o.load_id,
+                replay_of=o.uuid,
+            )
+            if message.content_hash != o.content_hash:
+                skipped.append(_with(item, Outcome.FAILED, "audit payload does not hash to the published hash"))
+                continue
+            messages.append((o, message))
+        progress.record(skipped)
+        progress.record(_published_items(topic, messages))
+
+
+def _with(item: ReplayItem, outcome: str, detail: str = "", new_uuid: uuid.UUID | None = None) -> ReplayItem:
+    item.outcome, item.detail, item.uuid = outcome, detail, new_uuid
+    return item
+
+
+def _published_items(topic: Topic, messages: Sequence[tuple[Original, OutMessage]]) -> list[ReplayItem]:
+    if not messages:
+        return []
+    deliveries = feed_services.messages_publish(topic=topic, messages=[m for _, m in messages])
+    items = []
+    for (o, message), delivery in zip(messages, deliveries, strict=True):
+        item = ReplayItem(original_uuid=o.uuid, key=o.key, partition=o.partition, offset=o.offset)
+        if delivery.error:
+            items.append(_with(item, Outcome.FAILED, f"Kafka did not acknowledge: {delivery.error}"))
+        else:
+            detail = f"published as {topic.name}/{delivery.partition}@{delivery.offset}"
+            items.append(_with(item, Outcome.PUBLISHED, detail, message.uuid))
+    return items
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+
+def _feed_consumer(topic: Topic) -> FeedConsumer:
+    """The feed's consumer logic, not connected to any group: process_batch only."""
+    consumer = FeedConsumer(group=topic.consumer_group, batch_size=settings.REPLAY_BATCH_SIZE)
+    consumer.topics[topic.name] = topic  # also a topic the process's settings do not name
+    return consumer
+
+
+def _reader(replay: Replay) -> Consumer:
+    # Its own group id, only ever assign(): it never joins, rebalances or commits for the feed's group.
+    return make_consumer(
+        f"kafkacache-replay-{replay.pk}", **{"enable.auto.commit": False, "enable.partition.eof": True}
+    )
+
+
+def _read(reader: Consumer, topic: str, partition: int, start: int, end: int, *, deadline: float) -> Iterator[Message]:
+    """Messages of one partition from `start` to `end` (inclusive), read until there or out of time."""
+    reader.assign([TopicPartition(topic, partition, start)])
+    try:
+        while time.monotonic() < deadline:
+            msg = reader.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return
+                raise RuntimeError(f"reading {topic}/{partition}: {error}")
+            if (msg.offset() or 0) > end:
+                return
+            yield msg
+            if (msg.offset() or 0) >= end:
+                return
+        raise TimeoutError(f"reading {topic}/{partition} {start}..{end} took too long")
+    finally:
+        reader.unassign()
+
+
+def _process(consumer: FeedConsumer, messages: list[Message]) -> list[ReplayItem]:
+    consumer.process_batch(messages)
+    items = []
+    for msg, outcome, reason in consumer.last_results:
+        headers = headers_dict(msg.headers())
+        try:
+            message_uuid: uuid.UUID | None = uuid.UUID(headers.get("uuid", b"").decode())
+        except (ValueError, UnicodeDecodeError):
+            message_uuid = None
+        key = (msg.key() or b"").decode(errors="replace")
+        items.append(
+            ReplayItem(
+                original_uuid=message_uuid,
+                uuid=message_uuid,
+                key=key,
+                partition=msg.partition(),
+                offset=msg.offset(),
+                outcome=outcome,
+                detail=reason,
+            )
+        )
+    return items
+
+
+def _resolve_dead_letters(replay: Replay, items: Sequence[ReplayItem]) -> None:
+    delivered = [i.uuid for i in items if i.outcome in ReplayItem.DELIVERED and i.uuid]
+    if delivered:
+        ids = Finding.objects.filter(
+            topic=replay.topic, category=Finding.Category.DEAD_LETTERED, uuid__in=delivered
+        ).values_list("pk", flat=True)
+        dead_letter_findings_resolve(replay=replay, finding_ids=ids)
+
+
+def replay_kafka(replay: Replay, progress: Progress) -> None:
+    topic = replay.topic
+    wanted: dict[int, set[int] | None] = {}  # partition -> offsets (None: the whole range)
+    bounds: dict[int, tuple[int, int]] = {}
+    if replay.scope == Scope.OFFSETS:
+        p = replay.target["partition"]
+        wanted[p], bounds[p] = None, (replay.target["start_offset"], replay.target["end_offset"])
+        progress.total(bounds[p][1] - bounds[p][0] + 1)
+    else:
+        originals, unknown = originals_of(replay)
+        progress.total(len(originals) + len(unknown))
+        progress.record(unknown)
+        for o in originals:
+            wanted.setdefault(o.partition, set()).add(o.offset)  # type: ignore[union-attr]
+        for p, offsets in wanted.items():
+            assert offsets is not None
+            bounds[p] = (min(offsets), max(offsets))
+    consumer = _feed_consumer(topic)
+    reader = _reader(replay)
+    deadline = time.monotonic() + settings.REPLAY_READ_SECONDS
+    try:
+        for partition in sorted(wanted):
+            start, end = bounds[partition]
+            low, high = reader.get_watermark_offsets(TopicPartition(topic.name, partition), timeout=10)
+            seen: set[int] = set()
+            batch: list[Message] = []
+            if start < high and end >= low:
+                for msg in _read(reader, topic.name, partition, max(start, low), end, deadline=deadline):
+                    offsets = wanted[partition]
+                    if offsets is not None and msg.offset() not in offsets:
+                        continue
+                    seen.add(msg.offset() or 0)
+                    batch.append(msg)
+                    if len(batch) >= settings.REPLAY_BATCH_SIZE:
+                        _kafka_batch(replay, consumer, batch, progress)
+                        batch = []
+                _kafka_batch(replay, consumer, batch, progress)
+            expected = wanted[partition] or set(range(start, end + 1))
+            progress.record(
+                [
+                    ReplayItem(
+                        partition=partition,
+                        offset=offset,
+                        outcome=Outcome.SKIPPED,
+                        detail=_absent(offset, low, high),
+                    )
+                    for offset in sorted(expected - seen)
+                ]
+            )
+    finally:
+        reader.close()
+
+
+def _kafka_batch(replay: Replay, consumer: FeedConsumer, batch: list[Message], progress: Progress) -> None:
+    if not batch:
+        return
+    items = _process(consumer, batch)
+    progress.record(items)
+    _resolve_dead_letters(replay, items)
+
+
+def _absent(offset: int, low: int, high: int) -> str:
+    if offset < low:
+        return f"no longer in Kafka (the partition now starts at offset {low})"
+    if offset >= high:
+        return f"not written yet (the partition ends before offset {high})"
+    return "no message at this offset (compacted or a control record)"
+
+
+# --- source ------------------------------------------------------------------------------------
+
+
+def _stand_ins(replay: Replay) -> tuple[dict[str, uuid.UUID | None], list[ReplayItem]]:
+    """Record keys to rebuild, each with the message its rebuild stands in for (if known)."""
+    if replay.scope == Scope.CLIENTS:
+        keys = replay.target["keys"]
+        # The message a rebuild of this key stands in for: the key's latest open missing/altered finding.
+        latest: dict[str, uuid.UUID | None] = dict.fromkeys(keys)
+        for key, message_uuid in (
+            Finding.objects.filter(
+                topic=replay.topic,
+                key__in=keys,
+                category__in=(Finding.Category.MISSING, Finding.Category.ALTERED),
+                uuid__isnull=False,
+            )
+            .exclude(status=Finding.Status.RESOLVED)
+            .order_by("created_at")
+            .values_list("key", "uuid")
+        ):
+            latest[key] = message_uuid
+        return latest, []
+    originals, unknown = originals_of(replay)
+    by_key: dict[str, uuid.UUID | None] = {}
+    for o in originals:  # oldest first: the latest message of a key wins
+        by_key[o.key] = o.uuid
+    return by_key, unknown
+
+
+def replay_source(replay: Replay, progress: Progress) -> None:
+    topic = replay.topic
+    by_key, unknown = _stand_ins(replay)
+    progress.total(len(by_key) + len(unknown))
+    progress.record(unknown)
+    load = Load.objects.get(pk=replay.target["load"]) if replay.scope == Scope.LOAD else None
+    name = load.source if load else replay.target.get("source", "ods")
+    try:
+        source = source_get(name)
+    except SourceError as exc:
+        raise AppError(str(exc), code="bad_source") from None
+    event = "bulk" if topic.kind == Topic.Kind.BULK else "add"
+    not_clients = [k for k in by_key if client_id_of(k) is None]
+    progress.record(
+        [
+            ReplayItem(original_uuid=by_key[k], key=k, outcome=Outcome.SKIPPED, detail="not a client key")
+            for k in not_clients
+        ]
+    )
+    keys = [k for k in by_key if k not in not_clients]
+    for chunk in _batched(keys, settings.REPLAY_BATCH_SIZE):
+        ids = [i for i in (client_id_of(k) for k in chunk) if i is not None]
+        found = [item for batch in source.batches(client_ids=ids, batch_size=len(ids)) for item in batch]
+        deliveries, refused = feed_services.items_publish(
+            topic=topic,
+            items=found,
+            event=event,
+            source=source.name,
+            load=load if event == "bulk" else None,
+            replay_of={k: u for k, u in by_key.items() if u is not None},
+        )
+        items = []
+        published = {d.message.key: d for d in deliveries}
+        for key in chunk:
+            item = ReplayItem(original_uuid=by_key[key], key=key)
+            delivery = published.get(key)
+            if delivery is not None and delivery.error:
+                items.append(_with(item, Outcome.FAILED, f"Kafka did not acknowledge: {delivery.error}"))
+            elif delivery is not None:
+                detail = f"rebuilt from {source.name}, published as {topic.name}/{delivery.partition}@{delivery.offset}"
+                items.append(_with(item, Outcome.PUBLISHED, detail, delivery.message.uuid))
+            elif key in refused:
+                items.append(_with(item, Outcome.SKIPPED, f"not publishable: {refused[key]}"))
+            else:
+                items.append(_with(item, Outcome.SKIPPED, f"not in the source {source.name}"))
+        progress.record(items)
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+
+def _dead_lettered(replay: Replay) -> list[Finding]:
+    findings = Finding.objects.filter(topic=replay.topic, category=Finding.Category.DEAD_LETTERED)
+    if replay.scope == Scope.FINDINGS:
+        findings = findings.filter(pk__in=replay.target["findings"])
+    else:
+        findings = findings.filter(created_at__gte=replay.target["start"], created_at__lt=replay.target["end"]).exclude(
+            status=Finding.Status.RESOLVED
+        )
+    limit = settings.REPLAY_MAX_MESSAGES
+    found = list(findings.order_by("created_at", "pk")[: limit + 1])
+    if len(found) > limit:
+        raise AppError(f"more than {limit} dead-lettered findings in the range: narrow it")
+    return found
+
+
+def _dead_letter_scan(
+    replay: Replay, origins: set[tuple[int, int]], dlq_topic: str, since: dt.datetime
+) -> dict[tuple[int, int], Message]:
+    """The latest dead letter of each origin (partition, offset of the replay's topic), from `since` on."""
+    found: dict[tuple[int, int], Message] = {}
+    reader = _reader(replay)
+    deadline = time.monotonic() + settings.REPLAY_READ_SECONDS
+    try:
+        metadata = reader.list_topics(dlq_topic, timeout=10).topics.get(dlq_topic)
+        if metadata is None or metadata.error is not None:
+            raise AppError(f"dead-letter topic {dlq_topic} cannot be read: {getattr(metadata, 'error', 'absent')}")
+        ms = _created_ms(since)
+        starts = reader.offsets_for_times(
+            [TopicPartition(dlq_topic, p, ms) for p in sorted(metadata.partitions)], timeout=10
+        )
+        for tp in starts:
+            low, high = reader.get_watermark_offsets(TopicPartition(dlq_topic, tp.partition), timeout=10)
+            start = tp.offset if tp.offset >= 0 else high  # -1: nothing written since
+            if start >= high:
+                continue
+            for msg in _read(reader, dlq_topic, tp.partition, max(start, low), high - 1, deadline=deadline):
+                h = headers_dict(msg.headers())
+                if h.get("dlq-topic", b"").decode(errors="replace") != replay.topic.name:
+                    continue
+                try:
+                    origin = (int(h.get("dlq-partition", b"")), int(h.get("dlq-offset", b"")))
+                except ValueError:
+                    continue
+                if origin in origins:
+                    found[origin] = msg
+    finally:
+        reader.close()
+    return found
+
+
+def _as_original(topic: Topic, origin: tuple[int, int], letter: Message) -> Message:
+    """The dead letter as the message it was: its topic, partition, offset and headers, no dlq-* ones."""
+    raw = letter.headers() or []
+    items = raw.items() if isinstance(raw, dict) else raw
+    headers = [(k, v) for k, v in items if not k.startswith("dlq-")]
+    kind, ms = letter.timestamp()
+    return Message(
+        topic=topic.name,
+        partition=origin[0],
+        offset=origin[1],
+        key=letter.key(),
+        value=letter.value(),
+        headers=headers,
+        timestamp=(kind or TIMESTAMP_CREATE_TIME, ms),
+    )
+
+
+def replay_dead_letters(replay: Replay, progress: Progress) -> None:
+    topic = replay.topic
+    findings = _dead_lettered(replay)
+    by_origin: dict[tuple[int, int], list[Finding]] = defaultdict(list)
+    unplaced = []
+    for f in findings:
+        try:
+            by_origin[(int(f.detail["partition"]), int(f.detail["offset"]))].append(f)
+        except (KeyError, TypeError, ValueError):
+            unplaced.append(f)
+    progress.total(len(by_origin) + len(unplaced))
+    progress.record(
+        [
+            ReplayItem(original_uuid=f.uuid, key=f.key, outcome=Outcome.SKIPPED, detail="finding names no offset")
+            for f in unplaced
+        ]
+    )
+    if not by_origin:
+        return
+    dlq_topics = {f.detail.get("dead_letter_topic") or settings.KAFKA_TOPIC_DEAD_LETTER for f in findings}
+    since = min(f.created_at for f in findings) - _DLQ_SLACK
+    letters: dict[tuple[int, int], Message] = {}
+    for dlq_topic in sorted(dlq_topics):
+        letters.update(_dead_letter_scan(replay, set(by_origin), dlq_topic, since))
+    absent = [
+        ReplayItem(
+            original_uuid=fs[0].uuid,
+            key=fs[0].key,
+            partition=origin[0],
+            offset=origin[1],
+            outcome=Outcome.SKIPPED,
+            detail=f"not found in the dead-letter topic ({', '.join(sorted(dlq_topics))}): past its retention?",
+        )
+        for origin, fs in sorted(by_origin.items())
+        if origin not in letters
+    ]
+    progress.record(absent)
+    consumer = _feed_consumer(topic)
+    for chunk in _batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
+        items = _process(consumer, [_as_original(topic, origin, letters[origin]) for origin in chunk])
+        progress.record(items)
+        for item in items:
+            if item.outcome in ReplayItem.DELIVERED:
+                origin = (item.partition or 0, item.offset or 0)
+                dead_letter_findings_resolve(
+                    replay=replay, finding_ids=[f.pk for f in by_origin[origin]], delivered_uuid=item.uuid
+                )
+
+
+WAYS: dict[str, Callable[[Replay, Progress], None]] = {
+    Replay.Way.AUDIT: replay_audit,
+    Replay.Way.KAFKA: replay_kafka,
+    Replay.Way.SOURCE: replay_source,
+    Replay.Way.DEAD_LETTER: replay_dead_letters,
+}
