@@ -32,6 +32,7 @@ from typing import NamedTuple
 import redis
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, Message, TopicPartition
 from django.conf import settings
+from django.db.models import Q
 
 from config.errors import AppError
 from kafkacache import crypto
@@ -279,12 +280,18 @@ def _process(consumer: FeedConsumer, messages: list[Message]) -> list[ReplayItem
 
 
 def _resolve_dead_letters(replay: Replay, items: Sequence[ReplayItem]) -> None:
-    delivered = [i.uuid for i in items if i.outcome in ReplayItem.DELIVERED and i.uuid]
-    if delivered:
+    """Every dead-lettered finding of a message the replay has now stored (also those of earlier
+    failed attempts), found by UUID or by the message's place in its topic."""
+    for item in items:
+        if item.outcome not in ReplayItem.DELIVERED:
+            continue
+        place = Q(detail__partition=item.partition, detail__offset=item.offset)
         ids = Finding.objects.filter(
-            topic=replay.topic, category=Finding.Category.DEAD_LETTERED, uuid__in=delivered
+            Q(uuid=item.uuid) | place if item.uuid else place,
+            topic=replay.topic,
+            category=Finding.Category.DEAD_LETTERED,
         ).values_list("pk", flat=True)
-        dead_letter_findings_resolve(replay=replay, finding_ids=ids)
+        dead_letter_findings_resolve(replay=replay, finding_ids=ids, delivered_uuid=item.uuid)
 
 
 def replay_kafka(replay: Replay, progress: Progress) -> None:
@@ -544,12 +551,7 @@ def replay_dead_letters(replay: Replay, progress: Progress) -> None:
     for chunk in _batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
         items = _process(consumer, [_as_original(topic, origin, letters[origin]) for origin in chunk])
         progress.record(items)
-        for item in items:
-            if item.outcome in ReplayItem.DELIVERED:
-                origin = (item.partition or 0, item.offset or 0)
-                dead_letter_findings_resolve(
-                    replay=replay, finding_ids=[f.pk for f in by_origin[origin]], delivered_uuid=item.uuid
-                )
+        _resolve_dead_letters(replay, items)
 
 
 WAYS: dict[str, Callable[[Replay, Progress], None]] = {

@@ -1,0 +1,91 @@
+"""Dead letters reprocessed once their cause is fixed land in Redis; the outcome is kept per message."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from kafkacache.consumer import FeedConsumer
+from kafkacache.redis_keys import rec_key
+from kafkacache.services import change_publish
+from recon.models import ConsumedMessage, Finding
+from recon.replay import replay_request, replay_run
+
+from .conftest import doc, fetch, finding_of, reconcile
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def _reprocess(topic, operator, **target):
+    scope = "findings" if "findings" in target else "range"
+    replay, created = replay_request(
+        topic=topic,
+        way="dead-letter",
+        scope=scope,
+        target=target,
+        reason="schema limit raised",
+        requested_by=operator,
+        queue=False,
+    )
+    assert created
+    return replay_run(replay_id=replay.pk)
+
+
+def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, cache, people, settings):
+    topic, operator = feed.change, people["operator"]
+    first, second = (change_publish(topic=topic, event="add", record=doc(next(client_ids))) for _ in range(2))
+    messages = fetch(topic.name, first.offset, 2)
+    settings.MESSAGE_MAX_BYTES = 256  # the cause: a limit too small for the records
+    FeedConsumer().process_batch(messages)
+    assert not cache.exists(rec_key(first.key)) and not cache.exists(rec_key(second.key))
+    dead_first, dead_second = (
+        finding_of(topic, "dead-lettered", first.uuid),
+        finding_of(topic, "dead-lettered", second.uuid),
+    )
+    assert "oversize" in dead_first.detail["reason"]
+
+    # Reprocessed before the fix: dead again, with the reason; the finding stays open.
+    replay = _reprocess(topic, operator, findings=[dead_first.pk])
+    item = replay.items.get()
+    assert (replay.status, item.outcome, item.original_uuid) == ("done", "dead", first.uuid)
+    assert "oversize" in item.detail
+    dead_first.refresh_from_db()
+    assert dead_first.status == Finding.Status.OPEN
+
+    settings.MESSAGE_MAX_BYTES = 10240  # the fix
+    replay = _reprocess(topic, operator, findings=[dead_first.pk])
+    item = replay.items.get()
+    assert (item.outcome, item.partition, item.offset) == ("stored", 0, first.offset)
+    assert cache.hget(rec_key(first.key), "p") == messages[0].value()
+    dead_first.refresh_from_db()
+    assert (dead_first.status, dead_first.detail["resolved_by"], dead_first.detail["replay"]) == (
+        "resolved",
+        "replay",
+        str(replay.pk),
+    )
+    assert finding_of(topic, "dead-lettered", second.uuid).status == Finding.Status.OPEN  # not asked for
+
+    # In bulk: every dead letter of the topic over a time range (the first is resolved, so only the second).
+    now = timezone.now()
+    replay = _reprocess(
+        topic,
+        operator,
+        start=(now - dt.timedelta(hours=1)).isoformat(),
+        end=(now + dt.timedelta(minutes=1)).isoformat(),
+    )
+    assert (replay.status, replay.outcome) == ("done", {"stored": 1})
+    assert replay.items.get().original_uuid == second.uuid
+    assert cache.hget(rec_key(second.key), "p") == messages[1].value()
+    dead_second.refresh_from_db()
+    assert dead_second.status == Finding.Status.RESOLVED
+
+    # The ledger has each message's dead attempts and its one delivery, in its own topic/partition/offset;
+    # the reconcile counts it delivered once: no missing, no duplicate, nothing late.
+    rows = ConsumedMessage.objects.filter(uuid=first.uuid).order_by("consumed_at")
+    assert [(r.outcome, r.offset) for r in rows] == [
+        ("dead", first.offset),
+        ("dead", first.offset),
+        ("stored", first.offset),
+    ]
+    run = reconcile(topic)
+    assert run.report["findings"] == {}
