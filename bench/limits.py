@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kafkacache.clients import make_consumer, redis_client
+from kafkacache.clients import make_consumer, make_producer, redis_client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,51 @@ def bare_consume(topic: str, expected: int, *, batch: int = 500, timeout_s: floa
         consumer.close()
     elapsed = time.perf_counter() - (first or started)
     return {"messages": seen, "seconds": round(elapsed, 3), "msgs_per_s": round(seen / elapsed) if elapsed else 0}
+
+
+def fetch_values(topic: str, n: int, *, timeout_s: float = 60) -> list[bytes]:
+    """The first `n` message values of `topic` (the same bytes the product consumed)."""
+    consumer = make_consumer(f"bench-fetch-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False})
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    started = time.perf_counter()
+    try:
+        while len(values) < n and time.perf_counter() - started < timeout_s:
+            for m in consumer.consume(num_messages=500, timeout=1.0):
+                if m.error() is None and m.value():
+                    values.append(m.value())
+    finally:
+        consumer.close()
+    return values[:n]
+
+
+def bare_produce(topic: str, values: list[bytes]) -> dict:
+    """The product's producer settings (idempotent, acks=all, zstd, linger) and nothing else:
+    produce every value with a key, serve delivery reports, flush once at the end."""
+    producer = make_producer()
+    failed = []
+
+    def on_delivery(err, _msg) -> None:
+        if err is not None:
+            failed.append(err)
+
+    started = time.perf_counter()
+    for i, value in enumerate(values):
+        while True:
+            try:
+                producer.produce(topic, key=f"client:{i}".encode(), value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.perf_counter() - started
+    return {
+        "messages": len(values),
+        "failed": len(failed),
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(len(values) / elapsed) if elapsed else 0,
+    }
 
 
 def redis_pipelined_set(values: list[bytes], *, pipeline: int = 100) -> dict:

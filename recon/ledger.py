@@ -2,7 +2,10 @@
 
 Each call is one transaction: rows go in with COPY, and each touched window's
 counts and digest are bumped with one UPSERT per window. Callers hand over
-whole batches; nothing here runs per message against the database.
+whole batches; nothing here runs per message against the database. Inside a
+caller's transaction no savepoint is taken (two round trips per batch saved):
+a failure here fails the caller's transaction, which every caller lets
+propagate anyway.
 
 A window's digest adds up recon.hashing.message_digest(uuid, content hash) of its
 messages, so equal digests on both sides mean the same messages with the same
@@ -62,7 +65,7 @@ def window_start(topic: Topic, at: dt.datetime) -> dt.datetime:
 def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
     if not rows:
         return
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         with cursor.copy(f"COPY recon_publishedmessage ({_PUBLISHED_COLUMNS}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(
@@ -88,7 +91,7 @@ def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
 def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
     if not rows:
         return
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         with cursor.copy(f"COPY recon_consumedmessage ({_CONSUMED_COLUMNS}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(
@@ -109,7 +112,14 @@ def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
             cursor,
             topic,
             "consumed",
-            [(r.published_at, message_digest(r.uuid, r.content_hash), _latency_ms(r)) for r in rows],
+            [
+                (
+                    r.published_at,
+                    message_digest(r.uuid, r.content_hash),
+                    max(0, int((r.consumed_at - r.published_at).total_seconds() * 1000)),  # = _latency_ms
+                )
+                for r in rows
+            ],
         )
 
 
@@ -118,20 +128,25 @@ def _latency_ms(row: ConsumedRow) -> int:
 
 
 def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime, int, int]]) -> None:
-    counts: dict[dt.datetime, int] = defaultdict(int)
-    sums: dict[dt.datetime, int] = defaultdict(int)
-    latencies: dict[dt.datetime, int] = defaultdict(int)
+    # Grouped on integer epoch seconds (window_start's arithmetic): a datetime per
+    # window rather than per row.
+    seconds = topic.window_seconds
+    counts: dict[int, int] = defaultdict(int)
+    sums: dict[int, int] = defaultdict(int)
+    latencies: dict[int, int] = defaultdict(int)
     for at, digest, latency_ms in items:
-        start = window_start(topic, at)
-        counts[start] += 1
-        sums[start] += digest
-        latencies[start] = max(latencies[start], latency_ms)
-    width = dt.timedelta(seconds=topic.window_seconds)
+        epoch = int(at.timestamp()) // seconds * seconds
+        counts[epoch] += 1
+        sums[epoch] += digest
+        if latency_ms > latencies[epoch]:
+            latencies[epoch] = latency_ms
+    width = dt.timedelta(seconds=seconds)
     values = []
-    for start in sorted(counts):
-        count, digest = counts[start], sums[start] % MOD64
+    for epoch in sorted(counts):
+        start = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+        count, digest = counts[epoch], sums[epoch] % MOD64
         pub, con = ((count, digest), (0, 0)) if side == "published" else ((0, 0), (count, digest))
-        values.append((topic.pk, start, start + width, pub[0], con[0], pub[1], con[1], latencies[start]))
+        values.append((topic.pk, start, start + width, pub[0], con[0], pub[1], con[1], latencies[epoch]))
     # A late row reopens a reconciled window, so the scheduler looks at it again.
     assert side in ("published", "consumed")  # column names below come from this literal
     sql = f"""
@@ -144,4 +159,7 @@ def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime
             consumed_max_latency_ms = GREATEST(w.consumed_max_latency_ms, EXCLUDED.consumed_max_latency_ms),
             status = 'open'
     """  # noqa: S608
-    cursor.executemany(sql, values)
+    if len(values) == 1:  # the usual batch: one window, no executemany pipeline to set up
+        cursor.execute(sql, values[0])
+    else:
+        cursor.executemany(sql, values)

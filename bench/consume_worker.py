@@ -1,0 +1,121 @@
+"""One consume worker of the bench: the product's FeedConsumer in its own process.
+
+    .venv/bin/python bench/consume_worker.py --topic T --partitions 0,1 --group G --batch 100 --out w.json
+
+Runs kafkacache.consumer.FeedConsumer unchanged (process_batch: decode, hash,
+validate, one Redis write per batch, ledger COPY, offsets stored, commits by
+librdkafka) until its partitions are drained. The only difference from the
+scheduled consumer is how partitions arrive: assigned here, instead of a group
+join, so two workers split a 2-partition topic exactly and the figure is the
+steady state, not the join. Writes messages, seconds (first batch start to
+last batch end), time inside process_batch, batch latency and RSS (after the
+first batch, at the end, peak) as JSON. The environment (database, Redis,
+topics) comes from the parent, bench/run.py.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from kafkacache.clients import make_consumer  # noqa: E402
+from kafkacache.consumer import FeedConsumer  # noqa: E402
+
+
+def rss_kb() -> dict[str, int]:
+    """This process's resident set now (VmRSS) and its peak so far (VmHWM), in KB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out
+
+
+class AssignedConsumer(FeedConsumer):
+    """FeedConsumer reading the partitions it is given (assign), not a group's share."""
+
+    def __init__(self, *, topic: str, partitions: list[int], **kwargs):
+        super().__init__(**kwargs)
+        self.partition_list = [(topic, p) for p in partitions]
+
+    def open(self) -> None:
+        self.consumer = make_consumer(self.group, **{"session.timeout.ms": settings.CONSUMER_SESSION_TIMEOUT_MS})
+        self.consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in self.partition_list])
+        self.assigned = set(self.partition_list)
+        self.assigned_at = time.monotonic()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--partitions", required=True, help="comma-separated partition numbers")
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--batch", type=int, default=settings.CONSUMER_BATCH_SIZE)
+    parser.add_argument("--max-seconds", type=float, default=600)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    consumer = AssignedConsumer(
+        topic=args.topic,
+        partitions=[int(p) for p in args.partitions.split(",")],
+        group=args.group,
+        batch_size=args.batch,
+    )
+    batch_ms: list[float] = []
+    spans: list[float] = []  # first batch start, last batch end (perf_counter)
+    rss: dict[str, dict[str, int]] = {}
+    original = consumer.process_batch
+
+    def timed(messages):
+        began = time.perf_counter()
+        out = original(messages)
+        ended = time.perf_counter()
+        if not spans:
+            spans.append(began)
+            rss["first_batch"] = rss_kb()
+        spans[1:] = [ended]
+        batch_ms.append((ended - began) * 1000)
+        return out
+
+    consumer.process_batch = timed  # type: ignore[method-assign]
+    rss["start"] = rss_kb()
+    totals = consumer.run(drain=True, max_seconds=args.max_seconds)
+    rss["end"] = rss_kb()
+    messages = sum(totals[k] for k in ("stored", "deleted", "invalid", "dead"))
+    seconds = (spans[-1] - spans[0]) if len(spans) == 2 else 0.0
+    batch_ms.sort()
+    result = {
+        "partitions": args.partitions,
+        "batch": args.batch,
+        "messages": messages,
+        "outcomes": {k: v for k, v in totals.items() if k != "batches"},
+        "batches": totals["batches"],
+        "seconds": round(seconds, 3),
+        "busy_seconds": round(sum(batch_ms) / 1000, 3),
+        "msgs_per_s": round(messages / seconds) if seconds else 0,
+        "batch_ms_p50": round(batch_ms[len(batch_ms) // 2], 2) if batch_ms else None,
+        "batch_ms_p95": round(batch_ms[int(len(batch_ms) * 0.95)], 2) if batch_ms else None,
+        "rss_kb_first_batch": rss.get("first_batch", {}).get("VmRSS"),
+        "rss_kb_end": rss["end"]["VmRSS"],
+        "rss_kb_peak": rss["end"]["VmHWM"],
+        "started_at": spans[0] if spans else None,
+        "ended_at": spans[-1] if spans else None,
+    }
+    Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
