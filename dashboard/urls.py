@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import replay_views, views
 
 app_name = "dashboard"
 
@@ -19,5 +19,9 @@ urlpatterns = [
     path("loads/<uuid:pk>/", views.load_detail, name="load"),
     path("rebalances/", views.rebalances, name="rebalances"),
     path("audit/", views.actions, name="actions"),
+    path("replays/", replay_views.replays, name="replays"),
+    path("replays/start", replay_views.replay_start, name="replay-start"),
+    path("replays/reprocess", replay_views.reprocess, name="reprocess"),
+    path("replays/<uuid:pk>/", replay_views.replay_detail, name="replay"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

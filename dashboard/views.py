@@ -59,6 +59,11 @@ def findings(request: HttpRequest) -> HttpResponse:
         operable = set(access.topics_operable(request.user).values_list("pk", flat=True))
         for finding in page.rows:
             finding.can_operate = finding.topic_id in operable
+        # The bulk reprocess form, when the page shows a dead letter the user may reprocess.
+        page.extra["can_reprocess"] = any(
+            f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status != Finding.Status.RESOLVED
+            for f in page.rows
+        )
     return render(
         request, "dashboard/findings.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )

@@ -1,0 +1,167 @@
+"""Replay and reprocess buttons and the Replays pages.
+
+The buttons post here; recon.replay.topic_for_replay answers outsiders 404 and
+viewers 403 (and writes the refusal to the audit trail), recon.replay.replay_request
+validates and queues. The pages list and show replays of the topics the user sees.
+"""
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from config.errors import AppError
+from dashboard.masking import mask_text
+from dashboard.paging import keyset_page
+from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
+from recon import access
+from recon.models import Finding, Replay, Topic
+from recon.replay import replay_request, topic_for_replay
+from recon.replay_selectors import replay_items, replays_visible
+
+PAGE_SIZE = 50
+ITEMS_SHOWN = 500
+
+
+def _next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def _queued(request: HttpRequest, replay: Replay, created: bool) -> HttpResponse:
+    verb = "Reprocess" if replay.way == Replay.Way.DEAD_LETTER else "Replay"
+    if created:
+        messages.success(request, f"{verb} {replay.pk} queued.")
+    else:
+        messages.info(request, f"The same {verb.lower()} is already {replay.status}: {replay.pk}.")
+    return redirect("dashboard:replay", pk=replay.pk)
+
+
+@login_required
+@require_POST
+def replay_start(request: HttpRequest) -> HttpResponse:
+    form = ReplayStartForm(request.POST)
+    back = _next(request, reverse("dashboard:replays"))
+    if not form.is_valid():
+        # Permission first: a viewer's malformed post is a 403, not a form error.
+        topic_for_replay(request.user, Topic.objects.filter(name=request.POST.get("topic", "")).first())
+        messages.error(request, f"Replay not queued: {form.errors.as_text()}")
+        return redirect(back)
+    data = form.cleaned_data
+    topic = topic_for_replay(request.user, Topic.objects.filter(name=data["topic"]).first(), way=data["way"])
+    target = form.target()
+    for name in ("start", "end"):
+        if isinstance(target.get(name), dt.datetime):
+            target[name] = target[name].isoformat()
+    if "load" in target and target["load"] is not None:
+        target["load"] = str(target["load"])
+    try:
+        replay, created = replay_request(
+            topic=topic,
+            way=data["way"],
+            scope=data["scope"],
+            target=target,
+            reason=data["reason"],
+            requested_by=request.user,
+        )
+    except AppError as exc:
+        messages.error(request, f"Replay not queued: {exc.message}")
+        return redirect(back)
+    return _queued(request, replay, created)
+
+
+@login_required
+@require_POST
+def reprocess(request: HttpRequest) -> HttpResponse:
+    form = ReprocessForm(request.POST)
+    back = _next(request, reverse("dashboard:findings"))
+    ids = [int(v) for v in request.POST.getlist("findings") if str(v).isdigit()]
+    topic_ids = set(Finding.objects.filter(pk__in=ids).values_list("topic_id", flat=True))
+    visible = set(access.topics_visible(request.user).filter(pk__in=topic_ids).values_list("pk", flat=True))
+    if not topic_ids or visible != topic_ids:
+        raise Http404("No such finding.")
+    topics = list(Topic.objects.filter(pk__in=topic_ids))
+    for topic in topics:
+        topic_for_replay(request.user, topic, way=Replay.Way.DEAD_LETTER)
+    if not form.is_valid():
+        messages.error(request, f"Nothing reprocessed: {form.errors.as_text()}")
+        return redirect(back)
+    if len(topics) > 1:
+        messages.error(request, "Nothing reprocessed: pick dead letters of one topic at a time.")
+        return redirect(back)
+    try:
+        replay, created = replay_request(
+            topic=topics[0],
+            way=Replay.Way.DEAD_LETTER,
+            scope=Replay.Scope.FINDINGS,
+            target={"findings": form.cleaned_data["findings"]},
+            reason=form.cleaned_data["reason"],
+            requested_by=request.user,
+        )
+    except AppError as exc:
+        messages.error(request, f"Nothing reprocessed: {exc.message}")
+        return redirect(back)
+    return _queued(request, replay, created)
+
+
+@login_required
+@require_GET
+def replays(request: HttpRequest) -> HttpResponse:
+    form = ReplayFilterForm(request.GET, user=request.user)
+    page = None
+    if form.is_valid():
+        filters = form.filters()
+        qs = replays_visible(access.topics_visible(request.user))
+        if "topic" in filters:
+            qs = qs.filter(topic=filters["topic"])
+        for name in ("status", "way"):
+            if name in filters:
+                qs = qs.filter(**{name: filters[name]})
+        if "since" in filters:
+            qs = qs.filter(created_at__gte=filters["since"])
+        if "until" in filters:
+            qs = qs.filter(created_at__lt=filters["until"])
+        page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
+        _mask_reasons(request, page.rows)
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    operable = access.topics_operable(request.user).order_by("name")
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "operable": operable,
+        "ways": Replay.Way.choices,
+        "scopes": Replay.Scope.choices,
+    }
+    return render(request, "dashboard/replays.html", context)
+
+
+def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
+    clear = {t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)}
+    for replay in replays:
+        replay.reason_shown = replay.reason if replay.topic_id in clear else mask_text(replay.reason)  # type: ignore[attr-defined]
+
+
+@login_required
+@require_GET
+def replay_detail(request: HttpRequest, pk) -> HttpResponse:
+    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=pk).first()
+    access.topic_for_view(request.user, replay.topic if replay else None)
+    assert replay is not None
+    _mask_reasons(request, [replay])
+    items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
+    context = {
+        "replay": replay,
+        "items": items[:ITEMS_SHOWN],
+        "more_items": len(items) > ITEMS_SHOWN,
+        "running": replay.status in Replay.ACTIVE,
+    }
+    return render(request, "dashboard/replay_detail.html", context)
