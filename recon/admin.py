@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
-from dashboard.admin_tools import LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
+from dashboard.admin_tools import CappedCountPaginator, LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
 from recon.models import (
     AuditPayload,
     ConsumedMessage,
@@ -239,3 +239,17 @@ class ReplayAdmin(UuidSearchMixin, ReadOnlyAdmin):
     list_select_related = ("topic", "requested_by")
     readonly_fields = [f.name for f in Replay._meta.fields]
     inlines = [ReplayItemInline]
+
+
+@admin.register(ReplayItem)
+class ReplayItemAdmin(UuidSearchMixin, ReadOnlyAdmin):
+    """What each replayed message became; searched by the original message's UUID."""
+
+    list_display = ("at", "replay", "original_uuid", "uuid", "key", "partition", "offset", "outcome", "detail")
+    list_filter = ("outcome",)
+    uuid_field = "original_uuid"
+    search_fields = ("original_uuid",)  # shows the search box; UuidSearchMixin does the lookup
+    search_help_text = "Exact UUID of the original message"
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    ordering = ("-id",)

@@ -21,6 +21,7 @@ from kafkacache.topics import topics_ensure
 from recon import access
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
 from recon.services import range_reconcile
+from tests.dashboard.test_browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 
 PASSWORD = "test-pass-123"
 
