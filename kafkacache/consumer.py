@@ -41,6 +41,7 @@ from kafkacache.messages import EVENTS, Header, headers_dict, message_size, ms_t
 from kafkacache.producer import producer
 from kafkacache.services import topic_rows_ensure
 from kafkacache.validation import record_problems
+from monitoring.metrics import latency_observe
 from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, consumed_record
 from recon.models import ConsumedMessage, Finding, Topic
@@ -209,11 +210,14 @@ class FeedConsumer:
         """Cache, dead letters, ledger, then offsets: see the module docstring."""
         began = time.monotonic()
         plan = self._plan(messages)
+        redis_began = time.monotonic()
         self._until_done("redis", lambda: cache_apply(self.redis, plan.ops))
+        redis_seconds = time.monotonic() - redis_began
         if plan.dead:
             self._until_done("dead-letter", lambda: self._dead_letter(plan))
         self._until_done("ledger", lambda: self._record(plan))
         self._offsets_store(messages)
+        latency_observe(group=self.group, batch_seconds=time.monotonic() - began, redis_seconds=redis_seconds)
         self.last_results = plan.results
         self.totals.update(plan.outcomes)
         self.totals["batches"] += 1

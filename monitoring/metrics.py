@@ -24,14 +24,25 @@ HISTOGRAMS = {
     "batch": "kafkacache_consume_batch_seconds",
     "redis": "kafkacache_redis_write_seconds",
 }
-_KEY = "kc:metrics:hist:{name}:{topic}"
+_KEY = "kc:metrics:hist:{name}:{group}"
 
 
-def latency_observe(*, topic: str, batch_seconds: float, redis_seconds: float) -> None:
-    """Record one consumed batch's latencies (called once per batch by the consumer)."""
+def latency_observe(*, group: str, batch_seconds: float, redis_seconds: float) -> None:
+    """Record one consumed batch's latencies (called once per batch by the consumer).
+
+    Labelled by consumer group: one batch may hold messages of several topics.
+    Never raises: a metrics hiccup must not stop the consume loop.
+    """
+    try:
+        _latency_write(group, batch_seconds, redis_seconds)
+    except Exception:
+        logger.warning("could not record batch latency for %s", group, exc_info=True)
+
+
+def _latency_write(group: str, batch_seconds: float, redis_seconds: float) -> None:
     pipe = redis_client().pipeline(transaction=False)
     for name, value in (("batch", batch_seconds), ("redis", redis_seconds)):
-        key = _KEY.format(name=name, topic=topic)
+        key = _KEY.format(name=name, group=group)
         bucket = next((str(b) for b in BUCKETS if value <= b), "+Inf")
         pipe.hincrby(key, bucket, 1)
         pipe.hincrby(key, "count", 1)
@@ -39,11 +50,11 @@ def latency_observe(*, topic: str, batch_seconds: float, redis_seconds: float) -
     pipe.execute()
 
 
-def _histogram(name: str, metric: str, topics: Iterable[str]) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(metric, f"Consume path {name} latency per batch", labels=["topic"])
+def _histogram(name: str, metric: str, groups: Iterable[str]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(metric, f"Consume path {name} latency per batch", labels=["group"])
     client = redis_client()
-    for topic in topics:
-        raw = client.hgetall(_KEY.format(name=name, topic=topic))
+    for group in groups:
+        raw = client.hgetall(_KEY.format(name=name, group=group))
         if not raw:
             continue
         data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
@@ -51,7 +62,7 @@ def _histogram(name: str, metric: str, topics: Iterable[str]) -> HistogramMetric
         for bound in (*map(str, BUCKETS), "+Inf"):
             cumulative += int(data.get(bound, 0))
             buckets.append((bound, cumulative))
-        family.add_metric([topic], buckets, float(data.get("sum", 0)))
+        family.add_metric([group], buckets, float(data.get("sum", 0)))
     return family
 
 
@@ -107,4 +118,4 @@ class PipelineCollector(Collector):
         yield lag
 
         for name, metric in HISTOGRAMS.items():
-            yield _histogram(name, metric, names.values())
+            yield _histogram(name, metric, sorted({group for _, _, group in topics}))

@@ -59,8 +59,8 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     for i in range(3):
         Finding.objects.create(topic=topic, category="dead-lettered", classification="exception", key=f"k{i}")
     Finding.objects.create(topic=topic, category="missing", classification="exception", status="acknowledged")
-    metrics.latency_observe(topic=topic_name, batch_seconds=0.004, redis_seconds=0.0007)
-    metrics.latency_observe(topic=topic_name, batch_seconds=0.3, redis_seconds=0.02)
+    metrics.latency_observe(group=group, batch_seconds=0.004, redis_seconds=0.0007)
+    metrics.latency_observe(group=group, batch_seconds=0.3, redis_seconds=0.02)
 
     # Real lag: 7 messages on partition 0, the group committed 5 of them.
     producer = make_producer()
@@ -83,7 +83,34 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     assert s[("kafkacache_open_discrepancies", (("category", "dead-lettered"), ("topic", topic_name)))] == 3
     lag = (("group", group), ("partition", "0"), ("topic", topic_name))
     assert s[("kafkacache_consumer_lag", lag)] == 2
-    assert s[("kafkacache_consume_batch_seconds_count", label)] == 2
-    assert s[("kafkacache_consume_batch_seconds_bucket", (("le", "0.005"), ("topic", topic_name)))] == 1
-    assert s[("kafkacache_consume_batch_seconds_bucket", (("le", "+Inf"), ("topic", topic_name)))] == 2
-    assert s[("kafkacache_redis_write_seconds_sum", label)] == pytest.approx(0.0207)
+    by_group = (("group", group),)
+    assert s[("kafkacache_consume_batch_seconds_count", by_group)] == 2
+    assert s[("kafkacache_consume_batch_seconds_bucket", (("group", group), ("le", "0.005")))] == 1
+    assert s[("kafkacache_consume_batch_seconds_bucket", (("group", group), ("le", "+Inf")))] == 2
+    assert s[("kafkacache_redis_write_seconds_sum", by_group)] == pytest.approx(0.0207)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_consumer_records_its_batch_latencies(client, settings, unique_name):
+    from kafkacache.consumer import FeedConsumer
+    from kafkacache.services import change_publish, topic_rows_ensure
+
+    settings.KAFKA_TOPIC_BULK = unique_name("m.bulk")
+    settings.KAFKA_TOPIC_CHANGE = unique_name("m.change")
+    settings.KAFKA_TOPIC_DEAD_LETTER = unique_name("m.dlq")
+    settings.KAFKA_CONSUMER_GROUP = group = unique_name("m.group")
+    topics_ensure([settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER])
+    change = topic_rows_ensure()["change"]
+    for i in range(3):
+        change_publish(topic=change, event="delete", key=f"client:{880000 + i}")
+    consumer = FeedConsumer()
+    consumer.run(drain=True, max_seconds=30)
+    assert consumer.totals["batches"] >= 1
+
+    User.objects.create_user("u", password="pw")
+    client.login(username="u", password="pw")
+    s = _scrape(client)
+    assert s[("kafkacache_consumed_total", (("topic", change.name),))] == 3
+    assert s[("kafkacache_consume_batch_seconds_count", (("group", group),))] == consumer.totals["batches"]
+    assert s[("kafkacache_redis_write_seconds_count", (("group", group),))] == consumer.totals["batches"]
+    assert s[("kafkacache_consume_batch_seconds_sum", (("group", group),))] > 0
