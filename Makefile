@@ -15,5 +15,9 @@ services-down:
 services-status:
 	bin/services status
 
+bench:          ## performance: this machine's limits and the product side by side (bench/run.py); QUICK=1 for a small run
+	bin/services up
+	.venv/bin/python bench/run.py $(if $(QUICK),--quick,)
+
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

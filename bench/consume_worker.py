@@ -16,6 +16,7 @@ topics) comes from the parent, bench/run.py.
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=settings.CONSUMER_BATCH_SIZE)
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--start-at", type=float, help="time.monotonic() to start at, so two workers start together")
     args = parser.parse_args()
 
     consumer = AssignedConsumer(
@@ -92,8 +94,11 @@ def main() -> None:
 
     consumer.process_batch = timed  # type: ignore[method-assign]
     rss["start"] = rss_kb()
+    if args.start_at:
+        time.sleep(max(0.0, args.start_at - time.monotonic()))
     totals = consumer.run(drain=True, max_seconds=args.max_seconds)
     rss["end"] = rss_kb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     messages = sum(totals[k] for k in ("stored", "deleted", "invalid", "dead"))
     seconds = (spans[-1] - spans[0]) if len(spans) == 2 else 0.0
     batch_ms.sort()
@@ -111,6 +116,7 @@ def main() -> None:
         "rss_kb_first_batch": rss.get("first_batch", {}).get("VmRSS"),
         "rss_kb_end": rss["end"]["VmRSS"],
         "rss_kb_peak": rss["end"]["VmHWM"],
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),  # the whole process, imports included
         "started_at": spans[0] if spans else None,
         "ended_at": spans[-1] if spans else None,
     }

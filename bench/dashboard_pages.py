@@ -13,6 +13,7 @@ client, logged in as a viewer of both topics, and prints p50/p95 per page.
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import statistics
@@ -164,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--json", help="also write the figures to this file (bench/run.py reads it)")
     args = parser.parse_args()
 
     database_recreate(os.environ["DATABASE_URL"])
@@ -218,12 +220,20 @@ def main() -> None:
         "api findings": reverse("api-finding-list"),
     }
     print(f"\n{'page':<26}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   ({args.requests} requests each)")
+    figures: dict = {"messages": args.messages, "windows": n_windows, "findings": n_findings, "pages": {}}
     for name, url in pages.items():
         samples = sorted(timed(client, url, args.requests))
         p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
         print(f"{name:<26}{statistics.median(samples):>9.1f}{p95:>9.1f}{samples[-1]:>9.1f}")
+        figures["pages"][name] = {
+            "p50_ms": round(statistics.median(samples), 1),
+            "p95_ms": round(p95, 1),
+            "max_ms": round(samples[-1], 1),
+        }
     csv_ms = timed(client, reverse("dashboard:findings-csv"), 3)
     print(f"{'CSV export (all findings)':<26}{statistics.median(csv_ms):>9.1f}   ({n_findings:,} rows)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Figures printed:
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -105,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="leave the bench data in place (to EXPLAIN it)")
+    parser.add_argument("--json", help="also write the figures to this file (bench/run.py reads it)")
     args = parser.parse_args()
     n = args.messages
     call_command("migrate", verbosity=0)
@@ -172,6 +174,18 @@ def main() -> None:
             f"  target < 20 s for 1,000,000: {'met' if max(fast, slow, full) < 20 else 'MISSED'} "
             f"(worst {max(fast, slow, full):.2f} s)"
         )
+        if args.json:
+            figures = {
+                "messages": n,
+                "baseline_count_s": round(base, 4),
+                "clean_fast_path_s": round(fast, 4),
+                "clean_full_compare_s": round(full, 4),
+                "discrepant_1pct_s": round(slow, 4),
+                "rerun_s": round(again, 4),
+                "findings": sum(faults.values()),
+                "ledger_rows_per_s": round(4 * n / (gen_clean + gen_faulty)),
+            }
+            Path(args.json).write_text(json.dumps(figures))
     finally:
         if args.keep:
             print(f"kept: topics {clean_topic.pk} (clean) and {faulty_topic.pk} (faulty), partitions of {DAY}")

@@ -1,0 +1,471 @@
+"""The performance benchmark (issue 7): this machine's limits and the product, side by side, in one run.
+
+    make bench                                  # full run (~200,000 messages, 1M-row reconcile and pages)
+    .venv/bin/python bench/run.py --quick       # small N, well under a minute (the test suite runs it)
+    .venv/bin/python bench/run.py --profile     # also py-spy one consume worker (bench/results/*.raw)
+
+Everything runs against the real Kafka, Redis and PostgreSQL, on the same
+messages: client records from the demo SQL source, topped up to ~1 KB of Avro
+with encrypted card and account numbers (bench/data.py). In order:
+
+1. the product's bulk-load produce path from the SQL source onto a 2-partition
+   topic (read, build, encrypt, Avro, publish with acks, publish ledger);
+2. limits on those very messages: a bare confluent-kafka consume loop, Kafka's
+   ConsumerPerformance and ProducerPerformance (the Maven jars), a bare
+   confluent-kafka producer with the product's settings, redis-py pipelined SET
+   of the same values (100 and 1,000 per pipeline), redis-benchmark -P 100;
+3. the product's consume path (bench/consume_worker.py: FeedConsumer's
+   process_batch, unchanged) with 1 and 2 worker processes, batches of 100
+   (the default) and 1,000; worker RSS after the first batch, at the end, peak;
+4. the peer: Kafka Connect standalone with a sink on the same topic
+   (bench/peer_connect.py);
+5. reconcile of a 1,000,000-message window (bench/recon_window.py) and page
+   latency over 1,000,000 ledger rows (bench/dashboard_pages.py), each in its
+   own process and database.
+
+Each product figure is printed with its limit from the same run and the ratio.
+JSON goes to bench/results/<time>.json (git-ignored). Own database
+(kafkacache_perf; pages in <it>_pages), own Redis database (12), own topics per
+run (deleted at the end); DATABASE_URL / REDIS_URL override the first two.
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RUN = uuid.uuid4().hex[:8]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacache_perf")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["DJANGO_DEBUG"] = "0"  # DEBUG keeps every query in memory: RSS would grow with the run
+os.environ["KAFKA_TOPIC_PARTITIONS"] = "2"
+os.environ["KAFKA_TOPIC_BULK"] = f"bench.run-{RUN}.bulk"
+os.environ["KAFKA_TOPIC_CHANGE"] = f"bench.run-{RUN}.change"
+os.environ["KAFKA_TOPIC_DEAD_LETTER"] = f"bench.run-{RUN}.dlq"
+os.environ["KAFKA_CONSUMER_GROUP"] = f"bench-run-{RUN}"
+
+from bench.data import database_ensure  # noqa: E402
+
+database_ensure(os.environ["DATABASE_URL"])
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from bench import limits  # noqa: E402
+from bench.data import ACCOUNTS, CARDS, ods_seed_bench  # noqa: E402
+from bench.peer_connect import connect_file_sink  # noqa: E402
+from kafkacache.clients import make_admin, redis_client  # noqa: E402
+from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
+from kafkacache.topics import topics_ensure  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+
+FULL = {"messages": 200_000, "recon": 1_000_000, "pages": 1_000_000, "requests": 40}
+QUICK = {"messages": 3_000, "recon": 20_000, "pages": 20_000, "requests": 5}
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
+
+
+def ratio(figure: float | None, limit: float | None) -> float | None:
+    return round(figure / limit, 3) if figure and limit else None
+
+
+def cache_clear() -> None:
+    client = redis_client()
+    batch = []
+    for key in client.scan_iter("kc:*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            client.unlink(*batch)
+            batch = []
+    if batch:
+        client.unlink(*batch)
+
+
+def ledgers_clear() -> None:
+    """The bench database's ledgers and windows from earlier runs (its own database only)."""
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE recon_publishedmessage, recon_consumedmessage, recon_window CASCADE")
+
+
+# --- the product ----------------------------------------------------------------------
+
+
+def produce_path(n: int) -> dict:
+    topic = topic_rows_ensure()["bulk"]
+    load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    started = time.perf_counter()
+    load = load_run(load_id=load.id)
+    seconds = time.perf_counter() - started
+    if load.status != "done" or load.published != n:
+        raise RuntimeError(f"bulk load did not publish {n}: {load.status} {load.published} {load.error}")
+    return {"messages": load.published, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds)}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine has spent busy (all cores, every process) since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None = None) -> dict:
+    """FeedConsumer in `processes` worker processes on the topic's 2 partitions, until drained."""
+    cache_clear()
+    group = f"bench-consume-{uuid.uuid4().hex[:8]}"
+    shares = ["0,1"] if processes == 1 else ["0", "1"]
+    outs = [RESULTS / f".worker-{RUN}-{i}.json" for i in range(processes)]
+    procs = []
+    # CLOCK_MONOTONIC is system-wide on Linux: both workers start consuming at once,
+    # after their imports, so the 2-process span is not one worker's start-up.
+    start_at = time.monotonic() + 3.5
+    for share, out in zip(shares, outs, strict=True):
+        command = [
+            PY,
+            str(ROOT / "bench" / "consume_worker.py"),
+            *("--topic", topic, "--partitions", share, "--group", group),
+            *("--batch", str(batch), "--out", str(out), "--start-at", str(start_at)),
+        ]
+        if profile is not None:
+            spy = [str(Path(PY).parent / "py-spy"), "record", "-r", "250", "-f", "raw", "-o", str(profile), "--"]
+            command = spy + command
+        procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL))
+    time.sleep(max(0.0, start_at - time.monotonic()))
+    busy_before = machine_busy_seconds()
+    for proc in procs:
+        if proc.wait(timeout=900) != 0:
+            raise RuntimeError(f"consume worker exited {proc.returncode}")
+    busy = machine_busy_seconds() - busy_before
+    workers = [json.loads(out.read_text()) for out in outs]
+    for out in outs:
+        out.unlink()
+    messages = sum(w["messages"] for w in workers)
+    seconds = max(w["ended_at"] for w in workers) - min(w["started_at"] for w in workers)
+    return {
+        "processes": processes,
+        "batch": batch,
+        "messages": messages,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(messages / seconds) if seconds else 0,
+        "per_process_msgs_per_s": [w["msgs_per_s"] for w in workers],
+        "batch_ms_p50": [w["batch_ms_p50"] for w in workers],
+        "batch_ms_p95": [w["batch_ms_p95"] for w in workers],
+        "rss_mb_first_batch": [round(w["rss_kb_first_batch"] / 1024, 1) for w in workers],
+        "rss_mb_end": [round(w["rss_kb_end"] / 1024, 1) for w in workers],
+        "rss_mb_peak": [round(w["rss_kb_peak"] / 1024, 1) for w in workers],
+        "outcomes": [w["outcomes"] for w in workers],
+        # Where the cores went: the workers vs everything (Kafka, Redis, PostgreSQL, others).
+        "worker_cpu_seconds": [w["cpu_seconds"] for w in workers],
+        "machine_busy_cpu_seconds": round(busy, 2),
+        "machine_cpu_capacity_seconds": round((time.monotonic() - start_at) * (os.cpu_count() or 1), 2),
+    }
+
+
+def script_json(script: str, args: list[str], env: dict[str, str]) -> dict:
+    """Run another bench script in its own process and database; answer its --json figures."""
+    out = RESULTS / f".{Path(script).stem}-{RUN}.json"
+    subprocess.run(
+        [PY, str(ROOT / "bench" / script), *args, "--json", str(out)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=1800,
+    )
+    figures = json.loads(out.read_text())
+    out.unlink()
+    return figures
+
+
+# --- the table ------------------------------------------------------------------------
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "/s":
+        return f"{value:,.0f}/s"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    if unit == "x":
+        return f"{value:.2f}x"
+    return str(value)
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'figure':<46}{'value':>13}  {'limit / baseline':<40}{'ratio':>7}  {'target':<22}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        limit = f"{_fmt(r.get('limit'), r.get('limit_unit', r['unit']))} {r.get('limit_name', '')}".strip()
+        met = r.get("met")
+        target = f"{r.get('target', '')}{'' if met is None else (' met' if met else ' MISSED')}"
+        value = _fmt(r["value"], r["unit"])
+        rat = "" if r.get("ratio") is None else f"{r['ratio']:.2f}"
+        lines.append(f"{r['figure']:<46}{value:>13}  {limit[:40]:<40}{rat:>7}  {target:<22}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small N, well under a minute")
+    parser.add_argument("--messages", type=int, help="messages of the feed runs (clients of the source)")
+    parser.add_argument("--recon-messages", type=int)
+    parser.add_argument("--page-messages", type=int)
+    parser.add_argument("--no-peer", action="store_true", help="skip Kafka Connect")
+    parser.add_argument("--profile", action="store_true", help="py-spy one 1-process batch-100 consume run")
+    parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    n = args.messages or size["messages"]
+    recon_n = args.recon_messages or size["recon"]
+    pages_n = args.page_messages or size["pages"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_path = args.out or RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
+
+    call_command("migrate", verbosity=0)
+    ledgers_clear()
+    cache_clear()
+    log(f"bench {RUN}: {n:,} messages, {os.cpu_count()} cores, database {connection.settings_dict['NAME']}")
+    seeded = ods_seed_bench(n)
+    topics_ensure()
+    topic = settings.KAFKA_TOPIC_BULK
+    scratch = f"bench.run-{RUN}.scratch"
+    topics_ensure([scratch])
+    result: dict = {
+        "run": RUN,
+        "when": stamp,
+        "quick": args.quick,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "source": {**seeded, "accounts_per_client": ACCOUNTS, "cards_per_client": CARDS},
+        "messages": n,
+        "limits": {},
+        "product": {},
+    }
+    try:
+        log("product: bulk-load produce path (SQL source -> Kafka, publish ledger)")
+        result["product"]["produce"] = produce_path(n)
+        values = limits.fetch_values(topic, n)
+        value_bytes = round(sum(map(len, values)) / len(values))
+        result["value_bytes"] = value_bytes
+        log(f"  {result['product']['produce']['msgs_per_s']:,}/s; values average {value_bytes} bytes")
+
+        log("limits: bare consume, Kafka perf tools, bare produce, Redis")
+        lim = result["limits"]
+        lim["bare_consume"] = limits.bare_consume(topic, n)
+        lim["kafka_consumer_perf"] = limits.kafka_consumer_perf(topic, messages=n)
+        lim["bare_produce"] = limits.bare_produce(scratch, values)
+        lim["kafka_producer_perf"] = limits.kafka_producer_perf(scratch, records=n, record_size=value_bytes)
+        lim["redis_set_p100"] = limits.redis_pipelined_set(values, pipeline=100)
+        lim["redis_set_p1000"] = limits.redis_pipelined_set(values, pipeline=1000)
+        lim["redis_benchmark_p100"] = limits.redis_benchmark(
+            requests=max(n, 100_000), value_size=value_bytes, pipeline=100
+        )
+        del values
+
+        log("product: consume path (FeedConsumer.process_batch in worker processes)")
+        runs = result["product"]["consume"] = {}
+        for processes, batch in ((1, 100), (1, 1000), (2, 100), (2, 1000)):
+            key = f"{processes}p_b{batch}"
+            profile = RESULTS / f"{stamp}-consume-1p-b100.raw" if args.profile and key == "1p_b100" else None
+            runs[key] = consume_path(topic, processes=processes, batch=batch, profile=profile)
+            log(f"  {key}: {runs[key]['msgs_per_s']:,}/s {runs[key]['per_process_msgs_per_s']}")
+            if profile is not None:
+                from bench.profile_summary import summarise
+
+                total, top = summarise(profile)
+                result["profile"] = {
+                    "file": str(profile.relative_to(ROOT)),
+                    "samples": total,
+                    "inclusive_share": {label: round(count / max(total, 1), 3) for label, count in top[:25]},
+                }
+
+        if args.no_peer:
+            result["peer"] = {"skipped": "--no-peer"}
+        else:
+            log("peer: Kafka Connect standalone")
+            result["peer"] = connect_file_sink(topic, n)
+
+        log(f"reconcile: a window of {recon_n:,} messages (bench/recon_window.py)")
+        result["product"]["reconcile"] = script_json(
+            "recon_window.py", ["--messages", str(recon_n)], {"DATABASE_URL": os.environ["DATABASE_URL"]}
+        )
+        log(f"pages: over {pages_n:,} ledger rows (bench/dashboard_pages.py)")
+        base = urlsplit(os.environ["DATABASE_URL"])
+        pages_db = base._replace(path=base.path + "_pages").geturl()
+        result["product"]["pages"] = script_json(
+            "dashboard_pages.py",
+            ["--messages", str(pages_n), "--requests", str(size["requests"])],
+            {"DATABASE_URL": pages_db},
+        )
+    finally:
+        make_admin().delete_topics(
+            [topic, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER, scratch], operation_timeout=30
+        )
+        cache_clear()
+
+    result["seconds"] = round(time.perf_counter() - began, 1)
+    result["table"] = rows = figures(result)
+    out_path.write_text(json.dumps(result, indent=2, default=str))
+    log("")
+    log(table(rows))
+    log(f"\nJSON: {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}  ({result['seconds']} s)")
+
+
+def figures(r: dict) -> list[dict]:
+    """The table: each product figure next to its limit from the same run, with the targets."""
+    lim, prod = r["limits"], r["product"]
+    consume_limit = min(lim["bare_consume"]["msgs_per_s"], lim["redis_set_p100"]["ops_per_s"])
+    limit_name = "bare consume" if consume_limit == lim["bare_consume"]["msgs_per_s"] else "redis-py SET P100"
+    rows: list[dict] = [
+        {"figure": "limit: bare confluent-kafka consume", "value": lim["bare_consume"]["msgs_per_s"], "unit": "/s"},
+        {
+            "figure": "limit: kafka-consumer-perf-test",
+            "value": lim["kafka_consumer_perf"].get("msgs_per_s"),
+            "unit": "/s",
+        },
+        {
+            "figure": "limit: bare confluent-kafka produce (acks)",
+            "value": lim["bare_produce"]["msgs_per_s"],
+            "unit": "/s",
+        },
+        {
+            "figure": "limit: kafka-producer-perf-test",
+            "value": lim["kafka_producer_perf"].get("msgs_per_s"),
+            "unit": "/s",
+        },
+        {"figure": "limit: redis-py pipelined SET, 100", "value": lim["redis_set_p100"]["ops_per_s"], "unit": "/s"},
+        {"figure": "limit: redis-py pipelined SET, 1000", "value": lim["redis_set_p1000"]["ops_per_s"], "unit": "/s"},
+        {
+            "figure": "limit: redis-benchmark -P 100",
+            "value": lim["redis_benchmark_p100"].get("ops_per_s"),
+            "unit": "/s",
+        },
+    ]
+    one = None
+    for key, run in prod["consume"].items():
+        per_process = min(run["per_process_msgs_per_s"])
+        row = {
+            "figure": f"consume path, {run['processes']} proc, batch {run['batch']}"
+            + (" (per proc)" if run["processes"] > 1 else ""),
+            "value": per_process,
+            "unit": "/s",
+            "limit": consume_limit,
+            "limit_name": limit_name,
+            "ratio": ratio(per_process, consume_limit),
+            "target": ">= 0.50 and 30,000/s",
+            "met": per_process >= 30_000 and per_process >= 0.5 * consume_limit,
+        }
+        rows.append(row)
+        if key == "1p_b100":
+            one = run
+        if run["processes"] == 2:
+            single = prod["consume"][f"1p_b{run['batch']}"]["msgs_per_s"]
+            rows.append(
+                {
+                    "figure": f"consume path, 2 proc, batch {run['batch']} (total)",
+                    "value": run["msgs_per_s"],
+                    "unit": "/s",
+                    "limit": single,
+                    "limit_name": "1 proc",
+                    "ratio": ratio(run["msgs_per_s"], single),
+                    "target": ">= 1.70",
+                    "met": (ratio(run["msgs_per_s"], single) or 0) >= 1.7,
+                }
+            )
+    produce = prod["produce"]["msgs_per_s"]
+    rows.append(
+        {
+            "figure": "bulk-load produce path (SQL -> Kafka + ledger)",
+            "value": produce,
+            "unit": "/s",
+            "limit": lim["bare_produce"]["msgs_per_s"],
+            "limit_name": "bare produce",
+            "ratio": ratio(produce, lim["bare_produce"]["msgs_per_s"]),
+        }
+    )
+    peer = r.get("peer", {})
+    if peer.get("msgs_per_s") and one:
+        rows.append(
+            {
+                "figure": "peer: Kafka Connect FileStreamSink",
+                "value": peer["msgs_per_s"],
+                "unit": "/s",
+                "limit": one["msgs_per_s"],
+                "limit_name": "product 1 proc b100",
+                "ratio": ratio(peer["msgs_per_s"], one["msgs_per_s"]),
+            }
+        )
+    rec = prod["reconcile"]
+    worst = max(rec["clean_fast_path_s"], rec["clean_full_compare_s"], rec["discrepant_1pct_s"])
+    rows.append(
+        {
+            "figure": f"reconcile {rec['messages']:,}-message window, 1% bad",
+            "value": rec["discrepant_1pct_s"],
+            "unit": "s",
+            "limit": rec["baseline_count_s"],
+            "limit_name": "COUNT(*) both ledgers",
+            "ratio": ratio(rec["discrepant_1pct_s"], rec["baseline_count_s"]),
+            "target": "< 20 s",
+            "met": worst < 20,
+        }
+    )
+    pages = prod["pages"]
+    for name in ("overview 24h", "overview 7d", "discrepancies", "discrepancies filtered"):
+        page = pages["pages"][name]
+        rows.append(
+            {
+                "figure": f"page {name} p50 / p95 ({pages['messages']:,} rows)",
+                "value": f"{page['p50_ms']:.0f} / {page['p95_ms']:.0f} ms",
+                "unit": "",
+                "limit": 300,
+                "limit_unit": "ms",
+                "limit_name": "target p95",
+                "ratio": ratio(page["p95_ms"], 300),
+                "target": "p95 < 300 ms",
+                "met": page["p95_ms"] < 300,
+            }
+        )
+    if one:
+        first, end, peak = one["rss_mb_first_batch"][0], one["rss_mb_end"][0], one["rss_mb_peak"][0]
+        rows.append(
+            {
+                "figure": f"worker RSS end (peak {peak:.0f} MB), 1p b100",
+                "value": end,
+                "unit": "MB",
+                "limit": first,
+                "limit_name": "after first batch",
+                "ratio": ratio(end, first),
+                "target": "flat (<= 1.10)",
+                "met": end <= first * 1.10,
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`bench/run.py --quick` end to end: every figure is in its JSON, and sane (no speed asserted).
+
+Runs the benchmark once, in its own process, against the real services, with the
+test run's isolation: its database is the test database's name plus "_benchq"
+(pages: plus "_pages"), its Redis database the test run's (kc:* keys are cleared
+before and after by the `cache` fixture), its topics its own per run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _database_url(suffix: str) -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}{suffix}"
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_quick_bench_writes_every_figure(tmp_path, cache):
+    out = tmp_path / "quick.json"
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=_database_url("_benchq"),
+        REDIS_URL=settings.REDIS_URL,
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    n = result["messages"]
+
+    # the same ~1 KB messages throughout
+    assert 800 <= result["value_bytes"] <= 1300
+    assert result["source"]["clients"] == n
+
+    limits = result["limits"]
+    for name in ("bare_consume", "kafka_consumer_perf", "bare_produce", "kafka_producer_perf"):
+        assert _positive(limits[name]["msgs_per_s"]), (name, limits[name])
+    assert limits["bare_consume"]["messages"] == n
+    assert limits["bare_produce"]["failed"] == 0
+    for name in ("redis_set_p100", "redis_set_p1000", "redis_benchmark_p100"):
+        assert _positive(limits[name]["ops_per_s"]), (name, limits[name])
+
+    product = result["product"]
+    assert product["produce"]["messages"] == n and _positive(product["produce"]["msgs_per_s"])
+    assert set(product["consume"]) == {"1p_b100", "1p_b1000", "2p_b100", "2p_b1000"}
+    for key, run in product["consume"].items():
+        # every message went through the product's path once per run, split over the processes
+        assert run["messages"] == n, (key, run)
+        assert sum(sum(o.values()) for o in run["outcomes"]) == n
+        assert len(run["per_process_msgs_per_s"]) == run["processes"]
+        assert all(_positive(r) for r in run["per_process_msgs_per_s"])
+        assert all(0 < first <= peak for first, peak in zip(run["rss_mb_first_batch"], run["rss_mb_peak"], strict=True))
+    assert product["consume"]["2p_b100"]["outcomes"][0] and product["consume"]["2p_b100"]["outcomes"][1]
+
+    rec = product["reconcile"]
+    assert rec["findings"] > 0 and _positive(rec["discrepant_1pct_s"]) and _positive(rec["baseline_count_s"])
+    pages = product["pages"]["pages"]
+    for name in ("overview 24h", "overview 7d", "discrepancies", "discrepancies filtered"):
+        assert 0 < pages[name]["p50_ms"] <= pages[name]["p95_ms"] <= pages[name]["max_ms"], name
+
+    peer = result["peer"]
+    assert _positive(peer.get("msgs_per_s")) and peer["messages"] >= n, peer
+
+    # the table: every product figure beside a limit from this run, with its ratio
+    rows = {row["figure"]: row for row in result["table"]}
+    compared = [row for row in rows.values() if row.get("limit") is not None]
+    assert len(compared) >= 12
+    assert all(_positive(row["ratio"]) for row in compared), compared
+    assert any(f.startswith("worker RSS") for f in rows)
