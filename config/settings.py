@@ -122,6 +122,7 @@ SPECTACULAR_SETTINGS = {
         "TopicKindEnum": "recon.models.Topic.Kind",
         "RebalanceKindEnum": "recon.models.RebalanceEvent.Kind",
         "ReconRunKindEnum": "recon.models.ReconRun.Kind",
+        "ReplayStatusEnum": "recon.models.Replay.Status",
     },
 }
 
