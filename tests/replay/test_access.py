@@ -177,3 +177,26 @@ def test_replays_pages_list_and_show_only_visible_topics(feed, people, message):
     assert "stored" in page and message.key in page and "4111 1111 1111 1111" in page
     assert _client(people["outsider"]).get(detail).status_code == 404
     assert _client().get(detail).status_code == 302
+
+
+def test_the_replays_page_form_turns_each_scope_into_its_target(feed, people, message):
+    client = _client(people["operator"])
+    url = reverse("dashboard:replay-start")
+    base = {"topic": feed.change.name, "reason": "ops ticket 7"}
+    client.post(
+        url, {**base, "way": "kafka", "scope": "offsets", "partition": "0", "start_offset": "3", "end_offset": "9"}
+    )
+    client.post(
+        url, {**base, "way": "dead-letter", "scope": "range", "start": "2026-11-25T10:00", "end": "2026-11-25T11:00"}
+    )
+    client.post(url, {**base, "way": "source", "scope": "clients", "keys": "client:7, 8", "source": "ods"})
+    bad = client.post(
+        url, {**base, "way": "kafka", "scope": "offsets", "partition": "0", "start_offset": "9", "end_offset": "3"}
+    )
+    assert bad.status_code == 302
+    targets = {r.way: r.target for r in Replay.objects.all()}
+    assert targets == {
+        "kafka": {"partition": 0, "start_offset": 3, "end_offset": 9},
+        "dead-letter": {"start": "2026-11-25T10:00:00+00:00", "end": "2026-11-25T11:00:00+00:00"},
+        "source": {"keys": ["client:7", "client:8"], "source": "ods"},
+    }
