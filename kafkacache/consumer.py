@@ -37,8 +37,10 @@ from redis.exceptions import LockError, RedisError
 from kafkacache import avro
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.clients import make_consumer, redis_client
+from kafkacache.crypto import CryptoError, key_id_of, keyring
 from kafkacache.messages import EVENTS, Header, headers_dict, message_size, ms_to_datetime
 from kafkacache.producer import producer
+from kafkacache.records import SENSITIVE
 from kafkacache.services import topic_rows_ensure
 from kafkacache.validation import record_problems
 from monitoring.metrics import latency_observe
@@ -107,6 +109,7 @@ class FeedConsumer:
         self.topics: dict[str, Topic] = {t.name: t for t in rows.values()}
         self.dead_letter_topic = settings.KAFKA_TOPIC_DEAD_LETTER
         self.stop_requested = False
+        self.client_failed = False  # librdkafka reported a fatal error: this client is done
         self.totals: Counter = Counter()
         self.consumer: Any = None
         self.redis = redis_client()
@@ -136,6 +139,15 @@ class FeedConsumer:
             except (KafkaException, RuntimeError):
                 logger.exception("consumer close failed")
             self.consumer = None
+
+    def _reopen(self) -> None:
+        """A fatal error (e.g. a static member fenced after an outage longer than the session
+        timeout) leaves the client consuming nothing, forever: close it and join again."""
+        logger.error("kafka consumer failed fatally; joining the group again with a new client")
+        self.close()
+        self.assigned.clear()
+        self.client_failed = False
+        self.open()
 
     def stop(self, *_args) -> None:
         """Signal handler: finish the current batch, then leave the loop."""
@@ -167,6 +179,9 @@ class FeedConsumer:
                 if keep_alive:
                     keep_alive()
                 good = [m for m in messages if not self._is_error(m)]
+                if self.client_failed:
+                    self._reopen()  # `good` is not processed: uncommitted, it comes again
+                    continue
                 if not good:
                     if drain and self.assigned and self._drained():
                         break
@@ -244,12 +259,15 @@ class FeedConsumer:
             key = _text(raw_key)
             message_uuid = _uuid(headers.get("uuid"))
             event = _text(headers.get("event"))
-            created_ms = _int(headers.get("created"))
+            created_ms = _epoch_ms(headers.get("created"))
             schema = _int(headers.get("schema"))
             reason = ""
             record = None
             if not key:
-                reason = "missing key"
+                reason = "key is not valid UTF-8" if raw_key else "missing key"
+            elif "\x00" in key:
+                reason = "key contains a NUL byte"
+                key = key.replace("\x00", "\N{REPLACEMENT CHARACTER}")  # PostgreSQL text cannot hold NUL
             elif message_uuid is None:
                 reason = "missing or invalid uuid header"
             elif event not in EVENTS:
@@ -268,6 +286,8 @@ class FeedConsumer:
                         record = avro.decode(value, version=schema)
                     except avro.AvroError as exc:
                         reason = f"malformed Avro: {exc}"
+                    else:
+                        reason = _sealing_problem(record)
             published_at = ms_to_datetime(created_ms) if created_ms is not None else _timestamp(msg, consumed_at)
             if reason:
                 plan.dead.append((msg, reason, message_uuid, key))
@@ -413,15 +433,17 @@ class FeedConsumer:
         if err.code() == KafkaError._PARTITION_EOF:
             return True
         logger.error("consume error: %s", err)
-        if err.fatal():
+        if err.fatal() or err.code() == KafkaError._FATAL:
             self._rebalance("error", [], error=f"fatal: {err}")
-            self.stop_requested = True
+            self.client_failed = True
         return True
 
     def _on_error(self, err: KafkaError) -> None:
         logger.warning("kafka client error: %s", err)
         if err.code() in _GROUP_ERRORS or err.fatal():
             self._rebalance("error", [], error=str(err))
+        if err.fatal() or err.code() == KafkaError._FATAL:
+            self.client_failed = True
 
     def _on_assign(self, _consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((p.topic, p.partition) for p in partitions)
@@ -482,6 +504,34 @@ def _uuid(raw: bytes | None) -> uuidlib.UUID | None:
 def _int(raw: bytes | None) -> int | None:
     text = _text(raw)
     return int(text) if text.isdigit() else None
+
+
+def _sealing_problem(record: dict) -> str:
+    """Why the record's card or account numbers are not ciphertexts under a configured key ("" if they are).
+
+    Such a value must not reach the cache: its readers could not decrypt it, or it
+    holds the numbers in clear. Only the key id each field names is read.
+    """
+    known = keyring().keys
+    for list_name, field_name, _ in SENSITIVE:
+        for i, item in enumerate(record[list_name]):
+            try:
+                key_id = key_id_of(item[field_name])
+            except CryptoError:
+                return f"{list_name}[{i}].{field_name} is not encrypted"
+            if key_id not in known:
+                return f"{list_name}[{i}].{field_name} is encrypted with key {key_id!r}, which is not configured"
+    return ""
+
+
+# 9999-12-31T23:59:59.999Z, the last instant a datetime holds: a larger "created" is
+# no time at all, and must make a dead letter rather than crash the batch.
+_MAX_EPOCH_MS = 253_402_300_799_999
+
+
+def _epoch_ms(raw: bytes | None) -> int | None:
+    ms = _int(raw)
+    return ms if ms is not None and ms <= _MAX_EPOCH_MS else None
 
 
 def _timestamp(msg: Message, fallback):

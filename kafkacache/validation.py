@@ -15,6 +15,9 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _LAST4 = re.compile(r"^\d{4}$")
 _EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/\d{2}$")
+# Avro cannot tell a null written into a required string from "" (both are a zero
+# length), so an empty required field is how a producer's null shows up here.
+REQUIRED = ("name", "segment", "status")
 CARD_STATUSES = {"active", "blocked", "expired", "closed"}
 
 
@@ -22,6 +25,9 @@ def record_problems(record: Mapping, *, key: str) -> list[str]:
     problems = []
     if record_key(record["client_id"]) != key:
         problems.append(f"message key {key!r} is not the record's key {record_key(record['client_id'])!r}")
+    for name in REQUIRED:
+        if not record[name].strip():
+            problems.append(f"{name}: required")
     if not _COUNTRY.match(record["country"]):
         problems.append(f"country {record['country']!r} is not an ISO-3166 alpha-2 code")
     if record["email"] is not None and "@" not in record["email"]:

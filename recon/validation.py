@@ -110,6 +110,7 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
                 continue
             # The feed's checks of fields in clear (what the consumer flags as it goes), then ours.
             found = clear_field_problems(record, key=key) + record_problems(record, today=today)
+            found = list(dict.fromkeys(found))  # "name: required" is a rule of both
             if found:
                 problems[key] = (message_uuid, {"problems": found, "schema": version})
     return problems

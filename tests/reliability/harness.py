@@ -1,0 +1,669 @@
+"""Fault injection: private Kafka, Redis and PostgreSQL, the product's own processes, one fault, the accounting.
+
+Two halves:
+
+- `PrivateServices` starts its own Kafka, Redis and PostgreSQL with bin/services on
+  free loopback ports under a VAR_DIR of its own, and stops and starts single
+  services for the faults. The shared services other engineers test against are
+  never touched. The pytest session fixture and bench/faults.py both use it.
+- `scenario_run(services, name, messages=N)` runs one scenario in a child process
+  (`python -m tests.reliability.harness`) whose Django settings point at the private
+  services, and answers the child's JSON result. The child starts the product's
+  real processes (`manage.py produce_load`, `manage.py consume`), injects the
+  fault when the load or the consume ledger has reached a share of the messages,
+  waits (bounded) until every published message is in the consume ledger, stops
+  the consumers, then does the accounting with recon's own `range_reconcile` and
+  `cache_check` and compares Redis with the source record by record.
+
+Every wait is bounded in time; every process the harness starts it also ends
+(by process group, which only holds what it started).
+"""
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+SCENARIOS = ("kill", "redis", "kafka", "postgres", "rebalance")
+RESULT_PREFIX = "FAULT-RESULT "
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _b64key(size: int = 32) -> str:
+    return base64.b64encode(os.urandom(size)).decode()
+
+
+# --- the private services ----------------------------------------------------------------
+
+
+@dataclass
+class PrivateServices:
+    """Kafka, Redis and PostgreSQL of our own, on free loopback ports, data under `var_dir`."""
+
+    var_dir: Path
+    kafka_port: int = field(default_factory=_free_port)
+    controller_port: int = field(default_factory=_free_port)
+    redis_port: int = field(default_factory=_free_port)
+    pg_port: int = field(default_factory=_free_port)
+    # A password nobody else uses, so a grep of the logs for it means something.
+    pg_password: str = field(default_factory=lambda: "pg-" + uuid.uuid4().hex)
+
+    @classmethod
+    def create(cls) -> "PrivateServices":
+        var_dir = Path(tempfile.mkdtemp(prefix="kc-faults-"))
+        os.chmod(var_dir, 0o755)  # noqa: S103 - PostgreSQL runs as `postgres` when we are root
+        services = cls(var_dir=var_dir)
+        shared = ROOT / "var" / "kafka" / "classpath.txt"
+        if shared.exists():  # the resolved jar list: spares a Maven run
+            (var_dir / "kafka").mkdir(parents=True, exist_ok=True)
+            shutil.copy(shared, var_dir / "kafka" / "classpath.txt")
+        return services
+
+    def bin_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "VAR_DIR": str(self.var_dir),
+            "KAFKA_PORT": str(self.kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "REDIS_PORT": str(self.redis_port),
+            "PG_PORT": str(self.pg_port),
+            "PG_PASSWORD": self.pg_password,
+            "KAFKA_HEAP": "384m",
+        }
+
+    def services(self, action: str) -> float:
+        """bin/services <action> against the private instances; answers its duration in seconds."""
+        started = time.monotonic()
+        subprocess.run(
+            [str(ROOT / "bin" / "services"), action],
+            env=self.bin_env(),
+            check=True,
+            timeout=180,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return time.monotonic() - started
+
+    def product_env(self) -> dict[str, str]:
+        """Settings that point the product at the private services."""
+        return {
+            "DJANGO_SETTINGS_MODULE": "config.settings_test",
+            "DATABASE_URL": f"postgres://kafkacache:{self.pg_password}@127.0.0.1:{self.pg_port}/kafkacache",
+            "SOURCE_DATABASE_URL": "",
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/1",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.kafka_port}",
+        }
+
+    def up(self) -> None:
+        self.services("up")
+        self.manage("migrate", "--no-input", "-v", "0")
+
+    def down(self) -> None:
+        try:
+            self.services("down")
+        finally:
+            shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        done = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env={**os.environ, **self.product_env()},
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "var_dir": str(self.var_dir),
+            "kafka_port": self.kafka_port,
+            "controller_port": self.controller_port,
+            "redis_port": self.redis_port,
+            "pg_port": self.pg_port,
+            "pg_password": self.pg_password,
+        }
+
+    @classmethod
+    def from_description(cls, data: dict[str, Any]) -> "PrivateServices":
+        return cls(**{**data, "var_dir": Path(data["var_dir"])})
+
+
+def scenario_run(services: PrivateServices, scenario: str, *, messages: int, timeout: float | None = None) -> dict:
+    """Run one scenario in a child process; answers its result (see `_Run.result`)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}")
+    tag = f"{scenario}-{uuid.uuid4().hex[:8]}"
+    secrets = {
+        "DJANGO_SECRET_KEY": "sk-" + uuid.uuid4().hex + uuid.uuid4().hex,
+        "FIELD_ENCRYPTION_KEYS": f"rel1:{_b64key()}",
+        "AUDIT_ENCRYPTION_KEYS": f"relaudit1:{_b64key()}",
+    }
+    env = {
+        **os.environ,
+        **services.product_env(),
+        **secrets,
+        "KAFKA_TOPIC_BULK": f"rel.{tag}.bulk",
+        "KAFKA_TOPIC_CHANGE": f"rel.{tag}.change",
+        "KAFKA_TOPIC_DEAD_LETTER": f"rel.{tag}.dlq",
+        "KAFKA_CONSUMER_GROUP": f"rel-{tag}",
+        # A static member that leaves is noticed after the session timeout: the
+        # broker's minimum, so the rebalance scenario does not wait 45 s.
+        "CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if scenario == "kill":
+        env["CONSUMER_LOCK_SECONDS"] = "3"  # a killed run's lock lapses quickly
+    limit = timeout or max(180.0, messages / 250)
+    log_dir = services.var_dir / "runs" / tag
+    log_dir.mkdir(parents=True)
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "tests.reliability.harness",
+            "--scenario",
+            scenario,
+            "--messages",
+            str(messages),
+            "--services",
+            json.dumps(services.describe()),
+            "--log-dir",
+            str(log_dir),
+            "--timeout",
+            str(limit),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=limit + 240,
+        start_new_session=True,
+    )
+    (log_dir / "harness.log").write_text(proc.stdout + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"scenario {scenario} failed (rc {proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX) :])
+    secret_values = {
+        "DJANGO_SECRET_KEY": [secrets["DJANGO_SECRET_KEY"]],
+        "FIELD_ENCRYPTION_KEYS": [secrets["FIELD_ENCRYPTION_KEYS"].split(":", 1)[1]],
+        "AUDIT_ENCRYPTION_KEYS": [secrets["AUDIT_ENCRYPTION_KEYS"].split(":", 1)[1]],
+        "database password": [services.pg_password],
+    }
+    result["secrets_in_logs"] = logs_grep(log_dir, secret_values)
+    result["log_bytes"] = sum(p.stat().st_size for p in log_dir.iterdir())
+    return result
+
+
+def logs_grep(log_dir: Path, secrets: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{secret name: [files it appears in]} over every log of a run (empty: none leaked)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(log_dir.iterdir()):
+        text = path.read_text(errors="replace")
+        for name, values in secrets.items():
+            if any(value and value in text for value in values):
+                found.setdefault(name, []).append(path.name)
+    return found
+
+
+# --- the child: one scenario against the private services ---------------------------------
+
+
+class _Run:
+    """The scenario's processes, progress probes and accounting (runs inside Django)."""
+
+    def __init__(self, *, scenario: str, messages: int, services: PrivateServices, log_dir: Path, timeout: float):
+        from django.conf import settings
+
+        self.scenario, self.messages, self.services = scenario, messages, services
+        self.log_dir, self.timeout = log_dir, timeout
+        self.settings = settings
+        self.consumers: dict[int, subprocess.Popen] = {}
+        self.producer: subprocess.Popen | None = None
+        self.counter = Counter()
+        self.events: list[dict] = []
+        self.recovery: list[float] = []
+        self.started = time.monotonic()
+        self.unexpected_exits = 0
+        self.stopping: set[int] = set()
+
+    # processes ------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        self.counter[name] += 1
+        out = open(self.log_dir / f"{name}-{self.counter[name]}.log", "wb")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def consumer_start(self, instance: int = 0) -> None:
+        self.consumers[instance] = self._spawn(
+            f"consume{instance}",
+            ["consume", "--instance", str(instance), "--max-seconds", str(self.timeout + 60), "--lock-wait", "60"],
+        )
+
+    def producer_start(self) -> None:
+        self.producer = self._spawn("produce_load", ["produce_load", "--source", "ods"])
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    def consumer_stop(self, instance: int, *, timeout: float = 30) -> None:
+        proc = self.consumers[instance]
+        self.stopping.add(instance)
+        self.kill(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(proc)
+            proc.wait(timeout=10)
+
+    def reap(self) -> None:
+        for proc in [*self.consumers.values(), *([self.producer] if self.producer else [])]:
+            if proc.poll() is None:
+                self.kill(proc)
+                proc.wait(timeout=10)
+
+    def supervise(self) -> None:
+        """A consumer that exits by itself is started again (as beat or a process manager would), and counted."""
+        for instance, proc in list(self.consumers.items()):
+            if proc.poll() is not None and instance not in self.stopping:
+                self.unexpected_exits += 1
+                self.event("consumer exited", instance=instance, rc=proc.returncode)
+                self.consumer_start(instance)
+
+    def event(self, what: str, **detail: Any) -> None:
+        self.events.append({"t": round(time.monotonic() - self.started, 2), "what": what, **detail})
+
+    # probes ----------------------------------------------------------------------------------
+
+    def _count(self, sql: str, params: list) -> int | None:
+        from django.db import DatabaseError, InterfaceError, connection
+
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return int(cursor.fetchone()[0])
+        except (DatabaseError, InterfaceError):
+            connection.close()  # PostgreSQL is away: reconnect on the next probe
+            return None
+
+    def consumed(self) -> int | None:
+        return self._count("SELECT count(*) FROM recon_consumedmessage WHERE topic_id = %s", [self.bulk.pk])
+
+    def consumed_distinct(self) -> int | None:
+        return self._count("SELECT count(DISTINCT uuid) FROM recon_consumedmessage WHERE topic_id = %s", [self.bulk.pk])
+
+    def published(self) -> int | None:
+        return self._count("SELECT count(*) FROM recon_publishedmessage WHERE topic_id = %s", [self.bulk.pk])
+
+    def wait(self, what: str, probe: Callable[[], int | None], target: int, *, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while time.monotonic() < deadline:
+            value = probe()
+            if value is not None and value >= target:
+                return value
+            self.supervise()
+            if self.producer and self.producer.poll() not in (None, 0):
+                raise RuntimeError(f"produce_load exited with {self.producer.returncode}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{what}: did not reach {target} within the bound")
+
+    def progress_resumed(self, what: str, *, timeout: float = 120) -> float | None:
+        """Seconds from now until the consume ledger grows again (the loop has recovered)."""
+        began = time.monotonic()
+        base = None
+        while base is None and time.monotonic() - began < timeout:
+            base = self.consumed()
+            time.sleep(0.05)
+        deadline = began + timeout
+        while time.monotonic() < deadline:
+            value = self.consumed()
+            if value is not None and base is not None and value > base:
+                seconds = round(time.monotonic() - began, 2)
+                self.recovery.append(seconds)
+                self.event(f"{what}: progress again", seconds=seconds)
+                return seconds
+            if (self.consumed_distinct() or 0) >= self.messages:
+                return None  # nothing left to consume: no progress to wait for
+            self.supervise()
+            time.sleep(0.05)
+        self.event(f"{what}: no progress within {timeout} s")
+        return None
+
+    # the run ----------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        from kafkacache.services import topic_rows_ensure
+        from kafkacache.topics import topics_ensure
+
+        with _db_cursor() as cursor:
+            cursor.execute("SELECT to_regclass('ods.clients') IS NOT NULL")
+            exists = cursor.fetchone()[0]
+            count = 0
+            if exists:
+                cursor.execute("SELECT count(*) FROM ods.clients")
+                count = cursor.fetchone()[0]
+        if count != self.messages:
+            self.services.manage("seed_source", "--clients", str(self.messages), "--reset")
+        s = self.settings
+        topics_ensure([s.KAFKA_TOPIC_BULK, s.KAFKA_TOPIC_CHANGE, s.KAFKA_TOPIC_DEAD_LETTER])
+        self.bulk = topic_rows_ensure()["bulk"]
+
+    def finish(self) -> None:
+        """Wait until the load is done and every published message is in the consume ledger."""
+        if self.producer is not None:
+            deadline = time.monotonic() + self.timeout
+            while self.producer.poll() is None and time.monotonic() < deadline:
+                self.supervise()
+                time.sleep(0.1)
+            if self.producer.poll() != 0:
+                raise RuntimeError(f"produce_load did not finish cleanly (rc {self.producer.poll()})")
+        target = self._count("SELECT count(*) FROM recon_publishedmessage WHERE topic_id = %s", [self.bulk.pk]) or 0
+        try:
+            self.wait("all consumed", self.consumed_distinct, target)
+            self.event("all consumed")
+        except TimeoutError as exc:  # accounted below as lost
+            self.event("gave up waiting", error=str(exc))
+        for instance in list(self.consumers):
+            if self.consumers[instance].poll() is None:
+                self.consumer_stop(instance)
+
+    def result(self) -> dict:
+        from django.db import connection
+        from django.utils import timezone
+
+        from kafkacache.cache import cache_records_get
+        from kafkacache.clients import redis_client
+        from kafkacache.models import Load
+        from kafkacache.records import record_decode
+        from kafkacache.sources import SqlSource
+        from recon.cache_check import cache_check
+        from recon.models import RebalanceEvent
+        from recon.services import range_reconcile
+
+        load = Load.objects.filter(topic=self.bulk).latest("created_at")
+        pk = self.bulk.pk
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*), min(published_at), max(published_at) FROM recon_publishedmessage WHERE topic_id = %s",
+                [pk],
+            )
+            published, first, last = cursor.fetchone()
+            cursor.execute("SELECT count(*), count(DISTINCT uuid) FROM recon_consumedmessage WHERE topic_id = %s", [pk])
+            deliveries, distinct = cursor.fetchone()
+            cursor.execute(
+                """SELECT count(*) FROM recon_publishedmessage p WHERE p.topic_id = %s AND NOT EXISTS (
+                       SELECT 1 FROM recon_consumedmessage c
+                       WHERE c.topic_id = p.topic_id AND c.uuid = p.uuid AND c.published_at = p.published_at)""",
+                [pk],
+            )
+            lost = cursor.fetchone()[0]
+            cursor.execute(
+                """SELECT count(*), coalesce(sum(n - 1), 0) FROM (
+                       SELECT count(*) AS n FROM recon_consumedmessage WHERE topic_id = %s
+                       GROUP BY uuid HAVING count(*) > 1) d""",
+                [pk],
+            )
+            duplicated_uuids, extra_deliveries = cursor.fetchone()
+            cursor.execute(
+                "SELECT count(*) FROM (SELECT uuid FROM recon_publishedmessage WHERE topic_id = %s"
+                " GROUP BY uuid HAVING count(*) > 1) d",
+                [pk],
+            )
+            published_twice = cursor.fetchone()[0]
+        # recon's own accounting: every window closed (now far past end + grace)
+        report = range_reconcile(
+            topic=self.bulk,
+            start=first,
+            end=last + dt.timedelta(seconds=1),
+            trigger="fault-test",
+            now=timezone.now() + dt.timedelta(hours=2),
+        ).report
+        cache = cache_check(topic=self.bulk, load=load, trigger="fault-test").report
+        # Redis against the source, record by record
+        expected: dict[str, dict] = {}
+        for batch in SqlSource().batches(batch_size=2000):
+            for item in batch:
+                expected[item.key] = item.record
+        client = redis_client()
+        cached = {k.decode().removeprefix("kc:rec:") for k in client.scan_iter("kc:rec:*", count=2000)}
+        differs = 0
+        keys = sorted(expected)
+        for i in range(0, len(keys), 2000):
+            chunk = keys[i : i + 2000]
+            for key, hit in cache_records_get(client, chunk).items():
+                if record_decode(hit.value, schema_version=hit.schema_version, decrypt=True) != expected[key]:
+                    differs += 1
+        rebalances = Counter(
+            RebalanceEvent.objects.filter(group=self.settings.KAFKA_CONSUMER_GROUP).values_list("kind", flat=True)
+        )
+        return {
+            "scenario": self.scenario,
+            "messages": self.messages,
+            "load": {"status": load.status, "published": load.published, "failed": load.failed, "error": load.error},
+            "published": published,
+            "published_twice": published_twice,
+            "deliveries": deliveries,
+            "consumed_distinct": distinct,
+            "lost": lost,
+            "duplicated_uuids": duplicated_uuids,
+            "extra_deliveries": int(extra_deliveries),
+            "recon": {
+                "published": report["published"],
+                "consumed": report["consumed"],
+                "pending": report["pending"],
+                "windows": report["windows"],
+                "findings": {name: entry["count"] for name, entry in report["findings"].items()},
+            },
+            "cache_check": {
+                "checked": cache["checked"],
+                "all_matched": cache["all_matched"],
+                "problems": {name: entry["count"] for name, entry in cache["problems"].items()},
+            },
+            "redis": {
+                "source_keys": len(expected),
+                "cached_keys": len(cached),
+                "missing": len(set(expected) - cached),
+                "extra": len(cached - set(expected)),
+                "differs": differs,
+            },
+            "rebalances": dict(rebalances),
+            "retries": self.retries(),
+            "recovery_seconds": self.recovery,
+            "unexpected_exits": self.unexpected_exits,
+            "events": self.events,
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+
+    def retries(self) -> dict[str, int]:
+        """What the consumers' logs say they went through: retried stages, Kafka errors, lost locks."""
+        counts: Counter = Counter()
+        patterns = {
+            "redis retries": re.compile(rb"redis write failed"),
+            "ledger retries": re.compile(rb"ledger write failed"),
+            "dead-letter retries": re.compile(rb"dead-letter write failed"),
+            "kafka errors": re.compile(rb"kafka client error|consume error"),
+            "lock lost": re.compile(rb"consumer lock \d+ lost"),
+        }
+        for path in self.log_dir.glob("consume*.log"):
+            text = path.read_bytes()
+            for name, pattern in patterns.items():
+                counts[name] += len(pattern.findall(text))
+        return dict(counts)
+
+
+class _db_cursor:
+    def __enter__(self):
+        from django.db import connection
+
+        self.cursor = connection.cursor()
+        return self.cursor
+
+    def __exit__(self, *exc):
+        self.cursor.close()
+
+
+# --- the scenarios ------------------------------------------------------------------------------
+
+
+def _kill(run: _Run) -> None:
+    """The consumer SIGKILLed three times while it works through the backlog, started again each time."""
+    run.producer_start()
+    run.consumer_start(0)
+    for share in (0.2, 0.45, 0.7):
+        run.wait(f"{share:.0%} consumed", run.consumed_distinct, int(run.messages * share))
+        run.kill(run.consumers[0])
+        run.consumers[0].wait(timeout=10)
+        run.event("consumer SIGKILLed", at=run.consumed())
+        run.consumer_start(0)
+        run.progress_resumed("restarted consumer")
+
+
+def _redis(run: _Run) -> None:
+    """Redis stopped for 5 s and started again while the consumer writes to it."""
+    run.producer_start()
+    run.consumer_start(0)
+    run.wait("30% consumed", run.consumed, int(run.messages * 0.3))
+    seconds = run.services.services("redis-down")
+    run.event("redis stopped", took=round(seconds, 2))
+    time.sleep(5)
+    run.services.services("redis-up")
+    run.event("redis started")
+    run.progress_resumed("redis back")
+
+
+def _kafka(run: _Run) -> None:
+    """The broker stopped for 5 s and started again while the load publishes and the consumer reads
+    (the consumer joins first, so both are in full flow when the broker goes)."""
+    from recon.models import RebalanceEvent
+
+    run.consumer_start(0)
+    group = run.settings.KAFKA_CONSUMER_GROUP
+    run.wait("consumer assigned", RebalanceEvent.objects.filter(group=group, kind="assigned").count, 1, timeout=60)
+    run.producer_start()
+    run.wait("30% published", run.published, int(run.messages * 0.3))
+    seconds = run.services.services("kafka-down")
+    run.event("kafka stopped", took=round(seconds, 2), published=run.published(), consumed=run.consumed())
+    time.sleep(5)
+    seconds = run.services.services("kafka-up")
+    run.event("kafka started", took=round(seconds, 2))
+    run.progress_resumed("kafka back")
+
+
+def _postgres(run: _Run) -> None:
+    """PostgreSQL stopped for 8 s while the consumer works through a load (the load is published first:
+    the loop that must pause is the consumer's)."""
+    run.producer_start()
+    assert run.producer is not None
+    run.producer.wait(timeout=run.timeout)
+    run.consumer_start(0)
+    run.wait("30% consumed", run.consumed, int(run.messages * 0.3))
+    run.services.services("postgres-down")
+    run.event("postgres stopped")
+    time.sleep(8)
+    run.services.services("postgres-up")
+    run.event("postgres started")
+    run.progress_resumed("postgres back")
+
+
+def _rebalance(run: _Run) -> None:
+    """A second consumer joins the group at 25% and leaves at 60% (clean stop; its partitions go back
+    to the first once the broker drops the static member after the session timeout)."""
+    from recon.models import RebalanceEvent
+
+    run.producer_start()
+    run.consumer_start(0)
+    run.wait("25% consumed", run.consumed, int(run.messages * 0.25))
+    group = run.settings.KAFKA_CONSUMER_GROUP
+    assigned = RebalanceEvent.objects.filter(group=group, kind="assigned")
+    before = assigned.count()
+    run.consumer_start(1)
+    run.event("consumer 1 added")
+    run.wait("consumer 1 assigned", assigned.count, before + 1, timeout=60)
+    run.event("consumer 1 assigned")
+    run.wait("60% consumed", run.consumed, int(run.messages * 0.6))
+    before = assigned.count()
+    removed = time.monotonic()
+    run.consumer_stop(1)
+    run.event("consumer 1 removed")
+    run.wait("partitions reassigned", assigned.count, before + 1)
+    seconds = round(time.monotonic() - removed, 2)
+    run.recovery.append(seconds)
+    run.event("partitions reassigned to consumer 0", seconds=seconds)
+
+
+_PLANS: dict[str, Callable[[_Run], None]] = {
+    "kill": _kill,
+    "redis": _redis,
+    "kafka": _kafka,
+    "postgres": _postgres,
+    "rebalance": _rebalance,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--services", required=True, help="PrivateServices.describe() as JSON")
+    parser.add_argument("--log-dir", required=True)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    run = _Run(
+        scenario=args.scenario,
+        messages=args.messages,
+        services=PrivateServices.from_description(json.loads(args.services)),
+        log_dir=Path(args.log_dir),
+        timeout=args.timeout,
+    )
+    try:
+        run.prepare()
+        _PLANS[args.scenario](run)
+        run.finish()
+        result = run.result()
+    finally:
+        run.reap()
+    print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

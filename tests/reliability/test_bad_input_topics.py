@@ -1,0 +1,214 @@
+"""A corpus of bad messages sent to the real topics, each between two good ones.
+
+Every bad message must get a dead-letter entry (with its reason in the headers),
+a consume-ledger row with outcome "dead" and a dead-lettered finding; the loop
+keeps going, and every good message lands in Redis intact (nothing good is
+dropped with the bad). tests/kafkacache/test_dead_letter.py already covers
+garbage Avro, an unknown event, schema version 99, a missing key, an oversize
+value and a missing uuid; this corpus adds the rest of the issue's list.
+"""
+
+import base64
+import io
+import json
+import uuid
+
+import fastavro
+import pytest
+
+from kafkacache import avro
+from kafkacache.cache import cache_records_get
+from kafkacache.clients import make_producer
+from kafkacache.crypto import Keyring
+from kafkacache.messages import message_build
+from kafkacache.records import SENSITIVE, record_decode, record_encode, record_from_document
+from kafkacache.services import topic_rows_ensure
+from recon.models import ConsumedMessage, Finding
+from tests.kafkacache.conftest import cached_keys, consume_all
+from tests.kafkacache.test_changes import DOC
+from tests.kafkacache.test_dead_letter import _read_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+
+def _good(client_id: int, **overrides):
+    encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
+    return message_build(
+        key=f"client:{client_id}",
+        event=overrides.pop("event", "add"),
+        value=encoded.value,
+        source="test",
+        schema_version=encoded.schema_version,
+        hash_algorithm="blake2b",
+        key_id=encoded.key_id,
+    )
+
+
+def _headers(message, **changes) -> list[tuple[str, bytes]]:
+    """The message's headers with some replaced (None removes one)."""
+    out = dict(message.headers)
+    for name, value in changes.items():
+        out[name.replace("_", "-")] = value
+    return [(k, v) for k, v in out.items() if v is not None]
+
+
+def _plain_and_sealed(client_id: int) -> tuple[dict, dict]:
+    plain = record_from_document({**DOC, "client_id": client_id})
+    sealed = avro.decode(record_encode(plain).value, version=1)
+    return plain, sealed
+
+
+def _null_name_value(client_id: int) -> bytes:
+    """A producer on a schema whose `name` may be null wrote null into it (a required field in ours)."""
+    schema = json.loads(avro.schema_versions()[1].read_text())
+    for item in schema["fields"]:
+        if item["name"] == "name":
+            item["type"] = ["null", "string"]
+    _, sealed = _plain_and_sealed(client_id)
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, fastavro.parse_schema(schema), {**sealed, "name": None})
+    return out.getvalue()
+
+
+def _sealed_with(client_id: int, seal) -> bytes:
+    """A value whose sensitive fields were sealed by `seal(clear_bytes, field)`."""
+    plain, sealed = _plain_and_sealed(client_id)
+    for list_name, field, _ in SENSITIVE:
+        for item, clear in zip(sealed[list_name], plain[list_name], strict=True):
+            item[field] = seal(str(clear[field]).encode(), field)
+    return avro.encode(sealed)
+
+
+def corpus() -> list[tuple[str, bytes | None, bytes | None, list, str]]:
+    """(what, key, value, headers, the reason the dead letter must give)."""
+    rogue = Keyring.parse(f"rogue1:{base64.b64encode(b'r' * 32).decode()}")
+    g = _good
+    value = g(10).value or b""
+    cases = [
+        ("truncated Avro", b"client:10", value[: len(value) // 2], _headers(g(10)), "malformed Avro"),
+        (
+            "trailing bytes after the record",
+            b"client:11",
+            (g(11).value or b"") + b"\x00\x02",
+            _headers(g(11)),
+            "left over",
+        ),
+        ("add without a value", b"client:13", None, _headers(g(13)), "add without a value"),
+        ("no event header", b"client:14", g(14).value, _headers(g(14), event=None), "unknown event type ''"),
+        (
+            "schema version not a number",
+            b"client:15",
+            g(15).value,
+            _headers(g(15), schema=b"v1"),
+            "unknown schema version 'v1'",
+        ),
+        ("schema version 0", b"client:16", g(16).value, _headers(g(16), schema=b"0"), "unknown schema version '0'"),
+        ("no schema header", b"client:17", g(17).value, _headers(g(17), schema=None), "unknown schema version ''"),
+        ("non-UTF-8 key", b"client:\xff\xfe18", g(18).value, _headers(g(18)), "key is not valid UTF-8"),
+        ("empty key", b"", g(19).value, _headers(g(19)), "missing key"),
+        ("NUL byte in the key", b"client:\x0020", g(20).value, _headers(g(20)), "key contains a NUL byte"),
+        (
+            "one huge header (64 KB)",
+            b"client:21",
+            g(21).value,
+            [*_headers(g(21)), ("x-trace", b"t" * 65536)],
+            "oversize",
+        ),
+        (
+            "thousands of headers",
+            b"client:22",
+            g(22).value,
+            [*_headers(g(22)), *[(f"h{i}", b"v") for i in range(3000)]],
+            "oversize",
+        ),
+        ("non-UTF-8 uuid header", b"client:23", g(23).value, _headers(g(23), uuid=b"\xff" * 36), "invalid uuid"),
+        (
+            "created header not a number",
+            b"client:24",
+            g(24).value,
+            _headers(g(24), created=b"yesterday"),
+            "invalid created",
+        ),
+        (
+            "created header beyond any calendar",
+            b"client:25",
+            g(25).value,
+            _headers(g(25), created=b"9" * 30),
+            "invalid created",
+        ),
+        (
+            "encrypted with a key id nobody configured",
+            b"client:26",
+            _sealed_with(26, lambda b, f: rogue.encrypt(b, field=f)),
+            _headers(g(26), key_id=b"rogue1"),
+            "'rogue1', which is not configured",
+        ),
+        (
+            "card and account numbers in clear",
+            b"client:27",
+            _sealed_with(27, lambda b, f: b),
+            _headers(g(27)),
+            "not encrypted",
+        ),
+    ]
+    return cases
+
+
+def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(feed, cache, settings):
+    change = topic_rows_ensure()["change"]
+    cases = corpus()
+    producer = make_producer()
+    good_keys = []
+    for i, (_what, key, value, headers, _reason) in enumerate(cases):
+        before = _good(1000 + i)
+        producer.produce(change.name, key=before.key.encode(), value=before.value, headers=before.headers)
+        producer.produce(change.name, key=key, value=value, headers=headers)
+        good_keys.append(before.key)
+    # A null written into a required field decodes (Avro writes null and "" alike): it is
+    # cached as the subscriber's garbage-in-garbage-out contract says, flagged invalid.
+    null_name = _good(12)
+    producer.produce(change.name, key=b"client:12", value=_null_name_value(12), headers=_headers(null_name))
+    last = _good(2000)
+    producer.produce(change.name, key=last.key.encode(), value=last.value, headers=last.headers)
+    good_keys.append(last.key)
+    assert producer.flush(15) == 0
+
+    consumer = consume_all()
+
+    # every good message landed, intact
+    assert cached_keys(cache) == {*good_keys, "client:12"}
+    for key, hit in cache_records_get(cache, good_keys).items():
+        record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=True)
+        assert record["client_id"] == int(key.split(":")[1]) and record["cards"][0]["card_number"] == "4111111111111111"
+    assert consumer.totals["stored"] == len(good_keys)
+
+    # every bad one: a ledger row "dead", a dead-lettered finding and a dead letter, each with its reason
+    assert ConsumedMessage.objects.filter(topic=change, outcome="dead").count() == len(cases)
+    reasons = sorted(
+        Finding.objects.filter(topic=change, category="dead-lettered").values_list("detail__reason", flat=True)
+    )
+    assert len(reasons) == len(cases)
+    for what, _, _, _, expected in cases:
+        assert sum(expected in reason for reason in reasons) >= 1, (what, expected, reasons)
+    letters = _read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(cases))
+    assert sorted(h["dlq-reason"].decode() for h in letters) == reasons
+
+    # the null: stored, outcome invalid, an invalid-data finding naming the field
+    row = ConsumedMessage.objects.get(topic=change, key="client:12")
+    assert row.outcome == "invalid"
+    invalid = Finding.objects.get(topic=change, category="invalid-data", key="client:12")
+    assert "name: required" in invalid.detail["problems"]
+
+
+def test_a_reason_names_the_problem_without_echoing_secrets(feed, cache):
+    """The clear-number case must not copy the numbers it found into the finding or the reason."""
+    change = topic_rows_ensure()["change"]
+    producer = make_producer()
+    good = _good(27)
+    producer.produce(change.name, key=b"client:27", value=_sealed_with(27, lambda b, f: b), headers=_headers(good))
+    assert producer.flush(10) == 0
+    consume_all()
+    finding = Finding.objects.get(topic=change, category="dead-lettered")
+    assert "4111111111111111" not in json.dumps(finding.detail)
+    assert "3000900001" not in json.dumps(finding.detail)
+    assert finding.uuid == uuid.UUID(dict(good.headers)["uuid"].decode())
