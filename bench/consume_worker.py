@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=settings.CONSUMER_BATCH_SIZE)
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--start-at", type=float, help="time.monotonic() to start at, so two workers start together")
+    parser.add_argument("--ready", help="file to create once set up (the parent waits for every worker's)")
+    parser.add_argument("--go", help="file whose appearance starts the run, so workers start together")
     args = parser.parse_args()
 
     consumer = AssignedConsumer(
@@ -75,10 +76,17 @@ def main() -> None:
         partitions=[int(p) for p in args.partitions.split(",")],
         group=args.group,
         batch_size=args.batch,
+        # consume() waits up to this long to fill a batch: at the end of a partition
+        # the last, partial batch would otherwise add the product's 1 s poll to the
+        # span (under steady traffic batches fill at once, so it is no throughput cost).
+        poll_timeout=0.05,
     )
     batch_ms: list[float] = []
     spans: list[float] = []  # first batch start, last batch end (perf_counter)
     rss: dict[str, dict[str, int]] = {}
+    # (messages so far, RSS KB) every 25 batches: flat, or growing with the count?
+    rss_curve: list[tuple[int, int]] = []
+    seen = [0]
     original = consumer.process_batch
 
     def timed(messages):
@@ -90,12 +98,18 @@ def main() -> None:
             rss["first_batch"] = rss_kb()
         spans[1:] = [ended]
         batch_ms.append((ended - began) * 1000)
+        seen[0] += len(messages)
+        if len(batch_ms) % 25 == 0:
+            rss_curve.append((seen[0], rss_kb()["VmRSS"]))
         return out
 
     consumer.process_batch = timed  # type: ignore[method-assign]
     rss["start"] = rss_kb()
-    if args.start_at:
-        time.sleep(max(0.0, args.start_at - time.monotonic()))
+    if args.ready and args.go:
+        Path(args.ready).touch()
+        deadline = time.monotonic() + 120
+        while not Path(args.go).exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
     totals = consumer.run(drain=True, max_seconds=args.max_seconds)
     rss["end"] = rss_kb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -116,6 +130,7 @@ def main() -> None:
         "rss_kb_first_batch": rss.get("first_batch", {}).get("VmRSS"),
         "rss_kb_end": rss["end"]["VmRSS"],
         "rss_kb_peak": rss["end"]["VmHWM"],
+        "rss_kb_curve": rss_curve,
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),  # the whole process, imports included
         "started_at": spans[0] if spans else None,
         "ended_at": spans[-1] if spans else None,

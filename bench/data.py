@@ -56,9 +56,7 @@ def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
             )
         for j in range(have_cards.get(client_id, 0), cards):
             body = "4" + "".join(str(rng.randrange(10)) for _ in range(14))
-            card_rows.append(
-                (client_id * 10 + j, client_id, luhn_complete(body), "visa", "09/30", "active", updated)
-            )
+            card_rows.append((client_id * 10 + j, client_id, luhn_complete(body), "visa", "09/30", "active", updated))
     return client_rows, account_rows, card_rows
 
 

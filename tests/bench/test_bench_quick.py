@@ -3,7 +3,7 @@
 Runs the benchmark once, in its own process, against the real services, with the
 test run's isolation: its database is the test database's name plus "_benchq"
 (pages: plus "_pages"), its Redis database the test run's (kc:* keys are cleared
-before and after by the `cache` fixture), its topics its own per run.
+before and after), its topics its own per run.
 """
 
 import json
@@ -14,6 +14,7 @@ import sys
 import pytest
 from django.conf import settings
 
+from kafkacache.clients import redis_client
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,7 +29,22 @@ def _positive(value) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-def test_quick_bench_writes_every_figure(tmp_path, cache):
+@pytest.fixture
+def cache_db():
+    """The test run's Redis database, with no kc:* keys before or after the bench."""
+    client = redis_client()
+
+    def clear() -> None:
+        keys = list(client.scan_iter("kc:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+
+    clear()
+    yield client
+    clear()
+
+
+def test_quick_bench_writes_every_figure(tmp_path, cache_db):
     out = tmp_path / "quick.json"
     env = dict(
         os.environ,
