@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -51,3 +53,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         message, details, code = "Invalid input.", data, "invalid"
     response.data = {"error": {"code": code, "message": message, "details": details}}
     return response
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A URL nothing matches: under /api/ the one JSON error shape (clients parse it), elsewhere the page."""
+    if request.path.startswith("/api/"):
+        error = {"code": "not_found", "message": "No such endpoint or object.", "details": {}}
+        return JsonResponse({"error": error}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.RejectNulBytes",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,6 +125,11 @@ SPECTACULAR_SETTINGS = {
         "ReconRunKindEnum": "recon.models.ReconRun.Kind",
         "ReplayStatusEnum": "recon.models.Replay.Status",
     },
+    # Every operation answers errors in the one shape: documented once (config/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.error_responses",
+    ],
 }
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------

@@ -21,3 +21,6 @@ urlpatterns = [
     path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
     path("", include("dashboard.urls")),
 ]
+
+# An unknown URL under /api/ answers the API's one JSON error shape (config.errors).
+handler404 = "config.errors.page_not_found"

@@ -72,7 +72,7 @@ class WindowSerializer(serializers.ModelSerializer):
 
 class FindingSerializer(serializers.ModelSerializer):
     topic = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     detail = serializers.SerializerMethodField()
     comment = serializers.SerializerMethodField()
 

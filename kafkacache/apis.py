@@ -6,6 +6,7 @@ payload permission to see decrypted numbers (everyone else gets them masked).
 
 from django.conf import settings
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -13,8 +14,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import NotFound
+from config.openapi import paginated
 from kafkacache import selectors, services
-from kafkacache.serializers import ChangeCreateSerializer, ChangeSerializer, LoadCreateSerializer, LoadSerializer
+from kafkacache.serializers import (
+    CacheRecordsSerializer,
+    ChangeCreateSerializer,
+    ChangeSerializer,
+    LoadCreateSerializer,
+    LoadSerializer,
+    LoadStartedSerializer,
+)
 from recon.access import can_view_payload, topic_for_operate, topic_for_view
 from recon.models import Topic
 
@@ -26,11 +35,13 @@ def _topic_named(name: str) -> Topic | None:
 class LoadsApi(APIView):
     """GET: loads on the topics you may see. POST: start a bulk load (202 + retrieval key)."""
 
+    @extend_schema(responses={200: paginated(LoadSerializer, "PaginatedLoadList")})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.loads_visible(request.user), request, view=self)
         return paginator.get_paginated_response(LoadSerializer(page, many=True).data)
 
+    @extend_schema(request=LoadCreateSerializer, responses={202: LoadStartedSerializer})
     def post(self, request: Request) -> Response:
         body = LoadCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -50,6 +61,7 @@ class LoadsApi(APIView):
 class LoadApi(APIView):
     """State and progress of one load."""
 
+    @extend_schema(responses={200: LoadSerializer})
     def get(self, request: Request, load_id) -> Response:
         load = selectors.load_get(load_id)
         if load is None:
@@ -64,6 +76,7 @@ class LoadApi(APIView):
 class ChangesApi(APIView):
     """Publish one change event (add / update / delete) to the change topic."""
 
+    @extend_schema(request=ChangeCreateSerializer, responses={201: ChangeSerializer})
     def post(self, request: Request) -> Response:
         body = ChangeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -85,6 +98,10 @@ class ChangesApi(APIView):
 class CacheApi(APIView):
     """A load's records, read back from Redis by its retrieval key."""
 
+    @extend_schema(
+        responses={200: CacheRecordsSerializer},
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
     def get(self, request: Request, retrieval_key: str) -> Response:
         load = selectors.load_by_retrieval_key(retrieval_key)
         if load is None:

@@ -15,7 +15,7 @@ class LoadCreateSerializer(serializers.Serializer):
 
 class LoadSerializer(serializers.ModelSerializer):
     topic = serializers.CharField(source="topic.name")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
     clients = serializers.SerializerMethodField()
     status_url = serializers.SerializerMethodField()
     cache_url = serializers.SerializerMethodField()
@@ -58,6 +58,22 @@ class ChangeCreateSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     old_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     record = serializers.JSONField(required=False, default=None)
+
+
+class LoadStartedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    retrieval_key = serializers.CharField()
+    status_url = serializers.CharField()
+
+
+class CacheRecordsSerializer(serializers.Serializer):
+    load = serializers.UUIDField()
+    status = serializers.CharField()
+    count = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    decrypted = serializers.BooleanField()
+    results = serializers.ListField(child=serializers.DictField())
 
 
 class ChangeSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from recon import access
 class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.CharField(source="rule.name")
     topic = serializers.CharField(source="topic.name")
-    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Alert

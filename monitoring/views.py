@@ -3,9 +3,9 @@ import hmac
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from rest_framework.authtoken.models import Token
@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from config.errors import AppError
 from monitoring import selectors, services
 from monitoring.metrics import PipelineCollector
+from monitoring.models import Alert
 from recon import access
 
 
@@ -33,14 +34,20 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if request.method not in ("GET", "HEAD"):  # after the credentials: strangers learn nothing
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PipelineCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @login_required
+@require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
-    alerts = selectors.alerts_visible(request.user, status=request.GET.get("status") or None)
+    status = request.GET.get("status") or None
+    if status not in Alert.Status.values:
+        status = None  # an unknown status filters nothing (and never reaches the database)
+    alerts = selectors.alerts_visible(request.user, status=status)
     operable = set(access.topics_operable(request.user).values_list("pk", flat=True))
     return render(request, "monitoring/alerts.html", {"alerts": alerts[:200], "operable": operable})
 

@@ -8,12 +8,13 @@ Acting needs operate permission on the topic, reading needs view permission
 """
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import paginated
 from kafkacache.models import Load
 from recon import access
 from recon.cache_check import cache_check
@@ -43,7 +44,7 @@ class RunCreateSerializer(serializers.Serializer):
 
 class RunSerializer(serializers.ModelSerializer):
     topic = serializers.CharField(source="topic.name")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
 
     class Meta:
         model = ReconRun
@@ -117,7 +118,10 @@ class RunListCreateApi(APIView):
         )
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: RunSerializer(many=True)})
+    @extend_schema(
+        responses={200: paginated(RunSerializer, "PaginatedRunList")},
+        parameters=[OpenApiParameter("topic", str), OpenApiParameter("kind", str, enum=ReconRun.Kind.values)],
+    )
     def get(self, request: Request) -> Response:
         runs = runs_visible(access.topics_visible(request.user))
         if request.query_params.get("topic"):

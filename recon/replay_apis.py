@@ -9,12 +9,13 @@ outsider 404), reading needs view permission (recon.access).
 """
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.openapi import paginated
 from dashboard.masking import mask_text
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
@@ -67,7 +68,7 @@ class ReplayItemSerializer(serializers.ModelSerializer):
 
 class ReplaySerializer(serializers.ModelSerializer):
     topic = serializers.CharField(source="topic.name")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
     reason = serializers.SerializerMethodField()
 
     class Meta:
@@ -151,7 +152,15 @@ class ReplayListCreateApi(APIView):
         )
         return _answer(request, replay, created)
 
-    @extend_schema(responses={200: ReplaySerializer(many=True)}, summary="Replays of the topics you may see")
+    @extend_schema(
+        responses={200: paginated(ReplaySerializer, "PaginatedReplayList")},
+        parameters=[
+            OpenApiParameter("topic", str),
+            OpenApiParameter("status", str, enum=Replay.Status.values),
+            OpenApiParameter("way", str, enum=Replay.Way.values),
+        ],
+        summary="Replays of the topics you may see",
+    )
     def get(self, request: Request) -> Response:
         replays = replays_visible(access.topics_visible(request.user))
         for name in ("status", "way"):
