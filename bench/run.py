@@ -342,9 +342,15 @@ def main() -> None:
             {"DATABASE_URL": pages_db},
         )
     finally:
-        make_admin().delete_topics(
+        admin = make_admin()  # kept until the futures are done: a dropped handle cancels them
+        futures = admin.delete_topics(
             [topic, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER, scratch], operation_timeout=30
         )
+        for name, future in futures.items():
+            try:
+                future.result(timeout=60)
+            except Exception as exc:  # a topic left behind is no reason to lose the figures
+                log(f"topic {name} not deleted: {exc}")
         cache_clear()
 
     result["seconds"] = round(time.perf_counter() - began, 1)
