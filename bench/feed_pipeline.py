@@ -41,13 +41,13 @@ from django.core.management import call_command  # noqa: E402
 
 from bench.limits import bare_consume  # noqa: E402
 from kafkacache import avro  # noqa: E402
-from kafkacache.clients import make_admin, redis_client  # noqa: E402
+from kafkacache.clients import redis_client  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
 from kafkacache.ods import demo_rows  # noqa: E402
 from kafkacache.records import client_record_build, record_encode  # noqa: E402
 from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
 from kafkacache.sources import document_of  # noqa: E402
-from kafkacache.topics import topics_ensure  # noqa: E402
+from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
 
 
 def rate(n: int, seconds: float) -> str:
@@ -170,9 +170,7 @@ def main() -> None:
         f"p95 {batch_ms[int(len(batch_ms) * 0.95)]:.1f} ms, batches {len(batch_ms)}"
     )
     # tidy up: this run's topics and cache keys
-    make_admin().delete_topics(
-        [settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER]
-    )
+    topics_delete([settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER])
     if settings.REDIS_URL.endswith("/9"):  # the bench's own database: leave it empty
         for key in client.scan_iter("kc:*", count=5000):
             client.delete(key)

@@ -70,9 +70,9 @@ from django.db import connection  # noqa: E402
 from bench import limits  # noqa: E402
 from bench.data import ACCOUNTS, CARDS, ods_seed_bench  # noqa: E402
 from bench.peer_connect import connect_file_sink  # noqa: E402
-from kafkacache.clients import make_admin, redis_client  # noqa: E402
+from kafkacache.clients import redis_client  # noqa: E402
 from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
-from kafkacache.topics import topics_ensure  # noqa: E402
+from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
@@ -342,15 +342,10 @@ def main() -> None:
             {"DATABASE_URL": pages_db},
         )
     finally:
-        admin = make_admin()  # kept until the futures are done: a dropped handle cancels them
-        futures = admin.delete_topics(
-            [topic, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER, scratch], operation_timeout=30
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=60)
-            except Exception as exc:  # a topic left behind is no reason to lose the figures
-                log(f"topic {name} not deleted: {exc}")
+        gone = topics_delete([topic, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER, scratch])
+        for name, state in gone.items():
+            if state != "deleted":  # a topic left behind is no reason to lose the figures
+                log(f"topic {name} not deleted: {state}")
         cache_clear()
 
     result["seconds"] = round(time.perf_counter() - began, 1)

@@ -33,3 +33,20 @@ def topics_ensure(names: list[str] | None = None, *, partitions: int | None = No
                 raise
             outcome[name] = "exists"
     return outcome
+
+
+def topics_delete(names: list[str], *, timeout_s: float = 60) -> dict[str, str]:
+    """Delete topics and wait for the broker's answer; {name: "deleted" | error}.
+
+    The admin client is kept until every future is done: dropping it earlier
+    cancels the requests and leaves the topics behind.
+    """
+    admin = make_admin()
+    outcome = {}
+    for name, future in admin.delete_topics(names, operation_timeout=30).items():
+        try:
+            future.result(timeout=timeout_s)
+            outcome[name] = "deleted"
+        except KafkaException as exc:
+            outcome[name] = str(exc)
+    return outcome

@@ -64,3 +64,14 @@ def test_postgresql_round_trip():
         body, version = cursor.fetchone()
     assert body == "é ✓"
     assert version.startswith("PostgreSQL")
+
+
+def test_topics_delete_waits_for_the_broker(unique_name):
+    from kafkacache.clients import make_admin
+    from kafkacache.topics import topics_delete
+
+    topic = unique_name("smoke-delete")
+    topics_ensure([topic], partitions=1)
+    assert topics_delete([topic]) == {topic: "deleted"}
+    assert topic not in make_admin().list_topics(timeout=10).topics
+    assert topics_delete([topic])[topic] != "deleted"  # gone already: the error, not a crash
