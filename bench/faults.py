@@ -1,7 +1,7 @@
 """Fault injection at full size: each scenario during a bulk load of --messages (100,000) messages.
 
 The same scenarios and accounting as tests/reliability/test_faults.py (the suite runs
-them at 20,000 messages to stay within its time budget), on private Kafka, Redis and
+them at 10,000 messages to stay within its time budget), on private Kafka, Redis and
 PostgreSQL instances started here on free loopback ports and stopped at the end; the
 shared services are never touched. Prints one row per fault (the README's table) and,
 with --json, every result in full.

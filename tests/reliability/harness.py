@@ -219,8 +219,27 @@ def scenario_run(services: PrivateServices, scenario: str, *, messages: int, tim
         "database password": [services.pg_password],
     }
     result["secrets_in_logs"] = logs_grep(log_dir, secret_values)
+    result["card_numbers_in_logs"] = card_numbers_grep(log_dir)
     result["log_bytes"] = sum(p.stat().st_size for p in log_dir.iterdir())
     return result
+
+
+_DIGITS = re.compile(r"(?<!\d)\d{15,19}(?!\d)")
+
+
+def _luhn(number: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if i % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+def card_numbers_grep(log_dir: Path) -> int:
+    """How many card-number-like strings (15-19 digits passing Luhn) the run's logs hold."""
+    return sum(
+        1 for path in log_dir.iterdir() for found in _DIGITS.findall(path.read_text(errors="replace")) if _luhn(found)
+    )
 
 
 def logs_grep(log_dir: Path, secrets: dict[str, list[str]]) -> dict[str, list[str]]:
