@@ -2,6 +2,7 @@
 read-only views of everything the pipeline and the engine write."""
 
 from django.contrib import admin
+from django.http import Http404
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
@@ -30,6 +31,18 @@ def _hex(value) -> str:
 @admin.register(Topic)
 class TopicAdmin(GuardedModelAdmin):
     """Object permissions ("Object permissions" button) are where admins grant topics to people."""
+
+    # guardian routes any string as the user or group id and then fails on a non-number
+    # inside the query (a 500): such a URL names nobody, so it is a 404.
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        if not str(user_id).isdigit():
+            raise Http404("No such user.")
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        if not str(group_id).isdigit():
+            raise Http404("No such group.")
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
     list_display = (
         "name",

@@ -267,3 +267,9 @@ def test_unknown_api_urls_and_nul_bytes_get_the_api_error_shape(world, people):
         assert set(response.json()["error"]) == {"code", "message", "details"}
     page = client.get("/findings/", {"key": "a\x00b"})  # pages: the filter form refuses it and says so
     assert page.status_code == 200 and b"Filter not applied" in page.content
+
+
+def test_admin_object_permission_urls_with_a_non_numeric_id_are_404(world, people, topic_a):
+    client = _client(people["admin"])
+    for kind in ("user", "group"):
+        assert client.get(f"/admin/recon/topic/{topic_a.pk}/permissions/{kind}-manage/x/").status_code == 404
