@@ -17,23 +17,28 @@ from monitoring.models import Alert
 from recon import access
 
 
-def _scrape_allowed(request: HttpRequest) -> bool:
-    """A logged-in user, a user's API token, or the configured scrape token."""
-    if request.user.is_authenticated:
-        return True
+def _scrape_user(request: HttpRequest):
+    """Who scrapes: the scrape token ("token"), a user (session or API token), or None."""
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer" and settings.METRICS_TOKEN:
-        return hmac.compare_digest(credential, settings.METRICS_TOKEN)
+    if scheme == "Bearer" and settings.METRICS_TOKEN and hmac.compare_digest(credential, settings.METRICS_TOKEN):
+        return "token"
+    if request.user.is_authenticated:
+        return request.user
     if scheme == "Token" and credential:
-        return Token.objects.filter(key=credential, user__is_active=True).exists()
-    return False
+        token = Token.objects.filter(key=credential, user__is_active=True).select_related("user").first()
+        return token.user if token else None
+    return None
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not _scrape_allowed(request):
+    """Prometheus metrics. They cover every topic, so only staff and the scrape token see them."""
+    scraper = _scrape_user(request)
+    if scraper is None:
         response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if scraper != "token" and not scraper.is_staff:
+        return HttpResponse("metrics are for staff and the scrape token\n", status=403, content_type="text/plain")
     if request.method not in ("GET", "HEAD"):  # after the credentials: strangers learn nothing
         return HttpResponseNotAllowed(["GET", "HEAD"])
     registry = CollectorRegistry(auto_describe=False)

@@ -7,6 +7,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from django.contrib.auth.models import User
 from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.authtoken.models import Token
 
 from kafkacache.clients import make_consumer, make_producer
 from kafkacache.topics import topics_ensure
@@ -37,6 +38,14 @@ def test_anonymous_scrape_is_refused_and_tokens_work(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    # Metrics cover every topic: a user who is not staff may not read them.
+    user = User.objects.create_user("plain", password="pw")
+    client.login(username="plain", password="pw")
+    assert client.get("/metrics").status_code == 403
+    token = Token.objects.create(user=User.objects.create_user("bot", is_staff=True))
+    client.logout()
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}").status_code == 403
 
 
 def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
@@ -71,7 +80,7 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     consumer.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
     consumer.close()
 
-    User.objects.create_user("u", password="pw")
+    User.objects.create_user("u", password="pw", is_staff=True)
     client.login(username="u", password="pw")
     s = _scrape(client)
     label = (("topic", topic_name),)
@@ -107,7 +116,7 @@ def test_the_consumer_records_its_batch_latencies(client, settings, unique_name)
     consumer.run(drain=True, max_seconds=30)
     assert consumer.totals["batches"] >= 1
 
-    User.objects.create_user("u", password="pw")
+    User.objects.create_user("u", password="pw", is_staff=True)
     client.login(username="u", password="pw")
     s = _scrape(client)
     assert s[("kafkacache_consumed_total", (("topic", change.name),))] == 3

@@ -114,9 +114,7 @@ def test_an_operator_of_another_topic_gets_404_or_403_on_its_objects_and_payload
     # nor anything of A in any page or answer they may open
     secrets_of_a = [topic_a.name, world.retrieval_key, str(world.message_uuid)]
     for path in concrete_paths(world):
-        # /metrics is the Prometheus scrape endpoint: every account (or its token) may read every
-        # topic's counters there, by design (monitoring); it holds names and counts, no payloads.
-        if path.startswith("/admin/") or path == "/metrics":
+        if path.startswith("/admin/"):
             continue
         content = _body(client.get(path)).decode(errors="replace")
         assert not [s for s in secrets_of_a if s in content], path
