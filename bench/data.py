@@ -62,27 +62,6 @@ def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
 
 def ods_seed_bench(clients: int, *, using: str = "default") -> dict[str, int]:
     """Schema `ods` in the bench database with `clients` clients of ~1 KB (dropped and made anew)."""
-    from django.db import connections
+    from kafkacache.ods import ods_write
 
-    from kafkacache.ods import SCHEMA_SQL, TRIGGERS_SQL
-
-    client_rows, account_rows, card_rows = bench_rows(clients)
-    with connections[using].cursor() as cursor:
-        cursor.execute("DROP SCHEMA IF EXISTS ods CASCADE")
-        cursor.execute(SCHEMA_SQL)
-        for table, columns, rows in (
-            ("clients", "client_id, name, email, segment, status, country, updated_at", client_rows),
-            (
-                "account_settings",
-                "account_number, client_id, product, currency, daily_limit_cents, overdraft_enabled,"
-                " alerts_enabled, statement_day, language, updated_at",
-                account_rows,
-            ),
-            ("cards", "card_id, client_id, card_number, brand, expiry, status, updated_at", card_rows),
-        ):
-            with cursor.copy(f"COPY ods.{table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        cursor.execute(TRIGGERS_SQL)
-        cursor.execute("ANALYZE ods.clients; ANALYZE ods.account_settings; ANALYZE ods.cards")
-    return {"clients": len(client_rows), "account_settings": len(account_rows), "cards": len(card_rows)}
+    return ods_write(*bench_rows(clients), using=using)

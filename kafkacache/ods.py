@@ -181,12 +181,16 @@ def demo_rows(clients: int, *, seed: int = 20261125) -> tuple[list[tuple], list[
 
 
 def ods_seed(*, clients: int, using: str) -> dict[str, int]:
-    """Recreate schema `ods` with `clients` demo clients (drops what was there).
+    """Recreate schema `ods` with `clients` demo clients (drops what was there)."""
+    return ods_write(*demo_rows(clients), using=using)
+
+
+def ods_write(client_rows: list, account_rows: list, card_rows: list, *, using: str) -> dict[str, int]:
+    """Recreate schema `ods` holding exactly these rows (drops what was there).
 
     Rows go in with COPY before the triggers exist, so the seed is a starting
     state for bulk loads, not a burst of change events.
     """
-    client_rows, account_rows, card_rows = demo_rows(clients)
     with connections[using].cursor() as cursor:
         cursor.execute("DROP SCHEMA IF EXISTS ods CASCADE")
         cursor.execute(SCHEMA_SQL)

@@ -53,3 +53,20 @@ def celery_worker_process(transactional_db):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture
+def cache():
+    """The cache store (this run's Redis database), with no kc:* keys before or after the test."""
+    from kafkacache.clients import redis_client
+
+    client = redis_client()
+
+    def clear() -> None:
+        keys = list(client.scan_iter("kc:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+
+    clear()
+    yield client
+    clear()

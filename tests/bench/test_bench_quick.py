@@ -14,7 +14,6 @@ import sys
 import pytest
 from django.conf import settings
 
-from kafkacache.clients import redis_client
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,22 +28,7 @@ def _positive(value) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-@pytest.fixture
-def cache_db():
-    """The test run's Redis database, with no kc:* keys before or after the bench."""
-    client = redis_client()
-
-    def clear() -> None:
-        keys = list(client.scan_iter("kc:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-
-    clear()
-    yield client
-    clear()
-
-
-def test_quick_bench_writes_every_figure(tmp_path, cache_db):
+def test_quick_bench_writes_every_figure(tmp_path, cache):
     out = tmp_path / "quick.json"
     env = dict(
         os.environ,

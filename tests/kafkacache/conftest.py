@@ -6,7 +6,6 @@ from collections.abc import Callable
 import pytest
 from django.conf import settings as django_settings
 
-from kafkacache.clients import redis_client
 from kafkacache.consumer import FeedConsumer
 from kafkacache.sources import SqlSource
 from kafkacache.topics import topics_ensure
@@ -21,21 +20,6 @@ def feed(settings, unique_name):
     settings.KAFKA_CONSUMER_GROUP = unique_name("t.group")
     topics_ensure([settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER])
     return settings
-
-
-@pytest.fixture
-def cache():
-    """The cache store, with no kc:* keys left by an earlier test."""
-    client = redis_client()
-
-    def clear() -> None:
-        keys = list(client.scan_iter("kc:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-
-    clear()
-    yield client
-    clear()
 
 
 def consume_all(*, limit: float = 60.0, batch_size: int | None = None) -> FeedConsumer:

@@ -128,18 +128,3 @@ def people(db, feed):
         access.topic_grant(viewer, topic, "viewer")
         access.topic_grant(operator, topic, "operator")
     return {"viewer": viewer, "operator": operator, "outsider": outsider}
-
-
-@pytest.fixture
-def cache():
-    """The cache store, with no kc:* keys left by an earlier test."""
-    client = redis_client()
-
-    def clear() -> None:
-        keys = list(client.scan_iter("kc:*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-
-    clear()
-    yield client
-    clear()
