@@ -30,32 +30,11 @@ from kafkacache.topics import topics_ensure
 from recon.cache_check import cache_check
 from recon.models import PublishedMessage
 from recon.services import range_reconcile
+from tests.documents import client_doc
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 LATENCY_LIMIT = 2
-
-
-def _doc(client_id: int, name: str = "Ada Lovelace") -> dict:
-    return {
-        "client_id": client_id,
-        "name": name,
-        "email": None,
-        "segment": "retail",
-        "status": "active",
-        "country": "GB",
-        "updated_at": "2026-11-25T09:00:00+00:00",
-        "accounts": [],
-        "cards": [
-            {
-                "card_id": client_id,
-                "card_number": "4111111111111111",
-                "brand": "visa",
-                "expiry": "01/30",
-                "status": "active",
-            }
-        ],
-    }
 
 
 @pytest.fixture
@@ -93,7 +72,7 @@ def _fetch(topic: str, start: int, count: int) -> list:
 
 def test_feed_faults_are_named_exactly(feed):
     change, client_ids = feed
-    add = lambda: change_publish(topic=change, event="add", record=_doc(next(client_ids)))  # noqa: E731
+    add = lambda: change_publish(topic=change, event="add", record=client_doc(next(client_ids)))  # noqa: E731
     lost = [add() for _ in range(2)]
     originals = [add() for _ in range(2)]
     admin = make_admin()
@@ -104,7 +83,7 @@ def test_feed_faults_are_named_exactly(feed):
     tampered = []
     for original in originals:
         row = PublishedMessage.objects.get(uuid=original.uuid)
-        value = record_encode(record_from_document(_doc(int(original.key.split(":")[1]), name="Mallory"))).value
+        value = record_encode(record_from_document(client_doc(int(original.key.split(":")[1]), name="Mallory"))).value
         tampered.append(
             message_build(
                 key=original.key,
@@ -123,7 +102,7 @@ def test_feed_faults_are_named_exactly(feed):
         message_build(
             key=f"client:{next(client_ids)}",
             event="add",
-            value=record_encode(record_from_document(_doc(1))).value,
+            value=record_encode(record_from_document(client_doc(1))).value,
             source="rogue",
             schema_version=1,
             hash_algorithm="blake2b",

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.kafkacache.conftest import cache, feed  # noqa: F401 - fixtures, re-exported for pytest
+from tests.kafkacache.conftest import feed  # noqa: F401 - fixture, re-exported for pytest
 from tests.reliability.harness import PrivateServices
 
 # Messages per fault scenario in the suite. The README's figures come from

@@ -26,28 +26,6 @@ from tests.dashboard.test_browser import browser, login  # noqa: F401  (Debian's
 PASSWORD = "test-pass-123"
 
 
-def doc(client_id: int, name: str = "Ada Lovelace") -> dict:
-    return {
-        "client_id": client_id,
-        "name": name,
-        "email": None,
-        "segment": "retail",
-        "status": "active",
-        "country": "GB",
-        "updated_at": "2026-11-25T09:00:00+00:00",
-        "accounts": [],
-        "cards": [
-            {
-                "card_id": client_id,
-                "card_number": "4111111111111111",
-                "brand": "visa",
-                "expiry": "01/30",
-                "status": "active",
-            }
-        ],
-    }
-
-
 def feed_topics_make(settings, unique_name) -> SimpleNamespace:
     settings.KAFKA_TOPIC_BULK = unique_name("rp.bulk")
     settings.KAFKA_TOPIC_CHANGE = unique_name("rp.change")

@@ -10,8 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from kafkacache.services import change_publish
 from recon.models import Finding, OperatorAction, Replay
-
-from .conftest import doc
+from tests.documents import client_doc
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -31,7 +30,7 @@ def _api(user=None) -> Client:
 
 @pytest.fixture
 def message(feed, client_ids):
-    return change_publish(topic=feed.change, event="add", record=doc(next(client_ids)))
+    return change_publish(topic=feed.change, event="add", record=client_doc(next(client_ids)))
 
 
 def _body(feed, message) -> dict:

@@ -14,8 +14,9 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.redis_keys import rec_key
 from kafkacache.services import change_publish
 from recon.models import Finding, Replay
+from tests.documents import client_doc
 
-from .conftest import doc, fetch, finding_of, reconcile
+from .conftest import fetch, finding_of, reconcile
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -31,7 +32,7 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
     celery_worker_process,
 ):
     topic = feed.change
-    kept, lost = (change_publish(topic=topic, event="add", record=doc(next(client_ids))) for _ in range(2))
+    kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
     messages = fetch(topic.name, kept.offset, 2)
     FeedConsumer().process_batch(messages[:1])  # the subscriber never got the second one
     reconcile(topic)

@@ -10,8 +10,9 @@ from kafkacache.redis_keys import rec_key
 from kafkacache.services import change_publish
 from recon.models import ConsumedMessage, Finding
 from recon.replay import replay_request, replay_run
+from tests.documents import client_doc
 
-from .conftest import doc, fetch, finding_of, reconcile
+from .conftest import fetch, finding_of, reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -33,7 +34,7 @@ def _reprocess(topic, operator, **target):
 
 def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, cache, people, settings):
     topic, operator = feed.change, people["operator"]
-    first, second = (change_publish(topic=topic, event="add", record=doc(next(client_ids))) for _ in range(2))
+    first, second = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
     messages = fetch(topic.name, first.offset, 2)
     settings.MESSAGE_MAX_BYTES = 256  # the cause: a limit too small for the records
     FeedConsumer().process_batch(messages)

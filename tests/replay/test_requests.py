@@ -7,8 +7,9 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.services import change_publish
 from recon.models import OperatorAction, PublishedMessage, Replay
 from recon.replay import replay_request, replay_run
+from tests.documents import client_doc
 
-from .conftest import doc, fetch
+from .conftest import fetch
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -28,7 +29,7 @@ def _ask(topic, operator, uuids, **extra):
 
 def test_the_same_request_twice_gives_the_same_replay_and_a_second_run_does_nothing(feed, client_ids, cache, people):
     topic, operator = feed.change, people["operator"]
-    lost = change_publish(topic=topic, event="add", record=doc(next(client_ids)))
+    lost = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
 
     first, created = _ask(topic, operator, [lost.uuid])
     again, created_again = _ask(topic, operator, [lost.uuid])  # a double click while it is queued

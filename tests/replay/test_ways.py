@@ -14,15 +14,16 @@ from kafkacache.services import change_publish, load_run, load_start
 from kafkacache.sources import SqlSource
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, Replay, ReplayItem
 from recon.replay import replay_request, replay_run
+from tests.documents import client_doc
 
-from .conftest import doc, fetch, fetch_uuid, finding_of, reconcile
+from .conftest import fetch, fetch_uuid, finding_of, reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def _lose_one(topic, client_ids, cache) -> tuple[list, object, list]:
     """Three adds published; the subscriber gets the first and the last, never the middle one."""
-    published = [change_publish(topic=topic, event="add", record=doc(next(client_ids))) for _ in range(3)]
+    published = [change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(3)]
     lost = published[1]
     messages = fetch(topic.name, published[0].offset, 3)
     FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
