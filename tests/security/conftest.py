@@ -29,10 +29,9 @@ from recon.models import ReconRun, Replay
 from tests.dashboard import conftest as dashboard_base
 from tests.dashboard.conftest import PASSWORD
 from tests.dashboard.test_urls import SAMPLE_UUID, all_paths
-from tests.kafkacache import conftest as feed_base
 from tests.kafkacache.test_changes import DOC
 
-# The dashboard tests' base and the feed tests' clean cache, as fixtures of this package.
+# The dashboard tests' base, as fixtures of this package (the clean `cache` is tests/conftest.py's).
 topic_a, topic_b, people, client_for, data = (
     dashboard_base.topic_a,
     dashboard_base.topic_b,
@@ -40,7 +39,6 @@ topic_a, topic_b, people, client_for, data = (
     dashboard_base.client_for,
     dashboard_base.data,
 )
-cache = feed_base.cache
 ACCOUNT = "3000900001"  # DOC's account number
 SECRETS = {
     "DJANGO_SECRET_KEY": "sk-sec-walk-" + "9f3a" * 12,

@@ -25,11 +25,12 @@ from recon.cache_check import cache_check
 from recon.services import range_reconcile
 from recon.validation import validation_run
 from tests.dashboard.conftest import CARD
+from tests.kafkacache import conftest as feed_base
 from tests.kafkacache.conftest import consume_all
 from tests.kafkacache.test_changes import DOC
 from tests.reliability.test_bad_input_topics import _good, _headers, _sealed_with
 
-from .conftest import ACCOUNT, feed_base
+from .conftest import ACCOUNT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 feed = feed_base.feed

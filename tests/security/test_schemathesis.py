@@ -29,8 +29,7 @@ from schemathesis.checks import (
 
 from kafkacache.services import topic_rows_ensure
 from recon import access
-
-from .conftest import feed_base
+from tests.kafkacache import conftest as feed_base
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.timeout(300)]
 
