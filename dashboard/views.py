@@ -191,11 +191,7 @@ def message_detail(request: HttpRequest, uuid) -> HttpResponse:
 @login_required
 @require_GET
 def windows(request: HttpRequest) -> HttpResponse:
-    form = forms.WindowFilterForm(request.GET, user=request.user)
-    page = None
-    if form.is_valid():
-        qs = selectors.windows_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="start", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE, count=False)
+    form, page = _filtered_page(request, forms.WindowFilterForm, selectors.windows_filtered, time_field="start")
     return render(
         request, "dashboard/windows.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )
@@ -266,11 +262,7 @@ def load_detail(request: HttpRequest, pk) -> HttpResponse:
 @login_required
 @require_GET
 def rebalances(request: HttpRequest) -> HttpResponse:
-    form = forms.RebalanceFilterForm(request.GET, user=request.user)
-    page = None
-    if form.is_valid():
-        qs = selectors.rebalances_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE, count=False)
+    form, page = _filtered_page(request, forms.RebalanceFilterForm, selectors.rebalances_filtered, time_field="at")
     return render(
         request, "dashboard/rebalances.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )
@@ -279,11 +271,8 @@ def rebalances(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def actions(request: HttpRequest) -> HttpResponse:
-    form = forms.ActionFilterForm(request.GET, user=request.user)
-    page = None
-    if form.is_valid():
-        qs = selectors.actions_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE, count=False)
+    form, page = _filtered_page(request, forms.ActionFilterForm, selectors.actions_filtered, time_field="at")
+    if page is not None:
         payload = set(_payload_topic_ids(request))
         for action in page.rows:
             detail = action.detail if action.topic_id in payload else mask_sensitive(action.detail)
@@ -301,6 +290,15 @@ def plotly_js(request: HttpRequest) -> FileResponse:
     response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
     response["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+def _filtered_page(request: HttpRequest, form_class, selector, *, time_field: str):
+    """A list page's filter form and, when it is valid, one keyset page of the selector's rows."""
+    form = form_class(request.GET, user=request.user)
+    if not form.is_valid():
+        return form, None
+    qs = selector(user=request.user, **form.filters())
+    return form, keyset_page(qs, time_field=time_field, cursor=form.cleaned_data["cursor"], size=PAGE_SIZE, count=False)
 
 
 def _query_without_cursor(request: HttpRequest) -> str:
