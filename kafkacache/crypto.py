@@ -15,6 +15,7 @@ an account-number field without the decryption failing.
 
 import base64
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -34,10 +35,14 @@ class CryptoError(ValueError):
 class Keyring:
     keys: dict[str, AESGCM]
     current: str  # id of the key that encrypts
+    # Per key id, a MAC key derived from the field key (kafkacache.seal): the seal
+    # rotates with the keyring and needs no secret of its own.
+    seal_keys: dict[str, bytes]
 
     @classmethod
     def parse(cls, spec: str) -> "Keyring":
         keys: dict[str, AESGCM] = {}
+        seal_keys: dict[str, bytes] = {}
         order: list[str] = []
         for item in (part.strip() for part in spec.split(",")):
             if not item:
@@ -54,10 +59,11 @@ class Keyring:
             if key_id in keys:
                 raise ValueError(f"FIELD_ENCRYPTION_KEYS: key id {key_id!r} appears twice")
             keys[key_id] = AESGCM(raw)
+            seal_keys[key_id] = hashlib.blake2b(b"kafkacache message seal v1", key=raw, digest_size=32).digest()
             order.append(key_id)
         if not order:
             raise ValueError("FIELD_ENCRYPTION_KEYS is empty: at least one key is needed")
-        return cls(keys=keys, current=order[0])
+        return cls(keys=keys, current=order[0], seal_keys=seal_keys)
 
     def encrypt(self, plaintext: bytes, *, field: str) -> bytes:
         kid = self.current.encode()

@@ -3,7 +3,8 @@
 Headers (utf-8 bytes): uuid, event (bulk|add|update|delete), source, schema,
 created (publish time, epoch ms), hash (hex content hash of the exact value
 bytes), hash-alg, key-id (field-encryption key; only when a value is present),
-load (retrieval key; bulk), old-key (update whose key changed), replay-of.
+load (retrieval key; bulk), old-key (update whose key changed), replay-of,
+problems (validation problems the producer found) and seal (kafkacache.seal).
 
 A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
 """
@@ -11,9 +12,12 @@ A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
 import datetime as dt
 import time
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from kafkacache.crypto import keyring
+from kafkacache.seal import HEADER as SEAL_HEADER
+from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_make
 from recon.hashing import content_hash
 
 EVENTS = ("bulk", "add", "update", "delete")
@@ -57,10 +61,7 @@ def _bytes(value: str | bytes | None) -> bytes:
 
 def message_size(key: str | bytes | None, value: str | bytes | None, headers: RawHeaders) -> int:
     """What a message weighs against MESSAGE_MAX_BYTES: key, value and headers."""
-    size = len(_bytes(key)) + len(_bytes(value))
-    for name, header_value in _items(headers):
-        size += len(name.encode()) + len(_bytes(header_value)) + HEADER_OVERHEAD
-    return size
+    return len(_bytes(key)) + len(_bytes(value)) + headers_read(headers)[1]
 
 
 def message_build(
@@ -78,7 +79,12 @@ def message_build(
     replay_of: uuidlib.UUID | None = None,
     message_uuid: uuidlib.UUID | None = None,
     created_ms: int | None = None,
+    problems: Sequence[str] | None = None,
 ) -> OutMessage:
+    """A message ready to publish. `problems` (the record's validation problems, [] for
+    none) says the value was encoded here from a record this producer built and checked:
+    the message is then sealed (kafkacache.seal). None: the value came from elsewhere
+    (an audit payload), and the consumer checks it in full."""
     if event not in EVENTS:
         raise ValueError(f"unknown event type {event!r}")
     message_uuid = message_uuid or uuidlib.uuid4()
@@ -101,6 +107,14 @@ def message_build(
         headers.append(("old-key", old_key.encode()))
     if replay_of:
         headers.append(("replay-of", str(replay_of).encode()))
+    if value and key_id and problems is not None:
+        if problems:
+            headers.append((PROBLEMS_HEADER, problems_encode(problems)))
+        value_hash = digest if hash_algorithm == "blake2b" else content_hash(value, "blake2b")
+        sealed = seal_make(
+            keyring(), key_id=key_id, headers=headers_dict(headers), key=key.encode(), value_hash=value_hash
+        )
+        headers.append((SEAL_HEADER, sealed))
     return OutMessage(
         uuid=message_uuid,
         key=key,
@@ -116,6 +130,18 @@ def message_build(
     )
 
 
+def headers_read(headers: RawHeaders) -> tuple[dict[str, bytes], int]:
+    """Headers as a dict (a repeated header: the last one wins), and what they all weigh
+    against MESSAGE_MAX_BYTES. One pass: the consumer reads every message's."""
+    out: dict[str, bytes] = {}
+    weight = 0
+    for name, item in _items(headers):
+        value = item.encode() if isinstance(item, str) else item or b""
+        out[name] = value
+        weight += len(name.encode()) + len(value) + HEADER_OVERHEAD
+    return out, weight
+
+
 def headers_dict(headers: RawHeaders) -> dict[str, bytes]:
     """Message headers as a dict (a repeated header: the last one wins)."""
-    return {name: _bytes(value) for name, value in _items(headers)}
+    return headers_read(headers)[0]

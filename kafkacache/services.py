@@ -25,6 +25,7 @@ from kafkacache.models import FeedCursor, Load
 from kafkacache.producer import Delivery, publish
 from kafkacache.records import RecordError, record_encode, record_from_document, record_key
 from kafkacache.sources import Change, SourceError, SourceItem, SqlSource, source_get
+from kafkacache.validation import record_problems
 from recon.ledger import PublishedRow, published_record
 from recon.models import Finding, Topic
 from recon.services import finding_record, operator_action_record
@@ -150,6 +151,7 @@ def _record_message(
         load_id=load_id,
         old_key=old_key,
         replay_of=replay_of,
+        problems=record_problems(item.record, key=item.key),
     )
     if message.size > settings.MESSAGE_MAX_BYTES:
         pending.add(
