@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import hiredis
 import redis
 from django.conf import settings
 from redis.exceptions import NoScriptError
@@ -79,10 +80,8 @@ class CacheOp(NamedTuple):
     load: str = ""  # bulk: the retrieval key whose set gets the record key
 
 
-def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> None:
-    """Apply a batch of ops in order, atomically, in one round trip (one script call)."""
-    if not ops:
-        return
+def _script_args(ops: Sequence[CacheOp]) -> list[str | bytes | int]:
+    """EVALSHA's arguments after the SHA: number of keys, keys, ARGV."""
     keys: list[str] = []
     args: list[str | bytes | int] = [settings.CACHE_TOMBSTONE_SECONDS]
     for op in ops:
@@ -98,11 +97,71 @@ def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> None:
         if op.load:
             keys.append(load_key(op.load))
             args += ("s", op.key)
+    return [len(keys), *keys, *args]
+
+
+def _evalsha(client: redis.Redis, args: list) -> None:
     try:
-        client.evalsha(_APPLY_SHA, len(keys), *keys, *args)
+        client.evalsha(_APPLY_SHA, *args)
     except NoScriptError:  # first use on this server, or after a restart / SCRIPT FLUSH
         client.script_load(_APPLY)
-        client.evalsha(_APPLY_SHA, len(keys), *keys, *args)
+        client.evalsha(_APPLY_SHA, *args)
+
+
+def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> None:
+    """Apply a batch of ops in order, atomically, in one round trip (one script call)."""
+    if ops:
+        _evalsha(client, _script_args(ops))
+
+
+class SentApply(NamedTuple):
+    """A cache_apply on the wire: the connection its reply will come on."""
+
+    connection: redis.Connection
+    args: list
+
+
+def cache_apply_send(client: redis.Redis, ops: Sequence[CacheOp]) -> SentApply | None:
+    """Send a batch's script call without waiting for the reply: Redis runs it while the
+    caller does other work; cache_apply_wait reads the reply (and raises its error)."""
+    if not ops:
+        return None
+    args = _script_args(ops)
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        # hiredis packs the ~700 arguments in C: redis-py's per-argument encoding was
+        # a tenth of the consume loop.
+        conn.send_packed_command([hiredis.pack_command(("EVALSHA", _APPLY_SHA, *args))])  # type: ignore[arg-type]
+    except BaseException:
+        conn.disconnect()
+        pool.release(conn)
+        raise
+    return SentApply(conn, args)
+
+
+def cache_apply_discard(client: redis.Redis, sent: SentApply | None) -> None:
+    """Give up on a sent call without its reply (the caller applies the ops again)."""
+    if sent is not None:
+        sent.connection.disconnect()  # the reply would come on it: never reuse it
+        client.connection_pool.release(sent.connection)
+
+
+def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> None:
+    if sent is None:
+        return
+    pool = client.connection_pool
+    try:
+        sent.connection.read_response()
+    except NoScriptError:  # a whole reply was read: the connection is fine
+        pool.release(sent.connection)
+        _evalsha(client, sent.args)
+        return
+    except BaseException:
+        sent.connection.disconnect()  # the reply may still be on its way: never reuse
+        pool.release(sent.connection)
+        raise
+    pool.release(sent.connection)
 
 
 class CachedRecord(NamedTuple):

@@ -3,10 +3,12 @@
 Counts come from the reconciliation state (window counters, findings), so
 /metrics agrees with the ledger whichever process did the work. Latencies are
 measured in the consume workers and kept as histogram buckets in Redis (one
-small pipeline per batch), because several processes write them.
+small pipeline a second per process), because several processes write them.
 """
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from django.db.models import Count, Sum
@@ -27,27 +29,48 @@ HISTOGRAMS = {
 _KEY = "kc:metrics:hist:{name}:{group}"
 
 
-def latency_observe(*, group: str, batch_seconds: float, redis_seconds: float) -> None:
-    """Record one consumed batch's latencies (called once per batch by the consumer).
+class BatchLatencies:
+    """One consume loop's batch and Redis-write latencies, as histogram buckets in Redis.
 
-    Labelled by consumer group: one batch may hold messages of several topics.
-    Never raises: a metrics hiccup must not stop the consume loop.
+    Counted in the process and added to Redis at most once per `flush_seconds`
+    (a round trip per batch was 8% of a batch of 100): a crash loses at most that
+    much of the histogram, never a message. Never raises: a metrics hiccup must
+    not stop the consume loop.
     """
-    try:
-        _latency_write(group, batch_seconds, redis_seconds)
-    except Exception:
-        logger.warning("could not record batch latency for %s", group, exc_info=True)
 
+    def __init__(self, *, group: str, flush_seconds: float = 1.0):
+        self.group = group
+        self.flush_seconds = flush_seconds
+        self.client = redis_client()
+        self.pending: dict[str, Counter] = {name: Counter() for name in HISTOGRAMS}
+        self.sums: dict[str, float] = dict.fromkeys(HISTOGRAMS, 0.0)
+        self.flushed_at = time.monotonic()
 
-def _latency_write(group: str, batch_seconds: float, redis_seconds: float) -> None:
-    pipe = redis_client().pipeline(transaction=False)
-    for name, value in (("batch", batch_seconds), ("redis", redis_seconds)):
-        key = _KEY.format(name=name, group=group)
-        bucket = next((str(b) for b in BUCKETS if value <= b), "+Inf")
-        pipe.hincrby(key, bucket, 1)
-        pipe.hincrby(key, "count", 1)
-        pipe.hincrbyfloat(key, "sum", value)
-    pipe.execute()
+    def observe(self, *, batch_seconds: float, redis_seconds: float) -> None:
+        for name, value in (("batch", batch_seconds), ("redis", redis_seconds)):
+            self.pending[name][next((str(b) for b in BUCKETS if value <= b), "+Inf")] += 1
+            self.pending[name]["count"] += 1
+            self.sums[name] += value
+        if time.monotonic() - self.flushed_at >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        self.flushed_at = time.monotonic()
+        if not any(self.pending.values()):
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for name, counts in self.pending.items():
+                key = _KEY.format(name=name, group=self.group)
+                for bucket, n in counts.items():
+                    pipe.hincrby(key, bucket, n)
+                pipe.hincrbyfloat(key, "sum", self.sums[name])
+            pipe.execute()
+        except Exception:
+            logger.warning("could not record batch latencies for %s", self.group, exc_info=True)
+            return  # kept: added with the next flush
+        self.pending = {name: Counter() for name in HISTOGRAMS}
+        self.sums = dict.fromkeys(HISTOGRAMS, 0.0)
 
 
 def _histogram(name: str, metric: str, groups: Iterable[str]) -> HistogramMetricFamily:

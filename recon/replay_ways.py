@@ -257,6 +257,7 @@ def _read(reader: Consumer, topic: str, partition: int, start: int, end: int, *,
 
 def _process(consumer: FeedConsumer, messages: list[Message]) -> list[ReplayItem]:
     consumer.process_batch(messages)
+    consumer.latencies.flush()  # no run loop here to flush them
     items = []
     for msg, outcome, reason in consumer.last_results:
         headers = headers_dict(msg.headers())

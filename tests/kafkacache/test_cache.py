@@ -1,6 +1,7 @@
 """kafkacache.cache.cache_apply against the real Redis: one script call per batch, same guard."""
 
 import hashlib
+import time
 import uuid
 
 import pytest
@@ -65,3 +66,33 @@ def test_a_script_the_server_does_not_know_is_loaded_then_run(cache, monkeypatch
 def test_an_empty_batch_sends_nothing(cache):
     cache_apply(cache, [])
     assert list(cache.scan_iter("kc:*")) == []
+
+
+def test_a_sent_call_is_applied_by_the_server_before_its_reply_is_read(cache):
+    sent = cache_module.cache_apply_send(cache, [_put("client:1", 3, b"early"), _put("client:2", 3)])
+    # Another connection sees the writes while this one has not read its reply yet:
+    # the server did the work meanwhile, which is what the consume loop overlaps.
+    deadline = time.monotonic() + 5
+    while not cache.exists("kc:rec:client:2") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache_records_get(cache, ["client:1"])["client:1"].value == b"early"
+    cache_module.cache_apply_wait(cache, sent)
+    assert cache_module.cache_apply_send(cache, []) is None
+    cache_module.cache_apply_wait(cache, None)  # nothing was sent: nothing to read
+
+
+def test_a_sent_call_to_a_server_without_the_script_is_loaded_and_run_on_wait(cache, monkeypatch):
+    source = cache_module._APPLY + f"-- {uuid.uuid4()}\n"
+    monkeypatch.setattr(cache_module, "_APPLY", source)
+    monkeypatch.setattr(cache_module, "_APPLY_SHA", hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+    sent = cache_module.cache_apply_send(cache, [_put("client:4", 1, b"late-loaded")])
+    cache_module.cache_apply_wait(cache, sent)  # NOSCRIPT came back: loaded, run again
+    assert cache_records_get(cache, ["client:4"])["client:4"].value == b"late-loaded"
+    assert cache.ping()  # the pool's connections are all fine afterwards
+
+
+def test_a_discarded_call_never_hands_its_reply_to_the_next_command(cache):
+    sent = cache_module.cache_apply_send(cache, [_put("client:5", 1)])
+    cache_module.cache_apply_discard(cache, sent)  # reply unread: the connection is dropped
+    for _ in range(5):  # any pooled connection answers its own command
+        assert cache.set("kc:probe", "x") is True and cache.get("kc:probe") == b"x"

@@ -130,3 +130,39 @@ def test_a_stop_during_retries_abandons_the_batch_uncommitted(feed, cache):
     with pytest.raises(BatchAbandoned):
         consumer.process_batch([_message(change.name, 0, event="add", client_id=9)])
     assert not ConsumedMessage.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, caplog):
+    """run() sends a batch's ledger statement and reads its result one batch later; when
+    that result is an error, the batch is written the plain way: retried, not skipped,
+    not doubled. The error here: a lock held by another session, and a statement timeout."""
+    import psycopg
+
+    from kafkacache.services import change_publish
+
+    from .conftest import subprocess_database_url
+
+    change = topic_rows_ensure()["change"]
+    keys = [f"client:{770000 + i}" for i in range(250)]
+    for key in keys:
+        change_publish(topic=change, event="delete", key=key)
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '300ms'")  # this session only; a reconnect drops it
+    blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"))
+    blocker.execute("LOCK TABLE recon_consumedmessage IN SHARE MODE")
+    release = threading.Timer(2.0, blocker.rollback)
+    release.start()
+    consumer = FeedConsumer(batch_size=100)
+    try:
+        with caplog.at_level(logging.WARNING, logger="kafkacache.consumer"):
+            consumer.run(drain=True, max_seconds=60)
+    finally:
+        release.join()
+        blocker.close()
+    assert "ledger write failed" in caplog.text
+    rows = ConsumedMessage.objects.filter(topic=change)
+    assert rows.count() == len(keys)  # each delivery once: the failed statement left nothing behind
+    assert set(rows.values_list("key", flat=True)) == set(keys)
+    assert consumer.totals["deleted"] == len(keys)
+    assert all(cache.exists(f"kc:del:{key}") for key in keys)  # every delete reached Redis (tombstones)

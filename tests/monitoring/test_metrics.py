@@ -68,8 +68,10 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     for i in range(3):
         Finding.objects.create(topic=topic, category="dead-lettered", classification="exception", key=f"k{i}")
     Finding.objects.create(topic=topic, category="missing", classification="exception", status="acknowledged")
-    metrics.latency_observe(group=group, batch_seconds=0.004, redis_seconds=0.0007)
-    metrics.latency_observe(group=group, batch_seconds=0.3, redis_seconds=0.02)
+    latencies = metrics.BatchLatencies(group=group, flush_seconds=3600)
+    latencies.observe(batch_seconds=0.004, redis_seconds=0.0007)
+    latencies.observe(batch_seconds=0.3, redis_seconds=0.02)
+    latencies.flush()
 
     # Real lag: 7 messages on partition 0, the group committed 5 of them.
     producer = make_producer()
@@ -123,3 +125,26 @@ def test_the_consumer_records_its_batch_latencies(client, settings, unique_name)
     assert s[("kafkacache_consume_batch_seconds_count", (("group", group),))] == consumer.totals["batches"]
     assert s[("kafkacache_redis_write_seconds_count", (("group", group),))] == consumer.totals["batches"]
     assert s[("kafkacache_consume_batch_seconds_sum", (("group", group),))] > 0
+
+
+def test_batch_latencies_reach_redis_a_flush_at_a_time_and_survive_a_failed_flush(cache, unique_name):
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    group = unique_name("m.lat")
+    key = f"kc:metrics:hist:batch:{group}"
+    latencies = metrics.BatchLatencies(group=group, flush_seconds=3600)
+    latencies.observe(batch_seconds=0.004, redis_seconds=0.001)
+    assert not cache.exists(key)  # counted in the process until a flush is due
+    working = latencies.client
+    latencies.client = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    latencies.flush()  # Redis unreachable: logged, nothing lost
+    latencies.client = working
+    latencies.observe(batch_seconds=0.3, redis_seconds=0.02)
+    latencies.flush()
+    assert cache.hget(key, "count") == b"2" and cache.hget(key, "0.005") == b"1"
+    assert float(cache.hget(key, "sum")) == pytest.approx(0.304)
+    latencies.flush()  # nothing new: nothing added twice
+    assert cache.hget(key, "count") == b"2"
+    cache.delete(key, f"kc:metrics:hist:redis:{group}")
