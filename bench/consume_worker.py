@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/consume_worker.py --topic T --partitions 0,1 --group G --batch 100 --out w.json
 
-Runs kafkacache.consumer.FeedConsumer unchanged (process_batch: decode, hash,
-validate, one Redis write per batch, ledger COPY, offsets stored, commits by
-librdkafka) until its partitions are drained. The only difference from the
-scheduled consumer is how partitions arrive: assigned here, instead of a group
-join, so two workers split a 2-partition topic exactly and the figure is the
-steady state, not the join. Writes messages, seconds (first batch start to
-last batch end), time inside process_batch, batch latency and RSS (after the
-first batch, at the end, peak) as JSON. The environment (database, Redis,
-topics) comes from the parent, bench/run.py.
+Runs kafkacache.consumer.FeedConsumer.run unchanged (per batch: check each
+message or its seal, hash, one Redis script call, one ledger statement, offsets
+stored, commits by librdkafka; both writes on the wire while the next batch is
+fetched and planned) until its partitions are drained. The only difference from
+the scheduled consumer is how partitions arrive: assigned here, instead of a
+group join, so two workers split a 2-partition topic exactly and the figure is
+the steady state, not the join. Writes messages, the steady-state span (first
+batch end to last batch end) and the messages in it, batch latency and RSS
+(after the first batch, at the end, peak) as JSON. The environment (database,
+Redis, topics) comes from the parent, bench/run.py.
 """
 
 import argparse
@@ -82,39 +83,41 @@ def main() -> None:
         poll_timeout=0.05,
     )
     batch_ms: list[float] = []
-    spans: list[float] = []  # first batch start, last batch end (perf_counter)
+    ends: list[tuple[float, int]] = []  # (perf_counter, messages so far) at each batch's end
     rss: dict[str, dict[str, int]] = {}
     # (messages so far, RSS KB) every 25 batches: flat, or growing with the count?
     rss_curve: list[tuple[int, int]] = []
     seen = [0]
-    original = consumer.process_batch
+    observe = consumer.latencies.observe
 
-    def timed(messages):
-        began = time.perf_counter()
-        out = original(messages)
-        ended = time.perf_counter()
-        if not spans:
-            spans.append(began)
+    def timed(*, batch_seconds: float, redis_seconds: float) -> None:
+        # A batch's latency: planned, written (Redis and ledger), offsets stored.
+        batch_ms.append(batch_seconds * 1000)
+        observe(batch_seconds=batch_seconds, redis_seconds=redis_seconds)
+
+    def on_batch(outcomes) -> None:
+        seen[0] += sum(outcomes.values())
+        ends.append((time.perf_counter(), seen[0]))
+        if len(ends) == 1:
             rss["first_batch"] = rss_kb()
-        spans[1:] = [ended]
-        batch_ms.append((ended - began) * 1000)
-        seen[0] += len(messages)
-        if len(batch_ms) % 25 == 0:
+        if len(ends) % 25 == 0:
             rss_curve.append((seen[0], rss_kb()["VmRSS"]))
-        return out
 
-    consumer.process_batch = timed  # type: ignore[method-assign]
+    consumer.latencies.observe = timed  # type: ignore[method-assign]
     rss["start"] = rss_kb()
     if args.ready and args.go:
         Path(args.ready).touch()
         deadline = time.monotonic() + 120
         while not Path(args.go).exists() and time.monotonic() < deadline:
             time.sleep(0.005)
-    totals = consumer.run(drain=True, max_seconds=args.max_seconds)
+    totals = consumer.run(drain=True, max_seconds=args.max_seconds, on_batch=on_batch)
     rss["end"] = rss_kb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     messages = sum(totals[k] for k in ("stored", "deleted", "invalid", "dead"))
-    seconds = (spans[-1] - spans[0]) if len(spans) == 2 else 0.0
+    # Steady state: from the first batch's end to the last's, over the messages between
+    # (the first batch carries the start-up: assignment, first fetch, connections).
+    span = (ends[-1][0] - ends[0][0]) if len(ends) > 1 else 0.0
+    steady = (ends[-1][1] - ends[0][1]) if len(ends) > 1 else 0
     batch_ms.sort()
     result = {
         "partitions": args.partitions,
@@ -122,9 +125,9 @@ def main() -> None:
         "messages": messages,
         "outcomes": {k: v for k, v in totals.items() if k != "batches"},
         "batches": totals["batches"],
-        "seconds": round(seconds, 3),
-        "busy_seconds": round(sum(batch_ms) / 1000, 3),
-        "msgs_per_s": round(messages / seconds) if seconds else 0,
+        "seconds": round(span, 3),
+        "steady_messages": steady,
+        "msgs_per_s": round(steady / span) if span else 0,
         "batch_ms_p50": round(batch_ms[len(batch_ms) // 2], 2) if batch_ms else None,
         "batch_ms_p95": round(batch_ms[int(len(batch_ms) * 0.95)], 2) if batch_ms else None,
         "rss_kb_first_batch": rss.get("first_batch", {}).get("VmRSS"),
@@ -132,8 +135,8 @@ def main() -> None:
         "rss_kb_peak": rss["end"]["VmHWM"],
         "rss_kb_curve": rss_curve,
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),  # the whole process, imports included
-        "started_at": spans[0] if spans else None,
-        "ended_at": spans[-1] if spans else None,
+        "started_at": ends[0][0] if ends else None,
+        "ended_at": ends[-1][0] if ends else None,
     }
     Path(args.out).write_text(json.dumps(result))
 

@@ -1,6 +1,6 @@
-"""Summarise a py-spy raw (collapsed stacks) profile: where process_batch spends its time.
+"""Summarise a py-spy raw (collapsed stacks) profile: where the consume loop spends its time.
 
-    .venv/bin/python bench/profile_summary.py profile.raw [--root process_batch] [--top 25]
+    .venv/bin/python bench/profile_summary.py profile.raw [--root FeedConsumer.run] [--top 25]
 
 Prints, for the samples under the root frame, the share of time inclusive of
 callees per function (file:function), the biggest first. py-spy writes the raw
@@ -32,7 +32,7 @@ def _is(frame: str, name: str) -> bool:
     return func == name or func.endswith("." + name)
 
 
-def summarise(path: Path, *, root: str = "process_batch") -> tuple[int, list[tuple[str, int]]]:
+def summarise(path: Path, *, root: str = "FeedConsumer.run") -> tuple[int, list[tuple[str, int]]]:
     """(samples under root, [(function, inclusive samples)] biggest first)."""
     inclusive: Counter = Counter()
     total = 0
@@ -54,7 +54,7 @@ def summarise(path: Path, *, root: str = "process_batch") -> tuple[int, list[tup
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", type=Path)
-    parser.add_argument("--root", default="process_batch")
+    parser.add_argument("--root", default="FeedConsumer.run")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     total, rows = summarise(args.path, root=args.root)

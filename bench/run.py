@@ -14,9 +14,10 @@ with encrypted card and account numbers (bench/data.py). In order:
    ConsumerPerformance and ProducerPerformance (the Maven jars), a bare
    confluent-kafka producer with the product's settings, redis-py pipelined SET
    of the same values (100 and 1,000 per pipeline), redis-benchmark -P 100;
-3. the product's consume path (bench/consume_worker.py: FeedConsumer's
-   process_batch, unchanged) with 1 and 2 worker processes, batches of 100
-   (the default) and 1,000; worker RSS after the first batch, at the end, peak;
+3. the product's consume path (bench/consume_worker.py: FeedConsumer.run,
+   unchanged) with 1 and 2 worker processes, batches of 100 (the default) and
+   1,000, steady state (after each worker's first batch); worker RSS after the
+   first batch, at the end, peak;
 4. the peer: Kafka Connect standalone with a sink on the same topic
    (bench/peer_connect.py);
 5. reconcile of a 1,000,000-message window (bench/recon_window.py) and page
@@ -165,14 +166,17 @@ def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None
     workers = [json.loads(out.read_text()) for out in outs]
     for path in [*outs, *ready, go]:
         path.unlink()
-    messages = sum(w["messages"] for w in workers)
+    # Steady state: each worker's messages after its first batch, over the span from the
+    # first worker's first batch end to the last worker's last (conservative for 2 workers).
+    steady = sum(w["steady_messages"] for w in workers)
     seconds = max(w["ended_at"] for w in workers) - min(w["started_at"] for w in workers)
     return {
         "processes": processes,
         "batch": batch,
-        "messages": messages,
+        "messages": sum(w["messages"] for w in workers),
+        "steady_messages": steady,
         "seconds": round(seconds, 3),
-        "msgs_per_s": round(messages / seconds) if seconds else 0,
+        "msgs_per_s": round(steady / seconds) if seconds else 0,
         "per_process_msgs_per_s": [w["msgs_per_s"] for w in workers],
         "batch_ms_p50": [w["batch_ms_p50"] for w in workers],
         "batch_ms_p95": [w["batch_ms_p95"] for w in workers],
@@ -306,7 +310,7 @@ def main() -> None:
         )
         del values
 
-        log("product: consume path (FeedConsumer.process_batch in worker processes)")
+        log("product: consume path (FeedConsumer.run in worker processes)")
         runs = result["product"]["consume"] = {}
         for processes, batch in ((1, 100), (1, 1000), (2, 100), (2, 1000)):
             key = f"{processes}p_b{batch}"
