@@ -7,8 +7,11 @@ import pytest
 from django.conf import settings as django_settings
 
 from kafkacache.consumer import FeedConsumer
+from kafkacache.messages import OutMessage, message_build
+from kafkacache.records import record_encode, record_from_document
 from kafkacache.sources import SqlSource
 from kafkacache.topics import topics_ensure
+from kafkacache.validation import record_problems
 
 
 @pytest.fixture
@@ -56,3 +59,22 @@ def source_records(client_ids=None) -> dict[str, dict]:
 def subprocess_database_url() -> str:
     db = django_settings.DATABASES["default"]
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def client_message(client_id: int, *, document: dict | None = None, sealed: bool = True) -> OutMessage:
+    """An add of a client record (DOC by default), built as the producer builds it;
+    `sealed` False: as a producer that does not seal (the consumer checks it in full)."""
+    from .test_changes import DOC
+
+    plain = record_from_document({**(document or DOC), "client_id": client_id})
+    encoded = record_encode(plain)
+    return message_build(
+        key=f"client:{client_id}",
+        event="add",
+        value=encoded.value,
+        source="test",
+        schema_version=encoded.schema_version,
+        hash_algorithm="blake2b",
+        key_id=encoded.key_id,
+        problems=record_problems(plain, key=f"client:{client_id}") if sealed else None,
+    )

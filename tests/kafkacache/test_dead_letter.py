@@ -12,23 +12,14 @@ from kafkacache.records import record_encode, record_from_document
 from kafkacache.services import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
 
-from .conftest import cached_keys, consume_all
+from .conftest import cached_keys, client_message, consume_all
 from .test_changes import DOC
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def _good(client_id: int):
-    encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
-    return message_build(
-        key=f"client:{client_id}",
-        event="add",
-        value=encoded.value,
-        source="test",
-        schema_version=encoded.schema_version,
-        hash_algorithm="blake2b",
-        key_id=encoded.key_id,
-    )
+    return client_message(client_id, sealed=False)
 
 
 def _with(message, **headers):

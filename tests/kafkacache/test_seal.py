@@ -11,15 +11,13 @@ from confluent_kafka import Message
 
 from kafkacache.consumer import FeedConsumer
 from kafkacache.crypto import Keyring
-from kafkacache.messages import OutMessage, headers_dict, message_build
-from kafkacache.records import record_encode, record_from_document
+from kafkacache.messages import OutMessage, headers_dict
 from kafkacache.seal import PROBLEMS_MAX, problems_decode, problems_encode, seal_make, seal_verified
 from kafkacache.services import topic_rows_ensure
-from kafkacache.validation import record_problems
 from recon.hashing import content_hash
 from recon.models import ConsumedMessage, Finding
 
-from .conftest import cached_keys
+from .conftest import cached_keys, client_message
 from .test_changes import DOC
 
 OLD = "old:" + "b2xkLWtleS0zMi1ieXRlcy1sb25nLWxvbmctbG9uZyE="
@@ -63,18 +61,7 @@ def test_problems_travel_as_a_bounded_json_list():
 
 
 def _built(client_id: int, *, document=None, problems=True) -> OutMessage:
-    plain = record_from_document({**(document or DOC), "client_id": client_id})
-    encoded = record_encode(plain)
-    return message_build(
-        key=f"client:{client_id}",
-        event="add",
-        value=encoded.value,
-        source="test",
-        schema_version=encoded.schema_version,
-        hash_algorithm="blake2b",
-        key_id=encoded.key_id,
-        problems=record_problems(plain, key=f"client:{client_id}") if problems else None,
-    )
+    return client_message(client_id, document=document, sealed=problems)
 
 
 def _kafka(topic: str, offset: int, out: OutMessage, *, value=None, headers=None) -> Message:
