@@ -274,9 +274,11 @@ class FeedConsumer:
                 ledger.enter_context(connection.connection.pipeline())
                 ((name, rows),) = plan.rows.items()
                 consumed_record(topic=self.topics[name], rows=rows)
-        except RETRYABLE as exc:
+        except BaseException as exc:
+            self._discard(sent_cache, ledger)  # never leave the connection in pipeline mode
+            if not isinstance(exc, RETRYABLE):
+                raise
             logger.warning("pipelined send failed (%s: %s); writing the batch plainly", type(exc).__name__, exc)
-            self._discard(sent_cache, ledger)
             return None
         return _Sent(messages, plan, began, sent_at, sent_cache, ledger)
 
@@ -295,17 +297,19 @@ class FeedConsumer:
             return
         cache_failed = ledger_failed = False
         try:
-            cache_apply_wait(self.redis, sent.cache)
-        except RETRYABLE as exc:
-            logger.warning("redis write failed (%s: %s); retrying", type(exc).__name__, exc)
-            cache_failed = True
-        redis_seconds = time.monotonic() - sent.sent_at
-        try:
-            with connection.wrap_database_errors:
-                sent.ledger.close()  # leaves pipeline mode: reads the statement's result
-        except RETRYABLE as exc:
-            logger.warning("ledger write failed (%s: %s); retrying", type(exc).__name__, exc)
-            ledger_failed = True
+            try:
+                cache_apply_wait(self.redis, sent.cache)
+            except RETRYABLE as exc:
+                logger.warning("redis write failed (%s: %s); retrying", type(exc).__name__, exc)
+                cache_failed = True
+        finally:  # whatever Redis answered, the connection leaves pipeline mode
+            redis_seconds = time.monotonic() - sent.sent_at
+            try:
+                with connection.wrap_database_errors:
+                    sent.ledger.close()  # reads the statement's result
+            except RETRYABLE as exc:
+                logger.warning("ledger write failed (%s: %s); retrying", type(exc).__name__, exc)
+                ledger_failed = True
         if cache_failed:
             self._until_done("redis", lambda: cache_apply(self.redis, sent.plan.ops))
         if ledger_failed:
