@@ -29,7 +29,7 @@ from kafkacache.cache import CacheOp
 from kafkacache.crypto import CryptoError, Keyring, key_id_of, keyring
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
 from kafkacache.records import SENSITIVE
-from kafkacache.seal import problems_decode, seal_verified
+from kafkacache.seal import problems_decode, seal_value_hash, seal_verified
 from kafkacache.validation import record_problems
 from recon.hashing import content_hash
 from recon.ledger import ConsumedRow
@@ -96,9 +96,8 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
             if not value:
                 reason = f"{event} without a value"
             else:
-                value_hash = digest if topic.hash_algorithm == "blake2b" else content_hash(value, "blake2b")
                 reason, problems, in_full = _value_check(
-                    topic, key, raw_key or b"", value, value_hash, headers, schema, ring
+                    topic, key, raw_key or b"", value, digest, headers, schema, ring
                 )
                 plan.checked_in_full += in_full
         published_at = ms_to_datetime(created_ms) if created_ms is not None else _timestamp(msg, consumed_at)
@@ -153,7 +152,7 @@ def _value_check(
     key: str,
     raw_key: bytes,
     value: bytes,
-    value_hash: bytes,
+    digest: bytes,
     headers: dict[str, bytes],
     schema: int,
     ring: Keyring,
@@ -163,6 +162,7 @@ def _value_check(
     A sealed message (kafkacache.seal) carries what its producer checked; any
     other is decoded and checked here.
     """
+    value_hash = seal_value_hash(value, content_hash_=digest, algorithm=topic.hash_algorithm)
     if seal_verified(ring, headers=headers, key=raw_key, value_hash=value_hash):
         problems = problems_decode(headers) if topic.validate_payloads else []
         if problems is not None:

@@ -132,7 +132,8 @@ def cache_apply_send(client: redis.Redis, ops: Sequence[CacheOp]) -> SentApply |
     try:
         # hiredis packs the ~700 arguments in C: redis-py's per-argument encoding was
         # a tenth of the consume loop.
-        conn.send_packed_command([hiredis.pack_command(("EVALSHA", _APPLY_SHA, *args))])  # type: ignore[arg-type]
+        packed = hiredis.pack_command(("EVALSHA", _APPLY_SHA, *args))  # type: ignore[arg-type]  # stub: a 1-tuple
+        conn.send_packed_command([packed])
     except BaseException:
         conn.disconnect()
         pool.release(conn)

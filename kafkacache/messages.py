@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from kafkacache.crypto import keyring
 from kafkacache.seal import HEADER as SEAL_HEADER
-from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_make
+from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_make, seal_value_hash
 from recon.hashing import content_hash
 
 EVENTS = ("bulk", "add", "update", "delete")
@@ -110,7 +110,7 @@ def message_build(
     if value and key_id and problems is not None:
         if problems:
             headers.append((PROBLEMS_HEADER, problems_encode(problems)))
-        value_hash = digest if hash_algorithm == "blake2b" else content_hash(value, "blake2b")
+        value_hash = seal_value_hash(value, content_hash_=digest, algorithm=hash_algorithm)
         sealed = seal_make(
             keyring(), key_id=key_id, headers=headers_dict(headers), key=key.encode(), value_hash=value_hash
         )

@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from kafkacache.crypto import Keyring
+from recon.hashing import content_hash
 
 # What the consumer acts on: the cache op (event, key, value, old-key, load), the
 # schema that value decodes with, and the checks the producer vouches for.
@@ -49,10 +50,16 @@ def _mac(seal_key: bytes, headers: Mapping[str, bytes], key: bytes, value_hash: 
     return h.digest()
 
 
+def seal_value_hash(value: bytes, *, content_hash_: bytes, algorithm: str) -> bytes:
+    """What the MAC covers of the value: its BLAKE2b content hash, reusing the ledger's
+    when the topic hashes with BLAKE2b (the producer and the consumer both call this)."""
+    return content_hash_ if algorithm == "blake2b" else content_hash(value, "blake2b")
+
+
 def seal_make(ring: Keyring, *, key_id: str, headers: Mapping[str, bytes], key: bytes, value_hash: bytes) -> bytes:
     """The seal header's value, under the seal key of `key_id`, the key the fields were encrypted with.
 
-    `value_hash` is recon.hashing.content_hash(value, "blake2b").
+    `value_hash` is seal_value_hash(value, ...).
     """
     mac = _mac(ring.seal_keys[key_id], headers, key, value_hash)
     return key_id.encode() + b":" + mac.hex().encode()

@@ -60,10 +60,6 @@ def test_problems_travel_as_a_bounded_json_list():
     assert problems_decode({"problems": json.dumps([1, 2]).encode()}) is None
 
 
-def _built(client_id: int, *, document=None, problems=True) -> OutMessage:
-    return client_message(client_id, document=document, sealed=problems)
-
-
 def _kafka(topic: str, offset: int, out: OutMessage, *, value=None, headers=None) -> Message:
     return Message(
         topic=topic,
@@ -79,7 +75,7 @@ def _kafka(topic: str, offset: int, out: OutMessage, *, value=None, headers=None
 @pytest.mark.django_db
 def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(feed, cache):
     change = topic_rows_ensure()["change"]
-    sealed, unsealed, tampered = _built(1), _built(2, problems=False), _built(3)
+    sealed, unsealed, tampered = client_message(1), client_message(2, sealed=False), client_message(3)
     assert "seal" in headers_dict(sealed.headers) and "seal" not in headers_dict(unsealed.headers)
     garbage = tampered.value + b"\x00"  # bytes changed on the way: the seal no longer matches
     consumer = FeedConsumer()
@@ -103,7 +99,7 @@ def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(
 def test_a_sealed_invalid_record_is_flagged_from_the_problems_its_producer_found(feed, cache):
     change = topic_rows_ensure()["change"]
     bad = {**DOC, "country": "Nowhere", "cards": [{**DOC["cards"][0], "expiry": "2030-01"}]}
-    out = _built(5, document=bad)
+    out = client_message(5, document=bad)
     assert "problems" in headers_dict(out.headers)
     consumer = FeedConsumer()
     assert dict(consumer.process_batch([_kafka(change.name, 0, out)])) == {"invalid": 1}
@@ -117,7 +113,7 @@ def test_a_sealed_invalid_record_is_flagged_from_the_problems_its_producer_found
 @pytest.mark.django_db
 def test_a_seal_moved_onto_other_headers_does_not_hide_a_missing_problem_list(feed, cache):
     change = topic_rows_ensure()["change"]
-    bad = _built(6, document={**DOC, "country": "Nowhere"})
+    bad = client_message(6, document={**DOC, "country": "Nowhere"})
     # Someone strips the problems header but keeps the seal: the seal fails, so the
     # consumer decodes and finds the problem itself.
     stripped = [(name, value) for name, value in bad.headers if name != "problems"]
