@@ -182,9 +182,13 @@ CONSUMER_RUN_SECONDS = env_int("CONSUMER_RUN_SECONDS", 300, minimum=1)
 CONSUMER_SCHEDULE_SECONDS = env_int("CONSUMER_SCHEDULE_SECONDS", 15, minimum=1)
 CONSUMER_LOCK_SECONDS = env_int("CONSUMER_LOCK_SECONDS", 30, minimum=2)
 CONSUMER_SESSION_TIMEOUT_MS = env_int("CONSUMER_SESSION_TIMEOUT_MS", 45000, minimum=6000)
-# A delete leaves kc:del:{key} (its publish time) this long, so an older add
-# arriving late from another partition cannot bring the record back.
-CACHE_TOMBSTONE_SECONDS = env_int("CACHE_TOMBSTONE_SECONDS", 86400, minimum=1)
+# librdkafka commits the stored offsets this often: a consumer killed without a
+# goodbye redelivers at most this much work (at-least-once; redelivery is harmless).
+CONSUMER_COMMIT_INTERVAL_MS = env_int("CONSUMER_COMMIT_INTERVAL_MS", 1000, minimum=100)
+# How far a producer's `created` may stray from the broker's LogAppendTime before
+# the message is counted at the broker's time and a clock-skew finding is written
+# (covers clock skew plus the time a message waits in the producer).
+CLOCK_SKEW_MAX_MS = env_int("CLOCK_SKEW_MAX_MS", 30000, minimum=1000)
 CELERY_BEAT_SCHEDULE["kafkacache-loads-resume"] = {"task": "kafkacache.tasks.loads_resume_task", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["kafkacache-change-feed"] = {
     "task": "kafkacache.tasks.change_feed_task",
@@ -212,6 +216,12 @@ RECON_WORK_MEM = env_str("RECON_WORK_MEM", "256MB")
 # Ledger partitions: daily, created this many days ahead; dropped whole after retention.
 LEDGER_PARTITIONS_AHEAD_DAYS = env_int("LEDGER_PARTITIONS_AHEAD_DAYS", 7, minimum=1)
 LEDGER_RETENTION_DAYS = env_int("LEDGER_RETENTION_DAYS", 35, minimum=1)
+# A delete leaves kc:dv:{key} (its source version) this long, so an older write
+# arriving late (another partition, a stale bulk batch, a replay) cannot bring the
+# record back. A replay reaches back as far as the ledger keeps: at least that long.
+CACHE_TOMBSTONE_SECONDS = env_int(
+    "CACHE_TOMBSTONE_SECONDS", (LEDGER_RETENTION_DAYS + 1) * 86400, minimum=LEDGER_RETENTION_DAYS * 86400
+)
 # Audit payloads (phase 2), AES-GCM at rest: "id:base64key,..." first encrypts, all
 # decrypt. The default is a dev-only key.
 AUDIT_ENCRYPTION_KEYS = env_str("AUDIT_ENCRYPTION_KEYS", "audit1:ZGV2LW9ubHktYXVkaXQta2V5LTMyLWJ5dGVzLWxvbmc=")

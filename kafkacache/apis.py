@@ -89,6 +89,7 @@ class ChangesApi(APIView):
             key=data["key"],
             record=data["record"],
             old_key=data["old_key"],
+            version=data["version"],
             source="api",
             requested_by=request.user,
         )

@@ -12,6 +12,14 @@ must not reach the cache. A message sealed by this project's producer
 instead (a MAC over ~1 KB, ~3 us, against ~40 us for a full decode of a 1 KB
 record); any other value is decoded (fastavro, parsed schema reused) and
 checked in full. Hashing and the Redis write work on the raw bytes.
+
+Ordering: each cache op carries the message's source version (`version`
+header; absent: 0, unordered) and the Redis script decides by it
+(kafkacache.cache). A message counts in the window of its publish time as
+kafkacache.clock bounds it by the broker's time, the same rule the publish
+ledger applies. A load's retrieval set only takes the keys of messages this
+project's producer sealed with that load's `load` header: an unsealed message
+(a replay, another producer) never adds a key to a load.
 """
 
 import datetime as dt
@@ -25,7 +33,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from kafkacache import avro
-from kafkacache.cache import CacheOp
+from kafkacache.cache import MAX_VERSION, CacheOp
+from kafkacache.clock import publish_time
 from kafkacache.crypto import CryptoError, Keyring, key_id_of, keyring
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
 from kafkacache.records import SENSITIVE
@@ -49,6 +58,8 @@ class BatchPlan:
     outcomes: Counter = field(default_factory=Counter)
     results: list[tuple[Message, str, str]] = field(default_factory=list)  # per message: outcome, reason
     checked_in_full: int = 0  # values decoded and checked here (no seal, or a seal that did not verify)
+    op_results: list[int] = field(default_factory=list)  # per op: its message's index in `results`
+    verdicts: list[str] = field(default_factory=list)  # per op, once Redis answered (kafkacache.cache VERDICTS)
 
     @property
     def ledger_only(self) -> bool:
@@ -61,6 +72,7 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
     plan = BatchPlan()
     consumed_at = timezone.now()
     max_bytes = settings.MESSAGE_MAX_BYTES
+    max_skew = settings.CLOCK_SKEW_MAX_MS
     current = avro.current_version()
     versions = avro.schema_versions()
     ring = keyring()
@@ -75,8 +87,11 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
         event = _text(headers.get("event"))
         created_ms = _epoch_ms(headers.get("created"))
         schema = _int(headers.get("schema"))
+        version = _int(headers.get("version")) if "version" in headers else 0
+        old_version = _int(headers.get("old-version")) if "old-version" in headers else version
         reason = ""
         problems: list[str] = []
+        sealed = False
         if not key:
             reason = "key is not valid UTF-8" if raw_key else "missing key"
         elif "\x00" in key:
@@ -92,6 +107,8 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
             reason = f"oversize: {size} bytes, limit {max_bytes}"
         elif schema is None or schema not in versions:
             reason = f"unknown schema version {headers.get('schema', b'').decode(errors='replace')!r}"
+        elif version is None or old_version is None or max(version, old_version) > MAX_VERSION:
+            reason = f"invalid version header: expected an integer from 0 to {MAX_VERSION}"
         elif event != "delete":
             if not value:
                 reason = f"{event} without a value"
@@ -100,24 +117,33 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
                     topic, key, raw_key or b"", value, digest, headers, schema, ring
                 )
                 plan.checked_in_full += in_full
-        published_at = ms_to_datetime(created_ms) if created_ms is not None else _timestamp(msg, consumed_at)
+                sealed = not in_full
+        if created_ms is not None:
+            published_at = ms_to_datetime(publish_time(created_ms, msg.timestamp(), max_skew_ms=max_skew).ms)
+        else:
+            published_at = _timestamp(msg, consumed_at)
         if reason:
             plan.dead.append((msg, reason, message_uuid, key))
             outcome = Outcome.DEAD_LETTERED
         elif event == "delete":
-            plan.ops.append(CacheOp("delete", key, created_ms or 0))
+            plan.op_results.append(len(plan.results))
+            plan.ops.append(CacheOp("delete", key, version or 0, created_ms=created_ms or 0, topic=topic.name))
             outcome = Outcome.DELETED
         else:
+            plan.op_results.append(len(plan.results))
             plan.ops.append(
                 CacheOp(
                     event,
                     key,
-                    created_ms or 0,
+                    version or 0,
                     value or b"",
                     str(message_uuid),
                     schema or current,
                     _text(headers.get("old-key")) if event == "update" else "",  # old_key
-                    _text(headers.get("load")) if event == "bulk" else "",  # load
+                    _text(headers.get("load")) if event == "bulk" and sealed else "",  # load
+                    created_ms or 0,
+                    topic.name,
+                    old_version or 0,
                 )
             )
             outcome = Outcome.STORED
@@ -197,7 +223,7 @@ def _uuid(raw: bytes | None) -> uuidlib.UUID | None:
 
 def _int(raw: bytes | None) -> int | None:
     text = _text(raw)
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdigit() and text.isascii() else None
 
 
 def _sealing_problem(record: dict) -> str:

@@ -3,13 +3,23 @@
 The consumer hands a whole batch to `cache_apply`: one script call, one round
 trip, applied atomically, so a reader never sees half a batch.
 
-Every write is guarded by the message's publish time (`t`): a record is only
-replaced by a message at least as new, and a delete leaves a tombstone. Kafka
-orders messages within a partition only; an update that changes a record's key
-deletes the old key, which lives in another partition, so without the guard an
-older add consumed late from that partition would resurrect the old record.
-The guard also makes redelivery (at-least-once) harmless: the same message
-writes the same fields again.
+Every write is ordered by the record's source version (kafkacache.sources), never
+by a clock: a record is replaced only by a message of an equal or newer version
+(equal: the same source state again, a redelivery or a replay: idempotent), and
+a delete leaves a tombstone holding its version, so a write older than the
+delete cannot bring the record back. Kafka orders a key's messages within its
+partition only; a renumbered client's old key lives in another partition, a bulk
+record read before a change may be published after it, and a replay may be
+published while a newer change is still in the consumer's lag: the version
+decides in every case, whatever the arrival order.
+
+A message without a version (version 0: an unordered source, or a message from
+before versions existed) may fill a key that holds nothing ordered, never
+replace or delete a versioned record.
+
+Tombstones live CACHE_TOMBSTONE_SECONDS, at least as long as any replay can
+reach back (the ledger's retention), and are dropped as soon as a newer record
+is written.
 """
 
 import hashlib
@@ -26,35 +36,67 @@ from kafkacache.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX, load_key, rec_ke
 # One script call applies a whole batch, in order: Redis runs a script atomically
 # (a reader never sees half a batch, as with MULTI/EXEC) and the client sends one
 # command instead of one EVALSHA per message plus MULTI/EXEC framing, which was a
-# quarter of the consumer's time. The guard per op is the one described above.
-# KEYS and ARGV are consumed op by op; ARGV[1] is the tombstone TTL; each op is
-#   'p' (put):    KEYS rec, tombstone; ARGV 'p', created, value, uuid, schema version
-#   'd' (delete): KEYS rec, tombstone; ARGV 'd', created
+# quarter of the consumer's time. The version check is in the same call, so it
+# costs no round trip. KEYS and ARGV are consumed op by op; ARGV[1] is the
+# tombstone TTL; each op is
+#   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, value, uuid, schema version, created, topic
+#   'd' (delete): KEYS rec, tombstone; ARGV 'd', version
 #   's' (sadd):   KEYS load set;       ARGV 's', member
+# It answers one verdict letter per put and delete (VERDICTS).
 _APPLY = """
 local ttl = ARGV[1]
 local k, a, n = 1, 2, #ARGV
+local verdicts = {}
 while a <= n do
   local op = ARGV[a]
-  if op == 'p' then
-    local t = tonumber(ARGV[a + 1])
-    local current = redis.call('HGET', KEYS[k], 't')
-    if not (current and tonumber(current) > t) then
-      local deleted = redis.call('GET', KEYS[k + 1])
-      if not (deleted and tonumber(deleted) > t) then
-        redis.call('HSET', KEYS[k], 'p', ARGV[a + 2], 'u', ARGV[a + 3], 'v', ARGV[a + 4], 't', ARGV[a + 1])
+  if op == 'p' or op == 'd' then
+    local v = tonumber(ARGV[a + 1])
+    local held = redis.call('HMGET', KEYS[k], 'sv', 'u')
+    local absent = not held[1] and not held[2]
+    local cur = tonumber(held[1] or '0')
+    local tomb = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+    local verdict
+    if op == 'p' then
+      if v > 0 then
+        if (absent or v >= cur) and v > tomb then
+          verdict = ((not absent) and v == cur) and 'e' or 'a'
+        else
+          verdict = 'o'
+        end
+      elseif (absent or cur == 0) and tomb == 0 then
+        verdict = 'a'
+      else
+        verdict = 'u'
       end
+      if verdict ~= 'o' and verdict ~= 'u' then
+        redis.call('HSET', KEYS[k], 'p', ARGV[a + 2], 'u', ARGV[a + 3], 'v', ARGV[a + 4], 't', ARGV[a + 5],
+          'sv', ARGV[a + 1], 'tp', ARGV[a + 6])
+        if tomb > 0 then redis.call('DEL', KEYS[k + 1]) end
+      end
+      a = a + 7
+    else
+      if v > 0 then
+        if absent or v > cur then
+          redis.call('DEL', KEYS[k])
+          if v > tomb then
+            redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
+            verdict = 'a'
+          else
+            verdict = (v == tomb) and 'e' or 'o'
+          end
+        else
+          verdict = 'o'
+        end
+      elseif absent or cur == 0 then
+        redis.call('DEL', KEYS[k])
+        verdict = 'a'
+      else
+        verdict = 'u'
+      end
+      a = a + 2
     end
-    k, a = k + 2, a + 5
-  elseif op == 'd' then
-    local t = tonumber(ARGV[a + 1])
-    local current = redis.call('HGET', KEYS[k], 't')
-    if not (current and tonumber(current) > t) then
-      redis.call('DEL', KEYS[k])
-      local deleted = redis.call('GET', KEYS[k + 1])
-      if (not deleted) or tonumber(deleted) < t then redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl) end
-    end
-    k, a = k + 2, a + 2
+    verdicts[#verdicts + 1] = verdict
+    k = k + 2
   elseif op == 's' then
     redis.call('SADD', KEYS[k], ARGV[a + 1])
     k, a = k + 1, a + 2
@@ -62,9 +104,19 @@ while a <= n do
     return redis.error_reply('cache apply: unknown op ' .. tostring(op))
   end
 end
-return 1
+return table.concat(verdicts)
 """
 _APPLY_SHA = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
+
+# Versions compare as Lua numbers (doubles) inside the script: exact up to 2**53.
+MAX_VERSION = 2**53 - 1
+
+# One letter per put and delete, in op order (an update with a key change is two: the old key's delete, then the put).
+APPLIED = "a"  # written
+EQUAL = "e"  # the key already held this version: written again (put) or left as it was (delete), idempotent
+OLDER = "o"  # refused: the key holds a newer version, or a newer delete's tombstone
+UNORDERED = "u"  # refused: a message without a version may not replace or delete a versioned record
+VERDICTS = {APPLIED: "applied", EQUAL: "same version", OLDER: "older than the cache", UNORDERED: "unordered"}
 
 
 class CacheOp(NamedTuple):
@@ -72,12 +124,15 @@ class CacheOp(NamedTuple):
 
     event: str  # bulk | add | update | delete
     key: str
-    created_ms: int
+    version: int  # source version; 0: unordered
     value: bytes = b""
     uuid: str = ""
     schema_version: int = 0
     old_key: str = ""  # update whose key changed: this key is deleted first
     load: str = ""  # bulk: the retrieval key whose set gets the record key
+    created_ms: int = 0  # publish time, kept for display only: it orders nothing
+    topic: str = ""  # the topic that wrote the record (whose payload permission reads it)
+    old_version: int = 0  # the old key's delete; 0: `version`
 
 
 def _script_args(ops: Sequence[CacheOp]) -> list[str | bytes | int]:
@@ -87,31 +142,47 @@ def _script_args(ops: Sequence[CacheOp]) -> list[str | bytes | int]:
     for op in ops:
         if op.event == "delete":
             keys += (REC_PREFIX + op.key, TOMBSTONE_PREFIX + op.key)
-            args += ("d", op.created_ms)
+            args += ("d", op.version)
             continue
         if op.old_key and op.old_key != op.key:
             keys += (REC_PREFIX + op.old_key, TOMBSTONE_PREFIX + op.old_key)
-            args += ("d", op.created_ms)
+            args += ("d", op.old_version or op.version)
         keys += (REC_PREFIX + op.key, TOMBSTONE_PREFIX + op.key)
-        args += ("p", op.created_ms, op.value, op.uuid, op.schema_version)
+        args += ("p", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic)
         if op.load:
             keys.append(load_key(op.load))
             args += ("s", op.key)
     return [len(keys), *keys, *args]
 
 
-def _evalsha(client: redis.Redis, args: list) -> None:
+def verdicts_per_op(ops: Sequence[CacheOp], reply: bytes | str | None) -> list[str]:
+    """The script's reply as one verdict per op: a put with a key change gets its put's
+    letter (its old key's delete is the letter before)."""
+    letters = reply.decode() if isinstance(reply, bytes) else reply or ""
+    out, i = [], 0
+    for op in ops:
+        if op.event != "delete" and op.old_key and op.old_key != op.key:
+            i += 1
+        out.append(letters[i] if i < len(letters) else "")
+        i += 1
+    return out
+
+
+def _evalsha(client: redis.Redis, args: list) -> bytes:
     try:
-        client.evalsha(_APPLY_SHA, *args)
+        return client.evalsha(_APPLY_SHA, *args)
     except NoScriptError:  # first use on this server, or after a restart / SCRIPT FLUSH
         client.script_load(_APPLY)
-        client.evalsha(_APPLY_SHA, *args)
+        return client.evalsha(_APPLY_SHA, *args)
 
 
-def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> None:
-    """Apply a batch of ops in order, atomically, in one round trip (one script call)."""
-    if ops:
-        _evalsha(client, _script_args(ops))
+def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> list[str]:
+    """Apply a batch of ops in order, atomically, in one round trip (one script call).
+
+    Answers each op's verdict (APPLIED, EQUAL, OLDER, UNORDERED)."""
+    if not ops:
+        return []
+    return verdicts_per_op(ops, _evalsha(client, _script_args(ops)))
 
 
 class SentApply(NamedTuple):
@@ -148,21 +219,22 @@ def cache_apply_discard(client: redis.Redis, sent: SentApply | None) -> None:
         client.connection_pool.release(sent.connection)
 
 
-def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> None:
+def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> bytes:
+    """The script's reply (a verdict letter per put and delete; verdicts_per_op reads it)."""
     if sent is None:
-        return
+        return b""
     pool = client.connection_pool
     try:
-        sent.connection.read_response()
+        reply = sent.connection.read_response()
     except NoScriptError:  # a whole reply was read: the connection is fine
         pool.release(sent.connection)
-        _evalsha(client, sent.args)
-        return
+        return _evalsha(client, sent.args)
     except BaseException:
         sent.connection.disconnect()  # the reply may still be on its way: never reuse
         pool.release(sent.connection)
         raise
     pool.release(sent.connection)
+    return reply
 
 
 class CachedRecord(NamedTuple):
@@ -171,6 +243,8 @@ class CachedRecord(NamedTuple):
     uuid: str
     schema_version: int
     created_ms: int
+    version: int = 0  # source version; 0: unordered (or written before versions)
+    topic: str = ""  # the topic that wrote it ("": written before topics were kept)
 
 
 def cache_records_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, CachedRecord]:
@@ -182,7 +256,15 @@ def cache_records_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, Cac
     out = {}
     for key, fields in zip(keys, pipe.execute(), strict=True):
         if fields and b"p" in fields:
-            out[key] = CachedRecord(key, fields[b"p"], _text(fields[b"u"]), int(fields[b"v"]), int(fields[b"t"]))
+            out[key] = CachedRecord(
+                key,
+                fields[b"p"],
+                _text(fields[b"u"]),
+                int(fields[b"v"]),
+                int(fields.get(b"t") or 0),
+                int(fields.get(b"sv") or 0),
+                _text(fields.get(b"tp") or b""),
+            )
     return out
 
 
@@ -190,6 +272,13 @@ def load_keys(client: redis.Redis, retrieval_key: str) -> list[str]:
     """The record keys a bulk load delivered, in a stable order (client ids numerically)."""
     members = [_text(m) for m in client.smembers(load_key(retrieval_key))]
     return sorted(members, key=lambda k: (len(k), k))
+
+
+def tombstones_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, int]:
+    """The delete version of each of these keys that has a tombstone (one round trip)."""
+    keys = list(keys)
+    found = client.mget([TOMBSTONE_PREFIX + key for key in keys]) if keys else []
+    return {key: int(raw) for key, raw in zip(keys, found, strict=True) if raw is not None}
 
 
 def _text(raw: bytes | str) -> str:

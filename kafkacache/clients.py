@@ -51,6 +51,8 @@ def make_consumer(group_id: str, **overrides: Any) -> Consumer:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": True,
             "enable.auto.offset.store": False,
+            # A SIGKILL redelivers what was stored but not yet committed: at most this long.
+            "auto.commit.interval.ms": settings.CONSUMER_COMMIT_INTERVAL_MS,
             "partition.assignment.strategy": "cooperative-sticky",
             "client.id": f"kafkacache-{os.getpid()}",
         }

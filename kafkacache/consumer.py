@@ -39,7 +39,16 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from redis.exceptions import LockError, RedisError
 
 from kafkacache.batch_plan import BatchPlan, batch_plan
-from kafkacache.cache import SentApply, cache_apply, cache_apply_discard, cache_apply_send, cache_apply_wait
+from kafkacache.cache import (
+    OLDER,
+    UNORDERED,
+    SentApply,
+    cache_apply,
+    cache_apply_discard,
+    cache_apply_send,
+    cache_apply_wait,
+    verdicts_per_op,
+)
 from kafkacache.clients import make_consumer, redis_client
 from kafkacache.messages import Header
 from kafkacache.producer import producer
@@ -64,6 +73,22 @@ _GROUP_ERRORS = {
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.INCONSISTENT_GROUP_PROTOCOL,
 }
+
+
+_REFUSED = {
+    OLDER: "older than what the cache holds for this key (a newer version, or its delete)",
+    UNORDERED: "it carries no version, and the cache holds a versioned record",
+}
+
+
+def _with_verdicts(plan: BatchPlan) -> list[tuple[Message, str, str]]:
+    """Each message's (outcome, reason), saying which ones the cache refused as older."""
+    results = list(plan.results)
+    for index, verdict in zip(plan.op_results, plan.verdicts, strict=False):
+        if verdict in (OLDER, UNORDERED):
+            msg, _outcome, _reason = results[index]
+            results[index] = (msg, "skipped", "not applied: " + _REFUSED[verdict])
+    return results
 
 
 class BatchAbandoned(Exception):
@@ -254,7 +279,11 @@ class FeedConsumer:
     def _write(self, plan: BatchPlan) -> float:
         """Redis, dead letters, ledger, each retried until done; answers the Redis seconds."""
         began = time.monotonic()
-        self._until_done("redis", lambda: cache_apply(self.redis, plan.ops))
+
+        def apply() -> None:
+            plan.verdicts = cache_apply(self.redis, plan.ops)
+
+        self._until_done("redis", apply)
         redis_seconds = time.monotonic() - began
         if plan.dead:
             self._until_done("dead-letter", lambda: self._dead_letter(plan))
@@ -298,7 +327,7 @@ class FeedConsumer:
         cache_failed = ledger_failed = False
         try:
             try:
-                cache_apply_wait(self.redis, sent.cache)
+                sent.plan.verdicts = verdicts_per_op(sent.plan.ops, cache_apply_wait(self.redis, sent.cache))
             except RETRYABLE as exc:
                 logger.warning("redis write failed (%s: %s); retrying", type(exc).__name__, exc)
                 cache_failed = True
@@ -311,7 +340,11 @@ class FeedConsumer:
                 logger.warning("ledger write failed (%s: %s); retrying", type(exc).__name__, exc)
                 ledger_failed = True
         if cache_failed:
-            self._until_done("redis", lambda: cache_apply(self.redis, sent.plan.ops))
+
+            def apply() -> None:
+                sent.plan.verdicts = cache_apply(self.redis, sent.plan.ops)
+
+            self._until_done("redis", apply)
         if ledger_failed:
             self._until_done("ledger", lambda: self._record(sent.plan))
         self._finish(sent.messages, sent.plan, sent.began, redis_seconds)
@@ -326,7 +359,12 @@ class FeedConsumer:
     def _finish(self, messages: Sequence[Message], plan: BatchPlan, began: float, redis_seconds: float) -> Counter:
         self._offsets_store(messages)
         self.latencies.observe(batch_seconds=time.monotonic() - began, redis_seconds=redis_seconds)
-        self.last_results = plan.results
+        self.last_results = _with_verdicts(plan)
+        refused = Counter(v for v in plan.verdicts if v in (OLDER, UNORDERED))
+        if refused:
+            # Not a discrepancy: the cache holds something newer (or ordered) for these keys.
+            self.totals["cache_refused_older"] += refused[OLDER]
+            self.totals["cache_refused_unordered"] += refused[UNORDERED]
         self.totals.update(plan.outcomes)
         self.totals["batches"] += 1
         if plan.checked_in_full:

@@ -4,7 +4,9 @@ Headers (utf-8 bytes): uuid, event (bulk|add|update|delete), source, schema,
 created (publish time, epoch ms), hash (hex content hash of the exact value
 bytes), hash-alg, key-id (field-encryption key; only when a value is present),
 load (retrieval key; bulk), old-key (update whose key changed), replay-of,
-problems (validation problems the producer found) and seal (kafkacache.seal).
+problems (validation problems the producer found), seal (kafkacache.seal),
+version (the record's source version, kafkacache.sources; absent: unordered)
+and old-version (the version the old key's delete carries; default: version).
 
 A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
 """
@@ -40,6 +42,7 @@ class OutMessage(NamedTuple):
     schema_version: int
     load_id: uuidlib.UUID | None = None
     replay_of: uuidlib.UUID | None = None
+    version: int | None = None  # source version; None: unordered
 
 
 def now_ms() -> int:
@@ -80,6 +83,8 @@ def message_build(
     message_uuid: uuidlib.UUID | None = None,
     created_ms: int | None = None,
     problems: Sequence[str] | None = None,
+    version: int | None = None,
+    old_version: int | None = None,
 ) -> OutMessage:
     """A message ready to publish. `problems` (the record's validation problems, [] for
     none) says the value was encoded here from a record this producer built and checked:
@@ -107,6 +112,10 @@ def message_build(
         headers.append(("old-key", old_key.encode()))
     if replay_of:
         headers.append(("replay-of", str(replay_of).encode()))
+    if version is not None:
+        headers.append(("version", str(version).encode()))
+    if old_key and old_version is not None and old_version != version:
+        headers.append(("old-version", str(old_version).encode()))
     if value and key_id and problems is not None:
         if problems:
             headers.append((PROBLEMS_HEADER, problems_encode(problems)))
@@ -127,6 +136,7 @@ def message_build(
         schema_version=schema_version,
         load_id=load_id,
         replay_of=replay_of,
+        version=version,
     )
 
 

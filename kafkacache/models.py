@@ -36,6 +36,9 @@ class Load(models.Model):
     published = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     exceptions = models.IntegerField(default=0)
+    # Records without a source version were published (a file without a `version`
+    # column): they fill keys but never replace an ordered record (kafkacache.cache).
+    unordered = models.IntegerField(default=0)
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -3,6 +3,19 @@
 Tables: ods.clients, ods.account_settings, ods.cards (each with updated_at) and
 ods.client_changes, the change table the change feed reads.
 
+Source versions: every committed change of a client (its row, an account
+setting or a card) gives the client a new `row_version` from one sequence,
+`ods.record_version`, in the same transaction, while the client's row is locked
+(parts bump it with an UPDATE of the client row). So for every key the version
+grows in commit order: two writers of one client serialize on its row lock and
+the later one draws the larger number. A delete draws a fresh number too and
+writes it to its change row; a renumbered client keeps one row, so its new key
+gets a fresh version and the old key's delete carries the same one. A reused id
+(client 5 deleted, a new client 5 inserted) starts above every earlier version
+of key 5. The cache applies a message only if its version is newer than what a
+key holds (kafkacache.cache), so the order in which messages arrive no longer
+decides what the cache ends up with.
+
 Why a change table filled by triggers rather than polling updated_at: an
 updated-at column cannot show deletes (the row is gone) nor a client whose key
 changed (the old key is gone), and two writes in the same millisecond are
@@ -21,6 +34,8 @@ from django.db import connections
 
 SCHEMA_SQL = """
 CREATE SCHEMA ods;
+-- One sequence for every record's version: a key's versions grow across renames and reused ids.
+CREATE SEQUENCE ods.record_version;
 CREATE TABLE ods.clients (
     client_id bigint PRIMARY KEY,
     name text NOT NULL,
@@ -28,7 +43,8 @@ CREATE TABLE ods.clients (
     segment text NOT NULL,
     status text NOT NULL,
     country text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    row_version bigint NOT NULL DEFAULT nextval('ods.record_version')
 );
 CREATE TABLE ods.account_settings (
     account_number text PRIMARY KEY,
@@ -59,40 +75,51 @@ CREATE TABLE ods.client_changes (
     client_id bigint NOT NULL,
     old_client_id bigint,
     op text NOT NULL CHECK (op IN ('add', 'update', 'delete')),
+    -- the client's row_version after the change (a delete: the number it drew)
+    version bigint NOT NULL,
     changed_at timestamptz NOT NULL DEFAULT now()
 );
 """
 
 TRIGGERS_SQL = """
+-- Every update of a client row draws a new version (also the updates below, made
+-- for its account settings and cards), under the row lock the UPDATE holds.
+CREATE FUNCTION ods.client_versioned() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.row_version := nextval('ods.record_version');
+    RETURN NEW;
+END $$;
+
 CREATE FUNCTION ods.client_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'add');
+        INSERT INTO ods.client_changes (client_id, op, version) VALUES (NEW.client_id, 'add', NEW.row_version);
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO ods.client_changes (client_id, old_client_id, op)
-        VALUES (NEW.client_id, NULLIF(OLD.client_id, NEW.client_id), 'update');
+        INSERT INTO ods.client_changes (client_id, old_client_id, op, version)
+        VALUES (NEW.client_id, NULLIF(OLD.client_id, NEW.client_id), 'update', NEW.row_version);
     ELSE
-        INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'delete');
+        INSERT INTO ods.client_changes (client_id, op, version)
+        VALUES (OLD.client_id, 'delete', nextval('ods.record_version'));
     END IF;
     RETURN NULL;
 END $$;
 
--- A change to an account setting or a card is an update of its client's record.
+-- A change to an account setting or a card is an update of its client's record:
+-- it bumps the client's version (the client trigger then writes the change row).
+-- A cascade from a deleted client finds no client row: nothing to bump.
 CREATE FUNCTION ods.client_part_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'update');
-    ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO ods.client_changes (client_id, op) VALUES (NEW.client_id, 'update');
-        IF OLD.client_id <> NEW.client_id THEN
-            INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'update');
-        END IF;
-    ELSE
-        INSERT INTO ods.client_changes (client_id, op) VALUES (OLD.client_id, 'update');
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE ods.clients SET updated_at = now() WHERE client_id = NEW.client_id;
+    END IF;
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.client_id <> NEW.client_id) THEN
+        UPDATE ods.clients SET updated_at = now() WHERE client_id = OLD.client_id;
     END IF;
     RETURN NULL;
 END $$;
 
+CREATE TRIGGER clients_versioned BEFORE UPDATE ON ods.clients
+    FOR EACH ROW EXECUTE FUNCTION ods.client_versioned();
 CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON ods.clients
     FOR EACH ROW EXECUTE FUNCTION ods.client_changed();
 CREATE TRIGGER account_settings_changed AFTER INSERT OR UPDATE OR DELETE ON ods.account_settings

@@ -34,6 +34,7 @@ class Delivery(NamedTuple):
     partition: int
     offset: int
     error: str  # empty when Kafka acknowledged the message
+    timestamp: tuple[int, int] | None = None  # (type, ms) as the broker stamped it (kafkacache.clock)
 
 
 def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | None = None) -> list[Delivery]:
@@ -46,7 +47,7 @@ def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | No
             if err is not None:
                 reports[index] = Delivery(messages[index], -1, -1, str(err))
             else:
-                reports[index] = Delivery(messages[index], msg.partition() or 0, msg.offset() or 0, "")
+                reports[index] = Delivery(messages[index], msg.partition() or 0, msg.offset() or 0, "", msg.timestamp())
 
         return on_delivery
 

@@ -2,16 +2,21 @@
 
 kc:rec:{record key}      HASH  p = published Kafka value bytes (Avro, numbers still
                                encrypted), u = message uuid, v = schema version,
-                               t = created (publish time, epoch ms)
+                               t = created (publish time, epoch ms; shown, orders
+                               nothing), sv = source version, tp = the topic that
+                               wrote it
 kc:load:{retrieval key}  SET   record keys a bulk load delivered
-kc:del:{record key}      STRING publish time (epoch ms) of the last delete, kept
-                               CACHE_TOMBSTONE_SECONDS so a late, older write from
-                               another partition cannot bring the record back
+kc:dv:{record key}       STRING source version of the last delete (a tombstone), kept
+                               CACHE_TOMBSTONE_SECONDS so an older write, arriving
+                               late, cannot bring the record back
+
+The tombstone prefix changed with versioned writes (it was kc:del: holding a
+publish time): an old tombstone is never read as a version, it just expires.
 """
 
 REC_PREFIX = "kc:rec:"
 LOAD_PREFIX = "kc:load:"
-TOMBSTONE_PREFIX = "kc:del:"
+TOMBSTONE_PREFIX = "kc:dv:"
 
 
 def rec_key(record_key: str) -> str:

@@ -28,7 +28,18 @@ from recon.hashing import content_hash
 
 # What the consumer acts on: the cache op (event, key, value, old-key, load), the
 # schema that value decodes with, and the checks the producer vouches for.
-SEALED_HEADERS = ("uuid", "event", "schema", "created", "key-id", "load", "old-key", "problems")
+SEALED_HEADERS = (
+    "uuid",
+    "event",
+    "schema",
+    "created",
+    "key-id",
+    "load",
+    "old-key",
+    "problems",
+    "version",
+    "old-version",
+)
 HEADER = "seal"
 PROBLEMS_HEADER = "problems"
 PROBLEMS_MAX = 20  # problems listed in the header; the rest are counted

@@ -58,6 +58,8 @@ class ChangeCreateSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     old_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     record = serializers.JSONField(required=False, default=None)
+    # The record's version in the system of record; without it the change is unordered.
+    version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
 
 
 class LoadStartedSerializer(serializers.Serializer):

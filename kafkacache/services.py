@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +21,7 @@ from redis.exceptions import LockError
 from config.errors import AppError
 from kafkacache import avro
 from kafkacache.clients import redis_client
+from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
 from kafkacache.models import FeedCursor, Load
 from kafkacache.producer import Delivery, publish
@@ -65,6 +67,7 @@ class _Pending:
 
 
 def _published_rows(deliveries: Sequence[Delivery]) -> list[PublishedRow]:
+    skew = settings.CLOCK_SKEW_MAX_MS
     return [
         PublishedRow(
             uuid=d.message.uuid,
@@ -74,18 +77,44 @@ def _published_rows(deliveries: Sequence[Delivery]) -> list[PublishedRow]:
             event_type=d.message.event,
             content_hash=d.message.content_hash,
             size=d.message.size,
-            published_at=ms_to_datetime(d.message.created_ms),
+            published_at=ms_to_datetime(publish_time(d.message.created_ms, d.timestamp, max_skew_ms=skew).ms),
             load_id=d.message.load_id,
             replay_of=d.message.replay_of,
+            source_version=d.message.version,
         )
         for d in deliveries
         if not d.error
     ]
 
 
+def _clock_skew(deliveries: Sequence[Delivery], pending: "_Pending") -> None:
+    """One clock-skew finding per batch whose producer clock strayed past the bound (the
+    consumer counts those messages at the same broker time, kafkacache.clock)."""
+    limit = settings.CLOCK_SKEW_MAX_MS
+    skewed = [
+        d
+        for d in deliveries
+        if not d.error and publish_time(d.message.created_ms, d.timestamp, max_skew_ms=limit).skewed
+    ]
+    if skewed:
+        first = skewed[0]
+        assert first.timestamp is not None  # skewed implies a broker time
+        pending.add(
+            category=Finding.Category.CLOCK_SKEW,
+            uuid=first.message.uuid,
+            key=first.message.key,
+            detail={
+                **skew_detail(first.message.created_ms, first.timestamp[1], max_skew_ms=limit),
+                "messages": len(skewed),
+            },
+            load_id=first.message.load_id,
+        )
+
+
 def _batch_record(*, topic: Topic, deliveries: Sequence[Delivery], pending: _Pending) -> None:
     """One transaction: publish ledger, audit payloads, the batch's findings."""
     delivered = [d for d in deliveries if not d.error]
+    _clock_skew(delivered, pending)
     with transaction.atomic():
         published_record(topic=topic, rows=_published_rows(delivered))
         if topic.method_audit and delivered:
@@ -126,6 +155,7 @@ def _record_message(
     pending: _Pending,
     load: Load | None = None,
     old_key="",
+    old_version: int | None = None,
     replay_of: uuid.UUID | None = None,
 ) -> OutMessage | None:
     """The message for a source item, or None with a finding when it cannot be published."""
@@ -152,6 +182,8 @@ def _record_message(
         old_key=old_key,
         replay_of=replay_of,
         problems=record_problems(item.record, key=item.key),
+        version=item.version,
+        old_version=old_version,
     )
     if message.size > settings.MESSAGE_MAX_BYTES:
         pending.add(
@@ -255,6 +287,7 @@ class BatchCounts:
     published: int = 0
     failed: int = 0
     exceptions: int = 0
+    unordered: int = 0  # published without a source version
 
 
 def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts], None] | None = None) -> Load:
@@ -271,6 +304,7 @@ def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts]
         published=0,
         failed=0,
         exceptions=0,
+        unordered=0,
         error="",
     )
     load = Load.objects.select_related("topic").get(id=load_id)
@@ -290,6 +324,7 @@ def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts]
                 published=F("published") + counts.published,
                 failed=F("failed") + counts.failed,
                 exceptions=F("exceptions") + counts.exceptions,
+                unordered=F("unordered") + counts.unordered,
             )
             if progress:
                 load.refresh_from_db()
@@ -316,6 +351,7 @@ def _load_batch(load: Load, items: Sequence[SourceItem]) -> BatchCounts:
     deliveries = publish(messages, topic=load.topic.name)
     counts.published = sum(1 for d in deliveries if not d.error)
     counts.failed = len(deliveries) - counts.published
+    counts.unordered = sum(1 for d in deliveries if not d.error and d.message.version is None)
     _batch_record(topic=load.topic, deliveries=deliveries, pending=pending)
     return counts
 
@@ -358,12 +394,15 @@ def change_publish(
     key: str = "",
     record: dict | None = None,
     old_key: str = "",
+    version: int | None = None,
     source: str = "api",
     requested_by=None,
 ) -> Published:
     """Publish one change event (add, update with an optional key change, delete).
 
     `record` is a record document (the file sources' shape) for add/update.
+    `version` is the record's source version (the key's delete too); without one
+    the event is unordered: it may fill a key, never replace a versioned record.
     Oversize: a finding, and an AppError for the caller; nothing is published.
     """
     if event not in CHANGE_EVENTS:
@@ -379,6 +418,7 @@ def change_publish(
             source=source,
             schema_version=avro.current_version(),
             hash_algorithm=topic.hash_algorithm,
+            version=version,
         )
     else:
         try:
@@ -390,7 +430,7 @@ def change_publish(
             raise AppError(f"key {key!r} does not match the record's key {derived!r}", code="bad_key")
         if old_key and event != "update":
             raise AppError("old_key is only for update", code="bad_key")
-        item = SourceItem(derived, plain, "", "request")
+        item = SourceItem(derived, plain, "", "request", version)
         message = _record_message(
             topic=topic,
             item=item,
@@ -418,7 +458,7 @@ def change_publish(
             action="change.publish",
             topic=topic,
             target=f"message:{message.uuid}",
-            detail={"event": event, "key": message.key, "old_key": old_key},
+            detail={"event": event, "key": message.key, "old_key": old_key, "version": version},
         )
     return Published(message.uuid, message.key, event, delivery.partition, delivery.offset)
 
@@ -426,29 +466,44 @@ def change_publish(
 # --- the change feed ----------------------------------------------------------------
 
 
-def changes_coalesce(changes: Sequence[Change]) -> list[tuple[int, str, list[int]]]:
-    """Changes of one batch as (client_id, op, old client ids), one entry per client.
+class ChangePlan(NamedTuple):
+    """What one client's changes in a feed batch publish."""
 
-    Several changes of a client in a batch (a client and its cards inserted in
-    one transaction) become one message, built from the client's current rows.
-    A key change carries its old id(s) along, so the old key is deleted even if
-    the client changes again or is deleted later in the same batch.
+    client_id: int
+    op: str  # add | update | delete (the last change was a delete)
+    version: int  # the newest version among its changes (a delete's own version)
+    renames: list[tuple[int, int]]  # (old client id, the rename's version), oldest first
+
+
+def changes_coalesce(changes: Sequence[Change]) -> list[ChangePlan]:
+    """Changes of one batch, one entry per client id, in the order of its last change.
+
+    Several changes of a client (a client and its cards inserted in one
+    transaction) become one message, built from the client's current rows, at
+    the current version. Nothing is carried across identities: a renumbering
+    stays with the client it renumbered, with its own version, so its old key's
+    delete can never remove a record inserted later under that key (id reuse),
+    nor a delete of the new key swallow the renumbering.
     """
-    plan: dict[int, tuple[str, list[int]]] = {}
+    plans: dict[int, ChangePlan] = {}
     for change in changes:
-        previous_op, olds = plan.pop(change.client_id, ("", []))
-        if change.old_client_id:
-            carried = plan.pop(change.old_client_id, ("", []))[1]
-            olds = [*olds, *carried, change.old_client_id]
-        if change.op == "delete" or (previous_op == "delete" and change.op == "update"):
-            # an update after a delete is a cascade from the client's rows; only an add revives it
+        before = plans.pop(change.client_id, None)
+        renames = list(before.renames) if before else []
+        if change.old_client_id and change.old_client_id != change.client_id:
+            renames.append((change.old_client_id, change.version))
+        if change.op == "delete" or (
+            before is not None and before.op == "delete" and change.op == "update" and not change.old_client_id
+        ):
+            # an update after a delete of the same id is a cascade from its rows; only an add
+            # (or a renumbering onto this id) brings it back
             op = "delete"
-        elif change.op == "add" or previous_op == "add":
+        elif change.op == "add" or (before is not None and before.op == "add"):
             op = "add"
         else:
             op = "update"
-        plan[change.client_id] = (op, olds)  # re-inserted: the order of last change
-    return [(client_id, op, olds) for client_id, (op, olds) in plan.items()]
+        version = max(change.version, before.version if before else 0)
+        plans[change.client_id] = ChangePlan(change.client_id, op, version, renames)  # re-inserted: last-change order
+    return list(plans.values())
 
 
 def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None = None) -> dict[str, int]:
@@ -493,12 +548,12 @@ def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None 
 
 
 def _change_batch(topic: Topic, source: SqlSource, changes: Sequence[Change]) -> tuple[int, int]:
-    plan = changes_coalesce(changes)
-    current = source.fetch([client_id for client_id, op, _ in plan if op != "delete"])
+    plans = changes_coalesce(changes)
+    current = source.fetch([plan.client_id for plan in plans])
     pending = _Pending()
     messages: list[OutMessage] = []
 
-    def delete(key: str) -> None:
+    def delete(key: str, version: int) -> None:
         messages.append(
             message_build(
                 key=key,
@@ -507,27 +562,33 @@ def _change_batch(topic: Topic, source: SqlSource, changes: Sequence[Change]) ->
                 source=source.name,
                 schema_version=avro.current_version(),
                 hash_algorithm=topic.hash_algorithm,
+                version=version,
             )
         )
 
-    for client_id, op, olds in plan:
-        item = current.get(client_id)
-        old_keys = [record_key(old) for old in olds if old != client_id]
-        if op == "delete" or item is None:
-            # Gone by now: a delete follows in the feed if it is not in this batch;
-            # the old keys of a key change must go either way.
-            for key in [*old_keys, *([record_key(client_id)] if op == "delete" else [])]:
-                delete(key)
+    for plan in plans:
+        item = current.get(plan.client_id)
+        renames = [(record_key(old), version) for old, version in plan.renames]
+        if item is None:
+            # Gone by now. Its old keys go either way; its own delete is published
+            # with the delete's version, or, deleted after this batch was read, by
+            # the next batch, which holds that delete's change row.
+            for key, version in renames:
+                delete(key, version)
+            if plan.op == "delete":
+                delete(record_key(plan.client_id), plan.version)
             continue
-        for extra in old_keys[:-1]:  # several key changes in one batch: all but the last
-            delete(extra)
+        for key, version in renames[:-1]:  # several renumberings in one batch: all but the last
+            delete(key, version)
+        old_key, old_version = renames[-1] if renames else ("", None)
         message = _record_message(
             topic=topic,
             item=item,
-            event=op,
+            event="add" if plan.op == "add" else "update",
             source=source.name,
             pending=pending,
-            old_key=old_keys[-1] if old_keys else "",
+            old_key=old_key,
+            old_version=old_version,
         )
         if message is not None:
             messages.append(message)

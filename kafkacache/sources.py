@@ -8,6 +8,15 @@
 A source yields batches of SourceItem. An item that cannot become a record has
 `error` set instead of `record`, so a loader can record it as an exception and
 carry on: one bad row never stops a load, and none is dropped silently.
+
+Versions: each item carries the source version of its record (`version`), read
+in the same snapshot as the record's data, so the cache can order writes by the
+system of record rather than by a clock (kafkacache.cache). The SQL source's
+versions come from its triggers (kafkacache/ods.py). A file line carries its
+version in a `version` field: the system of record's version of that record
+(for an ODS export, `ods.clients.row_version`). A line without one is
+unordered (version None): it may fill a key the cache does not hold from an
+ordered source, never overwrite one, and its load is marked unordered.
 """
 
 import csv
@@ -20,6 +29,7 @@ from typing import NamedTuple, Protocol
 from django.conf import settings
 from django.db import connections
 
+from kafkacache.cache import MAX_VERSION
 from kafkacache.records import RecordError, client_record_build, record_from_document, record_key
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
@@ -34,6 +44,7 @@ class SourceItem(NamedTuple):
     record: dict | None  # the plain record; None when `error` says why not
     error: str = ""
     where: str = ""  # "client 42", "line 7": where to look in the source
+    version: int | None = None  # the record's source version; None: the source has none (unordered)
 
 
 class Change(NamedTuple):
@@ -41,6 +52,7 @@ class Change(NamedTuple):
     client_id: int
     old_client_id: int | None
     op: str  # add | update | delete
+    version: int  # the client's version after the change; a delete's own version
 
 
 class Source(Protocol):
@@ -97,39 +109,45 @@ class SqlSource:
             after = ids[-1]
 
     def fetch(self, client_ids: Sequence[int]) -> dict[int, SourceItem]:
-        """The current record of each client that exists (three queries for the lot)."""
+        """The current record and version of each client that exists.
+
+        One statement, so data and versions come from one snapshot: a change that
+        commits meanwhile is either wholly in the record with its version, or not
+        at all (three separate queries could pair new cards with an old version).
+        """
         ids = list(client_ids)
         with self._cursor() as cursor:
-            cursor.execute(
-                "SELECT client_id, name, email, segment, status, country, updated_at"
-                " FROM ods.clients WHERE client_id = ANY(%s)",
-                [ids],
-            )
-            clients = _dicts(cursor)
-            cursor.execute(
-                "SELECT client_id, account_number, product, currency, daily_limit_cents, overdraft_enabled,"
-                " alerts_enabled, statement_day, language FROM ods.account_settings WHERE client_id = ANY(%s)"
-                " ORDER BY client_id, account_number",
-                [ids],
-            )
-            accounts = _grouped(_dicts(cursor))
-            cursor.execute(
-                "SELECT client_id, card_id, card_number, brand, expiry, status FROM ods.cards"
-                " WHERE client_id = ANY(%s) ORDER BY client_id, card_id",
-                [ids],
-            )
-            cards = _grouped(_dicts(cursor))
+            cursor.execute(_FETCH_SQL, [ids])
+            rows = _dicts(cursor)
         out = {}
-        for client in clients:
+        for client in rows:
             cid = client["client_id"]
             key, where = record_key(cid), f"client {cid}"
+            version = client.pop("row_version")
+            accounts, cards = client.pop("accounts") or [], client.pop("cards") or []
             try:
-                record = client_record_build(client=client, accounts=accounts.get(cid, []), cards=cards.get(cid, []))
+                record = client_record_build(client=client, accounts=accounts, cards=cards)
             except RecordError as exc:
-                out[cid] = SourceItem(key, None, str(exc), where)
+                out[cid] = SourceItem(key, None, str(exc), where, version)
             else:
-                out[cid] = SourceItem(key, record, "", where)
+                out[cid] = SourceItem(key, record, "", where, version)
         return out
+
+    def version_draw(self) -> int:
+        """A version newer than every one the source gave so far (a delete of a record it no
+        longer holds: the change row that said so may be long gone)."""
+        with self._cursor() as cursor:
+            cursor.execute("SELECT nextval('ods.record_version')")
+            return cursor.fetchone()[0]
+
+    def versions(self, *, after: int = 0, limit: int) -> list[tuple[int, int]]:
+        """(client_id, row_version) of every client, in client_id order (the cache leg's full compare)."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT client_id, row_version FROM ods.clients WHERE client_id > %s ORDER BY client_id LIMIT %s",
+                [after, limit],
+            )
+            return cursor.fetchall()
 
     def changes_read(self, *, limit: int) -> list[Change]:
         """The oldest changes not yet published, in change order.
@@ -140,7 +158,8 @@ class SqlSource:
         """
         with self._cursor() as cursor:
             cursor.execute(
-                "SELECT change_id, client_id, old_client_id, op FROM ods.client_changes ORDER BY change_id LIMIT %s",
+                "SELECT change_id, client_id, old_client_id, op, version FROM ods.client_changes"
+                " ORDER BY change_id LIMIT %s",
                 [limit],
             )
             return [Change(*row) for row in cursor.fetchall()]
@@ -151,16 +170,28 @@ class SqlSource:
             cursor.execute("DELETE FROM ods.client_changes WHERE change_id = ANY(%s)", [list(change_ids)])
 
 
+# Accounts and cards as JSON lists built by the same statement as the client row
+# (numbers and booleans keep their JSON types; the record builder checks them).
+_FETCH_SQL = """
+SELECT c.client_id, c.name, c.email, c.segment, c.status, c.country, c.updated_at, c.row_version,
+    (SELECT json_agg(json_build_object(
+        'account_number', a.account_number, 'product', a.product, 'currency', a.currency,
+        'daily_limit_cents', a.daily_limit_cents, 'overdraft_enabled', a.overdraft_enabled,
+        'alerts_enabled', a.alerts_enabled, 'statement_day', a.statement_day, 'language', a.language)
+        ORDER BY a.account_number)
+     FROM ods.account_settings a WHERE a.client_id = c.client_id) AS accounts,
+    (SELECT json_agg(json_build_object(
+        'card_id', k.card_id, 'card_number', k.card_number, 'brand', k.brand, 'expiry', k.expiry,
+        'status', k.status)
+        ORDER BY k.card_id)
+     FROM ods.cards k WHERE k.client_id = c.client_id) AS cards
+FROM ods.clients c WHERE c.client_id = ANY(%s)
+"""
+
+
 def _dicts(cursor) -> list[dict]:
     names = [col.name for col in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _grouped(rows: list[dict]) -> dict[int, list[dict]]:
-    out: dict[int, list[dict]] = {}
-    for row in rows:
-        out.setdefault(row.pop("client_id"), []).append(row)
-    return out
 
 
 class FileSource:
@@ -227,10 +258,22 @@ def _csv_document(row: dict) -> dict:
 
 def _document_item(parse, raw, where: str) -> SourceItem:
     try:
-        record = record_from_document(parse(raw))
+        document = parse(raw)
+        record = record_from_document(document)
+        version = _version(document.get("version"))
     except (RecordError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
         return SourceItem("", None, str(exc), where)
-    return SourceItem(record_key(record["client_id"]), record, "", where)
+    return SourceItem(record_key(record["client_id"]), record, "", where, version)
+
+
+def _version(raw) -> int | None:
+    """A document's `version`: a positive integer, or absent/empty (unordered)."""
+    if raw is None or raw == "":
+        return None
+    text = str(raw) if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_VERSION:
+        raise RecordError(f"version: expected an integer from 1 to {MAX_VERSION}")
+    return int(text)
 
 
 def source_get(name: str) -> Source:
@@ -245,9 +288,11 @@ def source_get(name: str) -> Source:
     raise SourceError(f"unknown source {name!r}: use 'ods' or 'file:<name>'")
 
 
-def document_of(record: dict) -> dict:
+def document_of(record: dict, *, version: int | None = None) -> dict:
     """A plain record as a JSON-ready document (the file sources' line format)."""
     out = dict(record)
+    if version is not None:
+        out["version"] = version
     at = record["updated_at"]
     out["updated_at"] = at.isoformat() if isinstance(at, dt.datetime) else at
     out["accounts"] = [{k: v for k, v in a.items() if k != "account_last4"} for a in record["accounts"]]

@@ -11,8 +11,14 @@ def feed_topics() -> list[str]:
     return [settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER]
 
 
+# The broker stamps each message with its own clock (LogAppendTime), so the
+# consumer and the publish ledger can bound a producer's `created` header by a
+# clock no producer controls (kafkacache.clock).
+TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
 def topics_ensure(names: list[str] | None = None, *, partitions: int | None = None) -> dict[str, str]:
-    """Create missing topics; answer {name: "created" | "exists"}."""
+    """Create missing topics (broker-stamped times); answer {name: "created" | "exists"}."""
     admin = make_admin()
     wanted = names or feed_topics()
     new = [
@@ -20,6 +26,7 @@ def topics_ensure(names: list[str] | None = None, *, partitions: int | None = No
             name,
             num_partitions=partitions or settings.KAFKA_TOPIC_PARTITIONS,
             replication_factor=settings.KAFKA_TOPIC_REPLICATION,
+            config=TOPIC_CONFIG,
         )
         for name in wanted
     ]

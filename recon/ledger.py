@@ -40,6 +40,7 @@ class PublishedRow(NamedTuple):
     published_at: dt.datetime
     load_id: uuid.UUID | None = None
     replay_of: uuid.UUID | None = None
+    source_version: int | None = None
 
 
 class ConsumedRow(NamedTuple):
@@ -55,7 +56,8 @@ class ConsumedRow(NamedTuple):
 
 
 _PUBLISHED_COLUMNS = (
-    'uuid, topic_id, partition, "offset", key, event_type, content_hash, size, published_at, load_id, replay_of'
+    'uuid, topic_id, partition, "offset", key, event_type, content_hash, size, published_at, load_id, replay_of,'
+    " source_version"
 )
 # ConsumedRow's fields, in order, as _CONSUMED_INSERT's array parameters.
 _CONSUMED_ARRAYS = ("uuids", "groups", "partitions", "offsets", "keys", "hashes", "published", "consumed", "outcomes")
@@ -85,6 +87,7 @@ def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
                         r.published_at,
                         r.load_id,
                         r.replay_of,
+                        r.source_version,
                     )
                 )
         _windows_bump(

@@ -89,11 +89,16 @@ class PublishedMessage(models.Model):
         "kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, db_constraint=False
     )
     replay_of = models.UUIDField(null=True, blank=True)
+    # The record's source version (kafkacache.sources); null: unordered, or published before versions.
+    source_version = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # window compare: WHERE topic_id = ? AND published_at >= ? AND published_at < ?
             models.Index(fields=["topic", "published_at"], name="pub_topic_time"),
+            # the cache leg's latest version per key, and republished versions:
+            # WHERE topic_id = ? AND key = ANY(?) ORDER BY key, source_version DESC
+            models.Index(fields=["topic", "key", "source_version"], name="pub_topic_key_version"),
             # drill-down and the per-UUID join
             models.Index(fields=["uuid"], name="pub_uuid"),
             # load progress and retrieval: WHERE load_id = ?
@@ -210,6 +215,8 @@ class Finding(models.Model):
         DEAD_LETTERED = "dead-lettered", "Dead-lettered"
         OVERSIZE = "oversize", "Oversize (not published)"
         REBALANCE_ERROR = "rebalance-error", "Rebalance error"
+        CLOCK_SKEW = "clock-skew", "Producer clock skew"
+        REPUBLISHED = "republished", "Republished (same version, new UUID)"
 
     class Severity(models.TextChoices):
         INFO = "info", "Info"

@@ -2,10 +2,12 @@
 
 - audit: the published payload kept in the audit log, republished through the
   feed's producer and publish ledger as a NEW message (new UUID, `replay-of` header
-  and PublishedMessage.replay_of = the original). The feed's consumer takes it from
-  there; the reconcile links it back. A message the cache already holds a newer
-  write (or delete) of is skipped: the old payload, published now, would win the
-  cache's publish-time guard and overwrite newer data.
+  and PublishedMessage.replay_of = the original), carrying the original's source
+  version. The feed's consumer takes it from there; the reconcile links it back.
+  A replay never goes back in time: a message older than what the cache holds for
+  its key (a newer version, or a newer delete's tombstone) is skipped here and
+  says so, and were it published anyway the cache's version check would refuse
+  it. Restoring a deleted record takes the source way (the source must hold it).
 - kafka: the original messages re-read by offset with a private consumer
   (assign + seek, its own group id, never subscribes or commits, so the feed's
   group sees nothing) and run through FeedConsumer.process_batch: Redis, consume
@@ -35,7 +37,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from config.errors import AppError
-from kafkacache import crypto
+from kafkacache import avro, crypto
 from kafkacache import services as feed_services
 from kafkacache.clients import make_consumer, redis_client
 from kafkacache.consumer import FeedConsumer
@@ -64,6 +66,7 @@ class Original(NamedTuple):
     published_at: dt.datetime
     load_id: uuid.UUID | None
     content_hash: bytes
+    version: int | None = None  # source version; None: unordered, or published before versions
 
 
 def _batched(items: Sequence, size: int) -> Iterator[list]:
@@ -96,9 +99,10 @@ def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
         raise AppError(f"scope {replay.scope} names no published messages", code="bad_scope")
     limit = settings.REPLAY_MAX_MESSAGES
     found = [
-        Original(u, k, p, o, e, at, load_id, bytes(h))
-        for u, k, p, o, e, at, load_id, h in rows.order_by("published_at", "id").values_list(
-            "uuid", "key", "partition", "offset", "event_type", "published_at", "load_id", "content_hash"
+        Original(u, k, p, o, e, at, load_id, bytes(h), v)
+        for u, k, p, o, e, at, load_id, h, v in rows.order_by("published_at", "id").values_list(
+            *("uuid", "key", "partition", "offset", "event_type", "published_at", "load_id", "content_hash"),
+            "source_version",
         )[: limit + 1]
     ]
     if len(found) > limit:
@@ -118,20 +122,30 @@ def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
 
 
 def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uuid.UUID, str]:
-    """Originals the cache already holds something newer for (write or delete), with what."""
+    """Originals the cache already holds something newer for (a newer version, or a delete), with what.
+
+    The same rule as the cache's own check (kafkacache.cache): an equal version
+    is replayed (idempotent; it repairs a damaged or missing copy), an older one
+    is not, and an unordered original never replaces a versioned record.
+    """
     pipe = client.pipeline(transaction=False)
     for o in originals:
-        pipe.hmget(rec_key(o.key), ["t", "u"])
+        pipe.hmget(rec_key(o.key), ["sv", "u"])
         pipe.get(tombstone_key(o.key))
     answers = pipe.execute()
     newer = {}
     for n, o in enumerate(originals):
-        (cached_t, cached_u), deleted = answers[2 * n], answers[2 * n + 1]
-        created = _created_ms(o.published_at)
-        if cached_t is not None and int(cached_t) > created:
-            newer[o.uuid] = f"superseded: the cache holds a newer message ({(cached_u or b'').decode()})"
-        elif deleted is not None and int(deleted) > created:
-            newer[o.uuid] = "superseded: the key was deleted after this message"
+        (cached_v, cached_u), deleted = answers[2 * n], answers[2 * n + 1]
+        held = int(cached_v or 0) if cached_u is not None else None
+        tomb = int(deleted or 0)
+        version = o.version or 0
+        if held is not None and (held > version or (version == 0 and held > 0)):
+            newer[o.uuid] = (
+                f"superseded: the cache holds version {held} ({(cached_u or b'').decode()}),"
+                f" newer than this message's {version or 'unversioned'}"
+            )
+        elif tomb and tomb >= version:
+            newer[o.uuid] = f"superseded: the key was deleted at version {tomb}; replay from the source to restore it"
     return newer
 
 
@@ -186,6 +200,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
                 load=loads.get(o.load_id, "") if o.event_type == "bulk" else "",
                 load_id=o.load_id,
                 replay_of=o.uuid,
+                version=o.version,
             )
             if message.content_hash != o.content_hash:
                 skipped.append(_with(item, Outcome.FAILED, "audit payload does not hash to the published hash"))
@@ -424,13 +439,22 @@ def replay_source(replay: Replay, progress: Progress) -> None:
             load=load if event == "bulk" else None,
             replay_of={k: u for k, u in by_key.items() if u is not None},
         )
-        items = []
         published = {d.message.key: d for d in deliveries}
+        gone = [k for k in chunk if k not in published and k not in refused]
+        for delivery in _deletes_publish(topic, source, gone, by_key):
+            published[delivery.message.key] = delivery
+        items = []
         for key in chunk:
             item = ReplayItem(original_uuid=by_key[key], key=key)
             delivery = published.get(key)
             if delivery is not None and delivery.error:
                 items.append(_with(item, Outcome.FAILED, f"Kafka did not acknowledge: {delivery.error}"))
+            elif delivery is not None and delivery.message.event == "delete":
+                detail = (
+                    f"not in {source.name} any more: a delete at version {delivery.message.version} published as"
+                    f" {topic.name}/{delivery.partition}@{delivery.offset}"
+                )
+                items.append(_with(item, Outcome.PUBLISHED, detail, delivery.message.uuid))
             elif delivery is not None:
                 detail = f"rebuilt from {source.name}, published as {topic.name}/{delivery.partition}@{delivery.offset}"
                 items.append(_with(item, Outcome.PUBLISHED, detail, delivery.message.uuid))
@@ -439,6 +463,29 @@ def replay_source(replay: Replay, progress: Progress) -> None:
             else:
                 items.append(_with(item, Outcome.SKIPPED, f"not in the source {source.name}"))
         progress.record(items)
+
+
+def _deletes_publish(topic: Topic, source, keys: Sequence[str], by_key: dict[str, uuid.UUID | None]) -> list:
+    """Keys a versioned source no longer holds: a delete each, at a version the source
+    draws now (newer than any it gave the key), so the cache drops what it still serves."""
+    draw = getattr(source, "version_draw", None)
+    if not keys or draw is None:
+        return []  # a file source cannot say when a record went: nothing to order a delete by
+    version = draw()
+    messages = [
+        message_build(
+            key=key,
+            event="delete",
+            value=None,
+            source=f"replay:{source.name}",
+            schema_version=avro.current_version(),
+            hash_algorithm=topic.hash_algorithm,
+            replay_of=by_key.get(key),
+            version=version,
+        )
+        for key in keys
+    ]
+    return feed_services.messages_publish(topic=topic, messages=messages)
 
 
 # --- dead letters -------------------------------------------------------------------------------

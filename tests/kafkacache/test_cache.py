@@ -12,42 +12,71 @@ from kafkacache.cache import CacheOp, cache_apply, cache_records_get, load_keys
 pytestmark = pytest.mark.integration
 
 
-def _put(key: str, t: int, value: bytes = b"v", **kw) -> CacheOp:
-    return CacheOp(kw.pop("event", "add"), key, t, value, f"u{t}", 1, **kw)
+def _put(key: str, v: int, value: bytes = b"v", **kw) -> CacheOp:
+    return CacheOp(kw.pop("event", "add"), key, v, value, f"u{v}", 1, **kw)
 
 
-def test_a_batch_applies_in_order_with_the_publish_time_guard(cache):
-    cache_apply(
-        cache,
-        [
-            _put("client:1", 10, b"ten"),
-            _put("client:1", 5, b"older"),  # older than what is cached: ignored
-            _put("client:2", 5, b"a"),
-            CacheOp("delete", "client:2", 6),  # newer delete: gone, tombstone 6
-            _put("client:2", 6, b"same-time"),  # not older than the tombstone: written
-            CacheOp("delete", "client:3", 9),  # a key never cached: tombstone only
-            _put("client:3", 8, b"late"),  # older than the tombstone: ignored
-        ],
-    )
-    records = cache_records_get(cache, ["client:1", "client:2", "client:3"])
-    assert records["client:1"].value == b"ten" and records["client:1"].created_ms == 10
+def test_a_batch_applies_in_order_by_source_version_never_by_arrival(cache):
+    ops = [
+        _put("client:1", 10, b"ten", created_ms=5),
+        _put("client:1", 5, b"older", created_ms=99_999),  # older version, later clock: refused
+        _put("client:1", 10, b"ten-again"),  # the same version again (a redelivery, a replay): written
+        _put("client:2", 5, b"a"),
+        CacheOp("delete", "client:2", 6),  # newer delete: gone, tombstone 6
+        _put("client:2", 6, b"same-as-delete"),  # not newer than the delete: refused
+        CacheOp("delete", "client:3", 9),  # a key never cached: tombstone only
+        _put("client:3", 8, b"late"),  # older than the tombstone: refused
+        _put("client:4", 3, b"three"),
+        CacheOp("delete", "client:4", 2),  # an older delete: refused, the record stays
+        _put("client:5", 0, b"unordered"),  # no version: fills an empty key
+        _put("client:5", 0, b"unordered-2"),  # and replaces another unordered record (arrival order)
+        _put("client:6", 1, b"versioned"),
+        _put("client:6", 0, b"unordered"),  # but never a versioned one
+        CacheOp("delete", "client:6", 0),  # nor deletes it
+    ]
+    verdicts = cache_apply(cache, ops)
+    assert verdicts == ["a", "o", "e", "a", "a", "o", "a", "o", "a", "o", "a", "a", "a", "u", "u"]
+    records = cache_records_get(cache, [f"client:{n}" for n in range(1, 7)])
+    assert records["client:1"].value == b"ten-again" and records["client:1"].version == 10
     assert records["client:1"].uuid == "u10" and records["client:1"].schema_version == 1
-    assert records["client:2"].value == b"same-time"
-    assert "client:3" not in records
-    assert cache.get("kc:del:client:3") == b"9"
-    assert cache.ttl("kc:del:client:3") > 0
+    assert "client:2" not in records and "client:3" not in records
+    assert records["client:4"].value == b"three"
+    assert records["client:5"].value == b"unordered-2" and records["client:5"].version == 0
+    assert records["client:6"].value == b"versioned"
+    assert cache.get("kc:dv:client:3") == b"9"
+    assert cache.ttl("kc:dv:client:3") > 0
+
+
+def test_a_newer_write_after_a_delete_drops_the_tombstone(cache):
+    cache_apply(cache, [CacheOp("delete", "client:1", 4), _put("client:1", 5, b"back")])
+    assert cache_records_get(cache, ["client:1"])["client:1"].value == b"back"
+    assert cache.get("kc:dv:client:1") is None  # compact: only deletes the cache still needs to remember
+
+
+def test_the_record_knows_the_topic_that_wrote_it(cache):
+    cache_apply(cache, [_put("client:1", 1, topic="cache.change")])
+    assert cache_records_get(cache, ["client:1"])["client:1"].topic == "cache.change"
 
 
 def test_update_with_a_key_change_deletes_the_old_key_and_bulk_fills_the_load_set(cache):
     cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1"), _put("client:8", 1, event="bulk", load="r1")])
     assert load_keys(cache, "r1") == ["client:7", "client:8"]
-    cache_apply(cache, [_put("client:9", 2, b"moved", event="update", old_key="client:7")])
+    verdicts = cache_apply(cache, [_put("client:9", 2, b"moved", event="update", old_key="client:7")])
+    assert verdicts == ["a"]  # one verdict per op: the put's
     records = cache_records_get(cache, ["client:7", "client:9"])
     assert set(records) == {"client:9"}
-    assert cache.get("kc:del:client:7") == b"2"
+    assert cache.get("kc:dv:client:7") == b"2"
     # a redelivered older bulk message of the old key does not bring it back
-    cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1")])
+    assert cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1")]) == ["o"]
     assert cache_records_get(cache, ["client:7"]) == {}
+
+
+def test_a_key_change_deletes_the_old_key_at_its_own_version(cache):
+    # client 7 renumbered to 9 at version 3; a new client 7 inserted at version 4 is not
+    # deleted by that renumbering, whichever arrives first
+    cache_apply(cache, [_put("client:7", 4, b"new seven")])
+    cache_apply(cache, [_put("client:9", 5, b"nine", event="update", old_key="client:7", old_version=3)])
+    assert cache_records_get(cache, ["client:7"])["client:7"].value == b"new seven"
 
 
 def test_a_script_the_server_does_not_know_is_loaded_then_run(cache, monkeypatch):

@@ -57,20 +57,22 @@ def _cached(cache, key):
 @pytest.mark.django_db
 def test_api_style_change_events_give_the_expected_cache(feed, cache):
     change = topic_rows_ensure()["change"]
-    change_publish(topic=change, event="add", record=DOC)
-    change_publish(topic=change, event="add", record={**DOC, "client_id": 900003})
+    change_publish(topic=change, event="add", record=DOC, version=1)
+    change_publish(topic=change, event="add", record={**DOC, "client_id": 900003}, version=2)
     consume_all()
     assert cached_keys(cache) == {"client:900001", "client:900003"}
 
     moved = {**DOC, "client_id": 900002, "name": "Grace B. Hopper"}
-    change_publish(topic=change, event="update", record=moved, old_key="client:900001")
-    change_publish(topic=change, event="delete", key="client:900003")
-    change_publish(topic=change, event="delete", key="client:424242")  # never cached
+    change_publish(topic=change, event="update", record=moved, old_key="client:900001", version=3)
+    change_publish(topic=change, event="delete", key="client:900003", version=4)
+    change_publish(topic=change, event="delete", key="client:424242", version=5)  # never cached
     consume_all()
 
     assert cached_keys(cache) == {"client:900002"}
     assert _cached(cache, "client:900002")["name"] == "Grace B. Hopper"
-    assert cache.get("kc:del:client:424242") is not None  # the tombstone of a delete of nothing
+    assert cache.hget("kc:rec:client:900002", "sv") == b"3"
+    assert cache.get("kc:dv:client:900001") == b"3"  # the renumbering's delete of the old key, at its version
+    assert cache.get("kc:dv:client:424242") == b"5"  # the tombstone of a delete of nothing
     outcomes = sorted(ConsumedMessage.objects.filter(topic=change).values_list("outcome", flat=True))
     assert outcomes == ["deleted", "deleted", "stored", "stored", "stored"]
     assert PublishedMessage.objects.filter(topic=change).count() == 5
@@ -112,18 +114,36 @@ def test_bad_change_requests_are_refused_and_oversize_is_recorded(feed, cache, s
 def test_changes_coalesce_one_message_per_client_and_keep_old_keys():
     plan = changes_coalesce(
         [
-            Change(1, 5, None, "add"),
-            Change(2, 5, None, "update"),  # a card of the new client
-            Change(3, 6, None, "update"),
-            Change(4, 60, 6, "update"),  # client 6 renumbered to 60
-            Change(5, 7, None, "update"),
-            Change(6, 7, None, "delete"),
-            Change(7, 7, None, "update"),  # its cards, deleted by the cascade
-            Change(8, 8, None, "delete"),
-            Change(9, 8, None, "add"),  # deleted and added again
+            Change(1, 5, None, "add", 101),
+            Change(2, 5, None, "update", 102),  # a card of the new client
+            Change(3, 6, None, "update", 103),
+            Change(4, 60, 6, "update", 104),  # client 6 renumbered to 60
+            Change(5, 7, None, "update", 105),
+            Change(6, 7, None, "delete", 106),
+            Change(7, 7, None, "update", 107),  # its cards, deleted by the cascade (older triggers wrote these)
+            Change(8, 8, None, "delete", 108),
+            Change(9, 8, None, "add", 109),  # deleted and added again
         ]
     )
-    assert plan == [(5, "add", []), (60, "update", [6]), (7, "delete", []), (8, "add", [])]
+    assert plan == [
+        (5, "add", 102, []),
+        (6, "update", 103, []),  # its own change stays its own: nothing carried to 60
+        (60, "update", 104, [(6, 104)]),  # the renumbering, with its version for the old key's delete
+        (7, "delete", 107, []),
+        (8, "add", 109, []),
+    ]
+
+
+def test_changes_coalesce_never_crosses_identities():
+    # client 5 renumbered to 9, a new client 5 inserted, then a change of 9: the old
+    # key's delete keeps the renumbering's version, older than the new client 5
+    assert changes_coalesce(
+        [Change(1, 9, 5, "update", 10), Change(2, 5, None, "add", 11), Change(3, 9, None, "update", 12)]
+    ) == [(5, "add", 11, []), (9, "update", 12, [(5, 10)])]
+    # delete 41, then renumber 40 to 41: 41 lives on (the renumbered record), 40 goes
+    assert changes_coalesce([Change(1, 41, None, "delete", 20), Change(2, 41, 40, "update", 21)]) == [
+        (41, "update", 21, [(40, 21)])
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,6 +17,7 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.records import record_encode, record_from_document
 from kafkacache.services import topic_rows_ensure
+from kafkacache.validation import record_problems
 from recon.models import ConsumedMessage, Finding
 
 from .conftest import cached_keys, wait_for
@@ -31,12 +32,22 @@ def _redis_nowhere() -> redis.Redis:
 
 
 def _message(
-    topic: str, offset: int, *, event: str, client_id: int, old_key: str = "", load: str = "", created_ms=None
+    topic: str,
+    offset: int,
+    *,
+    event: str,
+    client_id: int,
+    old_key: str = "",
+    load: str = "",
+    created_ms=None,
+    version: int | None = None,
+    sealed: bool = False,
 ):
     value = None
     key_id = ""
+    plain = record_from_document({**DOC, "client_id": client_id})
     if event != "delete":
-        encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
+        encoded = record_encode(plain)
         value, key_id = encoded.value, encoded.key_id
     out = message_build(
         key=f"client:{client_id}",
@@ -49,6 +60,8 @@ def _message(
         old_key=old_key,
         load=load,
         created_ms=created_ms,
+        version=version,
+        problems=record_problems(plain, key=f"client:{client_id}") if sealed else None,
     )
     return Message(topic=topic, partition=0, offset=offset, key=out.key.encode(), value=out.value, headers=out.headers)
 
@@ -58,21 +71,25 @@ def test_batch_semantics_bulk_add_update_delete(feed, cache):
     consumer = FeedConsumer()
     outcomes = consumer.process_batch(
         [
-            _message(bulk.name, 0, event="bulk", client_id=1, load="rk1", created_ms=1000),
-            _message(bulk.name, 1, event="bulk", client_id=2, load="rk1", created_ms=1000),
-            _message(change.name, 0, event="add", client_id=3, created_ms=1001),
-            _message(change.name, 1, event="update", client_id=4, old_key="client:3", created_ms=1002),
-            _message(change.name, 2, event="delete", client_id=2, created_ms=1003),
-            _message(change.name, 3, event="delete", client_id=99, created_ms=1004),  # never cached
+            _message(bulk.name, 0, event="bulk", client_id=1, load="rk1", version=10, sealed=True),
+            _message(bulk.name, 1, event="bulk", client_id=2, load="rk1", version=11, sealed=True),
+            _message(bulk.name, 2, event="bulk", client_id=5, load="rk1", version=12),  # unsealed: not the load's
+            _message(change.name, 0, event="add", client_id=3, version=13),
+            _message(change.name, 1, event="update", client_id=4, old_key="client:3", version=14),
+            _message(change.name, 2, event="delete", client_id=2, version=15),
+            _message(change.name, 3, event="delete", client_id=99, version=16),  # never cached
         ]
     )
-    assert dict(outcomes) == {"stored": 4, "deleted": 2}
-    assert cached_keys(cache) == {"client:1", "client:4"}
+    assert dict(outcomes) == {"stored": 5, "deleted": 2}
+    assert cached_keys(cache) == {"client:1", "client:4", "client:5"}
     assert cache.smembers("kc:load:rk1") == {b"client:1", b"client:2"}
-    assert ConsumedMessage.objects.filter(group=feed.KAFKA_CONSUMER_GROUP).count() == 6
-    # The same batch again (redelivery): the same cache, the ledger shows the duplicates.
-    consumer.process_batch([_message(bulk.name, 0, event="bulk", client_id=2, load="rk1", created_ms=1000)])
-    assert cached_keys(cache) == {"client:1", "client:4"}  # the older bulk add does not undo the delete
+    assert cache.hmget("kc:rec:client:4", "sv", "tp") == [b"14", change.name.encode()]
+    assert cache.get("kc:dv:client:3") == b"14" and cache.get("kc:dv:client:2") == b"15"
+    assert ConsumedMessage.objects.filter(group=feed.KAFKA_CONSUMER_GROUP).count() == 7
+    # The bulk record again (redelivery, or a stale batch published late): it is older than the delete.
+    consumer.process_batch([_message(bulk.name, 1, event="bulk", client_id=2, load="rk1", version=11, sealed=True)])
+    assert cached_keys(cache) == {"client:1", "client:4", "client:5"}
+    assert consumer.last_results[0][1] == "skipped" and "older" in consumer.last_results[0][2]
 
 
 def test_invalid_records_are_stored_and_flagged(feed, cache):
@@ -145,8 +162,8 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
 
     change = topic_rows_ensure()["change"]
     keys = [f"client:{770000 + i}" for i in range(250)]
-    for key in keys:
-        change_publish(topic=change, event="delete", key=key)
+    for n, key in enumerate(keys, start=1):
+        change_publish(topic=change, event="delete", key=key, version=n)
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = '300ms'")  # this session only; a reconnect drops it
     blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"))
@@ -165,4 +182,4 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     assert rows.count() == len(keys)  # each delivery once: the failed statement left nothing behind
     assert set(rows.values_list("key", flat=True)) == set(keys)
     assert consumer.totals["deleted"] == len(keys)
-    assert all(cache.exists(f"kc:del:{key}") for key in keys)  # every delete reached Redis (tombstones)
+    assert all(cache.exists(f"kc:dv:{key}") for key in keys)  # every delete reached Redis (tombstones)
