@@ -19,7 +19,7 @@ from dashboard.masking import mask_sensitive
 from kafkacache.clients import redis_client
 from kafkacache.models import Load
 from kafkacache.records import record_decode, record_mask
-from kafkacache.redis_keys import rec_key
+from kafkacache.redis_keys import rec_key, tombstone_key
 from recon import access, audit
 from recon.hashing import content_hash
 from recon.models import (
@@ -314,6 +314,9 @@ class CacheState:
     hash_matches: bool | None = None  # cached bytes hash == published hash
     schema_version: str = ""
     created_ms: str = ""
+    source_version: str = ""  # the version the cache holds for the key ("" or "0": unordered)
+    topic: str = ""  # the topic that wrote the cached record
+    tombstone: str = ""  # the version of the key's last delete, while the cache remembers it
     error: str = ""
 
 
@@ -399,15 +402,20 @@ def _ledger_headers(topic: Topic, published: PublishedMessage, load: Load | None
 def _cache_state(topic: Topic, published: PublishedMessage, uuid: uuid_lib.UUID) -> CacheState:
     state = CacheState(record_key=published.key)
     try:
-        fields: list[bytes | None] = redis_client().hmget(  # type: ignore[assignment]
-            rec_key(published.key), ["p", "u", "v", "t"]
+        client = redis_client()
+        fields: list[bytes | None] = client.hmget(  # type: ignore[assignment]
+            rec_key(published.key), ["p", "u", "v", "t", "sv", "tp"]
         )
-        value, cached_uuid, version, created = fields
+        deleted: bytes | None = client.get(tombstone_key(published.key))  # type: ignore[assignment]
+        value, cached_uuid, version, created, source_version, written_by = fields
     except Exception as exc:  # Redis down: the page says so instead of failing
         state.error = f"{type(exc).__name__}: {exc}"
         return state
+    state.tombstone = (deleted or b"").decode()
     if value is None and cached_uuid is None:
         return state
+    state.source_version = (source_version or b"").decode()
+    state.topic = (written_by or b"").decode()
     state.present = True
     state.uuid = (cached_uuid or b"").decode()
     state.holds_this_message = state.uuid == str(uuid)

@@ -24,7 +24,7 @@ from kafkacache.serializers import (
     LoadSerializer,
     LoadStartedSerializer,
 )
-from recon.access import can_view_payload, topic_for_operate, topic_for_view
+from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_with_payload
 from recon.models import Topic
 
 
@@ -115,7 +115,8 @@ class CacheApi(APIView):
         limit = min(paginator.get_limit(request) or 100, 1000)
         offset = paginator.get_offset(request)
         decrypt = can_view_payload(request.user, topic)
-        count, items = selectors.load_records(load=load, decrypt=decrypt, offset=offset, limit=limit)
+        payload_topics = set(topics_with_payload(request.user).values_list("name", flat=True))
+        count, items = selectors.load_records(load=load, payload_topics=payload_topics, offset=offset, limit=limit)
         return Response(
             {
                 "load": str(load.id),

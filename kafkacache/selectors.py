@@ -41,11 +41,16 @@ def loads_stalled() -> list[str]:
     ]
 
 
-def load_records(*, load: Load, decrypt: bool, offset: int = 0, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+def load_records(
+    *, load: Load, payload_topics: set[str], offset: int = 0, limit: int = 100
+) -> tuple[int, list[dict[str, Any]]]:
     """One page of the records a load delivered, as the cache holds them now.
 
-    decrypt=False masks account and card numbers without touching the key; a key
-    whose record has since been deleted is listed with record None.
+    A record is decrypted only when the caller may see payloads of the topic that
+    wrote it (`payload_topics`, by name): a key of the load that a change topic
+    wrote since is that topic's to show. Everyone else gets account and card
+    numbers masked, without touching the key. A key whose record has since been
+    deleted is listed with record None.
     """
     client = redis_client()
     keys = load_keys(client, load.retrieval_key)
@@ -57,12 +62,17 @@ def load_records(*, load: Load, decrypt: bool, offset: int = 0, limit: int = 100
         if hit is None:
             items.append({"key": key, "state": "deleted", "record": None})
             continue
+        written_by = hit.topic or load.topic.name  # a record from before topics were kept: the load's
+        decrypt = written_by in payload_topics
         item: dict[str, Any] = {
             "key": key,
             "state": "cached",
             "uuid": hit.uuid,
             "schema_version": hit.schema_version,
             "created_ms": hit.created_ms,
+            "version": hit.version,
+            "topic": written_by,
+            "decrypted": decrypt,
         }
         try:
             record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt)

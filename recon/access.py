@@ -38,6 +38,13 @@ def topics_operable(user) -> QuerySet[Topic]:
     return get_objects_for_user(user, OPERATE, klass=Topic, accept_global_perms=True)
 
 
+def topics_with_payload(user) -> QuerySet[Topic]:
+    """Topics whose decrypted payloads the user may see."""
+    if not user.is_authenticated:
+        return Topic.objects.none()
+    return get_objects_for_user(user, VIEW_PAYLOAD, klass=Topic, accept_global_perms=True)
+
+
 def can_view(user, topic: Topic) -> bool:
     return user.is_authenticated and user.has_perm(VIEW, topic)
 

@@ -5,7 +5,6 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from kafkacache.cache import CacheOp, cache_apply
-from kafkacache.messages import now_ms
 from kafkacache.models import Load
 from kafkacache.records import record_encode, record_from_document
 from kafkacache.services import topic_rows_ensure
@@ -47,7 +46,11 @@ def cached_load(topics, cache):
     ops = []
     for client_id in (11, 12):
         encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
-        ops.append(CacheOp("bulk", f"client:{client_id}", now_ms(), encoded.value, "u", 1, load=load.retrieval_key))
+        ops.append(
+            CacheOp(
+                "bulk", f"client:{client_id}", 1, encoded.value, "u", 1, load=load.retrieval_key, topic=load.topic.name
+            )
+        )
     cache_apply(cache, ops)
     return load
 
@@ -99,8 +102,24 @@ def test_cache_is_masked_for_viewers_and_decrypted_for_payload_permission(people
     assert clear["results"][0]["record"]["accounts"][0]["account_number"] == "3000900001"
 
 
+def test_a_record_is_decrypted_only_for_payload_permission_on_the_topic_that_wrote_it(topics, cached_load, cache):
+    bulk_operator = User.objects.create_user("bulk-only", password="pw-feed-123")
+    topic_grant(bulk_operator, topics["bulk"], "operator")  # payload permission on the bulk topic only
+    changed = record_encode(record_from_document({**DOC, "client_id": 12, "name": "Changed"}))
+    cache_apply(cache, [CacheOp("update", "client:12", 2, changed.value, "u2", 1, topic=topics["change"].name)])
+    body = api(bulk_operator).get(f"/api/cache/{cached_load.retrieval_key}").json()
+    by_key = {item["key"]: item for item in body["results"]}
+    assert by_key["client:11"]["decrypted"] and by_key["client:11"]["topic"] == topics["bulk"].name
+    assert by_key["client:11"]["record"]["cards"][0]["card_number"] == "4111111111111111"
+    # client 12 was written since by the change topic: this caller may not see its numbers
+    assert not by_key["client:12"]["decrypted"] and by_key["client:12"]["topic"] == topics["change"].name
+    assert by_key["client:12"]["record"]["cards"][0]["card_number"] == "**** **** **** 1111"
+    assert by_key["client:12"]["version"] == 2
+    assert "4111111111111111" not in str(by_key["client:12"])
+
+
 def test_a_deleted_record_is_listed_as_deleted(people, cached_load, cache):
-    cache_apply(cache, [CacheOp("delete", "client:11", now_ms() + 1)])
+    cache_apply(cache, [CacheOp("delete", "client:11", 2)])
     body = api(people["operator"]).get(f"/api/cache/{cached_load.retrieval_key}").json()
     first = body["results"][0]
     assert (first["key"], first["state"], first["record"]) == ("client:11", "deleted", None)

@@ -29,7 +29,8 @@ def _ask(topic, operator, uuids, **extra):
 
 def test_the_same_request_twice_gives_the_same_replay_and_a_second_run_does_nothing(feed, client_ids, cache, people):
     topic, operator = feed.change, people["operator"]
-    lost = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
+    doc = client_doc(next(client_ids))
+    lost = change_publish(topic=topic, event="add", record=doc, version=1)
 
     first, created = _ask(topic, operator, [lost.uuid])
     again, created_again = _ask(topic, operator, [lost.uuid])  # a double click while it is queued
@@ -45,10 +46,13 @@ def test_the_same_request_twice_gives_the_same_replay_and_a_second_run_does_noth
     assert PublishedMessage.objects.filter(replay_of=lost.uuid).count() == 1
     assert rerun.items.count() == 1
 
-    # Once the replay was consumed, asking again is a new request that finds nothing to do:
-    # the cache already holds a newer message for the key (the replay), so the old payload is not sent again.
+    # Once the replay was consumed and the record changed again, asking again is a new request
+    # that finds nothing to do: the cache holds a newer version, and a replay never goes back in time.
     replayed = PublishedMessage.objects.get(replay_of=lost.uuid)
+    assert replayed.source_version == 1  # the replay carries the version of what it replays
     FeedConsumer().process_batch(fetch(topic.name, replayed.offset, 1))
+    newer = change_publish(topic=topic, event="update", record={**doc, "name": "Newer"}, version=2)
+    FeedConsumer().process_batch(fetch(topic.name, newer.offset, 1, partition=newer.partition))
     second, created = _ask(topic, operator, [lost.uuid])
     assert created and second.pk != first.pk
     second = replay_run(replay_id=second.pk)
