@@ -54,7 +54,7 @@ def client_ids():
     base = uuid.uuid4().int % 10**9 * 100 + 1000
     yield iter(range(base, base + 100))
     client = redis_client()
-    keys = [f"kc:{kind}:client:{i}" for i in range(base, base + 100) for kind in ("rec", "del")]
+    keys = [f"kc:{kind}:client:{i}" for i in range(base, base + 100) for kind in ("rec", "dv")]
     client.delete(*keys)
 
 
