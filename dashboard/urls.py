@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import replay_views, views
+from dashboard import break_views, replay_views, views
 
 app_name = "dashboard"
 
@@ -10,6 +10,13 @@ urlpatterns = [
     path("findings/export.csv", views.findings_csv, name="findings-csv"),
     path("findings/<int:pk>/", views.finding_detail, name="finding"),
     path("findings/<int:pk>/acknowledge", views.finding_acknowledge, name="finding-acknowledge"),
+    path("findings/<int:pk>/assign", break_views.finding_assign, name="finding-assign"),
+    path("findings/<int:pk>/investigate", break_views.finding_investigate, name="finding-investigate"),
+    path("findings/<int:pk>/fix", break_views.finding_fix, name="finding-fix"),
+    path("findings/<int:pk>/accept", break_views.finding_accept, name="finding-accept"),
+    path("findings/<int:pk>/reopen", break_views.finding_reopen, name="finding-reopen"),
+    path("findings/<int:pk>/comment", break_views.finding_comment, name="finding-comment"),
+    path("breaks/mine/", break_views.my_breaks, name="my-breaks"),
     path("messages/", views.message_search, name="message-search"),
     path("messages/<uuid:uuid>/", views.message_detail, name="message"),
     path("windows/", views.windows, name="windows"),

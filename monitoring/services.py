@@ -15,6 +15,7 @@ from monitoring import webhooks
 from monitoring.lag import consumer_lag
 from monitoring.models import Alert, AlertRule, Notification
 from recon.models import Finding, Topic
+from recon.selectors import breaks_over_sla
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,17 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
+def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
+    severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
+    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, category=rule.category)
+    return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
+
+
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
+    AlertRule.Kind.BREAK_SLA: _firing_break_sla,
 }
 
 

@@ -47,6 +47,7 @@ from kafkacache.sources import SourceError, source_get
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
 from recon.replay import Progress, dead_letter_findings_resolve
+from recon.replay_approval import replays_per_message
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,9 @@ def _created_ms(at: dt.datetime) -> int:
 # --- what a scope names -----------------------------------------------------------------------
 
 
-def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
-    """The published messages a replay's scope names (oldest first), and items for UUIDs not found."""
+def originals_of(replay: Replay, *, guard: bool = True) -> tuple[list[Original], list[ReplayItem]]:
+    """The published messages a replay's scope names (oldest first), and items for UUIDs not found
+    (and, with `guard`, for messages replayed REPLAY_MAX_PER_MESSAGE times already: the replay guard)."""
     topic, target = replay.topic, replay.target
     rows = PublishedMessage.objects.filter(topic=topic)
     if replay.scope == Scope.MESSAGES:
@@ -111,6 +113,23 @@ def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
             for u in map(uuid.UUID, target["uuids"])
             if u not in known
         ]
+    if guard:
+        limit = settings.REPLAY_MAX_PER_MESSAGE
+        times = replays_per_message(o.uuid for o in found)
+        over = {u for u, n in times.items() if n >= limit}
+        missing += [
+            ReplayItem(
+                original_uuid=o.uuid,
+                key=o.key,
+                partition=o.partition,
+                offset=o.offset,
+                outcome=Outcome.SKIPPED,
+                detail=f"replay guard: replayed {times[o.uuid]} times already (REPLAY_MAX_PER_MESSAGE={limit})",
+            )
+            for o in found
+            if o.uuid in over
+        ]
+        found = [o for o in found if o.uuid not in over]
     return found, missing
 
 
