@@ -29,6 +29,9 @@ urlpatterns = [
     path("replays/", replay_views.replays, name="replays"),
     path("replays/start", replay_views.replay_start, name="replay-start"),
     path("replays/reprocess", replay_views.reprocess, name="reprocess"),
+    path("replays/dry-run", replay_views.replay_dry_run, name="replay-dry-run"),
     path("replays/<uuid:pk>/", replay_views.replay_detail, name="replay"),
+    path("replays/<uuid:pk>/approve", replay_views.replay_approve_view, name="replay-approve"),
+    path("replays/<uuid:pk>/reject", replay_views.replay_reject_view, name="replay-reject"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

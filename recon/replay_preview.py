@@ -251,3 +251,18 @@ def _without_ledger(way: str, scope: str, target: dict) -> dict:
     }
     what = scopes.get(scope, scope)
     return {"totals": {}, "messages": [], "summary": what, "note": "no per-message preview for this scope"}
+
+
+def preview_shown(preview: dict, *, clear: bool) -> dict:
+    """A stored preview as a user may see it: record fields only with payload permission on the topic
+    (they are masked either way; without the permission the verdicts, versions and keys remain)."""
+    if clear or not preview.get("messages"):
+        return preview
+    messages = []
+    for m in preview["messages"]:
+        m = {**m, "changes": [{"field": c["field"]} for c in m.get("changes", [])]}
+        for side in ("cache_before", "after"):
+            if isinstance(m.get(side), dict):
+                m[side] = {k: v for k, v in m[side].items() if k != "fields"}
+        messages.append(m)
+    return {**preview, "messages": messages, "fields_hidden": True}
