@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from dashboard import apis, break_apis
+from dashboard import apis, break_apis, evidence_views
 
 # SimpleRouter: no API root view, since other apps also mount under api/.
 router = SimpleRouter()
@@ -17,4 +17,5 @@ urlpatterns = [
     path("breaks/mine/", break_apis.MyBreaksApi.as_view(), name="api-my-breaks"),
     path("breaks/ageing/", break_apis.AgeingApi.as_view(), name="api-breaks-ageing"),
     path("reason-codes/", break_apis.ReasonCodeApi.as_view(), name="api-reason-codes"),
+    path("evidence/", evidence_views.EvidenceApi.as_view(), name="api-evidence"),
 ]

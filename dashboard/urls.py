@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import break_views, replay_views, views
+from dashboard import break_views, evidence_views, replay_views, views
 
 app_name = "dashboard"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("findings/<int:pk>/reopen", break_views.finding_reopen, name="finding-reopen"),
     path("findings/<int:pk>/comment", break_views.finding_comment, name="finding-comment"),
     path("breaks/mine/", break_views.my_breaks, name="my-breaks"),
+    path("evidence/", evidence_views.evidence, name="evidence"),
+    path("evidence/export", evidence_views.evidence_download, name="evidence-download"),
     path("messages/", views.message_search, name="message-search"),
     path("messages/<uuid:uuid>/", views.message_detail, name="message"),
     path("windows/", views.windows, name="windows"),
