@@ -8,6 +8,7 @@ from django import template
 from django.utils import timezone
 
 from dashboard.masking import mask_text
+from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import FindingComment, FindingTransition, ReasonCode
 from recon.selectors import breaks_ageing
@@ -36,3 +37,9 @@ def break_of(context, finding) -> dict:
         "history": history,
         "reason_codes": list(ReasonCode.objects.filter(enabled=True)),
     }
+
+
+@register.simple_tag(takes_context=True)
+def lag_status_for(context) -> list:
+    user = context["request"].user
+    return lag_statuses(topics=access.topics_visible(user), now=timezone.now())
