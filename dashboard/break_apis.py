@@ -93,7 +93,7 @@ class BreakActionsMixin:
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        access.topic_for_operate(request.user, finding.topic)  # 403 before saying who exists
+        breaks.finding_operate_check(finding, request.user, "assign")  # 403 before saying who exists
         data = self._body(AssignSerializer, request)
         assignee = User.objects.filter(username=data["assignee"]).first() if data["assignee"] else None
         group = Group.objects.filter(name=data["group"]).first() if data["group"] else None
@@ -108,8 +108,9 @@ class BreakActionsMixin:
     @extend_schema(request=CommentSerializer, responses={200: FindingSerializer}, summary="Start investigating")
     @action(detail=True, methods=["post"])
     def investigate(self, request: Request, pk=None) -> Response:
-        data = self._body(CommentSerializer, request)
         finding = self.get_object()  # type: ignore[attr-defined]
+        breaks.finding_operate_check(finding, request.user, "investigate")  # a viewer: 403, not a form error
+        data = self._body(CommentSerializer, request)
         return self._done(breaks.finding_investigate(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(
@@ -119,15 +120,16 @@ class BreakActionsMixin:
     )
     @action(detail=True, methods=["post"])
     def fix(self, request: Request, pk=None) -> Response:
-        data = self._body(CommentSerializer, request)
         finding = self.get_object()  # type: ignore[attr-defined]
+        breaks.finding_operate_check(finding, request.user, "fix")  # a viewer: 403, not a form error
+        data = self._body(CommentSerializer, request)
         return self._done(breaks.finding_fix(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(request=AcceptSerializer, responses={200: FindingSerializer}, summary="Accept as-is with a reason")
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        access.topic_for_operate(request.user, finding.topic)
+        breaks.finding_operate_check(finding, request.user, "accept")
         data = self._body(AcceptSerializer, request)
         return self._done(
             breaks.finding_accept(
@@ -138,8 +140,9 @@ class BreakActionsMixin:
     @extend_schema(request=CommentSerializer, responses={200: FindingSerializer}, summary="Reopen, saying why")
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk=None) -> Response:
-        data = self._body(CommentSerializer, request)
         finding = self.get_object()  # type: ignore[attr-defined]
+        breaks.finding_operate_check(finding, request.user, "reopen")  # a viewer: 403, not a form error
+        data = self._body(CommentSerializer, request)
         return self._done(breaks.finding_reopen(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(
@@ -153,6 +156,7 @@ class BreakActionsMixin:
         finding = self.get_object()  # type: ignore[attr-defined]
         context = {"clear": access.can_view_payload(request.user, finding.topic)}
         if request.method == "POST":
+            breaks.finding_operate_check(finding, request.user, "comment")
             data = self._body(CommentSerializer, request)
             comment = breaks.finding_comment(finding=finding, user=request.user, text=data["comment"])
             return Response(CommentOutSerializer(comment, context=context).data, status=201)

@@ -52,7 +52,7 @@ def finding_assign(request: HttpRequest, pk: int) -> HttpResponse:
     group_name = (request.POST.get("group") or "").strip()
 
     def call(finding: Finding) -> None:
-        access.topic_for_operate(request.user, finding.topic)  # 403 before telling who exists
+        breaks.finding_operate_check(finding, request.user, "assign")  # 403 before telling who exists
         assignee = User.objects.filter(username=username).first() if username else None
         group = Group.objects.filter(name=group_name).first() if group_name else None
         if username and assignee is None:

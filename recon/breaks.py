@@ -43,7 +43,8 @@ def _audit_name(action: str) -> str:
     return ACTION_NAMES.get(action, f"finding.{action}")
 
 
-def _operable(finding: Finding, user, action: str) -> None:
+def finding_operate_check(finding: Finding, user, action: str) -> None:
+    """Operate permission on the break's topic (outsider 404, viewer 403); a refusal goes in the audit trail."""
     try:
         access.topic_for_operate(user, finding.topic)
     except PermissionDenied:
@@ -68,7 +69,7 @@ def _transition(
     detail: dict | None = None,
 ) -> Finding:
     """A person's transition: permission, conditional update, history, thread, audit trail."""
-    _operable(finding, user, action)
+    finding_operate_check(finding, user, action)
     sources, to = TRANSITIONS[action]
     comment = (comment or "").strip()
     now = timezone.now()
@@ -135,7 +136,7 @@ def finding_fix(*, finding: Finding, user, comment: str = "") -> Finding:
 
 def finding_accept(*, finding: Finding, user, reason_code: str, comment: str = "") -> Finding:
     """Accepted as-is: the difference stands, for a reason from the configured list."""
-    _operable(finding, user, "accept")
+    finding_operate_check(finding, user, "accept")
     code = ReasonCode.objects.filter(code=str(reason_code or "").strip(), enabled=True).first()
     if code is None:
         operator_action_record(
@@ -158,14 +159,14 @@ def finding_accept(*, finding: Finding, user, reason_code: str, comment: str = "
 
 def finding_reopen(*, finding: Finding, user, comment: str) -> Finding:
     if not (comment or "").strip():
-        _operable(finding, user, "reopen")
+        finding_operate_check(finding, user, "reopen")
         raise AppError("Say why the break is reopened.", code="comment_required")
     return _transition(finding=finding, user=user, action="reopen", comment=comment, updates={"reason_code": None})
 
 
 def finding_assign(*, finding: Finding, user, assignee=None, group: Group | None = None, comment: str = "") -> Finding:
     """Give the break an owner: a person who may see its topic, a team, or both (None, None: nobody)."""
-    _operable(finding, user, "assign")
+    finding_operate_check(finding, user, "assign")
     if assignee is not None and not access.can_view(assignee, finding.topic):
         raise AppError(
             f"{assignee.username} may not see {finding.topic.name}: grant them the topic first.",
@@ -208,7 +209,7 @@ def finding_assign(*, finding: Finding, user, assignee=None, group: Group | None
 
 
 def finding_comment(*, finding: Finding, user, text: str) -> FindingComment:
-    _operable(finding, user, "comment")
+    finding_operate_check(finding, user, "comment")
     text = (text or "").strip()
     if not text:
         raise AppError("A comment needs text.", code="comment_required")
