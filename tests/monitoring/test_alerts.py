@@ -211,3 +211,29 @@ def test_a_break_past_its_severity_sla_raises_an_alert_and_it_resolves_when_deal
     services.alerts_evaluate(now=now)
     alert.refresh_from_db()
     assert alert.status == Alert.Status.RESOLVED
+
+
+def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(client, topic):
+    admin_user = User.objects.create_superuser("rules-admin", password="pw")
+    client.force_login(admin_user)
+    rule = _rule(topic)
+    page = client.get(f"/admin/monitoring/alertrule/{rule.pk}/change/")
+    assert page.status_code == 200 and SECRET.encode() not in page.content
+    form = {
+        "name": "breaks late",
+        "kind": AlertRule.Kind.BREAK_SLA,
+        "topic": topic.pk,
+        "category": "",
+        "min_severity": "warning",
+        "threshold": 1,
+        "window_minutes": 15,
+        "quiet_minutes": 60,
+        "email_to": "",
+        "webhook_url": "http://127.0.0.1:9/hook",
+        "webhook_secret": "",
+        "enabled": "on",
+    }
+    assert client.post(f"/admin/monitoring/alertrule/{rule.pk}/change/", form).status_code == 302
+    rule.refresh_from_db()
+    assert (rule.kind, rule.webhook_secret) == (AlertRule.Kind.BREAK_SLA, SECRET)  # empty keeps the secret
+    assert OperatorAction.objects.filter(action="alert-rule-change", user=admin_user).exists()
