@@ -80,6 +80,9 @@ def replay_request(
     size = replay_size(topic=topic, way=way, scope=scope, target=target)
     if scope == Scope.MESSAGES:
         replay_guard_check(topic=topic, uuids=target["uuids"], user=requested_by, way=way)
+    elif scope == Scope.FINDINGS:
+        named = Finding.objects.filter(pk__in=target["findings"], uuid__isnull=False).values_list("uuid", flat=True)
+        replay_guard_check(topic=topic, uuids=[u for u in named if u], user=requested_by, way=way)
     needs = approval_needed(topic=topic, size=size)
     # Before the transaction: the dry run reads Redis. The approver sees this same preview.
     preview = replay_dry_run(topic=topic, way=way, scope=scope, target=target)

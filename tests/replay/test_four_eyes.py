@@ -147,3 +147,16 @@ def test_the_replay_guard_refuses_a_message_replayed_n_times(feed, client_ids, c
     outcomes = {str(i.original_uuid): (i.outcome, i.detail) for i in wide.items.all()}
     assert outcomes[str(lost.uuid)][0] == "skipped" and "replay guard" in outcomes[str(lost.uuid)][1]
     assert outcomes[str(other.uuid)][0] == "stored"
+    # An offset range is known message by message only once read: the guard skips it then.
+    row = PublishedMessage.objects.get(uuid=lost.uuid)
+    offsets, _ = replay_request(
+        topic=topic,
+        way="kafka",
+        scope="offsets",
+        target={"partition": row.partition, "start_offset": row.offset, "end_offset": row.offset},
+        reason="by offset",
+        requested_by=operator,
+        queue=False,
+    )
+    item = replay_run(replay_id=offsets.pk).items.get()
+    assert (item.original_uuid, item.outcome) == (lost.uuid, "skipped") and "replay guard" in item.detail
