@@ -33,7 +33,7 @@ from kafkacache.clients import redis_client
 from kafkacache.records import record_decode, record_mask
 from kafkacache.redis_keys import rec_key, tombstone_key
 from recon import audit
-from recon.models import AuditPayload, PublishedMessage, Replay, Topic
+from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
 from recon.replay_approval import replays_per_message
 from recon.replay_ways import Original, originals_of
 
@@ -127,16 +127,28 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
     counts: Counter = Counter()
     messages: list[dict] = []
     request = Replay(topic=topic, way=way, scope=scope, target=target)
-    if way == Way.DEAD_LETTER or scope in (Scope.OFFSETS, Scope.CLIENTS):
-        return _without_ledger(way, scope, target)
+    if scope == Scope.CLIENTS:
+        return _clients(topic, target)
     try:
-        originals, unknown = originals_of(request, guard=False)
+        originals, unknown = _originals(request)
     except Exception as exc:  # e.g. the scope holds more than REPLAY_MAX_MESSAGES
         return {"error": str(exc), "totals": {}, "messages": []}
     for item in unknown:
         counts["skipped"] += 1
         if len(messages) < shown_max:
-            messages.append({"uuid": str(item.original_uuid), "verdict": "skipped", "reason": item.detail})
+            messages.append(
+                {
+                    "uuid": str(item.original_uuid) if item.original_uuid else None,
+                    "key": item.key,
+                    "partition": item.partition,
+                    "offset": item.offset,
+                    "verdict": "skipped",
+                    "reason": item.detail,
+                    "cache_before": {},
+                    "after": {},
+                    "changes": [],
+                }
+            )
     replayed_before = replays_per_message(o.uuid for o in originals)
     versions = _source_versions(originals)
     client = redis_client()
@@ -200,6 +212,7 @@ def _judge(
         Way.AUDIT: f"a new message on {topic.name} with the audit payload of {o.uuid} (replay-of it)",
         Way.KAFKA: f"{topic.name}/{o.partition}@{o.offset} re-read and run through the feed into Redis",
         Way.SOURCE: f"{o.key} rebuilt from the source and published as a new message",
+        Way.DEAD_LETTER: f"the dead letter of {o.uuid} read back and run through the feed into Redis",
     }
     publishes = ways[way]
     entry: dict[str, Any] = {
@@ -240,17 +253,94 @@ def _judge(
     return entry
 
 
-def _without_ledger(way: str, scope: str, target: dict) -> dict:
-    """Scopes the publish ledger does not list message by message (offsets, client keys, dead letters)."""
-    scopes: dict[str, str] = {
-        Scope.OFFSETS: f"offsets {target.get('start_offset')}..{target.get('end_offset')} of partition "
-        f"{target.get('partition')} re-read and run through the feed",
-        Scope.CLIENTS: f"{len(target.get('keys', []))} client(s) rebuilt from the source and published",
-        Scope.FINDINGS: f"{len(target.get('findings', []))} dead letter(s) read back and run through the feed",
-        Scope.RANGE: "the dead letters of the range read back and run through the feed",
-    }
-    what = scopes.get(scope, scope)
-    return {"totals": {}, "messages": [], "summary": what, "note": "no per-message preview for this scope"}
+def _as_original(row: PublishedMessage) -> Original:
+    return Original(
+        row.uuid,
+        row.key,
+        row.partition,
+        row.offset,
+        row.event_type,
+        row.published_at,
+        row.load_id,
+        bytes(row.content_hash),
+    )
+
+
+def _originals(request: Replay) -> tuple[list[Original], list[ReplayItem]]:
+    """The published messages a request would replay, found in the publish ledger, and what it cannot name."""
+    topic, target = request.topic, request.target
+    limit = settings.REPLAY_MAX_MESSAGES
+    if request.scope == Scope.OFFSETS:
+        start, end, partition = target["start_offset"], target["end_offset"], target["partition"]
+        rows = list(
+            PublishedMessage.objects.filter(
+                topic=topic, partition=partition, offset__gte=start, offset__lte=end
+            ).order_by("offset")[: limit + 1]
+        )
+        known = {r.offset for r in rows}
+        unknown = [
+            ReplayItem(
+                partition=partition,
+                offset=offset,
+                outcome=ReplayItem.Outcome.SKIPPED,
+                detail="not in the publish ledger: what Kafka holds there is known only when the replay reads it",
+            )
+            for offset in range(start, end + 1)
+            if offset not in known
+        ]
+        return [_as_original(r) for r in rows], unknown
+    if request.way == Way.DEAD_LETTER:
+        findings = Finding.objects.filter(topic=topic, category=Finding.Category.DEAD_LETTERED)
+        if request.scope == Scope.FINDINGS:
+            findings = findings.filter(pk__in=target["findings"])
+        else:
+            findings = findings.filter(created_at__gte=target["start"], created_at__lt=target["end"]).exclude(
+                status=Finding.Status.RESOLVED
+            )
+        named = list(findings.values_list("uuid", "key")[: limit + 1])
+        by_uuid = {r.uuid: r for r in PublishedMessage.objects.filter(topic=topic, uuid__in=[u for u, _ in named if u])}
+        unknown = [
+            ReplayItem(original_uuid=u, key=k, outcome=ReplayItem.Outcome.SKIPPED, detail="not in the publish ledger")
+            for u, k in named
+            if u not in by_uuid
+        ]
+        return sorted((_as_original(r) for r in by_uuid.values()), key=lambda o: o.published_at), unknown
+    return originals_of(request, guard=False)
+
+
+def _clients(topic: Topic, target: dict) -> dict:
+    """Client rebuilds: the source's newest state, per key, against what the cache holds now."""
+    keys = target["keys"]
+    shown = keys[: settings.REPLAY_PREVIEW_MAX]
+    pipe = redis_client().pipeline(transaction=False)
+    for key in shown:
+        pipe.hmget(rec_key(key), ["sv", "u", "t"])
+        pipe.get(tombstone_key(key))
+    answers = pipe.execute()
+    messages = []
+    for n, key in enumerate(shown):
+        (sv, cached_u, cached_t), tomb = answers[2 * n], answers[2 * n + 1]
+        messages.append(
+            {
+                "uuid": None,
+                "key": key,
+                "publishes": f"{key} rebuilt from {target.get('source', 'ods')} and published as a new message",
+                "cache_before": {
+                    "sv": _int(sv),
+                    "uuid": (cached_u or b"").decode(errors="replace") or None,
+                    "t": _int(cached_t),
+                    "tombstone": _int(tomb),
+                    "present": cached_u is not None,
+                },
+                "after": {"version": None, "event": "bulk" if topic.kind == Topic.Kind.BULK else "add"},
+                "changes": [],
+                "verdict": "apply",
+                "reason": "rebuilt now from the system of record: the newest state of the key (absent there: skipped)",
+            }
+        )
+    preview = {"totals": {"messages": len(keys), "apply": len(keys)}, "shown": len(messages)}
+    preview.update({"truncated": len(keys) > len(messages), "messages": messages})
+    return json.loads(json.dumps(preview, default=str))
 
 
 def preview_shown(preview: dict, *, clear: bool) -> dict:

@@ -69,3 +69,31 @@ def test_dry_run_reads_the_cache_and_says_what_each_message_would_do(feed, clien
     assert (same["verdict"], same["cache_before"]["sv"], same["after"]["version"]) == ("same", 9, 9)
     # Read-only: nothing was published.
     assert not PublishedMessage.objects.filter(replay_of__in=uuids).exists()
+
+
+@pytest.mark.integration
+def test_dry_run_of_offsets_clients_and_dead_letters(feed, client_ids, cache):
+    from recon.models import Finding
+
+    topic = feed.change
+    one = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
+    row = PublishedMessage.objects.get(uuid=one.uuid)
+    target = {"partition": row.partition, "start_offset": row.offset, "end_offset": row.offset + 1}
+    offsets = replay_dry_run(topic=topic, way="kafka", scope="offsets", target=target)
+    assert offsets["totals"] == {"messages": 2, "apply": 1, "skipped": 1}
+    by_offset = {m["offset"]: m for m in offsets["messages"]}
+    assert by_offset[row.offset]["uuid"] == str(one.uuid) and "re-read" in by_offset[row.offset]["publishes"]
+    assert "not in the publish ledger" in by_offset[row.offset + 1]["reason"]
+
+    cache.hset(rec_key(row.key), mapping={"u": str(one.uuid), "t": 1, "sv": 3})
+    clients = replay_dry_run(topic=topic, way="source", scope="clients", target={"keys": [row.key, "client:1"]})
+    first = clients["messages"][0]
+    assert (first["key"], first["cache_before"]["present"], first["cache_before"]["sv"]) == (row.key, True, 3)
+    assert clients["messages"][1]["cache_before"]["present"] is False and clients["totals"]["apply"] == 2
+
+    dead = Finding.objects.create(
+        topic=topic, category="dead-lettered", classification="exception", uuid=one.uuid, key=row.key
+    )
+    letters = replay_dry_run(topic=topic, way="dead-letter", scope="findings", target={"findings": [dead.pk]})
+    assert letters["totals"]["messages"] == 1 and "dead letter" in letters["messages"][0]["publishes"]
+    assert letters["messages"][0]["verdict"] == "same"  # the cache holds this very message
