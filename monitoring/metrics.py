@@ -121,7 +121,7 @@ class PipelineCollector(Collector):
         for f in by_category:
             key = (names[f["topic_id"]], f["category"])
             totals_by[key] = totals_by.get(key, 0) + f["n"]
-            if f["status"] == Finding.Status.OPEN:
+            if f["status"] in (Finding.Status.OPEN, Finding.Status.REOPENED):  # nobody has taken it up (again)
                 open_by[key] = open_by.get(key, 0) + f["n"]
         for (topic, category), n in sorted(totals_by.items()):
             findings.add_metric([topic, category], n)

@@ -235,9 +235,9 @@ def _findings_sync(
         )
         if same:
             continue  # found again as it was: leave the row (and the run that found it) alone
-        if recurs:
+        if recurs:  # the only status change here, through the lifecycle's own transition
             transitions.append(finding_mark_reopened(finding, by="reconcile", now=now))
-        finding.status, finding.detail = status, detail
+        finding.detail = detail
         finding.classification, finding.severity, finding.rule_id = verdict
         finding.run = run or finding.run
         finding.updated_at = now
