@@ -13,7 +13,8 @@ from kafkacache.services import change_publish
 from recon import access
 from recon.models import OperatorAction, PublishedMessage, Replay, Window
 from recon.replay import replay_request, replay_run
-from recon.replay_approval import replay_approvals_expire, replay_approve, replay_reject
+from recon.replay_approval import replay_approve, replay_reject
+from recon.tasks import replay_approvals_expire_task
 from tests.documents import client_doc
 
 from .conftest import PASSWORD
@@ -104,7 +105,7 @@ def test_rejected_and_expired_requests_never_run_and_both_are_in_the_audit_trail
 
     late, _ = _ask(topic, maker, [two.uuid])
     Replay.objects.filter(pk=late.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    assert replay_approvals_expire() == 1
+    assert replay_approvals_expire_task() == 1  # the beat task, called as the worker would
     late.refresh_from_db()
     assert late.status == "expired"
     expired = OperatorAction.objects.get(action="replay.expire")
