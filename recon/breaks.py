@@ -5,7 +5,7 @@ People (each checks operate permission on the break's topic: outsider 404, viewe
 people acting at once end with one winner and one clear 409; each writes a
 FindingTransition and an operator action in the same transaction):
 
-    finding_assign       owner := a person and/or a team (a Group), any unresolved state
+    finding_assign       owner := a person and/or a team (a Group), in any state but RESOLVED
     finding_acknowledge  OPEN | REOPENED                          -> ACKNOWLEDGED
     finding_investigate  OPEN | ACKNOWLEDGED | REOPENED           -> INVESTIGATING
     finding_fix          OPEN | ACKNOWLEDGED | INVESTIGATING | REOPENED -> FIXED
