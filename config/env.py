@@ -46,6 +46,25 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int_map(name: str, default: str, *, keys: tuple[str, ...], minimum: int = 0) -> dict[str, int]:
+    """'critical=4,warning=24' -> {"critical": 4, "warning": 24}; every key of `keys` must be given."""
+    raw = os.environ.get(name) or default
+    out: dict[str, int] = {}
+    for part in raw.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or key.strip() not in keys:
+            raise EnvError(f"{name} must be like {default!r} (keys {', '.join(keys)}), got {raw!r}")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            raise EnvError(f"{name}: {key.strip()} must be an integer, got {value!r}") from None
+        if out[key.strip()] < minimum:
+            raise EnvError(f"{name}: {key.strip()} must be >= {minimum}")
+    if set(out) != set(keys):
+        raise EnvError(f"{name} must give every one of {', '.join(keys)}, got {raw!r}")
+    return out
+
+
 def env_json_object(name: str, default: str = "{}") -> dict:
     raw = os.environ.get(name, default) or "{}"
     try:

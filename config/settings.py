@@ -7,6 +7,7 @@ from config.env import (
     database_from_url,
     env_bool,
     env_int,
+    env_int_map,
     env_json_object,
     env_list,
     env_str,
@@ -238,6 +239,33 @@ REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
 REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
 REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
+
+# --- Governed operations (breaks, four eyes, dry run, evidence, lag status) -----------
+# Hours a break of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
+BREAK_SLA_HOURS = env_int_map(
+    "BREAK_SLA_HOURS", "critical=4,warning=24,info=168", keys=("critical", "warning", "info"), minimum=1
+)
+# A replay request awaiting a second operator's approval expires after this many hours.
+REPLAY_APPROVAL_HOURS = env_int("REPLAY_APPROVAL_HOURS", 24, minimum=1)
+# The replay guard: one message is replayed at most this many times.
+REPLAY_MAX_PER_MESSAGE = env_int("REPLAY_MAX_PER_MESSAGE", 3, minimum=1)
+# Messages the dry run shows one by one (all are counted).
+REPLAY_PREVIEW_MAX = env_int("REPLAY_PREVIEW_MAX", 200, minimum=1)
+# The evidence pack: payload fields (masked) in it, and most rows per section.
+EVIDENCE_EXPORT_PAYLOADS = env_bool("EVIDENCE_EXPORT_PAYLOADS", False)
+EVIDENCE_MAX_ROWS = env_int("EVIDENCE_MAX_ROWS", 50000, minimum=1)
+# Lag status: one sample of committed and end offsets per partition every LAG_SAMPLE_SECONDS;
+# the last LAG_WINDOW_SAMPLES are judged (monitoring.lag_status).
+LAG_SAMPLE_SECONDS = env_int("LAG_SAMPLE_SECONDS", 30, minimum=5)
+LAG_WINDOW_SAMPLES = env_int("LAG_WINDOW_SAMPLES", 10, minimum=3)
+CELERY_BEAT_SCHEDULE["recon-replay-approvals-expire"] = {
+    "task": "recon.tasks.replay_approvals_expire",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["monitoring-lag-sample"] = {
+    "task": "monitoring.tasks.lag_sample",
+    "schedule": float(LAG_SAMPLE_SECONDS),
+}
 
 # --- Alerts and metrics -------------------------------------------------------------
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).

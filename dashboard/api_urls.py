@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from dashboard import apis
+from dashboard import apis, break_apis, evidence_views
 
 # SimpleRouter: no API root view, since other apps also mount under api/.
 router = SimpleRouter()
@@ -14,4 +14,8 @@ router.register("operator-actions", apis.OperatorActionViewSet, basename="api-op
 urlpatterns = [
     *router.urls,
     path("messages/<uuid:uuid>/", apis.MessageApi.as_view(), name="api-message"),
+    path("breaks/mine/", break_apis.MyBreaksApi.as_view(), name="api-my-breaks"),
+    path("breaks/ageing/", break_apis.AgeingApi.as_view(), name="api-breaks-ageing"),
+    path("reason-codes/", break_apis.ReasonCodeApi.as_view(), name="api-reason-codes"),
+    path("evidence/", evidence_views.EvidenceApi.as_view(), name="api-evidence"),
 ]

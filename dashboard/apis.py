@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import forms, selectors, services
+from dashboard.break_apis import BreakActionsMixin
 from dashboard.serializers import (
     FindingAcknowledgeSerializer,
     FindingSerializer,
@@ -96,7 +97,7 @@ class WindowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Dashboard
 
 
 @extend_schema_view(list=extend_schema(parameters=_parameters(forms.FindingFilterForm)))
-class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _DashboardViewSet):
+class FindingViewSet(BreakActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, _DashboardViewSet):
     serializer_class = FindingSerializer
     pagination_class = _cursor_pagination("created_at")
     filter_form = forms.FindingFilterForm

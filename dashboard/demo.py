@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 
 from dashboard.services import finding_acknowledge
 from kafkacache.models import Load
+from recon import breaks
 from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from recon.models import Finding, Topic
@@ -125,4 +126,12 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="duplicate")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="redelivery after a rebalance, expected")
+    # A few breaks along their lifecycle: owned and under investigation, accepted with a reason.
+    others = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).exclude(category="duplicate")
+    for n, finding in enumerate(others.order_by("created_at")[:3]):
+        breaks.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")
+        if n == 0:
+            breaks.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
+        elif n == 1:
+            breaks.finding_accept(finding=finding, user=operator, reason_code="timing", comment="within tolerance")
     return written

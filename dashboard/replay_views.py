@@ -21,7 +21,10 @@ from dashboard.paging import keyset_page
 from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from recon import access
 from recon.models import Finding, Replay, Topic
-from recon.replay import replay_request, topic_for_replay
+from recon.replay import replay_request, target_clean, topic_for_replay
+from recon.replay_approval import replay_approve, replay_reject
+from recon.replay_preview import preview_shown
+from recon.replay_preview import replay_dry_run as dry_run
 from recon.replay_selectors import replay_items, replays_visible
 
 PAGE_SIZE = 50
@@ -37,23 +40,22 @@ def _next(request: HttpRequest, default: str) -> str:
 
 def _queued(request: HttpRequest, replay: Replay, created: bool) -> HttpResponse:
     verb = "Reprocess" if replay.way == Replay.Way.DEAD_LETTER else "Replay"
-    if created:
+    if created and replay.status == Replay.Status.PENDING:
+        messages.success(request, f"{verb} {replay.pk} awaits a second operator's approval.")
+    elif created:
         messages.success(request, f"{verb} {replay.pk} queued.")
     else:
         messages.info(request, f"The same {verb.lower()} is already {replay.status}: {replay.pk}.")
     return redirect("dashboard:replay", pk=replay.pk)
 
 
-@login_required
-@require_POST
-def replay_start(request: HttpRequest) -> HttpResponse:
-    form = ReplayStartForm(request.POST)
-    back = _next(request, reverse("dashboard:replays"))
+def _start_form(request: HttpRequest, posted=None) -> tuple[ReplayStartForm, Topic | None, dict]:
+    """The posted replay form, the topic (outsider 404, viewer 403) and the target in its JSON form."""
+    form = ReplayStartForm(posted if posted is not None else request.POST)
     if not form.is_valid():
         # Permission first: a viewer's malformed post is a 403, not a form error.
         topic_for_replay(request.user, Topic.objects.filter(name=request.POST.get("topic", "")).first())
-        messages.error(request, f"Replay not queued: {form.errors.as_text()}")
-        return redirect(back)
+        return form, None, {}
     data = form.cleaned_data
     topic = topic_for_replay(request.user, Topic.objects.filter(name=data["topic"]).first(), way=data["way"])
     target = form.target()
@@ -62,6 +64,18 @@ def replay_start(request: HttpRequest) -> HttpResponse:
             target[name] = target[name].isoformat()
     if "load" in target and target["load"] is not None:
         target["load"] = str(target["load"])
+    return form, topic, target
+
+
+@login_required
+@require_POST
+def replay_start(request: HttpRequest) -> HttpResponse:
+    back = _next(request, reverse("dashboard:replays"))
+    form, topic, target = _start_form(request)
+    if topic is None:
+        messages.error(request, f"Replay not queued: {form.errors.as_text()}")
+        return redirect(back)
+    data = form.cleaned_data
     try:
         replay, created = replay_request(
             topic=topic,
@@ -158,10 +172,69 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
     assert replay is not None
     _mask_reasons(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
+    mine = replay.requested_by_id is not None and replay.requested_by_id == request.user.pk
     context = {
         "replay": replay,
         "items": items[:ITEMS_SHOWN],
         "more_items": len(items) > ITEMS_SHOWN,
         "running": replay.status in Replay.ACTIVE,
+        "preview": preview_shown(replay.preview, clear=access.can_view_payload(request.user, replay.topic)),
+        # The buttons follow the server's rule (recon.replay_approval): an operator, never the requester.
+        "can_decide": replay.status == Replay.Status.PENDING and access.can_operate(request.user, replay.topic),
+        "own_request": mine,
     }
     return render(request, "dashboard/replay_detail.html", context)
+
+
+@login_required
+@require_POST
+def replay_dry_run(request: HttpRequest) -> HttpResponse:
+    """What the posted replay would do, without doing it; the page offers to queue it."""
+    posted = request.POST.copy()
+    posted["reason"] = posted.get("reason") or "dry run"  # a dry run needs no reason; the replay will
+    form, topic, target = _start_form(request, posted)
+    if topic is None:
+        messages.error(request, f"No dry run: {form.errors.as_text()}")
+        return redirect(reverse("dashboard:replays"))
+    data = form.cleaned_data
+    try:
+        clean = target_clean(topic=topic, way=data["way"], scope=data["scope"], target=target)
+        preview = dry_run(topic=topic, way=data["way"], scope=data["scope"], target=clean)
+    except AppError as exc:
+        messages.error(request, f"No dry run: {exc.message}")
+        return redirect(reverse("dashboard:replays"))
+    context = {
+        "topic": topic,
+        "way": data["way"],
+        "scope": data["scope"],
+        "posted": [(k, v) for k, v in request.POST.items() if k not in ("csrfmiddlewaretoken", "dry_run")],
+        "preview": preview_shown(preview, clear=access.can_view_payload(request.user, topic)),
+    }
+    return render(request, "dashboard/replay_dry_run.html", context)
+
+
+def _decision(request: HttpRequest, pk, decide) -> HttpResponse:
+    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=pk).first()
+    access.topic_for_view(request.user, replay.topic if replay else None)  # outsider: 404
+    assert replay is not None
+    try:
+        replay = decide(replay)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Replay {replay.pk} {replay.get_status_display().lower()}.")
+    return redirect("dashboard:replay", pk=replay.pk)
+
+
+@login_required
+@require_POST
+def replay_approve_view(request: HttpRequest, pk) -> HttpResponse:
+    comment = (request.POST.get("comment") or "")[:2000]
+    return _decision(request, pk, lambda r: replay_approve(replay=r, user=request.user, comment=comment))
+
+
+@login_required
+@require_POST
+def replay_reject_view(request: HttpRequest, pk) -> HttpResponse:
+    comment = (request.POST.get("comment") or "")[:2000]
+    return _decision(request, pk, lambda r: replay_reject(replay=r, user=request.user, comment=comment))

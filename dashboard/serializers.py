@@ -73,6 +73,9 @@ class WindowSerializer(serializers.ModelSerializer):
 class FindingSerializer(serializers.ModelSerializer):
     topic = serializers.SlugRelatedField(slug_field="name", read_only=True)
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    assigned_user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    assigned_group = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    reason_code = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     detail = serializers.SerializerMethodField()
     comment = serializers.SerializerMethodField()
 
@@ -95,6 +98,11 @@ class FindingSerializer(serializers.ModelSerializer):
             "updated_at",
             "acknowledged_by",
             "comment",
+            "assigned_user",
+            "assigned_group",
+            "assigned_at",
+            "reason_code",
+            "status_changed_at",
         ]
 
     @extend_schema_field(OpenApiTypes.OBJECT)

@@ -1,15 +1,12 @@
 """Writes of the dashboard: users and their roles, topic grants, acknowledging findings."""
 
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.utils import timezone
 
-from config.errors import Conflict
 from dashboard.roles import ADMIN, OPERATOR, VIEWER
 from recon import access
-from recon.models import Finding, Topic
-from recon.services import operator_action_record
+from recon.breaks import finding_acknowledge  # the transition lives in recon.breaks; re-exported
+from recon.models import Topic
 
 
 @transaction.atomic
@@ -35,32 +32,4 @@ def demo_grants_ensure(*, viewer: User, operator: User, bulk: Topic, change: Top
     access.topic_grant(operator, change, VIEWER)
 
 
-def finding_acknowledge(*, finding: Finding, user, comment: str) -> Finding:
-    """An operator of the finding's topic takes note of it, with a comment.
-
-    Outsiders get 404, viewers 403 (and the refusal is in the audit trail). Only an
-    OPEN finding can be acknowledged; the conditional update makes two people
-    acknowledging at once end with one winner and one clear 409.
-    """
-    target = f"finding:{finding.pk}"
-    try:
-        access.topic_for_operate(user, finding.topic)
-    except PermissionDenied:
-        operator_action_record(user=user, action="acknowledge", topic=finding.topic, target=target, outcome="refused")
-        raise
-    comment = comment.strip()
-    with transaction.atomic():
-        changed = Finding.objects.filter(pk=finding.pk, status=Finding.Status.OPEN).update(
-            status=Finding.Status.ACKNOWLEDGED, acknowledged_by=user, comment=comment, updated_at=timezone.now()
-        )
-        if changed != 1:
-            raise Conflict(f"Finding {finding.pk} is not open.", details={"status": finding.status})
-        operator_action_record(
-            user=user,
-            action="acknowledge",
-            topic=finding.topic,
-            target=target,
-            detail={"category": finding.category, "comment": comment},
-        )
-    finding.refresh_from_db()
-    return finding
+__all__ = ["demo_grants_ensure", "finding_acknowledge", "user_ensure"]

@@ -1,3 +1,4 @@
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -6,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring import selectors, services
+from monitoring.lag_status import STATUSES
 from monitoring.models import Alert
 from recon import access
 
@@ -56,3 +58,30 @@ class AlertAcknowledgeApi(APIView):
         body.is_valid(raise_exception=True)
         alert = services.alert_acknowledge(alert=alert, user=request.user, comment=body.validated_data["comment"])
         return Response(AlertSerializer(alert).data)
+
+
+class LagPartitionSerializer(serializers.Serializer):
+    partition = serializers.IntegerField()
+    status = serializers.CharField(source="judgement.status")
+    reason = serializers.CharField(source="judgement.reason")
+    lag = serializers.IntegerField(source="judgement.lag", allow_null=True)
+    samples = serializers.IntegerField(source="judgement.samples")
+    committed = serializers.IntegerField(allow_null=True)
+    end = serializers.IntegerField(allow_null=True)
+
+
+class LagStatusSerializer(serializers.Serializer):
+    topic = serializers.CharField(source="topic.name")
+    group = serializers.CharField()
+    status = serializers.ChoiceField(choices=list(STATUSES), help_text="The worst of the partitions'")
+    partitions = LagPartitionSerializer(many=True)
+
+
+class LagStatusApi(APIView):
+    @extend_schema(
+        responses={200: LagStatusSerializer(many=True)},
+        summary="Lag status per group and partition: ok, warning (growing), stalled, stopped, rewind (or unknown)",
+    )
+    def get(self, request: Request) -> Response:
+        statuses = selectors.lag_statuses(topics=access.topics_visible(request.user), now=timezone.now())
+        return Response(LagStatusSerializer(statuses, many=True).data)

@@ -51,3 +51,14 @@ def consumer_lag(group: str, topics: list[str], *, timeout_s: float = TIMEOUT_S)
 def _offsets(admin, partitions: list[TopicPartition], spec: OffsetSpec, timeout_s: float) -> dict[tuple[str, int], int]:
     futures = admin.list_offsets(dict.fromkeys(partitions, spec), request_timeout=timeout_s)
     return {(tp.topic, tp.partition): future.result(timeout_s).offset for tp, future in futures.items()}
+
+
+def group_active(group: str, *, timeout_s: float = TIMEOUT_S) -> bool | None:
+    """Has the group members right now? None when Kafka does not say (the lag status then cannot
+    tell a stalled consumer from a stopped one and calls it stalled)."""
+    admin = make_admin(**{"socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout_s)
+    except Exception:  # an unknown group, or a broker that does not answer
+        return None
+    return bool(described.members)

@@ -12,11 +12,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from django.db.models import Count, Sum
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from kafkacache.clients import redis_client
 from monitoring.lag import consumer_lag
+from monitoring.lag_status import STATUSES
+from monitoring.selectors import lag_statuses
 from recon.models import Finding, Topic, Window
 
 logger = logging.getLogger(__name__)
@@ -118,7 +121,7 @@ class PipelineCollector(Collector):
         for f in by_category:
             key = (names[f["topic_id"]], f["category"])
             totals_by[key] = totals_by.get(key, 0) + f["n"]
-            if f["status"] == Finding.Status.OPEN:
+            if f["status"] in (Finding.Status.OPEN, Finding.Status.REOPENED):  # nobody has taken it up (again)
                 open_by[key] = open_by.get(key, 0) + f["n"]
         for (topic, category), n in sorted(totals_by.items()):
             findings.add_metric([topic, category], n)
@@ -139,6 +142,19 @@ class PipelineCollector(Collector):
             except Exception:  # Kafka down: the other metrics still answer
                 logger.warning("consumer lag unavailable for %s/%s", group, name, exc_info=True)
         yield lag
+
+        status = GaugeMetricFamily(
+            "kafkacache_lag_status",
+            "Lag status per partition (1 for the current one): ok, warning, stalled, stopped, rewind, unknown",
+            labels=["group", "topic", "partition", "status"],
+        )
+        for topic_status in lag_statuses(topics=Topic.objects.all(), now=timezone.now()):
+            for judged in topic_status.partitions:
+                for name in STATUSES:
+                    value = 1 if judged.judgement.status == name else 0
+                    labels = [topic_status.group, topic_status.topic.name, str(judged.partition), name]
+                    status.add_metric(labels, value)
+        yield status
 
         for name, metric in HISTOGRAMS.items():
             yield _histogram(name, metric, sorted({group for _, _, group in topics}))

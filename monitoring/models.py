@@ -3,7 +3,10 @@
 State rules
 - A rule fires for a topic when, in its evaluation, findings matching it over
   the last `window_minutes` reach `threshold` (kind DISCREPANCY), or the
-  consumer lag of the topic's group reaches `threshold` messages (kind LAG).
+  consumer lag of the topic's group reaches `threshold` messages (kind LAG), or
+  `threshold` breaks of the topic are open past the SLA of their severity
+  (kind BREAK_SLA, recon.breaks), or `threshold` partitions of the topic's group
+  are judged WARNING / STALLED / STOPPED / REWIND (kind LAG_STATUS, monitoring.lag_status).
 - There is at most one live (OPEN or ACKNOWLEDGED) alert per rule and topic: a
   burst of findings raises one alert, not one per message. While it stays live
   a firing rule only updates it; an OPEN alert is notified again only after the
@@ -22,6 +25,8 @@ class AlertRule(models.Model):
     class Kind(models.TextChoices):
         DISCREPANCY = "discrepancy", "Discrepancies (count of findings over a window)"
         LAG = "lag", "Consumer lag (messages)"
+        BREAK_SLA = "break-sla", "Breaks open past their severity's SLA"
+        LAG_STATUS = "lag-status", "Lag status (partitions not OK: growing, stalled, stopped, rewound)"
 
     name = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.DISCREPANCY)
@@ -108,3 +113,29 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.target} ({self.status})"
+
+
+class LagSample(models.Model):
+    """One look at a group's committed offset and the end offset of one partition.
+
+    Written by monitoring.services.lag_sample (beat, every LAG_SAMPLE_SECONDS); the
+    last LAG_WINDOW_SAMPLES per partition are the sliding window monitoring.lag_status
+    judges. Older ones are deleted by the same task.
+    """
+
+    group = models.CharField(max_length=255)
+    topic = models.CharField(max_length=249)
+    partition = models.IntegerField()
+    committed = models.BigIntegerField()  # negative: never committed
+    end = models.BigIntegerField()
+    lag = models.BigIntegerField()
+    active = models.BooleanField(null=True)  # the group had members (None: not known)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at"]
+        # the window of a group: WHERE group = ? AND topic = ? ORDER BY at DESC
+        indexes = [models.Index(fields=["group", "topic", "-at"], name="lagsample_group_topic_time")]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.topic}/{self.partition} lag {self.lag} at {self.at:%H:%M:%S}"

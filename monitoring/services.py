@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count
@@ -12,9 +13,12 @@ from django.utils import timezone
 
 from config.errors import Conflict
 from monitoring import webhooks
-from monitoring.lag import consumer_lag
-from monitoring.models import Alert, AlertRule, Notification
+from monitoring.lag import consumer_lag, group_active
+from monitoring.lag_status import NOT_OK
+from monitoring.models import Alert, AlertRule, LagSample, Notification
+from monitoring.selectors import lag_statuses
 from recon.models import Finding, Topic
+from recon.selectors import breaks_over_sla
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -49,10 +53,64 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
+def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
+    severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
+    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, category=rule.category)
+    return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
+
+
+def _firing_lag_status(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: partitions of the topic's group judged WARNING, STALLED, STOPPED or REWIND}, at or over threshold."""
+    topics = Topic.objects.filter(pk=rule.topic_id) if rule.topic_id else Topic.objects.all()
+    firing = {}
+    for topic_status in lag_statuses(topics=topics, now=now):
+        bad = sum(1 for p in topic_status.partitions if p.judgement.status in NOT_OK)
+        if bad >= rule.threshold:
+            firing[topic_status.topic.pk] = bad
+    return firing
+
+
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
+    AlertRule.Kind.BREAK_SLA: _firing_break_sla,
+    AlertRule.Kind.LAG_STATUS: _firing_lag_status,
 }
+
+
+def lag_sample(*, now: dt.datetime | None = None) -> int:
+    """Beat: one sample of every topic's group per partition (committed, end, lag, members); old ones pruned.
+
+    Kafka is asked before any write (no network inside a transaction); a topic Kafka
+    does not answer for gets no sample (its window then goes stale: UNKNOWN)."""
+    now = now or timezone.now()
+    rows: list[LagSample] = []
+    for topic in Topic.objects.all():
+        try:
+            partitions = consumer_lag(topic.consumer_group, [topic.name])
+            active = group_active(topic.consumer_group) if partitions else None
+        except Exception:
+            logger.warning("lag of %s/%s not sampled", topic.consumer_group, topic.name, exc_info=True)
+            continue
+        rows += [
+            LagSample(
+                group=p.group,
+                topic=p.topic,
+                partition=p.partition,
+                committed=p.committed,
+                end=p.end,
+                lag=p.lag,
+                active=active,
+                at=now,
+            )
+            for p in partitions
+        ]
+    keep = dt.timedelta(seconds=settings.LAG_SAMPLE_SECONDS * settings.LAG_WINDOW_SAMPLES * 3)
+    with transaction.atomic():
+        LagSample.objects.bulk_create(rows)
+        LagSample.objects.filter(at__lt=now - keep).delete()
+    return len(rows)
 
 
 def alerts_evaluate(*, now: dt.datetime | None = None) -> list[Notification]:

@@ -19,3 +19,9 @@ def notification_send(self, notification_id: int) -> None:
     except DeliveryError as exc:
         # Exponential backoff: 5 s, 10 s, 20 s, 40 s.
         raise self.retry(exc=exc, countdown=5 * 2**self.request.retries) from exc
+
+
+@shared_task(name="monitoring.tasks.lag_sample", ignore_result=True)
+def lag_sample() -> int:
+    """Beat: the offset samples the lag status is judged from."""
+    return services.lag_sample()

@@ -4,6 +4,7 @@ Per topic (object permissions):
 - recon.view_topic          see the topic, its windows, findings and ledgers
 - recon.operate_topic       replay, reprocess, start loads, reconcile, acknowledge
 - recon.view_topic_payload  see audit payloads and decrypted cache records
+- recon.export_topic_evidence  download the topic's evidence pack (operators, auditors)
 
 An outsider gets 404 (the topic's existence is not disclosed); a viewer who
 tries to act gets 403. Pages hide buttons with the same `can_*` functions.
@@ -19,10 +20,12 @@ from recon.models import Topic
 VIEW = "recon.view_topic"
 OPERATE = "recon.operate_topic"
 VIEW_PAYLOAD = "recon.view_topic_payload"
+EXPORT_EVIDENCE = "recon.export_topic_evidence"
 
 ROLE_PERMS = {
     "viewer": (VIEW,),
-    "operator": (VIEW, OPERATE, VIEW_PAYLOAD),
+    "operator": (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE),
+    "auditor": (VIEW, EXPORT_EVIDENCE),  # reads everything of the topic and takes the evidence away
 }
 
 
@@ -57,6 +60,16 @@ def can_view_payload(user, topic: Topic) -> bool:
     return user.is_authenticated and user.has_perm(VIEW_PAYLOAD, topic)
 
 
+def can_export_evidence(user, topic: Topic) -> bool:
+    return user.is_authenticated and user.has_perm(EXPORT_EVIDENCE, topic)
+
+
+def topics_exportable(user) -> QuerySet[Topic]:
+    if not user.is_authenticated:
+        return Topic.objects.none()
+    return get_objects_for_user(user, EXPORT_EVIDENCE, klass=Topic, accept_global_perms=True)
+
+
 def topic_for_view(user, topic: Topic | None) -> Topic:
     if topic is None or not can_view(user, topic):
         raise Http404("No such topic.")
@@ -70,6 +83,13 @@ def topic_for_operate(user, topic: Topic | None) -> Topic:
     return topic
 
 
+def topic_for_evidence(user, topic: Topic | None) -> Topic:
+    topic = topic_for_view(user, topic)
+    if not can_export_evidence(user, topic):
+        raise PermissionDenied("You may not export the evidence of this topic.")
+    return topic
+
+
 def topic_for_payload(user, topic: Topic | None) -> Topic:
     topic = topic_for_view(user, topic)
     if not can_view_payload(user, topic):
@@ -79,7 +99,7 @@ def topic_for_payload(user, topic: Topic | None) -> Topic:
 
 def topic_grant(grantee, topic: Topic, role: str) -> None:
     """Give a user or group a role's permissions on one topic (and only those)."""
-    for perm in (VIEW, OPERATE, VIEW_PAYLOAD):
+    for perm in (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE):
         if perm in ROLE_PERMS[role]:
             assign_perm(perm, grantee, topic)
         else:

@@ -11,8 +11,11 @@ from recon.models import (
     AuditPayload,
     ConsumedMessage,
     Finding,
+    FindingComment,
+    FindingTransition,
     OperatorAction,
     PublishedMessage,
+    ReasonCode,
     RebalanceEvent,
     ReconRun,
     Replay,
@@ -74,6 +77,7 @@ class TopicAdmin(GuardedModelAdmin):
                 )
             },
         ),
+        ("Four eyes (replay approvals)", {"fields": ("approval_threshold", "approval_always")}),
     )
 
     def save_model(self, request, obj, form, change):
@@ -175,12 +179,83 @@ class WindowAdmin(ReadOnlyAdmin):
         return obj.published_digest == obj.consumed_digest
 
 
+class FindingTransitionInline(admin.TabularInline):
+    model = FindingTransition
+    fields = ("at", "action", "from_status", "to_status", "user", "reason_code", "detail")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+class FindingCommentInline(admin.TabularInline):
+    model = FindingComment
+    fields = ("at", "user", "text")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+@admin.register(FindingTransition)
+class FindingTransitionAdmin(ReadOnlyAdmin):
+    """The history of breaks (recon.breaks writes it): read-only, admins included."""
+
+    list_display = ("at", "finding", "action", "from_status", "to_status", "user", "reason_code")
+    list_filter = ("action", "to_status")
+    list_select_related = ("user", "reason_code")
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+@admin.register(FindingComment)
+class FindingCommentAdmin(ReadOnlyAdmin):
+    list_display = ("at", "finding", "user", "text")
+    list_select_related = ("user",)
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+
+@admin.register(ReasonCode)
+class ReasonCodeAdmin(admin.ModelAdmin):
+    """The configurable list a break is accepted as-is from. Disable a code rather than delete it."""
+
+    list_display = ("code", "label", "enabled", "position")
+    list_editable = ("enabled", "position")
+    search_fields = ("code", "label")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # accepted breaks point at their code (PROTECT): disable instead
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        operator_action_record(
+            user=request.user,
+            action="reason-code-change" if change else "reason-code-add",
+            target=f"reason-code:{obj.code}",
+            detail={"changed": sorted(form.changed_data)},
+        )
+
+
 @admin.register(Finding)
 class FindingAdmin(UuidSearchMixin, admin.ModelAdmin):
-    """Findings change state through the dashboard's services (acknowledge, replay), not here."""
+    """Findings change state through recon.breaks (the dashboard's and the API's buttons), not here."""
 
-    list_display = ("id", "created_at", "topic", "category", "classification", "severity", "status", "uuid", "key")
-    list_filter = ("status", "category", "classification", "severity", "topic")
+    inlines = [FindingTransitionInline, FindingCommentInline]
+
+    list_display = (
+        "id",
+        "created_at",
+        "topic",
+        "category",
+        "classification",
+        "severity",
+        "status",
+        "assigned_user",
+        "uuid",
+        "key",
+    )
+    list_filter = ("status", "category", "classification", "severity", "topic", "assigned_group")
     exact_search_fields = ("key",)
     search_fields = ("uuid",)
     search_help_text = "Exact message UUID or record key"
@@ -244,7 +319,7 @@ class ReplayItemInline(admin.TabularInline):
 class ReplayAdmin(UuidSearchMixin, ReadOnlyAdmin):
     """Replays are asked for on the dashboard or the API (with the operator action); here they are read."""
 
-    list_display = ("created_at", "topic", "way", "scope", "status", "processed", "total", "requested_by")
+    list_display = ("created_at", "topic", "way", "scope", "status", "processed", "total", "requested_by", "decided_by")
     list_filter = ("status", "way", "scope", "topic")
     uuid_field = "id"
     search_fields = ("id",)  # shows the search box; UuidSearchMixin does the lookup

@@ -8,7 +8,10 @@ State rules
   sides of a window describe the same messages.
 - A Window is OPEN until its end + grace has passed, then the engine sets it
   MATCHED or DISCREPANT. Only the engine (recon.services) changes its status.
-- A Finding is OPEN until a person acknowledges it or a replay resolves it.
+- A Finding is a break with a lifecycle (recon.breaks, one function per transition):
+  OPEN -> ACKNOWLEDGED / INVESTIGATING -> FIXED (a person says so) -> RESOLVED (the next
+  reconcile, cache check or a replay no longer finds it: verified), or ACCEPTED as-is
+  with a reason code; REOPENED when a person reopens it or a check finds a FIXED one again.
 - A Replay is a person's request (see Replay); its items say what each message became.
 """
 
@@ -46,6 +49,12 @@ class Topic(models.Model):
     latency_limit_seconds = models.PositiveIntegerField(default=60)
     audit_retention_days = models.PositiveIntegerField(default=30)
     validate_payloads = models.BooleanField(default=True, help_text="Run business validation rules on consumed data.")
+    # Four eyes (recon.replay_approval): a replay or reprocess naming more than this many
+    # messages waits for a second operator of the topic; empty: never by size.
+    approval_threshold = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
+    )
+    approval_always = models.BooleanField(default=False, help_text="Every replay of this topic needs an approval.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,6 +62,7 @@ class Topic(models.Model):
         permissions = [
             ("operate_topic", "Can replay, reprocess, load and reconcile this topic"),
             ("view_topic_payload", "Can see audit payloads of this topic"),
+            ("export_topic_evidence", "Can download the evidence pack of this topic"),
         ]
 
     def __str__(self) -> str:
@@ -226,7 +236,16 @@ class Finding(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        RESOLVED = "resolved", "Resolved"
+        INVESTIGATING = "investigating", "Investigating"
+        FIXED = "fixed", "Fixed (awaiting verification)"
+        ACCEPTED = "accepted", "Accepted as-is"
+        REOPENED = "reopened", "Reopened"
+        RESOLVED = "resolved", "Resolved (verified)"
+
+    # Breaks someone still owes work on: they age, count against the SLA, show as open.
+    UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED, Status.INVESTIGATING, Status.REOPENED)
+    # Standing: a check that finds the break again updates it rather than adding a copy.
+    STANDING = (*UNRESOLVED, Status.FIXED, Status.ACCEPTED)
 
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="findings")
     window = models.ForeignKey(Window, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
@@ -238,9 +257,17 @@ class Finding(models.Model):
     classification = models.CharField(max_length=10, choices=Classification.choices)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
     detail = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The break's owner: a person or a team (a Group), set by recon.breaks.finding_assign.
+    assigned_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    reason_code = models.ForeignKey("ReasonCode", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -261,11 +288,72 @@ class Finding(models.Model):
             models.Index(fields=["topic", "status", "-created_at"], name="finding_topic_status_time"),
             models.Index(fields=["category", "-created_at"], name="finding_category_time"),
             models.Index(fields=["uuid"], name="finding_uuid"),
+            # My breaks: WHERE assigned_user_id = ? AND status IN (...)
+            models.Index(fields=["assigned_user", "status"], name="finding_assignee_status"),
         ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.category} {self.uuid or self.key}"
+
+
+class ReasonCode(models.Model):
+    """Why a break was accepted as-is (the configurable list, edited in the admin)."""
+
+    code = models.SlugField(max_length=48, unique=True)
+    label = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True, help_text="Disabled codes stay on old breaks but cannot be chosen.")
+    position = models.PositiveIntegerField(default=100)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.label}"
+
+
+class FindingTransition(models.Model):
+    """One change of a break: its status or owner, who did it (empty: the system), and why.
+
+    Written only by recon.breaks, in the same transaction as the change itself, so
+    the history is the break's full story (the evidence pack exports it).
+    """
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="transitions")
+    action = models.CharField(max_length=24)  # assign, acknowledge, investigate, fix, accept, reopen, resolve
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason_code = models.ForeignKey(ReasonCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        # a break's history: WHERE finding_id = ? ORDER BY at
+        indexes = [models.Index(fields=["finding", "at"], name="transition_finding_time")]
+
+    def __str__(self) -> str:
+        return f"{self.finding_id} {self.action} {self.from_status}->{self.to_status}"
+
+
+class FindingComment(models.Model):
+    """The comment thread of a break (recon.breaks.finding_comment)."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="comments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["finding", "at"], name="comment_finding_time")]
+
+    def __str__(self) -> str:
+        return f"{self.finding_id} {self.user_id} {self.at:%Y-%m-%d %H:%M}"
 
 
 class ReconRun(models.Model):
@@ -425,6 +513,10 @@ class Replay(models.Model):
     publish-time range, a load, a partition's offset range, client keys, or
     dead-lettered findings). How: `way` (audit log, Kafka, source, dead letters).
 
+    Four eyes (recon.replay_approval): a request the topic says needs approval starts
+    PENDING and moves to QUEUED when a second operator of the topic approves it, or to
+    REJECTED / EXPIRED; only a QUEUED one is ever claimed, so nothing pending runs.
+
     State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by recon.replay and
     claimed with a conditional update, so a redelivered task finds the request
     taken and a finished request is never run again. A RUNNING replay whose
@@ -449,12 +541,16 @@ class Replay(models.Model):
         FINDINGS = "findings", "Dead-lettered findings"
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting approval"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    LIVE = (Status.PENDING, Status.QUEUED, Status.RUNNING)  # the same request again answers this one
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="replays")
@@ -477,13 +573,23 @@ class Replay(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Four eyes and the dry run.
+    size = models.IntegerField(null=True, blank=True)  # messages the scope named when asked
+    needs_approval = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)  # a PENDING request expires then
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    preview = models.JSONField(default=dict, blank=True)  # the dry run the requester and the approver saw
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["fingerprint"],
-                condition=models.Q(status__in=["queued", "running"]),
+                condition=models.Q(status__in=["pending", "queued", "running"]),
                 name="replay_one_active_per_fingerprint",
             )
         ]
@@ -492,6 +598,8 @@ class Replay(models.Model):
             models.Index(fields=["topic", "-created_at"], name="replay_topic_time"),
             # the resume task: WHERE status = 'running' AND heartbeat_at < ?
             models.Index(fields=["status", "heartbeat_at"], name="replay_status_heartbeat"),
+            # the expiry task: WHERE status = 'pending' AND expires_at < now()
+            models.Index(fields=["status", "expires_at"], name="replay_status_expires"),
         ]
 
     def __str__(self) -> str:

@@ -36,7 +36,9 @@ from django.utils import timezone
 from config.errors import AppError
 from kafkacache.models import Load
 from kafkacache.records import client_id_of, record_key
+from recon.lifecycle import finding_mark_resolved, transitions_save
 from recon.models import Finding, Replay, ReplayItem, Topic, Window
+from recon.replay_approval import approval_deadline, approval_needed, replay_guard_check, replay_size
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,10 @@ def replay_request(
     """Ask for a replay (or a reprocess of dead letters); answers (replay, created).
 
     The caller has checked operate permission (recon.access.topic_for_operate).
-    While the same request (topic, way, scope, target) is queued or running, asking
-    again answers that one (created=False) instead of queueing a copy.
+    While the same request (topic, way, scope, target) is pending, queued or running,
+    asking again answers that one (created=False) instead of queueing a copy. A
+    request the topic's four-eyes settings catch waits PENDING for a second operator
+    (recon.replay_approval); every request stores its dry run (recon.replay_preview).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -70,8 +74,19 @@ def replay_request(
     target = target_clean(topic=topic, way=way, scope=scope, target=target)
     fingerprint = hashlib.sha256(json.dumps([topic.pk, way, scope, target], sort_keys=True).encode()).hexdigest()
     action = "reprocess" if way == Way.DEAD_LETTER else "replay"
+    from recon.replay_preview import replay_dry_run
     from recon.tasks import replay_run_task
 
+    size = replay_size(topic=topic, way=way, scope=scope, target=target)
+    if scope == Scope.MESSAGES:
+        replay_guard_check(topic=topic, uuids=target["uuids"], user=requested_by, way=way)
+    elif scope == Scope.FINDINGS:
+        named = Finding.objects.filter(pk__in=target["findings"], uuid__isnull=False).values_list("uuid", flat=True)
+        replay_guard_check(topic=topic, uuids=[u for u in named if u], user=requested_by, way=way)
+    needs = approval_needed(topic=topic, size=size)
+    # Before the transaction: the dry run reads Redis. The approver sees this same preview.
+    preview = replay_dry_run(topic=topic, way=way, scope=scope, target=target)
+    now = timezone.now()
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -83,20 +98,28 @@ def replay_request(
                     fingerprint=fingerprint,
                     reason=reason[:2000],
                     requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+                    status=Replay.Status.PENDING if needs else Replay.Status.QUEUED,
+                    size=size,
+                    needs_approval=needs,
+                    expires_at=approval_deadline(now) if needs else None,
+                    preview=preview,
                 )
             created = True
         except IntegrityError:
-            replay = Replay.objects.get(fingerprint=fingerprint, status__in=Replay.ACTIVE)
+            replay = Replay.objects.get(fingerprint=fingerprint, status__in=Replay.LIVE)
             created = False
+        detail = {"way": way, "scope": scope, "target": _target_summary(target), "reason": reason[:500], "size": size}
+        if created and needs:
+            detail["expires_at"] = replay.expires_at.isoformat() if replay.expires_at else None
         operator_action_record(
             user=requested_by,
             action=action,
             topic=topic,
             target=f"replay:{replay.pk}",
-            detail={"way": way, "scope": scope, "target": _target_summary(target), "reason": reason[:500]},
-            outcome="queued" if created else f"already {replay.status}",
+            detail=detail,
+            outcome=("awaiting approval" if needs else "queued") if created else f"already {replay.status}",
         )
-        if created and queue:
+        if created and queue and not needs:
             replay_id = str(replay.pk)
             transaction.on_commit(lambda: replay_run_task.delay(replay_id))
     return replay, created
@@ -292,20 +315,20 @@ def dead_letter_findings_resolve(*, replay: Replay, finding_ids: Iterable[int], 
         Finding.objects.filter(
             pk__in=list(finding_ids),
             category=Finding.Category.DEAD_LETTERED,
-            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+            status__in=Finding.STANDING,
         )
     )
-    for finding in findings:
-        finding.status = Finding.Status.RESOLVED
-        finding.detail = {
-            **finding.detail,
-            "resolved_by": "replay",
-            "replay": str(replay.pk),
-            "replay_uuid": str(delivered_uuid or finding.uuid or ""),
-            "resolved_at": now.isoformat(),
-        }
-        finding.updated_at = now
-    Finding.objects.bulk_update(findings, ["status", "detail", "updated_at"])
+    transitions = [
+        finding_mark_resolved(
+            finding,
+            by="replay",
+            now=now,
+            detail={"replay": str(replay.pk), "replay_uuid": str(delivered_uuid or finding.uuid or "")},
+        )
+        for finding in findings
+    ]
+    Finding.objects.bulk_update(findings, ["status", "detail", "updated_at", "status_changed_at"])
+    transitions_save(transitions)
     return len(findings)
 
 

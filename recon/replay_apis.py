@@ -9,7 +9,8 @@ outsider 404), reading needs view permission (recon.access).
 """
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +20,9 @@ from config.openapi import paginated
 from dashboard.masking import mask_text
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
-from recon.replay import replay_request, topic_for_replay
+from recon.replay import replay_request, target_clean, topic_for_replay
+from recon.replay_approval import replay_approve, replay_reject
+from recon.replay_preview import preview_shown, replay_dry_run
 from recon.replay_selectors import replay_items, replays_visible
 
 API_MAX_ITEMS = 1000  # per-message outcomes in one answer (the page pages through them all)
@@ -69,6 +72,7 @@ class ReplayItemSerializer(serializers.ModelSerializer):
 class ReplaySerializer(serializers.ModelSerializer):
     topic = serializers.CharField(source="topic.name")
     requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
+    decided_by = serializers.CharField(source="decided_by.username", default=None, allow_null=True)
     reason = serializers.SerializerMethodField()
 
     class Meta:
@@ -89,6 +93,12 @@ class ReplaySerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "size",
+            "needs_approval",
+            "expires_at",
+            "decided_by",
+            "decided_at",
+            "decision_comment",
         ]
 
     def get_reason(self, replay: Replay) -> str:
@@ -100,9 +110,15 @@ class ReplaySerializer(serializers.ModelSerializer):
 class ReplayDetailSerializer(ReplaySerializer):
     items = serializers.SerializerMethodField()
     items_truncated = serializers.SerializerMethodField()
+    preview = serializers.SerializerMethodField()
 
     class Meta(ReplaySerializer.Meta):
-        fields = [*ReplaySerializer.Meta.fields, "items", "items_truncated"]
+        fields = [*ReplaySerializer.Meta.fields, "preview", "items", "items_truncated"]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_preview(self, replay: Replay) -> dict:
+        """The dry run the requester and the approver saw (recon.replay_preview)."""
+        return preview_shown(replay.preview, clear=replay.topic_id in self.context.get("payload_topic_ids", set()))
 
     def _items(self, replay: Replay) -> list[ReplayItem]:
         if not hasattr(replay, "_items_cache"):
@@ -215,3 +231,70 @@ class ReprocessApi(APIView):
             requested_by=request.user,
         )
         return _answer(request, replay, created)
+
+
+class DryRunSerializer(serializers.Serializer):
+    topic = serializers.CharField(help_text="Topic name (or id).")
+    way = serializers.ChoiceField(choices=Replay.Way.choices)
+    scope = serializers.ChoiceField(choices=Replay.Scope.choices)
+    target = serializers.JSONField(help_text="As for POST replays.")
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ReplayDryRunApi(APIView):
+    @extend_schema(
+        request=DryRunSerializer,
+        responses={200: OpenApiTypes.OBJECT},
+        summary="What a replay would publish and what the cache would make of it, per message (nothing is done)",
+    )
+    def post(self, request: Request) -> Response:
+        body = DryRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        topic = topic_for_replay(request.user, _topic(data["topic"]), way=data["way"])
+        target = target_clean(
+            topic=topic,
+            way=data["way"],
+            scope=data["scope"],
+            target=data["target"] if isinstance(data["target"], dict) else {},
+        )
+        preview = replay_dry_run(topic=topic, way=data["way"], scope=data["scope"], target=target)
+        return Response(preview_shown(preview, clear=access.can_view_payload(request.user, topic)))
+
+
+def _replay_of(request: Request, replay_id) -> Replay:
+    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=replay_id).first()
+    access.topic_for_view(request.user, replay.topic if replay else None)
+    assert replay is not None
+    return replay
+
+
+class ReplayApproveApi(APIView):
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={200: ReplaySerializer},
+        summary="Approve a pending replay (a second operator of the topic, never the requester): it is queued",
+    )
+    def post(self, request: Request, replay_id) -> Response:
+        replay = _replay_of(request, replay_id)
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        replay = replay_approve(replay=replay, user=request.user, comment=body.validated_data["comment"])
+        return Response(ReplaySerializer(replay, context=_context(request)).data)
+
+
+class ReplayRejectApi(APIView):
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={200: ReplaySerializer},
+        summary="Reject a pending replay, saying why (a second operator of the topic, never the requester)",
+    )
+    def post(self, request: Request, replay_id) -> Response:
+        replay = _replay_of(request, replay_id)
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        replay = replay_reject(replay=replay, user=request.user, comment=body.validated_data["comment"])
+        return Response(ReplaySerializer(replay, context=_context(request)).data)

@@ -49,6 +49,7 @@ from kafkacache.sources import SourceError, source_get
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
 from recon.replay import Progress, dead_letter_findings_resolve
+from recon.replay_approval import replays_per_message
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def _created_ms(at: dt.datetime) -> int:
 # --- what a scope names -----------------------------------------------------------------------
 
 
-def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
-    """The published messages a replay's scope names (oldest first), and items for UUIDs not found."""
+def originals_of(replay: Replay, *, guard: bool = True) -> tuple[list[Original], list[ReplayItem]]:
+    """The published messages a replay's scope names (oldest first), and items for UUIDs not found
+    (and, with `guard`, for messages replayed REPLAY_MAX_PER_MESSAGE times already: the replay guard)."""
     topic, target = replay.topic, replay.target
     rows = PublishedMessage.objects.filter(topic=topic)
     if replay.scope == Scope.MESSAGES:
@@ -115,6 +117,23 @@ def originals_of(replay: Replay) -> tuple[list[Original], list[ReplayItem]]:
             for u in map(uuid.UUID, target["uuids"])
             if u not in known
         ]
+    if guard:
+        limit = settings.REPLAY_MAX_PER_MESSAGE
+        times = replays_per_message(o.uuid for o in found)
+        over = {u for u, n in times.items() if n >= limit}
+        missing += [
+            ReplayItem(
+                original_uuid=o.uuid,
+                key=o.key,
+                partition=o.partition,
+                offset=o.offset,
+                outcome=Outcome.SKIPPED,
+                detail=f"replay guard: replayed {times[o.uuid]} times already (REPLAY_MAX_PER_MESSAGE={limit})",
+            )
+            for o in found
+            if o.uuid in over
+        ]
+        found = [o for o in found if o.uuid not in over]
     return found, missing
 
 
@@ -363,7 +382,41 @@ def replay_kafka(replay: Replay, progress: Progress) -> None:
         reader.close()
 
 
+def _message_uuid(msg: Message) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(headers_dict(msg.headers()).get("uuid", b"").decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _guarded(batch: list[Message], progress: Progress) -> list[Message]:
+    """The replay guard for messages known only once read (offset ranges, dead letters): those replayed
+    REPLAY_MAX_PER_MESSAGE times already are skipped with the reason, the rest go on."""
+    limit = settings.REPLAY_MAX_PER_MESSAGE
+    uuids = [_message_uuid(m) for m in batch]
+    times = replays_per_message(uuids)
+    kept, skipped = [], []
+    for msg, message_uuid in zip(batch, uuids, strict=True):
+        n = times.get(message_uuid, 0) if message_uuid else 0
+        if n < limit:
+            kept.append(msg)
+            continue
+        skipped.append(
+            ReplayItem(
+                original_uuid=message_uuid,
+                key=(msg.key() or b"").decode(errors="replace"),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                outcome=Outcome.SKIPPED,
+                detail=f"replay guard: replayed {n} times already (REPLAY_MAX_PER_MESSAGE={limit})",
+            )
+        )
+    progress.record(skipped)
+    return kept
+
+
 def _kafka_batch(replay: Replay, consumer: FeedConsumer, batch: list[Message], progress: Progress) -> None:
+    batch = _guarded(batch, progress) if batch else batch
     if not batch:
         return
     items = _process(consumer, batch)
@@ -400,7 +453,20 @@ def _stand_ins(replay: Replay) -> tuple[dict[str, uuid.UUID | None], list[Replay
             .values_list("key", "uuid")
         ):
             latest[key] = message_uuid
-        return latest, []
+        # The replay guard, for the messages the rebuilds stand in for.
+        limit = settings.REPLAY_MAX_PER_MESSAGE
+        times = replays_per_message(latest.values())
+        guarded = [
+            ReplayItem(
+                original_uuid=u,
+                key=k,
+                outcome=Outcome.SKIPPED,
+                detail=f"replay guard: replayed {times[u]} times already (REPLAY_MAX_PER_MESSAGE={limit})",
+            )
+            for k, u in latest.items()
+            if u is not None and times.get(u, 0) >= limit
+        ]
+        return {k: u for k, u in latest.items() if not (u is not None and times.get(u, 0) >= limit)}, guarded
     originals, unknown = originals_of(replay)
     by_key: dict[str, uuid.UUID | None] = {}
     for o in originals:  # oldest first: the latest message of a key wins
@@ -597,7 +663,10 @@ def replay_dead_letters(replay: Replay, progress: Progress) -> None:
     progress.record(absent)
     consumer = _feed_consumer(topic)
     for chunk in _batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
-        items = _process(consumer, [_as_original(topic, origin, letters[origin]) for origin in chunk])
+        batch = _guarded([_as_original(topic, origin, letters[origin]) for origin in chunk], progress)
+        if not batch:
+            continue
+        items = _process(consumer, batch)
         progress.record(items)
         _resolve_dead_letters(replay, items)
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from config.errors import AppError
 from recon import audit
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare
+from recon.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
 from recon.replay_selectors import replays_delivered
 from recon.rules import Verdict, classify, rules_for
@@ -198,6 +199,7 @@ def _findings_sync(
     )
     drafts = [d for d in drafts if not (d.category in REPLAY_FIXES and d.uuid in delivered)]
     verdicts, new, changed = [], [], []
+    transitions: list = []
     for draft in drafts:
         verdict = classify(rules, category=draft.category, detail=draft.detail)
         verdicts.append((draft, verdict))
@@ -219,11 +221,13 @@ def _findings_sync(
                 )
             )
             continue
-        status = finding.status
-        if status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile":
-            status = Finding.Status.OPEN
+        # Found again after a person said it was fixed, or after a reconcile resolved it: it recurs.
+        recurs = finding.status == Finding.Status.FIXED or (
+            finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile"
+        )
+        status = Finding.Status.REOPENED if recurs else finding.status
         resolution = {k: finding.detail[k] for k in ("resolved_by", "resolved_at") if k in finding.detail}
-        detail = {**draft.detail, **(resolution if status != Finding.Status.OPEN else {})}
+        detail = {**draft.detail, **(resolution if status == Finding.Status.RESOLVED else {})}
         same = (finding.status, finding.detail, finding.classification, finding.severity, finding.rule_id) == (
             status,
             detail,
@@ -231,7 +235,9 @@ def _findings_sync(
         )
         if same:
             continue  # found again as it was: leave the row (and the run that found it) alone
-        finding.status, finding.detail = status, detail
+        if recurs:  # the only status change here, through the lifecycle's own transition
+            transitions.append(finding_mark_reopened(finding, by="reconcile", now=now))
+        finding.detail = detail
         finding.classification, finding.severity, finding.rule_id = verdict
         finding.run = run or finding.run
         finding.updated_at = now
@@ -239,22 +245,23 @@ def _findings_sync(
     if not comparison.truncated:  # beyond the cap we do not know, so resolve nothing
         for finding in existing.values():
             if finding.status != Finding.Status.RESOLVED:
-                finding.status = Finding.Status.RESOLVED
                 by = delivered.get(finding.uuid) if finding.category in REPLAY_FIXES else None
-                resolution = (
-                    {"resolved_by": "replay", "replay": str(by.replay_id), "replay_uuid": str(by.uuid)}
-                    if by
-                    else {"resolved_by": "reconcile"}
+                transitions.append(
+                    finding_mark_resolved(
+                        finding,
+                        by="replay" if by else "reconcile",
+                        now=now,
+                        detail={"replay": str(by.replay_id), "replay_uuid": str(by.uuid)} if by else None,
+                    )
                 )
-                finding.detail = {**finding.detail, **resolution, "resolved_at": now.isoformat()}
-                finding.updated_at = now
                 changed.append(finding)
     Finding.objects.bulk_create(new, batch_size=2000)
     Finding.objects.bulk_update(
         changed,
-        ["status", "detail", "classification", "severity", "rule", "run", "updated_at"],
+        ["status", "detail", "classification", "severity", "rule", "run", "updated_at", "status_changed_at"],
         batch_size=2000,
     )
+    transitions_save(transitions)
     return verdicts
 
 
@@ -350,11 +357,11 @@ def key_findings_sync(
             topic=topic,
             category=category,
             key__in=list(checked),
-            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+            status__in=Finding.STANDING,
             detail__source=source,
         )
     }
-    new, changed = [], []
+    new, changed, transitions = [], [], []
     for key, (message_uuid, detail) in problems.items():
         detail = {**detail, "source": source}
         verdict = classify(rules, category=category, detail=detail)
@@ -375,21 +382,22 @@ def key_findings_sync(
                 )
             )
         else:
+            if finding.status == Finding.Status.FIXED:  # said fixed, found again
+                transitions.append(finding_mark_reopened(finding, by=source, now=now))
             finding.uuid, finding.detail, finding.run = message_uuid, detail, run or finding.run
             finding.classification, finding.severity, finding.rule_id = verdict
             finding.updated_at = now
             changed.append(finding)
     for finding in standing.values():
-        finding.status = Finding.Status.RESOLVED
-        finding.detail = {**finding.detail, "resolved_by": source, "resolved_at": now.isoformat()}
-        finding.updated_at = now
+        transitions.append(finding_mark_resolved(finding, by=source, now=now))
         changed.append(finding)
     Finding.objects.bulk_create(new, batch_size=2000)
     Finding.objects.bulk_update(
         changed,
-        ["uuid", "status", "detail", "classification", "severity", "rule", "run", "updated_at"],
+        ["uuid", "status", "detail", "classification", "severity", "rule", "run", "updated_at", "status_changed_at"],
         batch_size=2000,
     )
+    transitions_save(transitions)
     resolved = sum(1 for f in changed if f.status == Finding.Status.RESOLVED)
     return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
 

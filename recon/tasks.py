@@ -94,3 +94,11 @@ def replays_resume_task() -> list[str]:
         logger.warning("replay %s stalled: queued again", replay_id)
         replay_run_task.delay(replay_id)
     return stalled
+
+
+@shared_task(name="recon.tasks.replay_approvals_expire", ignore_result=True)
+def replay_approvals_expire_task() -> int:
+    """Beat: replay requests nobody approved within REPLAY_APPROVAL_HOURS expire (each recorded)."""
+    from recon.replay_approval import replay_approvals_expire
+
+    return replay_approvals_expire()

@@ -1,6 +1,6 @@
 import pytest
 
-from config.env import EnvError, database_from_url, env_bool, env_int, env_json_object
+from config.env import EnvError, database_from_url, env_bool, env_int, env_int_map, env_json_object
 
 
 def test_env_int_reads_and_names_a_bad_value(monkeypatch):
@@ -43,3 +43,20 @@ def test_database_from_url(monkeypatch):
     monkeypatch.setenv("X_DB", "mysql://a@b/c")
     with pytest.raises(EnvError, match="X_DB"):
         database_from_url("X_DB", "")
+
+
+def test_env_int_map_needs_every_key_and_names_a_bad_value(monkeypatch):
+    keys = ("critical", "warning", "info")
+    default = "critical=4,warning=24,info=168"
+    assert env_int_map("X_SLA", default, keys=keys) == {"critical": 4, "warning": 24, "info": 168}
+    monkeypatch.setenv("X_SLA", "critical=1, warning=2, info=3")
+    assert env_int_map("X_SLA", default, keys=keys) == {"critical": 1, "warning": 2, "info": 3}
+    for bad in (
+        "critical=1,warning=2",
+        "critical=x,warning=2,info=3",
+        "urgent=1,warning=2,info=3",
+        "critical=0,warning=1,info=1",
+    ):
+        monkeypatch.setenv("X_SLA", bad)
+        with pytest.raises(EnvError, match="X_SLA"):
+            env_int_map("X_SLA", default, keys=keys, minimum=1)

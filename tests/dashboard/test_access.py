@@ -4,10 +4,17 @@ viewer: sees A and B, acts on neither. operator: acts on A, only views B.
 outsider: logged in, sees nothing (404 on anything of A or B). admin: everything.
 """
 
-import pytest
-from django.urls import reverse
+import datetime as dt
 
-from recon.models import Finding, OperatorAction, Window
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from recon import access
+from recon.models import Finding, OperatorAction, Replay, Window
+
+from .conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +31,8 @@ def _detail_urls(data, topic_a) -> dict[str, str]:
         "window api": reverse("api-window-detail", args=[window.pk]),
         "topic api": reverse("api-topic-detail", args=[topic_a.name]),
         "message api": reverse("api-message", args=[missing.uuid]),
+        "finding history api": reverse("api-finding-history", args=[missing.pk]),
+        "finding comments api": reverse("api-finding-comments", args=[missing.pk]),
     }
 
 
@@ -40,6 +49,11 @@ LIST_URLS = [
     "api-finding-list",
     "api-rebalance-list",
     "api-operator-action-list",
+    "dashboard:my-breaks",
+    "dashboard:evidence",
+    "api-my-breaks",
+    "api-breaks-ageing",
+    "api-lag-status",
 ]
 
 
@@ -157,3 +171,113 @@ def test_audit_trail_hides_topicless_actions_from_non_admins(client_for, data):
     assert b"user-change" not in client_for("operator").get(reverse("dashboard:actions")).content
     assert b"user-change" in client_for("admin").get(reverse("dashboard:actions")).content
     assert b"reconcile" in client_for("viewer").get(reverse("dashboard:actions")).content
+
+
+# --- governed operations: break transitions and four-eyes replays --------------------------------
+
+BREAK_POSTS = {
+    "finding-assign": ("api-finding-assign", {"assignee": "operator1"}),
+    "finding-investigate": ("api-finding-investigate", {}),
+    "finding-fix": ("api-finding-fix", {"comment": "x"}),
+    "finding-accept": ("api-finding-accept", {"reason_code": "timing"}),
+    "finding-reopen": ("api-finding-reopen", {"comment": "x"}),
+    "finding-comment": ("api-finding-comments", {"comment": "x"}),
+}
+
+
+@pytest.mark.parametrize("page", sorted(BREAK_POSTS))
+def test_break_transitions_refuse_viewers_outsiders_and_other_topics_operators(client_for, data, page):
+    api, body = BREAK_POSTS[page]
+    missing, altered_b = data["missing"], data["altered_b"]
+    for role, finding, status in (
+        ("viewer", missing, 403),
+        ("outsider", missing, 404),
+        ("operator", altered_b, 403),  # operates A, only views B
+    ):
+        client = client_for(role)
+        assert client.post(reverse(f"dashboard:{page}", args=[finding.pk]), body).status_code == status, role
+        response = client.post(reverse(api, args=[finding.pk]), body, "application/json")
+        assert response.status_code == status, role
+        assert set(response.json()["error"]) == {"code", "message", "details"}
+    for finding in (missing, altered_b):
+        finding.refresh_from_db()
+        assert finding.status == Finding.Status.OPEN and finding.assigned_user is None
+    assert not Finding.objects.filter(comments__isnull=False).exists()
+    assert OperatorAction.objects.filter(outcome="refused", user__username="viewer1").count() == 2
+
+
+def test_operator_moves_a_break_through_the_api(client_for, data, people):
+    missing = data["missing"]
+    client = client_for("operator")
+    url = lambda name: reverse(name, args=[missing.pk])  # noqa: E731
+    assert (
+        client.post(url("api-finding-assign"), {"assignee": "operator1"}, "application/json").json()["assigned_user"]
+        == "operator1"
+    )
+    assert client.post(url("api-finding-investigate"), {}, "application/json").json()["status"] == "investigating"
+    bad = client.post(url("api-finding-accept"), {"reason_code": "nope"}, "application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_reason_code"
+    accepted = client.post(url("api-finding-accept"), {"reason_code": "timing"}, "application/json").json()
+    assert (accepted["status"], accepted["reason_code"]) == ("accepted", "timing")
+    again = client.post(url("api-finding-fix"), {}, "application/json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    history = client.get(url("api-finding-history")).json()
+    assert [h["action"] for h in history] == ["assign", "investigate", "accept"]
+    mine = client.get(reverse("api-my-breaks")).json()
+    assert mine == []  # accepted breaks are not "mine" any more
+    viewer_history = client_for("viewer").get(url("api-finding-history"))
+    assert viewer_history.status_code == 200 and len(viewer_history.json()) == 3
+
+
+@pytest.fixture
+def pending(data, people, topic_a):
+    return Replay.objects.create(
+        topic=topic_a,
+        way="kafka",
+        scope="messages",
+        target={"uuids": [str(data["missing"].uuid)]},
+        fingerprint="four-eyes",
+        reason="lost",
+        requested_by=people["operator"],
+        status=Replay.Status.PENDING,
+        needs_approval=True,
+        size=1,
+        expires_at=timezone.now() + dt.timedelta(hours=1),
+    )
+
+
+def test_the_requester_cannot_approve_their_own_replay_nor_can_viewers_outsiders_or_other_topics(
+    client_for, pending, topic_b, people
+):
+    operator_b = User.objects.create_user("operator-b1", password=PASSWORD)
+    access.topic_grant(operator_b, topic_b, "operator")
+    from django.test import Client
+
+    other = Client()
+    other.force_login(operator_b)
+    clients = {"operator": client_for("operator"), "viewer": client_for("viewer"), "outsider": client_for("outsider")}
+    expected = {"operator": 403, "viewer": 403, "outsider": 404}
+    for role, client in [*clients.items(), ("operator_b", other)]:
+        want = expected.get(role, 404)  # an operator of B only cannot see A's replay at all
+        for name in ("approve", "reject"):
+            page = client.post(reverse(f"dashboard:replay-{name}", args=[pending.pk]), {"comment": "ok"})
+            api = client.post(
+                reverse(f"api-recon-replay-{name}", args=[pending.pk]), {"comment": "ok"}, "application/json"
+            )
+            assert (page.status_code, api.status_code) == (want, want), (role, name)
+    pending.refresh_from_db()
+    assert pending.status == Replay.Status.PENDING and pending.decided_by is None
+    own = OperatorAction.objects.filter(target=f"replay:{pending.pk}", outcome="refused: own request")
+    assert own.count() == 4 and set(own.values_list("user__username", flat=True)) == {"operator1"}
+    # The detail page shows the requester no approve button, a second operator one.
+    assert b'id="approve"' not in clients["operator"].get(reverse("dashboard:replay", args=[pending.pk])).content
+    checker = User.objects.create_user("checker-a", password=PASSWORD)
+    access.topic_grant(checker, pending.topic, "operator")
+    second = Client()
+    second.force_login(checker)
+    assert b'id="approve"' in second.get(reverse("dashboard:replay", args=[pending.pk])).content
+    approved = second.post(
+        reverse("api-recon-replay-approve", args=[pending.pk]), {"comment": "ok"}, "application/json"
+    )
+    assert approved.status_code == 200 and approved.json()["status"] == "queued"
+    assert approved.json()["decided_by"] == "checker-a" and approved.json()["requested_by"] == "operator1"

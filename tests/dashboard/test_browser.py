@@ -5,6 +5,7 @@ is the system's. The playwright event loop shares this thread with the ORM
 calls the test makes, hence DJANGO_ALLOW_ASYNC_UNSAFE for these tests only.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -115,3 +116,38 @@ def test_overview_chart_renders_with_data(transactional_db, live_server, login, 
     assert section.locator(".js-plotly-plot").count() == 2  # flow chart and categories chart
     # The plotly.js in the page is the copy inside the plotly package, served by us.
     assert page.evaluate("() => window.Plotly && Plotly.version") == plotly_offline.get_plotlyjs_version()
+
+
+def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transactional_db, live_server, login, data):
+    from recon.services import window_reconcile
+    from tests.dashboard.conftest import consume
+
+    missing = data["missing"]
+    page = login("operator1")
+    page.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
+    page.fill("#assign input[name=assignee]", "operator1")
+    page.click("#assign button")
+    page.wait_for_selector(".msg")
+    assert f"Finding {missing.pk} assigned." in page.inner_text(".msg")
+    assert page.inner_text("#break-owner") == "operator1"
+    page.click("#investigate button")
+    page.wait_for_selector("#break-status:has-text('Investigating')")
+    page.fill("#fix input[name=comment]", "ODS re-sent the record")
+    page.click("#fix button")
+    page.wait_for_selector("#break-status:has-text('Fixed')")
+    assert "ODS re-sent the record" in page.inner_text("#break-comments")
+    # My breaks lists it until it is verified.
+    page.goto(live_server.url + reverse("dashboard:my-breaks"))
+    assert page.locator(f"tr[data-finding='{missing.pk}']").count() == 1
+
+    # Verify: the message reaches the subscriber, the window is reconciled again, the break resolves.
+    consume(missing.topic, [data["rows_a"][5]], group=missing.topic.consumer_group)
+    window_reconcile(window_id=missing.window_id, now=data["now"] + dt.timedelta(days=1))
+    page.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
+    assert page.inner_text("#break-status") == "Resolved (verified)"
+    history = page.locator("#break-history li").all_inner_texts()
+    assert [h.split(" ")[2].rstrip(":") for h in history[1:]] == ["assign", "investigate", "fix", "resolve"]
+    page.goto(live_server.url + reverse("dashboard:my-breaks"))
+    assert page.locator(f"tr[data-finding='{missing.pk}']").count() == 0
+    page.goto(live_server.url + reverse("dashboard:overview"))
+    assert page.locator("#ageing").count() == 1

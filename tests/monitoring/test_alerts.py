@@ -194,3 +194,46 @@ def test_alert_pages_and_api_respect_topic_permissions(client, topic):
     response = client.post(f"/api/alerts/{mine.pk}/acknowledge", {"comment": "on it"}, content_type="application/json")
     assert response.status_code == 200 and response.json()["status"] == "acknowledged"
     assert client.post(f"/api/alerts/{mine.pk}/acknowledge", {"comment": "again"}).status_code == 409
+
+
+def test_a_break_past_its_severity_sla_raises_an_alert_and_it_resolves_when_dealt_with(topic, settings):
+    settings.BREAK_SLA_HOURS = {"critical": 4, "warning": 24, "info": 168}
+    rule = AlertRule.objects.create(name="sla", kind=AlertRule.Kind.BREAK_SLA, topic=topic, threshold=1)
+    now = timezone.now()
+    late = Finding.objects.create(topic=topic, category="missing", classification="exception", severity="critical")
+    young = Finding.objects.create(topic=topic, category="missing", classification="exception", severity="warning")
+    Finding.objects.filter(pk=late.pk).update(created_at=now - dt.timedelta(hours=5))
+    Finding.objects.filter(pk=young.pk).update(created_at=now - dt.timedelta(hours=5))  # warning: 24 h
+    services.alerts_evaluate(now=now)
+    alert = Alert.objects.get(rule=rule)
+    assert (alert.topic, alert.value, alert.status) == (topic, 1, Alert.Status.OPEN)
+    Finding.objects.filter(pk=late.pk).update(status=Finding.Status.ACCEPTED)  # (a test shortcut to "dealt with")
+    services.alerts_evaluate(now=now)
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.RESOLVED
+
+
+def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(client, topic):
+    admin_user = User.objects.create_superuser("rules-admin", password="pw")
+    client.force_login(admin_user)
+    rule = _rule(topic)
+    page = client.get(f"/admin/monitoring/alertrule/{rule.pk}/change/")
+    assert page.status_code == 200 and SECRET.encode() not in page.content
+    form = {
+        "name": "breaks late",
+        "kind": AlertRule.Kind.BREAK_SLA,
+        "topic": topic.pk,
+        "category": "",
+        "min_severity": "warning",
+        "threshold": 1,
+        "window_minutes": 15,
+        "quiet_minutes": 60,
+        "email_to": "",
+        "webhook_url": "http://127.0.0.1:9/hook",
+        "webhook_secret": "",
+        "enabled": "on",
+    }
+    assert client.post(f"/admin/monitoring/alertrule/{rule.pk}/change/", form).status_code == 302
+    rule.refresh_from_db()
+    assert (rule.kind, rule.webhook_secret) == (AlertRule.Kind.BREAK_SLA, SECRET)  # empty keeps the secret
+    assert OperatorAction.objects.filter(action="alert-rule-change", user=admin_user).exists()

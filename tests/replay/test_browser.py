@@ -60,3 +60,67 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
     reconcile(topic)
     missing.refresh_from_db()
     assert (missing.status, missing.detail["replay"]) == (Finding.Status.RESOLVED, str(replay.pk))
+
+
+def test_four_eyes_request_approve_replay_verified(
+    transactional_db,
+    live_server,
+    login,
+    feed,
+    people,
+    client_ids,
+    cache,
+    celery_worker_process,
+):
+    from django.contrib.auth.models import User
+
+    from recon import access
+    from recon.models import OperatorAction
+
+    from .conftest import PASSWORD
+
+    topic = feed.change
+    topic.approval_always = True
+    topic.save()
+    checker = User.objects.create_user("checker1", password=PASSWORD)
+    access.topic_grant(checker, topic, "operator")
+    kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
+    messages = fetch(topic.name, kept.offset, 2)
+    FeedConsumer().process_batch(messages[:1])
+    reconcile(topic)
+    missing = finding_of(topic, "missing", lost.uuid)
+
+    maker = login("operator1")
+    maker.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
+    maker.fill(f"#replay-{lost.uuid} input[name=reason]", "lost between Kafka and Redis")
+    maker.click(f"#replay-{lost.uuid} button[value=kafka]")
+    maker.wait_for_selector("#replay-status")
+    replay = Replay.objects.get()
+    assert "awaits a second operator" in maker.inner_text(".msg")
+    assert maker.inner_text("#replay-status") == "pending"
+    assert maker.locator("#approve").count() == 0  # never the requester's own
+    assert maker.locator(f"#preview tr[data-preview='{lost.uuid}'] .badge").inner_text() == "apply"
+    time.sleep(1)
+    assert not cache.exists(rec_key(lost.key))  # nothing runs while it waits
+
+    approver = login("checker1")
+    approver.goto(live_server.url + reverse("dashboard:replay", args=[replay.pk]))
+    # The approver sees the same dry run the requester saw.
+    assert approver.locator(f"#preview tr[data-preview='{lost.uuid}']").count() == 1
+    approver.fill("#approve input[name=comment]", "one message, checked")
+    approver.click("#approve button")
+    approver.wait_for_selector(".msg")
+    deadline = time.monotonic() + 60
+    while not cache.exists(rec_key(lost.key)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+    approver.wait_for_function("() => document.querySelector('#replay-status').textContent === 'done'", timeout=20000)
+    assert "checker1" in approver.inner_text("#approval")
+    replay.refresh_from_db()
+    assert (replay.requested_by, replay.decided_by, replay.status) == (people["operator"], checker, "done")
+    entry = OperatorAction.objects.get(action="replay.approve", outcome="approved: queued")
+    assert (entry.detail["requested_by"], entry.detail["decided_by"]) == ("operator1", "checker1")
+
+    reconcile(topic)  # verified: the reconcile resolves the finding naming the replay
+    missing.refresh_from_db()
+    assert (missing.status, missing.detail["replay"]) == (Finding.Status.RESOLVED, str(replay.pk))

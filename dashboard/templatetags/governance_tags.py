@@ -1,0 +1,45 @@
+"""Tags behind the governance partials (_ageing.html, _break.html, _lag_status.html).
+
+They read through the same selectors and access checks as the pages, with the
+user from the request, so a page includes a partial with one line.
+"""
+
+from django import template
+from django.utils import timezone
+
+from dashboard.masking import mask_text
+from monitoring.selectors import lag_statuses
+from recon import access
+from recon.models import FindingComment, FindingTransition, ReasonCode
+from recon.selectors import breaks_ageing
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def ageing_for(context) -> list[dict]:
+    user = context["request"].user
+    return breaks_ageing(topics=access.topics_visible(user), now=timezone.now())
+
+
+@register.simple_tag(takes_context=True)
+def break_of(context, finding) -> dict:
+    """A finding's owner, history and thread as the user may see them, and what they may do."""
+    user = context["request"].user
+    clear = access.can_view_payload(user, finding.topic)
+    comments = list(FindingComment.objects.filter(finding=finding).select_related("user"))
+    for c in comments:
+        c.shown = c.text if clear else mask_text(c.text)  # type: ignore[attr-defined]
+    history = list(FindingTransition.objects.filter(finding=finding).select_related("user", "reason_code"))
+    return {
+        "can_operate": access.can_operate(user, finding.topic),
+        "comments": comments,
+        "history": history,
+        "reason_codes": list(ReasonCode.objects.filter(enabled=True)),
+    }
+
+
+@register.simple_tag(takes_context=True)
+def lag_status_for(context) -> list:
+    user = context["request"].user
+    return lag_statuses(topics=access.topics_visible(user), now=timezone.now())

@@ -1,0 +1,229 @@
+"""The break lifecycle: one function per transition of a Finding, and nothing else sets its status.
+
+People (each checks operate permission on the break's topic: outsider 404, viewer
+403 with the refusal in the audit trail; each is a conditional update, so two
+people acting at once end with one winner and one clear 409; each writes a
+FindingTransition and an operator action in the same transaction):
+
+    finding_assign       owner := a person and/or a team (a Group), in any state but RESOLVED
+    finding_acknowledge  OPEN | REOPENED                          -> ACKNOWLEDGED
+    finding_investigate  OPEN | ACKNOWLEDGED | REOPENED           -> INVESTIGATING
+    finding_fix          OPEN | ACKNOWLEDGED | INVESTIGATING | REOPENED -> FIXED
+    finding_accept       any unresolved or FIXED, with a reason code -> ACCEPTED
+    finding_reopen       ACKNOWLEDGED | INVESTIGATING | FIXED | ACCEPTED | RESOLVED -> REOPENED
+    finding_comment      adds to the thread (no state change)
+
+The checks (reconcile, cache leg, validation, replays) change many breaks per batch;
+they call recon.lifecycle's `finding_mark_resolved` / `finding_mark_reopened`, which
+apply the same transition table (recon.lifecycle.TRANSITIONS) in memory.
+"""
+
+import logging
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import AppError, Conflict
+from recon import access
+from recon.lifecycle import TRANSITIONS
+from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
+from recon.services import operator_action_record
+
+logger = logging.getLogger(__name__)
+
+S = Finding.Status
+
+# The audit trail's action names ("acknowledge" is the name it has always had).
+ACTION_NAMES = {"acknowledge": "acknowledge"}
+
+
+def _audit_name(action: str) -> str:
+    return ACTION_NAMES.get(action, f"finding.{action}")
+
+
+def finding_operate_check(finding: Finding, user, action: str) -> None:
+    """Operate permission on the break's topic (outsider 404, viewer 403); a refusal goes in the audit trail."""
+    try:
+        access.topic_for_operate(user, finding.topic)
+    except PermissionDenied:
+        operator_action_record(
+            user=user,
+            action=_audit_name(action),
+            topic=finding.topic,
+            target=f"finding:{finding.pk}",
+            outcome="refused",
+        )
+        raise
+
+
+def _transition(
+    *,
+    finding: Finding,
+    user,
+    action: str,
+    comment: str = "",
+    reason_code: ReasonCode | None = None,
+    updates: dict | None = None,
+    detail: dict | None = None,
+) -> Finding:
+    """A person's transition: permission, conditional update, history, thread, audit trail."""
+    finding_operate_check(finding, user, action)
+    sources, to = TRANSITIONS[action]
+    comment = (comment or "").strip()
+    now = timezone.now()
+    with transaction.atomic():
+        current = Finding.objects.select_for_update().filter(pk=finding.pk).values_list("status", flat=True).first()
+        changed = Finding.objects.filter(pk=finding.pk, status__in=sources).update(
+            status=to, status_changed_at=now, updated_at=now, **(updates or {})
+        )
+        if changed != 1:
+            raise Conflict(
+                f"Finding {finding.pk} is {current}: '{action}' is allowed from {', '.join(sources)} only.",
+                details={"status": current, "action": action, "allowed_from": list(sources)},
+            )
+        FindingTransition.objects.create(
+            finding=finding,
+            action=action,
+            from_status=current or "",
+            to_status=to,
+            user=user,
+            reason_code=reason_code,
+            detail={**(detail or {}), **({"comment": comment} if comment else {})},
+            at=now,
+        )
+        if comment:
+            FindingComment.objects.create(finding=finding, user=user, text=comment[:4000])
+        operator_action_record(
+            user=user,
+            action=_audit_name(action),
+            topic=finding.topic,
+            target=f"finding:{finding.pk}",
+            detail={
+                "category": finding.category,
+                "from": current,
+                "to": str(to),
+                **({"comment": comment} if comment else {}),
+                **({"reason_code": reason_code.code} if reason_code else {}),
+                **(detail or {}),
+            },
+        )
+    finding.refresh_from_db()
+    return finding
+
+
+def finding_acknowledge(*, finding: Finding, user, comment: str) -> Finding:
+    """An operator of the finding's topic takes note of it, with a comment."""
+    comment = (comment or "").strip()
+    return _transition(
+        finding=finding,
+        user=user,
+        action="acknowledge",
+        comment=comment,
+        updates={"acknowledged_by": user, "comment": comment},
+    )
+
+
+def finding_investigate(*, finding: Finding, user, comment: str = "") -> Finding:
+    return _transition(finding=finding, user=user, action="investigate", comment=comment)
+
+
+def finding_fix(*, finding: Finding, user, comment: str = "") -> Finding:
+    """Someone says the cause is fixed; the next check that no longer finds it resolves it (verified)."""
+    return _transition(finding=finding, user=user, action="fix", comment=comment)
+
+
+def finding_accept(*, finding: Finding, user, reason_code: str, comment: str = "") -> Finding:
+    """Accepted as-is: the difference stands, for a reason from the configured list."""
+    finding_operate_check(finding, user, "accept")
+    code = ReasonCode.objects.filter(code=str(reason_code or "").strip(), enabled=True).first()
+    if code is None:
+        operator_action_record(
+            user=user,
+            action=_audit_name("accept"),
+            topic=finding.topic,
+            target=f"finding:{finding.pk}",
+            detail={"reason_code": str(reason_code)[:64]},
+            outcome="refused: unknown reason code",
+        )
+        raise AppError(
+            "Choose a reason code from the list.",
+            code="bad_reason_code",
+            details={"reason_code": str(reason_code)[:64], "known": reason_codes_enabled()},
+        )
+    return _transition(
+        finding=finding, user=user, action="accept", comment=comment, reason_code=code, updates={"reason_code": code}
+    )
+
+
+def finding_reopen(*, finding: Finding, user, comment: str) -> Finding:
+    if not (comment or "").strip():
+        finding_operate_check(finding, user, "reopen")
+        raise AppError("Say why the break is reopened.", code="comment_required")
+    return _transition(finding=finding, user=user, action="reopen", comment=comment, updates={"reason_code": None})
+
+
+def finding_assign(*, finding: Finding, user, assignee=None, group: Group | None = None, comment: str = "") -> Finding:
+    """Give the break an owner: a person who may see its topic, a team, or both (None, None: nobody)."""
+    finding_operate_check(finding, user, "assign")
+    if assignee is not None and not access.can_view(assignee, finding.topic):
+        raise AppError(
+            f"{assignee.username} may not see {finding.topic.name}: grant them the topic first.",
+            code="bad_assignee",
+        )
+    if finding.status == S.RESOLVED:
+        raise Conflict(f"Finding {finding.pk} is resolved: reopen it first.", details={"status": finding.status})
+    comment = (comment or "").strip()
+    now = timezone.now()
+    with transaction.atomic():
+        changed = (
+            Finding.objects.filter(pk=finding.pk)
+            .exclude(status=S.RESOLVED)
+            .update(assigned_user=assignee, assigned_group=group, assigned_at=now, updated_at=now)
+        )
+        if changed != 1:
+            raise Conflict(f"Finding {finding.pk} is resolved: reopen it first.")
+        detail = {
+            "assignee": assignee.username if assignee is not None else None,
+            "group": group.name if group is not None else None,
+            "previous_assignee": finding.assigned_user.username if finding.assigned_user else None,
+            "previous_group": finding.assigned_group.name if finding.assigned_group else None,
+        }
+        FindingTransition.objects.create(
+            finding=finding,
+            action="assign",
+            from_status=finding.status,
+            to_status=finding.status,
+            user=user,
+            detail={**detail, **({"comment": comment} if comment else {})},
+            at=now,
+        )
+        if comment:
+            FindingComment.objects.create(finding=finding, user=user, text=comment[:4000])
+        operator_action_record(
+            user=user, action="finding.assign", topic=finding.topic, target=f"finding:{finding.pk}", detail=detail
+        )
+    finding.refresh_from_db()
+    return finding
+
+
+def finding_comment(*, finding: Finding, user, text: str) -> FindingComment:
+    finding_operate_check(finding, user, "comment")
+    text = (text or "").strip()
+    if not text:
+        raise AppError("A comment needs text.", code="comment_required")
+    with transaction.atomic():
+        comment = FindingComment.objects.create(finding=finding, user=user, text=text[:4000])
+        operator_action_record(
+            user=user,
+            action="finding.comment",
+            topic=finding.topic,
+            target=f"finding:{finding.pk}",
+            detail={"comment": text[:500]},
+        )
+    return comment
+
+
+def reason_codes_enabled() -> list[str]:
+    return list(ReasonCode.objects.filter(enabled=True).values_list("code", flat=True))
