@@ -119,6 +119,21 @@ UNORDERED = "u"  # refused: a message without a version may not replace or delet
 VERDICTS = {APPLIED: "applied", EQUAL: "same version", OLDER: "older than the cache", UNORDERED: "unordered"}
 
 
+def put_verdict(version: int, *, held: int | None, tombstone: int | None) -> str:
+    """What the script answers for a put of `version` (0: unordered) on a key holding a record
+    of version `held` (None: no record; 0: an unordered one) and a tombstone (None or 0: none).
+
+    The script's rule, for readers that must predict it (a replay's dry run and pre-check);
+    tests/kafkacache/test_cache.py holds the two to the same answers on the real Redis.
+    """
+    tomb = tombstone or 0
+    if version > 0:
+        if (held is None or version >= held) and version > tomb:
+            return EQUAL if held is not None and version == held else APPLIED
+        return OLDER
+    return APPLIED if (held is None or held == 0) and tomb == 0 else UNORDERED
+
+
 class CacheOp(NamedTuple):
     """One message's effect on the cache."""
 

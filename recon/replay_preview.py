@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
 from kafkacache.clients import redis_client
 from kafkacache.records import record_decode, record_mask
 from kafkacache.redis_keys import rec_key, tombstone_key
@@ -48,18 +49,19 @@ class Verdict(NamedTuple):
 def version_verdict(replayed: int | None, cached_sv: int | None, tombstone: int | None) -> Verdict:
     """Would the cache apply a message of version `replayed`, given the key's `sv` and tombstone version?
 
-    None means absent (no version on the message, no record, no tombstone). Without a
-    replayed version the versions cannot decide: the answer is `apply` with the reason
-    saying so (the caller then judges by publish time)."""
-    if replayed is None:
-        return Verdict("apply", "unversioned message: judged by publish time")
-    if tombstone is not None and tombstone > replayed and (cached_sv is None or tombstone >= cached_sv):
-        return Verdict("refused", f"the key was deleted at version {tombstone}, newer than {replayed}")
-    if cached_sv is not None and cached_sv > replayed:
+    None means absent (no version on the message: unordered; no record; no
+    tombstone). The answer is the cache script's own (kafkacache.cache.put_verdict).
+    """
+    letter = put_verdict(replayed or 0, held=cached_sv, tombstone=tombstone)
+    if letter == EQUAL:
+        return Verdict("same", f"the cache holds version {replayed} already: written again, no change")
+    if letter == UNORDERED:
+        return Verdict("refused", f"an unversioned message never replaces the cache's version {cached_sv or tombstone}")
+    if letter == OLDER:
+        if tombstone and (cached_sv is None or tombstone >= cached_sv):
+            return Verdict("refused", f"the key was deleted at version {tombstone}, not older than {replayed}")
         return Verdict("refused", f"the cache holds version {cached_sv}, newer than {replayed}")
-    newest = max((v for v in (cached_sv, tombstone) if v is not None), default=None)
-    if newest is not None and newest == replayed:
-        return Verdict("same", f"the cache holds version {replayed} already: no change")
+    newest = max((v for v in (cached_sv, tombstone) if v), default=None)
     return Verdict("apply", f"version {replayed} is newer than the cache's {newest}" if newest else "the key is absent")
 
 
@@ -114,11 +116,10 @@ def field_changes(before: dict | None, after: dict | None) -> list[dict]:
 
 
 def _source_versions(originals: Sequence[Original]) -> dict[uuid.UUID, int | None]:
-    """The replayed messages' source versions, once the publish ledger has them (issue 12)."""
-    if not any(f.name == "source_version" for f in PublishedMessage._meta.get_fields()):
-        return {}
-    field = "source_version"  # a name, so this reads the column once the lead's migration adds it
-    return dict(PublishedMessage.objects.filter(uuid__in=[o.uuid for o in originals]).values_list("uuid", field))
+    """The replayed messages' source versions (None: unordered, or published before versions)."""
+    return dict(
+        PublishedMessage.objects.filter(uuid__in=[o.uuid for o in originals]).values_list("uuid", "source_version")
+    )
 
 
 def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
@@ -236,19 +237,8 @@ def _judge(
         verdict = Verdict("skipped", f"replayed {times_replayed} times already (REPLAY_MAX_PER_MESSAGE)")
     elif way == Way.SOURCE:
         verdict = Verdict("apply", "rebuilt now from the system of record: the newest state of the key")
-    elif replayed_version is not None and (sv is not None or tomb is not None):
-        verdict = version_verdict(replayed_version, sv, tomb)
     else:
-        # Unversioned: the cache's publish-time guard decides (tombstones hold a publish time then).
-        created = _ms(o.published_at)
-        if cached_t is not None and cached_t > created:
-            verdict = Verdict("refused", f"the cache holds a newer message ({cached_uuid})")
-        elif tomb is not None and tomb > created:
-            verdict = Verdict("refused", "the key was deleted after this message")
-        elif cached_uuid == str(o.uuid):
-            verdict = Verdict("same", "the cache holds this very message: no change")
-        else:
-            verdict = Verdict("apply", "the cache holds nothing newer")
+        verdict = version_verdict(replayed_version, sv if cached_uuid is not None else None, tomb)
     entry["verdict"], entry["reason"] = verdict
     return entry
 

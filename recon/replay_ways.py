@@ -39,6 +39,7 @@ from django.db.models import Q
 from config.errors import AppError
 from kafkacache import avro, crypto
 from kafkacache import services as feed_services
+from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.clients import make_consumer, redis_client
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, headers_dict, message_build
@@ -141,12 +142,10 @@ def originals_of(replay: Replay, *, guard: bool = True) -> tuple[list[Original],
 
 
 def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uuid.UUID, str]:
-    """Originals the cache already holds something newer for (a newer version, or a delete), with what.
-
-    The same rule as the cache's own check (kafkacache.cache): an equal version
-    is replayed (idempotent; it repairs a damaged or missing copy), an older one
-    is not, and an unordered original never replaces a versioned record.
-    """
+    """Originals the cache would refuse (a newer version, a newer delete, or a versioned record
+    an unversioned original may not replace), with why: the cache script's own rule
+    (kafkacache.cache.put_verdict). An equal version is replayed: idempotent, it repairs a
+    damaged or missing copy."""
     pipe = client.pipeline(transaction=False)
     for o in originals:
         pipe.hmget(rec_key(o.key), ["sv", "u"])
@@ -158,13 +157,14 @@ def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uui
         held = int(cached_v or 0) if cached_u is not None else None
         tomb = int(deleted or 0)
         version = o.version or 0
-        if held is not None and (held > version or (version == 0 and held > 0)):
+        letter = put_verdict(version, held=held, tombstone=tomb)
+        if letter == OLDER and tomb and (held is None or tomb >= held):
+            newer[o.uuid] = f"superseded: the key was deleted at version {tomb}; replay from the source to restore it"
+        elif letter in (OLDER, UNORDERED):
             newer[o.uuid] = (
                 f"superseded: the cache holds version {held} ({(cached_u or b'').decode()}),"
                 f" newer than this message's {version or 'unversioned'}"
             )
-        elif tomb and tomb >= version:
-            newer[o.uuid] = f"superseded: the key was deleted at version {tomb}; replay from the source to restore it"
     return newer
 
 

@@ -4,7 +4,6 @@ import pytest
 
 from kafkacache.redis_keys import rec_key, tombstone_key
 from kafkacache.services import change_publish
-from recon import replay_preview
 from recon.models import PublishedMessage
 from recon.replay_preview import field_changes, replay_dry_run, version_verdict
 from tests.documents import client_doc
@@ -20,10 +19,12 @@ pytestmark = [pytest.mark.django_db]
         (5, 5, None, "same"),  # equal: idempotent
         (5, 6, None, "refused"),  # the cache holds a newer write
         (5, None, 6, "refused"),  # deleted later
-        (5, 4, 5, "same"),  # this very delete's version
+        (5, 4, 5, "refused"),  # not newer than the delete
         (7, 4, 6, "apply"),  # newer than both
         (5, 6, 3, "refused"),
-        (None, 6, None, "apply"),  # unversioned: the caller judges by publish time
+        (None, 6, None, "refused"),  # unversioned never replaces a versioned record
+        (None, None, None, "apply"),  # but fills an empty key
+        (None, 0, None, "apply"),  # or replaces an unversioned one
     ],
 )
 def test_version_verdict(replayed, sv, tombstone, verdict):
@@ -38,20 +39,19 @@ def test_field_changes_of_masked_records():
 
 
 @pytest.mark.integration
-def test_dry_run_reads_the_cache_and_says_what_each_message_would_do(feed, client_ids, cache, monkeypatch):
+def test_dry_run_reads_the_cache_and_says_what_each_message_would_do(feed, client_ids, cache):
     topic = feed.change
-    fresh = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Fresh"))
-    older = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Old"))
-    gone = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Gone"))
-    versioned = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Versioned"))
+    fresh = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Fresh"), version=4)
+    older = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Old"), version=4)
+    gone = change_publish(topic=topic, event="add", record=client_doc(next(client_ids), name="Gone"), version=4)
+    versioned = change_publish(
+        topic=topic, event="add", record=client_doc(next(client_ids), name="Versioned"), version=9
+    )
     rows = {r.uuid: r for r in PublishedMessage.objects.filter(topic=topic)}
-    ms = {u: round(r.published_at.timestamp() * 1000) for u, r in rows.items()}
-    # The cache: a newer message for `older`'s key, a later delete of `gone`'s, a versioned record for the last.
-    cache.hset(rec_key(rows[older.uuid].key), mapping={"u": "someone-else", "t": ms[older.uuid] + 1000})
-    cache.set(tombstone_key(rows[gone.uuid].key), ms[gone.uuid] + 1000)
+    # The cache: a newer version for `older`'s key, a later delete of `gone`'s, the same version for the last.
+    cache.hset(rec_key(rows[older.uuid].key), mapping={"u": "someone-else", "t": 1, "sv": 5})
+    cache.set(tombstone_key(rows[gone.uuid].key), 6)
     cache.hset(rec_key(rows[versioned.uuid].key), mapping={"u": "v-msg", "t": 1, "sv": 9})
-    # Until issue 12 lands the ledger holds no versions; give this one version 9 (the cache's own).
-    monkeypatch.setattr(replay_preview, "_source_versions", lambda originals: {versioned.uuid: 9})
 
     uuids = [str(m.uuid) for m in (fresh, older, gone, versioned)]
     preview = replay_dry_run(topic=topic, way="audit", scope="messages", target={"uuids": uuids})
@@ -63,7 +63,7 @@ def test_dry_run_reads_the_cache_and_says_what_each_message_would_do(feed, clien
     after = by_uuid[str(fresh.uuid)]["after"]["fields"]
     assert after["name"] == "Fresh" and "4111111111111111" not in str(preview)  # masked
     assert after["cards"][0]["card_number"].endswith("1111")
-    assert by_uuid[str(older.uuid)]["verdict"] == "refused" and "newer message" in by_uuid[str(older.uuid)]["reason"]
+    assert by_uuid[str(older.uuid)]["verdict"] == "refused" and "version 5" in by_uuid[str(older.uuid)]["reason"]
     assert by_uuid[str(gone.uuid)]["verdict"] == "refused" and "deleted" in by_uuid[str(gone.uuid)]["reason"]
     same = by_uuid[str(versioned.uuid)]
     assert (same["verdict"], same["cache_before"]["sv"], same["after"]["version"]) == ("same", 9, 9)
@@ -76,7 +76,7 @@ def test_dry_run_of_offsets_clients_and_dead_letters(feed, client_ids, cache):
     from recon.models import Finding
 
     topic = feed.change
-    one = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
+    one = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)), version=3)
     row = PublishedMessage.objects.get(uuid=one.uuid)
     target = {"partition": row.partition, "start_offset": row.offset, "end_offset": row.offset + 1}
     offsets = replay_dry_run(topic=topic, way="kafka", scope="offsets", target=target)

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
         ('kafkacache', '0005_load_heartbeat'),
-        ('recon', '0007_replay'),
+        ('recon', '0008_source_version'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
