@@ -5,7 +5,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -331,29 +331,33 @@ def key_findings_sync(
     topic: Topic,
     category: str,
     source: str,
-    checked: Sequence[str],
+    checked: Sequence[str] | None,
     problems: dict[str, tuple[uuid.UUID | None, dict]],
     run: ReconRun | None = None,
     load_id: uuid.UUID | None = None,
+    keep: Collection[str] = (),
+    resolutions: dict[str, dict] | None = None,
 ) -> dict[str, int]:
     """Per-record findings of a check (cache leg, validation): one standing finding per key.
 
     A key with a problem gets its open finding updated or a new one; a checked key
-    without a problem has its open finding of this source resolved. Keys not
-    checked are left alone.
+    without a problem has its open finding of this source resolved, with
+    `resolutions[key]` (who or what fixed it) or resolved_by the source. Keys not
+    checked are left alone: `checked` None means every key (a full check) but
+    those in `keep` (not judged this time).
     """
     rules = rules_for(topic)
     now = timezone.now()
-    standing = {
-        f.key: f
-        for f in Finding.objects.filter(
-            topic=topic,
-            category=category,
-            key__in=list(checked),
-            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
-            detail__source=source,
-        )
-    }
+    open_findings = Finding.objects.filter(
+        topic=topic,
+        category=category,
+        status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+        detail__source=source,
+    )
+    if checked is not None:
+        open_findings = open_findings.filter(key__in=list(checked))
+    kept = set(keep)
+    standing = {f.key: f for f in open_findings if f.key not in kept}
     new, changed = [], []
     for key, (message_uuid, detail) in problems.items():
         detail = {**detail, "source": source}
@@ -381,7 +385,8 @@ def key_findings_sync(
             changed.append(finding)
     for finding in standing.values():
         finding.status = Finding.Status.RESOLVED
-        finding.detail = {**finding.detail, "resolved_by": source, "resolved_at": now.isoformat()}
+        resolution = (resolutions or {}).get(finding.key) or {"resolved_by": source}
+        finding.detail = {**finding.detail, **resolution, "resolved_at": now.isoformat()}
         finding.updated_at = now
         changed.append(finding)
     Finding.objects.bulk_create(new, batch_size=2000)

@@ -134,8 +134,10 @@ def test_feed_faults_are_named_exactly(feed):
         "orphan": {str(m.uuid) for m in orphans},
     }
 
-    # The cache leg sees the altered records too: Redis holds the tampered bytes.
+    # The cache leg sees the altered records too (Redis holds the tampered bytes), and the
+    # lost ones: every key the ledger published is checked, delivered or not (issue 12).
     cached = cache_check(topic=change, **window).report
     assert {name: set(entry["keys"]) for name, entry in cached["problems"].items()} == {
-        "differs": {p.key for p in originals}
+        "differs": {p.key for p in originals},
+        "absent": {p.key for p in lost},
     }
