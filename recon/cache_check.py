@@ -186,13 +186,17 @@ class _Leg:
         self.keys_checked: set[str] = set()  # scoped runs only (a full run judges every key)
         self.pending: set[str] = set()
 
-    def _compare(self, expected: list[Expected], cached: list[Cached], *, remember: bool) -> None:
+    def _compare(self, expected: list[Expected], cached: list[Cached], *, remember: bool, deferred=None) -> None:
         self.checked += len(expected)
         self.deleted_checked += sum(1 for e in expected if not e.present)
         if remember:
             self.keys_checked.update(e.key for e in expected)
         self.problems += cc.batch_compare(
-            expected, cached, algorithm=self.topic.hash_algorithm, newer_is_fine=self.newer_is_fine
+            expected,
+            cached,
+            algorithm=self.topic.hash_algorithm,
+            newer_is_fine=self.newer_is_fine,
+            deferred=deferred,
         )
 
     def sql_full(self) -> None:
@@ -200,29 +204,68 @@ class _Leg:
         self.reference, self.keys_how = SqlSource.name, "way source, scope clients, source ods"
         source = SqlSource()
         name = self.topic.name
-        ids: set[int] = set()
-        after = 0
-        while rows := source.versions(after=after, limit=self.batch):
-            after = rows[-1][0]
-            ids.update(cid for cid, _ in rows)
-            expected = [Expected(record_key(cid), version) for cid, version in rows]
-            cached = cc.cache_read(self.redis, [e.key for e in expected])
-            mine = [(e, c) for e, c in zip(expected, cached, strict=True) if not c.topic or c.topic == name]
-            self.other_topic += len(expected) - len(mine)
-            self._compare([e for e, _ in mine], [c for _, c in mine], remember=False)
+        held: set[str] = set()  # every key the source holds (the SCAN looks for the others)
+        versions: dict[str, int] = {}  # equal-version keys, for the differs check at the end
+        deferred = cc.DeferredHashes(algorithm=self.topic.hash_algorithm)
+        try:
+            for expected, cached in self._source_batches(source, held):
+                if any(c.topic and c.topic != name for c in cached):
+                    mine = [(e, c) for e, c in zip(expected, cached, strict=True) if not c.topic or c.topic == name]
+                    self.other_topic += len(expected) - len(mine)
+                    expected, cached = [e for e, _ in mine], [c for _, c in mine]
+                self._compare(expected, cached, remember=False, deferred=deferred)
+            candidates = deferred.mismatched()
+        finally:
+            deferred.close()
+        # Read again and judged one by one (a topic's earlier hash algorithm still matches;
+        # a key that changed since its batch was read is the next run's).
+        source_now = source.versions_of([cid for cid in map(client_id_of, candidates) if cid is not None])
+        for i in range(0, len(candidates), self.batch):
+            chunk = candidates[i : i + self.batch]
+            now = cc.cache_read(self.redis, chunk)
+            for key, have in zip(chunk, now, strict=True):
+                version = source_now.get(client_id_of(key) or 0)
+                if version is None or have.value is None or have.version != version:
+                    self._pend({key})
+                    continue
+                versions[key] = version
+            expected = [Expected(key, versions[key]) for key in chunk if key in versions]
+            again = [have for key, have in zip(chunk, now, strict=True) if key in versions]
+            self.problems += cc.batch_compare(expected, again, algorithm=self.topic.hash_algorithm)
         for found in cc.rec_keys_scan(self.redis, count=self.batch):
-            extra = [k for k in found if client_id_of(k) not in ids]
+            extra = [k for k in found if k not in held]
             if not extra:
                 continue
             cached = cc.cache_read(self.redis, extra)
-            held = [(k, c) for k, c in zip(extra, cached, strict=True) if not c.topic or c.topic == name]
-            self._compare([Expected(k, 0, present=False) for k, _ in held], [c for _, c in held], remember=False)
+            kept = [(k, c) for k, c in zip(extra, cached, strict=True) if not c.topic or c.topic == name]
+            self._compare([Expected(k, 0, present=False) for k, _ in kept], [c for _, c in kept], remember=False)
         # Added to the source after the stream passed its id: judged by the next run.
         late = [p for p in self.problems if p.kind == cc.UNEXPECTED and (client_id_of(p.key) or 0) > 0]
         if late:
             now_held = source.versions_of([client_id_of(p.key) or 0 for p in late])
             self._pend({p.key for p in late if client_id_of(p.key) in now_held})
         self._unpublished_absent()
+
+    def _source_batches(self, source: SqlSource, held: set[str]) -> Iterator[tuple[list[Expected], list[Cached]]]:
+        """The source's versions in keyset batches, each with what Redis holds. The next
+        batch's Redis read is sent before this one is yielded: Redis works on it while the
+        caller compares (and asks PostgreSQL about) this one."""
+        sent = None
+        after = 0
+        while True:
+            rows = source.versions(after=after, limit=self.batch)
+            if sent is not None:
+                expected, cached = sent[0], cc.cache_read_wait(self.redis, sent[1])
+            if rows:
+                after = rows[-1][0]
+                upcoming = [Expected(record_key(cid), version) for cid, version in rows]
+                held.update(e.key for e in upcoming)
+                next_sent = (upcoming, cc.cache_read_send(self.redis, [e.key for e in upcoming]))
+            if sent is not None:
+                yield expected, cached
+            if not rows:
+                return
+            sent = next_sent
 
     def _unpublished_absent(self) -> None:
         """An absent key belongs to the topic that last published it; one nobody published, to

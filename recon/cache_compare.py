@@ -1,20 +1,24 @@
 """The cache leg's compare: Redis read in batches against what should be there.
 
 Pure reads (no findings, no runs): recon.cache_check decides what to compare
-and stores the outcome. Each batch is one pipelined round trip to Redis (HMGET
-of the record's value, version, uuid and topic, plus GET of its tombstone, per
-key) and one query of the publish ledger for the published hash of each cached
-message, so a million keys cost a few hundred round trips, not millions.
+and stores the outcome. Each batch is one round trip to Redis (HMGET of the
+record's value, version, uuid and topic, plus GET of its tombstone, per key, in
+one script call) and one query of the publish ledger for the published hash of
+each cached message, so a million keys cost a few hundred round trips, not millions.
 """
 
 import datetime as dt
+import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import hiredis
 import redis
+from django.conf import settings
 from django.db import connection
+from redis.exceptions import NoScriptError
 
 from kafkacache.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX
 from recon.hashing import content_hash
@@ -36,6 +40,7 @@ class Cached(NamedTuple):
     uuid: str
     topic: str  # tp; "": written before records knew their topic
     tombstone: int  # version of the key's last delete; 0: none
+    created_ms: int = 0  # t: the message's created header (finds its ledger partition)
 
 
 class Expected(NamedTuple):
@@ -55,73 +60,146 @@ class Problem(NamedTuple):
     published_hash: bytes | None = None  # differs: the hash published for the cached uuid
 
 
-def cache_read(client: redis.Redis, keys: Sequence[str]) -> list[Cached]:
-    """The record and tombstone of each key, in one pipelined round trip.
+# The record and tombstone of each key, read in one script call per batch: one
+# round trip, one reply (hiredis parses it in C: per-reply parsing in Python was most
+# of the leg's time at 10,000 keys a batch), and each key's record and tombstone in
+# one snapshot (a pipeline could see the record, then a delete, then its tombstone).
+# A batch takes Redis a few milliseconds, like one of the consumer's apply calls.
+_READ = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local h = redis.call('HMGET', KEYS[i], 'p', 'sv', 'u', 'tp', 't')
+  out[#out + 1] = h[1] or false
+  out[#out + 1] = h[2] or false
+  out[#out + 1] = h[3] or false
+  out[#out + 1] = h[4] or false
+  out[#out + 1] = h[5] or false
+  -- a put drops the tombstone: only a key without a record can have one
+  out[#out + 1] = (not h[1]) and redis.call('GET', KEYS[i + 1]) or false
+end
+return out
+"""
 
-    Packed with hiredis and sent as one write: redis-py's per-command pipeline
-    encoding costs more than Redis itself at 10,000 keys a batch."""
-    if not keys:
-        return []
-    packed = b"".join(
-        hiredis.pack_command(("HMGET", REC_PREFIX + key, "p", "sv", "u", "tp"))  # type: ignore[arg-type]  # stub: a 1-tuple
-        + hiredis.pack_command(("GET", TOMBSTONE_PREFIX + key))  # type: ignore[arg-type]
-        for key in keys
-    )
+
+_READ_SHA = hashlib.sha1(_READ.encode(), usedforsecurity=False).hexdigest()
+
+
+class SentRead(NamedTuple):
+    """A cache_read on the wire: the connection its reply will come on."""
+
+    connection: redis.Connection
+    args: tuple
+
+
+def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
+    """Send a batch's read without waiting for the reply: Redis runs it while the caller
+    compares the previous batch (cache_read_wait reads the reply)."""
+    names: list[str] = []
+    for key in keys:
+        names += (REC_PREFIX + key, TOMBSTONE_PREFIX + key)
+    args = ("EVALSHA", _READ_SHA, len(names), *names)
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command([packed])
-        replies = [conn.read_response() for _ in range(2 * len(keys))]
+        conn.send_packed_command([hiredis.pack_command(args)])  # type: ignore[arg-type]  # stub: a 1-tuple
     except BaseException:
-        conn.disconnect()  # replies may still be on the way: never reuse it
-        raise
-    finally:
+        conn.disconnect()
         pool.release(conn)
+        raise
+    return SentRead(conn, args)
+
+
+def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
+    """The reply of a cache_read_send, one Cached per key in order."""
+    pool = client.connection_pool
+    try:
+        flat = sent.connection.read_response()
+    except NoScriptError:  # a whole reply was read: the connection is fine
+        pool.release(sent.connection)
+        client.script_load(_READ)
+        flat = client.execute_command(*sent.args)
+    except BaseException:
+        sent.connection.disconnect()  # the reply may still be on its way: never reuse it
+        pool.release(sent.connection)
+        raise
+    else:
+        pool.release(sent.connection)
     out = []
-    for i in range(len(keys)):
-        value, version, message_uuid, topic = replies[2 * i]
-        tombstone = replies[2 * i + 1]
+    for i in range(0, len(flat), 6):
+        value, version, message_uuid, topic, created, tombstone = flat[i : i + 6]
         out.append(
             Cached(
                 value,
-                int(version or 0),
-                _text(message_uuid),
-                _text(topic),
-                int(tombstone or 0),
+                int(version) if version else 0,
+                message_uuid.decode(errors="replace") if message_uuid else "",
+                topic.decode(errors="replace") if topic else "",
+                int(tombstone) if tombstone else 0,
+                int(created) if created and created.isdigit() else 0,
             )
         )
     return out
 
 
-def _text(raw: bytes | str | None) -> str:
-    if isinstance(raw, str):
-        return raw
-    return raw.decode(errors="replace") if raw else ""
+def cache_read(client: redis.Redis, keys: Sequence[str]) -> list[Cached]:
+    """The record and tombstone of each key (one round trip)."""
+    if not keys:
+        return []
+    return cache_read_wait(client, cache_read_send(client, keys))
 
 
-def published_hashes(uuids: Iterable[str]) -> dict[str, bytes]:
-    """The published content hash of each of these message UUIDs the ledger holds."""
-    valid = []
-    for text in set(uuids):
-        try:
-            valid.append(uuid.UUID(text))
-        except ValueError:
-            continue  # a value written behind the feed's back: no published hash, it differs
-    if not valid:
-        return {}
+# One index lookup per message (a nested loop, whatever the batch size: with thousands
+# of UUIDs the planner would otherwise scan the whole partition), in the partitions
+# of the publish-time bounds only.
+_HASHES_SQL = """
+SELECT u.id::text, p.content_hash
+FROM unnest(%s::uuid[]) AS u(id)
+CROSS JOIN LATERAL (
+    SELECT content_hash FROM recon_publishedmessage
+    WHERE uuid = u.id AND published_at >= %s AND published_at < %s
+    LIMIT 1
+) p
+"""
+_DAY_MS = 86_400_000
+_PLAIN = re.compile(r"[!-\[\]-~]+")  # printable ASCII without backslash or space: safe in COPY text
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def published_hashes(messages: Iterable[tuple[str, int]]) -> dict[str, bytes]:
+    """The published content hash of each of these (message UUID, created ms) the ledger holds.
+
+    A message is ledgered at its created time, or the broker's when the producer's
+    clock strayed beyond CLOCK_SKEW_MAX_MS (kafkacache.clock): looked up in the days
+    around its created time first, then (the few not found) in every partition."""
+    # A value written behind the feed's back may carry any uuid: no published hash, it differs.
+    by_day: dict[int, set[str]] = {}
+    for text, created_ms in messages:
+        if _UUID.fullmatch(text):
+            by_day.setdefault(created_ms // _DAY_MS if created_ms > 0 else -1, set()).add(text.lower())
+    skew = dt.timedelta(milliseconds=settings.CLOCK_SKEW_MAX_MS)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    found: dict[str, bytes] = {}
+    rest: set[str] = set(by_day.pop(-1, set()))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT uuid, content_hash FROM recon_publishedmessage WHERE uuid = ANY(%s::uuid[])",
-            [valid],
-        )
-        return {str(u): bytes(h) for u, h in cursor.fetchall()}
+        for day, uuids in sorted(by_day.items()):
+            start = epoch + dt.timedelta(days=day)
+            cursor.execute(
+                _HASHES_SQL, ["{" + ",".join(uuids) + "}", start - skew, start + dt.timedelta(days=1) + skew]
+            )
+            found.update((u, bytes(h)) for u, h in cursor.fetchall())
+            rest |= uuids - found.keys()
+        if rest:
+            cursor.execute(_HASHES_SQL, ["{" + ",".join(rest) + "}", epoch, dt.datetime.max.replace(tzinfo=dt.UTC)])
+            found.update((u, bytes(h)) for u, h in cursor.fetchall())
+    return found
 
 
 def hash_matches(value: bytes, expected: bytes, preferred: str) -> bool:
-    # The topic's algorithm first; a topic may have switched algorithms since.
-    for algorithm in (preferred, "blake2b", "xxh3", "crc32"):
+    if preferred and content_hash(value, preferred) == expected:
+        return True
+    # A topic may have switched algorithms since: any other whose digest has this length.
+    for algorithm in ("blake2b", "xxh3", "crc32"):
         if (
-            algorithm
+            algorithm != preferred
             and len(content_hash(b"", algorithm)) == len(expected)
             and content_hash(value, algorithm) == expected
         ):
@@ -130,7 +208,12 @@ def hash_matches(value: bytes, expected: bytes, preferred: str) -> bool:
 
 
 def batch_compare(
-    expected: Sequence[Expected], cached: Sequence[Cached], *, algorithm: str, newer_is_fine: bool = False
+    expected: Sequence[Expected],
+    cached: Sequence[Cached],
+    *,
+    algorithm: str,
+    newer_is_fine: bool = False,
+    deferred: "DeferredHashes | None" = None,
 ) -> list[Problem]:
     """The keys of a batch whose cache is not what the reference says.
 
@@ -138,6 +221,8 @@ def batch_compare(
     whole source: a newer cached version (or a newer delete's tombstone) is a
     later change that reached the cache, not a problem. Against the whole SQL
     source it is: the cache is ahead of the system of record.
+    `deferred`: keys of equal versions go there, for one set-based hash compare at
+    the end, instead of a ledger lookup per batch.
     """
     problems: list[Problem] = []
     same: list[tuple[Expected, Cached]] = []
@@ -155,14 +240,91 @@ def batch_compare(
                 problems.append(Problem(want.key, AHEAD, want, have))
         else:
             same.append((want, have))
-    if same:
-        hashes = published_hashes(have.uuid for _, have in same)
+    if same and deferred is not None:
+        deferred.add(same)
+    elif same:
+        hashes = published_hashes((have.uuid, have.created_ms) for _, have in same)
         for want, have in same:
             published = hashes.get(have.uuid)
             assert have.value is not None
             if published is None or not hash_matches(have.value, published, algorithm):
                 problems.append(Problem(want.key, DIFFERS, want, have, published))
     return problems
+
+
+class DeferredHashes:
+    """Equal-version keys of a whole-source run, compared with the published hashes in one
+    hash join: the cached value's hash per key goes into a temporary table (COPY, per
+    batch), PostgreSQL joins it with the ledger once and answers only the keys that do
+    not match. A million index lookups, one per key, cost several times more."""
+
+    def __init__(self, *, algorithm: str):
+        self.algorithm = algorithm
+        self.table = f"cache_leg_{uuid.uuid4().hex[:12]}"
+        self.low = self.high = 0  # created ms bounds: the ledger partitions to read
+        self.unmatched: list[str] = []  # keys whose cached uuid is not a UUID at all
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TEMPORARY TABLE {self.table} (key text, uuid uuid, hash bytea)")
+
+    def add(self, pairs: Sequence[tuple[Expected, Cached]]) -> None:
+        lines, odd = [], []
+        algorithm = self.algorithm
+        for want, have in pairs:
+            if not _UUID.fullmatch(have.uuid):
+                self.unmatched.append(want.key)
+                continue
+            assert have.value is not None
+            digest = content_hash(have.value, algorithm)
+            if _PLAIN.fullmatch(want.key):
+                lines.append(f"{want.key}\t{have.uuid}\t\\\\x{digest.hex()}\n")
+            else:
+                odd.append((want.key, have.uuid, digest))  # COPY escaping: psycopg's
+            if have.created_ms > 0:
+                self.low = min(self.low or have.created_ms, have.created_ms)
+                self.high = max(self.high, have.created_ms)
+        # One text block per batch: psycopg's per-row writer cost more than the copy itself.
+        with connection.cursor() as cursor, cursor.copy(f"COPY {self.table} (key, uuid, hash) FROM STDIN") as copy:
+            copy.write("".join(lines))
+            for row in odd:
+                copy.write_row(row)
+
+    def mismatched(self) -> list[str]:
+        """Keys whose cached hash is not the published hash of their cached uuid (or whose uuid
+        the ledger does not hold): candidates, the caller checks each against Redis again."""
+        skew = dt.timedelta(milliseconds=settings.CLOCK_SKEW_MAX_MS)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        low = epoch + dt.timedelta(milliseconds=self.low) - skew
+        high = epoch + dt.timedelta(milliseconds=self.high) + skew
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, false)", [settings.RECON_WORK_MEM])
+            # Ledgered at their created time unless the producer's clock strayed (then the
+            # broker's): the partitions of the created-time span first, then the rest.
+            cursor.execute(
+                f"SELECT t.key, p.uuid IS NULL FROM {self.table} t LEFT JOIN recon_publishedmessage p"  # noqa: S608
+                " ON p.uuid = t.uuid AND p.published_at >= %s AND p.published_at < %s"
+                " WHERE p.uuid IS NULL OR p.content_hash <> t.hash",
+                [low, high],
+            )
+            rows = cursor.fetchall()
+            out = [key for key, unknown in rows if not unknown]
+            unknown = [key for key, missing in rows if missing]
+            if unknown:
+                cursor.execute(
+                    f"SELECT t.key FROM {self.table} t WHERE t.key = ANY(%s) AND NOT EXISTS ("  # noqa: S608
+                    " SELECT 1 FROM recon_publishedmessage p WHERE p.uuid = t.uuid AND p.content_hash = t.hash)",
+                    [unknown],
+                )
+                out += [row[0] for row in cursor.fetchall()]
+            cursor.execute("RESET work_mem")
+        return out + self.unmatched
+
+    def close(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+def _text(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else raw.decode(errors="replace")
 
 
 def rec_keys_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:

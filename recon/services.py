@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from config.errors import AppError
 from recon import audit
-from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare
+from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare, window_republished
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
 from recon.replay_selectors import replays_delivered
 from recon.rules import Verdict, classify, rules_for
@@ -126,6 +126,9 @@ def window_reconcile(
             comparison = Comparison([], 0, False)
         else:
             comparison = window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        # Clean counts and digests cannot show a version published twice: always looked for.
+        republished, cut = window_republished(window=window, topic=topic, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        comparison = comparison._replace(drafts=comparison.drafts + republished, truncated=comparison.truncated or cut)
         verdicts = _findings_sync(window=window, topic=topic, comparison=comparison, run=run, now=now)
         by_category: dict[str, int] = defaultdict(int)
         by_classification: dict[str, int] = defaultdict(int)
@@ -145,6 +148,7 @@ def window_reconcile(
             "published": window.published_count,
             "consumed": window.consumed_count,
             "pending": comparison.pending,
+            "redelivered": comparison.redelivered,
             "findings": dict(by_category),
             "classification": dict(by_classification),
             "truncated": comparison.truncated,
@@ -159,9 +163,10 @@ def window_reconcile(
             consumed_count=window.consumed_count,
             published_digest=window.published_digest,
             consumed_digest=window.consumed_digest,
-        ).update(status=status, summary=summary, reconciled_at=now)
+        ).update(status=status, summary=summary, reconciled_at=now, redelivered=comparison.redelivered)
         if changed:
             window.status, window.summary, window.reconciled_at = status, summary, now
+            window.redelivered = comparison.redelivered
         else:
             logger.info("window %s changed while being reconciled; left open for the next pass", window.pk)
     log = logger.warning if status == Window.Status.DISCREPANT else logger.info
