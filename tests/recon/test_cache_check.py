@@ -326,3 +326,89 @@ def test_a_key_in_flight_is_pending_not_a_finding(feed, cache):
     assert (report["pending"], report["all_matched"], report["findings"]["new"]) == (2, True, 0)
     report = cache_check(topic=bulk, now=_later()).report
     assert report["problems"] == {"absent": {"count": 2, "keys": ["client:1", "client:2"]}}
+
+
+def test_a_file_source_is_checked_by_its_last_load_and_a_replay_of_the_load_closes_it(feed, cache, tmp_path, settings):
+    import json
+
+    from tests.documents import client_doc
+
+    settings.SOURCE_FILE_DIR = str(tmp_path)
+    bulk = feed.bulk
+    operator = User.objects.create_user("leg-file-operator")
+    access.topic_grant(operator, bulk, "operator")
+    docs = [{**client_doc(i), "version": 10 + i} for i in (1, 2, 3)]
+    (tmp_path / "export.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    load = load_run(
+        load_id=load_start(topic=bulk, source="file:export.jsonl", client_ids=None, requested_by=None, queue=False).id
+    )
+    _consume_all(bulk.name, 0)
+    clean = cache_check(topic=bulk, now=_later()).report
+    assert (clean["reference"], clean["checked"], clean["all_matched"]) == (
+        f"load {load.pk} of file:export.jsonl",
+        3,
+        True,
+    )
+
+    cache.delete(rec_key("client:1"))
+    cache.hset(rec_key("client:2"), "sv", "5")
+    cache.hset(rec_key("client:3"), "p", b"not what was published")
+    report = cache_check(topic=bulk, now=_later()).report
+    assert {k: e["keys"] for k, e in report["problems"].items()} == {
+        "absent": ["client:1"],
+        "stale": ["client:2"],
+        "differs": ["client:3"],
+    }
+    stale = Finding.objects.get(topic=bulk, key="client:2").detail
+    assert (stale["source_version"], stale["cached_version"]) == (12, 5) and f"scope load {load.pk}" in stale["fix"]
+
+    replay, _ = replay_request(
+        topic=bulk,
+        way="source",
+        scope="load",
+        target={"load": str(load.pk)},
+        reason="leg",
+        requested_by=operator,
+        queue=False,
+    )
+    assert replay_run(replay_id=replay.pk).status == "done"
+    _consume_all(bulk.name, 3)
+    fixed = cache_check(topic=bulk, now=_later()).report
+    assert fixed["all_matched"] is True and fixed["findings"]["resolved"] == 3
+
+
+def test_the_schedule_runs_the_leg_of_every_feed_topic_and_a_replay_queues_it(
+    feed, cache, django_capture_on_commit_callbacks
+):
+    ods_seed(clients=2, using="default")
+    ids = tasks.cache_legs_due()
+    assert set(ids) >= {feed.bulk.pk, feed.change.pk} and topic_make("leg-other").pk not in tasks.cache_legs_due()
+    run = ReconRun.objects.get(pk=tasks.cache_leg_task(feed.change.pk))
+    assert (run.kind, run.trigger, run.status) == ("cache", "schedule", "done")
+
+    operator = User.objects.create_user("leg-queue-operator")
+    access.topic_grant(operator, feed.bulk, "operator")
+    replay, _ = replay_request(
+        topic=feed.bulk,
+        way="source",
+        scope="clients",
+        target={"keys": ["client:424242"]},
+        reason="leg",
+        requested_by=operator,
+        queue=False,
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        replay_run(replay_id=replay.pk)
+    assert len(callbacks) == 1  # the cache leg of the replay's keys, queued when the replay commits
+
+
+def test_on_demand_cache_run_without_a_range_checks_the_whole_topic(feed, cache):
+    from rest_framework.test import APIClient
+
+    operator = User.objects.create_user("leg-api-operator")
+    access.topic_grant(operator, feed.bulk, "operator")
+    api = APIClient()
+    api.force_authenticate(operator)
+    response = api.post("/api/recon/runs", {"topic": feed.bulk.name, "kind": "cache"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["report"]["all_matched"] is True and response.json()["trigger"] == "api"
