@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "cache-check"  # the findings' detail.source: this leg's standing findings
 REPORT_KEYS = 1000  # keys listed per problem in a run's report (the counts stay exact)
+READS_IN_FLIGHT = 3  # Redis batch reads sent ahead of the one being compared
 
 _FIX = {
     cc.STALE: "replay from source ({how}): republishes version {version}, which replaces the older cached one",
@@ -247,25 +249,29 @@ class _Leg:
         self._unpublished_absent()
 
     def _source_batches(self, source: SqlSource, held: set[str]) -> Iterator[tuple[list[Expected], list[Cached]]]:
-        """The source's versions in keyset batches, each with what Redis holds. The next
-        batch's Redis read is sent before this one is yielded: Redis works on it while the
-        caller compares (and asks PostgreSQL about) this one."""
-        sent = None
-        after = 0
-        while True:
-            rows = source.versions(after=after, limit=self.batch)
-            if sent is not None:
-                expected, cached = sent[0], cc.cache_read_wait(self.redis, sent[1])
-            if rows:
-                after = rows[-1][0]
-                upcoming = [Expected(record_key(cid), version) for cid, version in rows]
-                held.update(e.key for e in upcoming)
-                next_sent = (upcoming, cc.cache_read_send(self.redis, [e.key for e in upcoming]))
-            if sent is not None:
-                yield expected, cached
-            if not rows:
-                return
-            sent = next_sent
+        """The source's versions in keyset batches, each with what Redis holds. Reads of the
+        next batches are sent before this one is yielded (READS_IN_FLIGHT, each on its own
+        connection): Redis works on them while the caller compares this one, and a Redis
+        busy with other clients serves one command per connection per turn."""
+        sent: deque[tuple[list[Expected], cc.SentRead]] = deque()
+        after, more = 0, True
+        try:
+            while more or sent:
+                while more and len(sent) < READS_IN_FLIGHT:
+                    rows = source.versions(after=after, limit=self.batch)
+                    if not rows:
+                        more = False
+                        break
+                    after = rows[-1][0]
+                    upcoming = [Expected(record_key(cid), version) for cid, version in rows]
+                    held.update(e.key for e in upcoming)
+                    sent.append((upcoming, cc.cache_read_send(self.redis, [e.key for e in upcoming])))
+                if sent:
+                    expected, read = sent.popleft()
+                    yield expected, cc.cache_read_wait(self.redis, read)
+        finally:
+            for _, read in sent:  # a run that failed midway: replies never read, connections dropped
+                cc.cache_read_discard(self.redis, read)
 
     def _unpublished_absent(self) -> None:
         """An absent key belongs to the topic that last published it; one nobody published, to
@@ -324,8 +330,10 @@ class _Leg:
         candidates = [p for p in self.problems if p.kind in waiting]
         since = self.now - dt.timedelta(seconds=self.topic.latency_limit_seconds)
         coming: dict[str, int] = {}
+        topic_ids = list(Topic.objects.values_list("pk", flat=True)) if candidates else []
         for i in range(0, len(candidates), self.batch):
-            coming.update(cc.in_flight([p.key for p in candidates[i : i + self.batch]], since=since))
+            keys = [p.key for p in candidates[i : i + self.batch]]
+            coming.update(cc.in_flight(keys, since=since, topic_ids=topic_ids))
         self._pend(
             {
                 p.key

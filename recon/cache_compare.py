@@ -109,6 +109,12 @@ def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
     return SentRead(conn, args)
 
 
+def cache_read_discard(client: redis.Redis, sent: SentRead) -> None:
+    """Give up on a sent read: its reply would come on the connection, so it is never reused."""
+    sent.connection.disconnect()
+    client.connection_pool.release(sent.connection)
+
+
 def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
     """The reply of a cache_read_send, one Cached per key in order."""
     pool = client.connection_pool
@@ -339,7 +345,7 @@ def rec_keys_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:
             return
 
 
-def in_flight(keys: Sequence[str], *, since: dt.datetime) -> dict[str, int]:
+def in_flight(keys: Sequence[str], *, since: dt.datetime, topic_ids: Sequence[int]) -> dict[str, int]:
     """Keys with a message published since `since` (any topic): the newest such version per key.
 
     A fix already on its way (published, still in the consumer's lag) is not a
@@ -348,9 +354,10 @@ def in_flight(keys: Sequence[str], *, since: dt.datetime) -> dict[str, int]:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
+            # topic and time first: the (topic, published_at) index, in the newest partition
             "SELECT key, max(coalesce(source_version, 0)) FROM recon_publishedmessage"
-            " WHERE key = ANY(%s) AND published_at >= %s GROUP BY key",
-            [list(keys), since],
+            " WHERE topic_id = ANY(%s) AND published_at >= %s AND key = ANY(%s) GROUP BY key",
+            [list(topic_ids), since, list(keys)],
         )
         return dict(cursor.fetchall())
 
