@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -127,10 +128,12 @@ def cache_check(
                 leg.ledger(scope="load", params=[load.pk], reference=f"load {load.pk} of {load.source}")
         else:
             leg.ledger(scope="range", params=[start, end], reference="publish ledger")
-        problems = leg.settle()
+        with leg._timed("settle"):
+            problems = leg.settle()
         drafts = {p.key: (_uuid(p.cached.uuid), _detail(p, topic, leg)) for p in problems}
-        checked = None if full else sorted(leg.keys_checked)
+        checked = None if leg.whole else sorted(leg.keys_checked)
         resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending)
+        began = time.monotonic()
         outcome = key_findings_sync(
             topic=topic,
             category=Finding.Category.CACHE,
@@ -142,8 +145,9 @@ def cache_check(
             keep=leg.pending,
             resolutions=resolutions,
         )
+        leg.timings["findings"] = time.monotonic() - began
         by_kind: dict[str, list[str]] = {}
-        for p in sorted(problems):
+        for p in sorted(problems, key=lambda p: (p.kind, p.key)):
             by_kind.setdefault(p.kind, []).append(p.key)
         seconds = time.monotonic() - started
         report.update(
@@ -157,6 +161,7 @@ def cache_check(
             findings=outcome,
             seconds=round(seconds, 3),
             keys_per_second=round(leg.checked / seconds) if seconds > 0 else None,
+            timings={phase: round(t, 2) for phase, t in leg.timings.items()},
             as_of=now.isoformat(),
         )
     log = logger.warning if problems else logger.info
@@ -185,8 +190,18 @@ class _Leg:
         self.checked = 0
         self.deleted_checked = 0
         self.other_topic = 0
-        self.keys_checked: set[str] = set()  # scoped runs only (a full run judges every key)
+        self.whole = False  # every key was judged (the whole source or ledger): resolve any other
+        self.keys_checked: set[str] = set()  # otherwise the keys judged
         self.pending: set[str] = set()
+        self.timings: dict[str, float] = {}  # seconds per phase (the report's `timings`)
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.monotonic() - began
 
     def _compare(self, expected: list[Expected], cached: list[Cached], *, remember: bool, deferred=None) -> None:
         self.checked += len(expected)
@@ -204,6 +219,7 @@ class _Leg:
     def sql_full(self) -> None:
         """The whole SQL source, then every record Redis holds that the source does not."""
         self.reference, self.keys_how = SqlSource.name, "way source, scope clients, source ods"
+        self.whole = True
         source = SqlSource()
         name = self.topic.name
         held: set[str] = set()  # every key the source holds (the SCAN looks for the others)
@@ -215,8 +231,10 @@ class _Leg:
                     mine = [(e, c) for e, c in zip(expected, cached, strict=True) if not c.topic or c.topic == name]
                     self.other_topic += len(expected) - len(mine)
                     expected, cached = [e for e, _ in mine], [c for _, c in mine]
-                self._compare(expected, cached, remember=False, deferred=deferred)
-            candidates = deferred.mismatched()
+                with self._timed("compare"):
+                    self._compare(expected, cached, remember=False, deferred=deferred)
+            with self._timed("hash_join"):
+                candidates = deferred.mismatched()
         finally:
             deferred.close()
         # Read again and judged one by one (a topic's earlier hash algorithm still matches;
@@ -234,7 +252,7 @@ class _Leg:
             expected = [Expected(key, versions[key]) for key in chunk if key in versions]
             again = [have for key, have in zip(chunk, now, strict=True) if key in versions]
             self.problems += cc.batch_compare(expected, again, algorithm=self.topic.hash_algorithm)
-        for found in cc.rec_keys_scan(self.redis, count=self.batch):
+        for found in self._scan():
             extra = [k for k in found if k not in held]
             if not extra:
                 continue
@@ -258,7 +276,8 @@ class _Leg:
         try:
             while more or sent:
                 while more and len(sent) < READS_IN_FLIGHT:
-                    rows = source.versions(after=after, limit=self.batch)
+                    with self._timed("source"):
+                        rows = source.versions(after=after, limit=self.batch)
                     if not rows:
                         more = False
                         break
@@ -268,10 +287,21 @@ class _Leg:
                     sent.append((upcoming, cc.cache_read_send(self.redis, [e.key for e in upcoming])))
                 if sent:
                     expected, read = sent.popleft()
-                    yield expected, cc.cache_read_wait(self.redis, read)
+                    with self._timed("redis"):
+                        cached = cc.cache_read_wait(self.redis, read)
+                    yield expected, cached
         finally:
             for _, read in sent:  # a run that failed midway: replies never read, connections dropped
                 cc.cache_read_discard(self.redis, read)
+
+    def _scan(self) -> Iterator[list[str]]:
+        scan = cc.rec_keys_scan(self.redis, count=self.batch)
+        while True:
+            with self._timed("scan"):
+                found = next(scan, None)
+            if found is None:
+                return
+            yield found
 
     def _unpublished_absent(self) -> None:
         """An absent key belongs to the topic that last published it; one nobody published, to
@@ -312,13 +342,13 @@ class _Leg:
 
     def ledger(self, *, scope: str, params: list[Any], reference: str) -> None:
         """The publish ledger's latest message per key of the scope (delivered or not)."""
-        self.reference, self.newer_is_fine = reference, True
+        self.reference, self.newer_is_fine, self.whole = reference, True, scope == "topic"
         if scope == "load":
             self.keys_how = f"way source, scope load {params[0]}"
         else:
             self.keys_how = "way source, scope clients, with the source the key came from"
         for expected in cc.ledger_expected(topic_id=self.topic.pk, scope=scope, params=params, batch=self.batch):
-            self._compare(expected, cc.cache_read(self.redis, [e.key for e in expected]), remember=True)
+            self._compare(expected, cc.cache_read(self.redis, [e.key for e in expected]), remember=not self.whole)
 
     def _pend(self, keys: set[str]) -> None:
         self.pending |= keys
