@@ -232,6 +232,15 @@ CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
 }
 CELERY_BEAT_SCHEDULE["recon-partitions-maintain"] = {"task": "recon.tasks.partitions_maintain", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["recon-audit-purge"] = {"task": "recon.tasks.audit_purge", "schedule": 3600.0}
+# The cache leg (recon.cache_check): every bulk and change topic against its system of
+# record this often; keys per Redis round trip and per source/ledger batch.
+CACHE_LEG_SCHEDULE_SECONDS = env_int("CACHE_LEG_SCHEDULE_SECONDS", 3600, minimum=60)
+CACHE_LEG_BATCH_SIZE = env_int("CACHE_LEG_BATCH_SIZE", 10000, minimum=100)
+CELERY_BEAT_SCHEDULE["recon-cache-legs"] = {
+    "task": "recon.tasks.cache_legs_due",
+    "schedule": float(CACHE_LEG_SCHEDULE_SECONDS),
+    "options": {"expires": float(CACHE_LEG_SCHEDULE_SECONDS)},
+}
 # Replays and reprocessing (recon.replay): messages per request, per publish/process batch,
 # how long one request may read Kafka, and when a silent running replay is taken over.
 REPLAY_MAX_MESSAGES = env_int("REPLAY_MAX_MESSAGES", 10000, minimum=1)

@@ -149,6 +149,20 @@ class SqlSource:
             )
             return cursor.fetchall()
 
+    def versions_of(self, client_ids: Sequence[int]) -> dict[int, int]:
+        """The row_version of each of these clients that exists (the cache leg of a set of keys)."""
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT client_id, row_version FROM ods.clients WHERE client_id = ANY(%s)", [list(client_ids)]
+            )
+            return dict(cursor.fetchall())
+
+    def readable(self) -> bool:
+        """Whether the source's schema exists here (a deployment may feed only files and the API)."""
+        with self._cursor() as cursor:
+            cursor.execute("SELECT to_regclass('ods.clients') IS NOT NULL")
+            return bool(cursor.fetchone()[0])
+
     def changes_read(self, *, limit: int) -> list[Change]:
         """The oldest changes not yet published, in change order.
 

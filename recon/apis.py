@@ -2,7 +2,8 @@
 
 POST api/recon/runs {topic, start, end} reconciles the topic's windows over the
 range and answers the stored report. kind "cache" (the cache leg) and
-"validation" (business rules on cached data) take a range or a load instead.
+"validation" (business rules on cached data) take a range or a load instead; a
+cache run with neither checks the whole topic against its system of record.
 Acting needs operate permission on the topic, reading needs view permission
 (recon.access); every run asked for is recorded as an operator action.
 """
@@ -35,7 +36,7 @@ class RunCreateSerializer(serializers.Serializer):
         has_range = "start" in attrs and "end" in attrs
         if attrs["kind"] == ReconRun.Kind.TRANSPORT and not has_range:
             raise serializers.ValidationError("A reconcile run needs start and end.")
-        if not has_range and "load" not in attrs:
+        if not has_range and "load" not in attrs and attrs["kind"] != ReconRun.Kind.CACHE:
             raise serializers.ValidationError("Give start and end, or a load.")
         if has_range and attrs["start"] >= attrs["end"]:
             raise serializers.ValidationError({"end": "end must be after start."})

@@ -23,7 +23,7 @@ from recon.models import Finding, Topic, Window
 Cat = Finding.Category
 
 # What the engine finds (and owns: window_reconcile syncs exactly these per window).
-ENGINE_CATEGORIES = (Cat.MISSING, Cat.DELAYED, Cat.DUPLICATE, Cat.ALTERED, Cat.ORPHAN, Cat.COUNT)
+ENGINE_CATEGORIES = (Cat.MISSING, Cat.DELAYED, Cat.DUPLICATE, Cat.ALTERED, Cat.ORPHAN, Cat.COUNT, Cat.REPUBLISHED)
 
 # Every published/consumed pair of the window that is not a clean match, and every
 # row with no twin. A hash join over raw rows (no aggregation), so the cost is
@@ -47,15 +47,28 @@ WHERE p.uuid IS NULL OR c.uuid IS NULL OR c.content_hash <> p.content_hash OR c.
 SELECT * FROM d LIMIT %(cap)s
 """
 
-# UUIDs with more than one consume row, with how many were deliveries the subscriber took
-# (a dead letter reprocessed later is one delivery, not a duplicate) and the first attempt.
+# UUIDs with more than one consume row. A delivery is a (group, partition, offset) the
+# subscriber took (a dead letter reprocessed later is one delivery); the same position
+# read again (a consumer that died before committing its offset) is a redelivery,
+# counted, not a duplicate. Listed: UUIDs delivered twice or more, and redelivered ones
+# with a late consume row (their delay is their first delivery's). The last row (uuid
+# NULL) is the window's number of redeliveries, exact whatever the cap.
 _CONSUMED_TWICE_SQL = """
-WITH d AS MATERIALIZED (
-SELECT uuid, count(*) FILTER (WHERE outcome <> 'dead'), min(consumed_at) FROM recon_consumedmessage
+WITH g AS MATERIALIZED (
+SELECT uuid,
+       count(DISTINCT ("group", partition, "offset")) FILTER (WHERE outcome <> 'dead') AS deliveries,
+       min(consumed_at) AS first,
+       count(*) FILTER (WHERE outcome <> 'dead') AS taken,
+       max(consumed_at - published_at) AS slowest
+FROM recon_consumedmessage
 WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NOT NULL
 GROUP BY uuid HAVING count(*) > 1
+), d AS MATERIALIZED (
+SELECT uuid, deliveries, first FROM g WHERE deliveries > 1 OR slowest > %(limit)s LIMIT %(cap)s
 )
-SELECT * FROM d LIMIT %(cap)s
+SELECT uuid, deliveries, first FROM d
+UNION ALL
+SELECT NULL::uuid, coalesce(sum(taken - deliveries), 0)::bigint, NULL::timestamptz FROM g
 """
 
 # UUIDs the publish ledger holds twice (a ledger batch written twice).
@@ -116,6 +129,7 @@ class Comparison(NamedTuple):
     drafts: list[Draft]
     pending: int  # published, not consumed yet, window not closed: in flight, not missing
     truncated: bool  # more discrepant UUIDs than the cap; the first `cap` are reported
+    redelivered: int = 0  # consume rows that re-read a (group, partition, offset) already taken
 
 
 def _iso(at: dt.datetime | None) -> str | None:
@@ -148,7 +162,8 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         cursor.execute(_JOIN_SQL, params)
         rows = cursor.fetchall()
         cursor.execute(_CONSUMED_TWICE_SQL, params)
-        consumed_twice = {u: (n, first) for u, n, first in cursor.fetchall()}
+        *twice_rows, (_, redelivered, _) = cursor.fetchall()
+        consumed_twice = {u: (n, first) for u, n, first in twice_rows}
         cursor.execute(_PUBLISHED_TWICE_SQL, params)
         published_twice = dict(cursor.fetchall())
         cursor.execute(_NO_UUID_SQL, params)
@@ -258,7 +273,7 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         detail = {"published": window.published_count, "consumed": window.consumed_count}
         drafts.append(Draft(Cat.COUNT, None, "", detail))
 
-    return Comparison(_with_loads(drafts, topic, window), pending, truncated)
+    return Comparison(_with_loads(drafts, topic, window), pending, truncated, int(redelivered))
 
 
 def _with_loads(drafts: list[Draft], topic: Topic, window: Window) -> list[Draft]:
@@ -270,3 +285,56 @@ def _with_loads(drafts: list[Draft], topic: Topic, window: Window) -> list[Draft
         cursor.execute(_LOADS_SQL, {"topic": topic.pk, "start": window.start, "end": window.end, "uuids": missing})
         loads = dict(cursor.fetchall())
     return [d._replace(load_id=loads.get(d.uuid)) if d.category == Cat.MISSING else d for d in drafts]
+
+
+# The same record version published again under a new UUID, not as a replay: a
+# restarted bulk load or change feed. Both copies are in the ledger and both are
+# delivered, so the transport legs see two clean messages; only the version says the
+# second is a copy. Looked for in the window and one window length before it; the
+# finding is the window's that holds the latest copy.
+_REPUBLISHED_SQL = """
+WITH r AS MATERIALIZED (
+SELECT key, source_version, count(DISTINCT uuid) AS copies,
+       array_agg(uuid::text ORDER BY published_at, id) AS uuids,
+       array_agg(published_at ORDER BY published_at, id) AS ats,
+       array_agg(load_id::text ORDER BY published_at, id) AS loads
+FROM recon_publishedmessage
+WHERE topic_id = %(topic)s AND published_at >= %(lookback)s AND published_at < %(end)s
+  AND source_version IS NOT NULL AND replay_of IS NULL
+GROUP BY key, source_version
+HAVING count(DISTINCT uuid) > 1 AND max(published_at) >= %(start)s
+)
+SELECT * FROM r ORDER BY key LIMIT %(cap)s
+"""
+
+
+def window_republished(*, window: Window, topic: Topic, cap: int) -> tuple[list[Draft], bool]:
+    """Record versions of the window published twice or more under different UUIDs, neither a
+    replay: one `republished` draft each (on the latest copy); answers (drafts, truncated)."""
+    if not topic.method_uuid:
+        return [], False
+    params: dict[str, Any] = {
+        "topic": topic.pk,
+        "start": window.start,
+        "end": window.end,
+        "lookback": window.start - (window.end - window.start),
+        "cap": cap + 1,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.RECON_WORK_MEM])
+        cursor.execute(_REPUBLISHED_SQL, params)
+        rows = cursor.fetchall()
+    drafts = []
+    for key, version, copies, uuids, ats, loads in rows[:cap]:
+        detail = {
+            "source_version": version,
+            "copies": copies,
+            "uuids": uuids,
+            "published_at": [_iso(at) for at in ats],
+            "loads": sorted({load for load in loads if load}),
+        }
+        latest_load = loads[-1]
+        drafts.append(
+            Draft(Cat.REPUBLISHED, uuid.UUID(uuids[-1]), key, detail, uuid.UUID(latest_load) if latest_load else None)
+        )
+    return drafts, len(rows) > cap

@@ -181,6 +181,9 @@ class Window(models.Model):
     # Slowest first delivery in the window (consumed_at - published_at), kept by the
     # ledger writer: a clean window below the latency limit needs no per-UUID pass.
     consumed_max_latency_ms = models.BigIntegerField(default=0)
+    # Consume rows that re-read a (group, partition, offset) already taken (a consumer that
+    # died before committing): counted by the reconcile, never duplicate findings.
+    redelivered = models.BigIntegerField(default=0, db_default=0)  # the ledger writers insert windows in SQL
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     reconciled_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)

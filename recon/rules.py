@@ -24,6 +24,9 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     Finding.Category.ORPHAN: (C.EXCEPTION, S.WARNING),
     Finding.Category.COUNT: (C.EXCEPTION, S.WARNING),
     Finding.Category.CACHE: (C.EXCEPTION, S.WARNING),
+    # The same record version again under a new UUID (a restarted load): harmless to the
+    # cache (an equal version is an idempotent write), worth knowing about.
+    Finding.Category.REPUBLISHED: (C.MISMATCH, S.INFO),
 }
 FALLBACK = (C.EXCEPTION.value, S.WARNING.value)
 

@@ -5,7 +5,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from config.errors import AppError
 from recon import audit
-from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare
+from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare, window_republished
 from recon.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
 from recon.replay_selectors import replays_delivered
@@ -127,6 +127,9 @@ def window_reconcile(
             comparison = Comparison([], 0, False)
         else:
             comparison = window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        # Clean counts and digests cannot show a version published twice: always looked for.
+        republished, cut = window_republished(window=window, topic=topic, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        comparison = comparison._replace(drafts=comparison.drafts + republished, truncated=comparison.truncated or cut)
         verdicts = _findings_sync(window=window, topic=topic, comparison=comparison, run=run, now=now)
         by_category: dict[str, int] = defaultdict(int)
         by_classification: dict[str, int] = defaultdict(int)
@@ -146,6 +149,7 @@ def window_reconcile(
             "published": window.published_count,
             "consumed": window.consumed_count,
             "pending": comparison.pending,
+            "redelivered": comparison.redelivered,
             "findings": dict(by_category),
             "classification": dict(by_classification),
             "truncated": comparison.truncated,
@@ -160,9 +164,10 @@ def window_reconcile(
             consumed_count=window.consumed_count,
             published_digest=window.published_digest,
             consumed_digest=window.consumed_digest,
-        ).update(status=status, summary=summary, reconciled_at=now)
+        ).update(status=status, summary=summary, reconciled_at=now, redelivered=comparison.redelivered)
         if changed:
             window.status, window.summary, window.reconciled_at = status, summary, now
+            window.redelivered = comparison.redelivered
         else:
             logger.info("window %s changed while being reconciled; left open for the next pass", window.pk)
     log = logger.warning if status == Window.Status.DISCREPANT else logger.info
@@ -338,29 +343,33 @@ def key_findings_sync(
     topic: Topic,
     category: str,
     source: str,
-    checked: Sequence[str],
+    checked: Sequence[str] | None,
     problems: dict[str, tuple[uuid.UUID | None, dict]],
     run: ReconRun | None = None,
     load_id: uuid.UUID | None = None,
+    keep: Collection[str] = (),
+    resolutions: dict[str, dict] | None = None,
 ) -> dict[str, int]:
     """Per-record findings of a check (cache leg, validation): one standing finding per key.
 
     A key with a problem gets its open finding updated or a new one; a checked key
-    without a problem has its open finding of this source resolved. Keys not
-    checked are left alone.
+    without a problem has its open finding of this source resolved, with
+    `resolutions[key]` (who or what fixed it) or resolved_by the source. Keys not
+    checked are left alone: `checked` None means every key (a full check) but
+    those in `keep` (not judged this time).
     """
     rules = rules_for(topic)
     now = timezone.now()
-    standing = {
-        f.key: f
-        for f in Finding.objects.filter(
-            topic=topic,
-            category=category,
-            key__in=list(checked),
-            status__in=Finding.STANDING,
-            detail__source=source,
-        )
-    }
+    open_findings = Finding.objects.filter(
+        topic=topic,
+        category=category,
+        status__in=Finding.STANDING,
+        detail__source=source,
+    )
+    if checked is not None:
+        open_findings = open_findings.filter(key__in=list(checked))
+    kept = set(keep)
+    standing = {f.key: f for f in open_findings if f.key not in kept}
     new, changed, transitions = [], [], []
     for key, (message_uuid, detail) in problems.items():
         detail = {**detail, "source": source}
@@ -389,7 +398,9 @@ def key_findings_sync(
             finding.updated_at = now
             changed.append(finding)
     for finding in standing.values():
-        transitions.append(finding_mark_resolved(finding, by=source, now=now))
+        resolution = dict((resolutions or {}).get(finding.key) or {})
+        by = str(resolution.pop("resolved_by", source))
+        transitions.append(finding_mark_resolved(finding, by=by, now=now, detail=resolution))
         changed.append(finding)
     Finding.objects.bulk_create(new, batch_size=2000)
     Finding.objects.bulk_update(

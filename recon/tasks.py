@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from kafkacache.models import Load
 from recon import audit, partitions, services
-from recon.cache_check import cache_check
+from recon.cache_check import cache_check, replay_keys
 from recon.models import Topic
 from recon.validation import validation_run
 
@@ -57,6 +57,35 @@ def cache_check_task(
         trigger="task",
         **_args(topic_id, load_id, user_id),
     )
+    return str(run.pk)
+
+
+@shared_task(name="recon.tasks.cache_legs_due", ignore_result=True)
+def cache_legs_due() -> list[int]:
+    """Beat: the cache leg of every bulk and change topic, each its own task."""
+    topic_ids = list(
+        Topic.objects.filter(kind__in=(Topic.Kind.BULK, Topic.Kind.CHANGE)).order_by("pk").values_list("pk", flat=True)
+    )
+    for topic_id in topic_ids:
+        cache_leg_task.delay(topic_id)
+    return topic_ids
+
+
+@shared_task(name="recon.tasks.cache_leg", ignore_result=True)
+def cache_leg_task(topic_id: int, replay_id: str | None = None) -> str:
+    """The whole topic against its system of record; or, after a replay, the replay's keys."""
+    topic = Topic.objects.get(pk=topic_id)
+    if replay_id is None:
+        return str(cache_check(topic=topic, trigger="schedule").pk)
+    from recon.models import Replay
+
+    replay = Replay.objects.get(pk=replay_id)
+    keys = sorted(replay_keys(replay.pk))
+    from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
+    if load is not None:
+        from_sql = replay.way == Replay.Way.SOURCE and load.source == "ods"
+    run = cache_check(topic=topic, keys=keys, keys_source="ods" if from_sql else None, trigger="replay")
     return str(run.pk)
 
 

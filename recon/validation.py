@@ -17,14 +17,38 @@ import re
 import uuid
 from collections.abc import Mapping
 
+from django.db import connection
 from django.utils import timezone
 
 from kafkacache.clients import redis_client
 from kafkacache.redis_keys import rec_key
-from recon.cache_check import CHUNK, keys_handled
-from recon.models import Finding, ReconRun, Topic
+from recon.models import ConsumedMessage, Finding, ReconRun, Topic
 
 logger = logging.getLogger(__name__)
+
+CHUNK = 1000
+_HANDLED = (ConsumedMessage.Outcome.STORED, ConsumedMessage.Outcome.INVALID, ConsumedMessage.Outcome.DELETED)
+
+
+def keys_handled(*, topic: Topic, start: dt.datetime | None, end: dt.datetime | None, load_id=None) -> list[str]:
+    """Record keys the consumer stored or deleted: of a load, or of the topic's messages in [start, end)."""
+    with connection.cursor() as cursor:
+        if load_id is not None:
+            cursor.execute(
+                """SELECT DISTINCT c.key FROM recon_publishedmessage p
+                   JOIN recon_consumedmessage c ON c.uuid = p.uuid AND c.published_at = p.published_at
+                   WHERE p.load_id = %s AND c.outcome = ANY(%s) ORDER BY 1""",
+                [load_id, list(_HANDLED)],
+            )
+        else:
+            cursor.execute(
+                """SELECT DISTINCT key FROM recon_consumedmessage
+                   WHERE topic_id = %s AND published_at >= %s AND published_at < %s AND outcome = ANY(%s)
+                   ORDER BY 1""",
+                [topic.pk, start, end, list(_HANDLED)],
+            )
+        return [row[0] for row in cursor.fetchall()]
+
 
 REQUIRED = ("name", "segment", "status", "country")
 _EXPIRY = re.compile(r"^(?P<month>0[1-9]|1[0-2])/(?P<year>\d{2})$")

@@ -24,6 +24,7 @@ class Faults(NamedTuple):
     duplicate: set[uuid.UUID]
     delayed: set[uuid.UUID]
     orphan: set[uuid.UUID]
+    redelivered: set[uuid.UUID]
 
 
 def scenario_write(
@@ -35,6 +36,7 @@ def scenario_write(
     duplicate: int = 0,
     delayed: int = 0,
     orphan: int = 0,
+    redelivered: int = 0,
     at: dt.datetime = T0,
 ) -> Faults:
     """n published messages in one window; the first ones of each kind get a fault."""
@@ -53,7 +55,7 @@ def scenario_write(
         for i in range(n)
     ]
     published_record(topic=topic, rows=published)
-    faults = Faults(set(), set(), set(), set(), set())
+    faults = Faults(set(), set(), set(), set(), set(), set())
     cursor = iter(published)
     for _ in range(missing):
         faults.missing.add(next(cursor).uuid)
@@ -63,6 +65,8 @@ def scenario_write(
         faults.duplicate.add(next(cursor).uuid)
     for _ in range(delayed):
         faults.delayed.add(next(cursor).uuid)
+    for _ in range(redelivered):
+        faults.redelivered.add(next(cursor).uuid)
     limit = dt.timedelta(seconds=topic.latency_limit_seconds)
     consumed = []
     for r in published:
@@ -83,7 +87,12 @@ def scenario_write(
         )
         consumed.append(row)
         if r.uuid in faults.duplicate:
-            # a redelivery after a rebalance, a little later
+            # a second real copy (the same message again further on in the log), a little later
+            consumed.append(
+                row._replace(offset=r.offset + 1_000_000, consumed_at=row.consumed_at + dt.timedelta(seconds=1))
+            )
+        if r.uuid in faults.redelivered:
+            # the same offset read again (a consumer that died before committing): redelivery
             consumed.append(row._replace(consumed_at=row.consumed_at + dt.timedelta(seconds=1)))
     for i in range(orphan):
         orphan_uuid = uuid.uuid4()

@@ -152,3 +152,63 @@ def test_rules_turn_tolerated_delays_into_matches():
     assert run.report["classification"] == {"match": 2}
     assert Window.objects.get(topic=topic).status == Window.Status.MATCHED
     assert set(Finding.objects.filter(topic=topic).values_list("classification", flat=True)) == {"match"}
+
+
+def test_a_re_read_offset_is_counted_as_redelivery_not_a_duplicate():
+    topic = topic_make("redelivered")
+    faults = scenario_write(topic, n=60, duplicate=2, redelivered=5)
+    _reconcile(topic)
+    window = Window.objects.get(topic=topic)
+    assert window.redelivered == 5 and window.summary["redelivered"] == 5
+    duplicates = set(Finding.objects.filter(topic=topic, category="duplicate").values_list("uuid", flat=True))
+    assert duplicates == faults.duplicate  # a second copy at another offset stays a duplicate
+    assert window.summary["findings"] == {"duplicate": 2}
+
+
+def test_a_redelivery_that_came_late_is_judged_by_its_first_delivery():
+    topic = topic_make("redelivered-late")
+    faults = scenario_write(topic, n=10, redelivered=1)
+    # the re-read came long after the latency limit; the first delivery was on time
+    from recon.models import ConsumedMessage
+
+    (late,) = faults.redelivered
+    row = ConsumedMessage.objects.filter(uuid=late).order_by("consumed_at").last()
+    ConsumedMessage.objects.filter(pk=row.pk).update(consumed_at=row.consumed_at + dt.timedelta(minutes=10))
+    Window.objects.filter(topic=topic).update(consumed_max_latency_ms=10 * 60 * 1000)
+    _reconcile(topic)
+    window = Window.objects.get(topic=topic)
+    assert (window.redelivered, window.summary["findings"], window.status) == (1, {}, Window.Status.MATCHED)
+
+
+def test_one_version_published_twice_under_two_uuids_is_republished_info():
+    import uuid as uuid_
+
+    from recon.hashing import content_hash
+    from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+
+    topic = topic_make("republished")
+    first, again, replayed = (uuid_.uuid4() for _ in range(3))
+    digest = content_hash(b"v7")
+    at = T0 + dt.timedelta(seconds=5)
+    rows = [
+        PublishedRow(first, 0, 1, "client:7", "bulk", digest, 2, at, source_version=7),
+        PublishedRow(again, 0, 2, "client:7", "bulk", digest, 2, at + dt.timedelta(seconds=30), source_version=7),
+        # a replay of the same version is not a republication
+        PublishedRow(replayed, 0, 3, "client:7", "bulk", digest, 2, at + dt.timedelta(seconds=40), None, first, 7),
+        PublishedRow(uuid_.uuid4(), 0, 4, "client:8", "bulk", digest, 2, at, source_version=8),
+    ]
+    published_record(topic=topic, rows=rows)
+    consumed_record(
+        topic=topic,
+        rows=[
+            ConsumedRow(r.uuid, "g", 0, r.offset, r.key, digest, r.published_at, r.published_at, "stored") for r in rows
+        ],
+    )
+    _reconcile(topic)
+    window = Window.objects.get(topic=topic)
+    assert window.summary["fast_path"] is True  # counts and digests are clean: only the versions tell
+    finding = Finding.objects.get(topic=topic, category="republished")
+    assert (finding.uuid, finding.key, finding.severity) == (again, "client:7", "info")
+    assert finding.detail["uuids"] == [str(first), str(again)] and finding.detail["source_version"] == 7
+    _reconcile(topic)  # found again: kept, not duplicated
+    assert Finding.objects.filter(topic=topic, category="republished").count() == 1

@@ -155,8 +155,17 @@ class PrivateServices:
         return cls(**{**data, "var_dir": Path(data["var_dir"])})
 
 
-def scenario_run(services: PrivateServices, scenario: str, *, messages: int, timeout: float | None = None) -> dict:
-    """Run one scenario in a child process; answers its result (see `_Run.result`)."""
+def scenario_run(
+    services: PrivateServices,
+    scenario: str,
+    *,
+    messages: int,
+    timeout: float | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> dict:
+    """Run one scenario in a child process; answers its result (see `_Run.result`).
+
+    `env_extra`: settings for the product's processes (e.g. CONSUMER_COMMIT_INTERVAL_MS)."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
     tag = f"{scenario}-{uuid.uuid4().hex[:8]}"
@@ -181,6 +190,7 @@ def scenario_run(services: PrivateServices, scenario: str, *, messages: int, tim
     }
     if scenario == "kill":
         env["CONSUMER_LOCK_SECONDS"] = "3"  # a killed run's lock lapses quickly
+    env.update(env_extra or {})
     limit = timeout or max(180.0, messages / 250)
     log_dir = services.var_dir / "runs" / tag
     log_dir.mkdir(parents=True)
@@ -424,6 +434,7 @@ class _Run:
 
     def result(self) -> dict:
         from django.db import connection
+        from django.db.models import Sum
         from django.utils import timezone
 
         from kafkacache.cache import cache_records_get
@@ -432,7 +443,7 @@ class _Run:
         from kafkacache.records import record_decode
         from kafkacache.sources import SqlSource
         from recon.cache_check import cache_check
-        from recon.models import RebalanceEvent
+        from recon.models import Finding, RebalanceEvent, Window
         from recon.services import range_reconcile
 
         load = Load.objects.filter(topic=self.bulk).latest("created_at")
@@ -475,6 +486,9 @@ class _Run:
             trigger="fault-test",
             now=timezone.now() + dt.timedelta(hours=2),
         ).report
+        # Re-read offsets (a consumer killed before its commit), as the windows count them.
+        redelivered = Window.objects.filter(topic=self.bulk).aggregate(n=Sum("redelivered"))["n"] or 0
+        duplicate_findings = Finding.objects.filter(topic=self.bulk, category=Finding.Category.DUPLICATE).count()
         cache = cache_check(topic=self.bulk, load=load, trigger="fault-test").report
         # Redis against the source, record by record
         expected: dict[str, dict] = {}
@@ -503,6 +517,8 @@ class _Run:
             "consumed_distinct": distinct,
             "lost": lost,
             "duplicated_uuids": duplicated_uuids,
+            "redelivered": int(redelivered),
+            "duplicate_findings": duplicate_findings,
             "extra_deliveries": int(extra_deliveries),
             "recon": {
                 "published": report["published"],

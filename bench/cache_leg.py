@@ -1,0 +1,210 @@
+"""The cache leg against the whole SQL source: 1,000,000 keys, with injected divergences.
+
+    .venv/bin/python bench/cache_leg.py [--keys 1000000] [--inject 300]
+
+Seeds --keys clients into schema `ods` of the source database (COPY, kafkacache.ods;
+the schema is recreated: use a bench database), writes the matching Redis records
+directly (pipelined, with their source version and topic) and their publish-ledger
+rows (COPY, in a partition of 2099, dropped at the end), injects --inject divergences
+of each kind, runs the leg (recon.cache_check, the whole source: keyset stream +
+pipelined Redis + SCAN) and prints its time, keys per second and findings per kind.
+It asserts that every injected divergence is found and nothing else. The Redis
+database of REDIS_URL has its kc:* keys removed before and after.
+
+The suite runs a small version (tests/bench/test_cache_leg.py).
+"""
+
+import argparse
+import datetime as dt
+import os
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+DAY = dt.date(2099, 1, 1)
+T0 = dt.datetime(2099, 1, 1, 10, 0, tzinfo=dt.UTC)
+BATCH = 10_000
+PAD = b"x" * 360  # a cached value about the size of a real record's Avro bytes
+
+
+def _value(client_id: int, version: int) -> bytes:
+    return b"%d:%d:" % (client_id, version) + PAD
+
+
+def _redis_clear(client) -> None:
+    for pattern in ("kc:rec:*", "kc:dv:*", "kc:load:*"):
+        batch = []
+        for key in client.scan_iter(pattern, count=10_000):
+            batch.append(key)
+            if len(batch) >= 10_000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
+
+
+def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_name: str) -> None:
+    """Records as the feed writes them (p, u, v, t, sv, tp), one pipelined round trip per batch."""
+    import hiredis
+
+    pool = client.connection_pool
+    for i in range(0, len(rows), BATCH):
+        chunk = rows[i : i + BATCH]
+        packed = b"".join(
+            hiredis.pack_command(
+                ("HSET", f"kc:rec:{key}", "p", value, "u", u, "v", "1", "t", str(t), "sv", str(sv), "tp", topic_name)  # type: ignore[arg-type]
+            )
+            for key, value, u, sv, t in chunk
+        )
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([packed])
+            for _ in chunk:
+                conn.read_response()
+        finally:
+            pool.release(conn)
+
+
+def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
+    """Seed, inject, run the leg; answers the figures and what was injected and found."""
+    from django.db import connection, connections, transaction
+
+    from kafkacache.clients import redis_client
+    from kafkacache.ods import ods_write
+    from kafkacache.sources import source_alias
+    from recon.cache_check import cache_check
+    from recon.hashing import content_hash
+    from recon.ledger import PublishedRow, published_record
+    from recon.models import Topic
+    from recon.partitions import LEDGERS, _partition_create, partition_name
+
+    rng = random.Random(seed)
+    redis = redis_client()
+    _redis_clear(redis)
+    figures: dict = {"keys": keys, "inject_per_kind": inject}
+
+    began = time.perf_counter()
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    ods_write(
+        [(i, f"Client {i}", None, "retail", "active", "DE", at) for i in range(1, keys + 1)],
+        [],
+        [],
+        using=source_alias(),
+    )
+    with connections[source_alias()].cursor() as cursor:
+        cursor.execute("SELECT client_id, row_version FROM ods.clients ORDER BY client_id")
+        versions = cursor.fetchall()
+    figures["seed_ods_seconds"] = round(time.perf_counter() - began, 1)
+
+    topic = Topic.objects.create(
+        name=f"bench.cache-leg-{uuid.uuid4().hex[:8]}", kind=Topic.Kind.BULK, consumer_group="bench"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in LEDGERS:
+            cursor.execute("SELECT to_regclass(%s)", [partition_name(table, DAY)])
+            if cursor.fetchone()[0] is None:
+                _partition_create(cursor, table, DAY)
+    began = time.perf_counter()
+    for start in range(0, len(versions), 50_000):  # in chunks: a million values do not sit in memory
+        cache_rows, ledger_rows = [], []
+        for n, (cid, version) in enumerate(versions[start : start + 50_000], start=start):
+            key, message, value = f"client:{cid}", uuid.uuid4(), _value(cid, version)
+            at = T0 + dt.timedelta(microseconds=n)
+            cache_rows.append((key, value, str(message), version, int(at.timestamp() * 1000)))
+            ledger_rows.append(
+                PublishedRow(
+                    message,
+                    cid % 6,
+                    n,
+                    key,
+                    "bulk",
+                    content_hash(value, topic.hash_algorithm),
+                    len(value),
+                    at,
+                    source_version=version,
+                )
+            )
+        published_record(topic=topic, rows=ledger_rows)
+        _redis_write(redis, cache_rows, topic.name)
+    figures["seed_cache_and_ledger_seconds"] = round(time.perf_counter() - began, 1)
+
+    # Divergences: each kind on its own clients.
+    chosen = rng.sample(range(1, keys + 1), 4 * inject)
+    stale, absent, unexpected, differs = (sorted(chosen[k * inject : (k + 1) * inject]) for k in range(4))
+    with connections[source_alias()].cursor() as cursor:
+        cursor.execute("UPDATE ods.clients SET name = name || ' (moved)' WHERE client_id = ANY(%s)", [stale])
+        cursor.execute("DELETE FROM ods.clients WHERE client_id = ANY(%s)", [unexpected])
+    redis.unlink(*[f"kc:rec:client:{i}" for i in absent])
+    pipe = redis.pipeline(transaction=False)
+    for i in differs:
+        pipe.hset(f"kc:rec:client:{i}", "p", b"tampered:" + PAD)
+    pipe.execute()
+    injected = {
+        "stale": [f"client:{i}" for i in stale],
+        "absent": [f"client:{i}" for i in absent],
+        "unexpected": [f"client:{i}" for i in unexpected],
+        "differs": [f"client:{i}" for i in differs],
+    }
+
+    try:
+        each = []
+        for _ in range(runs):  # again on the same data: the findings are kept, not added again
+            began, cpu = time.perf_counter(), time.process_time()
+            run = cache_check(topic=topic, now=T0 + dt.timedelta(days=1), trigger="bench")
+            each.append((time.perf_counter() - began, time.process_time() - cpu, run.report, os.getloadavg()[0]))
+        seconds, cpu, report, load = min(each, key=lambda e: e[0])
+        figures["runs_seconds"] = [round(e[0], 1) for e in each]
+        figures["timings"] = report["timings"]
+        found = {kind: sorted(entry["keys"]) for kind, entry in report["problems"].items()}
+        counts = {kind: entry["count"] for kind, entry in report["problems"].items()}
+        figures.update(
+            leg_seconds=round(seconds, 2),
+            leg_cpu_seconds=round(cpu, 2),  # this process only (PostgreSQL and Redis work apart)
+            load_average=load,
+            keys_per_second=round(report["checked"] / seconds),
+            checked=report["checked"],
+            findings=counts,
+            findings_stored=each[0][2]["findings"],
+        )
+        assert counts == {kind: len(v) for kind, v in injected.items()}, counts
+        if max(counts.values()) <= 1000:  # the report lists up to 1000 keys per kind
+            assert found == {kind: sorted(v) for kind, v in injected.items()}
+    finally:
+        _redis_clear(redis)
+        with connection.cursor() as cursor:
+            for table in LEDGERS:
+                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")
+        topic.delete()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--inject", type=int, default=300, help="divergences of each kind")
+    parser.add_argument("--runs", type=int, default=1, help="leg runs on the same data (the fastest is shown)")
+    args = parser.parse_args()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    figures = bench_run(keys=args.keys, inject=args.inject, runs=args.runs)
+    print(
+        f"cache leg, whole SQL source: {figures['checked']:,} keys in {figures['leg_seconds']} s"
+        f" ({figures['keys_per_second']:,} keys/s; {figures['leg_cpu_seconds']} s CPU in this process, machine"
+        f" load average {figures['load_average']:.1f}); findings {figures['findings']}"
+        f" (every injected one found, nothing else); seeding: ods {figures['seed_ods_seconds']} s,"
+        f" cache + ledger {figures['seed_cache_and_ledger_seconds']} s"
+    )
+    print(f"runs: {figures['runs_seconds']} s; fastest by phase (s): {figures['timings']}")
+
+
+if __name__ == "__main__":
+    main()
