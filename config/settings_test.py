@@ -12,6 +12,9 @@ _TEST_DEFAULTS = {
     "KAFKA_TOPIC_DEAD_LETTER": "test.cache.dead-letter",
     "KAFKA_CONSUMER_GROUP": "test-cache-feeder",
     "KAFKA_LINGER_MS": "1",
+    # Development semantics at start-up: the dev keys are accepted (config.secrets) and
+    # there is no https redirect. pytest-django still runs each test with DEBUG off.
+    "DJANGO_DEBUG": "1",
 }
 for _name, _value in _TEST_DEFAULTS.items():
     os.environ.setdefault(_name, _value)

@@ -24,4 +24,5 @@ urlpatterns = [
     path("replays/reprocess", replay_views.reprocess, name="reprocess"),
     path("replays/<uuid:pk>/", replay_views.replay_detail, name="replay"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
+    path("assets/plotly.css", views.plotly_css, name="plotly-css"),
 ]

@@ -24,6 +24,7 @@ from config.errors import AppError
 from dashboard import charts, forms, selectors, services
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
+from dashboard.plotly_assets import plotly_styles
 from kafkacache import services as feed_services
 from recon import access
 from recon.models import Finding
@@ -288,6 +289,16 @@ def actions(request: HttpRequest) -> HttpResponse:
 def plotly_js(request: HttpRequest) -> FileResponse:
     """plotly.js from the plotly package, so charts draw without any CDN."""
     response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_GET
+@etag(lambda request: plotly_offline.get_plotlyjs_version())
+def plotly_css(request: HttpRequest) -> HttpResponse:
+    """plotly.js's own rules as a stylesheet (dashboard.plotly_assets): no inline <style> under the CSP."""
+    response = HttpResponse(plotly_styles()[0], content_type="text/css")
     response["Cache-Control"] = "private, max-age=86400"
     return response
 

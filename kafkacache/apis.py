@@ -35,7 +35,7 @@ def _topic_named(name: str) -> Topic | None:
 class LoadsApi(APIView):
     """GET: loads on the topics you may see. POST: start a bulk load (202 + retrieval key)."""
 
-    @extend_schema(responses={200: paginated(LoadSerializer, "PaginatedLoadList")})
+    @extend_schema(operation_id="loads_list", responses={200: paginated(LoadSerializer, "PaginatedLoadList")})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.loads_visible(request.user), request, view=self)

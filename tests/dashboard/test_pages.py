@@ -35,7 +35,9 @@ def test_overview_shows_counts_and_charts(client_for, data, topic_a):
     assert a.open_findings == 1
     html = response.content.decode()
     assert 'src="/assets/plotly.min.js"' in html
-    assert "Plotly.newPlot" in html and 'id="flow-0"' in html
+    # The figure travels as a JSON data block drawn by static/kafkacache/charts.js (no inline script).
+    assert 'id="flow-0" class="plotly-chart" data-figure="flow-0-figure"' in html
+    assert '<script id="flow-0-figure" type="application/json">' in html and "Plotly.newPlot" not in html
 
 
 def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
