@@ -65,7 +65,7 @@ def load_records(*, load: Load, decrypt: bool, offset: int = 0, limit: int = 100
             "created_ms": hit.created_ms,
         }
         try:
-            record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt)
+            record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt, key=key)
             item["record"] = record if decrypt else record_mask(record)
         except (AvroError, CryptoError) as exc:
             item.update(state="unreadable", record=None, error=str(exc))
