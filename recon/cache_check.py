@@ -93,6 +93,14 @@ def _hash_matches(value: bytes, expected: bytes, preferred: str) -> bool:
     return False
 
 
+def _reencrypted(value: bytes, expected: bytes, replaced: bytes | None, rewritten: bytes | None) -> bool:
+    """A value kafkacache.rekey re-encrypted: it replaced bytes that hashed to the published
+    hash (rx) and is still the value it wrote (rn). Anything else is drift."""
+    if not replaced or not rewritten or content_hash(value, "blake2b").hex().encode() != rewritten:
+        return False
+    return any(h.partition(b":")[2] == expected.hex().encode() for h in replaced.split(b","))
+
+
 def cache_problems(latest: list[Latest]) -> dict[str, tuple[uuid.UUID | None, dict]]:
     """Compare Redis with the latest deliveries; answers {key: (uuid, detail)} for each that is off."""
     problems: dict[str, tuple[uuid.UUID | None, dict]] = {}
@@ -101,8 +109,8 @@ def cache_problems(latest: list[Latest]) -> dict[str, tuple[uuid.UUID | None, di
         chunk = latest[i : i + CHUNK]
         pipe = client.pipeline(transaction=False)
         for item in chunk:
-            pipe.hmget(rec_key(item.key), "p", "u")
-        for item, (value, cached_uuid) in zip(chunk, pipe.execute(), strict=True):
+            pipe.hmget(rec_key(item.key), "p", "u", "rx", "rn")
+        for item, (value, cached_uuid, replaced, rewritten) in zip(chunk, pipe.execute(), strict=True):
             base = {"published_at": item.published_at.isoformat(), "expected_hash": item.published_hash.hex()}
             if cached_uuid is not None:
                 base["cached_uuid"] = cached_uuid.decode(errors="replace")
@@ -111,7 +119,9 @@ def cache_problems(latest: list[Latest]) -> dict[str, tuple[uuid.UUID | None, di
                     problems[item.key] = (item.uuid, {**base, "problem": "present after delete"})
             elif value is None:
                 problems[item.key] = (item.uuid, {**base, "problem": "absent"})
-            elif not _hash_matches(value, item.published_hash, item.algorithm):
+            elif not _hash_matches(value, item.published_hash, item.algorithm) and not _reencrypted(
+                value, item.published_hash, replaced, rewritten
+            ):
                 detail = {
                     **base,
                     "problem": "differs",
