@@ -9,4 +9,11 @@ class ProjectConfig(AppConfig):
     verbose_name = "kafkacache settings"
 
     def ready(self) -> None:
+        from django.contrib import admin
+        from rest_framework.authtoken.models import TokenProxy
+
         from config import checks  # noqa: F401  (registers the checks)
+
+        # The old clear-text tokens are gone (migration 0001): no admin page shows token keys.
+        if admin.site.is_registered(TokenProxy):
+            admin.site.unregister(TokenProxy)

@@ -1,6 +1,7 @@
 """Django settings. Every value comes from the environment (see .env.example and
 the README's table); defaults point at the services `bin/services up` starts."""
 
+import datetime as dt
 from pathlib import Path
 
 from csp.constants import NONE as CSP_NONE
@@ -34,10 +35,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept for its table only: tokens moved to knox (config migration 0001)
+    "knox",  # API tokens: hashed at rest, with expiry, revocable
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN on closed networks)
     "guardian",
+    "axes",  # login lockout (django-axes)
     "kafkacache",
     "recon",
     "dashboard",
@@ -55,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RejectNulBytes",
+    "config.middleware.CurrentRequest",  # recon.grants: who granted an object permission
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -79,13 +84,29 @@ DATABASE_URL_DEFAULT = "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacac
 DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL_DEFAULT)}
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out login goes no further
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12, minimum=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username, or
+# from one address, lock it out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0) or None  # proxies before us (X-Forwarded-For)
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -145,13 +166,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "config.auth.ThrottledTokenAuthentication",  # knox: "Authorization: Token <token>"
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per user and per address (anonymous and bad credentials: config.throttles).
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttles.UserThrottle", "config.throttles.AnonThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+}
+# API tokens (django-rest-knox): only a hash is stored, each expires after
+# API_TOKEN_TTL_DAYS, and can be revoked (admin, `manage.py api_token --revoke`).
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env_int("API_TOKEN_TTL_DAYS", 30, minimum=1)),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "kafkacache API",
@@ -180,6 +210,18 @@ SPECTACULAR_SETTINGS = {
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Django's cache (API throttle counters, shared by every web process): Redis, keys
+# under "kc-django:" (never the cache store's kc:rec:/kc:load:/kc:del:).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("DJANGO_CACHE_URL", "") or REDIS_URL,
+        "KEY_PREFIX": "kc-django",
+    }
+}
+# Requests per minute: per user, and per address for anonymous calls and bad tokens.
+API_THROTTLE_USER_PER_MINUTE = env_int("API_THROTTLE_USER_PER_MINUTE", 1200, minimum=1)
+API_THROTTLE_ANON_PER_MINUTE = env_int("API_THROTTLE_ANON_PER_MINUTE", 60, minimum=1)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -288,6 +330,11 @@ CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
     "task": "monitoring.tasks.alerts_evaluate",
     "schedule": float(ALERTS_EVALUATE_SECONDS),
 }
+# Webhooks (monitoring.webhooks): destinations allowed ("host" or ".domain"; empty: none),
+# plain http, and private/loopback/link-local addresses (tests, closed networks).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)

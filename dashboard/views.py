@@ -84,7 +84,7 @@ def findings_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 
 def _payload_topic_ids(request: HttpRequest) -> list[int]:
-    return [t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)]
+    return list(access.topics_payload(request.user).values_list("pk", flat=True))
 
 
 class _Echo:
@@ -264,6 +264,9 @@ def load_detail(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 def rebalances(request: HttpRequest) -> HttpResponse:
     form, page = _filtered_page(request, forms.RebalanceFilterForm, selectors.rebalances_filtered, time_field="at")
+    if page is not None:
+        for event in page.rows:
+            event.partitions = access.partitions_visible(request.user, event.partitions)
     return render(
         request, "dashboard/rebalances.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )

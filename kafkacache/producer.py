@@ -76,7 +76,7 @@ def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | No
         if report is None:  # flush returns once all are reported; this is only a safety net
             report = Delivery(messages[index], -1, -1, "no delivery report")
         if report.error:
-            logger.error("not published: %s %s: %s", message_label(report.message), topic, report.error)
+            logger.error("not published: %r %s: %r", message_label(report.message), topic, report.error)
         out.append(report)
     return out
 
