@@ -12,7 +12,7 @@ class ProjectConfig(AppConfig):
         from django.contrib import admin
         from rest_framework.authtoken.models import TokenProxy
 
-        from config import checks  # noqa: F401  (registers the checks)
+        from config import auth, checks  # noqa: F401  (registers the checks and the API's token scheme)
 
         # The old clear-text tokens are gone (migration 0001): no admin page shows token keys.
         if admin.site.is_registered(TokenProxy):

@@ -11,7 +11,6 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
-from django.core.cache import cache as django_cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.test import Client
@@ -38,12 +37,20 @@ def lockout(settings):
     reset()
 
 
+def _throttle_counters_clear() -> None:
+    from kafkacache.clients import redis_client
+
+    client = redis_client()
+    for key in client.scan_iter("kc-django:*", count=1000):  # Django's cache keys only
+        client.delete(key)
+
+
 @pytest.fixture
 def throttles(settings):
-    django_cache.clear()
+    _throttle_counters_clear()
     settings.API_THROTTLE_ANON_PER_MINUTE = 5
     yield
-    django_cache.clear()
+    _throttle_counters_clear()
 
 
 def _login(client: Client, username: str, password: str):
@@ -131,3 +138,20 @@ def test_a_session_ends_after_its_idle_time_and_each_request_extends_it(settings
     Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - dt.timedelta(seconds=1))  # idle
     answer = client.get(reverse("dashboard:overview"))
     assert answer.status_code == 302 and reverse("login") in answer["Location"]
+
+
+def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
+    """config/migrations/0001_sec_tokens_to_knox: an authtoken key becomes a hashed,
+    expiring knox token under the same string; the clear copy is deleted."""
+    import importlib
+
+    from django.apps import apps
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user("legacy-api", password=PASSWORD)
+    old = Token.objects.create(user=user)
+    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_to_knox(apps, None)
+    assert not Token.objects.exists()
+    row = AuthToken.objects.get(user=user)
+    assert old.key not in (row.digest, row.token_key) and row.expiry is not None
+    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 200
