@@ -1,4 +1,4 @@
-.PHONY: run test services-up services-down services-status bench lint format
+.PHONY: run test services-up services-down services-status bench lint format audit
 
 run:            ## install what is missing, start services and the app with demo data
 	bin/run
@@ -18,6 +18,9 @@ services-status:
 bench:          ## performance: this machine's limits and the product side by side (bench/run.py); QUICK=1 for a small run
 	bin/services up
 	.venv/bin/python bench/run.py $(if $(QUICK),--quick,)
+
+audit:          ## dependency audit (pip-audit) of both locks; says plainly when it cannot run offline
+	bin/audit
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

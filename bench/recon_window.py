@@ -25,6 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# A laptop run with DEBUG off and the development keys (config.secrets): never in production.
+os.environ.setdefault("KAFKACACHE_ALLOW_DEV_SECRETS", "1")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 
 import django
 

@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RUN = uuid.uuid4().hex[:8]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# A laptop run with DEBUG off and the development keys (config.secrets): never in production.
+os.environ.setdefault("KAFKACACHE_ALLOW_DEV_SECRETS", "1")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("DATABASE_URL", "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacache_perf")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 os.environ.setdefault("LOG_LEVEL", "WARNING")

@@ -65,6 +65,17 @@ def env_int_map(name: str, default: str, *, keys: tuple[str, ...], minimum: int 
     return out
 
 
+def env_pair(name: str, default: str) -> tuple[str, str] | None:
+    """ "NAME=value" as a pair (SECURE_PROXY_SSL_HEADER's shape); empty means None."""
+    raw = os.environ.get(name, default).strip()
+    if not raw:
+        return None
+    first, sep, second = raw.partition("=")
+    if not sep or not first.strip() or not second.strip():
+        raise EnvError(f"{name} must look like HTTP_X_FORWARDED_PROTO=https, got {raw!r}")
+    return first.strip(), second.strip()
+
+
 def env_json_object(name: str, default: str = "{}") -> dict:
     raw = os.environ.get(name, default) or "{}"
     try:

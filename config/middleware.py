@@ -5,6 +5,22 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
+class CurrentRequest:
+    """Makes the request known to code that runs without it (recon.grants: who granted)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from recon.grants import current_request
+
+        token = current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            current_request.reset(token)
+
+
 class RejectNulBytes:
     """Under /api/, a NUL byte in the path or a query parameter is a 400 before any view sees it.
 

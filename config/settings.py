@@ -1,8 +1,14 @@
 """Django settings. Every value comes from the environment (see .env.example and
 the README's table); defaults point at the services `bin/services up` starts."""
 
+import datetime as dt
 from pathlib import Path
 
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
+
+from config import secrets
 from config.env import (
     database_from_url,
     env_bool,
@@ -10,14 +16,15 @@ from config.env import (
     env_int_map,
     env_json_object,
     env_list,
+    env_pair,
     env_str,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The default only suits a laptop; `manage.py check --deploy` flags it.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production-0123456789")
+# The default only suits a laptop: with DJANGO_DEBUG=0 it stops the process (config.secrets).
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", secrets.DEV_SECRET_KEY)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
@@ -29,18 +36,22 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept for its table only: tokens moved to knox (config migration 0001)
+    "knox",  # API tokens: hashed at rest, with expiry, revocable
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN on closed networks)
     "guardian",
+    "axes",  # login lockout (django-axes)
     "kafkacache",
     "recon",
     "dashboard",
     "monitoring",
+    "config",  # system checks of the project's own settings (config.checks)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -48,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RejectNulBytes",
+    "config.middleware.CurrentRequest",  # recon.grants: who granted an object permission
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -72,20 +85,73 @@ DATABASE_URL_DEFAULT = "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacac
 DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL_DEFAULT)}
 
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out login goes no further
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12, minimum=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username, or
+# from one address, lock it out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0) or None  # proxies before us (X-Forwarded-For)
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+# Secure cookies, HSTS and the https redirect default on whenever DEBUG is off.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# A session ends after this much idle time: every request pushes its expiry forward.
+SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_IDLE_SECONDS", 1800, minimum=60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Paths (regexes, no leading slash) served over plain http too: the load balancer's probe.
+SECURE_REDIRECT_EXEMPT = env_list("DJANGO_SECURE_REDIRECT_EXEMPT", "^healthz$")
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO=https" (the header the proxy
+# sets and the value that means https). Empty: the connection itself says.
+SECURE_PROXY_SSL_HEADER = env_pair("DJANGO_SECURE_PROXY_SSL_HEADER", "")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts and styles from our own static files
+# only, no inline script or style, nothing framed, forms post to us only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF],
+        "style-src": [CSP_SELF],
+        # plotly.js sets style attributes on the SVG it draws: attributes only (no <style>
+        # element, no selector, so no CSS-based read of the page), never script.
+        "style-src-attr": [CSP_UNSAFE_INLINE],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "frame-ancestors": [CSP_NONE],
+        "form-action": [CSP_SELF],
+    },
+}
+if CSP_REPORT_URI := env_str("DJANGO_CSP_REPORT_URI", ""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [CSP_REPORT_URI]
 GUARDIAN_RAISE_403 = False
 
 LANGUAGE_CODE = "en-us"
@@ -95,18 +161,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]  # the pages' own CSS and JS (no inline script or style)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "config.auth.ThrottledTokenAuthentication",  # knox: "Authorization: Token <token>"
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Per user and per address (anonymous and bad credentials: config.throttles).
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttles.UserThrottle", "config.throttles.AnonThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+}
+# API tokens (django-rest-knox): only a hash is stored, each expires after
+# API_TOKEN_TTL_DAYS, and can be revoked (admin, `manage.py api_token --revoke`).
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env_int("API_TOKEN_TTL_DAYS", 30, minimum=1)),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "kafkacache API",
@@ -135,6 +211,18 @@ SPECTACULAR_SETTINGS = {
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Django's cache (API throttle counters, shared by every web process): Redis, keys
+# under "kc-django:" (never the cache store's kc:rec:/kc:load:/kc:del:).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("DJANGO_CACHE_URL", "") or REDIS_URL,
+        "KEY_PREFIX": "kc-django",
+    }
+}
+# Requests per minute: per user, and per address for anonymous calls and bad tokens.
+API_THROTTLE_USER_PER_MINUTE = env_int("API_THROTTLE_USER_PER_MINUTE", 1200, minimum=1)
+API_THROTTLE_ANON_PER_MINUTE = env_int("API_THROTTLE_ANON_PER_MINUTE", 60, minimum=1)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -164,7 +252,12 @@ MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 10240, minimum=256)
 SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default database
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.
-FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", "dev1:ZGV2LW9ubHkta2V5LTMyLWJ5dGVzLWxvbmctLS0tLS0=")
+FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", secrets.DEV_FIELD_ENCRYPTION_KEYS)
+# The seal (kafkacache.seal): Ed25519. Producers hold SEAL_SIGNING_KEYS ("id:base64
+# 32-byte private seed,...", the first signs); every other process sets it empty and
+# holds only SEAL_VERIFY_KEYS ("id:base64 32-byte public key,..."), which cannot seal.
+SEAL_SIGNING_KEYS = env_str("SEAL_SIGNING_KEYS", secrets.DEV_SEAL_SIGNING_KEYS)
+SEAL_VERIFY_KEYS = env_str("SEAL_VERIFY_KEYS", secrets.DEV_SEAL_VERIFY_KEYS)
 if SOURCE_DATABASE_URL:  # the SQL source reads the Django alias "source" when it is set
     DATABASES["source"] = database_from_url("SOURCE_DATABASE_URL", SOURCE_DATABASE_URL)
 # File sources ("file:<name>") are looked up in this directory only.
@@ -225,7 +318,7 @@ CACHE_TOMBSTONE_SECONDS = env_int(
 )
 # Audit payloads (phase 2), AES-GCM at rest: "id:base64key,..." first encrypts, all
 # decrypt. The default is a dev-only key.
-AUDIT_ENCRYPTION_KEYS = env_str("AUDIT_ENCRYPTION_KEYS", "audit1:ZGV2LW9ubHktYXVkaXQta2V5LTMyLWJ5dGVzLWxvbmc=")
+AUDIT_ENCRYPTION_KEYS = env_str("AUDIT_ENCRYPTION_KEYS", secrets.DEV_AUDIT_ENCRYPTION_KEYS)
 CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
     "task": "recon.tasks.windows_reconcile_due",
     "schedule": float(RECON_SCHEDULE_SECONDS),
@@ -284,6 +377,11 @@ CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
     "task": "monitoring.tasks.alerts_evaluate",
     "schedule": float(ALERTS_EVALUATE_SECONDS),
 }
+# Webhooks (monitoring.webhooks): destinations allowed ("host" or ".domain"; empty: none),
+# plain http, and private/loopback/link-local addresses (tests, closed networks).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", "")
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env_bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
@@ -300,3 +398,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Fail closed on secrets (config.secrets) -----------------------------------------
+ALLOW_DEV_SECRETS = env_bool("KAFKACACHE_ALLOW_DEV_SECRETS", False)
+SECRETS_IN_USE = {
+    "DJANGO_SECRET_KEY": SECRET_KEY,
+    "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEYS,
+    "AUDIT_ENCRYPTION_KEYS": AUDIT_ENCRYPTION_KEYS,
+    "SEAL_SIGNING_KEYS": SEAL_SIGNING_KEYS,
+    "SEAL_VERIFY_KEYS": SEAL_VERIFY_KEYS,
+    "DATABASE_URL": env_str("DATABASE_URL", DATABASE_URL_DEFAULT),
+    "SOURCE_DATABASE_URL": SOURCE_DATABASE_URL,
+}
+secrets.dev_defaults_refuse(SECRETS_IN_USE, debug=DEBUG, allowed=ALLOW_DEV_SECRETS)

@@ -2,11 +2,16 @@
 
 plotly.js itself is served by the dashboard (views.plotly_js) from the copy inside
 the plotly package: the pages work on a closed network. Trace names and labels are
-fixed strings; no user-entered text goes into a figure's script.
+fixed strings. A figure goes into the page as JSON data (json_script), drawn by
+static/kafkacache/charts.js: the CSP allows no inline script.
 """
 
+import json
+
+from django.utils.html import format_html, json_script
+from django.utils.safestring import SafeString
 from plotly import graph_objects as go
-from plotly.io import to_html
+from plotly.io import to_json
 
 from dashboard.selectors import TopicOverview
 from recon.models import Finding
@@ -36,7 +41,7 @@ def flow_chart(item: TopicOverview, *, div_id: str) -> str:
         title={"text": f"messages per {_duration(item.bucket_seconds)} (publish time)", "font": {"size": 13}},
         **_LAYOUT,
     )
-    return to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=_CONFIG)
+    return _chart_html(fig, div_id=div_id)
 
 
 def categories_chart(item: TopicOverview, *, div_id: str) -> str:
@@ -53,7 +58,17 @@ def categories_chart(item: TopicOverview, *, div_id: str) -> str:
     layout = dict(_LAYOUT, margin={"l": 150, "r": 20, "t": 30, "b": 40})
     fig.update_layout(title={"text": "discrepancies by category", "font": {"size": 13}}, **layout)
     fig.update_yaxes(autorange="reversed")
-    return to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=_CONFIG)
+    return _chart_html(fig, div_id=div_id)
+
+
+def _chart_html(fig: go.Figure, *, div_id: str) -> SafeString:
+    """The chart's div and its figure as a JSON data block (never executed)."""
+    figure = json.loads(to_json(fig))
+    figure["config"] = _CONFIG
+    data_id = f"{div_id}-figure"
+    return format_html(
+        '<div id="{}" class="plotly-chart" data-figure="{}"></div>{}', div_id, data_id, json_script(figure, data_id)
+    )
 
 
 def _duration(seconds: int) -> str:

@@ -37,7 +37,7 @@ def consumer_lag(topic: str, group: str) -> Lag:
     try:
         lag = _ask_kafka(topic, group)
     except Exception as exc:  # any broker failure is shown as "unavailable", never as a page error
-        logger.warning("consumer lag of %s/%s unavailable: %s", topic, group, exc)
+        logger.warning("consumer lag of %s/%s unavailable: %r", topic, group, str(exc))
         lag = Lag(topic=topic, group=group, messages=None, error=f"{type(exc).__name__}: {exc}")
     cache.set(key, lag, CACHE_SECONDS)
     return lag

@@ -118,13 +118,21 @@ class FindingAcknowledgeSerializer(serializers.Serializer):
 
 
 class RebalanceSerializer(serializers.ModelSerializer):
+    partitions = serializers.SerializerMethodField()
+
     class Meta:
         model = RebalanceEvent
         fields = ["id", "at", "group", "member", "kind", "partitions", "error"]
 
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_partitions(self, event: RebalanceEvent) -> list[dict]:
+        """Only the partitions of topics the caller may see (the group may hold others)."""
+        return access.partitions_visible(self.context["request"].user, event.partitions)
+
 
 class OperatorActionSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # null: done by a command or a shell (recon.grants)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     topic = serializers.SlugRelatedField(slug_field="name", read_only=True)
     detail = serializers.SerializerMethodField()
 

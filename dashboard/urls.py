@@ -36,4 +36,5 @@ urlpatterns = [
     path("replays/<uuid:pk>/approve", replay_views.replay_approve_view, name="replay-approve"),
     path("replays/<uuid:pk>/reject", replay_views.replay_reject_view, name="replay-reject"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
+    path("assets/plotly.css", views.plotly_css, name="plotly-css"),
 ]

@@ -24,6 +24,7 @@ from config.errors import AppError
 from dashboard import charts, forms, selectors, services
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
+from dashboard.plotly_assets import plotly_styles
 from kafkacache import services as feed_services
 from recon import access
 from recon.models import Finding
@@ -83,7 +84,7 @@ def findings_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 
 def _payload_topic_ids(request: HttpRequest) -> list[int]:
-    return [t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)]
+    return list(access.topics_payload(request.user).values_list("pk", flat=True))
 
 
 class _Echo:
@@ -263,6 +264,9 @@ def load_detail(request: HttpRequest, pk) -> HttpResponse:
 @require_GET
 def rebalances(request: HttpRequest) -> HttpResponse:
     form, page = _filtered_page(request, forms.RebalanceFilterForm, selectors.rebalances_filtered, time_field="at")
+    if page is not None:
+        for event in page.rows:
+            event.partitions = access.partitions_visible(request.user, event.partitions)
     return render(
         request, "dashboard/rebalances.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
     )
@@ -288,6 +292,16 @@ def actions(request: HttpRequest) -> HttpResponse:
 def plotly_js(request: HttpRequest) -> FileResponse:
     """plotly.js from the plotly package, so charts draw without any CDN."""
     response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_GET
+@etag(lambda request: plotly_offline.get_plotlyjs_version())
+def plotly_css(request: HttpRequest) -> HttpResponse:
+    """plotly.js's own rules as a stylesheet (dashboard.plotly_assets): no inline <style> under the CSP."""
+    response = HttpResponse(plotly_styles()[0], content_type="text/css")
     response["Cache-Control"] = "private, max-age=86400"
     return response
 

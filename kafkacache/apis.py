@@ -24,6 +24,7 @@ from kafkacache.serializers import (
     LoadSerializer,
     LoadStartedSerializer,
 )
+from recon import access
 from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_with_payload
 from recon.models import Topic
 
@@ -35,11 +36,12 @@ def _topic_named(name: str) -> Topic | None:
 class LoadsApi(APIView):
     """GET: loads on the topics you may see. POST: start a bulk load (202 + retrieval key)."""
 
-    @extend_schema(responses={200: paginated(LoadSerializer, "PaginatedLoadList")})
+    @extend_schema(operation_id="loads_list", responses={200: paginated(LoadSerializer, "PaginatedLoadList")})
     def get(self, request: Request) -> Response:
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.loads_visible(request.user), request, view=self)
-        return paginator.get_paginated_response(LoadSerializer(page, many=True).data)
+        context = {"payload_topics": set(access.topics_payload(request.user).values_list("pk", flat=True))}
+        return paginator.get_paginated_response(LoadSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=LoadCreateSerializer, responses={202: LoadStartedSerializer})
     def post(self, request: Request) -> Response:
@@ -70,7 +72,8 @@ class LoadApi(APIView):
             topic_for_view(request.user, load.topic)
         except Http404:
             raise NotFound("No such load.") from None
-        return Response(LoadSerializer(load).data)
+        context = {"payload_topics": {load.topic_id} if access.can_view_payload(request.user, load.topic) else set()}
+        return Response(LoadSerializer(load, context=context).data)
 
 
 class ChangesApi(APIView):

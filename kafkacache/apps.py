@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class KafkacacheConfig(AppConfig):
     name = "kafkacache"
     verbose_name = "Cache feed"
+
+    def ready(self) -> None:
+        from kafkacache.seal import seal_keys_check
+
+        seal_keys_check()  # malformed SEAL_SIGNING_KEYS / SEAL_VERIFY_KEYS stop start-up, naming the setting

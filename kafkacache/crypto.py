@@ -8,14 +8,17 @@ Each ciphertext names its own key id. The message header `key-id` says which key
 a producer used, but the cache keeps only the value bytes (kc:rec:{key} field p),
 so a reader of the cache must be able to find the key from the field alone.
 
-Layout: b"\x01" | len(key id) (1 byte) | key id | 12-byte nonce | ciphertext+tag.
-The field name is authenticated data, so a card number cannot be swapped into
-an account-number field without the decryption failing.
+Layout: b"\x02" | len(key id) (1 byte) | key id | 12-byte nonce | ciphertext+tag.
+The associated data binds the ciphertext to where it belongs (field_binding): the
+record key, the field's path (cards[1].card_number) and the field's identity (the
+card's id and last 4 digits, the account's last 4), so a ciphertext copied into
+another record, another card or another field does not decrypt there. Format 1
+(associated data: the field name only) is read only by the re-encryption command
+(`manage.py fields_reencrypt`, legacy=True), which rewrites it as format 2.
 """
 
 import base64
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -23,7 +26,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT = 1  # associated data: the field name only
 NONCE_BYTES = 12
 
 
@@ -35,14 +39,10 @@ class CryptoError(ValueError):
 class Keyring:
     keys: dict[str, AESGCM]
     current: str  # id of the key that encrypts
-    # Per key id, a MAC key derived from the field key (kafkacache.seal): the seal
-    # rotates with the keyring and needs no secret of its own.
-    seal_keys: dict[str, bytes]
 
     @classmethod
     def parse(cls, spec: str) -> "Keyring":
         keys: dict[str, AESGCM] = {}
-        seal_keys: dict[str, bytes] = {}
         order: list[str] = []
         for item in (part.strip() for part in spec.split(",")):
             if not item:
@@ -59,21 +59,24 @@ class Keyring:
             if key_id in keys:
                 raise ValueError(f"FIELD_ENCRYPTION_KEYS: key id {key_id!r} appears twice")
             keys[key_id] = AESGCM(raw)
-            seal_keys[key_id] = hashlib.blake2b(b"kafkacache message seal v1", key=raw, digest_size=32).digest()
             order.append(key_id)
         if not order:
             raise ValueError("FIELD_ENCRYPTION_KEYS is empty: at least one key is needed")
-        return cls(keys=keys, current=order[0], seal_keys=seal_keys)
+        return cls(keys=keys, current=order[0])
 
-    def encrypt(self, plaintext: bytes, *, field: str) -> bytes:
+    def encrypt(self, plaintext: bytes, *, field: str, binding: bytes) -> bytes:
+        """`field` names the field in errors; `binding` (field_binding) is where it belongs."""
         kid = self.current.encode()
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self.keys[self.current].encrypt(nonce, plaintext, field.encode())
+        sealed = self.keys[self.current].encrypt(nonce, plaintext, binding)
         return bytes((FORMAT_VERSION, len(kid))) + kid + nonce + sealed
 
-    def decrypt(self, blob: bytes, *, field: str) -> bytes:
-        if len(blob) < 2 or blob[0] != FORMAT_VERSION:
+    def decrypt(self, blob: bytes, *, field: str, binding: bytes, legacy: bool = False) -> bytes:
+        """The clear bytes; CryptoError when the key is unknown, the bytes were changed or the
+        ciphertext belongs elsewhere. legacy=True also reads format 1 (for re-encryption only)."""
+        if len(blob) < 2 or blob[0] not in ((FORMAT_VERSION, LEGACY_FORMAT) if legacy else (FORMAT_VERSION,)):
             raise CryptoError(f"{field}: not an encrypted field (unknown format)")
+        aad = binding if blob[0] == FORMAT_VERSION else field.rpartition(".")[2].encode()
         kid_len = blob[1]
         kid = blob[2 : 2 + kid_len].decode(errors="replace")
         aead = self.keys.get(kid)
@@ -82,14 +85,26 @@ class Keyring:
         start = 2 + kid_len
         nonce, sealed = blob[start : start + NONCE_BYTES], blob[start + NONCE_BYTES :]
         try:
-            return aead.decrypt(nonce, sealed, field.encode())
+            return aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
-            raise CryptoError(f"{field}: authentication failed (wrong key or tampered data)") from None
+            raise CryptoError(
+                f"{field}: authentication failed (wrong key, tampered data, or a ciphertext from elsewhere)"
+            ) from None
 
 
-def key_id_of(blob: bytes) -> str:
+def field_binding(*, record_key: str, path: str, identity: str) -> bytes:
+    """The associated data of an encrypted field: its record key, path and identity,
+    each length-prefixed so no two different triples give the same bytes."""
+    out = bytearray(b"kc-field-v2")
+    for part in (record_key, path, identity):
+        raw = part.encode()
+        out += len(raw).to_bytes(4, "big") + raw
+    return bytes(out)
+
+
+def key_id_of(blob: bytes, *, legacy: bool = False) -> str:
     """The key id an encrypted field names (without decrypting it)."""
-    if len(blob) < 2 or blob[0] != FORMAT_VERSION:
+    if len(blob) < 2 or blob[0] not in ((FORMAT_VERSION, LEGACY_FORMAT) if legacy else (FORMAT_VERSION,)):
         raise CryptoError("not an encrypted field (unknown format)")
     return blob[2 : 2 + blob[1]].decode(errors="replace")
 

@@ -4,9 +4,10 @@ Headers (utf-8 bytes): uuid, event (bulk|add|update|delete), source, schema,
 created (publish time, epoch ms), hash (hex content hash of the exact value
 bytes), hash-alg, key-id (field-encryption key; only when a value is present),
 load (retrieval key; bulk), old-key (update whose key changed), replay-of,
-problems (validation problems the producer found), seal (kafkacache.seal),
-version (the record's source version, kafkacache.sources; absent: unordered)
-and old-version (the version the old key's delete carries; default: version).
+problems (validation problems the producer found), seal (kafkacache.seal, added
+by kafkacache.producer.publish to each batch's sealable messages), version (the
+record's source version, kafkacache.sources; absent: unordered) and old-version
+(the version the old key's delete carries; default: version).
 
 A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
 """
@@ -17,9 +18,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from kafkacache.crypto import keyring
-from kafkacache.seal import HEADER as SEAL_HEADER
-from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_make, seal_value_hash
+from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_reserve
 from recon.hashing import content_hash
 
 EVENTS = ("bulk", "add", "update", "delete")
@@ -43,6 +42,7 @@ class OutMessage(NamedTuple):
     load_id: uuidlib.UUID | None = None
     replay_of: uuidlib.UUID | None = None
     version: int | None = None  # source version; None: unordered
+    sealable: bool = False  # built here from a checked record: kafkacache.producer seals it per batch
 
 
 def now_ms() -> int:
@@ -116,14 +116,9 @@ def message_build(
         headers.append(("version", str(version).encode()))
     if old_key and old_version is not None and old_version != version:
         headers.append(("old-version", str(old_version).encode()))
-    if value and key_id and problems is not None:
-        if problems:
-            headers.append((PROBLEMS_HEADER, problems_encode(problems)))
-        value_hash = seal_value_hash(value, content_hash_=digest, algorithm=hash_algorithm)
-        sealed = seal_make(
-            keyring(), key_id=key_id, headers=headers_dict(headers), key=key.encode(), value_hash=value_hash
-        )
-        headers.append((SEAL_HEADER, sealed))
+    sealable = bool(value and key_id and problems is not None)
+    if sealable and problems:
+        headers.append((PROBLEMS_HEADER, problems_encode(problems)))
     return OutMessage(
         uuid=message_uuid,
         key=key,
@@ -132,11 +127,12 @@ def message_build(
         event=event,
         created_ms=created_ms,
         content_hash=digest,
-        size=message_size(key.encode(), value, headers),
+        size=message_size(key.encode(), value, headers) + (seal_reserve() if sealable else 0),
         schema_version=schema_version,
         load_id=load_id,
         replay_of=replay_of,
         version=version,
+        sealable=sealable,
     )
 
 

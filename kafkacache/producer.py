@@ -14,7 +14,9 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, Message, Producer
 
 from kafkacache.clients import make_producer
-from kafkacache.messages import OutMessage
+from kafkacache.messages import Header, OutMessage, headers_dict, message_size
+from kafkacache.seal import HEADER as SEAL_HEADER
+from kafkacache.seal import seal_leaf, seal_signer, seal_value_hash
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,11 @@ class Delivery(NamedTuple):
 
 
 def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | None = None) -> list[Delivery]:
-    """Publish and wait for every delivery report (bounded by delivery.timeout.ms)."""
+    """Publish and wait for every delivery report (bounded by delivery.timeout.ms).
+
+    The sealable messages are sealed first, as one batch (kafkacache.seal), when this
+    process holds a signing key; the deliveries carry the messages as sent."""
+    messages = messages_seal(messages, topic=topic)
     client = client or producer()
     reports: list[Delivery | None] = [None] * len(messages)
 
@@ -71,8 +77,28 @@ def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | No
         if report is None:  # flush returns once all are reported; this is only a safety net
             report = Delivery(messages[index], -1, -1, "no delivery report")
         if report.error:
-            logger.error("not published: %s %s: %s", message_label(report.message), topic, report.error)
+            logger.error("not published: %r %s: %r", message_label(report.message), topic, report.error)
         out.append(report)
+    return out
+
+
+def messages_seal(messages: Sequence[OutMessage], *, topic: str) -> list[OutMessage]:
+    """The messages with a seal header on each sealable one (unchanged without a signing key)."""
+    signer = seal_signer()
+    todo = [i for i, m in enumerate(messages) if m.sealable and m.value]
+    if signer is None or not todo:
+        return list(messages)
+    leaves = []
+    for i in todo:
+        message = messages[i]
+        known = headers_dict(message.headers)
+        algorithm = (known.get("hash-alg") or b"").decode()
+        value_hash = seal_value_hash(message.value or b"", content_hash_=message.content_hash, algorithm=algorithm)
+        leaves.append(seal_leaf(topic=topic, headers=known, key=message.key.encode(), value_hash=value_hash))
+    out = list(messages)
+    for i, seal in zip(todo, signer.seal(leaves), strict=True):
+        headers: list[Header] = [*out[i].headers, (SEAL_HEADER, seal)]
+        out[i] = out[i]._replace(headers=headers, size=message_size(out[i].key, out[i].value, headers))
     return out
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from kafkacache import avro
-from kafkacache.crypto import keyring
+from kafkacache.crypto import Keyring, field_binding, keyring
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -145,20 +145,42 @@ def record_from_document(document: Any) -> dict:
     return client_record_build(client=document, accounts=accounts, cards=cards)
 
 
-def record_encode(plain: Mapping) -> EncodedRecord:
-    """Encrypt the sensitive fields with the current key, then Avro-encode."""
-    ring = keyring()
-    sealed = dict(plain)
+def field_identity(list_name: str, item: Mapping) -> str:
+    """What identifies an encrypted field's item, from its clear fields: a card's id and last
+    4 digits, an account's last 4 (the account number itself is the ciphertext)."""
+    if list_name == "cards":
+        return f"card_id={item['card_id']};last4={item['card_last4']}"
+    return f"last4={item['account_last4']}"
+
+
+def _bindings(key: str, plain: Mapping):
     for list_name, field, _ in SENSITIVE:
-        sealed[list_name] = [
-            {**item, field: ring.encrypt(str(item[field]).encode(), field=field)} for item in plain[list_name]
-        ]
+        for i, item in enumerate(plain[list_name]):
+            path = f"{list_name}[{i}].{field}"
+            yield item, field, path, field_binding(record_key=key, path=path, identity=field_identity(list_name, item))
+
+
+def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedRecord:
+    """Encrypt the sensitive fields with the current key, then Avro-encode.
+
+    Each ciphertext is bound to the record key, its path and its item's identity
+    (kafkacache.crypto.field_binding): it decrypts in this place only."""
+    ring = ring or keyring()
+    key = record_key(plain["client_id"])
+    sealed = {**plain, **{name: [dict(item) for item in plain[name]] for name, _, _ in SENSITIVE}}
+    for item, field, path, binding in _bindings(key, sealed):
+        item[field] = ring.encrypt(str(item[field]).encode(), field=path, binding=binding)
     return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
 
 
-def record_decode(value: bytes, *, schema_version: int, decrypt: bool) -> dict:
+def record_decode(
+    value: bytes, *, schema_version: int, decrypt: bool, key: str | None = None, legacy: bool = False
+) -> dict:
     """Decode a message value; with decrypt=True the sensitive fields become digit strings.
 
+    `key` is the record key the value was found under (the cache or message key); a
+    ciphertext made for another record does not decrypt under it. None: the key the
+    record's own client_id gives. legacy=True also reads format-1 ciphertexts (re-encryption).
     Without decrypt they stay ciphertext bytes (use record_mask for display).
     Raises avro.AvroError for a value that does not decode and
     crypto.CryptoError for a field that does not decrypt.
@@ -166,9 +188,8 @@ def record_decode(value: bytes, *, schema_version: int, decrypt: bool) -> dict:
     record = avro.decode(value, version=schema_version)
     if decrypt:
         ring = keyring()
-        for list_name, field, _ in SENSITIVE:
-            for item in record[list_name]:
-                item[field] = ring.decrypt(item[field], field=field).decode()
+        for item, field, path, binding in _bindings(key or record_key(record["client_id"]), record):
+            item[field] = ring.decrypt(item[field], field=path, binding=binding, legacy=legacy).decode()
     return record
 
 

@@ -75,7 +75,7 @@ def load_records(
             "decrypted": decrypt,
         }
         try:
-            record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt)
+            record = record_decode(hit.value, schema_version=hit.schema_version, decrypt=decrypt, key=key)
             item["record"] = record if decrypt else record_mask(record)
         except (AvroError, CryptoError) as exc:
             item.update(state="unreadable", record=None, error=str(exc))

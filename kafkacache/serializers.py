@@ -1,4 +1,5 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kafkacache.models import Load
@@ -19,6 +20,9 @@ class LoadSerializer(serializers.ModelSerializer):
     clients = serializers.SerializerMethodField()
     status_url = serializers.SerializerMethodField()
     cache_url = serializers.SerializerMethodField()
+    # The retrieval key reads the load's records: shown only to who may read payloads
+    # (context "payload_topics": their topic ids), null for everyone else.
+    retrieval_key = serializers.SerializerMethodField()
 
     class Meta:
         model = Load
@@ -49,8 +53,16 @@ class LoadSerializer(serializers.ModelSerializer):
     def get_status_url(self, load: Load) -> str:
         return reverse("api-load", args=[load.id])
 
-    def get_cache_url(self, load: Load) -> str:
-        return reverse("api-cache", args=[load.retrieval_key])
+    def _may_read(self, load: Load) -> bool:
+        return load.topic_id in self.context.get("payload_topics", ())
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_retrieval_key(self, load: Load) -> str | None:
+        return load.retrieval_key if self._may_read(load) else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_cache_url(self, load: Load) -> str | None:
+        return reverse("api-cache", args=[load.retrieval_key]) if self._may_read(load) else None
 
 
 class ChangeCreateSerializer(serializers.Serializer):

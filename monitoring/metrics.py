@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -93,13 +93,24 @@ def _histogram(name: str, metric: str, groups: Iterable[str]) -> HistogramMetric
 
 
 class PipelineCollector(Collector):
+    """The pipeline's metrics, of every topic (the scrape token) or of `topics` only (a
+    user: recon.access.topics_visible, the rule every list uses)."""
+
+    def __init__(self, topics: QuerySet[Topic] | None = None):
+        self.topics = topics
+
     def collect(self) -> Iterator:
-        topics = list(Topic.objects.values_list("id", "name", "consumer_group"))
+        rows = Topic.objects.all() if self.topics is None else self.topics
+        topics = list(rows.values_list("id", "name", "consumer_group"))
         names = {pk: name for pk, name, _ in topics}
 
         produced = CounterMetricFamily("kafkacache_produced", "Messages published (publish ledger)", labels=["topic"])
         consumed = CounterMetricFamily("kafkacache_consumed", "Deliveries processed (consume ledger)", labels=["topic"])
-        totals = Window.objects.values("topic_id").annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+        totals = (
+            Window.objects.filter(topic_id__in=names)
+            .values("topic_id")
+            .annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+        )
         for row in totals:
             produced.add_metric([names[row["topic_id"]]], row["p"] or 0)
             consumed.add_metric([names[row["topic_id"]]], row["c"] or 0)
@@ -115,7 +126,9 @@ class PipelineCollector(Collector):
         open_findings = GaugeMetricFamily(
             "kafkacache_open_discrepancies", "Findings not yet acknowledged or resolved", labels=["topic", "category"]
         )
-        by_category = Finding.objects.values("topic_id", "category", "status").annotate(n=Count("id"))
+        by_category = (
+            Finding.objects.filter(topic_id__in=names).values("topic_id", "category", "status").annotate(n=Count("id"))
+        )
         totals_by: dict[tuple[str, str], int] = {}
         open_by: dict[tuple[str, str], int] = {}
         for f in by_category:

@@ -8,8 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
-from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import APIException
 
+from config.auth import ThrottledTokenAuthentication
 from config.errors import AppError
 from monitoring import selectors, services
 from monitoring.metrics import PipelineCollector
@@ -20,29 +21,33 @@ from recon import access
 def _scrape_user(request: HttpRequest):
     """Who scrapes: the scrape token ("token"), a user (session or API token), or None."""
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer" and settings.METRICS_TOKEN and hmac.compare_digest(credential, settings.METRICS_TOKEN):
+    # Bytes, not str: compare_digest refuses non-ASCII str (a 500 on a crafted header).
+    expected = settings.METRICS_TOKEN.encode()
+    if scheme == "Bearer" and expected and hmac.compare_digest(credential.encode("utf-8", "replace"), expected):
         return "token"
     if request.user.is_authenticated:
         return request.user
     if scheme == "Token" and credential:
-        token = Token.objects.filter(key=credential, user__is_active=True).select_related("user").first()
-        return token.user if token else None
+        try:  # the API's token check: hashed knox tokens, expiry, failures throttled
+            found = ThrottledTokenAuthentication().authenticate(request)
+        except APIException:
+            return None
+        return found[0] if found else None
     return None
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics. They cover every topic, so only staff and the scrape token see them."""
+    """Prometheus metrics: every topic for the scrape token; for a user, the topics they
+    may see (recon.access.topics_visible, the rule of every list)."""
     scraper = _scrape_user(request)
     if scraper is None:
         response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    if scraper != "token" and not scraper.is_staff:
-        return HttpResponse("metrics are for staff and the scrape token\n", status=403, content_type="text/plain")
     if request.method not in ("GET", "HEAD"):  # after the credentials: strangers learn nothing
         return HttpResponseNotAllowed(["GET", "HEAD"])
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PipelineCollector())
+    registry.register(PipelineCollector(None if scraper == "token" else access.topics_visible(scraper)))
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 

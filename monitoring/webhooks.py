@@ -1,17 +1,35 @@
-"""Signed webhook delivery.
+"""Signed webhook delivery, to allowed destinations only.
 
 The body is JSON; the signature is HMAC-SHA256 over "<timestamp>.<body>" with
 the rule's secret, sent as `X-Kafkacache-Signature: v1=<hex>` with the
 timestamp in `X-Kafkacache-Timestamp`, so a receiver can reject forgeries and
 replays of old bodies.
+
+Where a webhook may go (an alert rule's URL is typed by staff, and the request is
+made from inside the bank's network):
+- https only, unless WEBHOOK_ALLOW_HTTP;
+- the host must be on WEBHOOK_ALLOWED_HOSTS (exact names, or ".example.com" for a
+  domain and its subdomains); an empty list allows none;
+- every address the name resolves to must be public: private, loopback,
+  link-local, reserved and multicast addresses are refused after resolution
+  (unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, for tests and closed networks), and the
+  connection goes to the address that was checked (no second lookup to rebind);
+- no redirect is followed (a 3xx is a failed delivery);
+- a failure says what kind it was, never the remote's words or the socket error
+  (which would map the network's open ports).
 """
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
+
+from django.conf import settings
 
 TIMEOUT_S = 5.0
 
@@ -29,26 +47,91 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    host = host.lower().rstrip(".")
+    for entry in (a.lower().rstrip(".") for a in allowed):
+        if entry.startswith(".") and (host == entry[1:] or host.endswith(entry)):
+            return True
+        if host == entry:
+            return True
+    return False
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def destination_check(url: str) -> tuple[urllib.parse.SplitResult, str]:
+    """(the URL's parts, the address to connect to), or DeliveryError saying why not."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not settings.WEBHOOK_ALLOW_HTTP):
+        raise DeliveryError("webhook URL refused: https only")
+    host = parts.hostname or ""
+    if not host or parts.username or parts.password:
+        raise DeliveryError("webhook URL refused: no host, or credentials in the URL")
+    if not _host_allowed(host, settings.WEBHOOK_ALLOWED_HOSTS):
+        raise DeliveryError("webhook URL refused: host not in WEBHOOK_ALLOWED_HOSTS")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        raise DeliveryError("webhook host does not resolve") from None
+    addresses = sorted({str(info[4][0]) for info in infos})
+    if not addresses:
+        raise DeliveryError("webhook host does not resolve")
+    if not settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS and not all(_public(a) for a in addresses):
+        raise DeliveryError("webhook URL refused: the host resolves to a private, loopback or link-local address")
+    return parts, addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, **kwargs):
+        super().__init__(host, port, context=ssl.create_default_context(), **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        # The certificate is checked against the host name, over the pinned address.
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
 def post(url: str, payload: dict, *, secret: str) -> int:
-    if not url.startswith(("http://", "https://")):
-        raise DeliveryError(f"refusing non-HTTP webhook URL {url!r}")
+    parts, address = destination_check(url)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "kafkacache-alerts/1",
-            "X-Kafkacache-Timestamp": timestamp,
-            "X-Kafkacache-Signature": sign(secret, timestamp, body),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "kafkacache-alerts/1",
+        "X-Kafkacache-Timestamp": timestamp,
+        "X-Kafkacache-Signature": sign(secret, timestamp, body),
+    }
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    connection = connection_class(parts.hostname or "", port, address, timeout=TIMEOUT_S)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-            return response.status
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} from webhook") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DeliveryError(f"webhook unreachable: {exc}") from exc
+        connection.request("POST", path, body=body, headers=headers)
+        status = connection.getresponse().status
+    except ssl.SSLError:
+        raise DeliveryError("webhook delivery failed: TLS handshake or certificate") from None
+    except (OSError, http.client.HTTPException):
+        raise DeliveryError("webhook delivery failed: no answer") from None
+    finally:
+        connection.close()
+    if 300 <= status < 400:
+        raise DeliveryError(f"HTTP {status} from webhook: redirects are not followed")
+    if status >= 400:
+        raise DeliveryError(f"HTTP {status} from webhook")
+    return status

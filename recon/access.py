@@ -8,6 +8,11 @@ Per topic (object permissions):
 
 An outsider gets 404 (the topic's existence is not disclosed); a viewer who
 tries to act gets 403. Pages hide buttons with the same `can_*` functions.
+
+Only per-topic grants count (and superusers): a global "Can view topic" given in
+the admin grants no topic, in lists as on object pages (Django's ModelBackend
+ignores global permissions for an object check, so lists must ignore them too, or
+lists, CSV and the API would show what the object pages answer 404 for).
 """
 
 from django.core.exceptions import PermissionDenied
@@ -32,13 +37,27 @@ ROLE_PERMS = {
 def topics_visible(user) -> QuerySet[Topic]:
     if not user.is_authenticated:
         return Topic.objects.none()
-    return get_objects_for_user(user, VIEW, klass=Topic, accept_global_perms=True)
+    return get_objects_for_user(user, VIEW, klass=Topic, accept_global_perms=False)
 
 
 def topics_operable(user) -> QuerySet[Topic]:
     if not user.is_authenticated:
         return Topic.objects.none()
-    return get_objects_for_user(user, OPERATE, klass=Topic, accept_global_perms=True)
+    return get_objects_for_user(user, OPERATE, klass=Topic, accept_global_perms=False)
+
+
+def topics_payload(user) -> QuerySet[Topic]:
+    """Topics whose payloads (decrypted records, audit payloads, retrieval keys) the user may read."""
+    if not user.is_authenticated:
+        return Topic.objects.none()
+    return get_objects_for_user(user, VIEW_PAYLOAD, klass=Topic, accept_global_perms=False)
+
+
+def partitions_visible(user, partitions: list[dict]) -> list[dict]:
+    """The entries of a rebalance's partition list ({"topic": ...}) of topics the user may see:
+    a consumer group can hold other topics' partitions too."""
+    names = set(topics_visible(user).values_list("name", flat=True))
+    return [p for p in partitions if isinstance(p, dict) and p.get("topic") in names]
 
 
 def topics_with_payload(user) -> QuerySet[Topic]:

@@ -2,6 +2,7 @@
 read-only views of everything the pipeline and the engine write."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
@@ -35,14 +36,27 @@ def _hex(value) -> str:
 class TopicAdmin(GuardedModelAdmin):
     """Object permissions ("Object permissions" button) are where admins grant topics to people."""
 
+    # Who may see a topic is granted here: superusers only. guardian asks only for "Can
+    # change topic", so staff with it could grant themselves payload access. Every grant
+    # and revoke is in the audit trail either way (recon.grants).
+    def _grants_allowed(self, request) -> None:
+        if not request.user.is_superuser:
+            raise PermissionDenied("Object permissions are managed by superusers.")
+
+    def obj_perms_manage_view(self, request, object_pk):
+        self._grants_allowed(request)
+        return super().obj_perms_manage_view(request, object_pk)
+
     # guardian routes any string as the user or group id and then fails on a non-number
     # inside the query (a 500): such a URL names nobody, so it is a 404.
     def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._grants_allowed(request)
         if not str(user_id).isdigit():
             raise Http404("No such user.")
         return super().obj_perms_manage_user_view(request, object_pk, user_id)
 
     def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._grants_allowed(request)
         if not str(group_id).isdigit():
             raise Http404("No such group.")
         return super().obj_perms_manage_group_view(request, object_pk, group_id)

@@ -120,6 +120,7 @@ class RunListCreateApi(APIView):
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="recon_runs_list",
         responses={200: paginated(RunSerializer, "PaginatedRunList")},
         parameters=[OpenApiParameter("topic", str), OpenApiParameter("kind", str, enum=ReconRun.Kind.values)],
     )

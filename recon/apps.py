@@ -9,3 +9,6 @@ class ReconConfig(AppConfig):
         from recon.audit import keyring_check
 
         keyring_check()  # malformed AUDIT_ENCRYPTION_KEYS stops start-up, naming the setting
+        from recon.grants import grants_audit_connect
+
+        grants_audit_connect()  # every object-permission grant and revoke into the audit trail

@@ -64,6 +64,11 @@ def keyring_check() -> None:
     _keyring(settings.AUDIT_ENCRYPTION_KEYS)
 
 
+def current_key_id() -> str:
+    """The key id new payloads are sealed under (the first of AUDIT_ENCRYPTION_KEYS)."""
+    return _keyring(settings.AUDIT_ENCRYPTION_KEYS)[0]
+
+
 def _aad(topic_id: int, message_uuid: uuid.UUID, side: str) -> bytes:
     return f"{topic_id}:{message_uuid}:{side}".encode()
 

@@ -169,6 +169,7 @@ class ReplayListCreateApi(APIView):
         return _answer(request, replay, created)
 
     @extend_schema(
+        operation_id="recon_replays_list",
         responses={200: paginated(ReplaySerializer, "PaginatedReplayList")},
         parameters=[
             OpenApiParameter("topic", str),

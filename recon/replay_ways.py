@@ -48,7 +48,8 @@ from kafkacache.records import SENSITIVE, client_id_of, record_decode
 from kafkacache.redis_keys import rec_key, tombstone_key
 from kafkacache.sources import SourceError, source_get
 from recon import audit
-from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
+from recon.hashing import content_hash
+from recon.models import AuditPayload, ConsumedMessage, Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
 from recon.replay import Progress, dead_letter_findings_resolve
 from recon.replay_approval import replays_per_message
 
@@ -624,6 +625,28 @@ def _as_original(topic: Topic, origin: tuple[int, int], letter: Message) -> Mess
     )
 
 
+def _letter_mismatch(topic: Topic, origin: tuple[int, int], findings: Sequence[Finding], letter: Message) -> str:
+    """Why the dead letter found at a finding's coordinates is not the message the finding is
+    about ("" when it is): its uuid, key and content hash must be the finding's and the
+    consume ledger's (a dead letter topic anyone can write to is not trusted by position)."""
+    h = headers_dict(letter.headers())
+    raw_key = letter.key() or b""
+    key = raw_key.decode(errors="replace").replace("\x00", "\N{REPLACEMENT CHARACTER}")[:512]
+    letter_uuid = h.get("uuid", b"").decode(errors="replace")
+    for finding in findings:
+        if (str(finding.uuid) if finding.uuid else "") != (letter_uuid if finding.uuid else ""):
+            return "uuid differs from the finding's"
+        if finding.key != key:
+            return "key differs from the finding's"
+    digest = content_hash(letter.value() or b"", topic.hash_algorithm)
+    ledger = ConsumedMessage.objects.filter(
+        topic=topic, key=key, partition=origin[0], offset=origin[1], outcome=ConsumedMessage.Outcome.DEAD_LETTERED
+    ).values_list("content_hash", flat=True)
+    if not any(bytes(h) == digest for h in ledger):
+        return "content hash differs from the consume ledger's"
+    return ""
+
+
 def replay_dead_letters(replay: Replay, progress: Progress) -> None:
     topic = replay.topic
     findings = _dead_lettered(replay)
@@ -661,6 +684,23 @@ def replay_dead_letters(replay: Replay, progress: Progress) -> None:
         if origin not in letters
     ]
     progress.record(absent)
+    refused = []
+    for origin in sorted(letters):
+        why = _letter_mismatch(topic, origin, by_origin[origin], letters[origin])
+        if why:
+            logger.warning("reprocess refused %s@%s of %s: %s", origin[0], origin[1], topic.name, why)
+            refused.append(
+                ReplayItem(
+                    original_uuid=by_origin[origin][0].uuid,
+                    key=by_origin[origin][0].key,
+                    partition=origin[0],
+                    offset=origin[1],
+                    outcome=Outcome.FAILED,
+                    detail=f"dead letter at these coordinates is not the finding's message: {why}",
+                )
+            )
+            del letters[origin]
+    progress.record(refused)
     consumer = _feed_consumer(topic)
     for chunk in _batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
         batch = _guarded([_as_original(topic, origin, letters[origin]) for origin in chunk], progress)

@@ -47,7 +47,8 @@ def finding_record(
         detail=detail or {},
         load_id=load_id,
     )
-    logger.warning("finding %s on %s: uuid=%s key=%s %s", category, topic.name, uuid, key, detail or "")
+    # %r: the key and the detail come from Kafka (a key starting with a newline must not forge a line)
+    logger.warning("finding %s on %s: uuid=%s key=%r %r", category, topic.name, uuid, key, detail or "")
     return finding
 
 

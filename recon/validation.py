@@ -126,7 +126,7 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
             message_uuid = _uuid(raw_uuid)
             try:
                 version = int(raw_version or 1)
-                record = record_decode(value, schema_version=version, decrypt=True)
+                record = record_decode(value, schema_version=version, decrypt=True, key=key)
             except Exception as exc:  # undecodable data is invalid data, not a crash
                 schema = raw_version.decode(errors="replace") if raw_version else None
                 detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": schema}

@@ -1,4 +1,9 @@
 from django import template
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from dashboard.plotly_assets import GLOBAL_STYLE_ID, plotly_styles
 
 register = template.Library()
 
@@ -40,3 +45,15 @@ def millis(value) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+@register.simple_tag
+def plotly_stylesheet() -> SafeString:
+    """plotly's CSS as a linked stylesheet, under the ids that make plotly.js skip its inline <style>."""
+    link = format_html(
+        '<link rel="stylesheet" id="{}" class="no-inline-styles" href="{}">',
+        GLOBAL_STYLE_ID,
+        reverse("dashboard:plotly-css"),
+    )
+    markers = format_html_join("", '<meta id="{}">', ((style_id,) for style_id in plotly_styles()[1]))
+    return link + markers

@@ -61,14 +61,19 @@ def subprocess_database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def client_message(client_id: int, *, document: dict | None = None, sealed: bool = True) -> OutMessage:
-    """An add of a client record (DOC by default), built as the producer builds it;
-    `sealed` False: as a producer that does not seal (the consumer checks it in full)."""
+def client_message(
+    client_id: int, *, document: dict | None = None, sealed: bool = True, topic: str | None = None
+) -> OutMessage:
+    """An add of a client record (DOC by default), built and sealed as the producer does
+    for `topic` (the change topic by default); `sealed` False: as a producer that does
+    not seal (the consumer checks it in full)."""
+    from kafkacache.producer import messages_seal
+
     from .test_changes import DOC
 
     plain = record_from_document({**(document or DOC), "client_id": client_id})
     encoded = record_encode(plain)
-    return message_build(
+    message = message_build(
         key=f"client:{client_id}",
         event="add",
         value=encoded.value,
@@ -78,3 +83,4 @@ def client_message(client_id: int, *, document: dict | None = None, sealed: bool
         key_id=encoded.key_id,
         problems=record_problems(plain, key=f"client:{client_id}") if sealed else None,
     )
+    return messages_seal([message], topic=topic or django_settings.KAFKA_TOPIC_CHANGE)[0]

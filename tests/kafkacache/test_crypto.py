@@ -4,46 +4,57 @@ import base64
 
 import pytest
 
-from kafkacache.crypto import CryptoError, Keyring, key_id_of
+from kafkacache.crypto import CryptoError, Keyring, field_binding, key_id_of
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()
+HERE = field_binding(record_key="client:1", path="cards[0].card_number", identity="card_id=7;last4=1111")
 
 
 def test_round_trip_and_the_key_id_travels_in_the_ciphertext():
     ring = Keyring.parse(f"k1:{K1}")
-    blob = ring.encrypt(b"4111111111111111", field="card_number")
+    blob = ring.encrypt(b"4111111111111111", field="card_number", binding=HERE)
     assert b"4111111111111111" not in blob
     assert key_id_of(blob) == "k1"
-    assert ring.decrypt(blob, field="card_number") == b"4111111111111111"
+    assert ring.decrypt(blob, field="card_number", binding=HERE) == b"4111111111111111"
     # a fresh nonce each time: equal plaintexts never give equal ciphertexts
-    assert ring.encrypt(b"4111111111111111", field="card_number") != blob
+    assert ring.encrypt(b"4111111111111111", field="card_number", binding=HERE) != blob
 
 
 def test_rotation_first_key_encrypts_all_keys_decrypt():
     old = Keyring.parse(f"k1:{K1}")
     rotated = Keyring.parse(f"k2:{K2},k1:{K1}")
-    from_old = old.encrypt(b"123456", field="account_number")
-    from_new = rotated.encrypt(b"654321", field="account_number")
+    from_old = old.encrypt(b"123456", field="account_number", binding=HERE)
+    from_new = rotated.encrypt(b"654321", field="account_number", binding=HERE)
     assert key_id_of(from_new) == "k2"
-    assert rotated.decrypt(from_old, field="account_number") == b"123456"
-    assert rotated.decrypt(from_new, field="account_number") == b"654321"
+    assert rotated.decrypt(from_old, field="account_number", binding=HERE) == b"123456"
+    assert rotated.decrypt(from_new, field="account_number", binding=HERE) == b"654321"
     with pytest.raises(CryptoError, match="'k2', which is not configured"):
-        old.decrypt(from_new, field="account_number")
+        old.decrypt(from_new, field="account_number", binding=HERE)
 
 
 def test_tampered_or_swapped_fields_fail_authentication():
     ring = Keyring.parse(f"k1:{K1}")
-    blob = bytearray(ring.encrypt(b"4111111111111111", field="card_number"))
+    blob = bytearray(ring.encrypt(b"4111111111111111", field="card_number", binding=HERE))
     blob[-1] ^= 1
     with pytest.raises(CryptoError, match="authentication failed"):
-        ring.decrypt(bytes(blob), field="card_number")
-    # the field name is authenticated: a card number is not a valid account number
-    card = ring.encrypt(b"4111111111111111", field="card_number")
-    with pytest.raises(CryptoError, match="authentication failed"):
-        ring.decrypt(card, field="account_number")
+        ring.decrypt(bytes(blob), field="card_number", binding=HERE)
+    # where it belongs is authenticated: not in another record, path, card or field
+    card = ring.encrypt(b"4111111111111111", field="card_number", binding=HERE)
+    for elsewhere in (
+        field_binding(record_key="client:2", path="cards[0].card_number", identity="card_id=7;last4=1111"),
+        field_binding(record_key="client:1", path="cards[1].card_number", identity="card_id=7;last4=1111"),
+        field_binding(record_key="client:1", path="cards[0].card_number", identity="card_id=8;last4=1111"),
+        field_binding(record_key="client:1", path="accounts[0].account_number", identity="last4=1111"),
+    ):
+        with pytest.raises(CryptoError, match="authentication failed"):
+            ring.decrypt(card, field="x", binding=elsewhere)
+    # length-prefixed parts: moving a character from one part to the next is another binding
+    assert field_binding(record_key="a", path="bc", identity="") != field_binding(
+        record_key="ab", path="c", identity=""
+    )
     with pytest.raises(CryptoError, match="unknown format"):
-        ring.decrypt(b"\x07garbage", field="card_number")
+        ring.decrypt(b"\x07garbage", field="card_number", binding=HERE)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +70,17 @@ def test_tampered_or_swapped_fields_fail_authentication():
 def test_bad_key_specs_are_refused_with_the_reason(spec, message):
     with pytest.raises(ValueError, match=message):
         Keyring.parse(spec)
+
+
+def test_format_1_is_read_only_by_the_re_encryption_and_only_under_its_field_name():
+    aead_ring = Keyring.parse(f"k1:{K1}")
+    import os
+
+    nonce = os.urandom(12)
+    legacy = b"\x01\x02k1" + nonce + aead_ring.keys["k1"].encrypt(nonce, b"4111111111111111", b"card_number")
+    with pytest.raises(CryptoError, match="unknown format"):
+        aead_ring.decrypt(legacy, field="cards[0].card_number", binding=HERE)
+    assert aead_ring.decrypt(legacy, field="cards[0].card_number", binding=HERE, legacy=True) == b"4111111111111111"
+    with pytest.raises(CryptoError, match="unknown format"):
+        key_id_of(legacy)
+    assert key_id_of(legacy, legacy=True) == "k1"

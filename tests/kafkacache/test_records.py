@@ -91,3 +91,31 @@ def test_keys_and_decode_errors():
     assert client_id_of("account:42") is None and client_id_of("client:x") is None
     with pytest.raises(AvroError):
         record_decode(b"\x01\x02", schema_version=1, decrypt=True)
+
+
+def test_a_ciphertext_copied_into_another_record_or_place_does_not_decrypt():
+    """The issue's attack: a producer with no keys copies client 42's encrypted card into
+    another record (or another card, or the account field) and publishes it."""
+    from kafkacache import avro
+    from kafkacache.crypto import CryptoError
+
+    victim = record_decode(record_encode(_record()).value, schema_version=1, decrypt=False)
+    stolen_card = victim["cards"][0]["card_number"]
+    other = {**DOC, "client_id": 43, "cards": [{**DOC["cards"][0], "card_number": "5500000000000004"}]}
+    attacker = record_decode(record_encode(record_from_document(other)).value, schema_version=1, decrypt=False)
+
+    def forged(**changes) -> bytes:
+        record = {**attacker, **changes}
+        return avro.encode(record)
+
+    into_other_client = forged(cards=[{**attacker["cards"][0], "card_number": stolen_card, "card_last4": "1234"}])
+    with pytest.raises(CryptoError, match=r"cards\[0\].card_number: authentication failed"):
+        record_decode(into_other_client, schema_version=1, decrypt=True)
+    # under the victim's own key but with another card's identity
+    victim_other_card = avro.encode({**victim, "cards": [{**victim["cards"][0], "card_id": 10}]})
+    with pytest.raises(CryptoError, match="authentication failed"):
+        record_decode(victim_other_card, schema_version=1, decrypt=True)
+    # the victim's whole value published under another key
+    with pytest.raises(CryptoError, match="authentication failed"):
+        record_decode(avro.encode(victim), schema_version=1, decrypt=True, key="client:43")
+    assert record_decode(avro.encode(victim), schema_version=1, decrypt=True, key="client:42") == _record()

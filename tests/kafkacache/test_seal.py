@@ -4,15 +4,25 @@ The MAC tests are pure; the consumer tests run process_batch against the real Re
 and PostgreSQL, and count how many values the consumer decoded in full.
 """
 
+import base64
 import json
 
 import pytest
 from confluent_kafka import Message
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config import secrets
 from kafkacache.consumer import FeedConsumer
-from kafkacache.crypto import Keyring
 from kafkacache.messages import OutMessage, headers_dict
-from kafkacache.seal import PROBLEMS_MAX, problems_decode, problems_encode, seal_make, seal_verified
+from kafkacache.seal import (
+    PROBLEMS_MAX,
+    TREE_MAX,
+    SealSigner,
+    SealVerifier,
+    problems_decode,
+    problems_encode,
+    seal_leaf,
+)
 from kafkacache.services import topic_rows_ensure
 from recon.hashing import content_hash
 from recon.models import ConsumedMessage, Finding
@@ -20,35 +30,85 @@ from recon.models import ConsumedMessage, Finding
 from .conftest import cached_keys, client_message
 from .test_changes import DOC
 
-OLD = "old:" + "b2xkLWtleS0zMi1ieXRlcy1sb25nLWxvbmctbG9uZyE="
-NEW = "new:" + "bmV3LWtleS0zMi1ieXRlcy1sb25nLWxvbmctbG9uZyE="
-HEADERS = {"uuid": b"6a1c0d5e-9a9e-4c55-8a51-3f8a1b2c3d4e", "event": b"add", "schema": b"1", "created": b"1000"}
+HEADERS = {
+    "uuid": b"6a1c0d5e-9a9e-4c55-8a51-3f8a1b2c3d4e",
+    "event": b"add",
+    "schema": b"1",
+    "created": b"1000",
+    "version": b"7",
+}
+OLD, NEW = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 
 
-def _sealed(ring: Keyring, key_id: str, headers=HEADERS, key=b"client:1", value=b"v") -> dict[str, bytes]:
-    value_hash = content_hash(value, "blake2b")
-    return {**headers, "seal": seal_make(ring, key_id=key_id, headers=headers, key=key, value_hash=value_hash)}
+def _verifier(*keys: tuple[str, Ed25519PrivateKey]) -> SealVerifier:
+    return SealVerifier(keys={kid: key.public_key() for kid, key in keys})
 
 
-def _verified(ring: Keyring, headers, key=b"client:1", value=b"v") -> bool:
-    return seal_verified(ring, headers=headers, key=key, value_hash=content_hash(value, "blake2b"))
+def _sealed(signer: SealSigner, headers=HEADERS, key=b"client:1", value=b"v", topic="t.change") -> dict[str, bytes]:
+    leaf = seal_leaf(topic=topic, headers=headers, key=key, value_hash=content_hash(value, "blake2b"))
+    return {**headers, "seal": signer.seal([leaf])[0]}
 
 
-def test_a_seal_verifies_under_any_configured_key_and_only_for_what_it_covers():
-    ring = Keyring.parse(f"{NEW},{OLD}")
-    sealed = _sealed(ring, "old")
-    assert _verified(ring, sealed)  # rotation: sealed under the second key, still trusted
-    assert not _verified(ring, sealed, value=b"w")  # another value
-    assert not _verified(ring, sealed, key=b"client:2")  # another key
-    assert not _verified(ring, {**sealed, "event": b"delete"})  # a header the consumer acts on
-    assert not _verified(ring, {**sealed, "old-key": b""})  # absent is not empty
-    assert not _verified(ring, {**sealed, "problems": b"[]"})
-    assert _verified(ring, {**sealed, "source": b"elsewhere"})  # not covered: the consumer ignores it
-    assert not _verified(Keyring.parse(NEW), sealed)  # a key this consumer does not hold
-    assert not _verified(ring, {k: v for k, v in sealed.items() if k != "seal"})
-    # the seal key is derived per key: the same MAC under the other key id does not verify
-    kid_swapped = {**sealed, "seal": b"new:" + sealed["seal"].split(b":", 1)[1]}
-    assert not _verified(ring, kid_swapped)
+def _verified(verifier: SealVerifier, headers, key=b"client:1", value=b"v", topic="t.change") -> bool:
+    return verifier.verified(topic=topic, headers=headers, key=key, value_hash=content_hash(value, "blake2b"))
+
+
+def test_a_seal_verifies_under_any_configured_public_key_and_only_for_what_it_covers():
+    verifier = _verifier(("new", NEW), ("old", OLD))
+    sealed = _sealed(SealSigner("old", OLD))
+    assert _verified(verifier, sealed)  # rotation: signed with the older key, still trusted
+    assert not _verified(verifier, sealed, value=b"w")  # another value
+    assert not _verified(verifier, sealed, key=b"client:2")  # another key
+    assert not _verified(verifier, sealed, topic="t.bulk")  # another topic
+    assert not _verified(verifier, {**sealed, "event": b"delete"})  # a header the consumer acts on
+    assert not _verified(verifier, {**sealed, "version": b"8"})  # the source version (issue 12)
+    assert not _verified(verifier, {**sealed, "old-version": b"6"})  # absent is not empty
+    assert not _verified(verifier, {**sealed, "old-key": b""})
+    assert not _verified(verifier, {**sealed, "problems": b"[]"})
+    assert _verified(verifier, {**sealed, "source": b"elsewhere"})  # not covered: the consumer ignores it
+    assert not _verified(_verifier(("new", NEW)), sealed)  # a key this consumer does not hold
+    assert not _verified(verifier, {k: v for k, v in sealed.items() if k != "seal"})
+    kid_swapped = {**sealed, "seal": sealed["seal"].replace(b":old:", b":new:")}
+    assert not _verified(verifier, kid_swapped)
+
+
+def test_one_signature_covers_a_batch_and_each_message_proves_its_own_place():
+    signer, verifier = SealSigner("k", NEW), _verifier(("k", NEW))
+    count = TREE_MAX + 3  # two trees: 256 leaves and 3
+    values = [f"value {i}".encode() for i in range(count)]
+    leaves = [
+        seal_leaf(topic="t", headers=HEADERS, key=b"k%d" % i, value_hash=content_hash(v, "blake2b"))
+        for i, v in enumerate(values)
+    ]
+    seals = signer.seal(leaves)
+    assert len({s.split(b":")[4] for s in seals}) == 2  # one signature per tree
+    for i in (0, 1, 127, 255, 256, 258):
+        assert _verified(verifier, {**HEADERS, "seal": seals[i]}, key=b"k%d" % i, value=values[i], topic="t")
+    # a message's seal on another message of the same batch does not verify
+    assert not _verified(verifier, {**HEADERS, "seal": seals[1]}, key=b"k0", value=values[0], topic="t")
+    # a path cut short, or the leaf count changed, does not verify
+    parts = seals[5].split(b":")
+    short = b":".join([*parts[:5], base64.b64encode(base64.b64decode(parts[5])[16:])])
+    assert not _verified(verifier, {**HEADERS, "seal": short}, key=b"k5", value=values[5], topic="t")
+    recount = b":".join([parts[0], parts[1], b"255", *parts[3:]])
+    assert not _verified(verifier, {**HEADERS, "seal": recount}, key=b"k5", value=values[5], topic="t")
+
+
+def test_who_holds_the_field_key_cannot_seal():
+    """The old seal was a MAC under a key derived from the field-encryption key, which every
+    decrypting process (the web tier too) holds. Now only an Ed25519 private key signs: a
+    seal forged from the field key, or signed with any other key, is not trusted."""
+    import hashlib
+
+    field_key = base64.b64decode(secrets.DEV_FIELD_ENCRYPTION_KEYS.partition(":")[2])  # the tests' field key
+    derived = hashlib.blake2b(b"kafkacache message seal v1", key=field_key, digest_size=32).digest()
+    leaf = seal_leaf(topic="t", headers=HEADERS, key=b"client:1", value_hash=content_hash(b"v", "blake2b"))
+    forged_mac = b"dev1:" + hashlib.blake2b(leaf, key=derived, digest_size=16).hexdigest().encode()
+    from kafkacache.seal import seal_verifier
+
+    assert not _verified(seal_verifier(), {**HEADERS, "seal": forged_mac}, topic="t")
+    rogue = _sealed(SealSigner("seal-dev1", Ed25519PrivateKey.generate()), topic="t")
+    assert not _verified(seal_verifier(), rogue, topic="t")  # right key id, wrong key
 
 
 def test_problems_travel_as_a_bounded_json_list():

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from confluent_kafka import TopicPartition
 from django.contrib.auth.models import User
+from knox.models import AuthToken
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
 from kafkacache.clients import make_consumer, make_producer
 from kafkacache.topics import topics_ensure
@@ -35,17 +35,34 @@ def test_anonymous_scrape_is_refused_and_tokens_work(client, settings):
     settings.METRICS_TOKEN = "scrape-token-123"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    # A non-ASCII token is a wrong token, not a 500 (the compare is on bytes).
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer sc\u00e9rape-token-123").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
-    # Metrics cover every topic: a user who is not staff may not read them.
     user = User.objects.create_user("plain", password="pw")
-    client.login(username="plain", password="pw")
-    assert client.get("/metrics").status_code == 403
-    token = Token.objects.create(user=User.objects.create_user("bot", is_staff=True))
-    client.logout()
-    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
-    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}").status_code == 403
+    token = AuthToken.objects.create(user=user)[1]
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+
+
+def test_a_user_scrapes_only_the_topics_they_may_see(client, unique_name):
+    """/metrics uses the lists' rule (recon.access.topics_visible): a topic granted to the
+    user is in the answer, another one is not, and staff or a global permission add nothing."""
+    from django.contrib.auth.models import Permission
+
+    from recon import access
+
+    mine = Topic.objects.create(name=unique_name("m.mine"), consumer_group=unique_name("g"), window_seconds=60)
+    other = Topic.objects.create(name=unique_name("m.other"), consumer_group=unique_name("g"), window_seconds=60)
+    for topic in (mine, other):
+        Finding.objects.create(topic=topic, category="missing", classification="exception", key="k")
+    user = User.objects.create_user("scraper", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_topic"))  # global: grants no topic
+    access.topic_grant(user, mine, "viewer")
+    client.login(username="scraper", password="pw")
+    body = client.get("/metrics").content.decode()
+    assert f'topic="{mine.name}"' in body
+    assert other.name not in body
 
 
 def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
@@ -82,7 +99,7 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     consumer.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
     consumer.close()
 
-    User.objects.create_user("u", password="pw", is_staff=True)
+    User.objects.create_superuser("u", password="pw")  # every topic, as the scrape token
     client.login(username="u", password="pw")
     s = _scrape(client)
     label = (("topic", topic_name),)
@@ -118,7 +135,7 @@ def test_the_consumer_records_its_batch_latencies(client, settings, unique_name)
     consumer.run(drain=True, max_seconds=30)
     assert consumer.totals["batches"] >= 1
 
-    User.objects.create_user("u", password="pw", is_staff=True)
+    User.objects.create_superuser("u", password="pw")  # every topic, as the scrape token
     client.login(username="u", password="pw")
     s = _scrape(client)
     assert s[("kafkacache_consumed_total", (("topic", change.name),))] == 3

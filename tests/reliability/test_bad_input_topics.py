@@ -139,7 +139,7 @@ def corpus() -> list[tuple[str, bytes | None, bytes | None, list, str]]:
         (
             "encrypted with a key id nobody configured",
             b"client:26",
-            _sealed_with(26, lambda b, f: rogue.encrypt(b, field=f)),
+            _sealed_with(26, lambda b, f: rogue.encrypt(b, field=f, binding=b"")),
             _headers(g(26), key_id=b"rogue1"),
             "'rogue1', which is not configured",
         ),

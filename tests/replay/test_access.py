@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from kafkacache.services import change_publish
 from recon.models import Finding, OperatorAction, Replay
@@ -25,7 +25,7 @@ def _client(user=None) -> Client:
 def _api(user=None) -> Client:
     if user is None:
         return Client()
-    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=user)[1]}")
 
 
 @pytest.fixture

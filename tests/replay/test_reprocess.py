@@ -90,3 +90,41 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     ]
     run = reconcile(topic)
     assert run.report["findings"] == {}
+
+
+@pytest.mark.parametrize("forge", ["value", "key", "uuid"])
+def test_a_forged_dead_letter_at_the_findings_coordinates_is_refused(feed, client_ids, cache, people, settings, forge):
+    """Reprocess does not trust coordinates: someone who may write to the dead-letter
+    topic plants a letter naming the finding's partition and offset; its uuid, key or
+    content hash is not the finding's (and the consume ledger's), so nothing runs."""
+    from kafkacache.clients import make_producer
+
+    topic, operator = feed.change, people["operator"]
+    victim = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
+    (message,) = fetch(topic.name, victim.offset, 1)
+    settings.MESSAGE_MAX_BYTES = 256
+    FeedConsumer().process_batch([message])
+    dead = finding_of(topic, "dead-lettered", victim.uuid)
+    settings.MESSAGE_MAX_BYTES = 10240
+
+    headers = dict(message.headers())
+    key, value = message.key(), message.value()
+    other = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))
+    if forge == "value":
+        (value,) = [m.value() for m in fetch(topic.name, other.offset, 1)]
+    elif forge == "key":
+        key = other.key.encode()
+    else:
+        headers["uuid"] = str(other.uuid).encode()
+    headers.update({"dlq-topic": topic.name.encode(), "dlq-partition": b"%d" % message.partition()})
+    headers["dlq-offset"] = b"%d" % message.offset()
+    producer = make_producer()
+    producer.produce(feed.dead_letter, key=key, value=value, headers=list(headers.items()))
+    producer.flush(10)
+
+    replay = _reprocess(topic, operator, findings=[dead.pk])
+    item = replay.items.get()
+    assert item.outcome == "failed" and "not the finding's message" in item.detail
+    assert not cache.exists(rec_key(victim.key)) and not cache.exists(rec_key(other.key))
+    dead.refresh_from_db()
+    assert dead.status == Finding.Status.OPEN

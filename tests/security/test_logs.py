@@ -74,3 +74,23 @@ def test_a_pipeline_run_logs_no_secret_and_no_card_number(feed, cache, secrets, 
         "account": ACCOUNT,
     }
     assert [name for name, value in forbidden.items() if value in logs] == []
+
+
+def test_a_kafka_key_starting_with_a_newline_cannot_forge_a_log_line(feed, cache, caplog):
+    """Untrusted values are logged with %r: a key carrying a newline and a fake log line
+    stays inside its own record, escaped."""
+    from confluent_kafka import Message
+
+    from kafkacache.consumer import FeedConsumer
+
+    caplog.set_level(logging.DEBUG)
+    change = topic_rows_ensure()["change"]
+    forged = "\n2026-12-01 12:00:00,000 INFO kafkacache.consumer batch ok"
+    message = Message(
+        topic=change.name, partition=0, offset=0, key=forged.encode(), value=b"garbage", headers=[("event", b"add")]
+    )
+    FeedConsumer().process_batch([message])
+    text = caplog.text
+    assert "\n2026-12-01 12:00:00,000 INFO" not in text
+    assert repr(forged) in text  # the finding's log line names the key, escaped
+    assert all("\n" not in record.getMessage() for record in caplog.records if record.name.startswith("recon"))

@@ -1,0 +1,157 @@
+"""Logins: the login form locks out after LOGIN_FAILURE_LIMIT wrong passwords (django-axes),
+the API throttles bad tokens per address, passwords are validated, API tokens are hashed
+with an expiry and can be revoked, and a session ends after its idle time. Against the
+real PostgreSQL and Redis (Django's cache: the throttle counters)."""
+
+import datetime as dt
+import io
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from knox.models import AuthToken
+
+from recon.models import OperatorAction
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+PASSWORD = "correct horse battery staple"
+PRODUCTION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *django_settings.AUTHENTICATION_BACKENDS]
+
+
+@pytest.fixture
+def lockout(settings):
+    settings.AUTHENTICATION_BACKENDS = PRODUCTION_BACKENDS
+    settings.AXES_FAILURE_LIMIT = 5
+    from axes.utils import reset
+
+    reset()
+    yield
+    reset()
+
+
+def _throttle_counters_clear() -> None:
+    from kafkacache.clients import redis_client
+
+    client = redis_client()
+    for key in client.scan_iter("kc-django:*", count=1000):  # Django's cache keys only
+        client.delete(key)
+
+
+@pytest.fixture
+def throttles(settings):
+    _throttle_counters_clear()
+    settings.API_THROTTLE_ANON_PER_MINUTE = 5
+    yield
+    _throttle_counters_clear()
+
+
+def _login(client: Client, username: str, password: str):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_the_login_form_locks_out_after_the_failure_limit_even_for_the_right_password(lockout):
+    User.objects.create_user("teller", password=PASSWORD)
+    client = Client()
+    for _ in range(4):
+        assert _login(client, "teller", "wrong password").status_code == 200  # the form again
+    assert _login(client, "teller", "wrong password").status_code == 429  # the fifth: locked out
+    locked = _login(client, "teller", PASSWORD)
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # from another address too: the username is locked, not only the address
+    other = Client(REMOTE_ADDR="10.9.8.7")
+    assert _login(other, "teller", PASSWORD).status_code == 429
+
+
+def test_a_success_before_the_limit_resets_the_count(lockout):
+    User.objects.create_user("teller2", password=PASSWORD)
+    client = Client()
+    for _ in range(4):
+        _login(client, "teller2", "wrong password")
+    assert _login(client, "teller2", PASSWORD).status_code == 302
+    client.logout()
+    for _ in range(4):
+        _login(client, "teller2", "wrong password")
+    assert _login(client, "teller2", PASSWORD).status_code == 302
+
+
+def test_bad_api_tokens_are_throttled_per_address(throttles):
+    user = User.objects.create_user("api-user", password=PASSWORD)
+    _, token = AuthToken.objects.create(user=user)
+    guesser = Client(REMOTE_ADDR="10.1.1.1")
+    answers = [guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code for i in range(5)]
+    assert set(answers) == {403}  # refused (DRF answers 403: session auth comes first)
+    assert guesser.get("/api/topics/", HTTP_AUTHORIZATION="Token 00").status_code == 429
+    # even a valid token from that address waits: the address is guessing
+    assert guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 429
+    # another address is not affected; a non-UTF-8 token is refused, not a 500
+    other = Client(REMOTE_ADDR="10.1.1.2")
+    assert other.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+    assert other.get("/api/topics/", HTTP_AUTHORIZATION=b"Token \xff\xfe".decode("latin-1")).status_code == 403
+
+
+@pytest.mark.parametrize("weak", ["weakpw12", "93718264", "982374650192", "password1234", "api-user-2026"])
+def test_weak_passwords_are_refused(weak):
+    user = User(username="api-user-2026", email="teller@bank.example")
+    with pytest.raises(ValidationError):
+        validate_password(weak, user=user)
+    validate_password("plum orbit cactus ledger", user=user)
+
+
+def test_api_tokens_are_hashed_expire_and_can_be_revoked(settings):
+    user = User.objects.create_user("token-owner", password=PASSWORD)
+    out = io.StringIO()
+    call_command("api_token", "token-owner", stdout=out)
+    token = out.getvalue().strip()
+    row = AuthToken.objects.get(user=user)
+    assert token not in (row.digest, row.token_key) and len(row.digest) == 128  # only a hash is kept
+    assert row.expiry is not None
+    assert row.expiry - timezone.now() > dt.timedelta(days=29)
+    api = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get("/api/topics/").status_code == 200
+    AuthToken.objects.filter(pk=row.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+    assert api.get("/api/topics/").status_code == 403  # expired: refused
+    call_command("api_token", "token-owner", stdout=io.StringIO())
+    call_command("api_token", "token-owner", "--revoke", stdout=io.StringIO())
+    assert not AuthToken.objects.filter(user=user).exists()
+    assert OperatorAction.objects.filter(action="token-revoke", target="user:token-owner").exists()
+
+
+def test_a_session_ends_after_its_idle_time_and_each_request_extends_it(settings):
+    User.objects.create_user("idler", password=PASSWORD)
+    client = Client()
+    assert _login(client, "idler", PASSWORD).status_code == 302
+    session = Session.objects.get(session_key=client.session.session_key)
+    first_expiry = session.expire_date
+    assert first_expiry - timezone.now() <= dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() + dt.timedelta(seconds=60))
+    assert client.get(reverse("dashboard:overview")).status_code == 200
+    assert Session.objects.get(pk=session.pk).expire_date > timezone.now() + dt.timedelta(seconds=120)  # extended
+    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - dt.timedelta(seconds=1))  # idle
+    answer = client.get(reverse("dashboard:overview"))
+    assert answer.status_code == 302 and reverse("login") in answer["Location"]
+
+
+def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
+    """config/migrations/0001_sec_tokens_to_knox: an authtoken key becomes a hashed,
+    expiring knox token under the same string; the clear copy is deleted."""
+    import importlib
+
+    from django.apps import apps
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user("legacy-api", password=PASSWORD)
+    old = Token.objects.create(user=user)
+    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_to_knox(apps, None)
+    assert not Token.objects.exists()
+    row = AuthToken.objects.get(user=user)
+    assert old.key not in (row.digest, row.token_key) and row.expiry is not None
+    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 200
