@@ -15,6 +15,7 @@ from redis.retry import Retry
 
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
+from kafkacache.producer import messages_seal
 from kafkacache.records import record_encode, record_from_document
 from kafkacache.services import topic_rows_ensure
 from kafkacache.validation import record_problems
@@ -63,6 +64,8 @@ def _message(
         version=version,
         problems=record_problems(plain, key=f"client:{client_id}") if sealed else None,
     )
+    if sealed:
+        [out] = messages_seal([out], topic=topic)  # as kafkacache.producer.publish seals a batch
     return Message(topic=topic, partition=0, offset=offset, key=out.key.encode(), value=out.value, headers=out.headers)
 
 
