@@ -1,0 +1,121 @@
+"""CPU seconds per process tree, from /proc: what a message costs across the machine.
+
+The services (Kafka broker, Redis, PostgreSQL) are found by the port they listen
+on, so another stack on the same machine (a test's own broker) is not counted.
+PostgreSQL is split in two: the backends serving the measured clients (exact:
+each worker reports its own backend's pid) and the server's shared processes
+(WAL writer, checkpointer, background writer, autovacuum), which, like Redis and
+the broker, also serve other clients of the machine. For those shared processes
+the caller samples the rate just before a run and subtracts it over the run's
+span (`adjusted`), as well as reporting the raw figure.
+"""
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of stat(5)
+
+
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(entry.name))
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    """pid and every descendant now."""
+    children = _children()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_seconds(pid: int) -> float:
+    return sum(process_seconds(p) for p in tree(pid))
+
+
+def _listen_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(parts[9])
+    return inodes
+
+
+def listener(port: int) -> int | None:
+    """The pid of the process listening on a local TCP port (the lowest, if several)."""
+    wanted = {f"socket:[{i}]" for i in _listen_inodes(port)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    found.append(int(entry.name))
+                    break
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return min(found) if found else None
+
+
+class Services:
+    """The broker, Redis and PostgreSQL serving this bench (by port)."""
+
+    def __init__(self, *, kafka_port: int, redis_port: int, postgres_port: int):
+        self.kafka = listener(kafka_port)
+        self.redis = listener(redis_port)
+        self.postgres = listener(postgres_port)
+
+    def sample(self, *, exclude: Iterable[int] = ()) -> dict[str, float]:
+        """CPU seconds so far: broker, Redis, PostgreSQL's shared processes (not its client
+        backends, which belong to whoever connected; `exclude` drops some more pids)."""
+        skip = set(exclude)
+        out = {"kafka": tree_seconds(self.kafka) if self.kafka else 0.0}
+        out["redis"] = tree_seconds(self.redis) if self.redis else 0.0
+        shared = 0.0
+        if self.postgres:
+            shared = process_seconds(self.postgres)
+            for pid in _children().get(self.postgres, []):
+                if pid in skip:
+                    continue
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except FileNotFoundError:
+                    continue
+                # client backends read "postgres: user db host(port) STATE"; the shared ones
+                # "postgres: walwriter", "postgres: checkpointer", ...
+                if b"(" not in cmd:
+                    shared += process_seconds(pid)
+        out["postgres_shared"] = shared
+        return out
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before[k], 3) for k in after}
