@@ -119,3 +119,52 @@ class Services:
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: round(after[k] - before[k], 3) for k in after}
+
+
+class PrivateRedis:
+    """A redis-server of the bench's own (same binary and persistence flags as bin/services:
+    AOF every second, no RDB), so its CPU is the measured runs' alone: the machine's shared
+    Redis also serves every other test run, whose SCANs and UNLINKs would be counted and
+    would stall the runs."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+        import time
+
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise RuntimeError("redis-server is not installed")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.dir = tempfile.TemporaryDirectory(prefix="kc-bench-redis-")
+        self.proc = subprocess.Popen(
+            [
+                *(exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", self.dir.name),
+                *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the bench's redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except Exception:
+            self.proc.kill()
+        self.dir.cleanup()

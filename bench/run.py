@@ -26,8 +26,16 @@ with encrypted card and account numbers (bench/data.py). In order:
 
 Each product figure is printed with its limit from the same run and the ratio.
 JSON goes to bench/results/<time>.json (git-ignored). Own database
-(kafkacache_perf; pages in <it>_pages), own Redis database (12), own topics per
-run (deleted at the end); DATABASE_URL / REDIS_URL override the first two.
+(kafkacache_perf; pages in <it>_pages), its own redis-server (same binary and
+persistence flags as bin/services, on a free port, so its CPU is this run's;
+--shared-redis uses REDIS_URL instead), own topics per run (deleted at the
+end); DATABASE_URL overrides the database.
+
+Peers on the same topic and messages: the minimal sink (bench/minimal_sink.py),
+Quix Streams' RedisSink in its own pinned virtualenv (bench/peer_quix.py) and
+Kafka Connect's FileStreamSink (bench/peer_connect.py). CPU per message of each
+consume run and peer, across the client processes, their PostgreSQL backends,
+PostgreSQL's shared processes, Redis and the broker, from /proc (bench/cpu.py).
 """
 
 import argparse
@@ -115,12 +123,24 @@ def ledgers_clear() -> None:
 def produce_path(n: int) -> dict:
     topic = topic_rows_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    base = services_baseline()
+    own, backend_cpu = sum(os.times()[:2]), cpu.process_seconds(backend)
     started = time.perf_counter()
     load = load_run(load_id=load.id)
     seconds = time.perf_counter() - started
+    own, backend_cpu = sum(os.times()[:2]) - own, cpu.process_seconds(backend) - backend_cpu
     if load.status != "done" or load.published != n:
         raise RuntimeError(f"bulk load did not publish {n}: {load.status} {load.published} {load.error}")
-    return {"messages": load.published, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds)}
+    return {
+        "messages": load.published,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(n / seconds),
+        # the loading process (this one: read, build, encrypt, Avro, produce, ledger) and
+        # its PostgreSQL backend (source reads, ledger COPY), the broker and the rest
+        "cpu": cpu_figures(messages=n, clients=own, backends=backend_cpu, base=base),
+    }
 
 
 def machine_busy_seconds() -> float:
@@ -358,7 +378,22 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip Kafka Connect")
     parser.add_argument("--profile", action="store_true", help="py-spy one 1-process batch-100 consume run")
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
+    parser.add_argument(
+        "--shared-redis", action="store_true", help="use REDIS_URL, not a redis-server of the bench's own"
+    )
     args = parser.parse_args()
+    private_redis = None
+    if not args.shared_redis:
+        private_redis = cpu.PrivateRedis()
+        settings.REDIS_URL = os.environ["REDIS_URL"] = private_redis.url  # workers and peers inherit it
+    try:
+        _run(args)
+    finally:
+        if private_redis is not None:
+            private_redis.stop()
+
+
+def _run(args: argparse.Namespace) -> None:
     size = QUICK if args.quick else FULL
     n = args.messages or size["messages"]
     recon_n = args.recon_messages or size["recon"]
@@ -382,6 +417,7 @@ def main() -> None:
         "when": stamp,
         "quick": args.quick,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "redis": "shared (REDIS_URL)" if args.shared_redis else "the bench's own redis-server",
         "source": {**seeded, "accounts_per_client": ACCOUNTS, "cards_per_client": CARDS},
         "messages": n,
         "limits": {},
@@ -571,6 +607,19 @@ def figures(r: dict) -> list[dict]:
             "met": (ratio(produce, lim["bare_produce"]["msgs_per_s"]) or 0) >= 0.3,
         }
     )
+    load_cpu = prod["produce"].get("cpu")
+    if load_cpu:
+        rows.append(
+            {
+                "figure": "CPU per record: bulk load, all processes",
+                "value": load_cpu["us_per_message_adjusted"],
+                "unit": "us",
+                "limit": load_cpu["clients_us_per_message"],
+                "limit_name": "of it the loading process",
+                "limit_unit": "us",
+                "ratio": ratio(load_cpu["us_per_message_adjusted"], load_cpu["clients_us_per_message"]),
+            }
+        )
     peer = r.get("peer", {})
     if peer.get("msgs_per_s") and one:
         rows.append(
