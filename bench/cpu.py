@@ -17,13 +17,18 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads), 0 when it is gone."""
+def process_seconds(pid: int, *, reaped: bool = False) -> float:
+    """utime + stime of one process (all its threads), 0 when it is gone; with reaped, also
+    its children that have exited (cutime + cstime): Redis forks for an AOF rewrite, and a
+    child's CPU must not vanish from the tree's sum when it exits."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK  # fields 14 and 15 of stat(5)
+    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of stat(5)
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # 16 and 17
+    return ticks / TICK
 
 
 def _children() -> dict[int, list[int]]:
@@ -51,7 +56,8 @@ def tree(pid: int) -> list[int]:
 
 
 def tree_seconds(pid: int) -> float:
-    return sum(process_seconds(p) for p in tree(pid))
+    """CPU seconds of a process tree, children that exited included (the sum only grows)."""
+    return sum(process_seconds(p, reaped=True) for p in tree(pid))
 
 
 def _listen_inodes(port: int) -> set[str]:
