@@ -13,7 +13,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recon', '0007_replay'),
+        ("recon", "0010_leg_window_redelivered"),
     ]
 
     operations = [
