@@ -37,7 +37,6 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from bench.cpu import process_seconds  # noqa: E402
-from recon.cache_check import latest_deliveries  # noqa: E402
 from recon.engine import window_compare  # noqa: E402
 from recon.hashing import content_hash  # noqa: E402
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
@@ -79,7 +78,10 @@ def _generate(topic: Topic, n: int, *, faulty: bool) -> dict[str, int]:
             row = ConsumedRow(message_uuid, "g", i % 6, i, f"client:{i}", consumed_hash, at, at + delay, "stored")
             consumed.append(row)
             if fault == "duplicate":
-                consumed.append(row._replace(consumed_at=row.consumed_at + dt.timedelta(seconds=1)))
+                # a real second copy: another offset (the same offset again is a redelivery)
+                consumed.append(
+                    row._replace(offset=row.offset + 10**8, consumed_at=row.consumed_at + dt.timedelta(seconds=1))
+                )
             if fault:
                 faults[fault] += 1
         if faulty and base == 0:
@@ -109,11 +111,17 @@ def _insert_cost(topic: Topic, n: int, batch: int = 100) -> tuple[float, float]:
 
 
 def _lookups(topic: Topic, n: int) -> tuple[float, float]:
-    """The reads the consume ledger's indexes serve: the cache leg's latest delivery of
-    10,000 keys (seconds), and the per-message drill-down by UUID (ms a lookup, 200 of them)."""
+    """The reads the consume ledger's indexes serve: the latest delivery of 10,000 keys (the
+    key index; seconds), and the per-message drill-down by UUID (ms a lookup, 200 of them)."""
     keys = [f"client:{i}" for i in range(0, n, max(1, n // 10_000))][:10_000]
     started = time.perf_counter()
-    latest = list(latest_deliveries(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (key) key, uuid FROM recon_consumedmessage WHERE key = ANY(%s)"
+            " ORDER BY key, published_at DESC, id DESC",
+            [keys],
+        )
+        latest = cursor.fetchall()
     leg = time.perf_counter() - started
     assert len(latest) == len(keys), (len(latest), len(keys))
     with connection.cursor() as cursor:
