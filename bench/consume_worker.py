@@ -34,7 +34,9 @@ django.setup()
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 
+from bench.cpu import process_seconds  # noqa: E402
 from kafkacache.clients import make_consumer  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
 
@@ -108,12 +110,19 @@ def main() -> None:
 
     consumer.latencies.observe = timed  # type: ignore[method-assign]
     rss["start"] = rss_kb()
+    # The PostgreSQL backend serving this worker: its CPU is this worker's ledger cost.
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
     if args.ready and args.go:
         Path(args.ready).touch()
         deadline = time.monotonic() + 120
         while not Path(args.go).exists() and time.monotonic() < deadline:
             time.sleep(0.005)
+    own_before, backend_before = sum(os.times()[:2]), process_seconds(backend)
     totals = consumer.run(drain=True, max_seconds=args.max_seconds, on_batch=on_batch)
+    backend_now = connection.connection.info.backend_pid if connection.connection else backend
+    own_cpu = sum(os.times()[:2]) - own_before
+    backend_cpu = process_seconds(backend) - backend_before if backend_now == backend else None
     rss["end"] = rss_kb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     messages = sum(totals[k] for k in ("stored", "deleted", "invalid", "dead"))
@@ -138,6 +147,10 @@ def main() -> None:
         "rss_kb_peak": rss["end"]["VmHWM"],
         "rss_kb_curve": rss_curve,
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),  # the whole process, imports included
+        # from the start signal to drained (librdkafka's threads included): the run's own cost
+        "run_cpu_seconds": round(own_cpu, 3),
+        "backend_pid": backend,
+        "backend_cpu_seconds": None if backend_cpu is None else round(backend_cpu, 3),
         "started_at": ends[0][0] if ends else None,
         "ended_at": ends[-1][0] if ends else None,
     }

@@ -91,11 +91,11 @@ def redis_pipelined_set(values: list[bytes], *, pipeline: int = 100) -> dict:
             pipe.set(prefix + str(j), value)
         pipe.execute()
     elapsed = time.perf_counter() - started
-    _delete_prefix(client, prefix)
+    delete_prefix(client, prefix)
     return {"ops": len(values), "seconds": round(elapsed, 3), "ops_per_s": round(len(values) / elapsed)}
 
 
-def _delete_prefix(client, prefix: str) -> None:
+def delete_prefix(client, prefix: str) -> None:
     batch = []
     for key in client.scan_iter(match=prefix + "*", count=5000):
         batch.append(key)

@@ -36,10 +36,11 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from bench.cpu import process_seconds  # noqa: E402
 from recon.engine import window_compare  # noqa: E402
 from recon.hashing import content_hash  # noqa: E402
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
-from recon.models import Finding, Topic, Window  # noqa: E402
+from recon.models import ConsumedMessage, Finding, Topic, Window  # noqa: E402
 from recon.partitions import LEDGERS, _partition_create, partition_name  # noqa: E402
 from recon.services import window_reconcile  # noqa: E402
 
@@ -77,7 +78,10 @@ def _generate(topic: Topic, n: int, *, faulty: bool) -> dict[str, int]:
             row = ConsumedRow(message_uuid, "g", i % 6, i, f"client:{i}", consumed_hash, at, at + delay, "stored")
             consumed.append(row)
             if fault == "duplicate":
-                consumed.append(row._replace(consumed_at=row.consumed_at + dt.timedelta(seconds=1)))
+                # a real second copy: another offset (the same offset again is a redelivery)
+                consumed.append(
+                    row._replace(offset=row.offset + 10**8, consumed_at=row.consumed_at + dt.timedelta(seconds=1))
+                )
             if fault:
                 faults[fault] += 1
         if faulty and base == 0:
@@ -88,6 +92,47 @@ def _generate(topic: Topic, n: int, *, faulty: bool) -> dict[str, int]:
         published_record(topic=topic, rows=published)
         consumed_record(topic=topic, rows=consumed)
     return faults
+
+
+def _insert_cost(topic: Topic, n: int, batch: int = 100) -> tuple[float, float]:
+    """The consume ledger's insert as the consumer makes it (consumed_record, 100 rows a
+    statement): wall and PostgreSQL backend CPU, microseconds a row."""
+    rows = [
+        ConsumedRow(uuid.uuid4(), "g", i % 6, i, f"ins:{i}", b"\x02" * 16, at, at, "stored")
+        for i, at in ((i, T0 + dt.timedelta(milliseconds=i)) for i in range(n))
+    ]
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    cpu, started = process_seconds(backend), time.perf_counter()
+    for i in range(0, n, batch):
+        consumed_record(topic=topic, rows=rows[i : i + batch])
+    wall = time.perf_counter() - started
+    return wall * 1e6 / n, (process_seconds(backend) - cpu) * 1e6 / n
+
+
+def _lookups(topic: Topic, n: int) -> tuple[float, float]:
+    """The reads the consume ledger's indexes serve: the latest delivery of 10,000 keys (the
+    key index; seconds), and the per-message drill-down by UUID (ms a lookup, 200 of them)."""
+    keys = [f"client:{i}" for i in range(0, n, max(1, n // 10_000))][:10_000]
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT ON (key) key, uuid FROM recon_consumedmessage WHERE key = ANY(%s)"
+            " ORDER BY key, published_at DESC, id DESC",
+            [keys],
+        )
+        latest = cursor.fetchall()
+    leg = time.perf_counter() - started
+    assert len(latest) == len(keys), (len(latest), len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT uuid FROM recon_consumedmessage WHERE topic_id = %s ORDER BY published_at LIMIT 200", [topic.pk]
+        )
+        uuids = [row[0] for row in cursor.fetchall()]
+    started = time.perf_counter()
+    for message_uuid in uuids:
+        assert list(ConsumedMessage.objects.filter(uuid=message_uuid).order_by("consumed_at", "id"))
+    return leg, (time.perf_counter() - started) * 1000 / len(uuids)
 
 
 def _in_transaction(fn):
@@ -122,6 +167,7 @@ def main() -> None:
                 _partition_create(cursor, table, DAY)
     clean_topic = Topic.objects.create(name=f"{name}-clean", consumer_group="g", window_seconds=3600)
     faulty_topic = Topic.objects.create(name=f"{name}-faulty", consumer_group="g", window_seconds=3600)
+    topics = [clean_topic, faulty_topic]
     later = T0 + dt.timedelta(days=1)
     try:
         print("generate (both ledgers via recon.ledger COPY, windows kept by UPSERT):")
@@ -158,6 +204,17 @@ def main() -> None:
             lambda: window_reconcile(window_id=faulty.pk, now=later),
         )
 
+        (leg, by_uuid), _ = _timed(
+            "cache leg (10,000 keys) and drill-down (200 UUIDs)", lambda: _lookups(clean_topic, n)
+        )
+        insert_topic = Topic.objects.create(name=f"{name}-insert", consumer_group="g", window_seconds=3600)
+        topics.append(insert_topic)
+        (insert_wall, insert_server), _ = _timed(
+            "consume ledger insert, 100 rows a statement", lambda: _insert_cost(insert_topic, min(n, 50_000))
+        )
+        print(f"  cache leg {leg:.3f} s for 10,000 keys; drill-down {by_uuid:.2f} ms a UUID")
+        print(f"  consume ledger insert: {insert_wall:.1f} us a row, of it {insert_server:.1f} us PostgreSQL CPU")
+
         clean.refresh_from_db()
         faulty.refresh_from_db()
         found = dict(faulty.summary["findings"])
@@ -187,13 +244,17 @@ def main() -> None:
                 "rerun_s": round(again, 4),
                 "findings": sum(faults.values()),
                 "ledger_rows_per_s": round(4 * n / (gen_clean + gen_faulty)),
+                "cache_leg_10k_keys_s": round(leg, 4),
+                "drill_down_uuid_ms": round(by_uuid, 3),
+                "consumed_insert_us_per_row": round(insert_wall, 2),
+                "consumed_insert_server_us_per_row": round(insert_server, 2),
             }
             Path(args.json).write_text(json.dumps(figures))
     finally:
         if args.keep:
             print(f"kept: topics {clean_topic.pk} (clean) and {faulty_topic.pk} (faulty), partitions of {DAY}")
         else:
-            _cleanup(clean_topic, faulty_topic)
+            _cleanup(*topics)
 
 
 def _cleanup(*topics: Topic) -> None:

@@ -26,8 +26,16 @@ with encrypted card and account numbers (bench/data.py). In order:
 
 Each product figure is printed with its limit from the same run and the ratio.
 JSON goes to bench/results/<time>.json (git-ignored). Own database
-(kafkacache_perf; pages in <it>_pages), own Redis database (12), own topics per
-run (deleted at the end); DATABASE_URL / REDIS_URL override the first two.
+(kafkacache_perf; pages in <it>_pages), its own redis-server (same binary and
+persistence flags as bin/services, on a free port, so its CPU is this run's;
+--shared-redis uses REDIS_URL instead), own topics per run (deleted at the
+end); DATABASE_URL overrides the database.
+
+Peers on the same topic and messages: the minimal sink (bench/minimal_sink.py),
+Quix Streams' RedisSink in its own pinned virtualenv (bench/peer_quix.py) and
+Kafka Connect's FileStreamSink (bench/peer_connect.py). CPU per message of each
+consume run and peer, across the client processes, their PostgreSQL backends,
+PostgreSQL's shared processes, Redis and the broker, from /proc (bench/cpu.py).
 """
 
 import argparse
@@ -71,9 +79,10 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench import limits  # noqa: E402
+from bench import cpu, limits  # noqa: E402
 from bench.data import ACCOUNTS, CARDS, ods_seed_bench  # noqa: E402
 from bench.peer_connect import connect_file_sink  # noqa: E402
+from bench.peer_quix import quix_python, quix_redis_sink  # noqa: E402
 from kafkacache.clients import redis_client  # noqa: E402
 from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
@@ -117,12 +126,24 @@ def ledgers_clear() -> None:
 def produce_path(n: int) -> dict:
     topic = topic_rows_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+    base = services_baseline()
+    own, backend_cpu = sum(os.times()[:2]), cpu.process_seconds(backend)
     started = time.perf_counter()
     load = load_run(load_id=load.id)
     seconds = time.perf_counter() - started
+    own, backend_cpu = sum(os.times()[:2]) - own, cpu.process_seconds(backend) - backend_cpu
     if load.status != "done" or load.published != n:
         raise RuntimeError(f"bulk load did not publish {n}: {load.status} {load.published} {load.error}")
-    return {"messages": load.published, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds)}
+    return {
+        "messages": load.published,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(n / seconds),
+        # the loading process (this one: read, build, encrypt, Avro, produce, ledger) and
+        # its PostgreSQL backend (source reads, ledger COPY), the broker and the rest
+        "cpu": cpu_figures(messages=n, clients=own, backends=backend_cpu, base=base),
+    }
 
 
 def machine_busy_seconds() -> float:
@@ -130,6 +151,92 @@ def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+# --- CPU per message across the machine -------------------------------------------------
+
+BASELINE_S = 2.0
+_services: cpu.Services | None = None
+
+
+def services() -> cpu.Services:
+    """The broker, Redis and PostgreSQL this bench talks to, found by their ports."""
+    global _services
+    if _services is None:
+        kafka_port = int(settings.KAFKA_BOOTSTRAP_SERVERS.split(",")[0].rsplit(":", 1)[1])
+        _services = cpu.Services(
+            kafka_port=kafka_port,
+            redis_port=urlsplit(settings.REDIS_URL).port or 6379,
+            postgres_port=int(connection.settings_dict.get("PORT") or 5432),
+        )
+    return _services
+
+
+def services_baseline() -> tuple[dict[str, float], dict[str, float], float]:
+    """The shared services' CPU now, their rate (CPU s/s) over the BASELINE_S before, and now's time.
+
+    Other agents' clients use the same broker, Redis and PostgreSQL; their load just
+    before a run is taken as their load during it."""
+    before = services().sample()
+    time.sleep(BASELINE_S)
+    now = services().sample()
+    return now, {k: v / BASELINE_S for k, v in cpu.delta(before, now).items()}, time.monotonic()
+
+
+def cpu_figures(*, messages: int, clients: float, backends: float | None, base: tuple[dict, dict, float]) -> dict:
+    """CPU seconds of a run per part (clients = the worker or sink processes), and per message."""
+    start, rate, started_at = base
+    span = time.monotonic() - started_at
+    shared = cpu.delta(start, services().sample())
+    adjusted = {k: round(max(0.0, v - rate[k] * span), 3) for k, v in shared.items()}
+    parts = {"clients": round(clients, 3), "postgres_backends": backends, **shared}
+    total = clients + (backends or 0.0) + sum(shared.values())
+    total_adjusted = clients + (backends or 0.0) + sum(adjusted.values())
+    per = 1e6 / messages if messages else 0.0
+    return {
+        "seconds": parts,
+        "shared_adjusted_seconds": adjusted,
+        "baseline_rate": {k: round(v, 3) for k, v in rate.items()},
+        "span_s": round(span, 3),
+        "total_s": round(total, 3),
+        "total_adjusted_s": round(total_adjusted, 3),
+        "us_per_message": round(total * per, 1),
+        "us_per_message_adjusted": round(total_adjusted * per, 1),
+        "clients_us_per_message": round(clients * per, 1),
+    }
+
+
+def minimal_sink(topic: str, n: int) -> dict:
+    """bench/minimal_sink.py in its own process, its CPU and the services' over its run."""
+    out = RESULTS / f".minimal-{RUN}.json"
+    prefix = f"bench:min:{uuid.uuid4().hex[:8]}:"
+    base = services_baseline()
+    subprocess.run(
+        [
+            *(PY, str(ROOT / "bench" / "minimal_sink.py"), "--topic", topic, "--messages", str(n)),
+            *("--prefix", prefix, "--out", str(out)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.KAFKA_BOOTSTRAP_SERVERS},
+        check=True,
+        timeout=900,
+    )
+    figures = json.loads(out.read_text())
+    out.unlink()
+    figures["cpu"] = cpu_figures(
+        messages=figures["messages"], clients=figures["run_cpu_seconds"], backends=None, base=base
+    )
+    limits.delete_prefix(redis_client(), prefix)
+    return figures
+
+
+def quix_sink(topic: str, n: int) -> dict:
+    quix_python()  # the virtualenv first: its making is no part of the run
+    base = services_baseline()
+    figures = quix_redis_sink(topic, n)
+    if "run_cpu_seconds" in figures:
+        figures["cpu"] = cpu_figures(messages=n, clients=figures["run_cpu_seconds"], backends=None, base=base)
+    return figures
 
 
 def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None = None) -> dict:
@@ -159,6 +266,7 @@ def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None
         if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
             raise RuntimeError("a consume worker did not get ready")
         time.sleep(0.01)
+    base = services_baseline()
     busy_before = machine_busy_seconds()
     start_at = time.monotonic()
     go.touch()
@@ -173,6 +281,13 @@ def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None
     # first worker's first batch end to the last worker's last (conservative for 2 workers).
     steady = sum(w["steady_messages"] for w in workers)
     seconds = max(w["ended_at"] for w in workers) - min(w["started_at"] for w in workers)
+    backends = [w["backend_cpu_seconds"] for w in workers]
+    cpu_run = cpu_figures(
+        messages=sum(w["messages"] for w in workers),
+        clients=sum(w["run_cpu_seconds"] for w in workers),
+        backends=None if None in backends else sum(backends),
+        base=base,
+    )
     return {
         "processes": processes,
         "batch": batch,
@@ -195,6 +310,7 @@ def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None
         "worker_cpu_seconds": [w["cpu_seconds"] for w in workers],
         "machine_busy_cpu_seconds": round(busy, 2),
         "machine_cpu_capacity_seconds": round((time.monotonic() - start_at) * (os.cpu_count() or 1), 2),
+        "cpu": cpu_run,
     }
 
 
@@ -238,19 +354,21 @@ def _fmt(value, unit: str) -> str:
         return f"{value:.0f} MB"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit == "us":
+        return f"{value:.1f} us"
     return str(value)
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'figure':<46}{'value':>13}  {'limit / baseline':<40}{'ratio':>7}  {'target':<22}"
+    head = f"{'figure':<50}{'value':>13}  {'limit / baseline':<34}{'ratio':>7}{'/min':>7}{'/quix':>7}  {'target':<22}"
     lines = [head, "-" * len(head)]
     for r in rows:
         limit = f"{_fmt(r.get('limit'), r.get('limit_unit', r['unit']))} {r.get('limit_name', '')}".strip()
         met = r.get("met")
         target = f"{r.get('target', '')}{'' if met is None else (' met' if met else ' MISSED')}"
         value = _fmt(r["value"], r["unit"])
-        rat = "" if r.get("ratio") is None else f"{r['ratio']:.2f}"
-        lines.append(f"{r['figure']:<46}{value:>13}  {limit[:40]:<40}{rat:>7}  {target:<22}")
+        rat, vmin, vquix = ("" if r.get(k) is None else f"{r[k]:.2f}" for k in ("ratio", "vs_minimal", "vs_quix"))
+        lines.append(f"{r['figure']:<50}{value:>13}  {limit[:34]:<34}{rat:>7}{vmin:>7}{vquix:>7}  {target:<22}")
     return "\n".join(lines)
 
 
@@ -263,7 +381,22 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip Kafka Connect")
     parser.add_argument("--profile", action="store_true", help="py-spy one 1-process batch-100 consume run")
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
+    parser.add_argument(
+        "--shared-redis", action="store_true", help="use REDIS_URL, not a redis-server of the bench's own"
+    )
     args = parser.parse_args()
+    private_redis = None
+    if not args.shared_redis:
+        private_redis = cpu.PrivateRedis()
+        settings.REDIS_URL = os.environ["REDIS_URL"] = private_redis.url  # workers and peers inherit it
+    try:
+        _run(args)
+    finally:
+        if private_redis is not None:
+            private_redis.stop()
+
+
+def _run(args: argparse.Namespace) -> None:
     size = QUICK if args.quick else FULL
     n = args.messages or size["messages"]
     recon_n = args.recon_messages or size["recon"]
@@ -287,6 +420,7 @@ def main() -> None:
         "when": stamp,
         "quick": args.quick,
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "redis": "shared (REDIS_URL)" if args.shared_redis else "the bench's own redis-server",
         "source": {**seeded, "accounts_per_client": ACCOUNTS, "cards_per_client": CARDS},
         "messages": n,
         "limits": {},
@@ -330,9 +464,15 @@ def main() -> None:
                     "inclusive_share": {label: round(count / max(total, 1), 3) for label, count in top[:25]},
                 }
 
+        log("peer: the minimal sink (consume(100) -> redis-py pipeline SET -> offsets stored)")
+        result["minimal_sink"] = minimal_sink(topic, n)
+        log(f"  {result['minimal_sink']['msgs_per_s']:,}/s")
         if args.no_peer:
-            result["peer"] = {"skipped": "--no-peer"}
+            result["peer"] = result["quix"] = {"skipped": "--no-peer"}
         else:
+            log("peer: Quix Streams RedisSink (own virtualenv)")
+            result["quix"] = quix_sink(topic, n)
+            log(f"  {result['quix'].get('msgs_per_s') or result['quix']}")
             log("peer: Kafka Connect standalone")
             result["peer"] = connect_file_sink(topic, n)
 
@@ -393,6 +533,35 @@ def figures(r: dict) -> list[dict]:
             "unit": "/s",
         },
     ]
+    minimal = r.get("minimal_sink", {})
+    quix = r.get("quix", {})
+    min_rate, quix_rate = minimal.get("msgs_per_s"), quix.get("msgs_per_s")
+    rows.append(
+        {
+            "figure": "peer: minimal sink consume(100)->SET pipeline",
+            "value": min_rate,
+            "unit": "/s",
+            "limit": consume_limit,
+            "limit_name": limit_name,
+            "ratio": ratio(min_rate, consume_limit),
+            "vs_quix": ratio(min_rate, quix_rate),
+        }
+    )
+    if quix_rate:
+        rows.append(
+            {
+                "figure": "peer: Quix Streams 3.28 RedisSink, defaults",
+                "value": quix_rate,
+                "unit": "/s",
+                "limit": min_rate,
+                "limit_name": "minimal sink",
+                "ratio": ratio(quix_rate, min_rate),
+            }
+        )
+
+    def peers(value: float | None) -> dict:
+        return {"vs_minimal": ratio(value, min_rate), "vs_quix": ratio(value, quix_rate)}
+
     one = None
     for key, run in prod["consume"].items():
         per_process = min(run["per_process_msgs_per_s"])
@@ -404,9 +573,11 @@ def figures(r: dict) -> list[dict]:
             "limit": consume_limit,
             "limit_name": limit_name,
             "ratio": ratio(per_process, consume_limit),
-            "target": ">= 0.50 and 30,000/s",
-            "met": per_process >= 30_000 and per_process >= 0.5 * consume_limit,
+            **peers(per_process),
         }
+        if run["processes"] == 1 and min_rate and quix_rate:
+            row["target"] = "> quix, >= 0.5 min"
+            row["met"] = per_process > quix_rate and per_process >= 0.5 * min_rate
         rows.append(row)
         if key == "1p_b100":
             one = run
@@ -420,10 +591,12 @@ def figures(r: dict) -> list[dict]:
                     "limit": single,
                     "limit_name": "1 proc",
                     "ratio": ratio(run["msgs_per_s"], single),
+                    **peers(run["msgs_per_s"]),
                     "target": ">= 1.70",
                     "met": (ratio(run["msgs_per_s"], single) or 0) >= 1.7,
                 }
             )
+    rows.extend(_cpu_rows(r))
     produce = prod["produce"]["msgs_per_s"]
     rows.append(
         {
@@ -433,8 +606,23 @@ def figures(r: dict) -> list[dict]:
             "limit": lim["bare_produce"]["msgs_per_s"],
             "limit_name": "bare produce",
             "ratio": ratio(produce, lim["bare_produce"]["msgs_per_s"]),
+            "target": ">= 0.30",
+            "met": (ratio(produce, lim["bare_produce"]["msgs_per_s"]) or 0) >= 0.3,
         }
     )
+    load_cpu = prod["produce"].get("cpu")
+    if load_cpu:
+        rows.append(
+            {
+                "figure": "CPU per record: bulk load, all processes",
+                "value": load_cpu["us_per_message_adjusted"],
+                "unit": "us",
+                "limit": load_cpu["clients_us_per_message"],
+                "limit_name": "of it the loading process",
+                "limit_unit": "us",
+                "ratio": ratio(load_cpu["us_per_message_adjusted"], load_cpu["clients_us_per_message"]),
+            }
+        )
     peer = r.get("peer", {})
     if peer.get("msgs_per_s") and one:
         rows.append(
@@ -492,6 +680,44 @@ def figures(r: dict) -> list[dict]:
                 "met": end <= (half or first) * 1.10,
             }
         )
+    return rows
+
+
+def _cpu_rows(r: dict) -> list[dict]:
+    """CPU per message across worker(s), PostgreSQL, Redis and the broker (others' load
+    on the shared services, sampled just before each run, taken out)."""
+    consume = r["product"]["consume"]
+    minimal = r.get("minimal_sink", {}).get("cpu", {}).get("us_per_message_adjusted")
+    quix = r.get("quix", {}).get("cpu", {}).get("us_per_message_adjusted")
+    rows: list[dict] = [
+        {
+            "figure": "CPU per message: minimal sink, all processes",
+            "value": minimal,
+            "unit": "us",
+        }
+    ]
+    if quix:
+        rows.append(
+            {
+                "figure": "CPU per message: Quix RedisSink, all processes",
+                "value": quix,
+                "unit": "us",
+                "limit": minimal,
+                "limit_name": "minimal sink",
+                "ratio": ratio(quix, minimal),
+            }
+        )
+    for key, run in consume.items():
+        us = run["cpu"]["us_per_message_adjusted"]
+        row = {"figure": f"CPU per message: {key}, all processes", "value": us, "unit": "us"}
+        if run["processes"] == 1:
+            row.update(limit=minimal, limit_name="minimal sink", ratio=ratio(us, minimal))
+            row.update(target="<= 2.0x min", met=bool(minimal) and us <= 2 * minimal)
+        else:
+            single = consume[f"1p_b{run['batch']}"]["cpu"]["us_per_message_adjusted"]
+            row.update(limit=single, limit_name="1 proc", ratio=ratio(us, single))
+            row.update(target="within 10% of 1 proc", met=bool(single) and abs(us / single - 1) <= 0.10)
+        rows.append(row)
     return rows
 
 

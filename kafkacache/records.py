@@ -88,23 +88,43 @@ def _digits(value: Any, field: str, *, low: int, high: int) -> str:
     return text
 
 
-def _typed(data: Mapping, fields: Mapping[str, type | tuple[type, ...]], where: str) -> dict:
+_MISSING = object()
+
+
+def _typed(data: Mapping, fields: Mapping[str, type | tuple[type, ...]], where: str | tuple[str, int]) -> dict:
+    """The fields of `data`, each checked against its type. `where` is the path prefix of
+    an error message, or (list name, index) for one formatted only on error: a bulk load
+    formats no path for good rows."""
     out = {}
     for name, kind in fields.items():
-        if name not in data:
-            raise RecordError(f"{where}{name}: missing")
-        value = data[name]
-        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            raise RecordError(f"{where}{name}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+        value = data.get(name, _MISSING)
+        # The exact type is the usual case (and never lets a bool through as an int);
+        # anything else takes the full check.
+        if type(value) is not kind:
+            _typed_check(name, kind, value, where)
         out[name] = value
     return out
+
+
+def _typed_check(name: str, kind: type | tuple[type, ...], value: Any, where: str | tuple[str, int]) -> None:
+    if value is _MISSING:
+        raise RecordError(f"{_where(where)}{name}: missing")
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise RecordError(
+            f"{_where(where)}{name}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}"
+        )
+
+
+def _where(where: str | tuple[str, int]) -> str:
+    return where if isinstance(where, str) else f"{where[0]}[{where[1]}]."
 
 
 def client_record_build(*, client: Mapping, accounts: Sequence[Mapping], cards: Sequence[Mapping]) -> dict:
     """A plain record from a client row and its account-setting and card rows.
 
     Also the validator of untrusted input (file sources, the change API): every
-    field is checked, and the message names the first one that is wrong.
+    field is checked, and the message names the first one that is wrong. Paths in
+    messages are formatted only when a field is wrong (a load builds every row).
     """
     client_id = client.get("client_id")
     if not isinstance(client_id, int) or isinstance(client_id, bool) or client_id <= 0:
@@ -116,22 +136,26 @@ def client_record_build(*, client: Mapping, accounts: Sequence[Mapping], cards: 
         raise RecordError("email: expected a string or null")
     record["email"] = email or None
     record["updated_at"] = _timestamp(client.get("updated_at"))
-    record["accounts"] = []
+    record["accounts"] = out_accounts = []
     for i, row in enumerate(accounts):
         if not isinstance(row, Mapping):
             raise RecordError(f"accounts[{i}]: expected an object")
-        number = _digits(row.get("account_number"), f"accounts[{i}].account_number", low=6, high=34)
+        number = row.get("account_number")
+        if type(number) is not str or not 6 <= len(number) <= 34 or not number.isdigit():
+            number = _digits(number, f"accounts[{i}].account_number", low=6, high=34)
         account = {"account_number": number, "account_last4": number[-4:]}
-        account.update(_typed(row, _ACCOUNT_FIELDS, f"accounts[{i}]."))
-        record["accounts"].append(account)
-    record["cards"] = []
+        account.update(_typed(row, _ACCOUNT_FIELDS, ("accounts", i)))
+        out_accounts.append(account)
+    record["cards"] = out_cards = []
     for i, row in enumerate(cards):
         if not isinstance(row, Mapping):
             raise RecordError(f"cards[{i}]: expected an object")
-        number = _digits(row.get("card_number"), f"cards[{i}].card_number", low=12, high=19)
+        number = row.get("card_number")
+        if type(number) is not str or not 12 <= len(number) <= 19 or not number.isdigit():
+            number = _digits(number, f"cards[{i}].card_number", low=12, high=19)
         card = {"card_id": row.get("card_id"), "card_number": number, "card_last4": number[-4:]}
-        card.update(_typed(row, _CARD_FIELDS, f"cards[{i}]."))
-        record["cards"].append(card)
+        card.update(_typed(row, _CARD_FIELDS, ("cards", i)))
+        out_cards.append(card)
     return record
 
 

@@ -8,6 +8,7 @@ after Kafka has acknowledged the batch.
 import datetime as dt
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -24,7 +25,7 @@ from kafkacache.clients import redis_client
 from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
 from kafkacache.models import FeedCursor, Load
-from kafkacache.producer import Delivery, publish
+from kafkacache.producer import Delivery, Publishing, publish
 from kafkacache.records import RecordError, record_encode, record_from_document, record_key
 from kafkacache.sources import Change, SourceError, SourceItem, SqlSource, source_get
 from kafkacache.validation import record_problems
@@ -316,19 +317,19 @@ def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts]
         client_ids = load.client_ids or None
         load.total = source.count(client_ids=client_ids)
         Load.objects.filter(id=load.id).update(total=load.total)
-        for items in source.batches(client_ids=client_ids, batch_size=settings.LOAD_BATCH_SIZE):
-            counts = _load_batch(load, items)
-            Load.objects.filter(id=load.id).update(
-                heartbeat_at=timezone.now(),
-                built=F("built") + counts.built,
-                published=F("published") + counts.published,
-                failed=F("failed") + counts.failed,
-                exceptions=F("exceptions") + counts.exceptions,
-                unordered=F("unordered") + counts.unordered,
-            )
-            if progress:
-                load.refresh_from_db()
-                progress(load, counts)
+        # Kafka acknowledges a batch while the next ones are read and built; a batch is
+        # ledgered and counted once all its reports are in, oldest first, with at most
+        # LOAD_BATCHES_IN_FLIGHT batches handed to Kafka and not yet ledgered.
+        in_flight: deque[_InFlight] = deque()
+        try:
+            for items in source.batches(client_ids=client_ids, batch_size=settings.LOAD_BATCH_SIZE):
+                in_flight.append(_load_batch(load, items))
+                while in_flight and (in_flight[0].publishing.done or len(in_flight) > settings.LOAD_BATCHES_IN_FLIGHT):
+                    _load_batch_done(load, in_flight.popleft(), progress)
+        finally:
+            # Also when a later batch failed: what Kafka acknowledged goes into the ledger.
+            while in_flight:
+                _load_batch_done(load, in_flight.popleft(), progress)
     except Exception as exc:
         logger.exception("load %s failed", load.id)
         return _load_finish(load, Load.Status.FAILED, f"{type(exc).__name__}: {exc}")
@@ -338,7 +339,16 @@ def load_run(*, load_id: uuid.UUID | str, progress: Callable[[Load, BatchCounts]
     return _load_finish(load, Load.Status.DONE, "")
 
 
-def _load_batch(load: Load, items: Sequence[SourceItem]) -> BatchCounts:
+@dataclass
+class _InFlight:
+    """A load batch handed to Kafka, not yet ledgered."""
+
+    counts: BatchCounts
+    pending: _Pending
+    publishing: Publishing
+
+
+def _load_batch(load: Load, items: Sequence[SourceItem]) -> _InFlight:
     pending = _Pending()
     messages = []
     for item in items:
@@ -348,11 +358,28 @@ def _load_batch(load: Load, items: Sequence[SourceItem]) -> BatchCounts:
         if message is not None:
             messages.append(message)
     counts = BatchCounts(built=sum(1 for i in items if i.record is not None), exceptions=len(pending.findings))
-    deliveries = publish(messages, topic=load.topic.name)
+    return _InFlight(counts, pending, Publishing(messages, topic=load.topic.name))
+
+
+def _load_batch_done(load: Load, batch: _InFlight, progress: Callable[[Load, BatchCounts], None] | None) -> BatchCounts:
+    """Wait for the batch's delivery reports, then ledger it, count it, beat the heartbeat."""
+    deliveries = batch.publishing.wait()
+    counts = batch.counts
     counts.published = sum(1 for d in deliveries if not d.error)
     counts.failed = len(deliveries) - counts.published
     counts.unordered = sum(1 for d in deliveries if not d.error and d.message.version is None)
-    _batch_record(topic=load.topic, deliveries=deliveries, pending=pending)
+    _batch_record(topic=load.topic, deliveries=deliveries, pending=batch.pending)
+    Load.objects.filter(id=load.id).update(
+        heartbeat_at=timezone.now(),
+        built=F("built") + counts.built,
+        published=F("published") + counts.published,
+        failed=F("failed") + counts.failed,
+        exceptions=F("exceptions") + counts.exceptions,
+        unordered=F("unordered") + counts.unordered,
+    )
+    if progress:
+        load.refresh_from_db()
+        progress(load, counts)
     return counts
 
 

@@ -80,6 +80,17 @@ def test_quick_bench_writes_every_figure(tmp_path, cache):
 
     peer = result["peer"]
     assert _positive(peer.get("msgs_per_s")) and peer["messages"] >= n, peer
+    # the peers of issue 17 on the same topic: the minimal sink and Quix Streams' RedisSink
+    minimal, quix = result["minimal_sink"], result["quix"]
+    assert minimal["messages"] == n and _positive(minimal["msgs_per_s"]), minimal
+    assert quix["messages"] == n and _positive(quix["msgs_per_s"]), quix
+    # CPU per message across the machine, from /proc, for every run
+    for run in (minimal, quix, *product["consume"].values()):
+        cpu = run["cpu"]
+        assert _positive(cpu["us_per_message"]), cpu
+        assert set(cpu["seconds"]) >= {"clients", "kafka", "redis", "postgres_shared"}, cpu
+    for run in product["consume"].values():  # each worker's own PostgreSQL backend did the ledger
+        assert _positive(run["cpu"]["seconds"]["postgres_backends"]), run["cpu"]
 
     # the table: every product figure beside a limit from this run, with its ratio
     rows = {row["figure"]: row for row in result["table"]}

@@ -1,17 +1,21 @@
 """A bulk load end to end against the real Kafka, Redis and PostgreSQL."""
 
 import datetime as dt
+import time
+import uuid
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
 from kafkacache.cache import cache_records_get, load_keys
+from kafkacache.clients import make_consumer
 from kafkacache.models import Load
 from kafkacache.ods import ods_seed
 from kafkacache.records import record_decode
 from kafkacache.selectors import loads_stalled
 from kafkacache.services import load_run, load_start, topic_rows_ensure
+from kafkacache.sources import SourceError, SqlSource
 from recon.models import ConsumedMessage, OperatorAction, PublishedMessage, Window
 
 from .conftest import cached_keys, consume_all, source_records, wait_for
@@ -115,3 +119,78 @@ def test_a_stalled_load_is_found_and_claimed_again_but_a_live_one_is_left_alone(
     assert load_run(load_id=live.id).status == "running"  # its worker is alive: left alone
     assert load_run(load_id=lost.id).status == "done"
     assert loads_stalled() == []
+
+
+def _topic_offsets(topic: str, expected: int) -> dict[str, tuple[int, int]]:
+    """Record key -> (partition, offset) of every message on the topic, read from Kafka."""
+    consumer = make_consumer(f"t-offsets-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False})
+    consumer.subscribe([topic])
+    out: dict[str, tuple[int, int]] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for m in consumer.consume(num_messages=500, timeout=1.0):
+                if m.error() is None:
+                    out[m.key().decode()] = (m.partition(), m.offset())
+    finally:
+        consumer.close()
+    return out
+
+
+@pytest.mark.django_db
+def test_a_load_with_batches_in_flight_ledgers_each_message_kafka_acknowledged_with_its_offset(feed, cache, settings):
+    settings.LOAD_BATCH_SIZE = 40
+    settings.LOAD_BATCHES_IN_FLIGHT = 3
+    ods_seed(clients=300, using="default")
+    topic = topic_rows_ensure()["bulk"]
+    load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    steps = []
+
+    def progress(current: Load, counts) -> None:
+        # at every step the counters are exactly what the ledger holds: a batch is
+        # ledgered and counted together, once all of it is acknowledged
+        ledgered = PublishedMessage.objects.filter(load_id=load.id).count()
+        steps.append((current.published, ledgered, counts.published, current.heartbeat_at))
+
+    load = load_run(load_id=load.id, progress=progress)
+    assert (load.status, load.total, load.built, load.published, load.failed) == ("done", 300, 300, 300, 0)
+    assert len(steps) == 8  # 7 batches of 40 and one of 20
+    assert [s[2] for s in steps] == [40] * 7 + [20]
+    assert all(published == ledgered for published, ledgered, _, _ in steps)
+    assert [s[0] for s in steps] == sorted(s[0] for s in steps) and steps[-1][0] == 300
+    heartbeats = [s[3] for s in steps]
+    assert heartbeats == sorted(heartbeats) and heartbeats[-1] > heartbeats[0]  # it beat per batch
+
+    on_kafka = _topic_offsets(topic.name, 300)
+    ledger = {
+        key: (partition, offset)
+        for key, partition, offset in PublishedMessage.objects.filter(load_id=load.id).values_list(
+            "key", "partition", "offset"
+        )
+    }
+    assert len(on_kafka) == 300 and ledger == on_kafka  # every ledger row is an acknowledged message, at its offset
+
+
+@pytest.mark.django_db
+def test_a_load_failing_midway_still_ledgers_the_batches_already_handed_to_kafka(feed, cache, settings, monkeypatch):
+    settings.LOAD_BATCH_SIZE = 25
+    settings.LOAD_BATCHES_IN_FLIGHT = 4
+    ods_seed(clients=200, using="default")
+    batches = SqlSource.batches
+
+    def failing(self, **kwargs):
+        for i, batch in enumerate(batches(self, **kwargs)):
+            if i == 3:
+                raise SourceError("the source went away")
+            yield batch
+
+    monkeypatch.setattr(SqlSource, "batches", failing)
+    topic = topic_rows_ensure()["bulk"]
+    load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
+    load = load_run(load_id=load.id)
+    assert load.status == "failed" and "the source went away" in load.error
+    # the three batches read before the failure were all in flight: acknowledged, so ledgered and counted
+    assert load.published == 75 == PublishedMessage.objects.filter(load_id=load.id).count()
+    assert set(_topic_offsets(topic.name, 75)) == set(
+        PublishedMessage.objects.filter(load_id=load.id).values_list("key", flat=True)
+    )
