@@ -76,17 +76,7 @@ def evidence_download(request: HttpRequest) -> HttpResponse:
     form = EvidenceForm(request.GET)
     if not form.is_valid():
         return HttpResponse(f"Invalid request: {form.errors.as_text()}", status=400, content_type="text/plain")
-    data = form.cleaned_data
-    topic = _topic_checked(request.user, data["topic"])
-    export = evidence_export(
-        topic=topic,
-        start=data["start"],
-        end=data["end"],
-        user=request.user,
-        fmt=data.get("format") or "html",
-        can_payload=access.can_view_payload(request.user, topic),
-    )
-    return _download(export)
+    return _export(request.user, form.cleaned_data, default_format="html")
 
 
 class EvidenceApi(APIView):
@@ -104,14 +94,18 @@ class EvidenceApi(APIView):
         form = EvidenceForm(request.query_params)
         if not form.is_valid():
             raise ValidationError(form.errors.get_json_data())
-        data = form.cleaned_data
-        topic = _topic_checked(request.user, data["topic"])
-        export = evidence_export(
-            topic=topic,
-            start=data["start"],
-            end=data["end"],
-            user=request.user,
-            fmt=data.get("format") or "json",
-            can_payload=access.can_view_payload(request.user, topic),
-        )
-        return _download(export)
+        return _export(request.user, form.cleaned_data, default_format="json")
+
+
+def _export(user, data: dict, *, default_format: str) -> HttpResponse:
+    """The one export path of the page and the API: access checked, the pack built, downloaded."""
+    topic = _topic_checked(user, data["topic"])
+    export = evidence_export(
+        topic=topic,
+        start=data["start"],
+        end=data["end"],
+        user=user,
+        fmt=data.get("format") or default_format,
+        can_payload=access.can_view_payload(user, topic),
+    )
+    return _download(export)
