@@ -3,11 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.health import healthz
+from config.health import healthz, healthz_queue, healthz_role
 from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/queue/<str:queue>", healthz_queue, name="healthz-queue"),
+    path("healthz/<str:role>", healthz_role, name="healthz-role"),
     path("metrics", monitoring_views.metrics, name="metrics"),
     path("alerts/", include("monitoring.urls")),
     path("api/", include("monitoring.api_urls")),  # alerts
