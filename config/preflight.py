@@ -8,6 +8,7 @@ starts) and by gunicorn's on_starting hook (config/gunicorn.conf.py).
 """
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +44,18 @@ def _database() -> None:
             cursor.execute("SELECT 1")
 
 
+# What the cache path does, on a scratch key: a user the ACL does not let write
+# kc:* keys (or run scripts) is refused here, at start-up, not at the first batch.
+_REDIS_PROBE = (
+    "redis.call('HSET', KEYS[1], 'p', '1') redis.call('SADD', KEYS[2], 'x') return redis.call('DEL', KEYS[1], KEYS[2])"
+)
+
+
 def _redis() -> None:
-    redis_client().ping()
+    client = redis_client()
+    client.ping()
+    probe = f"kc:preflight:{uuid.uuid4().hex}"
+    client.eval(_REDIS_PROBE, 2, f"{probe}:h", f"{probe}:s")
 
 
 def _celery_broker() -> None:

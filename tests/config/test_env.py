@@ -43,3 +43,12 @@ def test_database_from_url(monkeypatch):
     monkeypatch.setenv("X_DB", "mysql://a@b/c")
     with pytest.raises(EnvError, match="X_DB"):
         database_from_url("X_DB", "")
+
+
+def test_database_url_carries_tls_parameters_and_refuses_unknown_ones(monkeypatch):
+    monkeypatch.setenv("X_DB", "postgres://u:p@db.example/ledger?sslmode=verify-full&sslrootcert=/etc/kc/ca.pem")
+    options = database_from_url("X_DB", "")["OPTIONS"]
+    assert options == {"connect_timeout": 5, "sslmode": "verify-full", "sslrootcert": "/etc/kc/ca.pem"}
+    monkeypatch.setenv("X_DB", "postgres://u:p@db.example/ledger?sslmod=require")
+    with pytest.raises(EnvError, match="unknown parameter 'sslmod'"):
+        database_from_url("X_DB", "")
