@@ -17,6 +17,7 @@ QUEUE_ALERTS = "alerts"
 QUEUES = (QUEUE_CONSUME, QUEUE_LOADS, QUEUE_RECONCILE, QUEUE_ALERTS)
 TASK_ROUTES = {
     "kafkacache.tasks.consume_task": QUEUE_CONSUME,
+    "kafkacache.tasks.leaders_watch_task": QUEUE_ALERTS,  # a metadata look, like the alert checks
     # Publishing: bulk loads, their resume, and the change feed (ODS -> change topic).
     "kafkacache.tasks.load_run_task": QUEUE_LOADS,
     "kafkacache.tasks.loads_resume_task": QUEUE_LOADS,

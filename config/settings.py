@@ -1,8 +1,10 @@
 """Django settings. Every value comes from the environment (see .env.example and
 the README's table); defaults point at the services `bin/services up` starts."""
 
+import os
 from pathlib import Path
 
+from config.directory import ldap_settings
 from config.env import (
     database_from_url,
     env_bool,
@@ -75,6 +77,12 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# The bank's directory (config/directory.py): with AUTH_LDAP_SERVER_URI set, directory
+# accounts log in through the same form; local accounts stay for break-glass admins.
+AUTH_LDAP_SERVER_URI = ""
+globals().update(ldap_settings(os.environ))
+if AUTH_LDAP_SERVER_URI:
+    AUTHENTICATION_BACKENDS.insert(0, "django_auth_ldap.backend.LDAPBackend")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -162,6 +170,12 @@ KAFKA_TOPIC_CHANGE = env_str("KAFKA_TOPIC_CHANGE", "cache.change")
 KAFKA_TOPIC_DEAD_LETTER = env_str("KAFKA_TOPIC_DEAD_LETTER", "cache.dead-letter")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 2, minimum=1)
 KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1, minimum=1)
+# Replicas that must hold a message before the broker acknowledges it (producer acks=all):
+# replication 3 with 2 loses nothing when one broker goes. Default: 2 when replicated, else 1.
+KAFKA_TOPIC_MIN_INSYNC_REPLICAS = env_int("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", min(2, KAFKA_TOPIC_REPLICATION), minimum=1)
+# How often beat compares partition leaders and in-sync replicas with the last look and
+# records each change as a RebalanceEvent of kind "leader" (kafkacache/leaders.py).
+LEADERS_WATCH_SECONDS = env_int("LEADERS_WATCH_SECONDS", 30, minimum=1)
 KAFKA_CONSUMER_GROUP = env_str("KAFKA_CONSUMER_GROUP", "cache-feeder")
 KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "zstd")
 KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, minimum=0)
@@ -200,6 +214,11 @@ CELERY_BEAT_SCHEDULE["kafkacache-change-feed"] = {
     "task": "kafkacache.tasks.change_feed_task",
     "schedule": float(CHANGE_FEED_INTERVAL_SECONDS),
     "options": {"expires": float(CHANGE_FEED_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["kafkacache-leaders-watch"] = {
+    "task": "kafkacache.tasks.leaders_watch_task",
+    "schedule": float(LEADERS_WATCH_SECONDS),
+    "options": {"expires": float(LEADERS_WATCH_SECONDS)},
 }
 for _instance in range(CONSUMER_INSTANCES):
     CELERY_BEAT_SCHEDULE[f"kafkacache-consume-{_instance}"] = {

@@ -20,6 +20,8 @@ def topics_ensure(names: list[str] | None = None, *, partitions: int | None = No
             name,
             num_partitions=partitions or settings.KAFKA_TOPIC_PARTITIONS,
             replication_factor=settings.KAFKA_TOPIC_REPLICATION,
+            # With the producer's acks=all: acknowledged only once this many replicas hold it.
+            config={"min.insync.replicas": str(settings.KAFKA_TOPIC_MIN_INSYNC_REPLICAS)},
         )
         for name in wanted
     ]

@@ -43,8 +43,6 @@ class SecureServices:
         var_dir = Path(tempfile.mkdtemp(prefix="kc-secure-"))
         os.chmod(var_dir, 0o755)  # noqa: S103 - PostgreSQL runs as `postgres` when we are root
         shared = ROOT / "var" / "kafka" / "classpath.txt"
-        if not shared.exists():
-            shared = Path("/work/main/var/kafka/classpath.txt")
         if shared.exists():  # the resolved jar list: spares a Maven run
             (var_dir / "kafka").mkdir(parents=True)
             shutil.copy(shared, var_dir / "kafka" / "classpath.txt")

@@ -1,0 +1,62 @@
+"""Scale-out on a 3-broker KRaft cluster (replication 3, min.insync.replicas 2), all private:
+PostgreSQL, Redis and the cluster on free loopback ports (tests/reliability/harness.py).
+
+- broker: a broker SIGKILLed mid-load and mid-consume, back, then another one: nothing lost,
+  the reconcile accounts for every message, the leader changes are recorded like rebalances.
+- scale: 6 partitions, three consumers (two `manage.py consume`, the scheduled loop in a Celery
+  worker with beat), one SIGKILLed, one added: nothing lost, rebalances recorded, lag back to 0.
+
+Small message counts here; bench/cluster.py runs the same scenarios at 50,000 and prints the figures.
+"""
+
+import os
+
+import pytest
+
+from tests.reliability.harness import PrivateServices, scenario_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MESSAGES = int(os.environ.get("CLUSTER_MESSAGES", "3000"))
+
+
+@pytest.fixture(scope="module")
+def cluster_services():
+    services = PrivateServices.create(cluster=True)
+    try:
+        services.up()
+        services.manage("seed_source", "--clients", str(MESSAGES), "--reset")
+        yield services
+    finally:
+        services.down()
+
+
+def _nothing_lost(result: dict) -> None:
+    assert result["load"]["status"] == "done" and result["load"]["failed"] == 0, result["load"]
+    assert result["published"] == MESSAGES and result["published_twice"] == 0
+    assert result["lost"] == 0 and result["consumed_distinct"] == MESSAGES, result
+    recon = result["recon"]
+    assert recon["published"] == recon["consumed"] == MESSAGES and recon["pending"] == 0, recon
+    assert not recon["findings"].get("missing"), recon["findings"]
+    assert result["cache_check"]["all_matched"] is True, result["cache_check"]
+    redis = result["redis"]
+    assert redis["cached_keys"] == redis["source_keys"] == MESSAGES and redis["differs"] == 0, redis
+    assert result["secrets_in_logs"] == {} and result["card_numbers_in_logs"] == 0
+
+
+def test_a_broker_lost_mid_load_and_mid_consume_loses_nothing(cluster_services):
+    result = scenario_run(cluster_services, "broker", messages=MESSAGES)
+    _nothing_lost(result)
+    events = [e["what"] for e in result["events"]]
+    assert "broker 1 SIGKILLed" in events, result["events"]
+    assert "leader change recorded" in events, result["events"]
+    assert result["rebalances"].get("leader", 0) >= 1, result["rebalances"]
+
+
+def test_three_consumers_one_killed_one_added_lose_nothing_and_lag_returns_to_zero(cluster_services):
+    result = scenario_run(cluster_services, "scale", messages=MESSAGES)
+    _nothing_lost(result)
+    assert result["rebalances"].get("assigned", 0) >= 3, result["rebalances"]
+    assert result["lag_after"] == 0 and result["lag_zero_seconds"] is not None, result
+    events = [e["what"] for e in result["events"]]
+    assert "consumer 1 SIGKILLed" in events and "consumer 3 added" in events
