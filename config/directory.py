@@ -9,6 +9,9 @@ directory groups (dashboard/directory.py applies it at every login):
                           a user in none of them cannot log in (fail closed)
   AUTH_LDAP_TOPIC_GROUPS  {"<group DN>": {"<topic name>": "viewer" | "operator", ...}, ...}
                           the only topic grants a directory user holds; re-read at every login
+
+OIDC (optional, mozilla-django-oidc): set OIDC_RP_CLIENT_ID and the provider's endpoints;
+OIDC_ROLE_GROUPS / OIDC_TOPIC_GROUPS map the token's OIDC_GROUPS_CLAIM the same way.
 """
 
 import json
@@ -93,4 +96,33 @@ def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "AUTH_LDAP_CACHE_TIMEOUT": 0,  # group changes in the directory count at the next login
         "KAFKACACHE_LDAP_ROLE_GROUPS": roles,
         "KAFKACACHE_LDAP_TOPIC_GROUPS": topic_groups(env),
+    }
+
+
+def oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """mozilla-django-oidc settings (empty when OIDC_RP_CLIENT_ID is not set)."""
+    client_id = env.get("OIDC_RP_CLIENT_ID", "")
+    if not client_id:
+        return {}
+    required = [
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT",
+    ]
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise EnvError(f"OIDC_RP_CLIENT_ID is set but {', '.join(missing)} are not")
+    roles = {role: str(g) for role, g in _json(env, "OIDC_ROLE_GROUPS").items()}
+    if not roles or set(roles) - set(ROLE_NAMES):
+        raise EnvError(f"OIDC_ROLE_GROUPS must map roles ({', '.join(ROLE_NAMES)}) to the provider's group names")
+    return {
+        "OIDC_RP_CLIENT_ID": client_id,
+        **{name: env[name] for name in required},
+        "OIDC_RP_SIGN_ALGO": env.get("OIDC_RP_SIGN_ALGO", "RS256"),
+        "OIDC_RP_SCOPES": env.get("OIDC_RP_SCOPES", "openid email profile"),
+        "OIDC_GROUPS_CLAIM": env.get("OIDC_GROUPS_CLAIM", "groups"),
+        "KAFKACACHE_OIDC_ROLE_GROUPS": roles,
+        "KAFKACACHE_OIDC_TOPIC_GROUPS": _json(env, "OIDC_TOPIC_GROUPS"),
     }

@@ -54,7 +54,7 @@ _REDIS_PROBE = (
 def _redis() -> None:
     client = redis_client()
     client.ping()
-    probe = f"kc:preflight:{uuid.uuid4().hex}"
+    probe = f"kc:preflight:{{{uuid.uuid4().hex}}}"  # a hash tag: both keys in one slot on a Redis Cluster too
     client.eval(_REDIS_PROBE, 2, f"{probe}:h", f"{probe}:s")
 
 

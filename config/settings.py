@@ -4,7 +4,7 @@ the README's table); defaults point at the services `bin/services up` starts."""
 import os
 from pathlib import Path
 
-from config.directory import ldap_settings
+from config.directory import ldap_settings, oidc_settings
 from config.env import (
     database_from_url,
     env_bool,
@@ -83,6 +83,15 @@ AUTH_LDAP_SERVER_URI = ""
 globals().update(ldap_settings(os.environ))
 if AUTH_LDAP_SERVER_URI:
     AUTHENTICATION_BACKENDS.insert(0, "django_auth_ldap.backend.LDAPBackend")
+# OIDC as the other option (mozilla-django-oidc): /oidc/authenticate/ starts the login.
+OIDC_RP_CLIENT_ID = ""
+OIDC_GROUPS_CLAIM = "groups"
+KAFKACACHE_OIDC_ROLE_GROUPS: dict[str, str] = {}
+KAFKACACHE_OIDC_TOPIC_GROUPS: dict[str, dict[str, str]] = {}
+globals().update(oidc_settings(os.environ))
+if OIDC_RP_CLIENT_ID:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.insert(0, "dashboard.oidc.OidcBackend")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -23,6 +24,9 @@ urlpatterns = [
     path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
     path("", include("dashboard.urls")),
 ]
+
+if settings.OIDC_RP_CLIENT_ID:  # optional login through the bank's OIDC provider (config/directory.py)
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
 # An unknown URL under /api/ answers the API's one JSON error shape (config.errors).
 handler404 = "config.errors.page_not_found"

@@ -30,10 +30,20 @@ def _dn(value: str) -> str:
 
 
 @transaction.atomic
-def directory_user_sync(*, user: User, group_dns: set[str]) -> dict:
-    """Set `user`'s role group and topic grants from their directory groups; answer what was applied."""
+def directory_user_sync(
+    *,
+    user: User,
+    group_dns: set[str],
+    role_groups: dict[str, str] | None = None,
+    topic_groups: dict[str, dict[str, str]] | None = None,
+) -> dict:
+    """Set `user`'s role group and topic grants from their directory groups; answer what was applied.
+    The mappings default to the LDAP ones (AUTH_LDAP_ROLE_GROUPS / AUTH_LDAP_TOPIC_GROUPS)."""
     groups = {_dn(dn) for dn in group_dns}
-    role_groups = getattr(settings, "KAFKACACHE_LDAP_ROLE_GROUPS", {})
+    if role_groups is None:
+        role_groups = getattr(settings, "KAFKACACHE_LDAP_ROLE_GROUPS", {})
+    if topic_groups is None:
+        topic_groups = getattr(settings, "KAFKACACHE_LDAP_TOPIC_GROUPS", {})
     roles = [role for role, dn in role_groups.items() if _dn(dn) in groups]
     role = max(roles, key=_RANK.__getitem__) if roles else None
     user.is_staff = user.is_superuser = role == ADMIN
@@ -43,7 +53,7 @@ def directory_user_sync(*, user: User, group_dns: set[str]) -> dict:
     user.groups.set([*keep, *([Group.objects.get_or_create(name=role)[0]] if role else [])])
 
     wanted: dict[str, str] = {}
-    for dn, grants in getattr(settings, "KAFKACACHE_LDAP_TOPIC_GROUPS", {}).items():
+    for dn, grants in topic_groups.items():
         if _dn(dn) in groups:
             for topic_name, topic_role in grants.items():
                 if _TOPIC_RANK[topic_role] > _TOPIC_RANK.get(wanted.get(topic_name, ""), 0):

@@ -119,3 +119,31 @@ def test_local_break_glass_admin_still_logs_in_with_the_directory_on(client, dir
     user_ensure(username="break-glass", password="local-only-pw-123", role="admin")
     assert _login(client, "break-glass", "local-only-pw-123").status_code == 302
     assert User.objects.get(username="break-glass").has_usable_password()
+
+
+def test_oidc_is_an_option_with_the_same_mapping(settings, feed):
+    """No OIDC provider runs here: the backend's claim handling is checked on its own, the
+    settings as the environment would give them."""
+    from config.directory import oidc_settings
+    from dashboard.oidc import OidcBackend
+
+    topics = topic_rows_ensure()
+    env = {
+        "OIDC_RP_CLIENT_ID": "kafkacache",
+        "OIDC_RP_CLIENT_SECRET": uuid.uuid4().hex,
+        **{f"OIDC_OP_{n}_ENDPOINT": f"https://sso.bank.test/{n.lower()}" for n in ("AUTHORIZATION", "TOKEN", "USER")},
+        "OIDC_OP_JWKS_ENDPOINT": "https://sso.bank.test/jwks",
+        "OIDC_ROLE_GROUPS": json.dumps({"viewer": "kc-viewers", "operator": "kc-operators"}),
+        "OIDC_TOPIC_GROUPS": json.dumps({"kc-operators": {topics["bulk"].name: "operator"}}),
+    }
+    for name, value in oidc_settings(env).items():
+        setattr(settings, name, value)
+    backend = OidcBackend()
+    assert not backend.verify_claims({"email": "x@bank.test", "groups": ["unrelated"]})
+    claims = {"email": "olga@bank.test", "preferred_username": "olga", "groups": ["kc-viewers", "kc-operators"]}
+    assert backend.verify_claims(claims)
+    olga = backend.create_user(claims)
+    assert {g.name for g in olga.groups.all()} == {"operator"}
+    assert can_operate(olga, topics["bulk"]) and not can_view(olga, topics["change"])
+    with pytest.raises(Exception, match="OIDC_OP_TOKEN_ENDPOINT"):
+        oidc_settings({k: v for k, v in env.items() if k != "OIDC_OP_TOKEN_ENDPOINT"})
