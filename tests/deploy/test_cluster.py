@@ -52,6 +52,6 @@ def test_three_consumers_one_killed_one_added_lose_nothing_and_lag_returns_to_ze
     result = scenario_run(cluster_services, "scale", messages=MESSAGES)
     _nothing_lost(result)
     assert result["rebalances"].get("assigned", 0) >= 3, result["rebalances"]
-    assert result["lag_after"] == 0 and result["lag_zero_seconds"] is not None, result
+    assert result["lag_after"] == 0 and result["lag_zero_seconds"] is not None, result["events"]
     events = [e["what"] for e in result["events"]]
     assert "consumer 1 SIGKILLed" in events and "consumer 3 added" in events

@@ -91,8 +91,10 @@ def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
         return response is not None and response.status_code == 200
 
     # Every role answers its own health check: web, beat, a worker on each queue.
+    # The first wait covers bin/prod's own start (preflight, migrate, topics, collectstatic):
+    # generous, since the machine's cores are shared with other test runs.
     for path in ["/healthz/web", "/healthz/beat", *(f"/healthz/queue/{q}" for q in QUEUES)]:
-        wait_for(lambda path=path: up(path), timeout=60, what=path)
+        wait_for(lambda path=path: up(path), timeout=120 if path == "/healthz/web" else 60, what=path)
     assert _get(url + "/healthz/queue/nope").status_code == 404
 
     # DEBUG is off: an unknown page is a plain 404, static files come from whitenoise.

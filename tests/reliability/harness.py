@@ -598,7 +598,7 @@ class _Run:
         except Exception:  # a broker away: no figure this time
             return None
 
-    def lag_wait(self, *, timeout: float = 60) -> None:
+    def lag_wait(self, *, timeout: float = 120) -> None:
         """With every message consumed, how long until the group's committed lag is 0 (offsets committed)."""
         began = time.monotonic()
         while time.monotonic() - began < timeout:
@@ -607,7 +607,16 @@ class _Run:
                 self.event("lag 0", seconds=self.lag_zero_seconds)
                 return
             time.sleep(0.5)
-        self.event("lag not 0 within the bound", lag=self.lag())
+        from monitoring.lag import consumer_lag
+
+        s = self.settings
+        with contextlib.suppress(Exception):
+            behind = [
+                f"{p.topic}/{p.partition}: committed {p.committed}, end {p.end}"
+                for p in consumer_lag(s.KAFKA_CONSUMER_GROUP, [s.KAFKA_TOPIC_BULK, s.KAFKA_TOPIC_CHANGE])
+                if p.lag
+            ]
+            self.event("lag not 0 within the bound", lag=self.lag(), partitions=behind)
 
     def retries(self) -> dict[str, int]:
         """What the consumers' logs say they went through: retried stages, Kafka errors, lost locks."""
