@@ -1,7 +1,10 @@
-.PHONY: run test services-up services-down services-status bench lint format audit
+.PHONY: run prod test services-up services-down services-status bench lint format audit
 
 run:            ## install what is missing, start services and the app with demo data
 	bin/run
+
+prod:           ## the production layout on loopback: gunicorn, a worker per queue, one beat (docs/deploy.md)
+	bin/prod
 
 test:           ## lint, type-check and run the whole suite against real services
 	bin/test

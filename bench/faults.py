@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.reliability.harness import SCENARIOS, PrivateServices, scenario_run
+from tests.reliability.harness import CLUSTER_SCENARIOS, SCENARIOS, PrivateServices, scenario_run
 
 LABELS = {
     "kill": "consumer SIGKILLed mid-run, 3 times",
@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--json", default="", help="write the full results here")
     parser.add_argument("--commit-intervals", default="", help="e.g. 5000,1000: the kill scenario at each")
     args = parser.parse_args()
-    chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s]
+    # The 3-broker scenarios run in bench/cluster.py.
+    chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s and s not in CLUSTER_SCENARIOS]
     intervals = [int(ms) for ms in args.commit_intervals.split(",") if ms]
 
     services = PrivateServices.create()

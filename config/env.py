@@ -6,7 +6,7 @@ start-up with the variable's name instead of deep inside a request.
 
 import json
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class EnvError(ValueError):
@@ -87,8 +87,15 @@ def env_json_object(name: str, default: str = "{}") -> dict:
     return value
 
 
+# libpq connection parameters a DATABASE_URL may carry in its query string (TLS above
+# all: ?sslmode=verify-full&sslrootcert=/etc/kafkacache/ca.pem); anything else is refused.
+DATABASE_URL_OPTIONS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "target_session_attrs", "application_name"}
+)
+
+
 def database_from_url(name: str, default: str) -> dict:
-    """A Django DATABASES entry from postgres://user:password@host:port/dbname."""
+    """A Django DATABASES entry from postgres://user:password@host:port/dbname[?sslmode=...]."""
     url = os.environ.get(name, default)
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
@@ -97,6 +104,12 @@ def database_from_url(name: str, default: str) -> dict:
         port = parts.port
     except ValueError:
         raise EnvError(f"{name} has a bad port: {url!r}") from None
+    options: dict[str, str | int] = {"connect_timeout": 5}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in DATABASE_URL_OPTIONS:
+            known = ", ".join(sorted(DATABASE_URL_OPTIONS))
+            raise EnvError(f"{name} has an unknown parameter {key!r} (known: {known})")
+        options[key] = value
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parts.path.lstrip("/")),
@@ -106,5 +119,5 @@ def database_from_url(name: str, default: str) -> dict:
         "PORT": str(port or 5432),
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": {"connect_timeout": 5},
+        "OPTIONS": options,
     }

@@ -1,12 +1,22 @@
-"""/healthz: each dependency checked for real, with its latency; 503 if any is down."""
+"""/healthz: each dependency checked for real, with its latency; 503 if any is down.
+
+Per role (docs/deploy.md), for load balancers, systemd and container probes:
+  /healthz/web            database, Redis, Kafka (what a web process needs; no workers)
+  /healthz/beat           the active beat's heartbeat is fresh (config/beat.py)
+  /healthz/queue/<queue>  at least one worker consumes that queue and answers
+`manage.py healthcheck <role>` runs the same checks from a shell (exit status 0/1).
+"""
 
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from config.beat import HEARTBEAT_KEY
+from config.celery import QUEUES
 from config.celery import app as celery_app
 from kafkacache.clients import make_admin, redis_client
 
@@ -41,6 +51,25 @@ def check_celery() -> str:
     return "a worker answered"
 
 
+def check_beat() -> str:
+    raw = redis_client().get(HEARTBEAT_KEY)
+    if raw is None:
+        raise RuntimeError("no beat heartbeat: no beat holds the lock")
+    age = time.time() - float(raw)
+    if age > settings.BEAT_LOCK_SECONDS:
+        raise RuntimeError(f"beat heartbeat is {age:.0f} s old")
+    return f"heartbeat {age:.1f} s ago"
+
+
+def check_queue(queue: str) -> str:
+    """Workers that consume `queue` and answered within the timeout."""
+    replies = celery_app.control.inspect(timeout=1.0).active_queues() or {}
+    workers = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+    if not workers:
+        raise RuntimeError(f"no worker consumes queue {queue!r}")
+    return ", ".join(workers)
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "redis": check_redis,
@@ -49,9 +78,21 @@ CHECKS: dict[str, Callable[[], str]] = {
 }
 
 
-def run_checks() -> dict[str, dict]:
+def role_checks(role: str) -> dict[str, Callable[[], str]]:
+    """The checks of one role: web, beat, or queue:<name>; KeyError for anything else."""
+    if role == "web":
+        return {name: CHECKS[name] for name in ("database", "redis", "kafka")}
+    if role == "beat":
+        return {"redis": check_redis, "beat": check_beat}
+    if role.startswith("queue:") and role.removeprefix("queue:") in QUEUES:
+        queue = role.removeprefix("queue:")
+        return {f"queue:{queue}": lambda: check_queue(queue)}
+    raise KeyError(role)
+
+
+def run_checks(checks: dict[str, Callable[[], str]] | None = None) -> dict[str, dict]:
     results = {}
-    for name, check in CHECKS.items():
+    for name, check in (checks or CHECKS).items():
         started = time.perf_counter()
         try:
             detail, ok = check(), True
@@ -67,7 +108,24 @@ def run_checks() -> dict[str, dict]:
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    results = run_checks()
+    return _answer(request, run_checks())
+
+
+@never_cache
+def healthz_role(request: HttpRequest, role: str) -> JsonResponse:
+    try:
+        checks = role_checks(role)
+    except KeyError:
+        raise Http404("no such role") from None
+    return _answer(request, run_checks(checks))
+
+
+@never_cache
+def healthz_queue(request: HttpRequest, queue: str) -> JsonResponse:
+    return healthz_role(request, f"queue:{queue}")
+
+
+def _answer(request: HttpRequest, results: dict[str, dict]) -> JsonResponse:
     healthy = all(r["status"] == "up" for r in results.values())
     # Probes call this anonymously; error details (hosts, messages) only for staff.
     if not (request.user.is_authenticated and request.user.is_staff):

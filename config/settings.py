@@ -2,6 +2,7 @@
 the README's table); defaults point at the services `bin/services up` starts."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from csp.constants import NONE as CSP_NONE
@@ -9,6 +10,7 @@ from csp.constants import SELF as CSP_SELF
 from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 
 from config import secrets
+from config.directory import ldap_settings, oidc_settings
 from config.env import (
     database_from_url,
     env_bool,
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the app itself (gunicorn has no static server)
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -89,6 +92,22 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# The bank's directory (config/directory.py): with AUTH_LDAP_SERVER_URI set, directory
+# accounts log in through the same form; local accounts stay for break-glass admins.
+AUTH_LDAP_SERVER_URI = ""
+globals().update(ldap_settings(os.environ))
+# After axes (index 0): a locked-out login reaches neither the directory nor the provider.
+if AUTH_LDAP_SERVER_URI:
+    AUTHENTICATION_BACKENDS.insert(1, "django_auth_ldap.backend.LDAPBackend")
+# OIDC as the other option (mozilla-django-oidc): /oidc/authenticate/ starts the login.
+OIDC_RP_CLIENT_ID = ""
+OIDC_GROUPS_CLAIM = "groups"
+KAFKACACHE_OIDC_ROLE_GROUPS: dict[str, str] = {}
+KAFKACACHE_OIDC_TOPIC_GROUPS: dict[str, dict[str, str]] = {}
+globals().update(oidc_settings(os.environ))
+if OIDC_RP_CLIENT_ID:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.insert(1, "dashboard.oidc.OidcBackend")
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
@@ -121,8 +140,9 @@ SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_IDLE_SECONDS", 1800, minimum=60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-# Paths (regexes, no leading slash) served over plain http too: the load balancer's probe.
-SECURE_REDIRECT_EXEMPT = env_list("DJANGO_SECURE_REDIRECT_EXEMPT", "^healthz$")
+# Paths (regexes, no leading slash) served over plain http too: the load balancer's and
+# the roles' probes (/healthz, /healthz/web, /healthz/beat, /healthz/queue/<queue>).
+SECURE_REDIRECT_EXEMPT = env_list("DJANGO_SECURE_REDIRECT_EXEMPT", "^healthz(/|$)")
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
@@ -160,8 +180,14 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]  # the pages' own CSS and JS (no inline script or style)
+# collectstatic writes gzip/brotli copies; whitenoise serves them. No manifest: templates
+# render the same with or without a collectstatic run (tests, make run).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {
@@ -231,6 +257,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 # Periodic tasks; each app adds its own entries here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Exactly one beat sends tasks: it holds a Redis lock of this lifetime (config/beat.py).
+CELERY_BEAT_SCHEDULER = "config.beat:SingleBeatScheduler"
+BEAT_LOCK_SECONDS = env_int("BEAT_LOCK_SECONDS", 30, minimum=3)
 
 # --- Kafka ------------------------------------------------------------------------
 KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -241,6 +270,12 @@ KAFKA_TOPIC_CHANGE = env_str("KAFKA_TOPIC_CHANGE", "cache.change")
 KAFKA_TOPIC_DEAD_LETTER = env_str("KAFKA_TOPIC_DEAD_LETTER", "cache.dead-letter")
 KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 2, minimum=1)
 KAFKA_TOPIC_REPLICATION = env_int("KAFKA_TOPIC_REPLICATION", 1, minimum=1)
+# Replicas that must hold a message before the broker acknowledges it (producer acks=all):
+# replication 3 with 2 loses nothing when one broker goes. Default: 2 when replicated, else 1.
+KAFKA_TOPIC_MIN_INSYNC_REPLICAS = env_int("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", min(2, KAFKA_TOPIC_REPLICATION), minimum=1)
+# How often beat compares partition leaders and in-sync replicas with the last look and
+# records each change as a RebalanceEvent of kind "leader" (kafkacache/leaders.py).
+LEADERS_WATCH_SECONDS = env_int("LEADERS_WATCH_SECONDS", 30, minimum=1)
 KAFKA_CONSUMER_GROUP = env_str("KAFKA_CONSUMER_GROUP", "cache-feeder")
 KAFKA_COMPRESSION = env_str("KAFKA_COMPRESSION", "zstd")
 KAFKA_LINGER_MS = env_int("KAFKA_LINGER_MS", 5, minimum=0)
@@ -290,6 +325,11 @@ CELERY_BEAT_SCHEDULE["kafkacache-change-feed"] = {
     "task": "kafkacache.tasks.change_feed_task",
     "schedule": float(CHANGE_FEED_INTERVAL_SECONDS),
     "options": {"expires": float(CHANGE_FEED_INTERVAL_SECONDS)},
+}
+CELERY_BEAT_SCHEDULE["kafkacache-leaders-watch"] = {
+    "task": "kafkacache.tasks.leaders_watch_task",
+    "schedule": float(LEADERS_WATCH_SECONDS),
+    "options": {"expires": float(LEADERS_WATCH_SECONDS)},
 }
 for _instance in range(CONSUMER_INSTANCES):
     CELERY_BEAT_SCHEDULE[f"kafkacache-consume-{_instance}"] = {

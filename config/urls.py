@@ -1,13 +1,16 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from config.health import healthz
+from config.health import healthz, healthz_queue, healthz_role
 from monitoring import views as monitoring_views
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("healthz/queue/<str:queue>", healthz_queue, name="healthz-queue"),
+    path("healthz/<str:role>", healthz_role, name="healthz-role"),
     path("metrics", monitoring_views.metrics, name="metrics"),
     path("alerts/", include("monitoring.urls")),
     path("api/", include("monitoring.api_urls")),  # alerts
@@ -22,6 +25,9 @@ urlpatterns = [
     path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
     path("", include("dashboard.urls")),
 ]
+
+if settings.OIDC_RP_CLIENT_ID:  # optional login through the bank's OIDC provider (config/directory.py)
+    urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
 # An unknown URL under /api/ answers the API's one JSON error shape (config.errors).
 handler404 = "config.errors.page_not_found"

@@ -35,3 +35,10 @@ def loads_resume_task() -> list[str]:
         logger.warning("load %s stalled: queued again", load_id)
         load_run_task.delay(load_id)
     return stalled
+
+
+@shared_task(name="kafkacache.tasks.leaders_watch_task")
+def leaders_watch_task() -> int:
+    from kafkacache.leaders import leaders_watch
+
+    return len(leaders_watch())

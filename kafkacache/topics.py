@@ -26,7 +26,8 @@ def topics_ensure(names: list[str] | None = None, *, partitions: int | None = No
             name,
             num_partitions=partitions or settings.KAFKA_TOPIC_PARTITIONS,
             replication_factor=settings.KAFKA_TOPIC_REPLICATION,
-            config=TOPIC_CONFIG,
+            # With the producer's acks=all: acknowledged only once min.insync.replicas hold it.
+            config={**TOPIC_CONFIG, "min.insync.replicas": str(settings.KAFKA_TOPIC_MIN_INSYNC_REPLICAS)},
         )
         for name in wanted
     ]

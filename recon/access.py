@@ -116,6 +116,12 @@ def topic_for_payload(user, topic: Topic | None) -> Topic:
     return topic
 
 
+def topic_revoke(grantee, topic: Topic) -> None:
+    """Take every permission on one topic away from a user or group."""
+    for perm in (VIEW, OPERATE, VIEW_PAYLOAD):
+        remove_perm(perm, grantee, topic)
+
+
 def topic_grant(grantee, topic: Topic, role: str) -> None:
     """Give a user or group a role's permissions on one topic (and only those)."""
     for perm in (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE):

@@ -408,6 +408,9 @@ class RebalanceEvent(models.Model):
         REVOKED = "revoked", "Revoked"
         LOST = "lost", "Lost"
         ERROR = "error", "Error"
+        # Not a group callback: a partition's leader or in-sync replicas changed (broker lost,
+        # back, or moved), seen by kafkacache.leaders; member names the watcher.
+        LEADER = "leader", "Leader change"
 
     group = models.CharField(max_length=255)
     member = models.CharField(max_length=255)

@@ -30,12 +30,13 @@ def unique_name():
 @pytest.fixture
 def celery_worker_process(transactional_db):
     """A real Celery worker process on the test broker and the test database."""
-    from config.celery import app
+    from config.celery import QUEUES, app
 
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings_test", DATABASE_URL=_test_database_url())
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-n", name]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-n", name, "--loglevel=WARNING"],
+        [*argv, "-Q", ",".join(QUEUES), "--loglevel=WARNING"],
         cwd=ROOT,
         env=env,
         start_new_session=True,

@@ -60,3 +60,12 @@ def test_env_int_map_needs_every_key_and_names_a_bad_value(monkeypatch):
         monkeypatch.setenv("X_SLA", bad)
         with pytest.raises(EnvError, match="X_SLA"):
             env_int_map("X_SLA", default, keys=keys, minimum=1)
+
+
+def test_database_url_carries_tls_parameters_and_refuses_unknown_ones(monkeypatch):
+    monkeypatch.setenv("X_DB", "postgres://u:p@db.example/ledger?sslmode=verify-full&sslrootcert=/etc/kc/ca.pem")
+    options = database_from_url("X_DB", "")["OPTIONS"]
+    assert options == {"connect_timeout": 5, "sslmode": "verify-full", "sslrootcert": "/etc/kc/ca.pem"}
+    monkeypatch.setenv("X_DB", "postgres://u:p@db.example/ledger?sslmod=require")
+    with pytest.raises(EnvError, match="unknown parameter 'sslmod'"):
+        database_from_url("X_DB", "")

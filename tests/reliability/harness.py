@@ -42,7 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-SCENARIOS = ("kill", "redis", "kafka", "postgres", "rebalance")
+SCENARIOS = ("kill", "redis", "kafka", "postgres", "rebalance", "broker", "scale")
+# Scenarios that need the 3-broker cluster (PrivateServices(cluster=True)).
+CLUSTER_SCENARIOS = ("broker", "scale")
 RESULT_PREFIX = "FAULT-RESULT "
 
 
@@ -70,12 +72,15 @@ class PrivateServices:
     pg_port: int = field(default_factory=_free_port)
     # A password nobody else uses, so a grep of the logs for it means something.
     pg_password: str = field(default_factory=lambda: "pg-" + uuid.uuid4().hex)
+    # Kafka as a 3-broker KRaft cluster (bin/services up --cluster) instead of the single broker:
+    # three broker ports, then three controller ports.
+    cluster_ports: list[int] = field(default_factory=list)
 
     @classmethod
-    def create(cls) -> "PrivateServices":
+    def create(cls, *, cluster: bool = False) -> "PrivateServices":
         var_dir = Path(tempfile.mkdtemp(prefix="kc-faults-"))
         os.chmod(var_dir, 0o755)  # noqa: S103 - PostgreSQL runs as `postgres` when we are root
-        services = cls(var_dir=var_dir)
+        services = cls(var_dir=var_dir, cluster_ports=[_free_port() for _ in range(6)] if cluster else [])
         shared = ROOT / "var" / "kafka" / "classpath.txt"
         if shared.exists():  # the resolved jar list: spares a Maven run
             (var_dir / "kafka").mkdir(parents=True, exist_ok=True)
@@ -91,14 +96,16 @@ class PrivateServices:
             "REDIS_PORT": str(self.redis_port),
             "PG_PORT": str(self.pg_port),
             "PG_PASSWORD": self.pg_password,
-            "KAFKA_HEAP": "384m",
+            "KAFKA_HEAP": "384m" if not self.cluster_ports else "256m",
+            "CLUSTER_KAFKA_PORTS": " ".join(map(str, self.cluster_ports[:3])),
+            "CLUSTER_CONTROLLER_PORTS": " ".join(map(str, self.cluster_ports[3:])),
         }
 
-    def services(self, action: str) -> float:
+    def services(self, action: str, *args: str) -> float:
         """bin/services <action> against the private instances; answers its duration in seconds."""
         started = time.monotonic()
         subprocess.run(
-            [str(ROOT / "bin" / "services"), action],
+            [str(ROOT / "bin" / "services"), action, *args],
             env=self.bin_env(),
             check=True,
             timeout=180,
@@ -109,6 +116,17 @@ class PrivateServices:
 
     def product_env(self) -> dict[str, str]:
         """Settings that point the product at the private services."""
+        if self.cluster_ports:
+            return {
+                **self._product_env(),
+                "KAFKA_BOOTSTRAP_SERVERS": ",".join(f"127.0.0.1:{p}" for p in self.cluster_ports[:3]),
+                "KAFKA_TOPIC_REPLICATION": "3",
+                "KAFKA_TOPIC_MIN_INSYNC_REPLICAS": "2",
+                "KAFKA_TOPIC_PARTITIONS": "6",
+            }
+        return self._product_env()
+
+    def _product_env(self) -> dict[str, str]:
         return {
             "DJANGO_SETTINGS_MODULE": "config.settings_test",
             "DATABASE_URL": f"postgres://kafkacache:{self.pg_password}@127.0.0.1:{self.pg_port}/kafkacache",
@@ -119,11 +137,18 @@ class PrivateServices:
         }
 
     def up(self) -> None:
-        self.services("up")
+        if self.cluster_ports:  # PostgreSQL, Redis and the cluster; no single broker
+            self.services("postgres-up")
+            self.services("redis-up")
+            self.services("up", "--cluster")
+        else:
+            self.services("up")
         self.manage("migrate", "--no-input", "-v", "0")
 
     def down(self) -> None:
         try:
+            if self.cluster_ports:
+                self.services("down", "--cluster")
             self.services("down")
         finally:
             shutil.rmtree(self.var_dir, ignore_errors=True)
@@ -148,6 +173,7 @@ class PrivateServices:
             "redis_port": self.redis_port,
             "pg_port": self.pg_port,
             "pg_password": self.pg_password,
+            "cluster_ports": self.cluster_ports,
         }
 
     @classmethod
@@ -190,6 +216,15 @@ def scenario_run(
     }
     if scenario == "kill":
         env["CONSUMER_LOCK_SECONDS"] = "3"  # a killed run's lock lapses quickly
+    if scenario in CLUSTER_SCENARIOS and not services.cluster_ports:
+        raise ValueError(f"scenario {scenario!r} needs PrivateServices.create(cluster=True)")
+    if scenario == "scale":
+        env.update(
+            CONSUMER_INSTANCES="3",
+            CONSUMER_LOCK_SECONDS="3",
+            CONSUMER_SCHEDULE_SECONDS="2",
+            CONSUMER_RUN_SECONDS="20",  # scheduled runs end and start again; static membership: no rebalance
+        )
     env.update(env_extra or {})
     limit = timeout or max(180.0, messages / 250)
     log_dir = services.var_dir / "runs" / tag
@@ -283,14 +318,16 @@ class _Run:
         self.started = time.monotonic()
         self.unexpected_exits = 0
         self.stopping: set[int] = set()
+        self.others: list[subprocess.Popen] = []  # the scheduled loop: a Celery worker and beat
+        self.lag_zero_seconds: float | None = None
 
     # processes ------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], *, argv: list[str] | None = None) -> subprocess.Popen:
         self.counter[name] += 1
         out = open(self.log_dir / f"{name}-{self.counter[name]}.log", "wb")  # noqa: SIM115 - closed with the process
         return subprocess.Popen(
-            [PYTHON, "manage.py", *args],
+            argv or [PYTHON, "manage.py", *args],
             cwd=ROOT,
             env=os.environ.copy(),
             stdout=out,
@@ -303,6 +340,17 @@ class _Run:
             f"consume{instance}",
             ["consume", "--instance", str(instance), "--max-seconds", str(self.timeout + 60), "--lock-wait", "60"],
         )
+
+    def scheduled_loop_start(self, *, slots: int) -> None:
+        """The production way: a Celery worker on the consume queue and beat starting consume_task
+        for every CONSUMER_INSTANCES instance (a run holding its lock makes the others skip)."""
+        celery = [PYTHON, "-m", "celery", "-A", "config"]
+        worker = [*celery, "worker", "-Q", "consume", "-n", f"consume-{uuid.uuid4().hex[:6]}@localhost"]
+        # WARNING: INFO lines carry run times with 15 decimals, which the card-number grep would flag.
+        options = ["--concurrency", str(slots), "--without-gossip", "--without-mingle", "--loglevel=WARNING"]
+        self.others.append(self._spawn("consume-worker", [], argv=[*worker, *options]))
+        beat_schedule = str(self.log_dir / "celerybeat-schedule")
+        self.others.append(self._spawn("beat", [], argv=[*celery, "beat", "-s", beat_schedule, "--loglevel=WARNING"]))
 
     def producer_start(self) -> None:
         self.producer = self._spawn("produce_load", ["produce_load", "--source", "ods"])
@@ -322,7 +370,7 @@ class _Run:
             proc.wait(timeout=10)
 
     def reap(self) -> None:
-        for proc in [*self.consumers.values(), *([self.producer] if self.producer else [])]:
+        for proc in [*self.consumers.values(), *([self.producer] if self.producer else []), *self.others]:
             if proc.poll() is None:
                 self.kill(proc)
                 proc.wait(timeout=10)
@@ -428,6 +476,14 @@ class _Run:
             self.event("all consumed")
         except TimeoutError as exc:  # accounted below as lost
             self.event("gave up waiting", error=str(exc))
+        self.lag_wait()
+        for proc in self.others:
+            self.kill(proc, signal.SIGTERM)
+        for proc in self.others:
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.kill(proc)
         for instance in list(self.consumers):
             if self.consumers[instance].poll() is None:
                 self.consumer_stop(instance)
@@ -540,12 +596,43 @@ class _Run:
                 "differs": differs,
             },
             "rebalances": dict(rebalances),
+            "lag_after": self.lag(),
+            "lag_zero_seconds": self.lag_zero_seconds,
             "retries": self.retries(),
             "recovery_seconds": self.recovery,
             "unexpected_exits": self.unexpected_exits,
             "events": self.events,
             "seconds": round(time.monotonic() - self.started, 1),
         }
+
+    def lag(self) -> int | None:
+        from monitoring.lag import consumer_lag
+
+        s = self.settings
+        try:
+            return sum(p.lag for p in consumer_lag(s.KAFKA_CONSUMER_GROUP, [s.KAFKA_TOPIC_BULK, s.KAFKA_TOPIC_CHANGE]))
+        except Exception:  # a broker away: no figure this time
+            return None
+
+    def lag_wait(self, *, timeout: float = 120) -> None:
+        """With every message consumed, how long until the group's committed lag is 0 (offsets committed)."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            if self.lag() == 0:
+                self.lag_zero_seconds = round(time.monotonic() - began, 2)
+                self.event("lag 0", seconds=self.lag_zero_seconds)
+                return
+            time.sleep(0.5)
+        from monitoring.lag import consumer_lag
+
+        s = self.settings
+        with contextlib.suppress(Exception):
+            behind = [
+                f"{p.topic}/{p.partition}: committed {p.committed}, end {p.end}"
+                for p in consumer_lag(s.KAFKA_CONSUMER_GROUP, [s.KAFKA_TOPIC_BULK, s.KAFKA_TOPIC_CHANGE])
+                if p.lag
+            ]
+            self.event("lag not 0 within the bound", lag=self.lag(), partitions=behind)
 
     def retries(self) -> dict[str, int]:
         """What the consumers' logs say they went through: retried stages, Kafka errors, lost locks."""
@@ -557,7 +644,7 @@ class _Run:
             "kafka errors": re.compile(rb"kafka client error|consume error"),
             "lock lost": re.compile(rb"consumer lock \d+ lost"),
         }
-        for path in self.log_dir.glob("consume*.log"):
+        for path in self.log_dir.glob("consume*.log"):  # consume<N> and consume-worker
             text = path.read_bytes()
             for name, pattern in patterns.items():
                 counts[name] += len(pattern.findall(text))
@@ -664,12 +751,103 @@ def _rebalance(run: _Run) -> None:
     run.event("partitions reassigned to consumer 0", seconds=seconds)
 
 
+def _cluster_node(run: _Run, action: str, node: int, *, sig: str = "KILL") -> None:
+    extra = [sig] if action == "down" else []
+    seconds = run.services.services(f"kafka-node-{action}", "--cluster", str(node), *extra)
+    run.event(f"broker {node} {'SIG' + sig + 'ed' if action == 'down' else 'started'}", took=round(seconds, 2))
+
+
+def _leader_change_recorded(run: _Run, *, timeout: float = 60) -> None:
+    """Run the product's leader watch (as beat does) until it records the change."""
+    from kafkacache.leaders import leaders_watch
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            events = leaders_watch()
+        except Exception as exc:  # metadata not answered while the cluster notices the loss
+            events = []
+            run.event("leader watch: no answer", error=type(exc).__name__)
+        if events:
+            run.event("leader change recorded", partitions=len(events[0].partitions))
+            return
+        run.supervise()
+        time.sleep(0.5)
+    run.event("no leader change recorded within the bound")
+
+
+def _cluster_whole(run: _Run, *, timeout: float = 90) -> None:
+    """Wait until every partition of the feed's topics has all three replicas in sync again."""
+    from kafkacache.leaders import leaders_now
+    from kafkacache.topics import feed_topics
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            state = leaders_now(feed_topics())
+            if state and all(len(p["isr"]) == 3 for p in state.values()):
+                run.event("all replicas in sync")
+                return
+        run.supervise()
+        time.sleep(0.5)
+    raise TimeoutError("the restarted broker did not rejoin every ISR")
+
+
+def _broker(run: _Run) -> None:
+    """3-broker cluster, replication 3, min ISR 2: a broker SIGKILLed while the load publishes and the
+    consumer reads, back once 60% are consumed; then another broker SIGKILLed mid-consume, and back."""
+    from kafkacache.leaders import leaders_watch
+    from recon.models import RebalanceEvent
+
+    run.consumer_start(0)
+    group = run.settings.KAFKA_CONSUMER_GROUP
+    run.wait("consumer assigned", RebalanceEvent.objects.filter(group=group, kind="assigned").count, 1, timeout=60)
+    leaders_watch()  # the first look: what a change is measured against
+    run.producer_start()
+    run.wait("30% published", run.published, int(run.messages * 0.3))
+    _cluster_node(run, "down", 1)
+    _leader_change_recorded(run)
+    run.progress_resumed("broker 1 lost")
+    run.wait("60% consumed", run.consumed_distinct, int(run.messages * 0.6))
+    _cluster_node(run, "up", 1)
+    _cluster_whole(run)
+    leaders_watch()  # broker 1 back in the ISRs: recorded too
+    if (run.consumed_distinct() or 0) < run.messages:
+        _cluster_node(run, "down", 2)
+        _leader_change_recorded(run)
+        run.progress_resumed("broker 2 lost")
+        _cluster_node(run, "up", 2)
+    else:
+        run.event("all consumed before the second kill")
+
+
+def _scale(run: _Run) -> None:
+    """6 partitions, 3 consumers: `manage.py consume` instances 0 and 1 and the scheduled loop (a Celery
+    worker and beat) for instance 2. Instance 1 SIGKILLed at 30% (not restarted by hand: beat's run of
+    instance 1 takes it over once its lock lapses); a fourth consumer added at 50%."""
+    run.scheduled_loop_start(slots=3)
+    run.consumer_start(0)
+    run.consumer_start(1)
+    run.producer_start()
+    run.wait("30% consumed", run.consumed_distinct, int(run.messages * 0.3))
+    run.stopping.add(1)  # a killed process stays dead: the schedule is what brings instance 1 back
+    run.kill(run.consumers[1])
+    run.consumers[1].wait(timeout=10)
+    run.event("consumer 1 SIGKILLed", consumed=run.consumed())
+    run.progress_resumed("consumer 1 killed")
+    run.wait("50% consumed", run.consumed_distinct, int(run.messages * 0.5))
+    run.consumer_start(3)
+    run.event("consumer 3 added")
+
+
 _PLANS: dict[str, Callable[[_Run], None]] = {
     "kill": _kill,
     "redis": _redis,
     "kafka": _kafka,
     "postgres": _postgres,
     "rebalance": _rebalance,
+    "broker": _broker,
+    "scale": _scale,
 }
 
 

@@ -1,0 +1,128 @@
+"""The bank's directory: settings for django-auth-ldap (and, optionally, OIDC) from the environment.
+
+Set AUTH_LDAP_SERVER_URI and people log in with their directory account through
+the ordinary login form; local accounts (ModelBackend) stay for break-glass
+admins. Which role and which topics a directory user gets comes from their
+directory groups (dashboard/directory.py applies it at every login):
+
+  AUTH_LDAP_ROLE_GROUPS   {"viewer": "<group DN>", "operator": "<group DN>", "admin": "<group DN>"}
+                          a user in none of them cannot log in (fail closed)
+  AUTH_LDAP_TOPIC_GROUPS  {"<group DN>": {"<topic name>": "viewer" | "operator", ...}, ...}
+                          the only topic grants a directory user holds; re-read at every login
+
+OIDC (optional, mozilla-django-oidc): set OIDC_RP_CLIENT_ID and the provider's endpoints;
+OIDC_ROLE_GROUPS / OIDC_TOPIC_GROUPS map the token's OIDC_GROUPS_CLAIM the same way.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from config.env import EnvError
+
+ROLE_NAMES = ("viewer", "operator", "admin")
+
+
+def _json(env: Mapping[str, str], name: str) -> dict:
+    raw = env.get(name, "") or "{}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EnvError(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise EnvError(f"{name} must be a JSON object")
+    return value
+
+
+def role_groups(env: Mapping[str, str]) -> dict[str, str]:
+    groups = _json(env, "AUTH_LDAP_ROLE_GROUPS")
+    unknown = set(groups) - set(ROLE_NAMES)
+    if unknown:
+        raise EnvError(f"AUTH_LDAP_ROLE_GROUPS: unknown roles {sorted(unknown)} (roles: {', '.join(ROLE_NAMES)})")
+    if not groups:
+        raise EnvError("AUTH_LDAP_ROLE_GROUPS must map at least one role to a directory group")
+    return {role: str(dn) for role, dn in groups.items()}
+
+
+def topic_groups(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    groups = _json(env, "AUTH_LDAP_TOPIC_GROUPS")
+    for dn, grants in groups.items():
+        if not isinstance(grants, dict) or any(role not in ("viewer", "operator") for role in grants.values()):
+            raise EnvError(f"AUTH_LDAP_TOPIC_GROUPS[{dn!r}] must map topic names to 'viewer' or 'operator'")
+    return groups
+
+
+def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The AUTH_LDAP_* Django settings for this environment (empty when no server is set)."""
+    uri = env.get("AUTH_LDAP_SERVER_URI", "")
+    if not uri:
+        return {}
+    import ldap
+    from django_auth_ldap.config import GroupOfNamesType, LDAPGroupQuery, LDAPSearch
+
+    roles = role_groups(env)
+    required = None
+    for dn in roles.values():
+        required = LDAPGroupQuery(dn) if required is None else required | LDAPGroupQuery(dn)
+    options: dict[Any, Any] = {
+        ldap.OPT_NETWORK_TIMEOUT: 5,
+        ldap.OPT_TIMEOUT: 10,
+        ldap.OPT_REFERRALS: 0,
+        ldap.OPT_X_TLS_REQUIRE_CERT: ldap.OPT_X_TLS_DEMAND,
+    }
+    if env.get("AUTH_LDAP_CA_FILE"):
+        options[ldap.OPT_X_TLS_CACERTFILE] = env["AUTH_LDAP_CA_FILE"]
+        options[ldap.OPT_X_TLS_NEWCTX] = 0  # must come last: makes the options above take effect
+    # ldap:// upgrades with StartTLS unless told not to (a lab directory); ldaps:// is TLS already.
+    start_tls = not uri.startswith("ldaps://") and env.get("AUTH_LDAP_START_TLS", "1").lower() in ("1", "true", "yes")
+    return {
+        "AUTH_LDAP_SERVER_URI": uri,
+        "AUTH_LDAP_BIND_DN": env.get("AUTH_LDAP_BIND_DN", ""),
+        "AUTH_LDAP_BIND_PASSWORD": env.get("AUTH_LDAP_BIND_PASSWORD", ""),
+        "AUTH_LDAP_START_TLS": start_tls,
+        "AUTH_LDAP_CONNECTION_OPTIONS": options,
+        "AUTH_LDAP_USER_SEARCH": LDAPSearch(
+            env["AUTH_LDAP_USER_SEARCH_BASE"],
+            ldap.SCOPE_SUBTREE,
+            env.get("AUTH_LDAP_USER_FILTER", "(uid=%(user)s)"),
+        ),
+        "AUTH_LDAP_GROUP_SEARCH": LDAPSearch(
+            env["AUTH_LDAP_GROUP_SEARCH_BASE"], ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)"
+        ),
+        "AUTH_LDAP_GROUP_TYPE": GroupOfNamesType(name_attr="cn"),
+        "AUTH_LDAP_REQUIRE_GROUP": required,
+        "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
+        "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
+        "AUTH_LDAP_CACHE_TIMEOUT": 0,  # group changes in the directory count at the next login
+        "KAFKACACHE_LDAP_ROLE_GROUPS": roles,
+        "KAFKACACHE_LDAP_TOPIC_GROUPS": topic_groups(env),
+    }
+
+
+def oidc_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """mozilla-django-oidc settings (empty when OIDC_RP_CLIENT_ID is not set)."""
+    client_id = env.get("OIDC_RP_CLIENT_ID", "")
+    if not client_id:
+        return {}
+    required = [
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT",
+    ]
+    missing = [name for name in required if not env.get(name)]
+    if missing:
+        raise EnvError(f"OIDC_RP_CLIENT_ID is set but {', '.join(missing)} are not")
+    roles = {role: str(g) for role, g in _json(env, "OIDC_ROLE_GROUPS").items()}
+    if not roles or set(roles) - set(ROLE_NAMES):
+        raise EnvError(f"OIDC_ROLE_GROUPS must map roles ({', '.join(ROLE_NAMES)}) to the provider's group names")
+    return {
+        "OIDC_RP_CLIENT_ID": client_id,
+        **{name: env[name] for name in required},
+        "OIDC_RP_SIGN_ALGO": env.get("OIDC_RP_SIGN_ALGO", "RS256"),
+        "OIDC_RP_SCOPES": env.get("OIDC_RP_SCOPES", "openid email profile"),
+        "OIDC_GROUPS_CLAIM": env.get("OIDC_GROUPS_CLAIM", "groups"),
+        "KAFKACACHE_OIDC_ROLE_GROUPS": roles,
+        "KAFKACACHE_OIDC_TOPIC_GROUPS": _json(env, "OIDC_TOPIC_GROUPS"),
+    }

@@ -1,0 +1,1 @@
+from tests.kafkacache.conftest import feed  # noqa: F401 - fixture, re-exported for pytest

@@ -1,0 +1,139 @@
+"""The production layout (bin/prod) on loopback runs a bulk load end to end.
+
+gunicorn (DEBUG off, static files by whitenoise), one Celery worker per queue and
+one beat start as subprocesses against the test database, a private Redis (cache
+and broker) and fresh Kafka topics; a bulk load goes in through POST /api/loads and
+its records come back from Redis through GET /api/cache/<retrieval key>. Each task
+ran on the worker of its own queue.
+"""
+
+import os
+import subprocess
+import uuid
+
+import pytest
+import requests
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from knox.models import AuthToken
+
+from kafkacache.services import topic_rows_ensure
+from kafkacache.topics import topics_delete
+from recon.access import topic_grant
+
+from ..kafkacache.conftest import source_records, subprocess_database_url
+from .helpers import ROOT, PrivateRedis, free_port, production_secrets, stop_group, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CLIENTS = 40
+QUEUES = ("consume", "loads", "reconcile", "alerts")
+# What the load balancer in front of gunicorn adds once it has ended TLS: without it
+# DEBUG-off Django redirects plain http to https (the health checks are exempt).
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+@pytest.fixture
+def prod_layout(settings, unique_name, tmp_path):
+    redis = PrivateRedis(tmp_path / "redis")
+    topics = {
+        "KAFKA_TOPIC_BULK": unique_name("t.prod.bulk"),
+        "KAFKA_TOPIC_CHANGE": unique_name("t.prod.change"),
+        "KAFKA_TOPIC_DEAD_LETTER": unique_name("t.prod.dlq"),
+        "KAFKA_CONSUMER_GROUP": unique_name("t.prod.group"),
+    }
+    for name, value in topics.items():
+        setattr(settings, name, value)
+    port = free_port()
+    node = f"prodtest-{uuid.uuid4().hex[:6]}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))},
+        **production_secrets(),
+        **topics,
+        "DJANGO_SETTINGS_MODULE": "config.settings",  # the production settings, not the test ones
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+        "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
+        # Every key is fresh (production_secrets), but the test database lives on the local
+        # PostgreSQL, whose password is the development one: the documented escape hatch
+        # lets that one through (fail-closed itself is tests/config/test_secrets.py's).
+        "KAFKACACHE_ALLOW_DEV_SECRETS": "1",
+        "DATABASE_URL": subprocess_database_url(),
+        "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis.port}/1",
+        "CONSUMER_SCHEDULE_SECONDS": "1",
+        "CONSUMER_RUN_SECONDS": "4",
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "PROD_RUN_DIR": str(tmp_path / "run"),
+        "PROD_NODE_NAME": node,
+        "PROD_STOP_SECONDS": "20",
+    }
+    proc = subprocess.Popen([str(ROOT / "bin" / "prod")], cwd=ROOT, env=env, start_new_session=True)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "node": node, "logs": tmp_path / "run" / "log", "proc": proc}
+    finally:
+        stop_group(proc)
+        redis.stop()
+        topics_delete([v for k, v in topics.items() if k.startswith("KAFKA_TOPIC_")])
+
+
+def _get(url: str, **kwargs) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=5, **kwargs)
+    except requests.ConnectionError:
+        return None
+
+
+def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
+    call_command("seed_source", "--clients", str(CLIENTS), "--reset", verbosity=0)
+    topics = topic_rows_ensure()
+    operator = User.objects.create_user("prod-operator", password=uuid.uuid4().hex)
+    topic_grant(operator, topics["bulk"], "operator")
+    # As the load balancer passes them on: TLS ended there (X-Forwarded-Proto), a knox token.
+    auth = {**HTTPS, "Authorization": f"Token {AuthToken.objects.create(user=operator)[1]}"}
+    url = prod_layout["url"]
+
+    def up(path: str) -> bool:
+        assert prod_layout["proc"].poll() is None, "bin/prod exited; see its logs"
+        response = _get(url + path)
+        return response is not None and response.status_code == 200
+
+    # Every role answers its own health check: web, beat, a worker on each queue.
+    # The first wait covers bin/prod's own start (preflight, migrate, topics, collectstatic):
+    # generous, since the machine's cores are shared with other test runs.
+    for path in ["/healthz/web", "/healthz/beat", *(f"/healthz/queue/{q}" for q in QUEUES)]:
+        wait_for(lambda path=path: up(path), timeout=120 if path == "/healthz/web" else 60, what=path)
+    assert _get(url + "/healthz/queue/nope").status_code == 404
+
+    # DEBUG is off: an unknown page is a plain 404, static files come from whitenoise.
+    assert _get(url + "/accounts/login/", allow_redirects=False).status_code == 301  # plain http: to https
+    missing = _get(url + "/no-such-page", headers=HTTPS)
+    assert missing.status_code == 404 and "URLconf" not in missing.text
+    static = _get(url + "/static/admin/css/base.css", headers=HTTPS)
+    assert static.status_code == 200 and "max-age" in static.headers.get("Cache-Control", "")
+    assert _get(url + "/api/loads", headers=HTTPS).status_code in (401, 403)
+
+    started = requests.post(url + "/api/loads", json={"source": "ods"}, headers=auth, timeout=10)
+    assert started.status_code == 202, started.text
+    load_id, retrieval_key = started.json()["id"], started.json()["retrieval_key"]
+
+    def load_done() -> bool:
+        state = _get(f"{url}/api/loads/{load_id}", headers=auth).json()
+        assert state["status"] not in ("failed", "cancelled"), state
+        return state["status"] == "done"
+
+    wait_for(load_done, timeout=60, what="the load to finish")
+
+    def cached() -> dict | None:
+        body = _get(f"{url}/api/cache/{retrieval_key}?limit=1000", headers=auth).json()
+        return body if body["count"] == CLIENTS else None
+
+    body = wait_for(cached, timeout=60, what="every record in the cache")
+    assert {item["key"] for item in body["results"]} == set(source_records())
+    assert all(item["record"] for item in body["results"])
+
+    # Each task ran on the worker of its queue, and only there ("Task <name>[<id>] received").
+    logs = {q: (prod_layout["logs"] / f"worker-{q}.log").read_text() for q in QUEUES}
+    ran = {q: {t for t in ("load_run_task", "consume_task") if f"kafkacache.tasks.{t}[" in logs[q]} for q in QUEUES}
+    assert ran == {"consume": {"consume_task"}, "loads": {"load_run_task"}, "reconcile": set(), "alerts": set()}
