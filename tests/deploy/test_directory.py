@@ -3,7 +3,10 @@ port), django-auth-ldap through the ordinary login form, directory groups -> rol
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -15,6 +18,7 @@ from kafkacache.services import topic_rows_ensure
 from recon.access import can_operate, can_view
 
 from .directory import PEOPLE, Directory, group_dn, make_tls, tmp_directory
+from .helpers import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -119,6 +123,54 @@ def test_local_break_glass_admin_still_logs_in_with_the_directory_on(client, dir
     user_ensure(username="break-glass", password="local-only-pw-123", role="admin")
     assert _login(client, "break-glass", "local-only-pw-123").status_code == 302
     assert User.objects.get(username="break-glass").has_usable_password()
+
+
+def test_a_directory_account_locks_out_after_the_failure_limit(client, directory_settings, settings):
+    """django-axes stands before the directory as in production (config.settings): wrong
+    passwords for a directory account lock it out, and then its right password is refused too."""
+    from axes.utils import reset
+
+    settings.AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *settings.AUTHENTICATION_BACKENDS]
+    settings.AXES_FAILURE_LIMIT = 3
+    reset()
+    try:
+        for _ in range(2):
+            assert _login(client, "otto", "not-his-password").status_code == 200
+        assert _login(client, "otto", "not-his-password").status_code == 429  # the third: locked out
+        assert _login(client, "otto", PASSWORDS["otto"]).status_code == 429
+        assert "_auth_user_id" not in client.session
+    finally:
+        reset()
+
+
+def test_production_settings_put_the_lockout_before_the_directory_and_oidc():
+    """config.settings with a directory and OIDC configured: axes first, so a locked-out login
+    reaches neither the directory nor the provider."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUTH_LDAP_", "OIDC_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="1",  # the development secrets of this process are fine: only the order is read
+        AUTH_LDAP_SERVER_URI="ldap://127.0.0.1:1",
+        AUTH_LDAP_USER_SEARCH_BASE=PEOPLE,
+        AUTH_LDAP_GROUP_SEARCH_BASE=group_dn("x").split(",", 1)[1],
+        AUTH_LDAP_ROLE_GROUPS=json.dumps({"viewer": group_dn("kc-viewers")}),
+        OIDC_RP_CLIENT_ID="kafkacache",
+        OIDC_RP_CLIENT_SECRET=uuid.uuid4().hex,
+        OIDC_OP_AUTHORIZATION_ENDPOINT="https://sso.bank.test/authorization",
+        OIDC_OP_TOKEN_ENDPOINT="https://sso.bank.test/token",
+        OIDC_OP_USER_ENDPOINT="https://sso.bank.test/user",
+        OIDC_OP_JWKS_ENDPOINT="https://sso.bank.test/jwks",
+        OIDC_ROLE_GROUPS=json.dumps({"viewer": "kc-viewers"}),
+    )
+    code = "import json, django; django.setup(); from django.conf import settings; "
+    code += "print(json.dumps(settings.AUTHENTICATION_BACKENDS))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    backends = json.loads(result.stdout.strip().splitlines()[-1])
+    assert backends[0] == "axes.backends.AxesStandaloneBackend"
+    assert set(backends[1:3]) == {"django_auth_ldap.backend.LDAPBackend", "dashboard.oidc.OidcBackend"}
+    assert "django.contrib.auth.backends.ModelBackend" in backends[3:]
 
 
 def test_oidc_is_an_option_with_the_same_mapping(settings, feed):
