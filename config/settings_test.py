@@ -29,3 +29,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # Test clients log in with client.login(), which passes no request: axes's backend
 # refuses that. tests/security/test_logins.py puts it back to test the lockout.
 AUTHENTICATION_BACKENDS = [b for b in AUTHENTICATION_BACKENDS if not b.startswith("axes.")]  # noqa: F405
+# Tests never run collectstatic: whitenoise looks a file up when it is asked for instead
+# of scanning STATIC_ROOT at start-up (which warns, once per middleware build, that it is missing).
+WHITENOISE_AUTOREFRESH = True
