@@ -228,6 +228,10 @@ REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
 REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
 REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
+# After a replay or a load (recon.runs): how long to wait between looks for the feed to have
+# consumed what it published, and how many looks before its windows are judged as they stand.
+RECON_VERIFY_WAIT_SECONDS = env_int("RECON_VERIFY_WAIT_SECONDS", 10, minimum=1)
+RECON_VERIFY_MAX_WAITS = env_int("RECON_VERIFY_MAX_WAITS", 30, minimum=0)
 
 # --- Alerts and metrics -------------------------------------------------------------
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).

@@ -20,7 +20,7 @@ from dashboard.masking import mask_text
 from dashboard.paging import keyset_page
 from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from recon import access
-from recon.models import Finding, Replay, Topic
+from recon.models import Finding, Replay, ReplayItem, Topic
 from recon.replay import replay_request, topic_for_replay
 from recon.replay_selectors import replay_items, replays_visible
 
@@ -144,6 +144,16 @@ def replays(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/replays.html", context)
 
 
+def _status_text(replay: Replay) -> str:
+    """ "done" only when every message got where it belongs; a reprocess that went dead again says so."""
+    if replay.status != Replay.Status.DONE:
+        return replay.status
+    bad = sum(replay.outcome.get(k, 0) for k in (ReplayItem.Outcome.DEAD, ReplayItem.Outcome.FAILED))
+    if bad:
+        return f"done, {bad} not delivered"
+    return replay.status
+
+
 def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
     clear = {t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)}
     for replay in replays:
@@ -158,10 +168,15 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
     assert replay is not None
     _mask_reasons(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
+    fixed = Finding.objects.filter(topic=replay.topic, status=Finding.Status.RESOLVED, detail__replay=str(replay.pk))
     context = {
         "replay": replay,
         "items": items[:ITEMS_SHOWN],
         "more_items": len(items) > ITEMS_SHOWN,
         "running": replay.status in Replay.ACTIVE,
+        "replay_status_text": _status_text(replay),
+        "verify_runs": list(replay.runs.order_by("started_at")[:30]),
+        "fixed": fixed.count(),
+        "fixed_verified": fixed.filter(detail__has_key="verified_by_run").count(),
     }
     return render(request, "dashboard/replay_detail.html", context)

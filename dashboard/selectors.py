@@ -28,6 +28,7 @@ from recon.models import (
     OperatorAction,
     PublishedMessage,
     RebalanceEvent,
+    ReplayItem,
     Topic,
     Window,
 )
@@ -342,6 +343,7 @@ class MessageTimeline:
     can_view_payload: bool = False
     finding_details: dict[int, Any] = field(default_factory=dict)
     audit_payload: Any = None  # recon's AuditPayload, decoded and masked, when the topic keeps payloads
+    replays: list[ReplayItem] = field(default_factory=list)  # replays of this message, and the one it came from
 
 
 def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
@@ -373,6 +375,11 @@ def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
         can_view_payload=can_payload,
         finding_details={f.pk: f.detail if can_payload else mask_sensitive(f.detail) for f in findings},
         audit_payload=_audit_payload(topic, uuid) if can_payload and topic.method_audit else None,
+    )
+    timeline.replays = list(
+        ReplayItem.objects.filter(Q(original_uuid=uuid) | Q(uuid=uuid))
+        .select_related("replay", "replay__requested_by")
+        .order_by("at")[:50]
     )
     timeline.events = _events(timeline)
     return timeline
@@ -472,4 +479,27 @@ def _events(t: MessageTimeline) -> list[TimelineEvent]:
     for a in t.actions:
         who = a.user.username if a.user else "system"
         events.append(TimelineEvent(a.at, "action", f"{a.action} by {who}: {a.outcome}"))
+    for item in t.replays:
+        replay = item.replay
+        verb = "reprocess" if replay.way == replay.Way.DEAD_LETTER else f"replay ({replay.way})"
+        who = replay.requested_by.username if replay.requested_by else "system"
+        if item.original_uuid == t.uuid and item.uuid and item.uuid != t.uuid:
+            summary = f"{verb} {replay.pk} by {who}: {item.get_outcome_display()} as {item.uuid}"
+        elif item.original_uuid == t.uuid:
+            summary = f"{verb} {replay.pk} by {who}: {item.get_outcome_display()}"
+        else:
+            summary = f"published by {verb} {replay.pk} in place of {item.original_uuid or 'an unknown message'}"
+        ok = item.outcome not in (item.Outcome.DEAD, item.Outcome.FAILED)
+        events.append(TimelineEvent(item.at, "replay", summary, ok=ok))
+    for f in t.findings:
+        if f.status == Finding.Status.RESOLVED and f.detail.get("resolved_at"):
+            try:
+                at = dt.datetime.fromisoformat(f.detail["resolved_at"])
+            except ValueError:
+                continue
+            at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+            how = f"fixed by replay {f.detail['replay']}" if f.detail.get("replay") else "no longer found"
+            if f.detail.get("verified_by_run"):
+                how += f", verified by run {f.detail['verified_by_run']}"
+            events.append(TimelineEvent(at, "resolved", f"{f.get_category_display()}: {how}"))
     return sorted(events, key=lambda e: e.at)

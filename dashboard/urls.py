@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import replay_views, views
+from dashboard import replay_views, run_views, views
 
 app_name = "dashboard"
 
@@ -23,5 +23,8 @@ urlpatterns = [
     path("replays/start", replay_views.replay_start, name="replay-start"),
     path("replays/reprocess", replay_views.reprocess, name="reprocess"),
     path("replays/<uuid:pk>/", replay_views.replay_detail, name="replay"),
+    path("runs/", run_views.runs, name="runs"),
+    path("runs/request", run_views.run_request, name="run-request"),
+    path("runs/<uuid:pk>/", run_views.run_detail, name="run"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
 ]

@@ -25,8 +25,9 @@ from dashboard import charts, forms, selectors, services
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
 from kafkacache import services as feed_services
+from kafkacache.models import Load
 from recon import access
-from recon.models import Finding
+from recon.models import Finding, ReconRun
 
 PAGE_SIZE = 50
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -205,7 +206,13 @@ def window_detail(request: HttpRequest, pk: int) -> HttpResponse:
         selectors.findings_filtered(user=request.user, window=window), time_field="created_at", size=PAGE_SIZE
     )
     summary = json.dumps(window.summary, indent=2, default=str, ensure_ascii=False)
-    return render(request, "dashboard/window_detail.html", {"window": window, "page": page, "summary": summary})
+    context = {
+        "window": window,
+        "page": page,
+        "summary": summary,
+        "can_operate": access.can_operate(request.user, window.topic),
+    }
+    return render(request, "dashboard/window_detail.html", context)
 
 
 @login_required
@@ -255,7 +262,13 @@ def load_start(request: HttpRequest) -> HttpResponse:
 @require_GET
 def load_detail(request: HttpRequest, pk) -> HttpResponse:
     load = selectors.load_visible(request.user, pk=pk)
-    context = {"load": load, "show_key": access.can_view_payload(request.user, load.topic)}
+    context = {
+        "load": load,
+        "show_key": access.can_view_payload(request.user, load.topic),
+        "can_operate": access.can_operate(request.user, load.topic),
+        "live": load.status in (Load.Status.QUEUED, Load.Status.RUNNING),
+        "runs": list(ReconRun.objects.filter(load=load).order_by("-started_at")[:20]),
+    }
     return render(request, "dashboard/load_detail.html", context)
 
 

@@ -282,6 +282,11 @@ def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Repl
         outcome=(f"{status}: {counts}" if not error else f"{status}: {error}")[:255],
     )
     logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
+    # Close the loop: re-judge the windows (originals' included) and keys it touched.
+    from recon.tasks import replay_verify_task
+
+    replay_id = str(replay.pk)
+    transaction.on_commit(lambda: replay_verify_task.delay(replay_id))
     return replay
 
 

@@ -94,3 +94,43 @@ def replays_resume_task() -> list[str]:
         logger.warning("replay %s stalled: queued again", replay_id)
         replay_run_task.delay(replay_id)
     return stalled
+
+
+@shared_task(name="recon.tasks.run_execute", ignore_result=True)
+def run_execute_task(run_id: str) -> str:
+    """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
+    from recon.runs import run_execute
+
+    return run_execute(run_id=run_id).status
+
+
+def _verify_later(task, subject_id: str, attempt: int) -> None:
+    from django.conf import settings
+
+    task.apply_async((subject_id, attempt + 1), countdown=settings.RECON_VERIFY_WAIT_SECONDS)
+
+
+@shared_task(name="recon.tasks.replay_verify", ignore_result=True)
+def replay_verify_task(replay_id: str, attempt: int = 0) -> int:
+    """After a replay: re-judge what it touched, once the feed has consumed what it published."""
+    from django.conf import settings
+
+    from recon.runs import replay_verify
+
+    runs = replay_verify(replay_id=replay_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:  # beyond: not finished, give up
+        _verify_later(replay_verify_task, replay_id, attempt)
+    return len(runs or ())
+
+
+@shared_task(name="recon.tasks.load_verify", ignore_result=True)
+def load_verify_task(load_id: str, attempt: int = 0) -> int:
+    """After a load: judge its windows and its keys, once the feed has consumed it."""
+    from django.conf import settings
+
+    from recon.runs import load_verify
+
+    runs = load_verify(load_id=load_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:
+        _verify_later(load_verify_task, load_id, attempt)
+    return len(runs or ())

@@ -53,7 +53,7 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
         time.sleep(0.2)
     assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
     page.wait_for_function("() => document.querySelector('#replay-status').textContent === 'done'", timeout=20000)
-    assert page.locator("tr[data-item] .badge").all_inner_texts() == ["stored"]
+    assert page.locator("tr[data-item] .badge").all_inner_texts() == ["Stored in Redis"]
     replay.refresh_from_db()
     assert (replay.status, replay.outcome, replay.requested_by) == ("done", {"stored": 1}, people["operator"])
 
