@@ -32,6 +32,12 @@ from recon.models import Finding, ReconRun
 PAGE_SIZE = 50
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 EXPORT_MAX_ROWS = 100_000
+REPLAYABLE = (
+    Finding.Category.MISSING,
+    Finding.Category.ALTERED,
+    Finding.Category.CACHE,
+    Finding.Category.INVALID_DATA,
+)
 
 
 @login_required
@@ -152,6 +158,9 @@ def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int 
         ),
         "can_operate": access.can_operate(request.user, finding.topic),
         "ack_form": ack_form,
+        # A replay sends the published message again: it cannot help an orphan (never
+        # published by us), a duplicate or a delay (delivered already).
+        "replayable": REPLAYABLE,
     }
     return render(request, "dashboard/finding_detail.html", context, status=status)
 

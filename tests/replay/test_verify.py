@@ -102,3 +102,35 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
     missing = finding_of(topic, "missing", lost.uuid)
     assert missing.status == Finding.Status.RESOLVED
     assert missing.detail["verified_by_run"] == str(transport.pk) and missing.detail["replay_uuid"] == str(new_uuid)
+
+
+def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, people, django_capture_on_commit_callbacks):
+    from kafkacache.models import Load
+    from kafkacache.ods import ods_seed
+    from kafkacache.services import load_run, load_start
+    from recon.runs import load_verify
+
+    from .conftest import fetch
+
+    topic = feed.bulk
+    ods_seed(clients=5, using="default")
+    cache.delete(*[rec_key(f"client:{i}") for i in range(1, 6)])
+    load = load_start(topic=topic, source="ods", client_ids=[1, 2, 3], requested_by=None, queue=False)
+    load = load_run(load_id=load.id)
+    assert load.status == Load.Status.DONE
+    assert load_verify(load_id=load.id) is None  # published, the feed has not consumed it yet
+
+    FeedConsumer().process_batch(fetch(topic.name, 0, 3))
+    cache.delete(rec_key("client:3"))  # removed behind the feed's back: only the cache leg can see it
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        runs = load_verify(load_id=load.id)
+    assert runs is not None and {r.kind for r in runs} == {"transport", "cache"} and len(queued) == 2
+    for run in runs:
+        assert run_execute_task(str(run.pk)) == "done"
+    cache_run = ReconRun.objects.get(load=load, kind="cache")
+    assert (cache_run.trigger, cache_run.report["checked"], cache_run.report["all_matched"]) == ("load", 3, False)
+    assert cache_run.report["problems"]["absent"]["keys"] == ["client:3"]
+    absent = Finding.objects.get(topic=topic, category="cache", key="client:3")
+    assert absent.status == Finding.Status.OPEN and absent.load_id == load.id
+    assert ReconRun.objects.get(load=load, kind="transport").report["windows"]["total"] >= 1
+    assert load_verify(load_id=load.id) == []  # judged once
