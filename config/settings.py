@@ -237,6 +237,8 @@ RECON_VERIFY_MAX_WAITS = env_int("RECON_VERIFY_MAX_WAITS", 30, minimum=0)
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 30, minimum=1)
+# Where alert notifications link back to (the dashboard as people reach it).
+ALERTS_BASE_URL = env_str("ALERTS_BASE_URL", "http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
     "task": "monitoring.tasks.alerts_evaluate",
     "schedule": float(ALERTS_EVALUATE_SECONDS),

@@ -125,4 +125,11 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="duplicate")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="redelivery after a rebalance, expected")
+    from monitoring.models import AlertRule
+
+    # A starting rule, shown on the Alerts pages (no channel: people add theirs).
+    AlertRule.objects.get_or_create(
+        name="Standing exceptions",
+        defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
+    )
     return written

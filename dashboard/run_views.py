@@ -12,6 +12,7 @@ import datetime as dt
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -72,6 +73,8 @@ class RunFilterForm(forms.Form):
 def run_request(request: HttpRequest) -> HttpResponse:
     form = RunRequestForm(request.POST)
     if not form.is_valid():
+        if not access.topics_operable(request.user).exists():  # permission first: a viewer gets 403
+            raise PermissionDenied("You may not reconcile any topic.")
         messages.error(request, f"Nothing queued: {form.errors.as_text()}")
         return redirect("dashboard:runs")
     data = form.cleaned_data

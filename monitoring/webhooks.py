@@ -3,7 +3,9 @@
 The body is JSON; the signature is HMAC-SHA256 over "<timestamp>.<body>" with
 the rule's secret, sent as `X-Kafkacache-Signature: v1=<hex>` with the
 timestamp in `X-Kafkacache-Timestamp`, so a receiver can reject forgeries and
-replays of old bodies.
+replays of old bodies. The body is the kafkacache payload, or for a rule in the
+Alertmanager format the JSON array Alertmanager's POST /api/v2/alerts takes (the
+signature headers are sent too when the rule has a secret; Alertmanager ignores them).
 """
 
 import hashlib
@@ -29,7 +31,7 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def post(url: str, payload: dict, *, secret: str) -> int:
+def post(url: str, payload: dict | list, *, secret: str) -> int:
     if not url.startswith(("http://", "https://")):
         raise DeliveryError(f"refusing non-HTTP webhook URL {url!r}")
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
