@@ -12,6 +12,7 @@ import uuid as uuid_lib
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
 
 from dashboard.lag import Lag, consumer_lag
@@ -79,9 +80,11 @@ class TopicOverview:
     findings_by_category: dict[str, int]
     open_findings: int
     throughput_avg: float  # published messages per second over the range
-    throughput_peak: float  # the busiest bucket, per second
+    throughput_peak: float  # the busiest second's published messages (from the ledger)
     lag: Lag | None
     can_operate: bool
+    findings_by_severity: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> severity -> n
+    peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
 
     @property
     def gap(self) -> int:
@@ -91,6 +94,7 @@ class TopicOverview:
 def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = True) -> list[TopicOverview]:
     topics = list(topics_visible(user))
     findings = _findings_by_category(topics, start, end)
+    severities = _findings_by_severity(topics, start, end)
     open_counts = dict(
         Finding.objects.filter(topic__in=topics, status=Finding.Status.OPEN)
         .values_list("topic_id")
@@ -103,7 +107,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
         published = sum(p.published for p in series)
         consumed = sum(p.consumed for p in series)
         span = max((end - start).total_seconds(), 1.0)
-        peak = max((p.published for p in series), default=0) / bucket_seconds
+        peak, peak_scope = _peak_per_second(topic, start, end, published)
         result.append(
             TopicOverview(
                 topic=topic,
@@ -118,9 +122,58 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
                 throughput_peak=peak,
                 lag=consumer_lag(topic.name, topic.consumer_group) if with_lag else None,
                 can_operate=access.can_operate(user, topic),
+                findings_by_severity=severities.get(topic.pk, {}),
+                peak_scope=peak_scope,
             )
         )
     return result
+
+
+# Above this many messages in the range, the busiest second is looked for only in the
+# busiest windows (a bounded read of the ledger), and the page says so.
+PEAK_SCAN_MAX = 2_000_000
+PEAK_WINDOWS = 5
+_PEAK_SQL = """
+SELECT coalesce(max(n), 0) FROM (
+    SELECT count(*) AS n FROM recon_publishedmessage
+    WHERE topic_id = %s AND published_at >= %s AND published_at < %s
+    GROUP BY date_trunc('second', published_at)
+) s
+"""
+
+
+def _peak_per_second(topic: Topic, start: dt.datetime, end: dt.datetime, published: int) -> tuple[int, str]:
+    """The true peak rate: the most messages published in one second, counted in the ledger."""
+    if not published:
+        return 0, "range"
+    if published <= PEAK_SCAN_MAX:
+        spans = [(start, end)]
+        scope = "range"
+    else:
+        busiest = Window.objects.filter(topic=topic, start__gte=start, start__lt=end).order_by("-published_count")
+        spans = list(busiest.values_list("start", "end")[:PEAK_WINDOWS])
+        scope = "busiest windows"
+    peak = 0
+    with connection.cursor() as cursor:
+        for span_start, span_end in spans:
+            cursor.execute(_PEAK_SQL, [topic.pk, span_start, span_end])
+            peak = max(peak, int(cursor.fetchone()[0]))
+    return peak, scope
+
+
+def _findings_by_severity(
+    topics: list[Topic], start: dt.datetime, end: dt.datetime
+) -> dict[int, dict[str, dict[str, int]]]:
+    rows = (
+        Finding.objects.filter(topic__in=topics, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values_list("topic_id", "category", "severity")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for topic_id, category, severity, n in rows:
+        out.setdefault(topic_id, {}).setdefault(category, {})[severity] = n
+    return out
 
 
 def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[list[SeriesPoint], int, dict]:

@@ -47,11 +47,28 @@ def overview(request: HttpRequest) -> HttpResponse:
     start, end, preset = form.bounds()
     items = selectors.overview(user=request.user, start=start, end=end)
     for n, item in enumerate(items):
-        item.flow_html = charts.flow_chart(item, div_id=f"flow-{n}")  # type: ignore[attr-defined]
+        item.flow_html = charts.flow_chart(item, div_id=f"flow-{n}", start=start, end=end)  # type: ignore[attr-defined]
         item.categories_html = (  # type: ignore[attr-defined]
-            charts.categories_chart(item, div_id=f"categories-{n}") if item.findings_by_category else ""
+            charts.categories_chart(item, div_id=f"categories-{n}", start=start, end=end)
+            if item.findings_by_category
+            else ""
         )
-    context = {"form": form, "items": items, "start": start, "end": end, "preset": preset, "ranges": forms.RANGES}
+        item.category_rows = sorted(  # type: ignore[attr-defined]
+            (
+                (charts.CATEGORY_LABELS.get(c, c), c, by.get("critical", 0), by.get("warning", 0), by.get("info", 0))
+                for c, by in item.findings_by_severity.items()
+            ),
+            key=lambda row: -(row[2] + row[3] + row[4]),
+        )
+    context = {
+        "form": form,
+        "items": items,
+        "start": start,
+        "end": end,
+        "until": charts.minute_after(end),
+        "preset": preset,
+        "ranges": forms.RANGES,
+    }
     return render(request, "dashboard/overview.html", context)
 
 

@@ -40,3 +40,14 @@ def millis(value) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+@register.filter
+def duration(seconds) -> str:
+    """A bucket's length in words: 300 -> "5 min"."""
+    from dashboard.charts import _duration
+
+    try:
+        return _duration(int(seconds))
+    except (TypeError, ValueError):
+        return ""

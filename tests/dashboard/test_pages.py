@@ -34,8 +34,42 @@ def test_overview_shows_counts_and_charts(client_for, data, topic_a):
     assert a.findings_by_category == {"missing": 1}
     assert a.open_findings == 1
     html = response.content.decode()
-    assert 'src="/assets/plotly.min.js"' in html
-    assert "Plotly.newPlot" in html and 'id="flow-0"' in html
+    assert 'src="/assets/plotly.min.js"' in html and "dashboard/charts.js" in html
+    # Figures are JSON data blocks drawn by the static charts.js: no inline script.
+    assert 'id="flow-0" data-chart' in html and '<script type="application/json" id="flow-0-figure">' in html
+    assert "Plotly.newPlot" not in html and "<script>" not in html
+    assert a.findings_by_severity == {"missing": {"critical": 1}}
+    assert a.throughput_peak == 1 and a.peak_scope == "range"  # one message a second: the busiest second
+    assert "The chart as a table" in html and "peak: busiest second" in html
+
+
+def test_charts_tell_the_truth(client_for, data, topic_a):
+    import json
+    import re
+
+    response = client_for("viewer").get(reverse("dashboard:overview"), {"range": "6h"})
+    html = response.content.decode()
+    flow = json.loads(re.search(r'id="flow-0-figure">(.*?)</script>', html).group(1))
+    layout = flow["layout"]
+    # The gap on its own panel and axis, not on the scale of the message bars.
+    gap = next(t for t in flow["data"] if t["name"] == "published - consumed")
+    assert gap["yaxis"] == "y2" and all(t["yaxis"] == "y" for t in flow["data"] if t["type"] == "bar")
+    # The x-axis is the chosen range, with titles and units; counts on whole-number ticks.
+    start, end = response.context["start"], response.context["end"]
+    assert [v[:16] for v in layout["xaxis2"]["range"]] == [start.isoformat()[:16], end.isoformat()[:16]]
+    assert layout["xaxis2"]["title"]["text"] == "publish time (UTC)"
+    assert layout["yaxis"]["title"]["text"] == "messages / 5 min" and layout["yaxis"]["dtick"] == 1
+    assert layout["yaxis"]["tickformat"] == ",d"
+    categories = json.loads(re.search(r'id="categories-0-figure">(.*?)</script>', html).group(1))
+    [critical] = categories["data"]
+    # Severity colours, and each bar opens the findings list filtered to it.
+    assert critical["name"] == "critical" and critical["marker"]["color"] == "#b3261e"
+    url = critical["customdata"][0]
+    assert (
+        url.startswith(reverse("dashboard:findings") + "?") and "category=missing" in url and "severity=critical" in url
+    )
+    listed = client_for("viewer").get(url)
+    assert [f.pk for f in listed.context["page"].rows] == [data["missing"].pk]
 
 
 def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
