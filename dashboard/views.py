@@ -77,20 +77,36 @@ def overview(request: HttpRequest) -> HttpResponse:
 def findings(request: HttpRequest) -> HttpResponse:
     form = forms.FindingFilterForm(request.GET, user=request.user)
     page = None
+    sort = request.GET.get("sort") if request.GET.get("sort") in ("newest", "oldest") else "newest"
     if form.is_valid():
         qs = selectors.findings_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
+        page = keyset_page(
+            qs,
+            time_field="created_at",
+            cursor=form.cleaned_data["cursor"],
+            size=PAGE_SIZE,
+            descending=sort == "newest",
+        )
         operable = set(access.topics_operable(request.user).values_list("pk", flat=True))
         for finding in page.rows:
             finding.can_operate = finding.topic_id in operable
         # The bulk reprocess form, when the page shows a dead letter the user may reprocess.
         page.extra["can_reprocess"] = any(
-            f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status != Finding.Status.RESOLVED
+            f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status == Finding.Status.OPEN
             for f in page.rows
         )
-    return render(
-        request, "dashboard/findings.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
-    )
+    unsorted = request.GET.copy()
+    for name in ("cursor", "sort"):
+        unsorted.pop(name, None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "query_unsorted": unsorted.urlencode(),
+        "sort": sort,
+        "replayable": REPLAYABLE,
+    }
+    return render(request, "dashboard/findings.html", context)
 
 
 @login_required

@@ -1,5 +1,7 @@
 from django import template
 
+from dashboard import wording
+
 register = template.Library()
 
 
@@ -51,3 +53,23 @@ def duration(seconds) -> str:
         return _duration(int(seconds))
     except (TypeError, ValueError):
         return ""
+
+
+@register.filter
+def error_words(value) -> str:
+    return wording.error_words(str(value or ""))
+
+
+@register.filter
+def reason(finding) -> str:
+    return wording.finding_reason(finding.category, finding.detail)
+
+
+@register.filter
+def tone(outcome) -> str:
+    return wording.outcome_tone(str(outcome or ""))
+
+
+@register.filter
+def age(at) -> str:
+    return wording.age(at)

@@ -250,3 +250,57 @@ def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
     assert [r.member for r in rebalances] == ["member-1"]
     actions = client.get(reverse("dashboard:actions")).context["page"].rows
     assert [a.action for a in actions] == ["reconcile"]
+
+
+def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
+    import re
+
+    orphan = Finding.objects.create(
+        topic=topic_a,
+        category="orphan",
+        classification="exception",
+        uuid=uuid.uuid4(),
+        detail={"reason": "no usable uuid header"},
+    )
+    dead = Finding.objects.create(
+        topic=topic_a,
+        category="dead-lettered",
+        classification="exception",
+        key="client:7",
+        detail={
+            "reason": 'KafkaException: KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"}',
+            "partition": 0,
+            "offset": 3,
+            "attempts": 2,
+        },
+    )
+    acked = Finding.objects.create(
+        topic=topic_a, category="missing", classification="exception", uuid=uuid.uuid4(), status="acknowledged"
+    )
+    html = client_for("operator").get(reverse("dashboard:findings"), {"topic": topic_a.name}).content.decode()
+
+    def row(finding) -> str:
+        return re.search(rf'<tr data-finding="{finding.pk}">(.*?)</tr>', html, re.S).group(1)
+
+    assert row(data["missing"]).count('<details class="menu">') == 1 and "Replay" in row(data["missing"])
+    assert "Acknowledge" in row(orphan) and "Replay" not in row(orphan)  # a replay cannot fix an orphan
+    assert "Reprocess" in row(dead) and "Replay" not in row(dead)
+    assert "<details" not in row(acked)  # someone is on it: nothing to offer
+    # Reason in words, not the raw exception text.
+    assert (
+        "Kafka did not acknowledge in time" in row(dead)
+        and "(2 attempts)" in row(dead)
+        and "KafkaError{" not in row(dead)
+    )
+    assert "no usable uuid header" in row(orphan)
+    # Every input has a label.
+    for input_id in re.findall(r'<input[^>]*\bid="([^"]+)"', html):
+        assert f'for="{input_id}"' in html, input_id
+    assert not re.search(r'<input(?![^>]*type="(?:hidden|checkbox)")(?![^>]*\bid=)[^>]*>', html.split("<table", 1)[1])
+
+
+def test_findings_sort_oldest_first(client_for, data, topic_a):
+    client = client_for("viewer")
+    newest = [f.pk for f in client.get(reverse("dashboard:findings")).context["page"].rows]
+    oldest = [f.pk for f in client.get(reverse("dashboard:findings"), {"sort": "oldest"}).context["page"].rows]
+    assert oldest == list(reversed(newest)) and len(oldest) >= 2
