@@ -8,6 +8,7 @@ indexed time column, and a message is found through the ledgers' uuid indexes.
 
 import datetime as dt
 import math
+import re
 import uuid as uuid_lib
 from dataclasses import dataclass, field
 from typing import Any
@@ -556,3 +557,113 @@ def _events(t: MessageTimeline) -> list[TimelineEvent]:
                 how += f", verified by run {f.detail['verified_by_run']}"
             events.append(TimelineEvent(at, "resolved", f"{f.get_category_display()}: {how}"))
     return sorted(events, key=lambda e: e.at)
+
+
+# --- message search ------------------------------------------------------------------------
+
+SEARCH_ROWS = 50
+# A partition/offset search reads the publish ledger of one topic over this many days back
+# (by its topic + publish-time index): offsets are not indexed, recent messages are what is asked.
+SEARCH_OFFSET_DAYS = 7
+_PLACE = re.compile(r"^\s*(\d+)\s*[/@:]\s*(\d+)\s*$")
+
+
+@dataclass
+class MessageSearch:
+    query: str
+    kind: str  # uuid | load | key | place | empty
+    redirect: str = ""  # one exact hit: go there
+    published: list[PublishedMessage] = field(default_factory=list)
+    consumed_only: list[ConsumedMessage] = field(default_factory=list)  # orphans: consumed, never published
+    note: str = ""
+
+
+def message_search(*, user, query: str, topic: Topic | None = None, now: dt.datetime | None = None) -> MessageSearch:
+    """Find messages by UUID, load id, record key or client id, or partition/offset ("3/1200")."""
+    from django.urls import reverse
+
+    text = (query or "").strip()
+    visible = topics_visible(user)
+    if topic is not None and not visible.filter(pk=topic.pk).exists():
+        topic = None
+    topics = [topic] if topic else list(visible)
+    if not text:
+        return MessageSearch(query=text, kind="empty")
+    try:
+        wanted = uuid_lib.UUID(text)
+    except ValueError:
+        wanted = None
+    if wanted is not None:
+        load = Load.objects.filter(pk=wanted, topic__in=topics).first()
+        if load is not None:
+            return MessageSearch(query=text, kind="load", redirect=reverse("dashboard:load", args=[load.pk]))
+        return MessageSearch(query=text, kind="uuid", redirect=reverse("dashboard:message", args=[wanted]))
+    place = _PLACE.match(text)
+    if place:
+        if topic is None:
+            return MessageSearch(
+                query=text, kind="place", note="Choose the topic: a partition and offset name a message in one topic."
+            )
+        partition, offset = int(place.group(1)), int(place.group(2))
+        since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=SEARCH_OFFSET_DAYS)
+        found = list(
+            PublishedMessage.objects.filter(
+                topic=topic, published_at__gte=since, partition=partition, offset=offset
+            ).order_by("-published_at")[:SEARCH_ROWS]
+        )
+        return MessageSearch(
+            query=text,
+            kind="place",
+            published=found,
+            note=f"Searched the messages {topic.name} published in the last {SEARCH_OFFSET_DAYS} days.",
+        )
+    key = f"client:{text}" if text.isdigit() else text
+    # The consume ledger is indexed by key; its UUIDs then find the publish rows (indexed by uuid).
+    deliveries = list(
+        ConsumedMessage.objects.filter(key=key, topic__in=topics).order_by("-published_at")[: SEARCH_ROWS * 2]
+    )
+    uuids = {d.uuid for d in deliveries if d.uuid}
+    published = list(
+        PublishedMessage.objects.filter(uuid__in=uuids, topic__in=topics).order_by("-published_at")[:SEARCH_ROWS]
+    )
+    seen = {p.uuid for p in published}
+    orphans = [d for d in deliveries if d.uuid not in seen][:SEARCH_ROWS]
+    note = (
+        "" if published or orphans else f"No message with key {key} was consumed (the search reads the consume ledger)."
+    )
+    return MessageSearch(query=text, kind="key", published=published, consumed_only=orphans, note=note)
+
+
+@dataclass
+class LoadIds:
+    requested: int  # 0: every client of the source
+    shown: list[int]
+    published: int
+    skipped: list[int]  # asked for, not published: not in the source (or refused, see exceptions)
+    skipped_count: int
+
+    @property
+    def requested_more(self) -> int:
+        return self.requested - len(self.shown)
+
+    @property
+    def skipped_more(self) -> int:
+        return self.skipped_count - len(self.skipped)
+
+
+LOAD_IDS_SHOWN = 20
+
+
+def load_ids(load: Load) -> LoadIds:
+    """The load's client ids summarised: how many were asked for, and which were skipped and why."""
+    requested = sorted({int(i) for i in load.client_ids or []})
+    published_keys = PublishedMessage.objects.filter(load=load).values_list("key", flat=True)
+    published = {int(k.split(":", 1)[1]) for k in published_keys if k.startswith("client:") and k[7:].isdigit()}
+    skipped = [i for i in requested if i not in published] if load.status in ("done", "failed") else []
+    return LoadIds(
+        requested=len(requested),
+        shown=requested[:LOAD_IDS_SHOWN],
+        published=len(published),
+        skipped=skipped[:LOAD_IDS_SHOWN],
+        skipped_count=len(skipped),
+    )

@@ -21,7 +21,7 @@ from django.views.decorators.http import etag, require_GET, require_POST
 from plotly import offline as plotly_offline
 
 from config.errors import AppError
-from dashboard import charts, forms, selectors, services
+from dashboard import charts, forms, selectors, services, wording
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
 from kafkacache import services as feed_services
@@ -184,11 +184,12 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int = 200) -> HttpResponse:
+    shown = selectors.finding_detail_for(request.user, finding)
     context = {
         "finding": finding,
-        "detail": json.dumps(
-            selectors.finding_detail_for(request.user, finding), indent=2, default=str, ensure_ascii=False
-        ),
+        "detail": json.dumps(shown, indent=2, default=str, ensure_ascii=False),
+        "detail_items": wording.detail_items(shown),
+        "reason": wording.finding_reason(finding.category, shown),
         "can_operate": access.can_operate(request.user, finding.topic),
         "ack_form": ack_form,
         # A replay sends the published message again: it cannot help an orphan (never
@@ -218,10 +219,16 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def message_search(request: HttpRequest) -> HttpResponse:
-    form = forms.FindingFilterForm(request.GET, user=request.user)
-    if request.GET.get("uuid") and form.is_valid() and form.cleaned_data.get("uuid"):
-        return redirect("dashboard:message", uuid=form.cleaned_data["uuid"])
-    return render(request, "dashboard/message_search.html", {"form": form})
+    """One box: a message UUID, a load id, a record key or client id, or partition/offset."""
+    form = forms.MessageSearchForm(request.GET or None, user=request.user)
+    result = None
+    if form.is_valid():
+        result = selectors.message_search(
+            user=request.user, query=form.cleaned_data["q"], topic=form.cleaned_data.get("topic")
+        )
+        if result.redirect:
+            return redirect(result.redirect)
+    return render(request, "dashboard/message_search.html", {"form": form, "result": result})
 
 
 @login_required
@@ -310,6 +317,7 @@ def load_detail(request: HttpRequest, pk) -> HttpResponse:
         "can_operate": access.can_operate(request.user, load.topic),
         "live": load.status in (Load.Status.QUEUED, Load.Status.RUNNING),
         "runs": list(ReconRun.objects.filter(load=load).order_by("-started_at")[:20]),
+        "ids": selectors.load_ids(load),
     }
     return render(request, "dashboard/load_detail.html", context)
 

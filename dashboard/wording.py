@@ -113,3 +113,49 @@ def age(at: dt.datetime | None, now: dt.datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+# Detail fields a person reads first, and their names in words.
+_LABELS = {
+    "reason": "Reason",
+    "last_error": "Last error",
+    "attempts": "Attempts",
+    "problem": "Problem",
+    "problems": "Problems",
+    "delay_seconds": "Delay (s)",
+    "limit_seconds": "Latency limit (s)",
+    "deliveries": "Deliveries",
+    "published_at": "Published",
+    "consumed_at": "Consumed",
+    "partition": "Partition",
+    "offset": "Offset",
+    "group": "Consumer group",
+    "event_type": "Event",
+    "fields": "Fields that differ",
+    "resolved_by": "Resolved by",
+    "resolved_at": "Resolved at",
+}
+_HIDDEN = {"replay", "replay_uuid", "verified_by_run"}  # shown as links on the page
+
+
+def detail_items(detail: dict) -> list[tuple[str, str]]:
+    """A finding's detail as (label, text) lines: known fields first, in words; errors explained."""
+    items = []
+    keys = [k for k in _LABELS if k in detail] + sorted(k for k in detail if k not in _LABELS)
+    for key in keys:
+        if key in _HIDDEN:
+            continue
+        value = detail[key]
+        if isinstance(value, list):
+            text = (
+                ", ".join(str(v) for v in value) if all(not isinstance(v, dict | list) for v in value) else str(value)
+            )
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k} {v}" for k, v in value.items())
+        else:
+            text = str(value)
+        if key in ("reason", "last_error", "error"):
+            words = error_words(text)
+            text = words if words == text else f"{words} ({text})"
+        items.append((_LABELS.get(key, key.replace("_", " ").capitalize()), text))
+    return items

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from kafkacache.clients import redis_client
 from kafkacache.models import Load
-from recon.models import Finding
+from recon.models import Finding, PublishedMessage
 from tests.dashboard.conftest import CARD
 
 pytestmark = pytest.mark.django_db
@@ -304,3 +304,68 @@ def test_findings_sort_oldest_first(client_for, data, topic_a):
     newest = [f.pk for f in client.get(reverse("dashboard:findings")).context["page"].rows]
     oldest = [f.pk for f in client.get(reverse("dashboard:findings"), {"sort": "oldest"}).context["page"].rows]
     assert oldest == list(reversed(newest)) and len(oldest) >= 2
+
+
+def test_message_search_by_key_client_id_place_and_load(client_for, data, topic_a):
+    client = client_for("viewer")
+    url = reverse("dashboard:message-search")
+    published = PublishedMessage.objects.filter(topic=topic_a).order_by("offset")
+    first = published[0]
+    # A key, or a client id, lists the key's messages.
+    for query in (first.key, first.key.split(":")[1]):
+        result = client.get(url, {"q": query, "topic": topic_a.name}).context["result"]
+        assert [p.uuid for p in result.published] == [first.uuid], query
+    everywhere = client.get(url, {"q": first.key}).context["result"]  # both topics have a client:0
+    assert {p.topic_id for p in everywhere.published} == {topic_a.pk, data["altered_b"].topic_id}
+    # Partition/offset needs the topic, then finds the one message.
+    assert "Choose the topic" in client.get(url, {"q": f"{first.partition}/{first.offset}"}).content.decode()
+    result = client.get(url, {"q": f"{first.partition}/{first.offset}", "topic": topic_a.name}).context["result"]
+    assert [p.uuid for p in result.published] == [first.uuid]
+    # A load id opens the load; a message UUID its page.
+    load = Load.objects.create(topic=topic_a, source="ods")
+    assert client.get(url, {"q": str(load.pk)})["Location"] == reverse("dashboard:load", args=[load.pk])
+    assert client.get(url, {"q": str(first.uuid)})["Location"] == reverse("dashboard:message", args=[first.uuid])
+    # An outsider finds nothing of topic A.
+    outsider = client_for("outsider").get(url, {"q": first.key}).context["result"]
+    assert outsider.published == [] and outsider.consumed_only == []
+
+
+def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a, people):
+    import datetime as dt
+
+    from recon.hashing import content_hash
+    from recon.ledger import PublishedRow, published_record
+
+    load = Load.objects.create(
+        topic=topic_a,
+        source="ods",
+        status="done",
+        client_ids=list(range(1, 101)),
+        total=60,
+        published=60,
+        error='KafkaException: KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"}',
+    )
+    at = dt.datetime.now(dt.UTC)
+    published_record(
+        topic=topic_a,
+        rows=[
+            PublishedRow(uuid.uuid4(), 0, i, f"client:{i}", "bulk", content_hash(b"x"), 10, at, load_id=load.pk)
+            for i in range(1, 61)
+        ],
+    )
+    html = client_for("viewer").get(reverse("dashboard:load", args=[load.pk])).content.decode()
+    ids = html.split('id="load-ids">', 1)[1].split("</dd>", 1)[0]
+    assert "100 requested (1, 2, 3" in ids and "and 80 more" in ids and "99, 100" not in ids
+    assert "40 skipped: not in ods" in ids and "(61, 62," in ids and "and 20 more" in ids
+    assert "Kafka did not acknowledge in time" in html  # the error in words, the raw text folded away
+    assert html.index("Kafka did not acknowledge") < html.index("KafkaError{")
+
+
+def test_audit_outcomes_are_coloured_by_meaning(client_for, data, topic_a, people):
+    from recon.services import operator_action_record
+
+    for outcome in ("queued", "done: 3 stored", "done: 1 dead, 2 stored", "refused"):
+        operator_action_record(user=people["operator"], action="replay", topic=topic_a, outcome=outcome)
+    html = client_for("operator").get(reverse("dashboard:actions")).content.decode()
+    assert '<td class="info">queued</td>' in html and '<td class="ok">done: 3 stored</td>' in html
+    assert '<td class="warn">done: 1 dead, 2 stored</td>' in html and '<td class="bad">refused</td>' in html
