@@ -140,6 +140,7 @@ def replays(request: HttpRequest) -> HttpResponse:
         "operable": operable,
         "ways": Replay.Way.choices,
         "scopes": Replay.Scope.choices,
+        "live": page is not None and any(r.status in Replay.ACTIVE for r in page.rows),
     }
     return render(request, "dashboard/replays.html", context)
 

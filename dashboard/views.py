@@ -281,6 +281,8 @@ def loads(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": _query_without_cursor(request),
         "start_form": start_form if start_form.fields["topic"].choices else None,  # type: ignore[attr-defined]
+        "live": page is not None
+        and any(load.status in (Load.Status.QUEUED, Load.Status.RUNNING) for load in page.rows),
     }
     return render(request, "dashboard/loads.html", context)
 

@@ -65,8 +65,16 @@
 
   function reloadLater(el) {
     var seconds = parseFloat(el.getAttribute("data-live-reload")) || 5;
+    function busy() {
+      // Never reload under someone's hands: a field being typed in, a menu or a panel open.
+      var active = document.activeElement;
+      return (
+        (active && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) ||
+        document.querySelector("details[open]") !== null
+      );
+    }
     function tick() {
-      if (document.hidden) {
+      if (document.hidden || busy()) {
         window.setTimeout(tick, seconds * 1000);
         return;
       }
