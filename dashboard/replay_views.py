@@ -7,11 +7,13 @@ validates and queues. The pages list and show replays of the topics the user see
 
 import datetime as dt
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -145,6 +147,16 @@ def replays(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/replays.html", context)
 
 
+def _verifying(replay: Replay, runs: list) -> bool:
+    """Finished, and its verification not done yet: the page keeps following it."""
+    if replay.status in Replay.ACTIVE or replay.finished_at is None:
+        return False
+    if runs:
+        return any(r.status in ("queued", "running") for r in runs)
+    waited = timezone.now() - replay.finished_at
+    return waited < dt.timedelta(seconds=settings.RECON_VERIFY_WAIT_SECONDS * (settings.RECON_VERIFY_MAX_WAITS + 2))
+
+
 def _status_text(replay: Replay) -> str:
     """ "done" only when every message got where it belongs; a reprocess that went dead again says so."""
     if replay.status != Replay.Status.DONE:
@@ -169,6 +181,7 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
     assert replay is not None
     _mask_reasons(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
+    verify_runs = list(replay.runs.order_by("started_at")[:30])
     fixed = Finding.objects.filter(topic=replay.topic, status=Finding.Status.RESOLVED, detail__replay=str(replay.pk))
     context = {
         "replay": replay,
@@ -176,7 +189,8 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
         "more_items": len(items) > ITEMS_SHOWN,
         "running": replay.status in Replay.ACTIVE,
         "replay_status_text": _status_text(replay),
-        "verify_runs": list(replay.runs.order_by("started_at")[:30]),
+        "verify_runs": verify_runs,
+        "verifying": _verifying(replay, verify_runs),
         "fixed": fixed.count(),
         "fixed_verified": fixed.filter(detail__has_key="verified_by_run").count(),
     }
