@@ -132,7 +132,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
 
 # Above this many messages in the range, the busiest second is looked for only in the
 # busiest windows (a bounded read of the ledger), and the page says so.
-PEAK_SCAN_MAX = 2_000_000
+PEAK_SCAN_MAX = 200_000
 PEAK_WINDOWS = 5
 _PEAK_SQL = """
 SELECT coalesce(max(n), 0) FROM (

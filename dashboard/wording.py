@@ -159,3 +159,14 @@ def detail_items(detail: dict) -> list[tuple[str, str]]:
             text = words if words == text else f"{words} ({text})"
         items.append((_LABELS.get(key, key.replace("_", " ").capitalize()), text))
     return items
+
+
+def category_label(category: str, display: str, detail: dict) -> str:
+    if category == "cache":
+        problem = (detail or {}).get("problem", "")
+        return {
+            "absent": "Cache: key absent",
+            "differs": "Cache: value differs",
+            "present after delete": "Cache: not deleted",
+        }.get(problem, display)
+    return display

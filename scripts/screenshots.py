@@ -134,10 +134,6 @@ def main() -> None:
             kind="transport", topic=discrepant.topic, window_ids=[discrepant.pk], trigger="replay", replay=replay
         )
         run_execute(run_id=verify.pk)
-        cache_run = run_queue(
-            kind="cache", topic=discrepant.topic, window_ids=[discrepant.pk], trigger="replay", replay=replay
-        )
-        run_execute(run_id=cache_run.pk)
     rule = AlertRule.objects.filter(name="Standing exceptions").first()
     if rule is not None:
         from monitoring import services as alerting

@@ -73,3 +73,9 @@ def tone(outcome) -> str:
 @register.filter
 def age(at) -> str:
     return wording.age(at)
+
+
+@register.filter
+def category_label(finding) -> str:
+    """The category as people say it; a cache finding names its problem (an absent key does not "differ")."""
+    return wording.category_label(finding.category, finding.get_category_display(), finding.detail)
