@@ -16,7 +16,7 @@ class AlertSerializer(serializers.ModelSerializer):
     rule = serializers.CharField(source="rule.name")
     topic = serializers.CharField(source="topic.name")
     acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None, allow_null=True)
-    silenced_by = serializers.PrimaryKeyRelatedField(read_only=True)
+    silenced_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Alert
@@ -177,7 +177,7 @@ class SilenceSerializer(serializers.ModelSerializer):
         slug_field="name", queryset=Topic.objects.all(), allow_null=True, required=False
     )
     rule = serializers.PrimaryKeyRelatedField(queryset=AlertRule.objects.all(), allow_null=True, required=False)
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Silence
