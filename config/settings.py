@@ -383,6 +383,10 @@ REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
 REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
 REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
+# After a replay or a load (recon.runs): how long to wait between looks for the feed to have
+# consumed what it published, and how many looks before its windows are judged as they stand.
+RECON_VERIFY_WAIT_SECONDS = env_int("RECON_VERIFY_WAIT_SECONDS", 10, minimum=1)
+RECON_VERIFY_MAX_WAITS = env_int("RECON_VERIFY_MAX_WAITS", 30, minimum=0)
 
 # --- Governed operations (breaks, four eyes, dry run, evidence, lag status) -----------
 # Hours a break of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
@@ -415,6 +419,8 @@ CELERY_BEAT_SCHEDULE["monitoring-lag-sample"] = {
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 30, minimum=1)
+# Where alert notifications link back to (the dashboard as people reach it).
+ALERTS_BASE_URL = env_str("ALERTS_BASE_URL", "http://127.0.0.1:8000")
 CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
     "task": "monitoring.tasks.alerts_evaluate",
     "schedule": float(ALERTS_EVALUATE_SECONDS),

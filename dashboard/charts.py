@@ -1,73 +1,135 @@
-"""Plotly figures for the overview, rendered to HTML fragments.
+"""Plotly figures for the overview, as JSON the page's static charts.js draws.
 
-plotly.js itself is served by the dashboard (views.plotly_js) from the copy inside
-the plotly package: the pages work on a closed network. Trace names and labels are
-fixed strings. A figure goes into the page as JSON data (json_script), drawn by
-static/kafkacache/charts.js: the CSP allows no inline script.
+No inline script (the pages run under a strict Content-Security-Policy): each chart
+is a <div data-chart> holding its figure as a JSON data block, and
+dashboard/static/dashboard/charts.js calls Plotly.newPlot on it, follows clicks on
+a bar to the filtered findings list (the point's customdata) and picks colours for
+dark mode. plotly.js itself is served by the dashboard (views.plotly_js) from the
+copy inside the plotly package: the pages work on a closed network.
+
+What the charts promise: counts on integer axes with titles and units; the gap
+(published - consumed) on its own panel, never on the scale of thousands of
+messages; the x-axis spans exactly the chosen range; findings coloured by severity.
 """
 
+import datetime as dt
 import json
+from urllib.parse import urlencode
 
-from django.utils.html import format_html, json_script
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from plotly import graph_objects as go
-from plotly.io import to_json
+from plotly.subplots import make_subplots
 
 from dashboard.selectors import TopicOverview
 from recon.models import Finding
 
-_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-_LAYOUT = {
-    "margin": {"l": 50, "r": 20, "t": 30, "b": 40},
-    "height": 260,
-    "legend": {"orientation": "h", "y": 1.15},
-    "plot_bgcolor": "#fff",
-    "paper_bgcolor": "#fff",
-}
 CATEGORY_LABELS = dict(Finding.Category.choices)
+# Severity colours, as the badges: red critical, amber warning, grey info.
+SEVERITY_COLOURS = {"critical": "#b3261e", "warning": "#d68a00", "info": "#7a8796"}
+_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+_FONT = {"family": "system-ui, sans-serif", "size": 12}
 
 
-def flow_chart(item: TopicOverview, *, div_id: str) -> str:
-    """Published vs consumed per window (or bucket of windows), and the gap between them."""
+def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.datetime) -> str:
+    """Published and consumed per window (or bucket of windows); the gap on a panel of its own."""
     x = [p.start for p in item.series]
-    fig = go.Figure()
-    fig.add_bar(x=x, y=[p.published for p in item.series], name="published", marker_color="#1d5fd1")
-    fig.add_bar(x=x, y=[p.consumed for p in item.series], name="consumed", marker_color="#34a853")
+    unit = _duration(item.bucket_seconds)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
+    fig.add_bar(x=x, y=[p.published for p in item.series], name="published", marker_color="#1d5fd1", row=1, col=1)
+    fig.add_bar(x=x, y=[p.consumed for p in item.series], name="consumed", marker_color="#34a853", row=1, col=1)
     gap = [p.published - p.consumed for p in item.series]
-    if any(gap):
-        fig.add_scatter(x=x, y=gap, name="published - consumed", mode="lines+markers", line={"color": "#b3261e"})
+    fig.add_scatter(
+        x=x, y=gap, name="published - consumed", mode="lines+markers", line={"color": "#b3261e"}, row=2, col=1
+    )
+    top = max([*(p.published for p in item.series), *(p.consumed for p in item.series), 0])
     fig.update_layout(
         barmode="group",
-        title={"text": f"messages per {_duration(item.bucket_seconds)} (publish time)", "font": {"size": 13}},
-        **_LAYOUT,
+        height=320,
+        margin={"l": 64, "r": 16, "t": 36, "b": 44},
+        legend={"orientation": "h", "y": 1.12},
+        font=_FONT,
+        title={"text": f"Messages per {unit} of publish time", "font": {"size": 13}},
     )
-    return _chart_html(fig, div_id=div_id)
+    fig.update_xaxes(range=[start, end], type="date", row=1, col=1)
+    fig.update_xaxes(range=[start, end], type="date", title_text="publish time (UTC)", row=2, col=1)
+    fig.update_yaxes(title_text=f"messages / {unit}", rangemode="tozero", **_count_ticks(top), row=1, col=1)
+    low, high = min([*gap, 0]), max([*gap, 0])
+    fig.update_yaxes(title_text="gap", zeroline=True, **_count_ticks(max(high - low, 1)), row=2, col=1)
+    return _chart_html(fig, div_id=div_id, label=f"Published and consumed messages of {item.topic.name}")
 
 
-def categories_chart(item: TopicOverview, *, div_id: str) -> str:
-    """Discrepancies found in the range, by category."""
-    counts = sorted(item.findings_by_category.items(), key=lambda kv: -kv[1])
+def categories_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.datetime) -> str:
+    """Findings raised in the range, by category, stacked by severity; a bar opens its list."""
+    by_category: dict[str, dict[str, int]] = item.findings_by_severity
+    order = sorted(by_category, key=lambda c: -sum(by_category[c].values()))
+    labels = [CATEGORY_LABELS.get(c, c) for c in order]
     fig = go.Figure()
-    fig.add_bar(
-        x=[n for _, n in counts],
-        y=[CATEGORY_LABELS.get(c, c) for c, _ in counts],
-        orientation="h",
-        marker_color="#b3261e",
-        name="findings",
+    for severity in ("critical", "warning", "info"):
+        counts = [by_category[c].get(severity, 0) for c in order]
+        if not any(counts):
+            continue
+        urls = [_findings_url(item, c, severity, start, end) for c in order]
+        fig.add_bar(
+            x=counts,
+            y=labels,
+            orientation="h",
+            name=severity,
+            marker_color=SEVERITY_COLOURS[severity],
+            customdata=urls,
+            hovertemplate="%{y}: %{x:,d} " + severity + "<extra>click to list them</extra>",
+        )
+    top = max((sum(v.values()) for v in by_category.values()), default=0)
+    fig.update_layout(
+        barmode="stack",
+        height=max(200, 60 + 34 * len(order)),
+        margin={"l": 170, "r": 16, "t": 36, "b": 44},
+        legend={"orientation": "h", "y": 1.15},
+        font=_FONT,
+        title={"text": "Findings raised in the range, by category", "font": {"size": 13}},
     )
-    layout = dict(_LAYOUT, margin={"l": 150, "r": 20, "t": 30, "b": 40})
-    fig.update_layout(title={"text": "discrepancies by category", "font": {"size": 13}}, **layout)
     fig.update_yaxes(autorange="reversed")
-    return _chart_html(fig, div_id=div_id)
+    fig.update_xaxes(title_text="findings", rangemode="tozero", **_count_ticks(top))
+    return _chart_html(fig, div_id=div_id, label=f"Findings of {item.topic.name} by category and severity")
 
 
-def _chart_html(fig: go.Figure, *, div_id: str) -> SafeString:
-    """The chart's div and its figure as a JSON data block (never executed)."""
-    figure = json.loads(to_json(fig))
+def _findings_url(item: TopicOverview, category: str, severity: str, start: dt.datetime, end: dt.datetime) -> str:
+    query = {
+        "topic": item.topic.name,
+        "category": category,
+        "severity": severity,
+        "since": start.strftime("%Y-%m-%dT%H:%M"),
+        "until": minute_after(end),
+    }
+    return reverse("dashboard:findings") + "?" + urlencode(query)
+
+
+def minute_after(at: dt.datetime) -> str:
+    """The end of a range to the minute, rounded up so the list holds all the chart counted."""
+    return (at.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+
+
+def _count_ticks(top: int) -> dict:
+    """Whole numbers only: no 0.5 tick on a count axis."""
+    if top <= 6:
+        return {"tick0": 0, "dtick": 1, "tickformat": ",d"}
+    return {"tickformat": ",d"}
+
+
+def _chart_html(fig: go.Figure, *, div_id: str, label: str) -> str:
+    figure = json.loads(fig.to_json())
     figure["config"] = _CONFIG
-    data_id = f"{div_id}-figure"
+    # A JSON data block, not a script: escaped so no text can close the element.
+    payload = json.dumps(figure, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+    payload = payload.replace("&", "\\u0026")
     return format_html(
-        '<div id="{}" class="plotly-chart" data-figure="{}"></div>{}', div_id, data_id, json_script(figure, data_id)
+        '<div class="chart" id="{}" data-chart role="img" aria-label="{}"></div>'
+        '<script type="application/json" id="{}-figure">{}</script>',
+        div_id,
+        label,
+        div_id,
+        SafeString(payload),  # escaped above for the inside of a JSON data block
     )
 
 

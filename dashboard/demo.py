@@ -134,4 +134,11 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
             breaks.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
         elif n == 1:
             breaks.finding_accept(finding=finding, user=operator, reason_code="timing", comment="within tolerance")
+    from monitoring.models import AlertRule
+
+    # A starting rule, shown on the Alerts pages (no channel: people add theirs).
+    AlertRule.objects.get_or_create(
+        name="Standing exceptions",
+        defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
+    )
     return written

@@ -47,9 +47,12 @@ def cursor_decode(cursor: str) -> tuple[dt.datetime, str] | None:
     return moment, pk
 
 
-def keyset_page(qs: QuerySet, *, time_field: str, cursor: str = "", size: int = 50, count: bool = True) -> Page:
-    """Rows newest first, by (time_field, pk) descending; `size` rows after the cursor."""
-    ordered = qs.order_by(f"-{time_field}", "-pk")
+def keyset_page(
+    qs: QuerySet, *, time_field: str, cursor: str = "", size: int = 50, count: bool = True, descending: bool = True
+) -> Page:
+    """Rows newest first (or oldest first), by (time_field, pk); `size` rows after the cursor."""
+    sign, after = ("-", "lt") if descending else ("", "gt")
+    ordered = qs.order_by(f"{sign}{time_field}", f"{sign}pk")
     total = ordered.order_by()[: COUNT_CAP + 1].count() if count else 0
     position = cursor_decode(cursor) if cursor else None
     if position is not None:
@@ -59,7 +62,9 @@ def keyset_page(qs: QuerySet, *, time_field: str, cursor: str = "", size: int = 
         except ValidationError:  # a forged cursor is simply ignored
             position = None
         else:
-            ordered = ordered.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "pk__lt": pk_value}))
+            ordered = ordered.filter(
+                Q(**{f"{time_field}__{after}": at}) | Q(**{time_field: at, f"pk__{after}": pk_value})
+            )
     rows = list(ordered[: size + 1])
     next_cursor = ""
     if len(rows) > size:

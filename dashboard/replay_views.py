@@ -7,11 +7,13 @@ validates and queues. The pages list and show replays of the topics the user see
 
 import datetime as dt
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -20,7 +22,7 @@ from dashboard.masking import mask_text
 from dashboard.paging import keyset_page
 from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from recon import access
-from recon.models import Finding, Replay, Topic
+from recon.models import Finding, Replay, ReplayItem, Topic
 from recon.replay import replay_request, target_clean, topic_for_replay
 from recon.replay_approval import replay_approve, replay_reject
 from recon.replay_preview import preview_shown
@@ -154,8 +156,29 @@ def replays(request: HttpRequest) -> HttpResponse:
         "operable": operable,
         "ways": Replay.Way.choices,
         "scopes": Replay.Scope.choices,
+        "live": page is not None and any(r.status in Replay.ACTIVE for r in page.rows),
     }
     return render(request, "dashboard/replays.html", context)
+
+
+def _verifying(replay: Replay, runs: list) -> bool:
+    """Finished, and its verification not done yet: the page keeps following it."""
+    if replay.status in Replay.ACTIVE or replay.finished_at is None:
+        return False
+    if runs:
+        return any(r.status in ("queued", "running") for r in runs)
+    waited = timezone.now() - replay.finished_at
+    return waited < dt.timedelta(seconds=settings.RECON_VERIFY_WAIT_SECONDS * (settings.RECON_VERIFY_MAX_WAITS + 2))
+
+
+def _status_text(replay: Replay) -> str:
+    """ "done" only when every message got where it belongs; a reprocess that went dead again says so."""
+    if replay.status != Replay.Status.DONE:
+        return replay.status
+    bad = sum(replay.outcome.get(k, 0) for k in (ReplayItem.Outcome.DEAD, ReplayItem.Outcome.FAILED))
+    if bad:
+        return f"done, {bad} not delivered"
+    return replay.status
 
 
 def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
@@ -173,6 +196,8 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
     _mask_reasons(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
     mine = replay.requested_by_id is not None and replay.requested_by_id == request.user.pk
+    verify_runs = list(replay.runs.order_by("started_at")[:30])
+    fixed = Finding.objects.filter(topic=replay.topic, status=Finding.Status.RESOLVED, detail__replay=str(replay.pk))
     context = {
         "replay": replay,
         "items": items[:ITEMS_SHOWN],
@@ -182,6 +207,11 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
         # The buttons follow the server's rule (recon.replay_approval): an operator, never the requester.
         "can_decide": replay.status == Replay.Status.PENDING and access.can_operate(request.user, replay.topic),
         "own_request": mine,
+        "replay_status_text": _status_text(replay),
+        "verify_runs": verify_runs,
+        "verifying": _verifying(replay, verify_runs),
+        "fixed": fixed.count(),
+        "fixed_verified": fixed.filter(detail__has_key="verified_by_run").count(),
     }
     return render(request, "dashboard/replay_detail.html", context)
 

@@ -8,10 +8,12 @@ indexed time column, and a message is found through the ledgers' uuid indexes.
 
 import datetime as dt
 import math
+import re
 import uuid as uuid_lib
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
 
 from dashboard.lag import Lag, consumer_lag
@@ -28,6 +30,7 @@ from recon.models import (
     OperatorAction,
     PublishedMessage,
     RebalanceEvent,
+    ReplayItem,
     Topic,
     Window,
 )
@@ -78,9 +81,11 @@ class TopicOverview:
     findings_by_category: dict[str, int]
     open_findings: int
     throughput_avg: float  # published messages per second over the range
-    throughput_peak: float  # the busiest bucket, per second
+    throughput_peak: float  # the busiest second's published messages (from the ledger)
     lag: Lag | None
     can_operate: bool
+    findings_by_severity: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> severity -> n
+    peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
 
     @property
     def gap(self) -> int:
@@ -90,6 +95,7 @@ class TopicOverview:
 def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = True) -> list[TopicOverview]:
     topics = list(topics_visible(user))
     findings = _findings_by_category(topics, start, end)
+    severities = _findings_by_severity(topics, start, end)
     open_counts = dict(
         Finding.objects.filter(topic__in=topics, status=Finding.Status.OPEN)
         .values_list("topic_id")
@@ -102,7 +108,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
         published = sum(p.published for p in series)
         consumed = sum(p.consumed for p in series)
         span = max((end - start).total_seconds(), 1.0)
-        peak = max((p.published for p in series), default=0) / bucket_seconds
+        peak, peak_scope = _peak_per_second(topic, start, end, published)
         result.append(
             TopicOverview(
                 topic=topic,
@@ -117,9 +123,58 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
                 throughput_peak=peak,
                 lag=consumer_lag(topic.name, topic.consumer_group) if with_lag else None,
                 can_operate=access.can_operate(user, topic),
+                findings_by_severity=severities.get(topic.pk, {}),
+                peak_scope=peak_scope,
             )
         )
     return result
+
+
+# Above this many messages in the range, the busiest second is looked for only in the
+# busiest windows (a bounded read of the ledger), and the page says so.
+PEAK_SCAN_MAX = 200_000
+PEAK_WINDOWS = 5
+_PEAK_SQL = """
+SELECT coalesce(max(n), 0) FROM (
+    SELECT count(*) AS n FROM recon_publishedmessage
+    WHERE topic_id = %s AND published_at >= %s AND published_at < %s
+    GROUP BY date_trunc('second', published_at)
+) s
+"""
+
+
+def _peak_per_second(topic: Topic, start: dt.datetime, end: dt.datetime, published: int) -> tuple[int, str]:
+    """The true peak rate: the most messages published in one second, counted in the ledger."""
+    if not published:
+        return 0, "range"
+    if published <= PEAK_SCAN_MAX:
+        spans = [(start, end)]
+        scope = "range"
+    else:
+        busiest = Window.objects.filter(topic=topic, start__gte=start, start__lt=end).order_by("-published_count")
+        spans = list(busiest.values_list("start", "end")[:PEAK_WINDOWS])
+        scope = "busiest windows"
+    peak = 0
+    with connection.cursor() as cursor:
+        for span_start, span_end in spans:
+            cursor.execute(_PEAK_SQL, [topic.pk, span_start, span_end])
+            peak = max(peak, int(cursor.fetchone()[0]))
+    return peak, scope
+
+
+def _findings_by_severity(
+    topics: list[Topic], start: dt.datetime, end: dt.datetime
+) -> dict[int, dict[str, dict[str, int]]]:
+    rows = (
+        Finding.objects.filter(topic__in=topics, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values_list("topic_id", "category", "severity")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for topic_id, category, severity, n in rows:
+        out.setdefault(topic_id, {}).setdefault(category, {})[severity] = n
+    return out
 
 
 def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[list[SeriesPoint], int, dict]:
@@ -345,6 +400,7 @@ class MessageTimeline:
     can_view_payload: bool = False
     finding_details: dict[int, Any] = field(default_factory=dict)
     audit_payload: Any = None  # recon's AuditPayload, decoded and masked, when the topic keeps payloads
+    replays: list[ReplayItem] = field(default_factory=list)  # replays of this message, and the one it came from
 
 
 def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
@@ -376,6 +432,11 @@ def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
         can_view_payload=can_payload,
         finding_details={f.pk: f.detail if can_payload else mask_sensitive(f.detail) for f in findings},
         audit_payload=_audit_payload(topic, uuid) if can_payload and topic.method_audit else None,
+    )
+    timeline.replays = list(
+        ReplayItem.objects.filter(Q(original_uuid=uuid) | Q(uuid=uuid))
+        .select_related("replay", "replay__requested_by")
+        .order_by("at")[:50]
     )
     timeline.events = _events(timeline)
     return timeline
@@ -480,4 +541,137 @@ def _events(t: MessageTimeline) -> list[TimelineEvent]:
     for a in t.actions:
         who = a.user.username if a.user else "system"
         events.append(TimelineEvent(a.at, "action", f"{a.action} by {who}: {a.outcome}"))
+    for item in t.replays:
+        replay = item.replay
+        verb = "reprocess" if replay.way == replay.Way.DEAD_LETTER else f"replay ({replay.way})"
+        who = replay.requested_by.username if replay.requested_by else "system"
+        if item.original_uuid == t.uuid and item.uuid and item.uuid != t.uuid:
+            summary = f"{verb} {replay.pk} by {who}: {item.get_outcome_display()} as {item.uuid}"
+        elif item.original_uuid == t.uuid:
+            summary = f"{verb} {replay.pk} by {who}: {item.get_outcome_display()}"
+        else:
+            summary = f"published by {verb} {replay.pk} in place of {item.original_uuid or 'an unknown message'}"
+        ok = item.outcome not in (item.Outcome.DEAD, item.Outcome.FAILED)
+        events.append(TimelineEvent(item.at, "replay", summary, ok=ok))
+    for f in t.findings:
+        if f.status == Finding.Status.RESOLVED and f.detail.get("resolved_at"):
+            try:
+                at = dt.datetime.fromisoformat(f.detail["resolved_at"])
+            except ValueError:
+                continue
+            at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+            how = f"fixed by replay {f.detail['replay']}" if f.detail.get("replay") else "no longer found"
+            if f.detail.get("verified_by_run"):
+                how += f", verified by run {f.detail['verified_by_run']}"
+            events.append(TimelineEvent(at, "resolved", f"{f.get_category_display()}: {how}"))
     return sorted(events, key=lambda e: e.at)
+
+
+# --- message search ------------------------------------------------------------------------
+
+SEARCH_ROWS = 50
+# A partition/offset search reads the publish ledger of one topic over this many days back
+# (by its topic + publish-time index): offsets are not indexed, recent messages are what is asked.
+SEARCH_OFFSET_DAYS = 7
+_PLACE = re.compile(r"^\s*(\d+)\s*[/@:]\s*(\d+)\s*$")
+
+
+@dataclass
+class MessageSearch:
+    query: str
+    kind: str  # uuid | load | key | place | empty
+    redirect: str = ""  # one exact hit: go there
+    published: list[PublishedMessage] = field(default_factory=list)
+    consumed_only: list[ConsumedMessage] = field(default_factory=list)  # orphans: consumed, never published
+    note: str = ""
+
+
+def message_search(*, user, query: str, topic: Topic | None = None, now: dt.datetime | None = None) -> MessageSearch:
+    """Find messages by UUID, load id, record key or client id, or partition/offset ("3/1200")."""
+    from django.urls import reverse
+
+    text = (query or "").strip()
+    visible = topics_visible(user)
+    if topic is not None and not visible.filter(pk=topic.pk).exists():
+        topic = None
+    topics = [topic] if topic else list(visible)
+    if not text:
+        return MessageSearch(query=text, kind="empty")
+    try:
+        wanted = uuid_lib.UUID(text)
+    except ValueError:
+        wanted = None
+    if wanted is not None:
+        load = Load.objects.filter(pk=wanted, topic__in=topics).first()
+        if load is not None:
+            return MessageSearch(query=text, kind="load", redirect=reverse("dashboard:load", args=[load.pk]))
+        return MessageSearch(query=text, kind="uuid", redirect=reverse("dashboard:message", args=[wanted]))
+    place = _PLACE.match(text)
+    if place:
+        if topic is None:
+            return MessageSearch(
+                query=text, kind="place", note="Choose the topic: a partition and offset name a message in one topic."
+            )
+        partition, offset = int(place.group(1)), int(place.group(2))
+        since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=SEARCH_OFFSET_DAYS)
+        found = list(
+            PublishedMessage.objects.filter(
+                topic=topic, published_at__gte=since, partition=partition, offset=offset
+            ).order_by("-published_at")[:SEARCH_ROWS]
+        )
+        return MessageSearch(
+            query=text,
+            kind="place",
+            published=found,
+            note=f"Searched the messages {topic.name} published in the last {SEARCH_OFFSET_DAYS} days.",
+        )
+    key = f"client:{text}" if text.isdigit() else text
+    # The consume ledger is indexed by key; its UUIDs then find the publish rows (indexed by uuid).
+    deliveries = list(
+        ConsumedMessage.objects.filter(key=key, topic__in=topics).order_by("-published_at")[: SEARCH_ROWS * 2]
+    )
+    uuids = {d.uuid for d in deliveries if d.uuid}
+    published = list(
+        PublishedMessage.objects.filter(uuid__in=uuids, topic__in=topics).order_by("-published_at")[:SEARCH_ROWS]
+    )
+    seen = {p.uuid for p in published}
+    orphans = [d for d in deliveries if d.uuid not in seen][:SEARCH_ROWS]
+    note = (
+        "" if published or orphans else f"No message with key {key} was consumed (the search reads the consume ledger)."
+    )
+    return MessageSearch(query=text, kind="key", published=published, consumed_only=orphans, note=note)
+
+
+@dataclass
+class LoadIds:
+    requested: int  # 0: every client of the source
+    shown: list[int]
+    published: int
+    skipped: list[int]  # asked for, not published: not in the source (or refused, see exceptions)
+    skipped_count: int
+
+    @property
+    def requested_more(self) -> int:
+        return self.requested - len(self.shown)
+
+    @property
+    def skipped_more(self) -> int:
+        return self.skipped_count - len(self.skipped)
+
+
+LOAD_IDS_SHOWN = 20
+
+
+def load_ids(load: Load) -> LoadIds:
+    """The load's client ids summarised: how many were asked for, and which were skipped and why."""
+    requested = sorted({int(i) for i in load.client_ids or []})
+    published_keys = PublishedMessage.objects.filter(load=load).values_list("key", flat=True)
+    published = {int(k.split(":", 1)[1]) for k in published_keys if k.startswith("client:") and k[7:].isdigit()}
+    skipped = [i for i in requested if i not in published] if load.status in ("done", "failed") else []
+    return LoadIds(
+        requested=len(requested),
+        shown=requested[:LOAD_IDS_SHOWN],
+        published=len(published),
+        skipped=skipped[:LOAD_IDS_SHOWN],
+        skipped_count=len(skipped),
+    )

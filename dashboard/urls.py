@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import break_views, evidence_views, replay_views, views
+from dashboard import break_views, evidence_views, replay_views, run_views, views
 
 app_name = "dashboard"
 
@@ -35,6 +35,9 @@ urlpatterns = [
     path("replays/<uuid:pk>/", replay_views.replay_detail, name="replay"),
     path("replays/<uuid:pk>/approve", replay_views.replay_approve_view, name="replay-approve"),
     path("replays/<uuid:pk>/reject", replay_views.replay_reject_view, name="replay-reject"),
+    path("runs/", run_views.runs, name="runs"),
+    path("runs/request", run_views.run_request, name="run-request"),
+    path("runs/<uuid:pk>/", run_views.run_detail, name="run"),
     path("assets/plotly.min.js", views.plotly_js, name="plotly-js"),
     path("assets/plotly.css", views.plotly_css, name="plotly-css"),
 ]

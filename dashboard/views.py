@@ -21,17 +21,24 @@ from django.views.decorators.http import etag, require_GET, require_POST
 from plotly import offline as plotly_offline
 
 from config.errors import AppError
-from dashboard import charts, forms, selectors, services
+from dashboard import charts, forms, selectors, services, wording
 from dashboard.masking import mask_sensitive, mask_text
 from dashboard.paging import keyset_page
 from dashboard.plotly_assets import plotly_styles
 from kafkacache import services as feed_services
+from kafkacache.models import Load
 from recon import access
-from recon.models import Finding
+from recon.models import Finding, ReconRun
 
 PAGE_SIZE = 50
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 EXPORT_MAX_ROWS = 100_000
+REPLAYABLE = (
+    Finding.Category.MISSING,
+    Finding.Category.ALTERED,
+    Finding.Category.CACHE,
+    Finding.Category.INVALID_DATA,
+)
 
 
 @login_required
@@ -41,11 +48,28 @@ def overview(request: HttpRequest) -> HttpResponse:
     start, end, preset = form.bounds()
     items = selectors.overview(user=request.user, start=start, end=end)
     for n, item in enumerate(items):
-        item.flow_html = charts.flow_chart(item, div_id=f"flow-{n}")  # type: ignore[attr-defined]
+        item.flow_html = charts.flow_chart(item, div_id=f"flow-{n}", start=start, end=end)  # type: ignore[attr-defined]
         item.categories_html = (  # type: ignore[attr-defined]
-            charts.categories_chart(item, div_id=f"categories-{n}") if item.findings_by_category else ""
+            charts.categories_chart(item, div_id=f"categories-{n}", start=start, end=end)
+            if item.findings_by_category
+            else ""
         )
-    context = {"form": form, "items": items, "start": start, "end": end, "preset": preset, "ranges": forms.RANGES}
+        item.category_rows = sorted(  # type: ignore[attr-defined]
+            (
+                (charts.CATEGORY_LABELS.get(c, c), c, by.get("critical", 0), by.get("warning", 0), by.get("info", 0))
+                for c, by in item.findings_by_severity.items()
+            ),
+            key=lambda row: -(row[2] + row[3] + row[4]),
+        )
+    context = {
+        "form": form,
+        "items": items,
+        "start": start,
+        "end": end,
+        "until": charts.minute_after(end),
+        "preset": preset,
+        "ranges": forms.RANGES,
+    }
     return render(request, "dashboard/overview.html", context)
 
 
@@ -54,20 +78,36 @@ def overview(request: HttpRequest) -> HttpResponse:
 def findings(request: HttpRequest) -> HttpResponse:
     form = forms.FindingFilterForm(request.GET, user=request.user)
     page = None
+    sort = request.GET.get("sort") if request.GET.get("sort") in ("newest", "oldest") else "newest"
     if form.is_valid():
         qs = selectors.findings_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
+        page = keyset_page(
+            qs,
+            time_field="created_at",
+            cursor=form.cleaned_data["cursor"],
+            size=PAGE_SIZE,
+            descending=sort == "newest",
+        )
         operable = set(access.topics_operable(request.user).values_list("pk", flat=True))
         for finding in page.rows:
             finding.can_operate = finding.topic_id in operable
         # The bulk reprocess form, when the page shows a dead letter the user may reprocess.
         page.extra["can_reprocess"] = any(
-            f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status != Finding.Status.RESOLVED
+            f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status == Finding.Status.OPEN
             for f in page.rows
         )
-    return render(
-        request, "dashboard/findings.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
-    )
+    unsorted = request.GET.copy()
+    for name in ("cursor", "sort"):
+        unsorted.pop(name, None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": _query_without_cursor(request),
+        "query_unsorted": unsorted.urlencode(),
+        "sort": sort,
+        "replayable": REPLAYABLE,
+    }
+    return render(request, "dashboard/findings.html", context)
 
 
 @login_required
@@ -145,13 +185,17 @@ def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int = 200) -> HttpResponse:
+    shown = selectors.finding_detail_for(request.user, finding)
     context = {
         "finding": finding,
-        "detail": json.dumps(
-            selectors.finding_detail_for(request.user, finding), indent=2, default=str, ensure_ascii=False
-        ),
+        "detail": json.dumps(shown, indent=2, default=str, ensure_ascii=False),
+        "detail_items": wording.detail_items(shown),
+        "reason": wording.finding_reason(finding.category, shown),
         "can_operate": access.can_operate(request.user, finding.topic),
         "ack_form": ack_form,
+        # A replay sends the published message again: it cannot help an orphan (never
+        # published by us), a duplicate or a delay (delivered already).
+        "replayable": REPLAYABLE,
     }
     return render(request, "dashboard/finding_detail.html", context, status=status)
 
@@ -176,10 +220,16 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def message_search(request: HttpRequest) -> HttpResponse:
-    form = forms.FindingFilterForm(request.GET, user=request.user)
-    if request.GET.get("uuid") and form.is_valid() and form.cleaned_data.get("uuid"):
-        return redirect("dashboard:message", uuid=form.cleaned_data["uuid"])
-    return render(request, "dashboard/message_search.html", {"form": form})
+    """One box: a message UUID, a load id, a record key or client id, or partition/offset."""
+    form = forms.MessageSearchForm(request.GET or None, user=request.user)
+    result = None
+    if form.is_valid():
+        result = selectors.message_search(
+            user=request.user, query=form.cleaned_data["q"], topic=form.cleaned_data.get("topic")
+        )
+        if result.redirect:
+            return redirect(result.redirect)
+    return render(request, "dashboard/message_search.html", {"form": form, "result": result})
 
 
 @login_required
@@ -206,7 +256,13 @@ def window_detail(request: HttpRequest, pk: int) -> HttpResponse:
         selectors.findings_filtered(user=request.user, window=window), time_field="created_at", size=PAGE_SIZE
     )
     summary = json.dumps(window.summary, indent=2, default=str, ensure_ascii=False)
-    return render(request, "dashboard/window_detail.html", {"window": window, "page": page, "summary": summary})
+    context = {
+        "window": window,
+        "page": page,
+        "summary": summary,
+        "can_operate": access.can_operate(request.user, window.topic),
+    }
+    return render(request, "dashboard/window_detail.html", context)
 
 
 @login_required
@@ -226,6 +282,8 @@ def loads(request: HttpRequest) -> HttpResponse:
         "page": page,
         "query": _query_without_cursor(request),
         "start_form": start_form if start_form.fields["topic"].choices else None,  # type: ignore[attr-defined]
+        "live": page is not None
+        and any(load.status in (Load.Status.QUEUED, Load.Status.RUNNING) for load in page.rows),
     }
     return render(request, "dashboard/loads.html", context)
 
@@ -256,7 +314,14 @@ def load_start(request: HttpRequest) -> HttpResponse:
 @require_GET
 def load_detail(request: HttpRequest, pk) -> HttpResponse:
     load = selectors.load_visible(request.user, pk=pk)
-    context = {"load": load, "show_key": access.can_view_payload(request.user, load.topic)}
+    context = {
+        "load": load,
+        "show_key": access.can_view_payload(request.user, load.topic),
+        "can_operate": access.can_operate(request.user, load.topic),
+        "live": load.status in (Load.Status.QUEUED, Load.Status.RUNNING),
+        "runs": list(ReconRun.objects.filter(load=load).order_by("-started_at")[:20]),
+        "ids": selectors.load_ids(load),
+    }
     return render(request, "dashboard/load_detail.html", context)
 
 

@@ -1,11 +1,13 @@
-"""Admin of monitoring: alert rules (secrets write-only), and the lag samples the lag status is judged from."""
+"""Admin for alerting: rules of every kind and silences to set (saved through
+monitoring.services, so audited; the webhook secret write-only), alerts,
+notifications and the lag samples the lag status is judged from, to read."""
 
 from django import forms
 from django.contrib import admin
 
 from dashboard.admin_tools import CappedCountPaginator, ReadOnlyAdmin
-from monitoring.models import AlertRule, LagSample
-from recon.services import operator_action_record
+from monitoring import services
+from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 
 
 @admin.register(LagSample)
@@ -16,7 +18,7 @@ class LagSampleAdmin(ReadOnlyAdmin):
     paginator = CappedCountPaginator
 
 
-class AlertRuleForm(forms.ModelForm):
+class AlertRuleAdminForm(forms.ModelForm):
     webhook_url = forms.URLField(required=False, assume_scheme="https")
     # Write-only: the secret is never sent back to a browser (not even an admin's); empty keeps it.
     webhook_secret = forms.CharField(
@@ -29,39 +31,65 @@ class AlertRuleForm(forms.ModelForm):
         model = AlertRule
         fields = [
             "name",
+            "enabled",
             "kind",
             "topic",
-            "category",
+            "categories",
+            "measure",
             "min_severity",
             "threshold",
             "window_minutes",
+            "grace_minutes",
             "quiet_minutes",
             "email_to",
             "webhook_url",
+            "webhook_format",
             "webhook_secret",
-            "enabled",
         ]
 
     def clean_webhook_secret(self) -> str:
-        value = self.cleaned_data.get("webhook_secret") or ""
-        return value or (self.instance.webhook_secret if self.instance.pk else "")
+        given = self.cleaned_data.get("webhook_secret") or ""
+        return given or (self.instance.webhook_secret if self.instance.pk else "")
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    """Alert rules of every kind: discrepancies, lag, break SLA, lag status (monitoring.models)."""
+    """Alert rules of every kind: discrepancies (new, open, age), lag, break SLA, lag status."""
 
-    form = AlertRuleForm
-    list_display = ("name", "kind", "topic", "category", "min_severity", "threshold", "enabled")
-    list_filter = ("kind", "enabled")
+    form = AlertRuleAdminForm
+    list_display = ("name", "kind", "measure", "topic", "threshold", "min_severity", "enabled", "updated_at")
+    list_filter = ("enabled", "kind", "measure", "min_severity", "webhook_format")
     search_fields = ("name",)
+    readonly_fields = ("created_by", "updated_at")
 
     def save_model(self, request, obj, form, change):
+        services.alert_rule_save(rule=obj, user=request.user)
+
+    def delete_model(self, request, obj):
+        services.alert_rule_delete(rule=obj, user=request.user)
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = ("starts_at", "ends_at", "rule", "topic", "reason", "created_by")
+    list_filter = ("topic",)
+    readonly_fields = ("created_by", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        operator_action_record(
-            user=request.user,
-            action="alert-rule-change" if change else "alert-rule-add",
-            topic=obj.topic,
-            target=f"alert-rule:{obj.pk}",
-            detail={"changed": sorted(f for f in form.changed_data if f != "webhook_secret")},
-        )
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ("rule", "topic", "status", "value", "first_at", "last_at", "acknowledged_by", "silenced_by")
+    list_filter = ("status", "rule")
+    list_select_related = ("rule", "topic", "acknowledged_by", "silenced_by")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "alert", "channel", "event", "target", "status", "attempts", "sent_at")
+    list_filter = ("status", "channel", "event")
+    list_select_related = ("alert__rule", "alert__topic")

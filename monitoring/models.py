@@ -1,12 +1,22 @@
 """Alert rules, the alerts they raise, and the notifications sent for them.
 
 State rules
-- A rule fires for a topic when, in its evaluation, findings matching it over
-  the last `window_minutes` reach `threshold` (kind DISCREPANCY), or the
-  consumer lag of the topic's group reaches `threshold` messages (kind LAG), or
-  `threshold` breaks of the topic are open past the SLA of their severity
-  (kind BREAK_SLA, recon.breaks), or `threshold` partitions of the topic's group
-  are judged WARNING / STALLED / STOPPED / REWIND (kind LAG_STATUS, monitoring.lag_status).
+- A rule fires for a topic when, in its evaluation, its measure reaches `threshold`.
+  Kind DISCREPANCY counts findings matching it (its categories, at least its
+  severity, older than its grace): new findings over the last `window_minutes`
+  (measure NEW), findings still open (measure OPEN), or the age in minutes of the
+  oldest open one (measure AGE). Kind LAG: the consumer lag of the topic's group
+  reaches `threshold` messages. Kind BREAK_SLA: `threshold` breaks of the topic
+  (its categories, at least its severity) are open past the SLA of their severity
+  (recon.breaks). Kind LAG_STATUS: `threshold` partitions of the topic's group are
+  judged WARNING / STALLED / STOPPED / REWIND (monitoring.lag_status). Every kind is
+  evaluated by the same path (monitoring.services.alerts_evaluate).
+- `categories` is the list of finding categories a rule counts; the single
+  `category` is the older form of the same thing (read through `category_list()`,
+  cleared when a rule is saved from the form or the API).
+- A Silence (a maintenance window) over a rule and/or topic holds back the
+  notifications of the alerts it covers while it lasts; the alerts are still
+  raised and recorded (history keeps which silence held them).
 - There is at most one live (OPEN or ACKNOWLEDGED) alert per rule and topic: a
   burst of findings raises one alert, not one per message. While it stays live
   a firing rule only updates it; an OPEN alert is notified again only after the
@@ -36,20 +46,48 @@ class AlertRule(models.Model):
     category = models.CharField(
         max_length=16, choices=Finding.Category.choices, blank=True, help_text="Empty: any category."
     )
+
+    class Measure(models.TextChoices):
+        NEW = "new", "New findings over the window (count)"
+        OPEN = "open", "Findings still open (count)"
+        AGE = "age", "Age of the oldest open finding (minutes)"
+
+    class WebhookFormat(models.TextChoices):
+        SIGNED = "signed", "kafkacache JSON, HMAC-signed"
+        ALERTMANAGER = "alertmanager", "Alertmanager API v2 (POST /api/v2/alerts)"
+
+    categories = models.JSONField(
+        default=list, blank=True, help_text="Finding categories to count (empty with no category: any)."
+    )
+    measure = models.CharField(max_length=8, choices=Measure.choices, default=Measure.NEW)
     min_severity = models.CharField(max_length=8, choices=Finding.Severity.choices, default=Finding.Severity.WARNING)
-    threshold = models.PositiveIntegerField(default=1)
+    threshold = models.PositiveIntegerField(
+        default=1, help_text="Findings (new, open), minutes (age) or messages (lag)."
+    )
     window_minutes = models.PositiveIntegerField(default=15)
+    grace_minutes = models.PositiveIntegerField(
+        default=0, help_text="Findings younger than this are not counted: the loop may still close them itself."
+    )
     quiet_minutes = models.PositiveIntegerField(default=60)
     email_to = models.CharField(max_length=500, blank=True, help_text="Comma-separated addresses.")
     webhook_url = models.URLField(blank=True)
+    webhook_format = models.CharField(max_length=12, choices=WebhookFormat.choices, default=WebhookFormat.SIGNED)
     webhook_secret = models.CharField(max_length=200, blank=True, help_text="HMAC-SHA256 key for the signature.")
     enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True, null=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def category_list(self) -> list[str]:
+        """The categories the rule counts; empty means any."""
+        return list(self.categories or ([self.category] if self.category else []))
 
 
 class Alert(models.Model):
@@ -72,6 +110,9 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    silenced_by = models.ForeignKey(
+        "Silence", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts", help_text="Held back by."
+    )
 
     class Meta:
         ordering = ["-last_at"]
@@ -94,6 +135,10 @@ class Notification(models.Model):
         EMAIL = "email", "Email"
         WEBHOOK = "webhook", "Webhook"
 
+    class Event(models.TextChoices):
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
@@ -101,6 +146,7 @@ class Notification(models.Model):
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=8, choices=Channel.choices)
+    event = models.CharField(max_length=8, choices=Event.choices, default=Event.FIRING)
     target = models.CharField(max_length=500)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -139,3 +185,29 @@ class LagSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} {self.topic}/{self.partition} lag {self.lag} at {self.at:%H:%M:%S}"
+
+
+class Silence(models.Model):
+    """A maintenance window: no notifications for the alerts it covers while it lasts.
+
+    Empty rule and topic cover everything; ending a silence early sets `ends_at` to now.
+    """
+
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.CASCADE, related_name="silences")
+    topic = models.ForeignKey(Topic, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        # the evaluator: WHERE starts_at <= now AND ends_at > now
+        indexes = [models.Index(fields=["ends_at", "starts_at"], name="silence_active")]
+
+    def __str__(self) -> str:
+        scope = " / ".join(filter(None, [str(self.rule or ""), str(self.topic or "")])) or "everything"
+        return f"silence of {scope} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%H:%M}"

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Min, Q
+from django.urls import reverse
 from django.utils import timezone
 
-from config.errors import Conflict
+from config.errors import AppError, Conflict
 from monitoring import webhooks
 from monitoring.lag import consumer_lag, group_active
 from monitoring.lag_status import NOT_OK
-from monitoring.models import Alert, AlertRule, LagSample, Notification
+from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 from monitoring.selectors import lag_statuses
 from recon.models import Finding, Topic
 from recon.selectors import breaks_over_sla
@@ -28,19 +29,29 @@ MAX_ATTEMPTS = 5
 
 
 def _firing_discrepancies(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
-    """{topic_id: findings in the rule's window}, for topics at or over threshold."""
+    """{topic_id: the rule's measure}, for topics at or over threshold.
+
+    NEW counts findings created over the window, OPEN counts those still open, AGE
+    is the age in minutes of the oldest open one. Findings younger than the grace
+    are left out: the loop (replay, verification) may still close them by itself.
+    """
     severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
     findings = Finding.objects.filter(
-        created_at__gte=now - dt.timedelta(minutes=rule.window_minutes),
-        created_at__lte=now,
-        severity__in=severities,
+        created_at__lte=now - dt.timedelta(minutes=rule.grace_minutes), severity__in=severities
     ).exclude(classification=Finding.Classification.MATCH)
+    if rule.measure == AlertRule.Measure.NEW:
+        findings = findings.filter(created_at__gte=now - dt.timedelta(minutes=rule.window_minutes))
+    else:
+        findings = findings.filter(status=Finding.Status.OPEN)
     if rule.topic_id:
         findings = findings.filter(topic_id=rule.topic_id)
-    if rule.category:
-        findings = findings.filter(category=rule.category)
-    counts = findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n")
-    return {topic_id: n for topic_id, n in counts if n >= rule.threshold}
+    if rule.category_list():
+        findings = findings.filter(category__in=rule.category_list())
+    per_topic = findings.values("topic_id").annotate(n=Count("id"), oldest=Min("created_at"))
+    if rule.measure == AlertRule.Measure.AGE:
+        ages = {row["topic_id"]: int((now - row["oldest"]).total_seconds() // 60) for row in per_topic}
+        return {topic_id: age for topic_id, age in ages.items() if age >= rule.threshold}
+    return {row["topic_id"]: row["n"] for row in per_topic if row["n"] >= rule.threshold}
 
 
 def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
@@ -56,7 +67,7 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
 def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
     severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
-    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, category=rule.category)
+    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, categories=rule.category_list())
     return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
 
 
@@ -139,6 +150,7 @@ def _rule_apply(rule: AlertRule, firing: dict[int, int], now: dt.datetime) -> li
         )
     }
     queued = []
+    silences = list(silences_active(now=now, rule=rule))
     for topic_id, value in firing.items():
         alert = live.pop(topic_id, None)
         if alert is None:
@@ -150,14 +162,37 @@ def _rule_apply(rule: AlertRule, firing: dict[int, int], now: dt.datetime) -> li
                 minutes=rule.quiet_minutes
             )
             notify = alert.status == Alert.Status.OPEN and quiet_over
-        if notify:
+        silence = next((x for x in silences if x.topic_id in (None, topic_id)), None)
+        alert.silenced_by = silence
+        if notify and silence is None:
             alert.last_notified_at = now
             queued += _notifications_create(alert)
         alert.save()
     for alert in live.values():  # live alerts whose rule no longer fires
         alert.status, alert.resolved_at = Alert.Status.RESOLVED, now
         alert.save(update_fields=["status", "resolved_at"])
+        if (
+            alert.last_notified_at is not None
+            and rule.webhook_url
+            and rule.webhook_format == AlertRule.WebhookFormat.ALERTMANAGER
+        ):
+            # Alertmanager is told the alert ended (endsAt), so it stops routing it.
+            queued.append(
+                Notification.objects.create(
+                    alert=alert, channel=Notification.Channel.WEBHOOK, target=rule.webhook_url, event="resolved"
+                )
+            )
     return queued
+
+
+def silences_active(*, now: dt.datetime, rule: AlertRule | None = None):
+    """Silences in force now (of this rule, or of every rule)."""
+    active = Silence.objects.filter(starts_at__lte=now, ends_at__gt=now)
+    if rule is not None:
+        active = active.filter(Q(rule=rule) | Q(rule__isnull=True))
+        if rule.topic_id:
+            active = active.filter(Q(topic_id=rule.topic_id) | Q(topic__isnull=True))
+    return active.order_by("ends_at")
 
 
 def _notifications_create(alert: Alert) -> list[Notification]:
@@ -168,20 +203,126 @@ def _notifications_create(alert: Alert) -> list[Notification]:
     return [Notification.objects.create(alert=alert, channel=channel, target=target) for channel, target in targets]
 
 
+def _send(channel: str, target: str, rule: AlertRule, payload: dict, alert: Alert | None) -> None:
+    if channel == Notification.Channel.EMAIL:
+        subject = f"[kafkacache] {payload['rule']}: {payload['value']} on {payload['topic']}"
+        body = "\n".join(f"{k}: {v}" for k, v in payload.items())
+        send_mail(subject, body, None, [target])
+    elif rule.webhook_format == AlertRule.WebhookFormat.ALERTMANAGER:
+        webhooks.post(target, alertmanager_payload(rule, payload, alert), secret=rule.webhook_secret)
+    else:
+        webhooks.post(target, payload, secret=rule.webhook_secret)
+
+
+def alertmanager_payload(rule: AlertRule, payload: dict, alert: Alert | None) -> list[dict]:
+    """The body of Alertmanager's POST /api/v2/alerts: one alert, labels to route on.
+
+    A firing alert's endsAt lies past the rule's quiet period (when it is sent again),
+    so Alertmanager keeps it firing in between; a resolved one ends at its resolution.
+    """
+    now = timezone.now()
+    resolved = payload["status"] == Alert.Status.RESOLVED
+    ends = (
+        (alert.resolved_at if alert and alert.resolved_at else now)
+        if resolved
+        else now + dt.timedelta(minutes=rule.quiet_minutes + 5)
+    )
+    labels = {
+        "alertname": rule.name,
+        "service": "kafkacache",
+        "topic": payload["topic"],
+        "severity": rule.min_severity,
+        "kind": rule.kind,
+    }
+    if payload.get("category"):
+        labels["category"] = payload["category"]
+    if payload.get("test"):
+        labels["test"] = "true"
+    what = {"new": "new findings", "open": "open findings", "age": "minutes the oldest open finding has waited"}
+    by_kind: dict[str, str] = {
+        AlertRule.Kind.LAG: "messages of lag",
+        AlertRule.Kind.BREAK_SLA: "breaks open past their SLA",
+        AlertRule.Kind.LAG_STATUS: "partitions not OK (growing, stalled, stopped or rewound)",
+    }
+    measure = by_kind.get(rule.kind) or what.get(rule.measure, "findings")
+    return [
+        {
+            "labels": labels,
+            "annotations": {
+                "summary": f"{payload['value']} {measure} on {payload['topic']} (threshold {rule.threshold})",
+                "description": f"kafkacache alert rule {rule.name!r}",
+            },
+            "startsAt": payload["first_at"],
+            "endsAt": ends.isoformat(),
+            "generatorURL": payload.get("url", ""),
+        }
+    ]
+
+
 def alert_payload(alert: Alert) -> dict:
     return {
         "alert_id": alert.pk,
         "rule": alert.rule.name,
         "kind": alert.rule.kind,
         "topic": alert.topic.name,
-        "category": alert.rule.category or None,
+        "category": ",".join(alert.rule.category_list()) or None,
         "value": alert.value,
         "threshold": alert.rule.threshold,
         "window_minutes": alert.rule.window_minutes,
         "status": alert.status,
         "first_at": alert.first_at.isoformat(),
         "last_at": alert.last_at.isoformat(),
+        "measure": alert.rule.measure,
+        "url": _absolute(reverse("monitoring:alerts") + f"?rule={alert.rule_id}"),
     }
+
+
+def _absolute(path: str) -> str:
+    return settings.ALERTS_BASE_URL.rstrip("/") + path
+
+
+def alert_rule_test(*, rule: AlertRule, user) -> list[tuple[str, str, str]]:
+    """Send a test notification on each of the rule's channels now; answer (channel, target, outcome).
+
+    Called outside any transaction (it talks to the network); recorded in the audit trail.
+    """
+    now = timezone.now()
+    topic = rule.topic.name if rule.topic else "(every topic)"
+    payload = {
+        "alert_id": None,
+        "rule": rule.name,
+        "kind": rule.kind,
+        "topic": topic,
+        "category": ",".join(rule.category_list()) or None,
+        "value": 0,
+        "threshold": rule.threshold,
+        "window_minutes": rule.window_minutes,
+        "status": "test",
+        "first_at": now.isoformat(),
+        "last_at": now.isoformat(),
+        "measure": rule.measure,
+        "url": _absolute(reverse("monitoring:rule", args=[rule.pk])),
+        "test": True,
+    }
+    targets = [(Notification.Channel.EMAIL, a.strip()) for a in rule.email_to.split(",") if a.strip()]
+    if rule.webhook_url:
+        targets.append((Notification.Channel.WEBHOOK, rule.webhook_url))
+    results = []
+    for channel, target in targets:
+        try:
+            _send(channel, target, rule, payload, None)
+            results.append((str(channel), target, "sent"))
+        except Exception as exc:  # the person testing sees why, in words
+            results.append((str(channel), target, f"failed: {exc}"[:300]))
+    operator_action_record(
+        user=user,
+        action="alert-rule.test",
+        topic=rule.topic,
+        target=f"alert-rule:{rule.pk}",
+        detail={"results": [f"{c} {t}: {o}" for c, t, o in results]},
+        outcome="; ".join(o for _, _, o in results)[:255] or "no channel",
+    )
+    return results
 
 
 def notification_deliver(*, notification_id: int) -> Notification:
@@ -193,12 +334,7 @@ def notification_deliver(*, notification_id: int) -> Notification:
     notification.attempts += 1
     payload = alert_payload(notification.alert)
     try:
-        if notification.channel == Notification.Channel.EMAIL:
-            subject = f"[kafkacache] {payload['rule']}: {payload['value']} on {payload['topic']}"
-            body = "\n".join(f"{k}: {v}" for k, v in payload.items())
-            send_mail(subject, body, None, [notification.target])
-        else:
-            webhooks.post(notification.target, payload, secret=notification.alert.rule.webhook_secret)
+        _send(notification.channel, notification.target, notification.alert.rule, payload, notification.alert)
     except Exception as exc:
         failed = notification.attempts >= MAX_ATTEMPTS
         notification.status = Notification.Status.FAILED if failed else Notification.Status.PENDING
@@ -226,3 +362,93 @@ def alert_acknowledge(*, alert: Alert, user, comment: str) -> Alert:
         )
     alert.refresh_from_db()
     return alert
+
+
+# --- rules and silences: what people set --------------------------------------------------
+
+
+def alert_rule_save(*, rule: AlertRule, user) -> AlertRule:
+    """Create or change a rule (access checked by the caller: monitoring.access), audited."""
+    created = rule.pk is None
+    if created and user is not None and user.is_authenticated:
+        rule.created_by = user
+    rule.categories = sorted(set(rule.category_list()))  # the older single category folded into the list
+    rule.category = ""
+    with transaction.atomic():
+        rule.save()
+        operator_action_record(
+            user=user,
+            action="alert-rule.create" if created else "alert-rule.change",
+            topic=rule.topic,
+            target=f"alert-rule:{rule.pk}",
+            detail={
+                "name": rule.name,
+                "measure": rule.measure,
+                "threshold": rule.threshold,
+                "categories": rule.category_list(),
+                "enabled": rule.enabled,
+            },
+        )
+    return rule
+
+
+def alert_rule_delete(*, rule: AlertRule, user) -> None:
+    with transaction.atomic():
+        operator_action_record(
+            user=user,
+            action="alert-rule.delete",
+            topic=rule.topic,
+            target=f"alert-rule:{rule.pk}",
+            detail={"name": rule.name},
+        )
+        rule.delete()
+
+
+def silence_create(
+    *,
+    user,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    reason: str,
+    rule: AlertRule | None = None,
+    topic: Topic | None = None,
+) -> Silence:
+    reason = (reason or "").strip()
+    if not reason:
+        raise AppError("Say why: a silence needs a reason.", code="reason_required")
+    if ends_at <= starts_at:
+        raise AppError("A silence must end after it starts.", code="invalid_range")
+    if ends_at <= timezone.now():
+        raise AppError("This silence would already be over.", code="invalid_range")
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            rule=rule,
+            topic=topic,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=reason[:500],
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        operator_action_record(
+            user=user,
+            action="silence.create",
+            topic=topic,
+            target=f"silence:{silence.pk}",
+            detail={
+                "rule": rule.name if rule else None,
+                "from": starts_at.isoformat(),
+                "until": ends_at.isoformat(),
+                "reason": reason[:200],
+            },
+        )
+    return silence
+
+
+def silence_end(*, silence: Silence, user) -> Silence:
+    now = timezone.now()
+    with transaction.atomic():
+        if Silence.objects.filter(pk=silence.pk, ends_at__gt=now).update(ends_at=now) != 1:
+            raise Conflict("This silence is over already.")
+        operator_action_record(user=user, action="silence.end", topic=silence.topic, target=f"silence:{silence.pk}")
+    silence.refresh_from_db()
+    return silence

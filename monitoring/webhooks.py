@@ -3,7 +3,9 @@
 The body is JSON; the signature is HMAC-SHA256 over "<timestamp>.<body>" with
 the rule's secret, sent as `X-Kafkacache-Signature: v1=<hex>` with the
 timestamp in `X-Kafkacache-Timestamp`, so a receiver can reject forgeries and
-replays of old bodies.
+replays of old bodies. The body is the kafkacache payload, or for a rule in the
+Alertmanager format the JSON array Alertmanager's POST /api/v2/alerts takes (the
+signature headers are sent too; Alertmanager ignores them).
 
 Where a webhook may go (an alert rule's URL is typed by staff, and the request is
 made from inside the bank's network):
@@ -107,7 +109,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def post(url: str, payload: dict, *, secret: str) -> int:
+def post(url: str, payload: dict | list, *, secret: str) -> int:
     parts, address = destination_check(url)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))

@@ -1,28 +1,32 @@
 """On-demand reconciliation API (subscriber side): POST a run, read runs back.
 
-POST api/recon/runs {topic, start, end} reconciles the topic's windows over the
-range and answers the stored report. kind "cache" (the cache leg) and
+POST api/recon/runs {topic, start, end} queues a reconcile of the topic's windows
+over the range and answers 202 with the run (status "queued") and its status URL;
+a worker runs it (recon.runs) and the run's report, progress and status are read
+back from GET api/recon/runs/<id>. kind "cache" (the cache leg) and
 "validation" (business rules on cached data) take a range or a load instead; a
 cache run with neither checks the whole topic against its system of record.
 Acting needs operate permission on the topic, reading needs view permission
 (recon.access); every run asked for is recorded as an operator action.
 """
 
+from django.db import transaction
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import AppError
 from config.openapi import paginated
 from kafkacache.models import Load
 from recon import access
-from recon.cache_check import cache_check
 from recon.models import ReconRun, Topic
+from recon.runs import run_queue
 from recon.selectors import runs_visible
-from recon.services import operator_action_record, range_reconcile
-from recon.validation import validation_run
+from recon.services import operator_action_record
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -46,6 +50,14 @@ class RunCreateSerializer(serializers.Serializer):
 class RunSerializer(serializers.ModelSerializer):
     topic = serializers.CharField(source="topic.name")
     requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
+    status_url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    def get_status_url(self, run: ReconRun) -> str:
+        return reverse("api-recon-run", args=[run.pk])
+
+    def get_page_url(self, run: ReconRun) -> str:
+        return reverse("dashboard:run", args=[run.pk])
 
     class Meta:
         model = ReconRun
@@ -59,8 +71,13 @@ class RunSerializer(serializers.ModelSerializer):
             "trigger",
             "requested_by",
             "status",
+            "total",
+            "processed",
+            "replay",
             "started_at",
             "finished_at",
+            "status_url",
+            "page_url",
             "report",
         ]
 
@@ -80,7 +97,7 @@ _ACTIONS = {
 
 
 class RunListCreateApi(APIView):
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(request=RunCreateSerializer, responses={202: RunSerializer})
     def post(self, request: Request) -> Response:
         body = RunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -95,13 +112,9 @@ class RunListCreateApi(APIView):
         detail = {"kind": kind, "start": data.get("start"), "end": data.get("end"), "load": data.get("load")}
         detail = {k: str(v) for k, v in detail.items() if v is not None}
         try:
-            if kind == ReconRun.Kind.TRANSPORT:
-                run = range_reconcile(
-                    topic=topic, start=data["start"], end=data["end"], trigger="api", requested_by=request.user
-                )
-            else:
-                check = cache_check if kind == ReconRun.Kind.CACHE else validation_run
-                run = check(
+            with transaction.atomic():
+                run = run_queue(
+                    kind=kind,
                     topic=topic,
                     start=data.get("start"),
                     end=data.get("end"),
@@ -109,15 +122,20 @@ class RunListCreateApi(APIView):
                     trigger="api",
                     requested_by=request.user,
                 )
-        except Exception as exc:
+        except AppError as exc:
             operator_action_record(
-                user=request.user, action=_ACTIONS[kind], topic=topic, detail=detail, outcome=f"failed: {exc}"[:255]
+                user=request.user, action=_ACTIONS[kind], topic=topic, detail=detail, outcome=f"refused: {exc}"[:255]
             )
             raise
         operator_action_record(
-            user=request.user, action=_ACTIONS[kind], topic=topic, target=f"run:{run.pk}", detail=detail, outcome="done"
+            user=request.user,
+            action=_ACTIONS[kind],
+            topic=topic,
+            target=f"run:{run.pk}",
+            detail=detail,
+            outcome="queued",
         )
-        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         operation_id="recon_runs_list",

@@ -48,7 +48,7 @@ from kafkacache.sources import SqlSource
 from recon import cache_compare as cc
 from recon.cache_compare import Cached, Expected, Problem
 from recon.hashing import content_hash
-from recon.models import Finding, ReconRun, ReplayItem, Topic
+from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic
 
 logger = logging.getLogger(__name__)
 
@@ -458,3 +458,20 @@ def _fixed_by(topic: Topic, keys: set[str]) -> dict[str, dict]:
 def replay_keys(replay_id: str | uuid.UUID) -> Iterator[str]:
     """The record keys a replay touched (the cache leg after a replay checks these)."""
     yield from ReplayItem.objects.filter(replay_id=replay_id).exclude(key="").values_list("key", flat=True).distinct()
+
+
+def replay_cache_check(*, replay: Replay, trigger: str = "replay", requested_by=None) -> ReconRun:
+    """The cache leg of the keys a replay touched: against the SQL source when the replay
+    re-read it (way SOURCE from ods), else against the publish ledger."""
+    keys = sorted(replay_keys(replay.pk))
+    from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
+    if load is not None:
+        from_sql = replay.way == Replay.Way.SOURCE and load.source == "ods"
+    return cache_check(
+        topic=replay.topic,
+        keys=keys,
+        keys_source="ods" if from_sql else None,
+        trigger=trigger,
+        requested_by=requested_by,
+    )

@@ -335,17 +335,23 @@ def rec_keys_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:
 
 
 def in_flight(keys: Sequence[str], *, since: dt.datetime, topic_ids: Sequence[int]) -> dict[str, int]:
-    """Keys with a message published since `since` (any topic): the newest such version per key.
+    """Keys with a message published since `since` (any topic) and not consumed yet: the newest
+    such version per key.
 
     A fix already on its way (published, still in the consumer's lag) is not a
-    finding yet; the publish-time bound keeps the lookup in the newest partition."""
+    finding yet; one the feed has consumed is no longer on its way (so a check run
+    once the feed has consumed a replay or a load, recon.runs, judges its keys at
+    once). The publish-time bound keeps the lookup in the newest partition; the
+    consume ledger is asked by UUID (its hash index)."""
     if not keys:
         return {}
     with connection.cursor() as cursor:
         cursor.execute(
             # topic and time first: the (topic, published_at) index, in the newest partition
-            "SELECT key, max(coalesce(source_version, 0)) FROM recon_publishedmessage"
-            " WHERE topic_id = ANY(%s) AND published_at >= %s AND key = ANY(%s) GROUP BY key",
+            "SELECT p.key, max(coalesce(p.source_version, 0)) FROM recon_publishedmessage p"
+            " WHERE p.topic_id = ANY(%s) AND p.published_at >= %s AND p.key = ANY(%s)"
+            " AND NOT EXISTS (SELECT 1 FROM recon_consumedmessage c WHERE c.uuid = p.uuid)"
+            " GROUP BY p.key",
             [list(topic_ids), since, list(keys)],
         )
         return dict(cursor.fetchall())

@@ -33,13 +33,14 @@ ENGINE_CATEGORIES = (Cat.MISSING, Cat.DELAYED, Cat.DUPLICATE, Cat.ALTERED, Cat.O
 _JOIN_SQL = """
 WITH d AS MATERIALIZED (
 SELECT coalesce(p.uuid, c.uuid), p.content_hash, p.published_at, p.key, p.event_type, p.partition, p."offset",
-       c.content_hash, c.consumed_at, c.published_at, c.key, c."group", c.partition, c."offset"
+       c.content_hash, c.consumed_at, c.published_at, c.key, c."group", c.partition, c."offset", c.outcome
 FROM (
     SELECT uuid, content_hash, published_at, key, event_type, partition, "offset" FROM recon_publishedmessage
     WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s
 ) p
 FULL JOIN (
-    SELECT uuid, content_hash, consumed_at, published_at, key, "group", partition, "offset" FROM recon_consumedmessage
+    SELECT uuid, content_hash, consumed_at, published_at, key, "group", partition, "offset", outcome
+    FROM recon_consumedmessage
     WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NOT NULL
 ) c ON c.uuid = p.uuid
 WHERE p.uuid IS NULL OR c.uuid IS NULL OR c.content_hash <> p.content_hash OR c.consumed_at - p.published_at > %(limit)s
@@ -86,13 +87,24 @@ SELECT uuid, content_hash, published_at, key, event_type, partition, "offset" FR
 WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid = ANY(%(uuids)s)
 """
 
-# Deliveries without a usable UUID cannot be matched: each is an orphan.
+# Deliveries without a usable UUID cannot be matched: each is an orphan, unless the feed
+# dead-lettered it (then it is one dead-lettered finding, not also an orphan).
 _NO_UUID_SQL = """
 SELECT key, "group", partition, "offset", published_at, consumed_at
 FROM recon_consumedmessage
 WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s AND uuid IS NULL
+  AND outcome <> 'dead'
 ORDER BY partition, "offset"
 LIMIT %(cap)s
+"""
+
+# Deliveries an operator's replay made (Kafka re-read, dead-letter reprocess): a repair,
+# never counted as the subscriber receiving a message twice or late.
+_REPLAYED_SQL = """
+SELECT i.uuid, count(*) FROM recon_replayitem i JOIN recon_replay r ON r.id = i.replay_id
+WHERE r.topic_id = %(topic)s AND r.way IN ('kafka', 'dead-letter') AND i.uuid = ANY(%(uuids)s)
+  AND i.outcome IN ('stored', 'deleted', 'invalid')
+GROUP BY i.uuid
 """
 
 _LOADS_SQL = """
@@ -175,9 +187,10 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         orphans: dict[uuid.UUID, list[tuple]] = {}
         altered: dict[uuid.UUID, set[str]] = {}
         late: dict[uuid.UUID, dt.datetime] = {}
-        for message_uuid, p_hash, p_at, p_key, event, p_part, p_off, c_hash, c_at, *consumed in rows[:cap]:
+        for message_uuid, p_hash, p_at, p_key, event, p_part, p_off, c_hash, c_at, *consumed, outcome in rows[:cap]:
             if p_hash is None:
-                orphans.setdefault(message_uuid, []).append((c_at, *consumed))
+                if outcome != "dead":  # a dead letter is its dead-lettered finding, not also an orphan
+                    orphans.setdefault(message_uuid, []).append((c_at, *consumed))
                 continue
             published[message_uuid] = _Published(bytes(p_hash), p_at, p_key, event, p_part, p_off)
             if c_hash is None:
@@ -188,6 +201,10 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
             if c_at - p_at > limit:
                 late[message_uuid] = min(late.get(message_uuid, c_at), c_at)
         twice = (set(consumed_twice) | set(published_twice)) - set(published) - set(orphans)
+        replayed: dict[uuid.UUID, int] = {}
+        if consumed_twice or late:
+            cursor.execute(_REPLAYED_SQL, {**params, "uuids": list(set(consumed_twice) | set(late))})
+            replayed = dict(cursor.fetchall())
         if twice:
             cursor.execute(_PUBLISHED_OF_SQL, {**params, "uuids": list(twice)})
             for message_uuid, p_hash, *fields in cursor.fetchall():
@@ -226,15 +243,19 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         for message_uuid in sorted(set(consumed_twice) | set(published_twice), key=str):
             if message_uuid not in published:
                 continue  # an orphan delivered twice is reported once, as an orphan
-            if consumed_twice.get(message_uuid, (1,))[0] <= 1 and published_twice.get(message_uuid, 1) <= 1:
-                continue  # dead-lettered, then reprocessed: delivered once
+            # Deliveries the subscriber took, less the ones a replay made on purpose.
+            taken = consumed_twice.get(message_uuid, (1,))[0] - replayed.get(message_uuid, 0)
+            if taken <= 1 and published_twice.get(message_uuid, 1) <= 1:
+                continue  # dead-lettered then reprocessed, or re-read by a replay: delivered once
             detail = {
                 **base(message_uuid),
-                "deliveries": consumed_twice.get(message_uuid, (1,))[0],
+                "deliveries": taken,
                 "published": published_twice.get(message_uuid, 1),
             }
             drafts.append(Draft(Cat.DUPLICATE, message_uuid, published[message_uuid].key, detail))
         for message_uuid, late_at in late.items():
+            if replayed.get(message_uuid, 0) >= consumed_twice.get(message_uuid, (1,))[0]:
+                continue  # only a replay delivered it: the repair of a missing message, not a delay
             # Delay is about the first delivery; a late redelivery is a duplicate, not a delay.
             first = consumed_twice[message_uuid][1] if message_uuid in consumed_twice else late_at
             delay = first - published[message_uuid].published_at

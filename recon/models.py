@@ -366,9 +366,18 @@ class FindingComment(models.Model):
 
 
 class ReconRun(models.Model):
-    """One reconciliation of a topic over a time range (scheduled or on demand)."""
+    """One reconciliation of a topic over a time range (scheduled or on demand).
+
+    State rules: the scheduler and the feed's checks start a run RUNNING; a run an
+    operator (or a finished replay or load) asks for starts QUEUED and a worker
+    claims it QUEUED -> RUNNING with a conditional update (recon.runs.run_execute),
+    so a redelivered task does nothing. RUNNING -> DONE | FAILED by run_finish.
+    `total`/`processed` count windows (transport) as the run goes; `replay` names
+    the replay a run verifies; `params` holds the windows it was asked to re-judge.
+    """
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -392,9 +401,17 @@ class ReconRun(models.Model):
     report = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True)  # {"windows": [ids]}: re-judge exactly these
+    total = models.IntegerField(null=True, blank=True)  # windows to reconcile, once known
+    processed = models.IntegerField(default=0)
+    replay = models.ForeignKey("Replay", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [
+            # the Runs page: WHERE topic_id IN (...) ORDER BY started_at DESC
+            models.Index(fields=["topic", "-started_at"], name="run_topic_time"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.id} {self.topic_id} {self.status}"

@@ -305,21 +305,13 @@ def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Repl
         outcome=(f"{status}: {counts}" if not error else f"{status}: {error}")[:255],
     )
     logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
-    _cache_leg_queue(replay)
+    # Close the loop: re-judge the windows (originals' included) and, in the cache leg, the
+    # keys it touched, once the feed has consumed what it published (recon.runs.replay_verify).
+    from recon.tasks import replay_verify_task
+
+    replay_id = str(replay.pk)
+    transaction.on_commit(lambda: replay_verify_task.delay(replay_id))
     return replay
-
-
-def _cache_leg_queue(replay: Replay) -> None:
-    """After a replay, the cache leg of its keys, once the feed has had time to consume what it
-    published (the topic's latency limit); the Kafka and dead-letter ways wrote Redis already."""
-    from recon.tasks import cache_leg_task
-
-    if not replay.items.exclude(key="").exists():
-        return
-    published = replay.way in (Way.AUDIT, Way.SOURCE)
-    countdown = replay.topic.latency_limit_seconds if published else 0
-    args = (replay.topic_id, str(replay.pk))
-    transaction.on_commit(lambda: cache_leg_task.apply_async(args=args, countdown=countdown))
 
 
 def dead_letter_findings_resolve(*, replay: Replay, finding_ids: Iterable[int], delivered_uuid=None) -> int:

@@ -126,7 +126,11 @@ def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
 
 
 def breaks_over_sla(
-    *, now: dt.datetime, topic_id: int | None = None, severities: list[str] | None = None, category: str = ""
+    *,
+    now: dt.datetime,
+    topic_id: int | None = None,
+    severities: list[str] | None = None,
+    categories: list[str] | None = None,
 ) -> dict[int, int]:
     """{topic_id: unresolved breaks older than the SLA of their severity} (BREAK_SLA_HOURS)."""
     late = Q()
@@ -138,8 +142,8 @@ def breaks_over_sla(
     findings = Finding.objects.filter(late, status__in=Finding.UNRESOLVED)
     if topic_id:
         findings = findings.filter(topic_id=topic_id)
-    if category:
-        findings = findings.filter(category=category)
+    if categories:
+        findings = findings.filter(category__in=categories)
     return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
 
 

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -34,7 +35,16 @@ def finding_record(
     detail: dict | None = None,
     load_id: uuid.UUID | None = None,
 ) -> Finding:
-    """Record one finding, classified by the topic's rules (recon.rules)."""
+    """Record one finding, classified by the topic's rules (recon.rules).
+
+    A message dead-lettered again (a reprocess that failed) is the same problem: its
+    standing dead-lettered finding (same topic and place) counts the attempt and keeps
+    the last error instead of a new finding being added.
+    """
+    if category == Finding.Category.DEAD_LETTERED and detail and "offset" in detail:
+        again = _dead_letter_again(topic=topic, message_uuid=uuid, detail=detail)
+        if again is not None:
+            return again
     verdict = classify(rules_for(topic), category=category, detail=detail or {})
     finding = Finding.objects.create(
         topic=topic,
@@ -50,6 +60,29 @@ def finding_record(
     # %r: the key and the detail come from Kafka (a key starting with a newline must not forge a line)
     logger.warning("finding %s on %s: uuid=%s key=%r %r", category, topic.name, uuid, key, detail or "")
     return finding
+
+
+def _dead_letter_again(*, topic: Topic, message_uuid: uuid.UUID | None, detail: dict) -> Finding | None:
+    standing = (
+        Finding.objects.select_for_update()
+        .filter(
+            topic=topic,
+            category=Finding.Category.DEAD_LETTERED,
+            detail__partition=detail.get("partition"),
+            detail__offset=detail.get("offset"),
+            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if standing is None:
+        return None
+    attempts = int(standing.detail.get("attempts", 1)) + 1
+    standing.detail = {**standing.detail, "attempts": attempts, "last_error": detail.get("reason", "")}
+    standing.uuid = standing.uuid or message_uuid
+    standing.save(update_fields=["detail", "uuid", "updated_at"])
+    logger.warning("dead-lettered again (attempt %s) on %s: %s", attempts, topic.name, detail.get("reason", ""))
+    return standing
 
 
 @transaction.atomic
@@ -232,7 +265,11 @@ def _findings_sync(
             finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile"
         )
         status = Finding.Status.REOPENED if recurs else finding.status
-        resolution = {k: finding.detail[k] for k in ("resolved_by", "resolved_at") if k in finding.detail}
+        resolution = {
+            k: finding.detail[k]
+            for k in ("resolved_by", "resolved_at", "replay", "replay_uuid", "verified_by_run")
+            if k in finding.detail
+        }
         detail = {**draft.detail, **(resolution if status == Finding.Status.RESOLVED else {})}
         same = (finding.status, finding.detail, finding.classification, finding.severity, finding.rule_id) == (
             status,
@@ -252,12 +289,12 @@ def _findings_sync(
         for finding in existing.values():
             if finding.status != Finding.Status.RESOLVED:
                 by = delivered.get(finding.uuid) if finding.category in REPLAY_FIXES else None
+                resolution = {"replay": str(by.replay_id), "replay_uuid": str(by.uuid)} if by else {}
+                if run is not None:  # "fixed by replay N, verified by run M"
+                    resolution["verified_by_run"] = str(run.pk)
                 transitions.append(
                     finding_mark_resolved(
-                        finding,
-                        by="replay" if by else "reconcile",
-                        now=now,
-                        detail={"replay": str(by.replay_id), "replay_uuid": str(by.uuid)} if by else None,
+                        finding, by="replay" if by else "reconcile", now=now, detail=resolution or None
                     )
                 )
                 changed.append(finding)
@@ -414,6 +451,21 @@ def key_findings_sync(
     return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
 
 
+# The queued run a worker is executing (recon.runs.run_execute): the check it calls
+# (recon.cache_check, recon.validation) starts its run through run_start, which then
+# takes this one over instead of creating a second row.
+_queued_run: ContextVar[ReconRun | None] = ContextVar("recon_queued_run", default=None)
+
+
+@contextmanager
+def run_adopted(run: ReconRun) -> Iterator[None]:
+    token = _queued_run.set(run)
+    try:
+        yield
+    finally:
+        _queued_run.reset(token)
+
+
 def run_start(
     *,
     kind: str,
@@ -425,6 +477,10 @@ def run_start(
     requested_by=None,
 ) -> ReconRun:
     """A run of a check over a range or a load (a load's range is its lifetime)."""
+    queued = _queued_run.get()
+    if queued is not None and queued.kind == kind and queued.topic_id == topic.pk:
+        _queued_run.set(None)  # one run per execution
+        return queued
     if load is None and (start is None or end is None):
         raise AppError("Give a load, or both start and end.", code="invalid_range")
     if load is not None:

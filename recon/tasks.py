@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from kafkacache.models import Load
 from recon import audit, partitions, services
-from recon.cache_check import cache_check, replay_keys
+from recon.cache_check import cache_check
 from recon.models import Topic
 from recon.validation import validation_run
 
@@ -72,21 +72,9 @@ def cache_legs_due() -> list[int]:
 
 
 @shared_task(name="recon.tasks.cache_leg", ignore_result=True)
-def cache_leg_task(topic_id: int, replay_id: str | None = None) -> str:
-    """The whole topic against its system of record; or, after a replay, the replay's keys."""
-    topic = Topic.objects.get(pk=topic_id)
-    if replay_id is None:
-        return str(cache_check(topic=topic, trigger="schedule").pk)
-    from recon.models import Replay
-
-    replay = Replay.objects.get(pk=replay_id)
-    keys = sorted(replay_keys(replay.pk))
-    from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
-    load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
-    if load is not None:
-        from_sql = replay.way == Replay.Way.SOURCE and load.source == "ods"
-    run = cache_check(topic=topic, keys=keys, keys_source="ods" if from_sql else None, trigger="replay")
-    return str(run.pk)
+def cache_leg_task(topic_id: int) -> str:
+    """The whole topic against its system of record (a replay's keys: recon.runs.replay_verify)."""
+    return str(cache_check(topic=Topic.objects.get(pk=topic_id), trigger="schedule").pk)
 
 
 @shared_task(name="recon.tasks.validation_run", ignore_result=True)
@@ -131,3 +119,43 @@ def replay_approvals_expire_task() -> int:
     from recon.replay_approval import replay_approvals_expire
 
     return replay_approvals_expire()
+
+
+@shared_task(name="recon.tasks.run_execute", ignore_result=True)
+def run_execute_task(run_id: str) -> str:
+    """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
+    from recon.runs import run_execute
+
+    return run_execute(run_id=run_id).status
+
+
+def _verify_later(task, subject_id: str, attempt: int) -> None:
+    from django.conf import settings
+
+    task.apply_async((subject_id, attempt + 1), countdown=settings.RECON_VERIFY_WAIT_SECONDS)
+
+
+@shared_task(name="recon.tasks.replay_verify", ignore_result=True)
+def replay_verify_task(replay_id: str, attempt: int = 0) -> int:
+    """After a replay: re-judge what it touched, once the feed has consumed what it published."""
+    from django.conf import settings
+
+    from recon.runs import replay_verify
+
+    runs = replay_verify(replay_id=replay_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:  # beyond: not finished, give up
+        _verify_later(replay_verify_task, replay_id, attempt)
+    return len(runs or ())
+
+
+@shared_task(name="recon.tasks.load_verify", ignore_result=True)
+def load_verify_task(load_id: str, attempt: int = 0) -> int:
+    """After a load: judge its windows and its keys, once the feed has consumed it."""
+    from django.conf import settings
+
+    from recon.runs import load_verify
+
+    runs = load_verify(load_id=load_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:
+        _verify_later(load_verify_task, load_id, attempt)
+    return len(runs or ())

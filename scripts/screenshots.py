@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Screenshots of every dashboard page into docs/screenshots/ (shown in the README).
+"""Screenshots of every dashboard page into docs/screenshots/ (shown in the README),
+each at desktop width (1280 px) and phone width (390 px), in light and dark mode:
+`<page>.png` (desktop, light: the README's), `<page>-dark.png`, `<page>-390.png`,
+`<page>-390-dark.png`.
 
     .venv/bin/python scripts/screenshots.py
 
@@ -30,7 +33,14 @@ os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 OUT = ROOT / "docs" / "screenshots"
-FULL_PAGE = {"finding", "message", "loads", "rebalances"}
+FULL_PAGE = {"finding", "message", "loads", "rebalances", "run", "replay", "alert-rule"}
+# (suffix, viewport, colour scheme)
+VARIANTS = [
+    ("", {"width": 1280, "height": 860}, "light"),
+    ("-dark", {"width": 1280, "height": 860}, "dark"),
+    ("-390", {"width": 390, "height": 844}, "light"),
+    ("-390-dark", {"width": 390, "height": 844}, "dark"),
+]
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -69,7 +79,8 @@ def main() -> None:
     from kafkacache.clients import redis_client
     from kafkacache.redis_keys import rec_key
     from kafkacache.topics import topics_ensure
-    from recon.models import Finding, Topic, Window
+    from monitoring.models import AlertRule, Silence
+    from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic, Window
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0)
@@ -92,6 +103,54 @@ def main() -> None:
         Finding.objects.filter(category="missing", topic__kind=Topic.Kind.BULK, status="open").order_by("-pk").first()
     )
 
+    # A finished replay and its verification runs, an alert rule and a silence, for their pages.
+    operator = User.objects.get(username="operator")
+    replay = Replay.objects.create(
+        topic=duplicate.topic,
+        way="kafka",
+        scope="messages",
+        target={"uuids": [str(duplicate.uuid)]},
+        fingerprint="screenshots",
+        reason="consumer skipped it",
+        requested_by=operator,
+        status="done",
+        total=1,
+        processed=1,
+        outcome={"stored": 1},
+        started_at=now,
+        finished_at=now,
+    )
+    ReplayItem.objects.create(
+        replay=replay,
+        original_uuid=duplicate.uuid,
+        uuid=duplicate.uuid,
+        key=row.key,
+        partition=row.partition,
+        offset=row.offset,
+        outcome="stored",
+    )
+    verify = None
+    if discrepant is not None:
+        from recon.runs import run_execute, run_queue
+
+        verify = run_queue(
+            kind="transport", topic=discrepant.topic, window_ids=[discrepant.pk], trigger="replay", replay=replay
+        )
+        run_execute(run_id=verify.pk)
+    rule = AlertRule.objects.filter(name="Standing exceptions").first()
+    if rule is not None:
+        from monitoring import services as alerting
+
+        alerting.alerts_evaluate(now=now + dt.timedelta(minutes=30))
+        Silence.objects.create(
+            rule=rule,
+            starts_at=now,
+            ends_at=now + dt.timedelta(hours=2),
+            reason="broker upgrade CHG-1042",
+            created_by=operator,
+        )
+    last_run = verify or ReconRun.objects.order_by("-started_at").first()
+
     server = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
     server.daemon = True
     server.start()
@@ -109,6 +168,15 @@ def main() -> None:
         ("operator", "window", reverse("dashboard:window", args=[discrepant.pk]) if discrepant else None),
         ("operator", "loads", reverse("dashboard:loads")),
         ("operator", "rebalances", reverse("dashboard:rebalances")),
+        ("operator", "message-search", reverse("dashboard:message-search") + f"?q={row.key}"),
+        ("operator", "replays", reverse("dashboard:replays")),
+        ("operator", "replay", reverse("dashboard:replay", args=[replay.pk])),
+        ("operator", "runs", reverse("dashboard:runs")),
+        ("operator", "run", reverse("dashboard:run", args=[last_run.pk]) if last_run else None),
+        ("operator", "alerts", reverse("monitoring:alerts")),
+        ("admin", "alert-rules", reverse("monitoring:rules")),
+        ("admin", "alert-rule", reverse("monitoring:rule", args=[rule.pk]) if rule else None),
+        ("operator", "silences", reverse("monitoring:silences")),
         ("admin", "audit-trail", reverse("dashboard:actions")),
         ("admin", "api-docs", reverse("api-docs")),
         ("admin", "admin-topic", reverse("admin:recon_topic_changelist")),
@@ -117,28 +185,32 @@ def main() -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            sessions = {}
-            for username, name, path in pages:
-                if path is None:
-                    print(f"  skipped {name}: no such object in the demo data")
-                    continue
-                if username not in sessions:
-                    page = browser.new_page(viewport={"width": 1280, "height": 860})
-                    page.goto(base + reverse("login"))
-                    page.fill("input[name=username]", username)
-                    page.fill("input[name=password]", os.environ.get("DEMO_PASSWORD", "kafkacache-demo"))
-                    page.click("button[type=submit]")
-                    page.wait_for_url(base + "/")
-                    sessions[username] = page
-                page = sessions[username]
-                page.goto(base + path)
-                page.wait_for_load_state("networkidle")
-                if name == "overview":
-                    page.wait_for_selector(".js-plotly-plot .main-svg")
-                target = OUT / f"{name}.png"
-                # Detail pages whole; long lists and the overview as a first screenful (small PNGs).
-                page.screenshot(path=str(target), full_page=name in FULL_PAGE)
-                print(f"  {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KB)")
+            for suffix, viewport, scheme in VARIANTS:
+                sessions = {}
+                for username, name, path in pages:
+                    if path is None:
+                        print(f"  skipped {name}: no such object in the demo data")
+                        continue
+                    if username not in sessions:
+                        context = browser.new_context(viewport=viewport, color_scheme=scheme)
+                        page = context.new_page()
+                        page.goto(base + reverse("login"))
+                        page.fill("input[name=username]", username)
+                        page.fill("input[name=password]", os.environ.get("DEMO_PASSWORD", "kafkacache-demo"))
+                        page.click("button[type=submit]")
+                        page.wait_for_url(base + "/")
+                        sessions[username] = page
+                    page = sessions[username]
+                    page.goto(base + path)
+                    page.wait_for_load_state("networkidle")
+                    if name == "overview":
+                        page.wait_for_selector(".js-plotly-plot .main-svg")
+                    target = OUT / f"{name}{suffix}.png"
+                    # Detail pages whole; long lists and the overview as a first screenful (small PNGs).
+                    page.screenshot(path=str(target), full_page=name in FULL_PAGE)
+                    print(f"  {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KB)")
+                for page in sessions.values():
+                    page.context.close()
             browser.close()
     finally:
         redis_client().delete(rec_key(row.key))

@@ -3,6 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from dashboard import wording
 from dashboard.plotly_assets import GLOBAL_STYLE_ID, plotly_styles
 
 register = template.Library()
@@ -57,3 +58,40 @@ def plotly_stylesheet() -> SafeString:
     )
     markers = format_html_join("", '<meta id="{}">', ((style_id,) for style_id in plotly_styles()[1]))
     return link + markers
+
+
+@register.filter
+def duration(seconds) -> str:
+    """A bucket's length in words: 300 -> "5 min"."""
+    from dashboard.charts import _duration
+
+    try:
+        return _duration(int(seconds))
+    except (TypeError, ValueError):
+        return ""
+
+
+@register.filter
+def error_words(value) -> str:
+    return wording.error_words(str(value or ""))
+
+
+@register.filter
+def reason(finding) -> str:
+    return wording.finding_reason(finding.category, finding.detail)
+
+
+@register.filter
+def tone(outcome) -> str:
+    return wording.outcome_tone(str(outcome or ""))
+
+
+@register.filter
+def age(at) -> str:
+    return wording.age(at)
+
+
+@register.filter
+def category_label(finding) -> str:
+    """The category as people say it; a cache finding names its problem (an absent key does not "differ")."""
+    return wording.category_label(finding.category, finding.get_category_display(), finding.detail)

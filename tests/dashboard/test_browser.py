@@ -94,11 +94,12 @@ def test_operator_acknowledges_a_finding_in_the_ui(transactional_db, live_server
     page = login("operator1")
     page.goto(live_server.url + reverse("dashboard:findings"))
     row = page.locator(f"tr[data-finding='{missing.pk}']")
+    row.locator("summary", has_text="Actions").click()  # one actions menu per row
     row.locator("input[name=comment]").fill("checked with the ODS team")
     row.locator("button", has_text="Acknowledge").click()
     page.wait_for_selector(".msg")
     assert f"Finding {missing.pk} acknowledged." in page.inner_text(".msg")
-    assert page.locator(f"tr[data-finding='{missing.pk}'] .badge.acknowledged").count() == 1
+    assert page.locator(f"tr[data-finding='{missing.pk}'] .badge.st-acknowledged").count() == 1
     missing.refresh_from_db()
     assert (missing.status, missing.comment) == (Finding.Status.ACKNOWLEDGED, "checked with the ODS team")
     assert OperatorAction.objects.filter(

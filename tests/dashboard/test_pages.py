@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from kafkacache.clients import redis_client
 from kafkacache.models import Load
-from recon.models import Finding
+from recon.models import Finding, PublishedMessage
 from tests.dashboard.conftest import CARD
 
 pytestmark = pytest.mark.django_db
@@ -34,10 +34,42 @@ def test_overview_shows_counts_and_charts(client_for, data, topic_a):
     assert a.findings_by_category == {"missing": 1}
     assert a.open_findings == 1
     html = response.content.decode()
-    assert 'src="/assets/plotly.min.js"' in html
-    # The figure travels as a JSON data block drawn by static/kafkacache/charts.js (no inline script).
-    assert 'id="flow-0" class="plotly-chart" data-figure="flow-0-figure"' in html
-    assert '<script id="flow-0-figure" type="application/json">' in html and "Plotly.newPlot" not in html
+    assert 'src="/assets/plotly.min.js"' in html and "dashboard/charts.js" in html
+    # Figures are JSON data blocks drawn by the static charts.js: no inline script.
+    assert 'id="flow-0" data-chart' in html and '<script type="application/json" id="flow-0-figure">' in html
+    assert "Plotly.newPlot" not in html and "<script>" not in html
+    assert a.findings_by_severity == {"missing": {"critical": 1}}
+    assert a.throughput_peak == 1 and a.peak_scope == "range"  # one message a second: the busiest second
+    assert "The chart as a table" in html and "peak: busiest second" in html
+
+
+def test_charts_tell_the_truth(client_for, data, topic_a):
+    import json
+    import re
+
+    response = client_for("viewer").get(reverse("dashboard:overview"), {"range": "6h"})
+    html = response.content.decode()
+    flow = json.loads(re.search(r'id="flow-0-figure">(.*?)</script>', html).group(1))
+    layout = flow["layout"]
+    # The gap on its own panel and axis, not on the scale of the message bars.
+    gap = next(t for t in flow["data"] if t["name"] == "published - consumed")
+    assert gap["yaxis"] == "y2" and all(t["yaxis"] == "y" for t in flow["data"] if t["type"] == "bar")
+    # The x-axis is the chosen range, with titles and units; counts on whole-number ticks.
+    start, end = response.context["start"], response.context["end"]
+    assert [v[:16] for v in layout["xaxis2"]["range"]] == [start.isoformat()[:16], end.isoformat()[:16]]
+    assert layout["xaxis2"]["title"]["text"] == "publish time (UTC)"
+    assert layout["yaxis"]["title"]["text"] == "messages / 5 min" and layout["yaxis"]["dtick"] == 1
+    assert layout["yaxis"]["tickformat"] == ",d"
+    categories = json.loads(re.search(r'id="categories-0-figure">(.*?)</script>', html).group(1))
+    [critical] = categories["data"]
+    # Severity colours, and each bar opens the findings list filtered to it.
+    assert critical["name"] == "critical" and critical["marker"]["color"] == "#b3261e"
+    url = critical["customdata"][0]
+    assert (
+        url.startswith(reverse("dashboard:findings") + "?") and "category=missing" in url and "severity=critical" in url
+    )
+    listed = client_for("viewer").get(url)
+    assert [f.pk for f in listed.context["page"].rows] == [data["missing"].pk]
 
 
 def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
@@ -218,3 +250,122 @@ def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
     assert [r.member for r in rebalances] == ["member-1"]
     actions = client.get(reverse("dashboard:actions")).context["page"].rows
     assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.grants
+
+
+def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
+    import re
+
+    orphan = Finding.objects.create(
+        topic=topic_a,
+        category="orphan",
+        classification="exception",
+        uuid=uuid.uuid4(),
+        detail={"reason": "no usable uuid header"},
+    )
+    dead = Finding.objects.create(
+        topic=topic_a,
+        category="dead-lettered",
+        classification="exception",
+        key="client:7",
+        detail={
+            "reason": 'KafkaException: KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"}',
+            "partition": 0,
+            "offset": 3,
+            "attempts": 2,
+        },
+    )
+    acked = Finding.objects.create(
+        topic=topic_a, category="missing", classification="exception", uuid=uuid.uuid4(), status="acknowledged"
+    )
+    html = client_for("operator").get(reverse("dashboard:findings"), {"topic": topic_a.name}).content.decode()
+
+    def row(finding) -> str:
+        return re.search(rf'<tr data-finding="{finding.pk}">(.*?)</tr>', html, re.S).group(1)
+
+    assert row(data["missing"]).count('<details class="menu">') == 1 and "Replay" in row(data["missing"])
+    assert "Acknowledge" in row(orphan) and "Replay" not in row(orphan)  # a replay cannot fix an orphan
+    assert "Reprocess" in row(dead) and "Replay" not in row(dead)
+    assert "<details" not in row(acked)  # someone is on it: nothing to offer
+    # Reason in words, not the raw exception text.
+    assert (
+        "Kafka did not acknowledge in time" in row(dead)
+        and "(2 attempts)" in row(dead)
+        and "KafkaError{" not in row(dead)
+    )
+    assert "no usable uuid header" in row(orphan)
+    # Every input has a label.
+    for input_id in re.findall(r'<input[^>]*\bid="([^"]+)"', html):
+        assert f'for="{input_id}"' in html, input_id
+    assert not re.search(r'<input(?![^>]*type="(?:hidden|checkbox)")(?![^>]*\bid=)[^>]*>', html.split("<table", 1)[1])
+
+
+def test_findings_sort_oldest_first(client_for, data, topic_a):
+    client = client_for("viewer")
+    newest = [f.pk for f in client.get(reverse("dashboard:findings")).context["page"].rows]
+    oldest = [f.pk for f in client.get(reverse("dashboard:findings"), {"sort": "oldest"}).context["page"].rows]
+    assert oldest == list(reversed(newest)) and len(oldest) >= 2
+
+
+def test_message_search_by_key_client_id_place_and_load(client_for, data, topic_a):
+    client = client_for("viewer")
+    url = reverse("dashboard:message-search")
+    published = PublishedMessage.objects.filter(topic=topic_a).order_by("offset")
+    first = published[0]
+    # A key, or a client id, lists the key's messages.
+    for query in (first.key, first.key.split(":")[1]):
+        result = client.get(url, {"q": query, "topic": topic_a.name}).context["result"]
+        assert [p.uuid for p in result.published] == [first.uuid], query
+    everywhere = client.get(url, {"q": first.key}).context["result"]  # both topics have a client:0
+    assert {p.topic_id for p in everywhere.published} == {topic_a.pk, data["altered_b"].topic_id}
+    # Partition/offset needs the topic, then finds the one message.
+    assert "Choose the topic" in client.get(url, {"q": f"{first.partition}/{first.offset}"}).content.decode()
+    result = client.get(url, {"q": f"{first.partition}/{first.offset}", "topic": topic_a.name}).context["result"]
+    assert [p.uuid for p in result.published] == [first.uuid]
+    # A load id opens the load; a message UUID its page.
+    load = Load.objects.create(topic=topic_a, source="ods")
+    assert client.get(url, {"q": str(load.pk)})["Location"] == reverse("dashboard:load", args=[load.pk])
+    assert client.get(url, {"q": str(first.uuid)})["Location"] == reverse("dashboard:message", args=[first.uuid])
+    # An outsider finds nothing of topic A.
+    outsider = client_for("outsider").get(url, {"q": first.key}).context["result"]
+    assert outsider.published == [] and outsider.consumed_only == []
+
+
+def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a, people):
+    import datetime as dt
+
+    from recon.hashing import content_hash
+    from recon.ledger import PublishedRow, published_record
+
+    load = Load.objects.create(
+        topic=topic_a,
+        source="ods",
+        status="done",
+        client_ids=list(range(1, 101)),
+        total=60,
+        published=60,
+        error='KafkaException: KafkaError{code=_MSG_TIMED_OUT,val=-192,str="Local: Message timed out"}',
+    )
+    at = dt.datetime.now(dt.UTC)
+    published_record(
+        topic=topic_a,
+        rows=[
+            PublishedRow(uuid.uuid4(), 0, i, f"client:{i}", "bulk", content_hash(b"x"), 10, at, load_id=load.pk)
+            for i in range(1, 61)
+        ],
+    )
+    html = client_for("viewer").get(reverse("dashboard:load", args=[load.pk])).content.decode()
+    ids = html.split('id="load-ids">', 1)[1].split("</dd>", 1)[0]
+    assert "100 requested (1, 2, 3" in ids and "and 80 more" in ids and "99, 100" not in ids
+    assert "40 skipped: not in ods" in ids and "(61, 62," in ids and "and 20 more" in ids
+    assert "Kafka did not acknowledge in time" in html  # the error in words, the raw text folded away
+    assert html.index("Kafka did not acknowledge") < html.index("KafkaError{")
+
+
+def test_audit_outcomes_are_coloured_by_meaning(client_for, data, topic_a, people):
+    from recon.services import operator_action_record
+
+    for outcome in ("queued", "done: 3 stored", "done: 1 dead, 2 stored", "refused"):
+        operator_action_record(user=people["operator"], action="replay", topic=topic_a, outcome=outcome)
+    html = client_for("operator").get(reverse("dashboard:actions")).content.decode()
+    assert '<td class="info">queued</td>' in html and '<td class="ok">done: 3 stored</td>' in html
+    assert '<td class="warn">done: 1 dead, 2 stored</td>' in html and '<td class="bad">refused</td>' in html

@@ -224,10 +224,13 @@ def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(c
         "kind": AlertRule.Kind.BREAK_SLA,
         "topic": topic.pk,
         "category": "",
+        "measure": AlertRule.Measure.NEW,
         "min_severity": "warning",
         "threshold": 1,
         "window_minutes": 15,
+        "grace_minutes": 0,
         "quiet_minutes": 60,
+        "webhook_format": AlertRule.WebhookFormat.SIGNED,
         "email_to": "",
         "webhook_url": "http://127.0.0.1:9/hook",
         "webhook_secret": "",
@@ -236,4 +239,4 @@ def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(c
     assert client.post(f"/admin/monitoring/alertrule/{rule.pk}/change/", form).status_code == 302
     rule.refresh_from_db()
     assert (rule.kind, rule.webhook_secret) == (AlertRule.Kind.BREAK_SLA, SECRET)  # empty keeps the secret
-    assert OperatorAction.objects.filter(action="alert-rule-change", user=admin_user).exists()
+    assert OperatorAction.objects.filter(action="alert-rule.change", user=admin_user).exists()

@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from recon import access
 from recon.models import OperatorAction, ReconRun
+from recon.tasks import run_execute_task
 from tests.recon.helpers import T0, scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -60,20 +61,29 @@ def test_outsider_gets_404_and_viewer_403(topic):
     assert not ReconRun.objects.exists()
 
 
-def test_operator_reconciles_and_reads_the_run_back(topic):
+def test_operator_queues_a_reconcile_and_reads_the_run_back(topic, django_capture_on_commit_callbacks):
     operator = _user("operator", topic, "operator")
-    response = _client(operator).post(URL, _body(topic), format="json")
-    assert response.status_code == 201, response.content
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = _client(operator).post(URL, _body(topic), format="json")
+    # Answered at once: the run is queued for a worker, not run inside the request.
+    assert response.status_code == 202, response.content
     run = response.json()
-    assert run["status"] == "done" and run["kind"] == "transport" and run["requested_by"] == "operator"
-    assert {c: e["count"] for c, e in run["report"]["findings"].items()} == {"missing": 1, "orphan": 1}
+    assert run["status"] == "queued" and run["kind"] == "transport" and run["requested_by"] == "operator"
+    assert run["status_url"] == f"{URL}/{run['id']}" and run["report"] == {}
+    assert len(queued) == 1
 
     action = OperatorAction.objects.get(action="reconcile")
-    assert action.user == operator and action.target == f"run:{run['id']}" and action.outcome == "done"
+    assert action.user == operator and action.target == f"run:{run['id']}" and action.outcome == "queued"
 
+    assert run_execute_task(run["id"]) == "done"
+    assert run_execute_task(run["id"]) == "done"  # a redelivered task finds it taken: no second pass
     viewer = _user("viewer", topic, "viewer")
     got = _client(viewer).get(f"{URL}/{run['id']}")
-    assert got.status_code == 200 and got.json()["report"] == run["report"]
+    assert got.status_code == 200
+    done = got.json()
+    assert done["status"] == "done" and done["total"] == 1 and done["processed"] == 1
+    assert {c: e["count"] for c, e in done["report"]["findings"].items()} == {"missing": 1, "orphan": 1}
+    run = done
     listed = _client(viewer).get(URL, {"topic": topic.name}).json()
     assert [r["id"] for r in listed["results"]] == [run["id"]]
     assert _client(_user("stranger")).get(f"{URL}/{run['id']}").status_code == 404
@@ -91,3 +101,17 @@ def test_bad_input_gets_the_one_error_shape(topic):
     assert response.status_code == 400 and response.json()["error"]["code"] == "range_too_long"
     response = _client(operator).post(URL, {"topic": "no-such-topic", "start": T0, "end": T0}, format="json")
     assert response.status_code in (400, 404)
+
+
+def test_cache_and_validation_runs_are_queued_and_run_as_one_run(topic, django_capture_on_commit_callbacks):
+    operator = _user("operator", topic, "operator")
+    for kind in ("cache", "validation"):
+        with django_capture_on_commit_callbacks(execute=False):
+            response = _client(operator).post(URL, _body(topic, kind=kind), format="json")
+        assert response.status_code == 202, response.content
+        assert run_execute_task(response.json()["id"]) == "done"
+    # The check took the queued run over instead of adding its own.
+    assert ReconRun.objects.count() == 2
+    assert set(ReconRun.objects.values_list("kind", "status")) == {("cache", "done"), ("validation", "done")}
+    cache = ReconRun.objects.get(kind="cache")
+    assert cache.report["kind"] == "cache" and "checked" in cache.report and cache.trigger == "api"

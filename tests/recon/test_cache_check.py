@@ -23,6 +23,7 @@ from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, ReconRun
 from recon.replay import replay_request, replay_run
+from recon.runs import replay_verify
 from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
 from tests.recon.helpers import T0, topic_make
 from tests.replay.conftest import feed_topics_make, fetch
@@ -314,9 +315,10 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
         assert finding.status == "resolved"
         assert (finding.detail["resolved_by"], finding.detail["replay"]) == ("replay", str(replay.pk))
     assert not cache.exists(rec_key("client:3")) and not cache.exists(rec_key("client:999999"))
-    # The cache leg after the replay (the task the replay queues), scoped to its keys.
-    run_id = tasks.cache_leg_task(bulk.pk, str(replay.pk))
-    after = ReconRun.objects.get(pk=run_id).report
+    # The cache leg after the replay (its verification, recon.runs.replay_verify), scoped to its keys.
+    cache_run = next(r for r in replay_verify(replay_id=replay.pk) or [] if r.kind == "cache")
+    assert tasks.run_execute_task(str(cache_run.pk)) == "done"
+    after = ReconRun.objects.get(pk=cache_run.pk).report
     assert (after["reference"], after["checked"], after["all_matched"]) == ("ods", 5, True)
     assert change_next == _consume_all(change.name, change_next)  # nothing went to the change topic
 
@@ -404,16 +406,21 @@ def test_the_schedule_runs_the_leg_of_every_feed_topic_and_a_replay_queues_it(
     )
     with django_capture_on_commit_callbacks() as callbacks:
         replay_run(replay_id=replay.pk)
-    assert len(callbacks) == 1  # the cache leg of the replay's keys, queued when the replay commits
+    assert len(callbacks) == 1  # its verification (windows, and the cache leg of its keys), queued on commit
 
 
-def test_on_demand_cache_run_without_a_range_checks_the_whole_topic(feed, cache):
+def test_on_demand_cache_run_without_a_range_checks_the_whole_topic(feed, cache, django_capture_on_commit_callbacks):
     from rest_framework.test import APIClient
 
     operator = User.objects.create_user("leg-api-operator")
     access.topic_grant(operator, feed.bulk, "operator")
     api = APIClient()
     api.force_authenticate(operator)
-    response = api.post("/api/recon/runs", {"topic": feed.bulk.name, "kind": "cache"}, format="json")
-    assert response.status_code == 201, response.content
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api.post("/api/recon/runs", {"topic": feed.bulk.name, "kind": "cache"}, format="json")
+    # Queued (202 + status URL, issue 15), then run by a worker as one run of the whole topic.
+    assert response.status_code == 202, response.content
+    assert response.json()["status"] == "queued" and response.json()["trigger"] == "api"
+    assert tasks.run_execute_task(response.json()["id"]) == "done"
+    response = api.get(response.json()["status_url"])
     assert response.json()["report"]["all_matched"] is True and response.json()["trigger"] == "api"

@@ -212,3 +212,65 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
     assert finding.detail["uuids"] == [str(first), str(again)] and finding.detail["source_version"] == 7
     _reconcile(topic)  # found again: kept, not duplicated
     assert Finding.objects.filter(topic=topic, category="republished").count() == 1
+
+
+def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
+    from recon.hashing import content_hash
+    from recon.ledger import ConsumedRow, consumed_record
+
+    at = T0 + dt.timedelta(seconds=2)
+    row = ConsumedRow(
+        message_uuid, topic.consumer_group, 0, offset, f"stray:{offset}", content_hash(b"x"), at, at, outcome
+    )
+    consumed_record(topic=topic, rows=[row])
+
+
+def test_a_dead_letter_is_one_finding_not_also_an_orphan():
+    import uuid
+
+    from recon.services import finding_record
+
+    topic = topic_make("dead-not-orphan")
+    scenario_write(topic, n=20)
+    # Two bad messages the feed dead-lettered (one with no usable uuid), one real stray delivery.
+    dead_uuid, stray_uuid = uuid.uuid4(), uuid.uuid4()
+    _stray(topic, offset=900, outcome="dead", message_uuid=dead_uuid)
+    _stray(topic, offset=901, outcome="dead")
+    _stray(topic, offset=902, outcome="stored", message_uuid=stray_uuid)
+    for offset, message_uuid in ((900, dead_uuid), (901, None)):
+        finding_record(
+            topic=topic,
+            category="dead-lettered",
+            uuid=message_uuid,
+            detail={"reason": "bad", "partition": 0, "offset": offset},
+        )
+    run = _reconcile(topic)
+    assert {c: e["count"] for c, e in run.report["findings"].items()} == {"orphan": 1}
+    assert run.report["findings"]["orphan"]["uuids"] == [str(stray_uuid)]
+    by_category = sorted(Finding.objects.filter(topic=topic).values_list("category", flat=True))
+    assert by_category == ["dead-lettered", "dead-lettered", "orphan"]
+
+
+def test_a_message_dead_lettered_again_updates_its_finding():
+    from recon.services import finding_record
+
+    topic = topic_make("dead-again")
+    place = {"partition": 2, "offset": 41}
+    first = finding_record(
+        topic=topic, category="dead-lettered", key="client:1", detail={"reason": "schema 9", **place}
+    )
+    again = finding_record(
+        topic=topic, category="dead-lettered", key="client:1", detail={"reason": "still bad", **place}
+    )
+    assert again.pk == first.pk
+    assert Finding.objects.filter(topic=topic).count() == 1
+    first.refresh_from_db()
+    assert (first.detail["attempts"], first.detail["last_error"], first.detail["reason"]) == (
+        2,
+        "still bad",
+        "schema 9",
+    )
+    # Once resolved, a new dead letter at the same place is a new problem.
+    Finding.objects.filter(pk=first.pk).update(status=Finding.Status.RESOLVED)
+    third = finding_record(topic=topic, category="dead-lettered", key="client:1", detail={"reason": "new", **place})
+    assert third.pk != first.pk

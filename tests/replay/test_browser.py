@@ -53,7 +53,7 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
         time.sleep(0.2)
     assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
     page.wait_for_function("() => document.querySelector('#replay-status').textContent === 'done'", timeout=20000)
-    assert page.locator("tr[data-item] .badge").all_inner_texts() == ["stored"]
+    assert page.locator("tr[data-item] .badge").all_inner_texts() == ["Stored in Redis"]
     replay.refresh_from_db()
     assert (replay.status, replay.outcome, replay.requested_by) == ("done", {"stored": 1}, people["operator"])
 
@@ -124,3 +124,72 @@ def test_four_eyes_request_approve_replay_verified(
     reconcile(topic)  # verified: the reconcile resolves the finding naming the replay
     missing.refresh_from_db()
     assert (missing.status, missing.detail["replay"]) == (Finding.Status.RESOLVED, str(replay.pk))
+
+
+def test_an_ops_engineer_closes_a_missing_message_from_the_overview_in_four_clicks(
+    transactional_db,
+    live_server,
+    login,
+    feed,
+    people,
+    client_ids,
+    cache,
+    celery_worker_process,
+):
+    """Find it on the overview, drill to the message, fix it, see it verified and closed.
+
+    Typing a reason is not a click; every click and page change is counted.
+    """
+    topic = feed.change
+    kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
+    messages = fetch(topic.name, kept.offset, 2)
+    FeedConsumer().process_batch(messages[:1])  # the subscriber never got the second one
+    reconcile(topic)
+    missing = finding_of(topic, "missing", lost.uuid)
+    clicks = 0
+
+    page = login("operator1")  # lands on the overview
+    section = page.locator(f"section[data-topic='{topic.name}']")
+    bar = section.locator("[id^=categories-] .barlayer .point path").first
+    bar.wait_for(timeout=15000)
+    # 1. The red "Missing" bar of the findings chart opens the list filtered to it.
+    bar.scroll_into_view_if_needed()  # below the fold: the overview also shows break ageing and lag status
+    box = bar.bounding_box()
+    assert box is not None
+    with page.expect_navigation():
+        # plotly hears the click through its drag layer, over the bar: a real mouse click there.
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    clicks += 1
+    assert "category=missing" in page.url and "severity=" in page.url
+    row = page.locator(f"tr[data-finding='{missing.pk}']")
+    assert "published, never consumed" in row.inner_text()
+
+    # 2. Its message: the timeline says what happened.
+    with page.expect_navigation():
+        row.locator(f"a[href*='{lost.uuid}']").click()
+    clicks += 1
+    assert "Not consumed (yet)." in page.inner_text("body")
+
+    # 3. Fix it: re-read from Kafka (the reason is typed, not clicked).
+    page.fill(f"#replay-{lost.uuid} input[name=reason]", "lost between Kafka and Redis")
+    with page.expect_navigation():
+        page.click(f"#replay-{lost.uuid} button[value=kafka]")
+    clicks += 1
+    replay = Replay.objects.get()
+    # The page follows the replay and then its verification by itself (no click).
+    page.wait_for_selector("#verify-h", timeout=30000)
+    page.wait_for_function("() => document.body.innerText.includes('all verified')", timeout=60000)
+    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+
+    # 4. Back to the message: its finding is closed, fixed by the replay and verified by a run.
+    with page.expect_navigation():
+        page.locator(f"tr[data-item] a[href*='{lost.uuid}']").first.click()
+    clicks += 1
+    body = page.inner_text("body")
+    assert "fixed by replay" in body and "verified by run" in body
+    missing.refresh_from_db()
+    assert missing.status == Finding.Status.RESOLVED
+    assert (missing.detail["replay"], missing.detail["resolved_by"]) == (str(replay.pk), "replay")
+    assert missing.detail["verified_by_run"]
+    assert clicks == 4

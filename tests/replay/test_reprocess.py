@@ -52,6 +52,9 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     assert "oversize" in item.detail
     dead_first.refresh_from_db()
     assert dead_first.status == Finding.Status.OPEN
+    # One problem, one finding: the failed attempt is counted on it, not added as another.
+    assert Finding.objects.filter(topic=topic, category="dead-lettered", uuid=first.uuid).count() == 1
+    assert dead_first.detail["attempts"] == 2 and "oversize" in dead_first.detail["last_error"]
 
     settings.MESSAGE_MAX_BYTES = 10240  # the fix
     replay = _reprocess(topic, operator, findings=[dead_first.pk])
