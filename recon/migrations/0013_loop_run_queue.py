@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('kafkacache', '0005_load_heartbeat'),
-        ('recon', '0011_perf_consumed_hash_indexes'),
+        ('recon', '0012_prod_rebalance_leader'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
