@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cache_leg.py [--keys 1000000] [--inject 300]
 
-Seeds --keys clients into schema `ods` of the source database (COPY, kafkacache.ods;
+Seeds --keys clients into schema `ods` of the source database (COPY, core.ods;
 the schema is recreated: use a bench database), writes the matching Redis records
 directly (pipelined, with their source version and topic) and their publish-ledger
 rows (COPY, in a partition of 2099, dropped at the end), injects --inject divergences
@@ -74,11 +74,11 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     """Seed, inject, run the leg; answers the figures and what was injected and found."""
     from django.db import connection, connections, transaction
 
-    from kafkacache.clients import redis_client
-    from kafkacache.ods import ods_write
-    from kafkacache.sources import source_alias
+    from core.clients import redis_client
+    from core.hashing import content_hash
+    from core.ods import ods_write
+    from core.sources import source_alias
     from recon.cache_check import cache_check
-    from recon.hashing import content_hash
     from recon.ledger import PublishedRow, published_record
     from recon.models import Topic
     from recon.partitions import LEDGERS, _partition_create, partition_name

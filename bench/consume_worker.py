@@ -37,7 +37,7 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench.cpu import process_seconds  # noqa: E402
-from kafkacache.clients import make_consumer  # noqa: E402
+from core.clients import make_consumer  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
 
 

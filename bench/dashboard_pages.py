@@ -51,7 +51,7 @@ def ledger_generate(topics, messages: int, now: dt.datetime, rnd: random.Random)
     """COPY `messages` published rows and their deliveries; answers the anomalies made."""
     from django.db import connection
 
-    from recon.hashing import content_hash
+    from core.hashing import content_hash
 
     span = DAYS * 86400
     start = now - dt.timedelta(seconds=span)

@@ -1,6 +1,6 @@
 """The bench's own database and its demo source, with records of ~1 KB.
 
-The demo ODS (kafkacache/ods.py) gives each client 1-3 account settings and 1-3
+The demo ODS (core/ods.py) gives each client 1-3 account settings and 1-3
 cards, which Avro-encode to ~450 bytes. The issue asks for ~1 KB messages, so the
 bench seeds the same schema from the same deterministic demo rows and tops every
 client up to ACCOUNTS account settings and CARDS cards (Luhn-valid numbers,
@@ -27,7 +27,7 @@ def database_ensure(url: str) -> None:
 
 def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
     """The demo rows of `clients` clients, each topped up to `accounts` and `cards` rows."""
-    from kafkacache.ods import demo_rows, luhn_complete
+    from core.ods import demo_rows, luhn_complete
 
     client_rows, account_rows, card_rows = demo_rows(clients)
     rng = random.Random(7)
@@ -62,6 +62,6 @@ def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
 
 def ods_seed_bench(clients: int, *, using: str = "default") -> dict[str, int]:
     """Schema `ods` in the bench database with `clients` clients of ~1 KB (dropped and made anew)."""
-    from kafkacache.ods import ods_write
+    from core.ods import ods_write
 
     return ods_write(*bench_rows(clients), using=using)

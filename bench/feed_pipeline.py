@@ -43,13 +43,14 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from bench.limits import bare_consume  # noqa: E402
-from kafkacache import avro  # noqa: E402
-from kafkacache.clients import redis_client  # noqa: E402
+from core import avro  # noqa: E402
+from core.clients import redis_client  # noqa: E402
+from core.ods import demo_rows  # noqa: E402
+from core.records import client_record_build, record_encode  # noqa: E402
+from core.sources import document_of  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
-from kafkacache.ods import demo_rows  # noqa: E402
-from kafkacache.records import client_record_build, record_encode  # noqa: E402
-from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
-from kafkacache.sources import document_of  # noqa: E402
+from kafkacache.loads import load_run, load_start  # noqa: E402
+from kafkacache.topic_rows import topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from kafkacache.clients import make_consumer, make_producer, redis_client
+from core.clients import make_consumer, make_producer, redis_client
 
 ROOT = Path(__file__).resolve().parent.parent
 

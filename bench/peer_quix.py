@@ -25,7 +25,7 @@ from confluent_kafka import TopicPartition
 from django.conf import settings
 
 from bench.cpu import tree_seconds
-from kafkacache.clients import make_consumer, redis_client
+from core.clients import make_consumer, redis_client
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "bench" / "quix" / "requirements.txt"

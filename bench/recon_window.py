@@ -37,8 +37,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from bench.cpu import process_seconds  # noqa: E402
+from core.hashing import content_hash  # noqa: E402
 from recon.engine import window_compare  # noqa: E402
-from recon.hashing import content_hash  # noqa: E402
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
 from recon.models import ConsumedMessage, Finding, Topic, Window  # noqa: E402
 from recon.partitions import LEDGERS, _partition_create, partition_name  # noqa: E402

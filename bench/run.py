@@ -83,8 +83,9 @@ from bench import cpu, limits  # noqa: E402
 from bench.data import ACCOUNTS, CARDS, ods_seed_bench  # noqa: E402
 from bench.peer_connect import connect_file_sink  # noqa: E402
 from bench.peer_quix import quix_python, quix_redis_sink  # noqa: E402
-from kafkacache.clients import redis_client  # noqa: E402
-from kafkacache.services import load_run, load_start, topic_rows_ensure  # noqa: E402
+from core.clients import redis_client  # noqa: E402
+from kafkacache.loads import load_run, load_start  # noqa: E402
+from kafkacache.topic_rows import topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

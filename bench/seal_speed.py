@@ -23,13 +23,13 @@ import django
 
 django.setup()
 
-from kafkacache import avro  # noqa: E402
+from core import avro  # noqa: E402
+from core.record_checks import record_problems  # noqa: E402
+from core.records import record_encode, record_from_document  # noqa: E402
 from kafkacache.batch_plan import _sealing_problem  # noqa: E402
 from kafkacache.messages import headers_dict, message_build  # noqa: E402
 from kafkacache.producer import messages_seal  # noqa: E402
-from kafkacache.records import record_encode, record_from_document  # noqa: E402
 from kafkacache.seal import SealVerifier, seal_signer, seal_value_hash, seal_verifier  # noqa: E402
-from kafkacache.validation import record_problems  # noqa: E402
 
 DOC = {
     "name": "Ada Lovelace",

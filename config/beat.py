@@ -19,7 +19,7 @@ from celery.beat import PersistentScheduler
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from kafkacache.clients import redis_client
+from core.clients import redis_client
 
 logger = logging.getLogger(__name__)
 

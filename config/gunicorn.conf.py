@@ -32,7 +32,7 @@ def on_starting(server) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from config.preflight import PreflightError, preflight_run
+    from config.preflight import PreflightError, preflight_run  # in the master's start-up hook, once Django is set up
 
     try:
         preflight_run()

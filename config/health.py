@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from config.beat import HEARTBEAT_KEY
 from config.celery import QUEUES
 from config.celery import app as celery_app
-from kafkacache.clients import make_admin, redis_client
+from core.clients import make_admin, redis_client
 
 TIMEOUT_S = 3.0
 

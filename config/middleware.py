@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from recon.grants import current_request
+
 
 class CurrentRequest:
     """Makes the request known to code that runs without it (recon.grants: who granted)."""
@@ -12,8 +14,6 @@ class CurrentRequest:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from recon.grants import current_request
-
         token = current_request.set(request)
         try:
             return self.get_response(request)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connections
 
-from kafkacache.clients import make_admin, redis_client
+from config.celery import app
+from core.clients import make_admin, redis_client
 
 KAFKA_TIMEOUT_S = 10.0
 
@@ -59,8 +60,6 @@ def _redis() -> None:
 
 
 def _celery_broker() -> None:
-    from config.celery import app
-
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=5)
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "axes",  # login lockout (django-axes)
     "kafkacache",
     "recon",
+    "replay",
     "dashboard",
     "monitoring",
     "config",  # system checks of the project's own settings (config.checks)
@@ -227,6 +228,12 @@ SPECTACULAR_SETTINGS = {
         "RebalanceKindEnum": "recon.models.RebalanceEvent.Kind",
         "ReconRunKindEnum": "recon.models.ReconRun.Kind",
         "ReplayStatusEnum": "recon.models.Replay.Status",
+        "FindingCategoryEnum": "recon.models.Finding.Category",
+        "FindingSeverityEnum": "recon.models.Finding.Severity",
+        "AlertStatusEnum": "monitoring.models.Alert.Status",
+        # loads and runs share one job lifecycle (core.jobs): one enum
+        "JobStatusEnum": "kafkacache.models.Load.Status",
+        "WindowStatusEnum": "recon.models.Window.Status",
     },
     # Every operation answers errors in the one shape: documented once (config/openapi.py).
     "POSTPROCESSING_HOOKS": [
@@ -376,7 +383,7 @@ CELERY_BEAT_SCHEDULE["recon-cache-legs"] = {
     "schedule": float(CACHE_LEG_SCHEDULE_SECONDS),
     "options": {"expires": float(CACHE_LEG_SCHEDULE_SECONDS)},
 }
-# Replays and reprocessing (recon.replay): messages per request, per publish/process batch,
+# Replays and reprocessing (replay.requests): messages per request, per publish/process batch,
 # how long one request may read Kafka, and when a silent running replay is taken over.
 REPLAY_MAX_MESSAGES = env_int("REPLAY_MAX_MESSAGES", 10000, minimum=1)
 REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)

@@ -22,6 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("kafkacache.urls")),  # loads, change events, cache retrieval
     path("api/recon/", include("recon.urls")),  # on-demand reconcile, runs
+    path("api/recon/", include("replay.urls")),  # replays, reprocess
     path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
     path("", include("dashboard.urls")),
 ]

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import forms, selectors, services
+from dashboard import forms, selectors
 from dashboard.break_apis import BreakActionsMixin
 from dashboard.serializers import (
     FindingAcknowledgeSerializer,
@@ -27,7 +27,7 @@ from dashboard.serializers import (
     TopicSerializer,
     WindowSerializer,
 )
-from recon import access
+from recon import access, breaks
 
 
 def _cursor_pagination(field: str) -> type[CursorPagination]:
@@ -119,9 +119,7 @@ class FindingViewSet(BreakActionsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         if not body.is_valid():
             access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a validation message
             raise ValidationError(body.errors)
-        finding = services.finding_acknowledge(
-            finding=finding, user=request.user, comment=body.validated_data["comment"]
-        )
+        finding = breaks.finding_acknowledge(finding=finding, user=request.user, comment=body.validated_data["comment"])
         return Response(self.get_serializer(finding).data)
 
 

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import AppError
-from dashboard.masking import mask_text
+from core.masking import mask_text
 from dashboard.serializers import FindingSerializer
 from recon import access, breaks
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode

@@ -14,8 +14,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
+from core.masking import mask_text
 from dashboard import selectors
-from dashboard.masking import mask_text
 from recon import access, breaks
 from recon.models import Finding
 from recon.selectors import breaks_of

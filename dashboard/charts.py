@@ -35,7 +35,7 @@ _FONT = {"family": "system-ui, sans-serif", "size": 12}
 def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.datetime) -> str:
     """Published and consumed per window (or bucket of windows); the gap on a panel of its own."""
     x = [p.start for p in item.series]
-    unit = _duration(item.bucket_seconds)
+    unit = duration_words(item.bucket_seconds)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
     fig.add_bar(x=x, y=[p.published for p in item.series], name="published", marker_color="#1d5fd1", row=1, col=1)
     fig.add_bar(x=x, y=[p.consumed for p in item.series], name="consumed", marker_color="#34a853", row=1, col=1)
@@ -133,7 +133,7 @@ def _chart_html(fig: go.Figure, *, div_id: str, label: str) -> str:
     )
 
 
-def _duration(seconds: int) -> str:
+def duration_words(seconds: int) -> str:
     if seconds % 86400 == 0:
         return f"{seconds // 86400} d"
     if seconds % 3600 == 0:

@@ -13,10 +13,11 @@ import uuid
 
 from django.contrib.auth.models import User
 
-from dashboard.services import finding_acknowledge
+from core.hashing import content_hash
 from kafkacache.models import Load
+from monitoring.models import AlertRule
 from recon import breaks
-from recon.hashing import content_hash
+from recon.breaks import finding_acknowledge
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from recon.models import Finding, Topic
 from recon.services import due_windows_reconcile, operator_action_record, rebalance_record
@@ -134,8 +135,6 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
             breaks.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
         elif n == 1:
             breaks.finding_accept(finding=finding, user=operator, reason_code="timing", comment="within tolerance")
-    from monitoring.models import AlertRule
-
     # A starting rule, shown on the Alerts pages (no channel: people add theirs).
     AlertRule.objects.get_or_create(
         name="Standing exceptions",

@@ -23,11 +23,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from config.errors import AppError
-from dashboard.masking import mask_sensitive, mask_text
-from kafkacache.records import record_decode, record_mask
+from core.masking import mask_sensitive, mask_text
+from core.records import record_decode, record_mask
 from recon import audit
 from recon.models import (
     AuditPayload,
@@ -41,6 +42,7 @@ from recon.models import (
     Topic,
     Window,
 )
+from recon.services import operator_action_record
 
 SCHEMA = "kafkacache-evidence/1"
 FORMATS = ("json", "csv", "html")
@@ -372,10 +374,6 @@ def evidence_export(*, topic: Topic, start: dt.datetime, end: dt.datetime, user,
     """Build the pack in one format and record the export (who, what range, the checksum) in the audit trail.
 
     The caller checked export permission (recon.access.topic_for_evidence)."""
-    from django.template.loader import render_to_string
-
-    from recon.services import operator_action_record
-
     if fmt not in FORMATS:
         raise AppError(f"format must be one of {', '.join(FORMATS)}", code="bad_format")
     if start >= end:

@@ -1,7 +1,7 @@
 """Replay and reprocess buttons and the Replays pages.
 
-The buttons post here; recon.replay.topic_for_replay answers outsiders 404 and
-viewers 403 (and writes the refusal to the audit trail), recon.replay.replay_request
+The buttons post here; replay.requests.topic_for_replay answers outsiders 404 and
+viewers 403 (and writes the refusal to the audit trail), replay.requests.replay_request
 validates and queues. The pages list and show replays of the topics the user sees.
 """
 
@@ -18,16 +18,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
-from dashboard.masking import mask_text
+from core.masking import mask_text
 from dashboard.paging import keyset_page
 from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
-from recon.replay import replay_request, target_clean, topic_for_replay
-from recon.replay_approval import replay_approve, replay_reject
-from recon.replay_preview import preview_shown
-from recon.replay_preview import replay_dry_run as dry_run
-from recon.replay_selectors import replay_items, replays_visible
+from replay.approval import replay_approve, replay_reject
+from replay.preview import preview_shown
+from replay.preview import replay_dry_run as dry_run
+from replay.requests import replay_request, target_clean, topic_for_replay
+from replay.selectors import replay_for_view, replay_items, replays_visible
 
 PAGE_SIZE = 50
 ITEMS_SHOWN = 500
@@ -190,9 +190,7 @@ def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
 @login_required
 @require_GET
 def replay_detail(request: HttpRequest, pk) -> HttpResponse:
-    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=pk).first()
-    access.topic_for_view(request.user, replay.topic if replay else None)
-    assert replay is not None
+    replay = replay_for_view(request.user, pk)
     _mask_reasons(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
     mine = replay.requested_by_id is not None and replay.requested_by_id == request.user.pk
@@ -204,7 +202,7 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
         "more_items": len(items) > ITEMS_SHOWN,
         "running": replay.status in Replay.ACTIVE,
         "preview": preview_shown(replay.preview, clear=access.can_view_payload(request.user, replay.topic)),
-        # The buttons follow the server's rule (recon.replay_approval): an operator, never the requester.
+        # The buttons follow the server's rule (replay.approval): an operator, never the requester.
         "can_decide": replay.status == Replay.Status.PENDING and access.can_operate(request.user, replay.topic),
         "own_request": mine,
         "replay_status_text": _status_text(replay),
@@ -244,9 +242,7 @@ def replay_dry_run(request: HttpRequest) -> HttpResponse:
 
 
 def _decision(request: HttpRequest, pk, decide) -> HttpResponse:
-    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=pk).first()
-    access.topic_for_view(request.user, replay.topic if replay else None)  # outsider: 404
-    assert replay is not None
+    replay = replay_for_view(request.user, pk)
     try:
         replay = decide(replay)
     except AppError as exc:

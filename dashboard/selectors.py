@@ -16,14 +16,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
 
+from core.clients import redis_client
+from core.hashing import content_hash
+from core.masking import mask_sensitive
+from core.records import record_decode, record_mask
+from core.redis_keys import rec_key, tombstone_key
 from dashboard.lag import Lag, consumer_lag
-from dashboard.masking import mask_sensitive
-from kafkacache.clients import redis_client
 from kafkacache.models import Load
-from kafkacache.records import record_decode, record_mask
-from kafkacache.redis_keys import rec_key, tombstone_key
 from recon import access, audit
-from recon.hashing import content_hash
 from recon.models import (
     ConsumedMessage,
     Finding,

@@ -5,7 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dashboard.masking import mask_sensitive, mask_text
+from core.masking import mask_sensitive, mask_text
 from recon import access
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, RebalanceEvent, Topic, Window
 

@@ -1,11 +1,10 @@
-"""Writes of the dashboard: users and their roles, topic grants, acknowledging findings."""
+"""Writes of the dashboard: users and their roles, topic grants."""
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from dashboard.roles import ADMIN, OPERATOR, VIEWER
 from recon import access
-from recon.breaks import finding_acknowledge  # the transition lives in recon.breaks; re-exported
 from recon.models import Topic
 
 
@@ -30,6 +29,3 @@ def demo_grants_ensure(*, viewer: User, operator: User, bulk: Topic, change: Top
         access.topic_grant(viewer, topic, VIEWER)
         access.topic_grant(operator, topic, OPERATOR if topic.pk == bulk.pk else VIEWER)
     access.topic_grant(operator, change, VIEWER)
-
-
-__all__ = ["demo_grants_ensure", "finding_acknowledge", "user_ensure"]

@@ -21,13 +21,13 @@ from django.views.decorators.http import etag, require_GET, require_POST
 from plotly import offline as plotly_offline
 
 from config.errors import AppError
-from dashboard import charts, forms, selectors, services, wording
-from dashboard.masking import mask_sensitive, mask_text
+from core.masking import mask_sensitive, mask_text
+from dashboard import charts, forms, selectors, wording
 from dashboard.paging import keyset_page
 from dashboard.plotly_assets import plotly_styles
-from kafkacache import services as feed_services
+from kafkacache import loads as feed_loads
 from kafkacache.models import Load
-from recon import access
+from recon import access, breaks
 from recon.models import Finding, ReconRun
 
 PAGE_SIZE = 50
@@ -209,7 +209,7 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a form error
         return _finding_page(request, finding, form, status=400)
     try:
-        services.finding_acknowledge(finding=finding, user=request.user, comment=form.cleaned_data["comment"])
+        breaks.finding_acknowledge(finding=finding, user=request.user, comment=form.cleaned_data["comment"])
     except AppError as exc:
         messages.error(request, exc.message)
     else:
@@ -297,7 +297,7 @@ def load_start(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard:loads")
     topic = access.topic_for_operate(request.user, form.cleaned_data["topic"])
     try:
-        load = feed_services.load_start(
+        load = feed_loads.load_start(
             topic=topic,
             source=form.cleaned_data["source"],
             client_ids=form.cleaned_data["client_ids"],

@@ -3,7 +3,7 @@ work); here admins look at them."""
 
 from django.contrib import admin
 
-from dashboard.admin_tools import ReadOnlyAdmin
+from core.admin_tools import ReadOnlyAdmin
 from kafkacache.models import FeedCursor, Load
 
 

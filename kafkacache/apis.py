@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from config.errors import NotFound
 from config.openapi import paginated
-from kafkacache import selectors, services
+from kafkacache import change_feed, loads, selectors, topic_rows
 from kafkacache.serializers import (
     CacheRecordsSerializer,
     ChangeCreateSerializer,
@@ -49,9 +49,9 @@ class LoadsApi(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if not data["topic"]:
-            services.topic_rows_ensure()
+            topic_rows.topic_rows_ensure()
         topic = topic_for_operate(request.user, _topic_named(data["topic"] or settings.KAFKA_TOPIC_BULK))
-        load = services.load_start(
+        load = loads.load_start(
             topic=topic, source=data["source"], client_ids=data["client_ids"], requested_by=request.user
         )
         return Response(
@@ -84,9 +84,9 @@ class ChangesApi(APIView):
         body = ChangeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        services.topic_rows_ensure()
+        topic_rows.topic_rows_ensure()
         topic = topic_for_operate(request.user, _topic_named(settings.KAFKA_TOPIC_CHANGE))
-        published = services.change_publish(
+        published = change_feed.change_publish(
             topic=topic,
             event=data["event"],
             key=data["key"],

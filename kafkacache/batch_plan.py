@@ -33,15 +33,15 @@ from confluent_kafka import Message
 from django.conf import settings
 from django.utils import timezone
 
-from kafkacache import avro
-from kafkacache.cache import MAX_VERSION, CacheOp
+from core import avro
+from core.crypto import CryptoError, key_id_of, keyring
+from core.hashing import content_hash
+from core.record_checks import record_problems
+from core.records import MAX_VERSION, SENSITIVE
+from kafkacache.cache import CacheOp
 from kafkacache.clock import publish_time
-from kafkacache.crypto import CryptoError, key_id_of, keyring
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
-from kafkacache.records import SENSITIVE
 from kafkacache.seal import SealVerifier, problems_decode, seal_value_hash, seal_verifier
-from kafkacache.validation import record_problems
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow
 from recon.models import ConsumedMessage, Topic
 

@@ -1,9 +1,9 @@
-"""Writes and reads of the Redis cache (layout in kafkacache/redis_keys.py).
+"""Writes and reads of the Redis cache (layout in core/redis_keys.py).
 
 The consumer hands a whole batch to `cache_apply`: one script call, one round
 trip, applied atomically, so a reader never sees half a batch.
 
-Every write is ordered by the record's source version (kafkacache.sources), never
+Every write is ordered by the record's source version (core.sources), never
 by a clock: a record is replaced only by a message of an equal or newer version
 (equal: the same source state again, a redelivery or a replay: idempotent), and
 a delete leaves a tombstone holding its version, so a write older than the
@@ -31,7 +31,7 @@ import redis
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
-from kafkacache.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX, load_key, rec_key
+from core.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX, load_key, rec_key
 
 # One script call applies a whole batch, in order: Redis runs a script atomically
 # (a reader never sees half a batch, as with MULTI/EXEC) and the client sends one
@@ -107,9 +107,6 @@ end
 return table.concat(verdicts)
 """
 _APPLY_SHA = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
-
-# Versions compare as Lua numbers (doubles) inside the script: exact up to 2**53.
-MAX_VERSION = 2**53 - 1
 
 # One letter per put and delete, in op order (an update with a key change is two: the old key's delete, then the put).
 APPLIED = "a"  # written

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from redis.exceptions import LockError, RedisError
 
+from core.clients import make_consumer, redis_client
 from kafkacache.batch_plan import BatchPlan, batch_plan
 from kafkacache.cache import (
     OLDER,
@@ -49,11 +50,11 @@ from kafkacache.cache import (
     cache_apply_wait,
     verdicts_per_op,
 )
-from kafkacache.clients import make_consumer, redis_client
+from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
-from kafkacache.services import topic_rows_ensure
-from monitoring.metrics import BatchLatencies
+from kafkacache.topic_rows import topic_rows_ensure
+from recon.audit import payloads_record
 from recon.ledger import consumed_record
 from recon.models import Finding, Topic
 from recon.services import finding_record, rebalance_record
@@ -439,8 +440,6 @@ class FeedConsumer:
                     detail={"reason": "; ".join(problems), "problems": problems, "side": "consumed"},
                 )
             if plan.audit:
-                from recon.audit import payloads_record
-
                 for name, items in plan.audit.items():
                     payloads_record(topic=self.topics[name], side="consumed", items=items)
 

@@ -13,7 +13,7 @@ import logging
 
 from django.conf import settings
 
-from kafkacache.clients import make_admin, redis_client
+from core.clients import make_admin, redis_client
 from kafkacache.topics import feed_topics
 from recon.models import RebalanceEvent
 from recon.services import rebalance_record

@@ -6,7 +6,7 @@ bytes), hash-alg, key-id (field-encryption key; only when a value is present),
 load (retrieval key; bulk), old-key (update whose key changed), replay-of,
 problems (validation problems the producer found), seal (kafkacache.seal, added
 by kafkacache.producer.publish to each batch's sealable messages), version (the
-record's source version, kafkacache.sources; absent: unordered) and old-version
+record's source version, core.sources; absent: unordered) and old-version
 (the version the old key's delete carries; default: version).
 
 A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
@@ -18,8 +18,8 @@ import uuid as uuidlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from core.hashing import content_hash
 from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_reserve
-from recon.hashing import content_hash
 
 EVENTS = ("bulk", "add", "update", "delete")
 HEADER_OVERHEAD = 8  # per header: varint lengths and framing, an upper estimate

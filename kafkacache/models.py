@@ -1,7 +1,7 @@
 """Bulk loads: what was asked for, how far it got, and the key to read it back.
 
 State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by
-kafkacache.services (claimed with a conditional update, so two workers never
+kafkacache.loads (claimed with a conditional update, so two workers never
 run the same load). A RUNNING load whose heartbeat is older than
 LOAD_STALE_SECONDS lost its worker: it may be claimed again and restarts from
 the beginning (at-least-once; the cache writes are idempotent).
@@ -28,7 +28,7 @@ class Load(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     retrieval_key = models.CharField(max_length=64, unique=True, default=new_retrieval_key, editable=False)
     topic = models.ForeignKey("recon.Topic", on_delete=models.PROTECT, related_name="loads")
-    source = models.CharField(max_length=128)  # "ods" or "file:<name>" (kafkacache.sources.source_get)
+    source = models.CharField(max_length=128)  # "ods" or "file:<name>" (core.sources.source_get)
     client_ids = models.JSONField(default=list, blank=True)  # empty: every client
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     total = models.IntegerField(null=True, blank=True)  # known once the source is counted
@@ -61,7 +61,7 @@ class FeedCursor(models.Model):
 
     The source's change table itself says what is left to publish (published
     rows are deleted from it); this keeps the last change id published and a
-    running count. Moved only by kafkacache.services.change_feed_run, after the
+    running count. Moved only by kafkacache.change_feed.change_feed_run, after the
     batch is acknowledged by Kafka and in the ledger (at-least-once).
     """
 

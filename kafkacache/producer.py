@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from kafkacache.clients import make_producer
+from core.clients import make_producer
 from kafkacache.messages import Header, OutMessage, headers_dict, message_size
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.seal import seal_leaf, seal_signer, seal_value_hash

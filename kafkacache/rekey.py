@@ -4,7 +4,7 @@ Two stores hold ciphertexts under keys that rotate:
 
 - the cache (kc:rec:{key}, field p): the card and account numbers inside each value,
   under FIELD_ENCRYPTION_KEYS. `records_reencrypt` rewrites every value whose fields
-  are under an older key or in format 1 (kafkacache.crypto) with the first key and
+  are under an older key or in format 1 (core.crypto) with the first key and
   format 2, record by record, with a compare-and-set: a value the consumer replaced
   meanwhile is left as the consumer wrote it. The new bytes no longer hash to the
   published hash, so the record keeps what the cache leg (recon.cache_check) needs to
@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from kafkacache.avro import AvroError
-from kafkacache.clients import redis_client
-from kafkacache.crypto import FORMAT_VERSION, CryptoError, key_id_of, keyring
-from kafkacache.records import SENSITIVE, record_decode, record_encode, record_key
-from kafkacache.redis_keys import REC_PREFIX
+from core.avro import AvroError
+from core.clients import redis_client
+from core.crypto import FORMAT_VERSION, CryptoError, key_id_of, keyring
+from core.hashing import content_hash
+from core.records import SENSITIVE, record_decode, record_encode, record_key
+from core.redis_keys import REC_PREFIX
 from recon import audit
-from recon.hashing import content_hash
 from recon.models import AuditPayload
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 
-from recon.hashing import content_hash
+from core.hashing import content_hash
 
 # What the consumer acts on: the cache op (event, key, value, old-key, load, the
 # source versions), the schema that value decodes with, and the checks the producer vouches for.

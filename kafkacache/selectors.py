@@ -1,19 +1,18 @@
 """Reads of the feed: loads, and a load's records back from the Redis cache."""
 
-import datetime as dt
 import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
-from kafkacache.avro import AvroError
+from core.avro import AvroError
+from core.clients import redis_client
+from core.crypto import CryptoError
+from core.jobs import jobs_stalled
+from core.records import record_decode, record_mask
 from kafkacache.cache import cache_records_get, load_keys
-from kafkacache.clients import redis_client
-from kafkacache.crypto import CryptoError
 from kafkacache.models import Load
-from kafkacache.records import record_decode, record_mask
 from recon.access import topics_visible
 
 
@@ -31,14 +30,7 @@ def loads_visible(user) -> QuerySet[Load]:
 
 def loads_stalled() -> list[str]:
     """Loads whose task was lost: queued, or running without a heartbeat, for LOAD_STALE_SECONDS."""
-    stalled = timezone.now() - dt.timedelta(seconds=settings.LOAD_STALE_SECONDS)
-    return [
-        str(i)
-        for i in Load.objects.filter(
-            Q(status=Load.Status.QUEUED, created_at__lt=stalled)
-            | Q(status=Load.Status.RUNNING, heartbeat_at__lt=stalled)
-        ).values_list("id", flat=True)
-    ]
+    return jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS, limit=1000)
 
 
 def load_records(

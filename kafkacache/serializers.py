@@ -2,8 +2,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kafkacache.change_feed import CHANGE_EVENTS
 from kafkacache.models import Load
-from kafkacache.services import CHANGE_EVENTS
 
 
 class LoadCreateSerializer(serializers.Serializer):

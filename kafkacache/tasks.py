@@ -5,15 +5,16 @@ import logging
 from celery import current_app, shared_task
 from django.conf import settings
 
-from kafkacache import selectors, services
+from kafkacache import change_feed, loads, selectors
 from kafkacache.consumer import consume_run
+from kafkacache.leaders import leaders_watch
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="kafkacache.tasks.load_run_task")
 def load_run_task(load_id: str) -> str:
-    status = services.load_run(load_id=load_id).status
+    status = loads.load_run(load_id=load_id).status
     # Reconciliation judges the load in both legs once the feed has consumed it; by
     # task name, so the feed never imports the layer above it.
     current_app.send_task("recon.tasks.load_verify", args=[str(load_id)])
@@ -28,7 +29,7 @@ def consume_task(instance: int = 0) -> dict:
 
 @shared_task(name="kafkacache.tasks.change_feed_task")
 def change_feed_task() -> dict:
-    return services.change_feed_run()
+    return change_feed.change_feed_run()
 
 
 @shared_task(name="kafkacache.tasks.loads_resume_task")
@@ -43,6 +44,4 @@ def loads_resume_task() -> list[str]:
 
 @shared_task(name="kafkacache.tasks.leaders_watch_task")
 def leaders_watch_task() -> int:
-    from kafkacache.leaders import leaders_watch
-
     return len(leaders_watch())

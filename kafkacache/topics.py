@@ -4,7 +4,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import NewTopic
 from django.conf import settings
 
-from kafkacache.clients import make_admin
+from core.clients import make_admin
 
 
 def feed_topics() -> list[str]:

@@ -5,7 +5,7 @@ notifications and the lag samples the lag status is judged from, to read."""
 from django import forms
 from django.contrib import admin
 
-from dashboard.admin_tools import CappedCountPaginator, ReadOnlyAdmin
+from core.admin_tools import CappedCountPaginator, ReadOnlyAdmin
 from monitoring import services
 from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 

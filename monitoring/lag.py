@@ -7,7 +7,7 @@ from typing import NamedTuple
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
-from kafkacache.clients import make_admin
+from core.clients import make_admin
 
 TIMEOUT_S = 3.0
 

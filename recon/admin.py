@@ -7,7 +7,7 @@ from django.http import Http404
 from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
-from dashboard.admin_tools import CappedCountPaginator, LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
+from core.admin_tools import CappedCountPaginator, LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
 from recon.models import (
     AuditPayload,
     ConsumedMessage,

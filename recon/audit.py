@@ -14,7 +14,7 @@ import functools
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
+from core.hashing import content_hash
+from core.records import record_decode
 from recon.engine import Draft
-from recon.hashing import content_hash
 from recon.models import AuditPayload, Finding, Topic
 
 logger = logging.getLogger(__name__)
@@ -152,15 +153,6 @@ def payloads_of(*, topic: Topic, uuids: Iterable[uuid.UUID]) -> dict[uuid.UUID, 
 # --- field-level difference ---------------------------------------------------------
 
 
-def _decoder() -> Callable[..., dict] | None:
-    """The feed's record decoder, once it is installed (kafkacache.records)."""
-    try:
-        from kafkacache.records import record_decode
-    except ImportError:
-        return None
-    return record_decode
-
-
 def _flatten(value: Any, path: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -186,10 +178,7 @@ def field_diff(published: dict, consumed: dict) -> list[dict]:
 
 
 def _decode(row: AuditPayload, value: bytes, *, decrypt: bool) -> dict:
-    decode = _decoder()
-    if decode is None:
-        raise LookupError("record decoder not installed (kafkacache.records)")
-    return decode(value, schema_version=row.schema_version or 1, decrypt=decrypt)
+    return record_decode(value, schema_version=row.schema_version or 1, decrypt=decrypt)
 
 
 def message_diff(*, topic: Topic, message_uuid: uuid.UUID, decrypt: bool = False) -> dict:

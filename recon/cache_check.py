@@ -2,7 +2,7 @@
 
 The window reconcile proves published = consumed; this leg proves the cache
 itself. It runs per topic on a schedule (recon.tasks.cache_legs_due), after
-every replay (recon.replay queues it on the replay's keys) and on demand
+every replay (replay.requests queues it on the replay's keys) and on demand
 (POST /api/recon/runs kind "cache"). Which reference it compares with:
 
 - the SQL source, in full (a run without range, load or keys, on a topic fed
@@ -41,14 +41,15 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from kafkacache.clients import redis_client
+from core.clients import redis_client
+from core.hashing import content_hash
+from core.records import client_id_of, record_key
+from core.sources import SqlSource
 from kafkacache.models import Load
-from kafkacache.records import client_id_of, record_key
-from kafkacache.sources import SqlSource
 from recon import cache_compare as cc
 from recon.cache_compare import Cached, Expected, Problem
-from recon.hashing import content_hash
 from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic
+from recon.services import key_findings_sync, run_finish, run_start
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def cache_check(
     `keys` alone: against the publish ledger. `now` moves the latency limit's
     clock (a test judging "later").
     """
-    from recon.services import key_findings_sync, run_finish, run_start
-
     now = now or timezone.now()
     full = load is None and keys is None and (start is None or end is None)
     if full or keys is not None:

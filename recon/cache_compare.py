@@ -18,9 +18,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from kafkacache.clients import redis_client
-from kafkacache.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX
-from recon.hashing import content_hash
+from core.clients import redis_client
+from core.hashing import content_hash
+from core.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX
 
 # What the leg reports, and what a replay from the system of record does about each.
 STALE = "stale"  # the cache holds an older version than the source

@@ -11,7 +11,7 @@ pipeline mode without waiting (kafkacache.consumer). Inside a caller's
 transaction no savepoint is taken: a failure here fails the caller's
 transaction, which every caller lets propagate anyway.
 
-A window's digest adds up recon.hashing.message_digest(uuid, content hash) of its
+A window's digest adds up core.hashing.message_digest(uuid, content hash) of its
 messages, so equal digests on both sides mean the same messages with the same
 content, not merely the same contents (empty delete values all hash alike).
 """
@@ -25,7 +25,7 @@ from typing import NamedTuple
 import psycopg
 from django.db import connection, transaction
 
-from recon.hashing import MOD64, message_digest
+from core.hashing import MOD64, message_digest
 from recon.models import Topic
 
 

@@ -1,7 +1,7 @@
 """The break lifecycle's transition table, and the transitions the checks make in bulk.
 
 recon.breaks holds the people's transitions (one function each); the checks
-(reconcile, cache leg, validation, replays: recon.services, recon.replay) change
+(reconcile, cache leg, validation, replays: recon.services, replay.requests) change
 many breaks per batch and call `finding_mark_resolved` / `finding_mark_reopened`
 here, which apply the same table in memory and answer the history row to insert
 with the caller's bulk update. Below recon.services, so both can use it.

@@ -50,7 +50,7 @@ class Topic(models.Model):
     latency_limit_seconds = models.PositiveIntegerField(default=60)
     audit_retention_days = models.PositiveIntegerField(default=30)
     validate_payloads = models.BooleanField(default=True, help_text="Run business validation rules on consumed data.")
-    # Four eyes (recon.replay_approval): a replay or reprocess naming more than this many
+    # Four eyes (replay.approval): a replay or reprocess naming more than this many
     # messages waits for a second operator of the topic; empty: never by size.
     approval_threshold = models.PositiveIntegerField(
         null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
@@ -100,7 +100,7 @@ class PublishedMessage(models.Model):
         "kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, db_constraint=False
     )
     replay_of = models.UUIDField(null=True, blank=True)
-    # The record's source version (kafkacache.sources); null: unordered, or published before versions.
+    # The record's source version (core.sources); null: unordered, or published before versions.
     source_version = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
@@ -168,7 +168,7 @@ class Window(models.Model):
 
     Counts and digests are kept up to date by the ledger writers, one UPSERT per
     batch; the digest is the sum of a 64-bit hash of (UUID, content hash) per
-    message mod 2**64 (order-free, recon.hashing.message_digest), so a clean
+    message mod 2**64 (order-free, core.hashing.message_digest), so a clean
     window is proven by comparing four numbers (and its slowest delivery).
     """
 
@@ -536,17 +536,17 @@ class AuditPayload(models.Model):
 
 
 class Replay(models.Model):
-    """An operator's request to replay messages or to reprocess dead letters (recon.replay).
+    """An operator's request to replay messages or to reprocess dead letters (replay.requests).
 
     What: `scope` and its parameters in `target` (message UUIDs, a window, a
     publish-time range, a load, a partition's offset range, client keys, or
     dead-lettered findings). How: `way` (audit log, Kafka, source, dead letters).
 
-    Four eyes (recon.replay_approval): a request the topic says needs approval starts
+    Four eyes (replay.approval): a request the topic says needs approval starts
     PENDING and moves to QUEUED when a second operator of the topic approves it, or to
     REJECTED / EXPIRED; only a QUEUED one is ever claimed, so nothing pending runs.
 
-    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by recon.replay and
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by replay.requests and
     claimed with a conditional update, so a redelivered task finds the request
     taken and a finished request is never run again. A RUNNING replay whose
     heartbeat is older than REPLAY_STALE_SECONDS lost its worker: it may be claimed

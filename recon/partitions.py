@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from recon.models import Window
+from recon.services import window_reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +116,6 @@ def partitions_ensure(*, now: dt.datetime | None = None, ahead_days: int | None 
 
 def partitions_drop_expired(*, now: dt.datetime | None = None, retention_days: int | None = None) -> dict:
     """Drop daily partitions older than the retention, keeping their windows' totals."""
-    from recon.services import window_reconcile  # services import this module's neighbours
-
     now = now or timezone.now()
     retention = settings.LEDGER_RETENTION_DAYS if retention_days is None else retention_days
     cutoff = now.astimezone(dt.UTC).date() - dt.timedelta(days=retention)

@@ -27,9 +27,11 @@ from django.utils import timezone
 
 from config.errors import AppError
 from kafkacache.models import Load
+from recon.cache_check import cache_check, replay_cache_check
 from recon.models import ConsumedMessage, Finding, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
 from recon.selectors import run_report
 from recon.services import run_adopted, run_finish, window_reconcile
+from recon.validation import validation_run
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def run_queue(
         params={**({"windows": windows} if windows else {}), **(params or {})},
         replay=replay,
     )
-    from recon.tasks import run_execute_task
+    from recon.tasks import run_execute_task  # a service queuing its own task: recon.tasks imports this module
 
     run_id = str(run.pk)
     transaction.on_commit(lambda: run_execute_task.delay(run_id))
@@ -100,14 +102,9 @@ def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
     if run.kind == Kind.TRANSPORT:
         _transport(run)
     elif run.kind == Kind.CACHE and run.replay is not None and run.params.get("keys") == "replay":
-        from recon.cache_check import replay_cache_check
-
         with run_adopted(run):
             replay_cache_check(replay=run.replay, trigger=run.trigger, requested_by=run.requested_by)
     else:
-        from recon.cache_check import cache_check
-        from recon.validation import validation_run
-
         check = cache_check if run.kind == Kind.CACHE else validation_run
         with run_adopted(run):
             ranged = run.load is None and not run.params.get("whole")

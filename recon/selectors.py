@@ -1,9 +1,13 @@
 """Reads of the reconciliation app: what the scheduler, the API and reports ask."""
 
 import datetime as dt
+import uuid
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, DateTimeField, DurationField, ExpressionWrapper, F, Min, Q, QuerySet, Sum, Value
 
 from recon.engine import ENGINE_CATEGORIES
@@ -155,3 +159,34 @@ def breaks_of(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
         .select_related("topic", "assigned_user", "assigned_group")
         .order_by("created_at", "id")
     )
+
+
+class ReplayDelivery(NamedTuple):
+    replay_id: uuid.UUID
+    uuid: uuid.UUID  # the message that got through: the replay's new one, or the original itself
+
+
+# A replay delivered the original when its item was processed into Redis here (Kafka and
+# dead-letter ways), or when the new message it published (audit and source ways) shows
+# in the consume ledger with an outcome other than dead. The first such item wins.
+_DELIVERED_SQL = """
+SELECT DISTINCT ON (i.original_uuid) i.original_uuid, i.replay_id, i.uuid
+FROM recon_replayitem i
+WHERE i.original_uuid = ANY(%(uuids)s) AND i.uuid IS NOT NULL AND (
+    i.outcome IN ('stored', 'deleted', 'invalid')
+    OR (i.outcome = 'published' AND EXISTS (
+        SELECT 1 FROM recon_consumedmessage c WHERE c.uuid = i.uuid AND c.outcome <> 'dead'
+    ))
+)
+ORDER BY i.original_uuid, i.id
+"""
+
+
+def replays_delivered(uuids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID | None, ReplayDelivery]:
+    """For messages that reconciliation finds missing or altered: the replay that delivered each, if any."""
+    wanted = list({u for u in uuids if u is not None})
+    if not wanted:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_DELIVERED_SQL, {"uuids": wanted})
+        return {original: ReplayDelivery(replay_id, new) for original, replay_id, new in cursor.fetchall()}

@@ -19,9 +19,8 @@ from recon import audit
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare, window_republished
 from recon.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
-from recon.replay_selectors import replays_delivered
 from recon.rules import Verdict, classify, rules_for
-from recon.selectors import run_report, windows_due
+from recon.selectors import replays_delivered, run_report, windows_due
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +230,7 @@ def _findings_sync(
         for f in Finding.objects.filter(window=window, category__in=ENGINE_CATEGORIES)
     }
     # A missing or altered message that a replay delivered counts as delivered: its draft
-    # goes, and its finding is resolved below naming the replay (recon.replay).
+    # goes, and its finding is resolved below naming the replay (replay.requests).
     delivered = replays_delivered(
         {d.uuid for d in drafts if d.category in REPLAY_FIXES}
         | {f.uuid for f in existing.values() if f.category in REPLAY_FIXES and f.status != Finding.Status.RESOLVED}

@@ -4,10 +4,11 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from kafkacache.models import Load
-from recon import audit, partitions, services
+from recon import audit, partitions, runs, services
 from recon.cache_check import cache_check
 from recon.models import Topic
 from recon.validation import validation_run
@@ -90,72 +91,29 @@ def validation_task(
     return str(run.pk)
 
 
-@shared_task(name="recon.tasks.replay_run", ignore_result=True)
-def replay_run_task(replay_id: str) -> str:
-    """A replay or reprocess request (recon.replay); its claim makes a redelivered task a no-op."""
-    from recon.replay import replay_run
-
-    return replay_run(replay_id=replay_id).status
-
-
-@shared_task(name="recon.tasks.replays_resume", ignore_result=True)
-def replays_resume_task() -> list[str]:
-    """Beat: queue again the replays whose worker went away (or that no worker picked up)."""
-    from django.conf import settings
-    from django.utils import timezone
-
-    from recon.replay_selectors import replays_stalled
-
-    stalled = replays_stalled(now=timezone.now(), stale_seconds=settings.REPLAY_STALE_SECONDS)
-    for replay_id in stalled:
-        logger.warning("replay %s stalled: queued again", replay_id)
-        replay_run_task.delay(replay_id)
-    return stalled
-
-
-@shared_task(name="recon.tasks.replay_approvals_expire", ignore_result=True)
-def replay_approvals_expire_task() -> int:
-    """Beat: replay requests nobody approved within REPLAY_APPROVAL_HOURS expire (each recorded)."""
-    from recon.replay_approval import replay_approvals_expire
-
-    return replay_approvals_expire()
-
-
 @shared_task(name="recon.tasks.run_execute", ignore_result=True)
 def run_execute_task(run_id: str) -> str:
     """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
-    from recon.runs import run_execute
-
-    return run_execute(run_id=run_id).status
+    return runs.run_execute(run_id=run_id).status
 
 
 def _verify_later(task, subject_id: str, attempt: int) -> None:
-    from django.conf import settings
-
     task.apply_async((subject_id, attempt + 1), countdown=settings.RECON_VERIFY_WAIT_SECONDS)
 
 
 @shared_task(name="recon.tasks.replay_verify", ignore_result=True)
 def replay_verify_task(replay_id: str, attempt: int = 0) -> int:
     """After a replay: re-judge what it touched, once the feed has consumed what it published."""
-    from django.conf import settings
-
-    from recon.runs import replay_verify
-
-    runs = replay_verify(replay_id=replay_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
-    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:  # beyond: not finished, give up
+    done = runs.replay_verify(replay_id=replay_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if done is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:  # beyond: not finished, give up
         _verify_later(replay_verify_task, replay_id, attempt)
-    return len(runs or ())
+    return len(done or ())
 
 
 @shared_task(name="recon.tasks.load_verify", ignore_result=True)
 def load_verify_task(load_id: str, attempt: int = 0) -> int:
     """After a load: judge its windows and its keys, once the feed has consumed it."""
-    from django.conf import settings
-
-    from recon.runs import load_verify
-
-    runs = load_verify(load_id=load_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
-    if runs is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:
+    done = runs.load_verify(load_id=load_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
+    if done is None and attempt <= settings.RECON_VERIFY_MAX_WAITS:
         _verify_later(load_verify_task, load_id, attempt)
-    return len(runs or ())
+    return len(done or ())

@@ -2,10 +2,10 @@
 
 Transport reconciliation (use case 1) proves the cache holds what was published,
 garbage included. This check reads the cached records back, decrypts them
-(kafkacache.records.record_decode) and applies business rules: required fields,
+(core.records.record_decode) and applies business rules: required fields,
 card numbers that pass the Luhn check, card expiry not past, last-four digits
 that agree with the number, plus the feed's clear-field checks
-(kafkacache.validation: key, country, currency, ...). Each failing record is an "invalid-data" finding
+(core.record_checks: key, country, currency, ...). Each failing record is an "invalid-data" finding
 with source "validation", reported in its own run (kind "validation").
 
 Problems name the field and the rule, never a full card or account number.
@@ -20,9 +20,13 @@ from collections.abc import Mapping
 from django.db import connection
 from django.utils import timezone
 
-from kafkacache.clients import redis_client
-from kafkacache.redis_keys import rec_key
+from core.cards import luhn_valid as card_luhn_valid
+from core.clients import redis_client
+from core.record_checks import record_problems as clear_field_problems
+from core.records import record_decode
+from core.redis_keys import rec_key
 from recon.models import ConsumedMessage, Finding, ReconRun, Topic
+from recon.services import key_findings_sync, run_finish, run_start
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +59,8 @@ _EXPIRY = re.compile(r"^(?P<month>0[1-9]|1[0-2])/(?P<year>\d{2})$")
 
 
 def luhn_valid(number: str) -> bool:
-    if not number.isdigit() or len(number) < 12:
-        return False
-    total = 0
-    for i, char in enumerate(reversed(number)):
-        digit = int(char)
-        if i % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+    """A card number: at least 12 digits ending in their Luhn check digit."""
+    return len(number) >= 12 and card_luhn_valid(number)
 
 
 def expiry_end(expiry: str) -> dt.date | None:
@@ -110,9 +107,6 @@ def record_problems(record: Mapping, *, today: dt.date) -> list[str]:
 
 def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.UUID | None, dict]]:
     """Read each key's cached record, decrypt and check it; {key: (uuid, detail)} for each invalid one."""
-    from kafkacache.records import record_decode
-    from kafkacache.validation import record_problems as clear_field_problems
-
     problems: dict[str, tuple[uuid.UUID | None, dict]] = {}
     client = redis_client()
     for i in range(0, len(keys), CHUNK):
@@ -158,8 +152,6 @@ def validation_run(
     today: dt.date | None = None,
 ) -> ReconRun:
     """Validate the cached records of a load or a range; a run of kind "validation"."""
-    from recon.services import key_findings_sync, run_finish, run_start
-
     today = today or timezone.now().date()
     run = run_start(
         kind=ReconRun.Kind.VALIDATION,

@@ -75,9 +75,9 @@ def main() -> None:
     from django.urls import reverse
     from playwright.sync_api import sync_playwright
 
+    from core.clients import redis_client
+    from core.redis_keys import rec_key
     from dashboard.demo import demo_seed
-    from kafkacache.clients import redis_client
-    from kafkacache.redis_keys import rec_key
     from kafkacache.topics import topics_ensure
     from monitoring.models import AlertRule, Silence
     from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic, Window

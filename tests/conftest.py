@@ -59,7 +59,7 @@ def celery_worker_process(transactional_db):
 @pytest.fixture
 def cache():
     """The cache store (this run's Redis database), with no kc:* keys before or after the test."""
-    from kafkacache.clients import redis_client
+    from core.clients import redis_client
 
     client = redis_client()
 

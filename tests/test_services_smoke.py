@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.db import connection
 
-from kafkacache.clients import make_consumer, make_producer, redis_client
+from core.clients import make_consumer, make_producer, redis_client
 from kafkacache.topics import topics_ensure
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def test_postgresql_round_trip():
 
 
 def test_topics_delete_waits_for_the_broker(unique_name):
-    from kafkacache.clients import make_admin
+    from core.clients import make_admin
     from kafkacache.topics import topics_delete
 
     topic = unique_name("smoke-delete")

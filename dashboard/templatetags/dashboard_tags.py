@@ -4,6 +4,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from dashboard import wording
+from dashboard.charts import duration_words
 from dashboard.plotly_assets import GLOBAL_STYLE_ID, plotly_styles
 
 register = template.Library()
@@ -63,10 +64,8 @@ def plotly_stylesheet() -> SafeString:
 @register.filter
 def duration(seconds) -> str:
     """A bucket's length in words: 300 -> "5 min"."""
-    from dashboard.charts import _duration
-
     try:
-        return _duration(int(seconds))
+        return duration_words(int(seconds))
     except (TypeError, ValueError):
         return ""
 

@@ -7,7 +7,7 @@ user from the request, so a page includes a partial with one line.
 from django import template
 from django.utils import timezone
 
-from dashboard.masking import mask_text
+from core.masking import mask_text
 from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import FindingComment, FindingTransition, ReasonCode

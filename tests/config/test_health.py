@@ -8,7 +8,7 @@ import time
 import pytest
 from django.contrib.auth.models import User
 
-from kafkacache import clients
+from core import clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

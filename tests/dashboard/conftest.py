@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from core.hashing import content_hash
 from recon import access
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, RebalanceEvent, Topic, Window
 from recon.services import operator_action_record

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from core.records import record_encode, record_from_document
 from kafkacache.models import Load
-from kafkacache.records import record_encode, record_from_document
 from recon import audit
 from recon.models import OperatorAction
 from tests.dashboard.conftest import publish

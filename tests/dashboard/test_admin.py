@@ -5,7 +5,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from dashboard.admin_tools import COUNT_CAP, CappedCountPaginator
+from core.admin_tools import COUNT_CAP, CappedCountPaginator
 from recon.models import OperatorAction, PublishedMessage, Topic
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from kafkacache.records import record_encode, record_from_document
+from core.records import record_encode, record_from_document
 from recon import breaks
 from recon.audit import payloads_record
 from recon.models import OperatorAction, Replay

@@ -3,8 +3,8 @@
 import pytest
 from django.core.cache import cache
 
+from core.clients import make_consumer, make_producer
 from dashboard.lag import consumer_lag
-from kafkacache.clients import make_consumer, make_producer
 from kafkacache.topics import topics_ensure
 
 pytestmark = pytest.mark.integration

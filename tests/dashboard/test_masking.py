@@ -1,6 +1,6 @@
 """Card and account numbers are masked wherever they hide."""
 
-from dashboard.masking import luhn_valid, mask_number, mask_sensitive, mask_text
+from core.masking import luhn_valid, mask_number, mask_sensitive, mask_text
 
 
 def test_mask_number_keeps_separators_and_last_four():

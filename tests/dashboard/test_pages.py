@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from kafkacache.clients import redis_client
+from core.clients import redis_client
 from kafkacache.models import Load
 from recon.models import Finding, PublishedMessage
 from tests.dashboard.conftest import CARD
@@ -333,7 +333,7 @@ def test_message_search_by_key_client_id_place_and_load(client_for, data, topic_
 def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a, people):
     import datetime as dt
 
-    from recon.hashing import content_hash
+    from core.hashing import content_hash
     from recon.ledger import PublishedRow, published_record
 
     load = Load.objects.create(

@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 
 from config.directory import ldap_settings
 from dashboard.services import user_ensure
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.access import can_operate, can_view
 
 from .directory import PEOPLE, Directory, group_dn, make_tls, tmp_directory

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from knox.models import AuthToken
 
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_delete
 from recon.access import topic_grant
 

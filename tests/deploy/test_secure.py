@@ -57,13 +57,13 @@ def env(secure):
 PIPELINE = """
 import json, time
 from django.db import transaction
-from kafkacache import selectors, services
+from kafkacache import loads, selectors, topic_rows
 from kafkacache.consumer import consume_run
 from kafkacache.models import Load
 from recon.cache_check import cache_check
-topics = services.topic_rows_ensure()
+topics = topic_rows.topic_rows_ensure()
 with transaction.atomic():  # queued through the Celery broker on commit
-    load = services.load_start(topic=topics["bulk"], source="ods", client_ids=None, requested_by=None)
+    load = loads.load_start(topic=topics["bulk"], source="ods", client_ids=None, requested_by=None)
 deadline = time.monotonic() + 60
 while Load.objects.get(id=load.id).status not in ("done", "failed") and time.monotonic() < deadline:
     time.sleep(0.2)

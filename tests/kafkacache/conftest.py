@@ -6,12 +6,12 @@ from collections.abc import Callable
 import pytest
 from django.conf import settings as django_settings
 
+from core.record_checks import record_problems
+from core.records import record_encode, record_from_document
+from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.records import record_encode, record_from_document
-from kafkacache.sources import SqlSource
 from kafkacache.topics import topics_ensure
-from kafkacache.validation import record_problems
 
 
 @pytest.fixture

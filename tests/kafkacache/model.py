@@ -39,18 +39,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import kafkacache.messages as messages_module
+from core.clients import redis_client
+from core.ods import ods_seed
+from core.records import record_decode
+from core.redis_keys import rec_key
+from core.sources import SourceItem, SqlSource
 from kafkacache.cache import cache_records_get
-from kafkacache.clients import redis_client
+from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_decode
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_feed_run, items_publish, load_run, load_start, topic_rows_ensure
-from kafkacache.sources import SourceItem, SqlSource
+from kafkacache.loads import load_run, load_start
+from kafkacache.publishing import items_publish
+from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_delete, topics_ensure
 from recon.cache_check import cache_check
 from recon.models import Finding, PublishedMessage, Replay
-from recon.replay import replay_request, replay_run
+from replay.requests import replay_request
+from replay.runs import replay_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IDS = range(1, 13)  # a small id space, so renumbering and reuse collide often

@@ -4,10 +4,10 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.models import Load
-from kafkacache.records import record_encode, record_from_document
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.access import topic_grant
 from recon.models import OperatorAction, PublishedMessage
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from kafkacache import avro
+from core import avro
 
 RECORD = {
     "client_id": 42,

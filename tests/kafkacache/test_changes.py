@@ -4,19 +4,14 @@ import pytest
 from django.db import connection
 
 from config.errors import AppError
+from core.ods import ods_seed
+from core.records import record_decode
+from core.sources import Change, document_of
 from kafkacache.cache import cache_records_get
+from kafkacache.change_feed import change_feed_run, change_publish, changes_coalesce
+from kafkacache.loads import load_run, load_start
 from kafkacache.models import FeedCursor
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_decode
-from kafkacache.services import (
-    change_feed_run,
-    change_publish,
-    changes_coalesce,
-    load_run,
-    load_start,
-    topic_rows_ensure,
-)
-from kafkacache.sources import Change, document_of
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
 
 from .conftest import cached_keys, consume_all, source_records

@@ -13,12 +13,12 @@ from django.db import connection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from core.record_checks import record_problems
+from core.records import record_encode, record_from_document
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
-from kafkacache.records import record_encode, record_from_document
-from kafkacache.services import topic_rows_ensure
-from kafkacache.validation import record_problems
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
 
 from .conftest import cached_keys, wait_for
@@ -159,7 +159,7 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     not doubled. The error here: a lock held by another session, and a statement timeout."""
     import psycopg
 
-    from kafkacache.services import change_publish
+    from kafkacache.change_feed import change_publish
 
     from .conftest import subprocess_database_url
 

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from kafkacache.ods import ods_seed
-from kafkacache.services import load_run, load_start, topic_rows_ensure
+from core.ods import ods_seed
+from kafkacache.loads import load_run, load_start
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, PublishedMessage, RebalanceEvent
 
 from .conftest import cached_keys, source_records, subprocess_database_url, wait_for
@@ -84,8 +85,8 @@ def test_consumer_killed_mid_batch_and_restarted_loses_nothing(feed, cache, tran
 
     expected = source_records()
     assert cached_keys(cache) == set(expected)
+    from core.records import record_decode
     from kafkacache.cache import cache_records_get
-    from kafkacache.records import record_decode
 
     for key, hit in cache_records_get(cache, expected).items():
         assert record_decode(hit.value, schema_version=hit.schema_version, decrypt=True) == expected[key]

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from kafkacache.crypto import CryptoError, Keyring, field_binding, key_id_of
+from core.crypto import CryptoError, Keyring, field_binding, key_id_of
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()

@@ -6,10 +6,10 @@ import uuid
 import pytest
 from confluent_kafka import TopicPartition
 
-from kafkacache.clients import make_consumer, make_producer
+from core.clients import make_consumer, make_producer
+from core.records import record_encode, record_from_document
 from kafkacache.messages import headers_dict, message_build
-from kafkacache.records import record_encode, record_from_document
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
 
 from .conftest import cached_keys, client_message, consume_all

@@ -8,14 +8,15 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from core.clients import make_consumer
+from core.ods import ods_seed
+from core.records import record_decode
+from core.sources import SourceError, SqlSource
 from kafkacache.cache import cache_records_get, load_keys
-from kafkacache.clients import make_consumer
+from kafkacache.loads import load_run, load_start
 from kafkacache.models import Load
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_decode
 from kafkacache.selectors import loads_stalled
-from kafkacache.services import load_run, load_start, topic_rows_ensure
-from kafkacache.sources import SourceError, SqlSource
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, OperatorAction, PublishedMessage, Window
 
 from .conftest import cached_keys, consume_all, source_records, wait_for

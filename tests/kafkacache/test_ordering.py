@@ -12,23 +12,19 @@ import sys
 import pytest
 from django.db import connection
 
+from core.ods import ods_seed
+from core.record_checks import record_problems
+from core.records import record_decode, record_encode, record_from_document
+from core.sources import SqlSource, document_of
 from kafkacache.cache import cache_records_get
+from kafkacache.change_feed import change_feed_run, change_publish
+from kafkacache.loads import load_run, load_start
 from kafkacache.messages import message_build, now_ms
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_decode, record_encode, record_from_document
-from kafkacache.services import (
-    change_feed_run,
-    change_publish,
-    items_publish,
-    load_run,
-    load_start,
-    messages_publish,
-    topic_rows_ensure,
-)
-from kafkacache.sources import SqlSource, document_of
-from kafkacache.validation import record_problems
+from kafkacache.publishing import items_publish, messages_publish
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
-from recon.replay import replay_request, replay_run
+from replay.requests import replay_request
+from replay.runs import replay_run
 
 from ..conftest import ROOT
 from .conftest import cached_keys, consume_all, source_records

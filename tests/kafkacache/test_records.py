@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from kafkacache.avro import AvroError
-from kafkacache.crypto import key_id_of
-from kafkacache.records import (
+from core.avro import AvroError
+from core.crypto import key_id_of
+from core.records import (
     RecordError,
     client_id_of,
     record_decode,
@@ -96,8 +96,8 @@ def test_keys_and_decode_errors():
 def test_a_ciphertext_copied_into_another_record_or_place_does_not_decrypt():
     """The issue's attack: a producer with no keys copies client 42's encrypted card into
     another record (or another card, or the account field) and publishes it."""
-    from kafkacache import avro
-    from kafkacache.crypto import CryptoError
+    from core import avro
+    from core.crypto import CryptoError
 
     victim = record_decode(record_encode(_record()).value, schema_version=1, decrypt=False)
     stolen_card = victim["cards"][0]["card_number"]

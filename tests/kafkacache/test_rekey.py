@@ -12,14 +12,14 @@ import uuid
 import pytest
 from django.core.management import call_command
 
-from kafkacache import avro
-from kafkacache.crypto import Keyring
-from kafkacache.records import SENSITIVE, record_decode, record_encode, record_from_document
-from kafkacache.redis_keys import rec_key
+from core import avro
+from core.crypto import Keyring
+from core.hashing import content_hash
+from core.records import SENSITIVE, record_decode, record_encode, record_from_document
+from core.redis_keys import rec_key
 from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
 from recon import audit
 from recon.cache_compare import reencrypted
-from recon.hashing import content_hash
 from recon.models import AuditPayload
 from tests.recon.helpers import T0, topic_make
 

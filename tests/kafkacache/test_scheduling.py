@@ -7,11 +7,12 @@ import time
 import pytest
 from django.db import connection
 
-from kafkacache.clients import redis_client
+from core.clients import redis_client
+from core.ods import ods_seed
 from kafkacache.consumer import FeedConsumer
-from kafkacache.ods import ods_seed
-from kafkacache.services import load_run, load_start, topic_rows_ensure
+from kafkacache.loads import load_run, load_start
 from kafkacache.tasks import change_feed_task, consume_task
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import AuditPayload, RebalanceEvent
 
 from .conftest import cached_keys, consume_all, wait_for

@@ -12,6 +12,7 @@ from confluent_kafka import Message
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config import secrets
+from core.hashing import content_hash
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, headers_dict
 from kafkacache.seal import (
@@ -23,8 +24,7 @@ from kafkacache.seal import (
     problems_encode,
     seal_leaf,
 )
-from kafkacache.services import topic_rows_ensure
-from recon.hashing import content_hash
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
 
 from .conftest import cached_keys, client_message

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
+from core.ods import demo_rows, luhn_complete, ods_seed
+from core.sources import FileSource, SourceError, SqlSource, document_of, source_get
+from kafkacache.loads import load_run, load_start
 from kafkacache.models import Load
-from kafkacache.ods import demo_rows, luhn_complete, ods_seed
-from kafkacache.services import load_run, load_start, topic_rows_ensure
-from kafkacache.sources import FileSource, SourceError, SqlSource, document_of, source_get
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Finding, PublishedMessage
 
 from .test_changes import DOC

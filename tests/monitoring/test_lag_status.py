@@ -7,7 +7,7 @@ from confluent_kafka import TopicPartition
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from kafkacache.clients import make_consumer, make_producer
+from core.clients import make_consumer, make_producer
 from kafkacache.topics import topics_ensure
 from monitoring import services
 from monitoring.lag_status import Sample, lag_evaluate, worst

@@ -9,10 +9,10 @@ from django.contrib.auth.models import User
 from knox.models import AuthToken
 from prometheus_client.parser import text_string_to_metric_families
 
-from kafkacache.clients import make_consumer, make_producer
+from core.clients import make_consumer, make_producer
+from core.hashing import content_hash
+from kafkacache.latencies import BatchLatencies
 from kafkacache.topics import topics_ensure
-from monitoring import metrics
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Topic
 
@@ -85,7 +85,7 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     for i in range(3):
         Finding.objects.create(topic=topic, category="dead-lettered", classification="exception", key=f"k{i}")
     Finding.objects.create(topic=topic, category="missing", classification="exception", status="acknowledged")
-    latencies = metrics.BatchLatencies(group=group, flush_seconds=3600)
+    latencies = BatchLatencies(group=group, flush_seconds=3600)
     latencies.observe(batch_seconds=0.004, redis_seconds=0.0007)
     latencies.observe(batch_seconds=0.3, redis_seconds=0.02)
     latencies.flush()
@@ -120,8 +120,9 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_consumer_records_its_batch_latencies(client, settings, unique_name):
+    from kafkacache.change_feed import change_publish
     from kafkacache.consumer import FeedConsumer
-    from kafkacache.services import change_publish, topic_rows_ensure
+    from kafkacache.topic_rows import topic_rows_ensure
 
     settings.KAFKA_TOPIC_BULK = unique_name("m.bulk")
     settings.KAFKA_TOPIC_CHANGE = unique_name("m.change")
@@ -151,7 +152,7 @@ def test_batch_latencies_reach_redis_a_flush_at_a_time_and_survive_a_failed_flus
 
     group = unique_name("m.lat")
     key = f"kc:metrics:hist:batch:{group}"
-    latencies = metrics.BatchLatencies(group=group, flush_seconds=3600)
+    latencies = BatchLatencies(group=group, flush_seconds=3600)
     latencies.observe(batch_seconds=0.004, redis_seconds=0.001)
     assert not cache.exists(key)  # counted in the process until a flush is due
     working = latencies.client

@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from typing import NamedTuple
 
-from recon.hashing import content_hash
+from core.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Topic
 

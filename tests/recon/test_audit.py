@@ -8,10 +8,10 @@ from cryptography.exceptions import InvalidTag
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from kafkacache.records import record_encode
+from core.hashing import content_hash
+from core.records import record_encode
 from recon import audit
 from recon.audit import audit_purge, field_diff, message_diff, payloads_record, unseal
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import AuditPayload, Finding
 from recon.services import range_reconcile

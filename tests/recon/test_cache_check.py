@@ -8,23 +8,25 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
+from core.clients import redis_client
+from core.hashing import content_hash
+from core.ods import ods_seed
+from core.records import record_encode
+from core.redis_keys import rec_key
+from core.sources import SqlSource
 from kafkacache.cache import cache_records_get
-from kafkacache.clients import redis_client
+from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
+from kafkacache.loads import load_run, load_start
 from kafkacache.models import Load
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_encode
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_feed_run, load_run, load_start
-from kafkacache.sources import SqlSource
 from recon import access, tasks
 from recon.cache_check import cache_check
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, ReconRun
-from recon.replay import replay_request, replay_run
 from recon.runs import replay_verify
 from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
+from replay.requests import replay_request
+from replay.runs import replay_run
 from tests.recon.helpers import T0, topic_make
 from tests.replay.conftest import feed_topics_make, fetch
 
@@ -211,7 +213,7 @@ def _consume_all(topic_name: str, start: int) -> int:
     """Everything on the (one-partition) topic from `start` on, through the feed's consumer; answers the next offset."""
     from confluent_kafka import TopicPartition
 
-    from kafkacache.clients import make_consumer
+    from core.clients import make_consumer
 
     consumer = make_consumer(f"{topic_name}-probe", **{"enable.auto.commit": False})
     try:

@@ -4,10 +4,11 @@ published again under a new UUID (a restarted bulk load) is `republished`."""
 
 import pytest
 
-from kafkacache.clients import make_producer
+from core.clients import make_producer
+from core.ods import ods_seed
+from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.ods import ods_seed
-from kafkacache.services import change_publish, load_run, load_start
+from kafkacache.loads import load_run, load_start
 from recon.models import Finding, PublishedMessage, Window
 from tests.documents import client_doc
 from tests.replay.conftest import feed_topics_make, fetch, reconcile

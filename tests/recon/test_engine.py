@@ -61,7 +61,7 @@ def test_re_reconciling_updates_findings_instead_of_adding_copies():
 
 
 def test_a_late_delivery_resolves_missing_and_reports_delayed():
-    from recon.hashing import content_hash
+    from core.hashing import content_hash
     from recon.ledger import ConsumedRow, consumed_record
     from recon.models import PublishedMessage
 
@@ -183,7 +183,7 @@ def test_a_redelivery_that_came_late_is_judged_by_its_first_delivery():
 def test_one_version_published_twice_under_two_uuids_is_republished_info():
     import uuid as uuid_
 
-    from recon.hashing import content_hash
+    from core.hashing import content_hash
     from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 
     topic = topic_make("republished")
@@ -215,7 +215,7 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
 
 
 def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
-    from recon.hashing import content_hash
+    from core.hashing import content_hash
     from recon.ledger import ConsumedRow, consumed_record
 
     at = T0 + dt.timedelta(seconds=2)

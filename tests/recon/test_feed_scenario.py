@@ -1,6 +1,6 @@
 """The issue's scenario through the feed itself: kafkacache publishes and consumes, recon names the faults.
 
-Publishing goes through kafkacache.services.change_publish (Kafka + publish ledger),
+Publishing goes through kafkacache.change_feed.change_publish (Kafka + publish ledger),
 consuming through kafkacache.consumer.FeedConsumer.process_batch (Redis + consume
 ledger), on fresh topics. The messages are fetched with an assigned (group-less)
 consumer so that only the late ones are late. Faults:
@@ -20,13 +20,14 @@ import pytest
 from confluent_kafka import TopicPartition
 from django.utils import timezone
 
-from kafkacache.clients import make_admin, make_consumer, redis_client
+from core.clients import make_admin, make_consumer, redis_client
+from core.records import record_encode, record_from_document
+from core.redis_keys import rec_key
+from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import publish
-from kafkacache.records import record_encode, record_from_document
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_publish, topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 from recon.cache_check import cache_check
 from recon.models import PublishedMessage, Window

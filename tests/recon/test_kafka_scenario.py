@@ -19,9 +19,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from django.utils import timezone
 
-from kafkacache.clients import make_admin, make_consumer, make_producer
+from core.clients import make_admin, make_consumer, make_producer
+from core.hashing import content_hash
 from kafkacache.topics import topics_ensure
-from recon.hashing import content_hash
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Window
 from recon.services import range_reconcile

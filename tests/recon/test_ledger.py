@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from recon.hashing import MOD64, content_hash, digest_sum, window_digest
+from core.hashing import MOD64, content_hash, digest_sum, window_digest
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, PublishedMessage, Topic, Window
 

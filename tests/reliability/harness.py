@@ -445,7 +445,7 @@ class _Run:
     # the run ----------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        from kafkacache.services import topic_rows_ensure
+        from kafkacache.topic_rows import topic_rows_ensure
         from kafkacache.topics import topics_ensure
 
         with _db_cursor() as cursor:
@@ -493,11 +493,11 @@ class _Run:
         from django.db.models import Sum
         from django.utils import timezone
 
+        from core.clients import redis_client
+        from core.records import record_decode
+        from core.sources import SqlSource
         from kafkacache.cache import cache_records_get
-        from kafkacache.clients import redis_client
         from kafkacache.models import Load
-        from kafkacache.records import record_decode
-        from kafkacache.sources import SqlSource
         from recon.cache_check import cache_check
         from recon.models import Finding, RebalanceEvent, Window
         from recon.services import range_reconcile

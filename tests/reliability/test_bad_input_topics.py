@@ -16,13 +16,13 @@ import uuid
 import fastavro
 import pytest
 
-from kafkacache import avro
+from core import avro
+from core.clients import make_producer
+from core.crypto import Keyring
+from core.records import SENSITIVE, record_decode, record_encode, record_from_document
 from kafkacache.cache import cache_records_get
-from kafkacache.clients import make_producer
-from kafkacache.crypto import Keyring
 from kafkacache.messages import message_build
-from kafkacache.records import SENSITIVE, record_decode, record_encode, record_from_document
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
 from tests.kafkacache.conftest import cached_keys, consume_all
 from tests.kafkacache.test_changes import DOC

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from kafkacache.clients import make_consumer, make_producer
+from core.clients import make_consumer, make_producer
 from kafkacache.consumer import FeedConsumer
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import RebalanceEvent
 from tests.kafkacache.conftest import cached_keys
 

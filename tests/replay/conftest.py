@@ -15,8 +15,8 @@ from confluent_kafka import Message, TopicPartition
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from kafkacache.clients import make_consumer, redis_client
-from kafkacache.services import topic_rows_ensure
+from core.clients import make_consumer, redis_client
+from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 from recon import access
 from recon.models import Finding, PublishedMessage, ReconRun, Topic

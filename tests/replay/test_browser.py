@@ -10,9 +10,9 @@ import time
 import pytest
 from django.urls import reverse
 
+from core.redis_keys import rec_key
+from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_publish
 from recon.models import Finding, Replay
 from tests.documents import client_doc
 

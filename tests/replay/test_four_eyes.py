@@ -1,4 +1,4 @@
-"""Four eyes on replays (recon.replay_approval) and the replay guard, against the real Kafka, Redis and PostgreSQL."""
+"""Four eyes on replays (replay.approval) and the replay guard, against the real Kafka, Redis and PostgreSQL."""
 
 import datetime as dt
 
@@ -9,12 +9,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
-from kafkacache.services import change_publish
+from kafkacache.change_feed import change_publish
 from recon import access
 from recon.models import OperatorAction, PublishedMessage, Replay, Window
-from recon.replay import replay_request, replay_run
-from recon.replay_approval import replay_approve, replay_reject
-from recon.tasks import replay_approvals_expire_task
+from replay.approval import replay_approve, replay_reject
+from replay.requests import replay_request
+from replay.runs import replay_run
+from replay.tasks import replay_approvals_expire_task
 from tests.documents import client_doc
 
 from .conftest import PASSWORD

@@ -1,11 +1,11 @@
-"""The dry run (recon.replay_preview): the version rule as a pure function, and previews read from the real Redis."""
+"""The dry run (replay.preview): the version rule as a pure function, and previews read from the real Redis."""
 
 import pytest
 
-from kafkacache.redis_keys import rec_key, tombstone_key
-from kafkacache.services import change_publish
+from core.redis_keys import rec_key, tombstone_key
+from kafkacache.change_feed import change_publish
 from recon.models import PublishedMessage
-from recon.replay_preview import field_changes, replay_dry_run, version_verdict
+from replay.preview import field_changes, replay_dry_run, version_verdict
 from tests.documents import client_doc
 
 pytestmark = [pytest.mark.django_db]

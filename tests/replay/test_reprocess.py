@@ -5,11 +5,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.redis_keys import rec_key
+from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_publish
 from recon.models import ConsumedMessage, Finding
-from recon.replay import replay_request, replay_run
+from replay.requests import replay_request
+from replay.runs import replay_run
 from tests.documents import client_doc
 
 from .conftest import fetch, finding_of, reconcile
@@ -100,7 +101,7 @@ def test_a_forged_dead_letter_at_the_findings_coordinates_is_refused(feed, clien
     """Reprocess does not trust coordinates: someone who may write to the dead-letter
     topic plants a letter naming the finding's partition and offset; its uuid, key or
     content hash is not the finding's (and the consume ledger's), so nothing runs."""
-    from kafkacache.clients import make_producer
+    from core.clients import make_producer
 
     topic, operator = feed.change, people["operator"]
     victim = change_publish(topic=topic, event="add", record=client_doc(next(client_ids)))

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from recon.models import Replay
-from recon.replay import replay_run
-from recon.replay_selectors import replays_stalled
+from replay.runs import replay_run
+from replay.selectors import replays_stalled
 
 pytestmark = pytest.mark.django_db
 

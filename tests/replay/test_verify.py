@@ -7,13 +7,14 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from core.redis_keys import rec_key
 from kafkacache.consumer import FeedConsumer
-from kafkacache.redis_keys import rec_key
 from recon.cache_check import cache_check
 from recon.models import Finding, ReconRun, Replay, ReplayItem
-from recon.replay import replay_request, replay_run
 from recon.runs import replay_verify
 from recon.tasks import replay_verify_task, run_execute_task
+from replay.requests import replay_request
+from replay.runs import replay_run
 
 from .conftest import fetch_uuid, finding_of
 from .test_ways import _lose_one
@@ -107,9 +108,9 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
 
 
 def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, people, django_capture_on_commit_callbacks):
+    from core.ods import ods_seed
+    from kafkacache.loads import load_run, load_start
     from kafkacache.models import Load
-    from kafkacache.ods import ods_seed
-    from kafkacache.services import load_run, load_start
     from recon.runs import load_verify
 
     from .conftest import fetch

@@ -3,17 +3,19 @@ resolves the "missing" finding naming the replay (real Kafka, Redis, PostgreSQL)
 
 import pytest
 
+from core.ods import ods_seed
+from core.records import record_decode
+from core.redis_keys import rec_key
+from core.sources import SqlSource
 from kafkacache.cache import cache_records_get
+from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.loads import load_run, load_start
 from kafkacache.messages import headers_dict
 from kafkacache.models import Load
-from kafkacache.ods import ods_seed
-from kafkacache.records import record_decode
-from kafkacache.redis_keys import rec_key
-from kafkacache.services import change_publish, load_run, load_start
-from kafkacache.sources import SqlSource
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
-from recon.replay import replay_request, replay_run
+from replay.requests import replay_request
+from replay.runs import replay_run
 from tests.documents import client_doc
 
 from .conftest import fetch, fetch_uuid, finding_of, reconcile

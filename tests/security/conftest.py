@@ -19,9 +19,9 @@ import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, User
 
+from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.models import Load
-from kafkacache.records import record_encode, record_from_document
 from monitoring.models import Alert, AlertRule
 from recon import access
 from recon.audit import payloads_record

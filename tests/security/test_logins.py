@@ -38,7 +38,7 @@ def lockout(settings):
 
 
 def _throttle_counters_clear() -> None:
-    from kafkacache.clients import redis_client
+    from core.clients import redis_client
 
     client = redis_client()
     for key in client.scan_iter("kc-django:*", count=1000):  # Django's cache keys only

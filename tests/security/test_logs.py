@@ -18,8 +18,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from kafkacache.clients import make_producer
-from kafkacache.services import topic_rows_ensure
+from core.clients import make_producer
+from kafkacache.topic_rows import topic_rows_ensure
 from recon import access
 from recon.cache_check import cache_check
 from recon.services import range_reconcile

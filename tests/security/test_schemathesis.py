@@ -27,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon import access
 from tests.kafkacache import conftest as feed_base
 

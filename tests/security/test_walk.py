@@ -23,8 +23,8 @@ from django.apps import apps
 from django.conf import settings
 from django.test import Client
 
-from kafkacache.clients import redis_client
-from kafkacache.services import topic_rows_ensure
+from core.clients import redis_client
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Finding, OperatorAction
 from tests.dashboard.conftest import CARD
 from tests.dashboard.test_urls import OPEN_BY_DESIGN

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
 from dashboard.services import demo_grants_ensure, user_ensure
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Topic
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.services import topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 
 

@@ -2,9 +2,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import AppError
+from kafkacache.loads import BatchCounts, load_run, load_start
 from kafkacache.models import Load
 from kafkacache.progress import Progress
-from kafkacache.services import BatchCounts, load_run, load_start, topic_rows_ensure
+from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Topic
 
 

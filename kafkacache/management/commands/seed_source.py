@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 from django.db import connections, transaction
 
-from kafkacache.ods import ods_seed
-from kafkacache.sources import source_alias
+from core.ods import ods_seed
+from core.sources import source_alias
 
 
 class Command(BaseCommand):

@@ -29,14 +29,14 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from core.clients import redis_client
+from core.records import record_decode, record_mask
+from core.redis_keys import rec_key, tombstone_key
 from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
-from kafkacache.clients import redis_client
-from kafkacache.records import record_decode, record_mask
-from kafkacache.redis_keys import rec_key, tombstone_key
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
-from recon.replay_approval import replays_per_message
-from recon.replay_ways import Original, originals_of
+from replay.approval import replays_per_message
+from replay.ways.common import Original, originals_of
 
 Way, Scope = Replay.Way, Replay.Scope
 

@@ -9,7 +9,7 @@ The checks use only fields in clear: no decryption in the consume path.
 import re
 from collections.abc import Mapping
 
-from kafkacache.records import record_key
+from core.records import record_key
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

@@ -2,7 +2,7 @@
 
 A *plain* record is a dict in the shape of schemas/client_record.v<N>.avsc with
 `account_number` and `card_number` as digit strings. `record_encode` encrypts
-those two fields (kafkacache.crypto) and Avro-encodes the result; the value never
+those two fields (core.crypto) and Avro-encodes the result; the value never
 carries them in clear. `record_decode` is the way back, used by the retrieval
 API and by reconciliation (the shared-record contract).
 """
@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from kafkacache import avro
-from kafkacache.crypto import Keyring, field_binding, keyring
+from core import avro
+from core.crypto import Keyring, field_binding, keyring
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -33,6 +33,10 @@ _ACCOUNT_FIELDS: dict[str, type] = {
     "language": str,
 }
 _CARD_FIELDS: dict[str, type] = {"card_id": int, "brand": str, "expiry": str, "status": str}
+
+
+# A source version; versions compare as Lua numbers (doubles) in the cache's script: exact up to 2**53.
+MAX_VERSION = 2**53 - 1
 
 
 class RecordError(ValueError):
@@ -188,7 +192,7 @@ def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedReco
     """Encrypt the sensitive fields with the current key, then Avro-encode.
 
     Each ciphertext is bound to the record key, its path and its item's identity
-    (kafkacache.crypto.field_binding): it decrypts in this place only."""
+    (core.crypto.field_binding): it decrypts in this place only."""
     ring = ring or keyring()
     key = record_key(plain["client_id"])
     sealed = {**plain, **{name: [dict(item) for item in plain[name]] for name, _, _ in SENSITIVE}}

@@ -32,6 +32,8 @@ import random
 
 from django.db import connections
 
+from core.cards import luhn_complete
+
 SCHEMA_SQL = """
 CREATE SCHEMA ods;
 -- One sequence for every record's version: a key's versions grow across renames and reused ids.
@@ -148,19 +150,6 @@ _COUNTRIES = ("US", "GB", "DE", "FR", "NL", "IE", "CA")
 _PRODUCTS = (("current", "USD"), ("savings", "USD"), ("current", "EUR"), ("business", "GBP"))
 _LANGUAGES = ("en", "de", "fr", "nl")
 _BASE_TIME = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def luhn_complete(partial: str) -> str:
-    """`partial` plus the Luhn check digit (card numbers that pass validation)."""
-    total = 0
-    for i, char in enumerate(reversed(partial)):
-        digit = int(char)
-        if i % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return partial + str((10 - total % 10) % 10)
 
 
 def demo_rows(clients: int, *, seed: int = 20261125) -> tuple[list[tuple], list[tuple], list[tuple]]:

@@ -2,7 +2,7 @@
 
 The schema version travels in the `schema` header, not in the value, so a value
 is plain Avro binary (the smallest form; the note wants messages under 10 KB).
-Schemas are versioned files, kafkacache/schemas/<name>.v<N>.avsc; a published
+Schemas are versioned files, core/schemas/<name>.v<N>.avsc; a published
 version is never edited, a change is a new file. Parsed schemas are cached: the
 calibration note measured the reader at ~66k/s only with the parse reused.
 """

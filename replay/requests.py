@@ -3,7 +3,7 @@
 Why here (recon) and not in kafkacache: a replay is an action on a
 reconciliation exception. The state it owns is recon's (the Replay request, its
 per-message items, the findings it resolves); the Kafka and Redis work goes
-through the feed's own functions (kafkacache.services.messages_publish /
+through the feed's own functions (kafkacache.publishing.messages_publish /
 items_publish, FeedConsumer.process_batch), so a replayed message is published,
 consumed, ledgered and reconciled exactly like any other.
 
@@ -11,12 +11,12 @@ Flow: `replay_request` validates what/how/who/why, records the operator action
 and queues `recon.tasks.replay_run_task` on commit; the task calls `replay_run`,
 which claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way
-(recon.replay_ways) batch by batch with progress, and ends DONE or FAILED.
+(replay.ways) batch by batch with progress, and ends DONE or FAILED.
 
 What it fixed: the next reconcile of the original's window counts a missing or
 altered message as delivered when a replay of it was consumed, and resolves its
 finding naming the replay (recon.services._findings_sync asks
-recon.replay_selectors.replays_delivered). The Kafka and dead-letter ways know
+recon.selectors.replays_delivered). The Kafka and dead-letter ways know
 their outcome at once; they resolve the message's dead-lettered findings here.
 """
 
@@ -25,21 +25,21 @@ import hashlib
 import json
 import logging
 import uuid
-from collections import Counter
-from collections.abc import Iterable, Sequence
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from config.errors import AppError
+from core.records import client_id_of, record_key
 from kafkacache.models import Load
-from kafkacache.records import client_id_of, record_key
-from recon.lifecycle import finding_mark_resolved, transitions_save
-from recon.models import Finding, Replay, ReplayItem, Topic, Window
-from recon.replay_approval import approval_deadline, approval_needed, replay_guard_check, replay_size
+from recon import access
+from recon.models import Finding, Replay, Topic, Window
 from recon.services import operator_action_record
+from replay.approval import approval_deadline, approval_needed, replay_guard_check, replay_size
+from replay.preview import replay_dry_run
+from replay.tasks import replay_run_task
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def replay_request(
     While the same request (topic, way, scope, target) is pending, queued or running,
     asking again answers that one (created=False) instead of queueing a copy. A
     request the topic's four-eyes settings catch waits PENDING for a second operator
-    (recon.replay_approval); every request stores its dry run (recon.replay_preview).
+    (replay.approval); every request stores its dry run (replay.preview).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -74,9 +74,6 @@ def replay_request(
     target = target_clean(topic=topic, way=way, scope=scope, target=target)
     fingerprint = hashlib.sha256(json.dumps([topic.pk, way, scope, target], sort_keys=True).encode()).hexdigest()
     action = "reprocess" if way == Way.DEAD_LETTER else "replay"
-    from recon.replay_preview import replay_dry_run
-    from recon.tasks import replay_run_task
-
     size = replay_size(topic=topic, way=way, scope=scope, target=target)
     if scope == Scope.MESSAGES:
         replay_guard_check(topic=topic, uuids=target["uuids"], user=requested_by, way=way)
@@ -237,113 +234,8 @@ def _client_key(value) -> str:
     return key
 
 
-# --- the run --------------------------------------------------------------------------------
-
-
-class Progress:
-    """Where a running replay writes its items, counts and heartbeat, a batch at a time."""
-
-    def __init__(self, replay: Replay):
-        self.replay = replay
-        self.counts: Counter = Counter()
-
-    def total(self, n: int) -> None:
-        Replay.objects.filter(pk=self.replay.pk).update(total=n, heartbeat_at=timezone.now())
-
-    def record(self, items: Sequence[ReplayItem]) -> None:
-        if not items:
-            return
-        for item in items:
-            item.replay = self.replay
-            item.key = (item.key or "")[:512]
-            item.detail = (item.detail or "")[:2000]
-        self.counts.update(str(i.outcome) for i in items)
-        with transaction.atomic():
-            ReplayItem.objects.bulk_create(items, batch_size=1000)
-            Replay.objects.filter(pk=self.replay.pk, status=Replay.Status.RUNNING).update(
-                processed=F("processed") + len(items), outcome=dict(self.counts), heartbeat_at=timezone.now()
-            )
-
-
-def replay_run(*, replay_id: uuid.UUID | str) -> Replay:
-    """Run a queued (or stalled) replay; a finished or running one is left alone."""
-    from recon.replay_ways import WAYS
-
-    now = timezone.now()
-    stale = now - dt.timedelta(seconds=settings.REPLAY_STALE_SECONDS)
-    claimed = Replay.objects.filter(
-        Q(status=Replay.Status.QUEUED) | Q(status=Replay.Status.RUNNING, heartbeat_at__lt=stale), pk=replay_id
-    ).update(
-        status=Replay.Status.RUNNING, started_at=now, heartbeat_at=now, total=None, processed=0, outcome={}, error=""
-    )
-    replay = Replay.objects.select_related("topic", "requested_by").get(pk=replay_id)
-    if not claimed:
-        logger.info("replay %s is %s: left alone", replay_id, replay.status)
-        return replay
-    ReplayItem.objects.filter(replay=replay).delete()  # a reclaimed replay starts over
-    progress = Progress(replay)
-    try:
-        WAYS[replay.way](replay, progress)
-    except Exception as exc:
-        logger.exception("replay %s failed", replay.pk)
-        return _finish(replay, Replay.Status.FAILED, f"{type(exc).__name__}: {exc}", progress)
-    return _finish(replay, Replay.Status.DONE, "", progress)
-
-
-def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Replay:
-    Replay.objects.filter(pk=replay.pk, status=Replay.Status.RUNNING).update(
-        status=status, error=error[:4000], finished_at=timezone.now(), outcome=dict(progress.counts)
-    )
-    replay.refresh_from_db()
-    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(progress.counts.items())) or "nothing to do"
-    operator_action_record(
-        user=None,  # the system reports; the person who asked is on the request's own entry
-        action="reprocess.finish" if replay.way == Way.DEAD_LETTER else "replay.finish",
-        topic=replay.topic,
-        target=f"replay:{replay.pk}",
-        detail={"way": replay.way, "scope": replay.scope, "outcome": dict(progress.counts), "error": error[:500]},
-        outcome=(f"{status}: {counts}" if not error else f"{status}: {error}")[:255],
-    )
-    logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
-    # Close the loop: re-judge the windows (originals' included) and, in the cache leg, the
-    # keys it touched, once the feed has consumed what it published (recon.runs.replay_verify).
-    from recon.tasks import replay_verify_task
-
-    replay_id = str(replay.pk)
-    transaction.on_commit(lambda: replay_verify_task.delay(replay_id))
-    return replay
-
-
-def dead_letter_findings_resolve(*, replay: Replay, finding_ids: Iterable[int], delivered_uuid=None) -> int:
-    """Dead-lettered findings of a message the replay has now stored: resolved, naming the replay."""
-    now = timezone.now()
-    findings = list(
-        Finding.objects.filter(
-            pk__in=list(finding_ids),
-            category=Finding.Category.DEAD_LETTERED,
-            status__in=Finding.STANDING,
-        )
-    )
-    transitions = [
-        finding_mark_resolved(
-            finding,
-            by="replay",
-            now=now,
-            detail={"replay": str(replay.pk), "replay_uuid": str(delivered_uuid or finding.uuid or "")},
-        )
-        for finding in findings
-    ]
-    Finding.objects.bulk_update(findings, ["status", "detail", "updated_at", "status_changed_at"])
-    transitions_save(transitions)
-    return len(findings)
-
-
 def topic_for_replay(user, topic: Topic | None, *, way: str = "") -> Topic:
     """Operate permission on the topic (outsider 404, viewer 403); a viewer's refusal goes in the audit trail."""
-    from django.core.exceptions import PermissionDenied
-
-    from recon import access
-
     topic = access.topic_for_view(user, topic)
     try:
         return access.topic_for_operate(user, topic)

@@ -1,6 +1,6 @@
 """Source adapters: where client records come from, behind one interface.
 
-- "ods": the SQL source, schema `ods` (kafkacache/ods.py) in the database of
+- "ods": the SQL source, schema `ods` (core/ods.py) in the database of
   settings.SOURCE_DATABASE_URL (the Django alias "source"), or in the default
   database when that is empty. It also has the change feed.
 - "file:<name>": a CSV or JSON-lines file in settings.SOURCE_FILE_DIR.
@@ -12,7 +12,7 @@ carry on: one bad row never stops a load, and none is dropped silently.
 Versions: each item carries the source version of its record (`version`), read
 in the same snapshot as the record's data, so the cache can order writes by the
 system of record rather than by a clock (kafkacache.cache). The SQL source's
-versions come from its triggers (kafkacache/ods.py). A file line carries its
+versions come from its triggers (core/ods.py). A file line carries its
 version in a `version` field: the system of record's version of that record
 (for an ODS export, `ods.clients.row_version`). A line without one is
 unordered (version None): it may fill a key the cache does not hold from an
@@ -29,8 +29,7 @@ from typing import NamedTuple, Protocol
 from django.conf import settings
 from django.db import connections
 
-from kafkacache.cache import MAX_VERSION
-from kafkacache.records import RecordError, client_record_build, record_from_document, record_key
+from core.records import MAX_VERSION, RecordError, client_record_build, record_from_document, record_key
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 

@@ -5,11 +5,11 @@ or more messages than `approval_threshold`. A second operator of the topic
 approves it (it is queued and runs) or rejects it; the requester can never approve
 or reject their own. A pending request expires after REPLAY_APPROVAL_HOURS
 (recon.tasks.replay_approvals_expire). Each of these is an operator action naming
-both people. Nothing pending can run: recon.replay.replay_run claims QUEUED only.
+both people. Nothing pending can run: replay.runs.replay_run claims QUEUED only.
 
 The replay guard: a message already replayed REPLAY_MAX_PER_MESSAGE times is
 refused (named in the request's error for a messages scope; skipped, with the
-reason, when a wider scope reaches it: recon.replay_ways.originals_of).
+reason, when a wider scope reaches it: replay.ways.originals_of).
 """
 
 import datetime as dt
@@ -137,7 +137,7 @@ def _decidable(replay: Replay, user, action: str) -> None:
 
 def replay_approve(*, replay: Replay, user, comment: str = "") -> Replay:
     """A second operator of the topic approves a pending request: it is queued and runs."""
-    from recon.tasks import replay_run_task
+    from replay.tasks import replay_run_task  # a service queuing its own task: replay.tasks imports this module
 
     _decidable(replay, user, "replay.approve")
     if replay.expires_at is not None and replay.expires_at <= timezone.now():

@@ -12,6 +12,8 @@ Two nets, because payloads come in many shapes:
 import re
 from typing import Any
 
+from core.cards import luhn_valid
+
 NUMBER_WORDS = frozenset({"card", "cards", "pan", "account", "accounts", "acct", "iban", "number"})
 SECRET_WORDS = frozenset({"cvv", "cvv2", "cvc", "pin", "secret"})
 _CARD_RUN = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
@@ -30,16 +32,6 @@ def mask_number(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        n = int(char)
-        if position % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
 
 
 def _mask_card_run(match: re.Match) -> str:

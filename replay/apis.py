@@ -17,13 +17,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import paginated
-from dashboard.masking import mask_text
+from core.masking import mask_text
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
-from recon.replay import replay_request, target_clean, topic_for_replay
-from recon.replay_approval import replay_approve, replay_reject
-from recon.replay_preview import preview_shown, replay_dry_run
-from recon.replay_selectors import replay_items, replays_visible
+from replay.approval import replay_approve, replay_reject
+from replay.preview import preview_shown, replay_dry_run
+from replay.requests import replay_request, target_clean, topic_for_replay
+from replay.selectors import replay_for_view, replay_items, replays_visible
 
 API_MAX_ITEMS = 1000  # per-message outcomes in one answer (the page pages through them all)
 
@@ -117,7 +117,7 @@ class ReplayDetailSerializer(ReplaySerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_preview(self, replay: Replay) -> dict:
-        """The dry run the requester and the approver saw (recon.replay_preview)."""
+        """The dry run the requester and the approver saw (replay.preview)."""
         return preview_shown(replay.preview, clear=replay.topic_id in self.context.get("payload_topic_ids", set()))
 
     def _items(self, replay: Replay) -> list[ReplayItem]:
@@ -196,8 +196,7 @@ class ReplayDetailApi(APIView):
         responses={200: ReplayDetailSerializer}, summary="A replay with its progress and per-message outcome"
     )
     def get(self, request: Request, replay_id) -> Response:
-        replay = Replay.objects.select_related("topic", "requested_by").filter(pk=replay_id).first()
-        access.topic_for_view(request.user, replay.topic if replay else None)
+        replay = replay_for_view(request.user, replay_id)
         return Response(ReplayDetailSerializer(replay, context=_context(request)).data)
 
 
@@ -267,9 +266,7 @@ class ReplayDryRunApi(APIView):
 
 
 def _replay_of(request: Request, replay_id) -> Replay:
-    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=replay_id).first()
-    access.topic_for_view(request.user, replay.topic if replay else None)
-    assert replay is not None
+    replay = replay_for_view(request.user, replay_id)
     return replay
 
 

@@ -1,0 +1,58 @@
+"""The one lifecycle of a long job (a bulk load, a replay; any model with `status`,
+`created_at`, `started_at`, `heartbeat_at`, `finished_at`):
+
+    queued -> running -> done | failed
+
+- **claim**: a worker takes a job that is queued, or running with a heartbeat older
+  than the stale limit (its worker went away), with one conditional UPDATE, so two
+  workers never both run it and a redelivered task is a no-op;
+- **beat**: while running, each batch moves `heartbeat_at` (with its counters);
+- **stalled**: queued and never picked up, or running and silent, past the limit: the
+  resume task queues these again, and the claim above takes them;
+- **finish**: running -> done or failed, once.
+"""
+
+import datetime as dt
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+def job_claim(model: type[models.Model], pk, *, stale_seconds: int, **reset) -> bool:
+    """Take a queued or stalled job (True), or leave it to whoever holds it (False).
+    `reset`: the fields a fresh start clears (counters, error)."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=stale_seconds)
+    claimed = model._default_manager.filter(Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale), pk=pk).update(
+        status=RUNNING, started_at=now, heartbeat_at=now, **reset
+    )
+    return bool(claimed)
+
+
+def job_beat(model: type[models.Model], pk, **fields) -> None:
+    """A running job is alive; `fields` are written with the heartbeat (F() expressions welcome)."""
+    model._default_manager.filter(pk=pk, status=RUNNING).update(heartbeat_at=timezone.now(), **fields)
+
+
+def job_finish(model: type[models.Model], pk, *, status: str, **fields) -> bool:
+    """running -> done | failed, once (False when the job was not running)."""
+    if status not in (DONE, FAILED):
+        raise ValueError(f"a job finishes done or failed, not {status!r}")
+    finished = model._default_manager.filter(pk=pk, status=RUNNING).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+    return bool(finished)
+
+
+def jobs_stalled(
+    model: type[models.Model], *, stale_seconds: int, now: dt.datetime | None = None, limit: int = 100
+) -> list[str]:
+    """Jobs whose task was lost: queued and not picked up, or running without a heartbeat."""
+    cutoff = (now or timezone.now()) - dt.timedelta(seconds=stale_seconds)
+    stalled = model._default_manager.filter(
+        Q(status=QUEUED, created_at__lt=cutoff) | Q(status=RUNNING, heartbeat_at__lt=cutoff)
+    )
+    return [str(pk) for pk in stalled.order_by("created_at").values_list("pk", flat=True)[:limit]]

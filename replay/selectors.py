@@ -1,0 +1,32 @@
+"""Reads about replays: what the pages and the API list. (Which replay delivered a message
+the reconcile asks recon.selectors.replays_delivered: it is part of the verdict.)"""
+
+import datetime as dt
+
+from django.db.models import QuerySet
+
+from core.jobs import jobs_stalled
+from recon import access
+from recon.models import Replay, ReplayItem, Topic
+
+
+def replays_visible(topics: QuerySet[Topic]) -> QuerySet[Replay]:
+    return Replay.objects.filter(topic__in=topics).select_related("topic", "requested_by")
+
+
+def replay_items(replay: Replay) -> QuerySet[ReplayItem]:
+    return ReplayItem.objects.filter(replay=replay).order_by("id")
+
+
+def replays_stalled(*, now: dt.datetime, stale_seconds: int) -> list[str]:
+    """Running replays whose worker went silent, and queued ones nobody picked up."""
+    return jobs_stalled(Replay, stale_seconds=stale_seconds, now=now)
+
+
+def replay_for_view(user, replay_id) -> Replay:
+    """The one rule for showing a replay (pages and API alike): its topic's view
+    permission (an outsider gets 404, as for an unknown id; recon.access)."""
+    replay = Replay.objects.select_related("topic", "requested_by").filter(pk=replay_id).first()
+    access.topic_for_view(user, replay.topic if replay else None)
+    assert replay is not None  # topic_for_view raised Http404 otherwise
+    return replay

@@ -1,0 +1,19 @@
+"""The four ways a replay gets messages where they belong (called by replay.runs.replay_run),
+one module each: audit, kafka, source, dead_letters (their docstrings say how).
+"""
+
+from collections.abc import Callable
+
+from recon.models import Replay
+from replay.progress import Progress
+from replay.ways.audit import replay_audit
+from replay.ways.dead_letters import replay_dead_letters
+from replay.ways.kafka import replay_kafka
+from replay.ways.source import replay_source
+
+WAYS: dict[str, Callable[[Replay, Progress], None]] = {
+    Replay.Way.AUDIT: replay_audit,
+    Replay.Way.KAFKA: replay_kafka,
+    Replay.Way.SOURCE: replay_source,
+    Replay.Way.DEAD_LETTER: replay_dead_letters,
+}
