@@ -99,7 +99,7 @@ def dead_letters_resolve(replay: Replay, items: Sequence[ReplayItem]) -> None:
         dead_letter_findings_resolve(replay=replay, finding_ids=ids, delivered_uuid=item.uuid)
 
 
-def message_uuid(msg: Message) -> uuid.UUID | None:
+def uuid_of(msg: Message) -> uuid.UUID | None:
     try:
         return uuid.UUID(headers_dict(msg.headers()).get("uuid", b"").decode())
     except (ValueError, UnicodeDecodeError):
@@ -110,7 +110,7 @@ def messages_guarded(batch: list[Message], progress: Progress) -> list[Message]:
     """The replay guard for messages known only once read (offset ranges, dead letters): those replayed
     REPLAY_MAX_PER_MESSAGE times already are skipped with the reason, the rest go on."""
     limit = settings.REPLAY_MAX_PER_MESSAGE
-    uuids = [message_uuid(m) for m in batch]
+    uuids = [uuid_of(m) for m in batch]
     times = replays_per_message(uuids)
     kept, skipped = [], []
     for msg, message_uuid in zip(batch, uuids, strict=True):
