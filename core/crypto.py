@@ -1,4 +1,4 @@
-"""Field encryption (the design note's "voltage encrypted"): AES-256-GCM per field.
+"""Field encryption of sensitive fields: AES-256-GCM per field.
 
 Keys come from settings.FIELD_ENCRYPTION_KEYS ("id:base64key,..."): the first key
 encrypts, every listed key decrypts, so keys rotate by putting a new key first

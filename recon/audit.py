@@ -1,4 +1,4 @@
-"""The audit log (the design note's phase 2): full payloads, encrypted at rest.
+"""The audit log (reconciliation phase 2, for replay): full payloads, encrypted at rest.
 
 Opt-in per topic (Topic.method_audit). The feed hands over each batch once per
 side with `payloads_record`; payloads are sealed with AES-GCM under the first

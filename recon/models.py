@@ -38,7 +38,7 @@ class Topic(models.Model):
     name = models.CharField(max_length=249, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.OTHER)
     consumer_group = models.CharField(max_length=255)
-    # Methods, each switchable (the design note's four).
+    # The four reconciliation methods, each switchable per topic (README: Reconciliation).
     method_counts = models.BooleanField(default=True)
     method_uuid = models.BooleanField(default=True)
     method_hash = models.BooleanField(default=True)

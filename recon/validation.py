@@ -1,4 +1,4 @@
-"""Validation, "beyond recon" (the design note's use case 2): business rules on consumed data.
+"""Validation "beyond recon": business rules on consumed data.
 
 Transport reconciliation (use case 1) proves the cache holds what was published,
 garbage included. This check reads the cached records back, decrypts them
