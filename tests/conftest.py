@@ -11,6 +11,9 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Shared checks outside test modules still get pytest's assertion messages.
+pytest.register_assert_rewrite("tests.reliability.accounting")
+
 
 def _test_database_url() -> str:
     db = settings.DATABASES["default"]

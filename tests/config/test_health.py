@@ -6,9 +6,9 @@ import subprocess
 import time
 
 import pytest
-from django.contrib.auth.models import User
 
 from core import clients
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -56,7 +56,7 @@ def test_a_stopped_redis_is_reported_down(client, settings, tmp_path):
 
 def test_kafka_and_celery_down_are_reported_with_details_for_staff(client, settings):
     settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{_free_port()}"
-    User.objects.create_user("ops-admin", password="x", is_staff=True)
+    UserFactory(username="ops-admin", password="x", is_staff=True)
     client.login(username="ops-admin", password="x")
     response = client.get("/healthz")
     body = response.json()

@@ -1,9 +1,10 @@
-"""The dashboard's test base: two topics and four people.
+"""The dashboard's test base: two topics and the four people of tests/people.py.
 
-- viewer:   views topics A and B
-- operator: operates topic A, only views topic B
-- admin:    superuser
-- outsider: logged in, no topic at all
+- viewer1:   views topics A and B
+- operator1: operates topic A, only views topic B
+- admin1:    superuser
+- outsider1: logged in, no topic at all
+Each logs in with tests.factories.PASSWORD; the browser fixtures are tests/browser.py's.
 Ledger rows go in through recon.ledger (COPY into the real partitioned tables).
 """
 
@@ -11,48 +12,32 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from core.hashing import content_hash
-from recon import access
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, RebalanceEvent, Topic, Window
 from recon.services import operator_action_record
+from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
+from tests.factories import TopicFactory
+from tests.people import people_make
 
-PASSWORD = "test-pass-123"
 CARD = "4111111111111111"  # Luhn-valid test card number
 
 
 @pytest.fixture
 def topic_a(db, unique_name):
-    return Topic.objects.create(name=unique_name("dash.a"), kind=Topic.Kind.BULK, consumer_group=unique_name("grp-a"))
+    return TopicFactory(name=unique_name("dash.a"), kind=Topic.Kind.BULK, consumer_group=unique_name("grp-a"))
 
 
 @pytest.fixture
 def topic_b(db, unique_name):
-    return Topic.objects.create(name=unique_name("dash.b"), kind=Topic.Kind.CHANGE, consumer_group=unique_name("grp-b"))
-
-
-def _user(username: str, role: str | None = None, **extra) -> User:
-    user = User.objects.create_user(username, password=PASSWORD, **extra)
-    if role:
-        # get_or_create: a transactional test (live_server) flushes the groups the migration made.
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
+    return TopicFactory(name=unique_name("dash.b"), kind=Topic.Kind.CHANGE, consumer_group=unique_name("grp-b"))
 
 
 @pytest.fixture
 def people(topic_a, topic_b):
-    viewer = _user("viewer1", "viewer")
-    operator = _user("operator1", "operator")
-    admin = _user("admin1", "admin", is_staff=True, is_superuser=True)
-    outsider = _user("outsider1")
-    for topic in (topic_a, topic_b):
-        access.topic_grant(viewer, topic, "viewer")
-    access.topic_grant(operator, topic_a, "operator")
-    access.topic_grant(operator, topic_b, "viewer")
-    return {"viewer": viewer, "operator": operator, "admin": admin, "outsider": outsider}
+    return people_make(viewed=[topic_a, topic_b], operated=[topic_a])
 
 
 @pytest.fixture

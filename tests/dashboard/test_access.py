@@ -7,14 +7,12 @@ outsider: logged in, sees nothing (404 on anything of A or B). admin: everything
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
 from recon import access
 from recon.models import Finding, OperatorAction, Replay, Window
-
-from .conftest import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -249,7 +247,7 @@ def pending(data, people, topic_a):
 def test_the_requester_cannot_approve_their_own_replay_nor_can_viewers_outsiders_or_other_topics(
     client_for, pending, topic_b, people
 ):
-    operator_b = User.objects.create_user("operator-b1", password=PASSWORD)
+    operator_b = UserFactory(username="operator-b1", password=PASSWORD)
     access.topic_grant(operator_b, topic_b, "operator")
     from django.test import Client
 
@@ -271,7 +269,7 @@ def test_the_requester_cannot_approve_their_own_replay_nor_can_viewers_outsiders
     assert own.count() == 4 and set(own.values_list("user__username", flat=True)) == {"operator1"}
     # The detail page shows the requester no approve button, a second operator one.
     assert b'id="approve"' not in clients["operator"].get(reverse("dashboard:replay", args=[pending.pk])).content
-    checker = User.objects.create_user("checker-a", password=PASSWORD)
+    checker = UserFactory(username="checker-a", password=PASSWORD)
     access.topic_grant(checker, pending.topic, "operator")
     second = Client()
     second.force_login(checker)

@@ -1,71 +1,17 @@
 """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright against a live server.
 
-Logged in through the real login form. Never `playwright install`: the browser
-is the system's. The playwright event loop shares this thread with the ORM
-calls the test makes, hence DJANGO_ALLOW_ASYNC_UNSAFE for these tests only.
+Logged in through the real login form (the `browser` and `login` fixtures: tests/browser.py).
 """
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from plotly import offline as plotly_offline
 
 from recon.models import Finding, OperatorAction
-from tests.dashboard.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (the browser tests need Debian's Chromium)")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def login(browser, live_server):
-    pages = []
-
-    def as_user(username: str):
-        page = browser.new_page(viewport={"width": 1366, "height": 900})
-        pages.append(page)
-        page.goto(live_server.url + reverse("login"))
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(live_server.url + "/")
-        return page
-
-    yield as_user
-    for page in pages:
-        page.close()
 
 
 def test_viewer_sees_no_action_buttons_and_a_forged_post_gets_403(transactional_db, live_server, login, data):

@@ -13,7 +13,7 @@ from core.records import record_encode, record_from_document
 from recon import breaks
 from recon.audit import payloads_record
 from recon.models import OperatorAction, Replay
-from tests.kafkacache.test_changes import DOC
+from tests.documents import DOC
 
 from .conftest import CARD
 

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
+from tests.reliability.accounting import accounted_for
 from tests.reliability.harness import PrivateServices, scenario_run
-from tests.reliability.test_faults import _accounted_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def cluster_services():
 def _nothing_lost(result: dict) -> None:
     """The fault tests' accounting: every published message consumed and reconciled (redeliveries
     counted as duplicates, never as losses), the cache equal to the source, no secret in the logs."""
-    _accounted_for(result)
+    accounted_for(result)
     assert result["messages"] == MESSAGES
 
 

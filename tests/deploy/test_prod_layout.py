@@ -13,13 +13,13 @@ import uuid
 
 import pytest
 import requests
-from django.contrib.auth.models import User
 from django.core.management import call_command
 from knox.models import AuthToken
 
 from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_delete
 from recon.access import topic_grant
+from tests.factories import UserFactory
 
 from ..kafkacache.conftest import source_records, subprocess_database_url
 from .helpers import ROOT, PrivateRedis, free_port, production_secrets, stop_group, wait_for
@@ -88,7 +88,7 @@ def _get(url: str, **kwargs) -> requests.Response | None:
 def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
     call_command("seed_source", "--clients", str(CLIENTS), "--reset", verbosity=0)
     topics = topic_rows_ensure()
-    operator = User.objects.create_user("prod-operator", password=uuid.uuid4().hex)
+    operator = UserFactory(username="prod-operator", password=uuid.uuid4().hex)
     topic_grant(operator, topics["bulk"], "operator")
     # As the load balancer passes them on: TLS ended there (X-Forwarded-Proto), a knox token.
     auth = {**HTTPS, "Authorization": f"Token {AuthToken.objects.create(user=operator)[1]}"}

@@ -68,8 +68,7 @@ def client_message(
     for `topic` (the change topic by default); `sealed` False: as a producer that does
     not seal (the consumer checks it in full)."""
     from kafkacache.producer import messages_seal
-
-    from .test_changes import DOC
+    from tests.documents import DOC
 
     plain = record_from_document({**(document or DOC), "client_id": client_id})
     encoded = record_encode(plain)

@@ -1,7 +1,6 @@
 """The feed's API: who may start loads, publish changes and read the cache, and what they see."""
 
 import pytest
-from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from core.records import record_encode, record_from_document
@@ -10,8 +9,9 @@ from kafkacache.models import Load
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.access import topic_grant
 from recon.models import OperatorAction, PublishedMessage
-
-from .test_changes import DOC
+from tests.documents import DOC
+from tests.factories import UserFactory
+from tests.people import people_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -23,13 +23,15 @@ def topics(feed):
 
 @pytest.fixture
 def people(topics):
-    out = {}
-    for name in ("viewer", "operator", "outsider"):
-        out[name] = User.objects.create_user(f"{name}-feed", password="pw-feed-123")
-    for topic in topics.values():
-        topic_grant(out["viewer"], topic, "viewer")
-        topic_grant(out["operator"], topic, "operator")
-    return out
+    """Viewer and operator of every feed topic, and an outsider (the feed's own usernames)."""
+    return people_make(
+        viewed=topics.values(),
+        operated=topics.values(),
+        roles=("viewer", "operator", "outsider"),
+        usernames={role: f"{role}-feed" for role in ("viewer", "operator", "outsider")},
+        password="pw-feed-123",
+        role_groups=False,
+    )
 
 
 def api(user=None) -> APIClient:
@@ -103,7 +105,7 @@ def test_cache_is_masked_for_viewers_and_decrypted_for_payload_permission(people
 
 
 def test_a_record_is_decrypted_only_for_payload_permission_on_the_topic_that_wrote_it(topics, cached_load, cache):
-    bulk_operator = User.objects.create_user("bulk-only", password="pw-feed-123")
+    bulk_operator = UserFactory(username="bulk-only", password="pw-feed-123")
     topic_grant(bulk_operator, topics["bulk"], "operator")  # payload permission on the bulk topic only
     changed = record_encode(record_from_document({**DOC, "client_id": 12, "name": "Changed"}))
     cache_apply(cache, [CacheOp("update", "client:12", 2, changed.value, "u2", 1, topic=topics["change"].name)])

@@ -13,35 +13,11 @@ from kafkacache.loads import load_run, load_start
 from kafkacache.models import FeedCursor
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
+from tests.documents import DOC
 
 from .conftest import cached_keys, consume_all, source_records
 
 pytestmark = pytest.mark.integration
-
-DOC = {
-    "client_id": 900001,
-    "name": "Grace Hopper",
-    "email": "grace@example.com",
-    "segment": "private",
-    "status": "active",
-    "country": "US",
-    "updated_at": "2026-11-25T09:00:00+00:00",
-    "accounts": [
-        {
-            "account_number": "3000900001",
-            "product": "current",
-            "currency": "USD",
-            "daily_limit_cents": 100000,
-            "overdraft_enabled": False,
-            "alerts_enabled": True,
-            "statement_day": 1,
-            "language": "en",
-        }
-    ],
-    "cards": [
-        {"card_id": 1, "card_number": "4111111111111111", "brand": "visa", "expiry": "01/30", "status": "active"}
-    ],
-}
 
 
 def _cached(cache, key):

@@ -20,9 +20,9 @@ from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from tests.documents import DOC
 
 from .conftest import cached_keys, wait_for
-from .test_changes import DOC
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

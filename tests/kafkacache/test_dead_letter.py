@@ -1,19 +1,17 @@
 """Poison messages go to the dead-letter topic with their reason; the loop goes on."""
 
-import time
-import uuid
-
 import pytest
 from confluent_kafka import TopicPartition
 
 from core.clients import make_consumer, make_producer
 from core.records import record_encode, record_from_document
-from kafkacache.messages import headers_dict, message_build
+from kafkacache.messages import message_build
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from tests.documents import DOC
+from tests.kafka_reads import headers_read_all
 
 from .conftest import cached_keys, client_message, consume_all
-from .test_changes import DOC
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -71,28 +69,13 @@ def test_poison_messages_are_dead_lettered_and_recorded_and_the_loop_goes_on(fee
     assert all(f.classification == "exception" for f in findings)
 
     # the dead-letter topic has each poison message, its reason and origin in headers
-    letters = _read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(poison))
+    letters = headers_read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(poison))
     assert sorted(h["dlq-reason"].decode() for h in letters) == reasons
     assert {h["dlq-topic"] for h in letters} == {change.name.encode()}
 
     # and the offsets of the whole topic were committed: nothing is consumed twice
     committed = _committed(feed.KAFKA_CONSUMER_GROUP, change.name)
     assert sum(committed) == 2 + len(poison)
-
-
-def _read_all(topic: str, *, expected: int, timeout: float = 20) -> list[dict]:
-    consumer = make_consumer(f"reader-{uuid.uuid4().hex[:8]}")
-    consumer.subscribe([topic])
-    out: list[dict] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=100, timeout=0.5):
-                if msg.error() is None:
-                    out.append(headers_dict(msg.headers()))
-    finally:
-        consumer.close()
-    return out
 
 
 def _committed(group: str, topic: str) -> list[int]:

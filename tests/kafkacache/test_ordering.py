@@ -25,10 +25,10 @@ from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.documents import DOC
 
 from ..conftest import ROOT
 from .conftest import cached_keys, consume_all, source_records
-from .test_changes import DOC
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

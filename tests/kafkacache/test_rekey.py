@@ -21,9 +21,8 @@ from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, 
 from recon import audit
 from recon.cache_compare import reencrypted
 from recon.models import AuditPayload
+from tests.documents import DOC
 from tests.recon.helpers import T0, topic_make
-
-from .test_changes import DOC
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -26,9 +26,9 @@ from kafkacache.seal import (
 )
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from tests.documents import DOC
 
 from .conftest import cached_keys, client_message
-from .test_changes import DOC
 
 HEADERS = {
     "uuid": b"6a1c0d5e-9a9e-4c55-8a51-3f8a1b2c3d4e",

@@ -11,8 +11,7 @@ from kafkacache.loads import load_run, load_start
 from kafkacache.models import Load
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Finding, PublishedMessage
-
-from .test_changes import DOC
+from tests.documents import DOC
 
 
 def _luhn_ok(number: str) -> bool:

@@ -5,13 +5,13 @@ import json
 import time
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from monitoring import services, tasks, webhooks
 from monitoring.models import Alert, AlertRule, Notification
 from recon import access
 from recon.models import Finding, OperatorAction, Topic
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_acknowledged_alert_is_not_renotified(topic):
     _burst(topic, 6)
     now = timezone.now()
     services.alerts_evaluate(now=now)
-    user = User.objects.create_user("op")
+    user = UserFactory(username="op")
     services.alert_acknowledge(alert=Alert.objects.get(), user=user, comment="looking at it")
     assert services.alerts_evaluate(now=now + dt.timedelta(minutes=5)) == []
     action = OperatorAction.objects.get(action="alert.acknowledge")
@@ -174,7 +174,7 @@ def test_alert_pages_and_api_respect_topic_permissions(client, topic):
     _burst(other, 5)
     services.alerts_evaluate()
     mine, theirs = Alert.objects.get(topic=topic), Alert.objects.get(topic=other)
-    viewer, operator = User.objects.create_user("viewer", password="pw"), User.objects.create_user("op", password="pw")
+    viewer, operator = UserFactory(username="viewer", password="pw"), UserFactory(username="op", password="pw")
     access.topic_grant(viewer, topic, "viewer")
     access.topic_grant(operator, topic, "operator")
 
@@ -214,7 +214,7 @@ def test_a_break_past_its_severity_sla_raises_an_alert_and_it_resolves_when_deal
 
 
 def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(client, topic):
-    admin_user = User.objects.create_superuser("rules-admin", password="pw")
+    admin_user = UserFactory(username="rules-admin", password="pw", is_staff=True, is_superuser=True)
     client.force_login(admin_user)
     rule = _rule(topic)
     page = client.get(f"/admin/monitoring/alertrule/{rule.pk}/change/")

@@ -4,7 +4,6 @@ import datetime as dt
 
 import pytest
 from confluent_kafka import TopicPartition
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from core.clients import make_consumer, make_producer
@@ -15,6 +14,7 @@ from monitoring.models import Alert, AlertRule, LagSample
 from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import Topic
+from tests.factories import UserFactory
 
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 
@@ -97,7 +97,7 @@ def test_sampled_from_real_kafka_stopped_then_rewind_then_ok_and_an_alert_rule_u
         consumer.close()
 
     # Served by the API and /metrics.
-    user = User.objects.create_user("lagviewer", password="pw", is_staff=True)
+    user = UserFactory(username="lagviewer", password="pw", is_staff=True)
     access.topic_grant(user, topic, "viewer")
     client.force_login(user)
     (row,) = [r for r in client.get("/api/lag/").json() if r["topic"] == name]

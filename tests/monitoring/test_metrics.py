@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 from confluent_kafka import TopicPartition
-from django.contrib.auth.models import User
 from knox.models import AuthToken
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +14,7 @@ from kafkacache.latencies import BatchLatencies
 from kafkacache.topics import topics_ensure
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Topic
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -40,7 +40,7 @@ def test_anonymous_scrape_is_refused_and_tokens_work(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-123").status_code == 200
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
-    user = User.objects.create_user("plain", password="pw")
+    user = UserFactory(username="plain", password="pw")
     token = AuthToken.objects.create(user=user)[1]
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
 
@@ -56,7 +56,7 @@ def test_a_user_scrapes_only_the_topics_they_may_see(client, unique_name):
     other = Topic.objects.create(name=unique_name("m.other"), consumer_group=unique_name("g"), window_seconds=60)
     for topic in (mine, other):
         Finding.objects.create(topic=topic, category="missing", classification="exception", key="k")
-    user = User.objects.create_user("scraper", password="pw", is_staff=True)
+    user = UserFactory(username="scraper", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_topic"))  # global: grants no topic
     access.topic_grant(user, mine, "viewer")
     client.login(username="scraper", password="pw")
@@ -99,7 +99,7 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     consumer.commit(offsets=[TopicPartition(topic_name, 0, 5)], asynchronous=False)
     consumer.close()
 
-    User.objects.create_superuser("u", password="pw")  # every topic, as the scrape token
+    UserFactory(username="u", password="pw", is_staff=True, is_superuser=True)  # every topic, as the scrape token
     client.login(username="u", password="pw")
     s = _scrape(client)
     label = (("topic", topic_name),)
@@ -136,7 +136,7 @@ def test_the_consumer_records_its_batch_latencies(client, settings, unique_name)
     consumer.run(drain=True, max_seconds=30)
     assert consumer.totals["batches"] >= 1
 
-    User.objects.create_superuser("u", password="pw")  # every topic, as the scrape token
+    UserFactory(username="u", password="pw", is_staff=True, is_superuser=True)  # every topic, as the scrape token
     client.login(username="u", password="pw")
     s = _scrape(client)
     assert s[("kafkacache_consumed_total", (("topic", change.name),))] == 3

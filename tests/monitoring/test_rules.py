@@ -6,13 +6,12 @@ import datetime as dt
 import json
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from monitoring import services, webhooks
 from monitoring.models import Alert, AlertRule, Notification, Silence
-from recon import access
 from recon.models import Finding, OperatorAction, Topic
+from tests.people import people_make
 
 pytestmark = pytest.mark.django_db
 
@@ -144,13 +143,13 @@ def test_send_a_test_reaches_every_channel_and_says_what_failed(topic, webhook_r
 
 @pytest.fixture
 def people(topic):
-    viewer = User.objects.create_user("viewer", password="pw")
-    operator = User.objects.create_user("op", password="pw")
-    staff = User.objects.create_user("boss", password="pw", is_staff=True, is_superuser=True)
-    outsider = User.objects.create_user("stranger", password="pw")
-    access.topic_grant(viewer, topic, "viewer")
-    access.topic_grant(operator, topic, "operator")
-    return {"viewer": viewer, "operator": operator, "staff": staff, "outsider": outsider}
+    return people_make(
+        viewed=[topic],
+        operated=[topic],
+        usernames={"viewer": "viewer", "operator": "op", "admin": "boss", "outsider": "stranger"},
+        password="pw",
+        role_groups=False,
+    )
 
 
 def test_rules_api_follows_the_topic_permission(client, topic, people):
@@ -258,7 +257,7 @@ def test_rule_pages_create_test_and_silence(client, topic, people, webhook_recei
 
 def test_admin_has_alert_rules(client, topic, people):
     AlertRule.objects.create(name="in admin", topic=topic)
-    client.force_login(people["staff"])
+    client.force_login(people["admin"])
     for path in (
         "/admin/monitoring/alertrule/",
         "/admin/monitoring/silence/",

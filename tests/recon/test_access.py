@@ -7,6 +7,7 @@ from django.http import Http404
 
 from recon import access
 from recon.models import Topic
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +19,9 @@ def topics():
 
 def test_roles_per_topic(topics):
     a, b = topics
-    viewer = User.objects.create_user("v")
-    operator = User.objects.create_user("o")
-    outsider = User.objects.create_user("x")
+    viewer = UserFactory(username="v")
+    operator = UserFactory(username="o")
+    outsider = UserFactory(username="x")
     access.topic_grant(viewer, a, "viewer")
     access.topic_grant(operator, a, "operator")
     access.topic_grant(operator, b, "viewer")
@@ -45,7 +46,7 @@ def test_roles_per_topic(topics):
 
 def test_downgrade_removes_operate(topics):
     a, _ = topics
-    user = User.objects.create_user("u")
+    user = UserFactory(username="u")
     access.topic_grant(user, a, "operator")
     access.topic_grant(user, a, "viewer")
     user = User.objects.get(pk=user.pk)  # fresh permission cache
@@ -53,6 +54,6 @@ def test_downgrade_removes_operate(topics):
 
 
 def test_superuser_sees_and_operates_everything(topics):
-    admin = User.objects.create_superuser("root", password="x")
+    admin = UserFactory(username="root", password="x", is_staff=True, is_superuser=True)
     assert set(access.topics_operable(admin)) == set(topics)
     assert access.can_view_payload(admin, topics[1])

@@ -3,12 +3,12 @@
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from recon import access
 from recon.models import OperatorAction, ReconRun
 from recon.tasks import run_execute_task
+from tests.factories import UserFactory
 from tests.recon.helpers import T0, scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -31,7 +31,7 @@ def _client(user=None) -> APIClient:
 
 
 def _user(name, topic=None, role=None):
-    user = User.objects.create_user(name)
+    user = UserFactory(username=name)
     if role:
         access.topic_grant(user, topic, role)
     return user

@@ -3,7 +3,7 @@
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
@@ -14,6 +14,7 @@ from recon.ledger import ConsumedRow, consumed_record
 from recon.models import Finding, FindingComment, FindingTransition, OperatorAction, PublishedMessage, Window
 from recon.selectors import breaks_ageing, breaks_of, breaks_over_sla
 from recon.services import window_reconcile
+from tests.factories import UserFactory
 
 from .helpers import T0, scenario_write, topic_make
 
@@ -28,9 +29,10 @@ def team():
 
 @pytest.fixture
 def people(team):
-    out = {name: User.objects.create_user(name, password="x") for name in ("op", "op2", "viewer", "outsider")}
-    out["op2"].groups.add(team)
-    return out
+    return {
+        name: UserFactory(username=name, password="x", groups=[team] if name == "op2" else None)
+        for name in ("op", "op2", "viewer", "outsider")
+    }
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from recon.runs import replay_verify
 from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.factories import UserFactory
 from tests.recon.helpers import T0, topic_make
 from tests.replay.conftest import feed_topics_make, fetch
 
@@ -236,7 +236,7 @@ def feed(settings, unique_name):
 
 def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_closes_it(feed, cache):
     bulk, change = feed.bulk, feed.change
-    operator = User.objects.create_user("leg-operator")
+    operator = UserFactory(username="leg-operator")
     access.topic_grant(operator, bulk, "operator")
     ods_seed(clients=8, using="default")
     load = load_run(load_id=load_start(topic=bulk, source="ods", client_ids=[], requested_by=None, queue=False).id)
@@ -344,7 +344,7 @@ def test_a_file_source_is_checked_by_its_last_load_and_a_replay_of_the_load_clos
 
     settings.SOURCE_FILE_DIR = str(tmp_path)
     bulk = feed.bulk
-    operator = User.objects.create_user("leg-file-operator")
+    operator = UserFactory(username="leg-file-operator")
     access.topic_grant(operator, bulk, "operator")
     docs = [{**client_doc(i), "version": 10 + i} for i in (1, 2, 3)]
     (tmp_path / "export.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
@@ -395,7 +395,7 @@ def test_the_schedule_runs_the_leg_of_every_feed_topic_and_a_replay_queues_it(
     run = ReconRun.objects.get(pk=tasks.cache_leg_task(feed.change.pk))
     assert (run.kind, run.trigger, run.status) == ("cache", "schedule", "done")
 
-    operator = User.objects.create_user("leg-queue-operator")
+    operator = UserFactory(username="leg-queue-operator")
     access.topic_grant(operator, feed.bulk, "operator")
     replay, _ = replay_request(
         topic=feed.bulk,
@@ -414,7 +414,7 @@ def test_the_schedule_runs_the_leg_of_every_feed_topic_and_a_replay_queues_it(
 def test_on_demand_cache_run_without_a_range_checks_the_whole_topic(feed, cache, django_capture_on_commit_callbacks):
     from rest_framework.test import APIClient
 
-    operator = User.objects.create_user("leg-api-operator")
+    operator = UserFactory(username="leg-api-operator")
     access.topic_grant(operator, feed.bulk, "operator")
     api = APIClient()
     api.force_authenticate(operator)

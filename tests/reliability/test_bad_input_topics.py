@@ -19,43 +19,15 @@ import pytest
 from core import avro
 from core.clients import make_producer
 from core.crypto import Keyring
-from core.records import SENSITIVE, record_decode, record_encode, record_from_document
+from core.records import record_decode
 from kafkacache.cache import cache_records_get
-from kafkacache.messages import message_build
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from tests.kafka_reads import headers_read_all
 from tests.kafkacache.conftest import cached_keys, consume_all
-from tests.kafkacache.test_changes import DOC
-from tests.kafkacache.test_dead_letter import _read_all
+from tests.reliability.bad_input import good_message, headers_replaced, plain_and_sealed, sealed_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def _good(client_id: int, **overrides):
-    encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
-    return message_build(
-        key=f"client:{client_id}",
-        event=overrides.pop("event", "add"),
-        value=encoded.value,
-        source="test",
-        schema_version=encoded.schema_version,
-        hash_algorithm="blake2b",
-        key_id=encoded.key_id,
-    )
-
-
-def _headers(message, **changes) -> list[tuple[str, bytes]]:
-    """The message's headers with some replaced (None removes one)."""
-    out = dict(message.headers)
-    for name, value in changes.items():
-        out[name.replace("_", "-")] = value
-    return [(k, v) for k, v in out.items() if v is not None]
-
-
-def _plain_and_sealed(client_id: int) -> tuple[dict, dict]:
-    plain = record_from_document({**DOC, "client_id": client_id})
-    sealed = avro.decode(record_encode(plain).value, version=1)
-    return plain, sealed
 
 
 def _null_name_value(client_id: int) -> bytes:
@@ -64,90 +36,99 @@ def _null_name_value(client_id: int) -> bytes:
     for item in schema["fields"]:
         if item["name"] == "name":
             item["type"] = ["null", "string"]
-    _, sealed = _plain_and_sealed(client_id)
+    _, sealed = plain_and_sealed(client_id)
     out = io.BytesIO()
     fastavro.schemaless_writer(out, fastavro.parse_schema(schema), {**sealed, "name": None})
     return out.getvalue()
 
 
-def _sealed_with(client_id: int, seal) -> bytes:
-    """A value whose sensitive fields were sealed by `seal(clear_bytes, field)`."""
-    plain, sealed = _plain_and_sealed(client_id)
-    for list_name, field, _ in SENSITIVE:
-        for item, clear in zip(sealed[list_name], plain[list_name], strict=True):
-            item[field] = seal(str(clear[field]).encode(), field)
-    return avro.encode(sealed)
-
-
 def corpus() -> list[tuple[str, bytes | None, bytes | None, list, str]]:
     """(what, key, value, headers, the reason the dead letter must give)."""
     rogue = Keyring.parse(f"rogue1:{base64.b64encode(b'r' * 32).decode()}")
-    g = _good
+    g = good_message
     value = g(10).value or b""
     cases = [
-        ("truncated Avro", b"client:10", value[: len(value) // 2], _headers(g(10)), "malformed Avro"),
+        ("truncated Avro", b"client:10", value[: len(value) // 2], headers_replaced(g(10)), "malformed Avro"),
         (
             "trailing bytes after the record",
             b"client:11",
             (g(11).value or b"") + b"\x00\x02",
-            _headers(g(11)),
+            headers_replaced(g(11)),
             "left over",
         ),
-        ("add without a value", b"client:13", None, _headers(g(13)), "add without a value"),
-        ("no event header", b"client:14", g(14).value, _headers(g(14), event=None), "unknown event type ''"),
+        ("add without a value", b"client:13", None, headers_replaced(g(13)), "add without a value"),
+        ("no event header", b"client:14", g(14).value, headers_replaced(g(14), event=None), "unknown event type ''"),
         (
             "schema version not a number",
             b"client:15",
             g(15).value,
-            _headers(g(15), schema=b"v1"),
+            headers_replaced(g(15), schema=b"v1"),
             "unknown schema version 'v1'",
         ),
-        ("schema version 0", b"client:16", g(16).value, _headers(g(16), schema=b"0"), "unknown schema version '0'"),
-        ("no schema header", b"client:17", g(17).value, _headers(g(17), schema=None), "unknown schema version ''"),
-        ("non-UTF-8 key", b"client:\xff\xfe18", g(18).value, _headers(g(18)), "key is not valid UTF-8"),
-        ("empty key", b"", g(19).value, _headers(g(19)), "missing key"),
-        ("NUL byte in the key", b"client:\x0020", g(20).value, _headers(g(20)), "key contains a NUL byte"),
+        (
+            "schema version 0",
+            b"client:16",
+            g(16).value,
+            headers_replaced(g(16), schema=b"0"),
+            "unknown schema version '0'",
+        ),
+        (
+            "no schema header",
+            b"client:17",
+            g(17).value,
+            headers_replaced(g(17), schema=None),
+            "unknown schema version ''",
+        ),
+        ("non-UTF-8 key", b"client:\xff\xfe18", g(18).value, headers_replaced(g(18)), "key is not valid UTF-8"),
+        ("empty key", b"", g(19).value, headers_replaced(g(19)), "missing key"),
+        ("NUL byte in the key", b"client:\x0020", g(20).value, headers_replaced(g(20)), "key contains a NUL byte"),
         (
             "one huge header (64 KB)",
             b"client:21",
             g(21).value,
-            [*_headers(g(21)), ("x-trace", b"t" * 65536)],
+            [*headers_replaced(g(21)), ("x-trace", b"t" * 65536)],
             "oversize",
         ),
         (
             "thousands of headers",
             b"client:22",
             g(22).value,
-            [*_headers(g(22)), *[(f"h{i}", b"v") for i in range(3000)]],
+            [*headers_replaced(g(22)), *[(f"h{i}", b"v") for i in range(3000)]],
             "oversize",
         ),
-        ("non-UTF-8 uuid header", b"client:23", g(23).value, _headers(g(23), uuid=b"\xff" * 36), "invalid uuid"),
+        (
+            "non-UTF-8 uuid header",
+            b"client:23",
+            g(23).value,
+            headers_replaced(g(23), uuid=b"\xff" * 36),
+            "invalid uuid",
+        ),
         (
             "created header not a number",
             b"client:24",
             g(24).value,
-            _headers(g(24), created=b"yesterday"),
+            headers_replaced(g(24), created=b"yesterday"),
             "invalid created",
         ),
         (
             "created header beyond any calendar",
             b"client:25",
             g(25).value,
-            _headers(g(25), created=b"9" * 30),
+            headers_replaced(g(25), created=b"9" * 30),
             "invalid created",
         ),
         (
             "encrypted with a key id nobody configured",
             b"client:26",
-            _sealed_with(26, lambda b, f: rogue.encrypt(b, field=f, binding=b"")),
-            _headers(g(26), key_id=b"rogue1"),
+            sealed_with(26, lambda b, f: rogue.encrypt(b, field=f, binding=b"")),
+            headers_replaced(g(26), key_id=b"rogue1"),
             "'rogue1', which is not configured",
         ),
         (
             "card and account numbers in clear",
             b"client:27",
-            _sealed_with(27, lambda b, f: b),
-            _headers(g(27)),
+            sealed_with(27, lambda b, f: b),
+            headers_replaced(g(27)),
             "not encrypted",
         ),
     ]
@@ -160,15 +141,15 @@ def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(
     producer = make_producer()
     good_keys = []
     for i, (_what, key, value, headers, _reason) in enumerate(cases):
-        before = _good(1000 + i)
+        before = good_message(1000 + i)
         producer.produce(change.name, key=before.key.encode(), value=before.value, headers=before.headers)
         producer.produce(change.name, key=key, value=value, headers=headers)
         good_keys.append(before.key)
     # A null written into a required field decodes (Avro writes null and "" alike): it is
     # cached as the subscriber's garbage-in-garbage-out contract says, flagged invalid.
-    null_name = _good(12)
-    producer.produce(change.name, key=b"client:12", value=_null_name_value(12), headers=_headers(null_name))
-    last = _good(2000)
+    null_name = good_message(12)
+    producer.produce(change.name, key=b"client:12", value=_null_name_value(12), headers=headers_replaced(null_name))
+    last = good_message(2000)
     producer.produce(change.name, key=last.key.encode(), value=last.value, headers=last.headers)
     good_keys.append(last.key)
     assert producer.flush(15) == 0
@@ -190,7 +171,7 @@ def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(
     assert len(reasons) == len(cases)
     for what, _, _, _, expected in cases:
         assert sum(expected in reason for reason in reasons) >= 1, (what, expected, reasons)
-    letters = _read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(cases))
+    letters = headers_read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(cases))
     assert sorted(h["dlq-reason"].decode() for h in letters) == reasons
 
     # the null: stored, outcome invalid, an invalid-data finding naming the field
@@ -204,8 +185,10 @@ def test_a_reason_names_the_problem_without_echoing_secrets(feed, cache):
     """The clear-number case must not copy the numbers it found into the finding or the reason."""
     change = topic_rows_ensure()["change"]
     producer = make_producer()
-    good = _good(27)
-    producer.produce(change.name, key=b"client:27", value=_sealed_with(27, lambda b, f: b), headers=_headers(good))
+    good = good_message(27)
+    producer.produce(
+        change.name, key=b"client:27", value=sealed_with(27, lambda b, f: b), headers=headers_replaced(good)
+    )
     assert producer.flush(10) == 0
     consume_all()
     finding = Finding.objects.get(topic=change, category="dead-lettered")

@@ -19,8 +19,7 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import RebalanceEvent
 from tests.kafkacache.conftest import cached_keys
-
-from .test_bad_input_topics import _good
+from tests.reliability.bad_input import good_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -44,7 +43,7 @@ def test_a_fenced_static_member_joins_again_with_a_new_client(feed, cache, trans
             other.close()
             producer = make_producer()
             for client_id in (1, 2, 3):
-                message = _good(client_id)
+                message = good_message(client_id)
                 producer.produce(change.name, key=message.key.encode(), value=message.value, headers=message.headers)
             producer.flush(10)
             deadline = time.monotonic() + 45

@@ -19,39 +19,16 @@ same scenarios at 100,000 for the README's table.
 
 import pytest
 
+from tests.reliability.accounting import accounted_for
 from tests.reliability.conftest import FAULT_MESSAGES
 from tests.reliability.harness import scenario_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def _accounted_for(result: dict) -> None:
-    n = result["messages"]
-    assert result["load"]["status"] == "done" and result["load"]["published"] == n, result["load"]
-    assert result["published"] == n and result["published_twice"] == 0
-    # nothing lost
-    assert result["lost"] == 0, result["events"]
-    assert result["consumed_distinct"] == n
-    recon = result["recon"]
-    assert recon["published"] == n and recon["pending"] == 0
-    assert recon["windows"]["open"] == 0
-    for category in ("missing", "altered", "orphan", "count"):
-        assert category not in recon["findings"], recon["findings"]
-    # every delivery counted, by recon and by the ledger alike; the extra ones are offsets read
-    # again (after a kill, a rebalance): redelivery, counted per window, never a duplicate finding
-    assert recon["consumed"] == result["deliveries"] == n + result["extra_deliveries"]
-    assert result["redelivered"] == result["extra_deliveries"]
-    assert "duplicate" not in recon["findings"] and result["duplicate_findings"] == 0
-    # Redis equals the source; the cache leg agrees
-    assert result["redis"] == {"source_keys": n, "cached_keys": n, "missing": 0, "extra": 0, "differs": 0}
-    assert result["cache_check"] == {"checked": n, "all_matched": True, "problems": {}}
-    assert result["secrets_in_logs"] == {}, result["secrets_in_logs"]
-    assert result["card_numbers_in_logs"] == 0
-
-
 def test_consumer_sigkilled_three_times_mid_run(private_services):
     result = scenario_run(private_services, "kill", messages=FAULT_MESSAGES)
-    _accounted_for(result)
+    accounted_for(result)
     kills = [e for e in result["events"] if e["what"] == "consumer SIGKILLed"]
     assert len(kills) == 3
     assert len(result["recovery_seconds"]) == 3  # each restarted consumer made progress
@@ -60,14 +37,14 @@ def test_consumer_sigkilled_three_times_mid_run(private_services):
 
 def test_redis_stopped_and_restarted_mid_run(private_services):
     result = scenario_run(private_services, "redis", messages=FAULT_MESSAGES)
-    _accounted_for(result)
+    accounted_for(result)
     assert result["retries"]["redis retries"] >= 1  # the batch in hand was retried, not skipped
     assert result["recovery_seconds"] and result["unexpected_exits"] == 0
 
 
 def test_kafka_broker_stopped_and_restarted_mid_run(private_services):
     result = scenario_run(private_services, "kafka", messages=FAULT_MESSAGES)
-    _accounted_for(result)
+    accounted_for(result)
     stopped = next(e for e in result["events"] if e["what"] == "kafka stopped")
     assert 0 < stopped["published"] < FAULT_MESSAGES  # the load was publishing when the broker went
     assert result["retries"]["kafka errors"] >= 1
@@ -76,14 +53,14 @@ def test_kafka_broker_stopped_and_restarted_mid_run(private_services):
 
 def test_postgres_unavailable_for_a_while_mid_run(private_services):
     result = scenario_run(private_services, "postgres", messages=FAULT_MESSAGES)
-    _accounted_for(result)
+    accounted_for(result)
     assert result["retries"]["ledger retries"] >= 1  # the loop paused on the ledger write
     assert result["recovery_seconds"] and result["unexpected_exits"] == 0
 
 
 def test_consumer_added_to_and_removed_from_the_group_mid_run(private_services):
     result = scenario_run(private_services, "rebalance", messages=FAULT_MESSAGES)
-    _accounted_for(result)
+    accounted_for(result)
     # recorded: the first member's assignment, the newcomer's, the hand-back after it left
     assert result["rebalances"].get("assigned", 0) >= 3, result["rebalances"]
     assert result["rebalances"].get("revoked", 0) >= 1

@@ -12,18 +12,19 @@ from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Message, TopicPartition
-from django.contrib.auth.models import User
 from django.utils import timezone
 
 from core.clients import make_consumer, redis_client
+from core.redis_keys import rec_key
+from kafkacache.change_feed import change_publish
+from kafkacache.consumer import FeedConsumer
 from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
-from recon import access
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
 from recon.services import range_reconcile
-from tests.dashboard.test_browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
-
-PASSWORD = "test-pass-123"
+from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
+from tests.documents import client_doc
+from tests.people import people_make
 
 
 def feed_topics_make(settings, unique_name) -> SimpleNamespace:
@@ -96,13 +97,24 @@ def finding_of(topic: Topic, category: str, message_uuid) -> Finding:
     return Finding.objects.get(topic=topic, category=category, uuid=message_uuid)
 
 
+def lose_one(topic, client_ids, cache) -> tuple[list, object, list]:
+    """Three adds published; the subscriber gets the first and the last, never the middle one."""
+    published = [change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(3)]
+    lost = published[1]
+    messages = fetch(topic.name, published[0].offset, 3)
+    FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
+    assert not cache.exists(rec_key(lost.key))
+    reconcile(topic)
+    assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.OPEN
+    return published, lost, messages
+
+
 @pytest.fixture
 def people(db, feed):
-    def user(name: str) -> User:
-        return User.objects.create_user(name, password=PASSWORD)
-
-    viewer, operator, outsider = user("viewer1"), user("operator1"), user("outsider1")
-    for topic in (feed.bulk, feed.change):
-        access.topic_grant(viewer, topic, "viewer")
-        access.topic_grant(operator, topic, "operator")
-    return {"viewer": viewer, "operator": operator, "outsider": outsider}
+    """Viewer and operator of both feed topics and an outsider; no role groups, no admin."""
+    return people_make(
+        viewed=[feed.bulk, feed.change],
+        operated=[feed.bulk, feed.change],
+        roles=("viewer", "operator", "outsider"),
+        role_groups=False,
+    )

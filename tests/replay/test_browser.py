@@ -15,6 +15,7 @@ from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from recon.models import Finding, Replay
 from tests.documents import client_doc
+from tests.factories import UserFactory
 
 from .conftest import fetch, finding_of, reconcile
 
@@ -72,17 +73,15 @@ def test_four_eyes_request_approve_replay_verified(
     cache,
     celery_worker_process,
 ):
-    from django.contrib.auth.models import User
 
     from recon import access
     from recon.models import OperatorAction
-
-    from .conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     topic = feed.change
     topic.approval_always = True
     topic.save()
-    checker = User.objects.create_user("checker1", password=PASSWORD)
+    checker = UserFactory(username="checker1", password=PASSWORD)
     access.topic_grant(checker, topic, "operator")
     kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
     messages = fetch(topic.name, kept.offset, 2)

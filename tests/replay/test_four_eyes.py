@@ -3,7 +3,6 @@
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
@@ -17,15 +16,14 @@ from replay.requests import replay_request
 from replay.runs import replay_run
 from replay.tasks import replay_approvals_expire_task
 from tests.documents import client_doc
-
-from .conftest import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 @pytest.fixture
 def checker(people, feed):
-    user = User.objects.create_user("checker1", password=PASSWORD)
+    user = UserFactory(username="checker1", password=PASSWORD)
     access.topic_grant(user, feed.change, "operator")
     return user
 

@@ -16,8 +16,7 @@ from recon.tasks import replay_verify_task, run_execute_task
 from replay.requests import replay_request
 from replay.runs import replay_run
 
-from .conftest import fetch_uuid, finding_of
-from .test_ways import _lose_one
+from .conftest import fetch_uuid, finding_of, lose_one
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -49,7 +48,7 @@ def test_a_kafka_repair_closes_the_missing_and_the_cache_finding_verified_by_run
     feed, client_ids, cache, people, django_capture_on_commit_callbacks
 ):
     topic = feed.change
-    published, lost, _ = _lose_one(topic, client_ids, cache)
+    published, lost, _ = lose_one(topic, client_ids, cache)
     # The cache leg finds a key deleted behind the feed's back, too.
     gone = published[0]
     cache.delete(rec_key(gone.key))
@@ -88,7 +87,7 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
     feed, client_ids, cache, people, django_capture_on_commit_callbacks
 ):
     topic = feed.change
-    _, lost, _ = _lose_one(topic, client_ids, cache)
+    _, lost, _ = lose_one(topic, client_ids, cache)
     replay = _replay(topic, people["operator"], "audit", [lost.uuid])
     new_uuid = ReplayItem.objects.get(replay=replay).uuid
 

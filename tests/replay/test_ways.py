@@ -8,7 +8,6 @@ from core.records import record_decode
 from core.redis_keys import rec_key
 from core.sources import SqlSource
 from kafkacache.cache import cache_records_get
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.messages import headers_dict
@@ -16,23 +15,10 @@ from kafkacache.models import Load
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
 from replay.requests import replay_request
 from replay.runs import replay_run
-from tests.documents import client_doc
 
-from .conftest import fetch, fetch_uuid, finding_of, reconcile
+from .conftest import fetch, fetch_uuid, finding_of, lose_one, reconcile
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
-
-
-def _lose_one(topic, client_ids, cache) -> tuple[list, object, list]:
-    """Three adds published; the subscriber gets the first and the last, never the middle one."""
-    published = [change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(3)]
-    lost = published[1]
-    messages = fetch(topic.name, published[0].offset, 3)
-    FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
-    assert not cache.exists(rec_key(lost.key))
-    reconcile(topic)
-    assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.OPEN
-    return published, lost, messages
 
 
 def _resolved_by(replay: Replay, topic, lost_uuid) -> Finding:
@@ -47,7 +33,7 @@ def _resolved_by(replay: Replay, topic, lost_uuid) -> Finding:
 
 def test_audit_replay_republishes_the_stored_payload_as_a_linked_message(feed, client_ids, cache, people):
     topic = feed.change
-    _, lost, messages = _lose_one(topic, client_ids, cache)
+    _, lost, messages = lose_one(topic, client_ids, cache)
     original_value = messages[1].value()
 
     replay, created = replay_request(
@@ -87,7 +73,7 @@ def test_audit_replay_republishes_the_stored_payload_as_a_linked_message(feed, c
 
 def test_kafka_replay_reprocesses_the_original_offsets_into_redis(feed, client_ids, cache, people):
     topic = feed.change
-    _, lost, messages = _lose_one(topic, client_ids, cache)
+    _, lost, messages = lose_one(topic, client_ids, cache)
 
     replay, _ = replay_request(
         topic=topic,
@@ -112,7 +98,7 @@ def test_kafka_replay_reprocesses_the_original_offsets_into_redis(feed, client_i
 
 def test_kafka_replay_of_an_offset_range_reports_each_offset(feed, client_ids, cache, people):
     topic = feed.change
-    published, lost, _ = _lose_one(topic, client_ids, cache)
+    published, lost, _ = lose_one(topic, client_ids, cache)
     replay, _ = replay_request(
         topic=topic,
         way="kafka",

@@ -1,12 +1,12 @@
 """The security walk's world: every kind of object of topic A, every URL filled with real ids.
 
-People and topics are the dashboard tests' base (tests/dashboard/conftest.py):
+People and topics are the dashboard tests' base (tests/dashboard/conftest.py, tests/people.py):
 viewer (views A and B), operator (operates A, views B), admin, outsider; plus
 `operator_b`, who operates B only, so A is another topic's business to them.
 
 Secrets are set to values known to this test (field and audit encryption keys, the
 Django secret key, a webhook secret) so responses and logs can be searched for them.
-URLs come from the anonymous walk's enumeration (tests/dashboard/test_urls.all_paths)
+URLs come from the anonymous walk's enumeration (tests/url_walk.all_paths)
 with the placeholders replaced by the ids of topic A's objects.
 """
 
@@ -27,9 +27,9 @@ from recon import access
 from recon.audit import payloads_record
 from recon.models import ReconRun, Replay
 from tests.dashboard import conftest as dashboard_base
-from tests.dashboard.conftest import PASSWORD
-from tests.dashboard.test_urls import SAMPLE_UUID, all_paths
-from tests.kafkacache.test_changes import DOC
+from tests.documents import DOC
+from tests.factories import PASSWORD, UserFactory
+from tests.url_walk import SAMPLE_UUID, all_paths
 
 # The dashboard tests' base, as fixtures of this package (the clean `cache` is tests/conftest.py's).
 topic_a, topic_b, people, client_for, data = (
@@ -66,7 +66,7 @@ class World:
 
 @pytest.fixture
 def operator_b(topic_b):
-    user = User.objects.create_user("operator-b", password=PASSWORD)
+    user = UserFactory(username="operator-b", password=PASSWORD)
     access.topic_grant(user, topic_b, "operator")
     return user
 

@@ -7,14 +7,14 @@
 """
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
 from kafkacache.models import Load
 from recon import access
 from recon.models import RebalanceEvent
-from tests.dashboard.conftest import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -29,7 +29,7 @@ def _login(user) -> Client:
 
 @pytest.fixture
 def global_viewer(db):
-    user = User.objects.create_user("global-viewer", password=PASSWORD, is_staff=True)
+    user = UserFactory(username="global-viewer", password=PASSWORD, is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_topic", "operate_topic", "view_topic_payload"])
     )

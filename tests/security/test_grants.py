@@ -9,13 +9,13 @@ from guardian.shortcuts import remove_perm
 
 from recon import access
 from recon.models import OperatorAction
-from tests.dashboard.conftest import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def test_staff_with_change_topic_cannot_reach_the_object_permission_pages(topic_a, people):
-    staff = User.objects.create_user("staff-changer", password=PASSWORD, is_staff=True)
+    staff = UserFactory(username="staff-changer", password=PASSWORD, is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_topic", "view_topic"]))
     client = Client()
     client.force_login(staff)

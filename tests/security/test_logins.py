@@ -19,6 +19,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 from recon.models import OperatorAction
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -58,7 +59,7 @@ def _login(client: Client, username: str, password: str):
 
 
 def test_the_login_form_locks_out_after_the_failure_limit_even_for_the_right_password(lockout):
-    User.objects.create_user("teller", password=PASSWORD)
+    UserFactory(username="teller", password=PASSWORD)
     client = Client()
     for _ in range(4):
         assert _login(client, "teller", "wrong password").status_code == 200  # the form again
@@ -72,7 +73,7 @@ def test_the_login_form_locks_out_after_the_failure_limit_even_for_the_right_pas
 
 
 def test_a_success_before_the_limit_resets_the_count(lockout):
-    User.objects.create_user("teller2", password=PASSWORD)
+    UserFactory(username="teller2", password=PASSWORD)
     client = Client()
     for _ in range(4):
         _login(client, "teller2", "wrong password")
@@ -84,7 +85,7 @@ def test_a_success_before_the_limit_resets_the_count(lockout):
 
 
 def test_bad_api_tokens_are_throttled_per_address(throttles):
-    user = User.objects.create_user("api-user", password=PASSWORD)
+    user = UserFactory(username="api-user", password=PASSWORD)
     _, token = AuthToken.objects.create(user=user)
     guesser = Client(REMOTE_ADDR="10.1.1.1")
     answers = [guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code for i in range(5)]
@@ -107,7 +108,7 @@ def test_weak_passwords_are_refused(weak):
 
 
 def test_api_tokens_are_hashed_expire_and_can_be_revoked(settings):
-    user = User.objects.create_user("token-owner", password=PASSWORD)
+    user = UserFactory(username="token-owner", password=PASSWORD)
     out = io.StringIO()
     call_command("api_token", "token-owner", stdout=out)
     token = out.getvalue().strip()
@@ -126,7 +127,7 @@ def test_api_tokens_are_hashed_expire_and_can_be_revoked(settings):
 
 
 def test_a_session_ends_after_its_idle_time_and_each_request_extends_it(settings):
-    User.objects.create_user("idler", password=PASSWORD)
+    UserFactory(username="idler", password=PASSWORD)
     client = Client()
     assert _login(client, "idler", PASSWORD).status_code == 302
     session = Session.objects.get(session_key=client.session.session_key)
@@ -148,7 +149,7 @@ def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
     from django.apps import apps
     from rest_framework.authtoken.models import Token
 
-    user = User.objects.create_user("legacy-api", password=PASSWORD)
+    user = UserFactory(username="legacy-api", password=PASSWORD)
     old = Token.objects.create(user=user)
     importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_to_knox(apps, None)
     assert not Token.objects.exists()

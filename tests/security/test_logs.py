@@ -25,10 +25,10 @@ from recon.cache_check import cache_check
 from recon.services import range_reconcile
 from recon.validation import validation_run
 from tests.dashboard.conftest import CARD
+from tests.documents import DOC
 from tests.kafkacache import conftest as feed_base
 from tests.kafkacache.conftest import consume_all
-from tests.kafkacache.test_changes import DOC
-from tests.reliability.test_bad_input_topics import _good, _headers, _sealed_with
+from tests.reliability.bad_input import good_message, headers_replaced, sealed_with
 
 from .conftest import ACCOUNT
 
@@ -52,7 +52,9 @@ def test_a_pipeline_run_logs_no_secret_and_no_card_number(feed, cache, secrets, 
     assert response.status_code == 201, response.content
     clear = make_producer()  # a producer that forgot to encrypt: a dead letter, whose reason must not quote numbers
     good = response.json()
-    clear.produce(change.name, key=b"client:27", value=_sealed_with(27, lambda b, f: b), headers=_headers(_good(27)))
+    clear.produce(
+        change.name, key=b"client:27", value=sealed_with(27, lambda b, f: b), headers=headers_replaced(good_message(27))
+    )
     assert clear.flush(10) == 0
     consume_all()
     load = api.post("/api/loads", {"source": "ods", "client_ids": [1]}, format="json")

@@ -27,7 +27,7 @@ from core.clients import redis_client
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Finding, OperatorAction
 from tests.dashboard.conftest import CARD
-from tests.dashboard.test_urls import OPEN_BY_DESIGN
+from tests.url_walk import OPEN_BY_DESIGN
 
 from .conftest import ACCOUNT, concrete_paths, topic_a_paths
 
