@@ -122,9 +122,26 @@ while True:
 EOF
 }
 
+any_alive() { # pid...
+  local pid
+  for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  return 1
+}
+
 cluster_down() {
-  local i
-  for i in 2 1 0; do cluster_node_down "$i"; done
+  # All nodes at once: one by one, the last ones wait out their shutdown timeout for a
+  # quorum that has already gone. Survivors of 15 s are killed.
+  local i pids=()
+  for i in 0 1 2; do
+    if pid_alive "$CLUSTER_DIR/node$((i + 1))/kafka.pid"; then pids+=("$(cat "$CLUSTER_DIR/node$((i + 1))/kafka.pid")"); fi
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    log "stopping cluster nodes (pids ${pids[*]}, SIGTERM)"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 1 75); do any_alive "${pids[@]}" || break; sleep 0.2; done
+    kill -9 "${pids[@]}" 2>/dev/null || true
+  fi
+  for i in 0 1 2; do rm -f "$CLUSTER_DIR/node$((i + 1))/kafka.pid"; done
 }
 
 cluster_status() {
