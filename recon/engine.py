@@ -13,6 +13,7 @@ and Python sees only what it must report.
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -157,9 +158,58 @@ class _Published(NamedTuple):
     offset: int
 
 
+@dataclass
+class _Ledger:
+    """What the two ledgers say of one window, read in a handful of set-based queries."""
+
+    published: dict[uuid.UUID, _Published] = field(default_factory=dict)
+    missing: list[uuid.UUID] = field(default_factory=list)
+    orphans: dict[uuid.UUID, list[tuple]] = field(default_factory=dict)
+    altered: dict[uuid.UUID, set[str]] = field(default_factory=dict)
+    late: dict[uuid.UUID, dt.datetime] = field(default_factory=dict)
+    consumed_twice: dict[uuid.UUID, tuple[int, dt.datetime]] = field(default_factory=dict)
+    published_twice: dict[uuid.UUID, int] = field(default_factory=dict)
+    replayed: dict[uuid.UUID, int] = field(default_factory=dict)
+    no_uuid: list[tuple] = field(default_factory=list)
+    redelivered: int = 0
+    truncated: bool = False
+
+    def base(self, message_uuid: uuid.UUID) -> dict:
+        p = self.published[message_uuid]
+        return {
+            "event_type": p.event_type,
+            "published_at": _iso(p.published_at),
+            "partition": p.partition,
+            "offset": p.offset,
+        }
+
+
 def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) -> Comparison:
     """Every discrepant UUID of the window, as drafts of the categories the topic has switched on."""
     closed = now >= window.end + dt.timedelta(seconds=topic.grace_seconds)
+    ledger = _ledger_read(window=window, topic=topic, cap=cap)
+    drafts: list[Draft] = []
+    pending = 0
+    if topic.method_uuid:
+        drafts += _orphans(ledger)
+        missing = _missing(ledger)
+        if closed:
+            drafts += missing
+        else:
+            pending = len(missing)
+        drafts += _duplicates(ledger)
+        drafts += _delays(ledger, topic)
+    if topic.method_hash or topic.method_audit:
+        drafts += _alterations(ledger, topic)
+    if topic.method_uuid:
+        drafts += _no_uuid(ledger, cap)
+    if topic.method_counts and not topic.method_uuid and window.published_count != window.consumed_count and closed:
+        detail = {"published": window.published_count, "consumed": window.consumed_count}
+        drafts.append(Draft(Cat.COUNT, None, "", detail))
+    return Comparison(_with_loads(drafts, topic, window), pending, ledger.truncated, ledger.redelivered)
+
+
+def _ledger_read(*, window: Window, topic: Topic, cap: int) -> _Ledger:
     limit = dt.timedelta(seconds=topic.latency_limit_seconds)
     params: dict[str, Any] = {
         "topic": topic.pk,
@@ -168,6 +218,7 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         "limit": limit,
         "cap": cap + 1,
     }
+    ledger = _Ledger()
     with connection.cursor() as cursor:
         # Hash joins and aggregates of a large window fit in memory instead of spilling.
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.RECON_WORK_MEM])
@@ -175,126 +226,129 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
         rows = cursor.fetchall()
         cursor.execute(_CONSUMED_TWICE_SQL, params)
         *twice_rows, (_, redelivered, _) = cursor.fetchall()
-        consumed_twice = {u: (n, first) for u, n, first in twice_rows}
+        ledger.redelivered = int(redelivered)
+        ledger.consumed_twice = {u: (n, first) for u, n, first in twice_rows}
         cursor.execute(_PUBLISHED_TWICE_SQL, params)
-        published_twice = dict(cursor.fetchall())
+        ledger.published_twice = dict(cursor.fetchall())
         cursor.execute(_NO_UUID_SQL, params)
-        no_uuid = cursor.fetchall()
-        truncated = any(len(found) > cap for found in (rows, consumed_twice, published_twice, no_uuid))
-
-        published: dict[uuid.UUID, _Published] = {}
-        missing: list[uuid.UUID] = []
-        orphans: dict[uuid.UUID, list[tuple]] = {}
-        altered: dict[uuid.UUID, set[str]] = {}
-        late: dict[uuid.UUID, dt.datetime] = {}
+        ledger.no_uuid = cursor.fetchall()
+        ledger.truncated = any(
+            len(found) > cap for found in (rows, ledger.consumed_twice, ledger.published_twice, ledger.no_uuid)
+        )
         for message_uuid, p_hash, p_at, p_key, event, p_part, p_off, c_hash, c_at, *consumed, outcome in rows[:cap]:
             if p_hash is None:
                 if outcome != "dead":  # a dead letter is its dead-lettered finding, not also an orphan
-                    orphans.setdefault(message_uuid, []).append((c_at, *consumed))
+                    ledger.orphans.setdefault(message_uuid, []).append((c_at, *consumed))
                 continue
-            published[message_uuid] = _Published(bytes(p_hash), p_at, p_key, event, p_part, p_off)
+            ledger.published[message_uuid] = _Published(bytes(p_hash), p_at, p_key, event, p_part, p_off)
             if c_hash is None:
-                missing.append(message_uuid)
+                ledger.missing.append(message_uuid)
                 continue
             if bytes(c_hash) != bytes(p_hash):
-                altered.setdefault(message_uuid, set()).add(bytes(c_hash).hex())
+                ledger.altered.setdefault(message_uuid, set()).add(bytes(c_hash).hex())
             if c_at - p_at > limit:
-                late[message_uuid] = min(late.get(message_uuid, c_at), c_at)
-        twice = (set(consumed_twice) | set(published_twice)) - set(published) - set(orphans)
-        replayed: dict[uuid.UUID, int] = {}
-        if consumed_twice or late:
-            cursor.execute(_REPLAYED_SQL, {**params, "uuids": list(set(consumed_twice) | set(late))})
-            replayed = dict(cursor.fetchall())
+                ledger.late[message_uuid] = min(ledger.late.get(message_uuid, c_at), c_at)
+        twice = (set(ledger.consumed_twice) | set(ledger.published_twice)) - set(ledger.published)
+        twice -= set(ledger.orphans)
+        if ledger.consumed_twice or ledger.late:
+            uuids = list(set(ledger.consumed_twice) | set(ledger.late))
+            cursor.execute(_REPLAYED_SQL, {**params, "uuids": uuids})
+            ledger.replayed = dict(cursor.fetchall())
         if twice:
             cursor.execute(_PUBLISHED_OF_SQL, {**params, "uuids": list(twice)})
             for message_uuid, p_hash, *fields in cursor.fetchall():
-                published.setdefault(message_uuid, _Published(bytes(p_hash), *fields))
+                ledger.published.setdefault(message_uuid, _Published(bytes(p_hash), *fields))
+    return ledger
 
-    drafts: list[Draft] = []
-    pending = 0
-    uuid_on, hash_on = topic.method_uuid, topic.method_hash or topic.method_audit
 
-    def base(message_uuid: uuid.UUID) -> dict:
-        p = published[message_uuid]
-        return {
-            "event_type": p.event_type,
-            "published_at": _iso(p.published_at),
-            "partition": p.partition,
-            "offset": p.offset,
+def _orphans(ledger: _Ledger) -> list[Draft]:
+    drafts = []
+    for message_uuid, deliveries in ledger.orphans.items():
+        consumed_at, pub_at, key, group, partition, offset = min(deliveries, key=lambda d: d[0])
+        detail = {
+            "published_at": _iso(pub_at),
+            "consumed_at": _iso(consumed_at),
+            "group": group,
+            "partition": partition,
+            "offset": offset,
+            "deliveries": ledger.consumed_twice.get(message_uuid, (len(deliveries),))[0],
         }
+        drafts.append(Draft(Cat.ORPHAN, message_uuid, key or "", detail))
+    return drafts
 
-    if uuid_on:
-        for message_uuid, deliveries in orphans.items():
-            consumed_at, pub_at, key, group, partition, offset = min(deliveries, key=lambda d: d[0])
-            detail = {
-                "published_at": _iso(pub_at),
-                "consumed_at": _iso(consumed_at),
-                "group": group,
-                "partition": partition,
-                "offset": offset,
-                "deliveries": consumed_twice.get(message_uuid, (len(deliveries),))[0],
-            }
-            drafts.append(Draft(Cat.ORPHAN, message_uuid, key or "", detail))
-        for message_uuid in missing:
-            if closed:
-                drafts.append(Draft(Cat.MISSING, message_uuid, published[message_uuid].key, base(message_uuid)))
-            else:
-                pending += 1
-        for message_uuid in sorted(set(consumed_twice) | set(published_twice), key=str):
-            if message_uuid not in published:
-                continue  # an orphan delivered twice is reported once, as an orphan
-            # Deliveries the subscriber took, less the ones a replay made on purpose.
-            taken = consumed_twice.get(message_uuid, (1,))[0] - replayed.get(message_uuid, 0)
-            if taken <= 1 and published_twice.get(message_uuid, 1) <= 1:
-                continue  # dead-lettered then reprocessed, or re-read by a replay: delivered once
-            detail = {
-                **base(message_uuid),
-                "deliveries": taken,
-                "published": published_twice.get(message_uuid, 1),
-            }
-            drafts.append(Draft(Cat.DUPLICATE, message_uuid, published[message_uuid].key, detail))
-        for message_uuid, late_at in late.items():
-            if replayed.get(message_uuid, 0) >= consumed_twice.get(message_uuid, (1,))[0]:
-                continue  # only a replay delivered it: the repair of a missing message, not a delay
-            # Delay is about the first delivery; a late redelivery is a duplicate, not a delay.
-            first = consumed_twice[message_uuid][1] if message_uuid in consumed_twice else late_at
-            delay = first - published[message_uuid].published_at
-            if delay <= limit:
-                continue
-            detail = {
-                **base(message_uuid),
-                "consumed_at": _iso(first),
-                "delay_seconds": round(delay.total_seconds(), 3),
-                "limit_seconds": topic.latency_limit_seconds,
-            }
-            drafts.append(Draft(Cat.DELAYED, message_uuid, published[message_uuid].key, detail))
-    if hash_on:
-        for message_uuid, received in altered.items():
-            detail = {
-                **base(message_uuid),
-                "algorithm": topic.hash_algorithm,
-                "published_hash": published[message_uuid].content_hash.hex(),
-                "consumed_hashes": sorted(received),
-            }
-            drafts.append(Draft(Cat.ALTERED, message_uuid, published[message_uuid].key, detail))
 
-    if uuid_on:
-        for key, group, partition, offset, pub_at, consumed_at in no_uuid[:cap]:
-            detail = {
-                "reason": "no usable uuid header",
-                "group": group,
-                "partition": partition,
-                "offset": offset,
-                "published_at": _iso(pub_at),
-                "consumed_at": _iso(consumed_at),
-            }
-            drafts.append(Draft(Cat.ORPHAN, None, key, detail))
+def _missing(ledger: _Ledger) -> list[Draft]:
+    return [
+        Draft(Cat.MISSING, message_uuid, ledger.published[message_uuid].key, ledger.base(message_uuid))
+        for message_uuid in ledger.missing
+    ]
 
-    if topic.method_counts and not uuid_on and window.published_count != window.consumed_count and closed:
-        detail = {"published": window.published_count, "consumed": window.consumed_count}
-        drafts.append(Draft(Cat.COUNT, None, "", detail))
 
-    return Comparison(_with_loads(drafts, topic, window), pending, truncated, int(redelivered))
+def _duplicates(ledger: _Ledger) -> list[Draft]:
+    drafts = []
+    for message_uuid in sorted(set(ledger.consumed_twice) | set(ledger.published_twice), key=str):
+        if message_uuid not in ledger.published:
+            continue  # an orphan delivered twice is reported once, as an orphan
+        # Deliveries the subscriber took, less the ones a replay made on purpose.
+        taken = ledger.consumed_twice.get(message_uuid, (1,))[0] - ledger.replayed.get(message_uuid, 0)
+        if taken <= 1 and ledger.published_twice.get(message_uuid, 1) <= 1:
+            continue  # dead-lettered then reprocessed, or re-read by a replay: delivered once
+        detail = {
+            **ledger.base(message_uuid),
+            "deliveries": taken,
+            "published": ledger.published_twice.get(message_uuid, 1),
+        }
+        drafts.append(Draft(Cat.DUPLICATE, message_uuid, ledger.published[message_uuid].key, detail))
+    return drafts
+
+
+def _delays(ledger: _Ledger, topic: Topic) -> list[Draft]:
+    limit = dt.timedelta(seconds=topic.latency_limit_seconds)
+    drafts = []
+    for message_uuid, late_at in ledger.late.items():
+        if ledger.replayed.get(message_uuid, 0) >= ledger.consumed_twice.get(message_uuid, (1,))[0]:
+            continue  # only a replay delivered it: the repair of a missing message, not a delay
+        # Delay is about the first delivery; a late redelivery is a duplicate, not a delay.
+        first = ledger.consumed_twice[message_uuid][1] if message_uuid in ledger.consumed_twice else late_at
+        delay = first - ledger.published[message_uuid].published_at
+        if delay <= limit:
+            continue
+        detail = {
+            **ledger.base(message_uuid),
+            "consumed_at": _iso(first),
+            "delay_seconds": round(delay.total_seconds(), 3),
+            "limit_seconds": topic.latency_limit_seconds,
+        }
+        drafts.append(Draft(Cat.DELAYED, message_uuid, ledger.published[message_uuid].key, detail))
+    return drafts
+
+
+def _alterations(ledger: _Ledger, topic: Topic) -> list[Draft]:
+    drafts = []
+    for message_uuid, received in ledger.altered.items():
+        detail = {
+            **ledger.base(message_uuid),
+            "algorithm": topic.hash_algorithm,
+            "published_hash": ledger.published[message_uuid].content_hash.hex(),
+            "consumed_hashes": sorted(received),
+        }
+        drafts.append(Draft(Cat.ALTERED, message_uuid, ledger.published[message_uuid].key, detail))
+    return drafts
+
+
+def _no_uuid(ledger: _Ledger, cap: int) -> list[Draft]:
+    drafts = []
+    for key, group, partition, offset, pub_at, consumed_at in ledger.no_uuid[:cap]:
+        detail = {
+            "reason": "no usable uuid header",
+            "group": group,
+            "partition": partition,
+            "offset": offset,
+            "published_at": _iso(pub_at),
+            "consumed_at": _iso(consumed_at),
+        }
+        drafts.append(Draft(Cat.ORPHAN, None, key, detail))
+    return drafts
 
 
 def _with_loads(drafts: list[Draft], topic: Topic, window: Window) -> list[Draft]:
