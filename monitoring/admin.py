@@ -29,23 +29,7 @@ class AlertRuleAdminForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = [
-            "name",
-            "enabled",
-            "kind",
-            "topic",
-            "categories",
-            "measure",
-            "min_severity",
-            "threshold",
-            "window_minutes",
-            "grace_minutes",
-            "quiet_minutes",
-            "email_to",
-            "webhook_url",
-            "webhook_format",
-            "webhook_secret",
-        ]
+        fields = list(AlertRule.EDITABLE)
 
     def clean_webhook_secret(self) -> str:
         given = self.cleaned_data.get("webhook_secret") or ""

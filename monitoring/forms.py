@@ -26,23 +26,7 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = [
-            "name",
-            "enabled",
-            "kind",
-            "topic",
-            "categories",
-            "measure",
-            "min_severity",
-            "threshold",
-            "window_minutes",
-            "grace_minutes",
-            "quiet_minutes",
-            "email_to",
-            "webhook_url",
-            "webhook_format",
-            "webhook_secret",
-        ]
+        fields = list(AlertRule.EDITABLE)
         labels = {
             "min_severity": "At least severity",
             "window_minutes": "Window (minutes, for new findings)",

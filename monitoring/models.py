@@ -79,6 +79,25 @@ class AlertRule(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True, null=True)
 
+    # What a person sets, in the order the forms show it (page form, admin, API).
+    EDITABLE = (
+        "name",
+        "enabled",
+        "kind",
+        "topic",
+        "categories",
+        "measure",
+        "min_severity",
+        "threshold",
+        "window_minutes",
+        "grace_minutes",
+        "quiet_minutes",
+        "email_to",
+        "webhook_url",
+        "webhook_format",
+        "webhook_secret",
+    )
+
     class Meta:
         ordering = ["name"]
 

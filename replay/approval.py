@@ -14,25 +14,20 @@ reason, when a wider scope reaches it: replay.ways.originals_of).
 
 import datetime as dt
 import logging
-import uuid
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
 from recon import access
-from recon.models import Finding, PublishedMessage, Replay, ReplayItem, Topic, Window
+from recon.models import Finding, PublishedMessage, Replay, Topic, Window
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)
 
 Scope, Way = Replay.Scope, Replay.Way
-# Item outcomes that count as a replay of the message (skips and failures did not replay it).
-_REPLAYED = [o for o in ReplayItem.Outcome.values if o not in (ReplayItem.Outcome.SKIPPED, ReplayItem.Outcome.FAILED)]
 
 
 def replay_size(*, topic: Topic, way: str, scope: str, target: dict) -> int:
@@ -67,41 +62,6 @@ def replay_size(*, topic: Topic, way: str, scope: str, target: dict) -> int:
 
 def approval_needed(*, topic: Topic, size: int) -> bool:
     return topic.approval_always or (topic.approval_threshold is not None and size > topic.approval_threshold)
-
-
-def replays_per_message(uuids: Iterable[uuid.UUID | str | None]) -> dict[uuid.UUID, int]:
-    """How many times each message was replayed already (served by replayitem_original)."""
-    wanted = list({uuid.UUID(str(u)) for u in uuids if u})
-    if not wanted:
-        return {}
-    rows = (
-        ReplayItem.objects.filter(original_uuid__in=wanted, outcome__in=_REPLAYED)
-        .values("original_uuid")
-        .annotate(n=Count("replay_id", distinct=True))
-        .values_list("original_uuid", "n")
-    )
-    return {u: n for u, n in rows if u is not None}
-
-
-def replay_guard_check(*, topic: Topic, uuids: Iterable[uuid.UUID | str], user, way: str) -> None:
-    """Refuse a request naming a message replayed REPLAY_MAX_PER_MESSAGE times already (recorded)."""
-    limit = settings.REPLAY_MAX_PER_MESSAGE
-    over = sorted(str(u) for u, n in replays_per_message(uuids).items() if n >= limit)
-    if not over:
-        return
-    operator_action_record(
-        user=user,
-        action="reprocess" if way == Way.DEAD_LETTER else "replay",
-        topic=topic,
-        detail={"over_limit": over[:20], "limit": limit},
-        outcome="refused: replay guard",
-    )
-    raise AppError(
-        f"{len(over)} message(s) were replayed {limit} times already (REPLAY_MAX_PER_MESSAGE): {', '.join(over[:5])}",
-        code="replay_limit",
-        details={"uuids": over[:100], "limit": limit},
-        status_code=409,
-    )
 
 
 def _names(replay: Replay, decider) -> dict:

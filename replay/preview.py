@@ -35,7 +35,7 @@ from core.redis_keys import rec_key, tombstone_key
 from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
-from replay.approval import replays_per_message
+from replay.guard import replays_per_message
 from replay.ways.common import Original, originals_of
 
 Way, Scope = Replay.Way, Replay.Scope

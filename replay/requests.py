@@ -37,7 +37,8 @@ from kafkacache.models import Load
 from recon import access
 from recon.models import Finding, Replay, Topic, Window
 from recon.services import operator_action_record
-from replay.approval import approval_deadline, approval_needed, replay_guard_check, replay_size
+from replay.approval import approval_deadline, approval_needed, replay_size
+from replay.guard import replay_guard_check
 from replay.preview import replay_dry_run
 from replay.tasks import replay_run_task
 

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from config.errors import AppError
 from recon.models import PublishedMessage, Replay, ReplayItem, Window
-from replay.approval import replays_per_message
+from replay.guard import replays_per_message
 
 logger = logging.getLogger(__name__)
 
