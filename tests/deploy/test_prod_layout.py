@@ -2,15 +2,20 @@
 
 gunicorn (DEBUG off, static files by whitenoise), one Celery worker per queue and
 one beat start as subprocesses against the test database, a private Redis (cache
-and broker) and fresh Kafka topics; a bulk load goes in through POST /api/loads and
-its records come back from Redis through GET /api/cache/<retrieval key>. Each task
-ran on the worker of its own queue.
+and broker) and fresh Kafka topics. The system of record is a database of its own
+(SOURCE_DATABASE_URL), as at a bank: the app's database holds a different, smaller
+ODS, so reading the wrong one shows. A bulk load goes in through POST /api/loads
+and its records come back from Redis through GET /api/cache/<retrieval key>; a
+change committed in the source database reaches the cache through beat's change
+feed. Each task ran on the worker of its own queue.
 """
 
 import os
 import subprocess
+import sys
 import uuid
 
+import psycopg
 import pytest
 import requests
 from django.core.management import call_command
@@ -27,6 +32,7 @@ from .helpers import ROOT, PrivateRedis, free_port, production_secrets, stop_gro
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CLIENTS = 40
+DECOY_CLIENTS = 7  # the app database's own ODS: a load that read it would deliver 7
 QUEUES = ("consume", "loads", "reconcile", "alerts")
 # What the load balancer in front of gunicorn adds once it has ended TLS: without it
 # DEBUG-off Django redirects plain http to https (the health checks are exempt).
@@ -34,7 +40,21 @@ HTTPS = {"X-Forwarded-Proto": "https"}
 
 
 @pytest.fixture
-def prod_layout(settings, unique_name, tmp_path):
+def source_database():
+    """A database of its own for the system of record, on the local PostgreSQL; dropped after."""
+    app_url = subprocess_database_url()
+    name = f"kc_ods_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield app_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def prod_layout(settings, unique_name, tmp_path, source_database):
     redis = PrivateRedis(tmp_path / "redis")
     topics = {
         "KAFKA_TOPIC_BULK": unique_name("t.prod.bulk"),
@@ -59,6 +79,8 @@ def prod_layout(settings, unique_name, tmp_path):
         # lets that one through (fail-closed itself is tests/config/test_secrets.py's).
         "KAFKACACHE_ALLOW_DEV_SECRETS": "1",
         "DATABASE_URL": subprocess_database_url(),
+        "SOURCE_DATABASE_URL": source_database,
+        "CHANGE_FEED_INTERVAL_SECONDS": "1",
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis.port}/1",
         "CONSUMER_SCHEDULE_SECONDS": "1",
@@ -69,9 +91,21 @@ def prod_layout(settings, unique_name, tmp_path):
         "PROD_NODE_NAME": node,
         "PROD_STOP_SECONDS": "20",
     }
+    # The source is seeded by the app's own command, pointed at it by SOURCE_DATABASE_URL.
+    seeded = subprocess.run(
+        [sys.executable, "manage.py", "seed_source", "--clients", str(CLIENTS), "--reset"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert seeded.returncode == 0 and "database 'source'" in seeded.stdout, seeded.stdout + seeded.stderr
     proc = subprocess.Popen([str(ROOT / "bin" / "prod")], cwd=ROOT, env=env, start_new_session=True)
     try:
-        yield {"url": f"http://127.0.0.1:{port}", "node": node, "logs": tmp_path / "run" / "log", "proc": proc}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "node": node,
+            "logs": tmp_path / "run" / "log",
+            "proc": proc,
+            "source": source_database,
+        }
     finally:
         stop_group(proc)
         redis.stop()
@@ -86,7 +120,7 @@ def _get(url: str, **kwargs) -> requests.Response | None:
 
 
 def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
-    call_command("seed_source", "--clients", str(CLIENTS), "--reset", verbosity=0)
+    call_command("seed_source", "--clients", str(DECOY_CLIENTS), "--reset", verbosity=0)
     topics = topic_rows_ensure()
     operator = UserFactory(username="prod-operator", password=uuid.uuid4().hex)
     topic_grant(operator, topics["bulk"], "operator")
@@ -130,8 +164,23 @@ def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
         return body if body["count"] == CLIENTS else None
 
     body = wait_for(cached, timeout=60, what="every record in the cache")
-    assert {item["key"] for item in body["results"]} == set(source_records())
+    with psycopg.connect(prod_layout["source"]) as conn:
+        source_ids = [row[0] for row in conn.execute("SELECT client_id FROM ods.clients ORDER BY client_id")]
+    assert {item["key"] for item in body["results"]} == {f"client:{i}" for i in source_ids}
+    assert len(source_records()) == DECOY_CLIENTS  # the app database's ODS was not the one read
     assert all(item["record"] for item in body["results"])
+
+    # A change committed in the source database: beat's change feed publishes it, the consumer caches it.
+    changed = source_ids[3]
+    with psycopg.connect(prod_layout["source"]) as conn:
+        conn.execute("UPDATE ods.clients SET name = 'Renamed In The Source' WHERE client_id = %s", [changed])
+
+    def renamed() -> bool:
+        body = _get(f"{url}/api/cache/{retrieval_key}?limit=1000", headers=auth).json()
+        record = next(item["record"] for item in body["results"] if item["key"] == f"client:{changed}")
+        return record["name"] == "Renamed In The Source"
+
+    wait_for(renamed, timeout=60, what="the source's change in the cache")
 
     # Each task ran on the worker of its queue, and only there ("Task <name>[<id>] received").
     logs = {q: (prod_layout["logs"] / f"worker-{q}.log").read_text() for q in QUEUES}
