@@ -390,6 +390,10 @@ REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
 REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
 REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
+# On-demand runs (recon.runs): a queued run not picked up, or a transport run silent (it
+# beats every window), this long is queued again.
+RECON_RUN_STALE_SECONDS = env_int("RECON_RUN_STALE_SECONDS", 600, minimum=30)
+CELERY_BEAT_SCHEDULE["recon-runs-resume"] = {"task": "recon.tasks.runs_resume", "schedule": 300.0}
 # After a replay or a load (recon.runs): how long to wait between looks for the feed to have
 # consumed what it published, and how many looks before its windows are judged as they stand.
 RECON_VERIFY_WAIT_SECONDS = env_int("RECON_VERIFY_WAIT_SECONDS", 10, minimum=1)

@@ -21,12 +21,15 @@ from django.utils import timezone
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
-def job_claim(model: type[models.Model], pk, *, stale_seconds: int, **reset) -> bool:
+def job_claim(model: type[models.Model], pk, *, stale_seconds: int, beating: Q | None = None, **reset) -> bool:
     """Take a queued or stalled job (True), or leave it to whoever holds it (False).
+    `beating`: only running jobs that match it beat, so only they can be stalled (None: all).
     `reset`: the fields a fresh start clears (counters, error)."""
     now = timezone.now()
-    stale = now - dt.timedelta(seconds=stale_seconds)
-    claimed = model._default_manager.filter(Q(status=QUEUED) | Q(status=RUNNING, heartbeat_at__lt=stale), pk=pk).update(
+    stalled = Q(status=RUNNING, heartbeat_at__lt=now - dt.timedelta(seconds=stale_seconds))
+    if beating is not None:
+        stalled &= beating
+    claimed = model._default_manager.filter(Q(status=QUEUED) | stalled, pk=pk).update(
         status=RUNNING, started_at=now, heartbeat_at=now, **reset
     )
     return bool(claimed)
@@ -48,11 +51,18 @@ def job_finish(model: type[models.Model], pk, *, status: str, **fields) -> bool:
 
 
 def jobs_stalled(
-    model: type[models.Model], *, stale_seconds: int, now: dt.datetime | None = None, limit: int = 100
+    model: type[models.Model],
+    *,
+    stale_seconds: int,
+    now: dt.datetime | None = None,
+    limit: int = 100,
+    beating: Q | None = None,
 ) -> list[str]:
-    """Jobs whose task was lost: queued and not picked up, or running without a heartbeat."""
+    """Jobs whose task was lost: queued and not picked up, or running without a heartbeat
+    (`beating`: as for job_claim)."""
     cutoff = (now or timezone.now()) - dt.timedelta(seconds=stale_seconds)
-    stalled = model._default_manager.filter(
-        Q(status=QUEUED, created_at__lt=cutoff) | Q(status=RUNNING, heartbeat_at__lt=cutoff)
-    )
+    silent = Q(status=RUNNING, heartbeat_at__lt=cutoff)
+    if beating is not None:
+        silent &= beating
+    stalled = model._default_manager.filter(Q(status=QUEUED, created_at__lt=cutoff) | silent)
     return [str(pk) for pk in stalled.order_by("created_at").values_list("pk", flat=True)[:limit]]

@@ -20,6 +20,7 @@ import uuid
 from django.conf import settings
 from django.contrib.postgres.indexes import HashIndex
 from django.db import models
+from django.utils import timezone
 
 
 class Topic(models.Model):
@@ -370,8 +371,10 @@ class ReconRun(models.Model):
 
     State rules: the scheduler and the feed's checks start a run RUNNING; a run an
     operator (or a finished replay or load) asks for starts QUEUED and a worker
-    claims it QUEUED -> RUNNING with a conditional update (recon.runs.run_execute),
-    so a redelivered task does nothing. RUNNING -> DONE | FAILED by run_finish.
+    claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.runs.run_execute), so a
+    redelivered task does nothing. RUNNING -> DONE | FAILED by run_finish. A queued
+    run whose task was lost, or a transport run whose worker went silent (it beats
+    `heartbeat_at` every window), is queued again by recon.runs.runs_resume.
     `total`/`processed` count windows (transport) as the run goes; `replay` names
     the replay a run verifies; `params` holds the windows it was asked to re-judge.
     """
@@ -405,6 +408,8 @@ class ReconRun(models.Model):
     total = models.IntegerField(null=True, blank=True)  # windows to reconcile, once known
     processed = models.IntegerField(default=0)
     replay = models.ForeignKey("Replay", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    created_at = models.DateTimeField(default=timezone.now)  # queued at (started_at moves at the claim)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # a claimed run's last sign of life
 
     class Meta:
         ordering = ["-started_at"]

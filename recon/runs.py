@@ -4,7 +4,7 @@ replay or a load touched judged again.
 - `run_queue` records a run QUEUED (an operator's "Reconcile now", "Check cache
   now", a validation, or the verification of a replay or a load) and queues
   `recon.tasks.run_execute` on commit; the request answers at once (202 + status URL).
-- `run_execute` claims it (conditional update, so a redelivered task does nothing)
+- `run_execute` claims it (core.jobs.job_claim, so a redelivered task does nothing)
   and runs it: the transport reconcile window by window with progress, the cache
   leg and validation through their own entry points (recon.cache_check,
   recon.validation), which take the queued run over (recon.services.run_adopted).
@@ -14,6 +14,10 @@ replay or a load touched judged again.
   recon.cache_check.replay_cache_check), so a fixed finding closes
   as "fixed by replay N, verified by run M". They wait (the task retries) until
   the feed has consumed what the replay or load published.
+- `runs_resume` (beat): a run queued whose task was lost (a broker restart), or a
+  transport run whose worker went silent (it beats each window), is queued again
+  and the claim takes it over. Cache and validation runs do not beat: they are
+  only taken over while queued.
 """
 
 import datetime as dt
@@ -23,9 +27,11 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import AppError
+from core.jobs import job_beat, job_claim, jobs_stalled
 from kafkacache.models import Load
 from recon.cache_check import cache_check, replay_cache_check
 from recon.models import ConsumedMessage, Finding, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
@@ -90,11 +96,13 @@ def run_queue(
     return run
 
 
+# Only transport runs beat (every window): only they can be found silent and taken over.
+_BEATING = Q(kind=Kind.TRANSPORT)
+
+
 def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
-    """Run a queued run; one already taken (or finished) is left alone."""
-    claimed = ReconRun.objects.filter(pk=run_id, status=ReconRun.Status.QUEUED).update(
-        status=ReconRun.Status.RUNNING, started_at=timezone.now()
-    )
+    """Run a queued (or stalled) run; one held by a live worker, or finished, is left alone."""
+    claimed = job_claim(ReconRun, run_id, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=_BEATING, processed=0)
     run = ReconRun.objects.select_related("topic", "load", "requested_by", "replay__topic").get(pk=run_id)
     if not claimed:
         logger.info("run %s is %s: left alone", run_id, run.status)
@@ -135,7 +143,7 @@ def _transport(run: ReconRun) -> None:
     with run_finish(run) as report:
         for n, window_id in enumerate(windows, 1):
             window_reconcile(window_id=window_id, now=now, run=run)
-            ReconRun.objects.filter(pk=run.pk).update(processed=n)
+            job_beat(ReconRun, run.pk, processed=n)
         report.update(
             run_report(topic=run.topic, start=run.range_start, end=run.range_end, window_ids=windows, now=now)
         )
@@ -283,3 +291,14 @@ def _verification_runs(*, replay: Replay, window_ids: list[int], keys: bool) -> 
                 )
             )
     return runs
+
+
+def runs_resume() -> list[str]:
+    """Queue again the runs whose task was lost (see the module's docstring)."""
+    from recon.tasks import run_execute_task  # a service queuing its own task: recon.tasks imports this module
+
+    stalled = jobs_stalled(ReconRun, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=_BEATING)
+    for run_id in stalled:
+        logger.warning("run %s stalled: queued again", run_id)
+        run_execute_task.delay(run_id)
+    return stalled

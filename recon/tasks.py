@@ -97,6 +97,12 @@ def run_execute_task(run_id: str) -> str:
     return runs.run_execute(run_id=run_id).status
 
 
+@shared_task(name="recon.tasks.runs_resume", ignore_result=True)
+def runs_resume_task() -> list[str]:
+    """Queued runs whose task was lost, and silent transport runs, queued again."""
+    return runs.runs_resume()
+
+
 def _verify_later(task, subject_id: str, attempt: int) -> None:
     task.apply_async((subject_id, attempt + 1), countdown=settings.RECON_VERIFY_WAIT_SECONDS)
 

@@ -115,3 +115,37 @@ def test_cache_and_validation_runs_are_queued_and_run_as_one_run(topic, django_c
     assert set(ReconRun.objects.values_list("kind", "status")) == {("cache", "done"), ("validation", "done")}
     cache = ReconRun.objects.get(kind="cache")
     assert cache.report["kind"] == "cache" and "checked" in cache.report and cache.trigger == "api"
+
+
+def test_a_run_whose_task_was_lost_is_queued_again_and_a_silent_transport_run_taken_over(
+    topic, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    """A broker restart loses a queued run's task; a worker dies inside a transport run.
+    runs_resume (beat) queues both again; a live cache run is never taken over. The
+    queued-again task runs in this process (Celery's eager mode) as a worker would run it."""
+    from config.celery import app
+    from recon.tasks import runs_resume_task
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    operator = _user("operator", topic, "operator")
+    ids = {}
+    for kind in ("transport", "cache"):
+        with django_capture_on_commit_callbacks(execute=False):  # the tasks are lost
+            ids[kind] = _client(operator).post(URL, _body(topic, kind=kind), format="json").json()["id"]
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.RECON_RUN_STALE_SECONDS + 5)
+    ReconRun.objects.filter(pk=ids["transport"]).update(created_at=long_ago)
+    ReconRun.objects.filter(pk=ids["cache"]).update(created_at=dt.datetime.now(dt.UTC))  # just queued: left
+
+    assert runs_resume_task() == [ids["transport"]]
+    assert ReconRun.objects.get(pk=ids["transport"]).status == "done"
+
+    # A transport run whose worker died mid-run (claimed, then silent) is taken over; a
+    # running cache run (it does not beat) is left to its worker.
+    stalled = ReconRun.objects.get(pk=ids["transport"])
+    ReconRun.objects.filter(pk=stalled.pk).update(status="running", heartbeat_at=long_ago, finished_at=None)
+    ReconRun.objects.filter(pk=ids["cache"]).update(status="running", heartbeat_at=long_ago)
+    assert sorted(runs_resume_task()) == [ids["transport"]]
+    again = ReconRun.objects.get(pk=ids["transport"])
+    assert again.status == "done" and again.heartbeat_at > long_ago and again.processed == again.total == 1
+    assert ReconRun.objects.get(pk=ids["cache"]).status == "running"
+    assert run_execute_task(ids["cache"]) == "running"  # a redelivered task does not run it twice
