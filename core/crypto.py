@@ -20,6 +20,7 @@ another record, another card or another field does not decrypt there. Format 1
 import base64
 import functools
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -70,6 +71,17 @@ class Keyring:
         nonce = os.urandom(NONCE_BYTES)
         return head + nonce + aead.encrypt(nonce, plaintext, binding)
 
+    def encrypt_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """`encrypt` of each (plaintext, binding), the same format, with their nonces drawn
+        from the OS in one call (a bulk load encrypts a dozen fields a record)."""
+        head, aead = self._encrypting
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        out = []
+        for i, (plaintext, binding) in enumerate(items):
+            nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
+            out.append(head + nonce + aead.encrypt(nonce, plaintext, binding))
+        return out
+
     @functools.cached_property
     def _encrypting(self) -> tuple[bytes, AESGCM]:
         """The ciphertext prefix (format, key id) and the cipher of the current key: a bulk
@@ -101,11 +113,21 @@ class Keyring:
 def field_binding(*, record_key: str, path: str, identity: str) -> bytes:
     """The associated data of an encrypted field: its record key, path and identity,
     each length-prefixed so no two different triples give the same bytes."""
-    out = bytearray(b"kc-field-v2")
-    for part in (record_key, path, identity):
-        raw = part.encode()
-        out += len(raw).to_bytes(4, "big") + raw
-    return bytes(out)
+    return field_bindings(record_key, [(path, identity)])[0]
+
+
+def field_bindings(record_key: str, places: Iterable[tuple[str, str]]) -> list[bytes]:
+    """field_binding of each (path, identity) of one record, the record key's part made once."""
+    head = _BINDING_PREFIX + _prefixed(record_key)
+    return [head + _prefixed(path) + _prefixed(identity) for path, identity in places]
+
+
+_BINDING_PREFIX = b"kc-field-v2"
+
+
+def _prefixed(part: str) -> bytes:
+    raw = part.encode()
+    return len(raw).to_bytes(4, "big") + raw
 
 
 def key_id_of(blob: bytes, *, legacy: bool = False) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from core import avro
-from core.crypto import Keyring, field_binding, keyring
+from core.crypto import Keyring, field_binding, field_bindings, keyring
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -194,10 +194,20 @@ def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedReco
     Each ciphertext is bound to the record key, its path and its item's identity
     (core.crypto.field_binding): it decrypts in this place only."""
     ring = ring or keyring()
-    key = record_key(plain["client_id"])
-    sealed = {**plain, **{name: [dict(item) for item in plain[name]] for name, _, _ in SENSITIVE}}
-    for item, field, path, binding in _bindings(key, sealed):
-        item[field] = ring.encrypt(str(item[field]).encode(), field=path, binding=binding)
+    sealed = dict(plain)
+    fields: list[tuple[dict, str]] = []  # (the copied item, its encrypted field), in _bindings' order
+    clear: list[bytes] = []
+    places: list[tuple[str, str]] = []
+    for list_name, field, _ in SENSITIVE:
+        sealed[list_name] = copies = [dict(item) for item in plain[list_name]]
+        for i, item in enumerate(copies):
+            fields.append((item, field))
+            clear.append(str(item[field]).encode())
+            places.append((f"{list_name}[{i}].{field}", field_identity(list_name, item)))
+    # One pass per record, not per field: the key's part of the bindings made once, the nonces drawn at once.
+    bindings = field_bindings(record_key(plain["client_id"]), places)
+    for (item, field), blob in zip(fields, ring.encrypt_many(list(zip(clear, bindings, strict=True))), strict=True):
+        item[field] = blob
     return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
 
 

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from core.crypto import CryptoError, Keyring, field_binding, key_id_of
+from core.crypto import CryptoError, Keyring, field_binding, field_bindings, key_id_of
 
 K1 = base64.b64encode(b"1" * 32).decode()
 K2 = base64.b64encode(b"2" * 32).decode()
@@ -84,3 +84,23 @@ def test_format_1_is_read_only_by_the_re_encryption_and_only_under_its_field_nam
     with pytest.raises(CryptoError, match="unknown format"):
         key_id_of(legacy)
     assert key_id_of(legacy, legacy=True) == "k1"
+
+
+def test_a_record_s_bindings_and_batch_encryption_are_the_per_field_ones():
+    """record_encode's per-record path (field_bindings, encrypt_many) makes what the per-field
+    functions make: the same associated data bytes, the same format, a fresh nonce each."""
+    places = [("cards[0].card_number", "card_id=1;last4=1111"), ("accounts[1].account_number", "last4=0042")]
+    bindings = field_bindings("client:7", places)
+    assert bindings == [field_binding(record_key="client:7", path=p, identity=i) for p, i in places]
+    assert bindings[0] == (
+        b"kc-field-v2" + b"\0\0\0\x08client:7" + b"\0\0\0\x14cards[0].card_number" + b"\0\0\0\x14card_id=1;last4=1111"
+    )
+    ring = Keyring.parse(f"k2:{K2},k1:{K1}")
+    blobs = ring.encrypt_many([(b"4111111111111111", bindings[0]), (b"30000001", bindings[1])])
+    assert [key_id_of(b) for b in blobs] == ["k2", "k2"]
+    assert blobs[0][:4] == bytes((2, 2)) + b"k2"
+    assert blobs[0][4:16] != blobs[1][4:16]  # each its own nonce
+    assert ring.decrypt(blobs[0], field=places[0][0], binding=bindings[0]) == b"4111111111111111"
+    assert ring.decrypt(blobs[1], field=places[1][0], binding=bindings[1]) == b"30000001"
+    with pytest.raises(CryptoError):
+        ring.decrypt(blobs[0], field=places[0][0], binding=bindings[1])  # another place: refused
