@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from core import avro
-from core.crypto import Keyring, field_binding, field_bindings, keyring
+from core.crypto import Keyring, field_bindings, keyring
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -181,11 +181,20 @@ def field_identity(list_name: str, item: Mapping) -> str:
     return f"last4={item['account_last4']}"
 
 
-def _bindings(key: str, plain: Mapping):
-    for list_name, field, _ in SENSITIVE:
-        for i, item in enumerate(plain[list_name]):
-            path = f"{list_name}[{i}].{field}"
-            yield item, field, path, field_binding(record_key=key, path=path, identity=field_identity(list_name, item))
+def _places(record: Mapping) -> list[tuple[dict, str, str, str]]:
+    """Each encrypted field of a record: (its item, field name, path, item identity), in one order."""
+    return [
+        (item, field, f"{list_name}[{i}].{field}", field_identity(list_name, item))
+        for list_name, field, _ in SENSITIVE
+        for i, item in enumerate(record[list_name])
+    ]
+
+
+def _bindings(key: str, record: Mapping):
+    places = _places(record)
+    bindings = field_bindings(key, [(path, identity) for _, _, path, identity in places])
+    for (item, field, path, _), binding in zip(places, bindings, strict=True):
+        yield item, field, path, binding
 
 
 def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedRecord:
@@ -194,19 +203,11 @@ def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedReco
     Each ciphertext is bound to the record key, its path and its item's identity
     (core.crypto.field_binding): it decrypts in this place only."""
     ring = ring or keyring()
-    sealed = dict(plain)
-    fields: list[tuple[dict, str]] = []  # (the copied item, its encrypted field), in _bindings' order
-    clear: list[bytes] = []
-    places: list[tuple[str, str]] = []
-    for list_name, field, _ in SENSITIVE:
-        sealed[list_name] = copies = [dict(item) for item in plain[list_name]]
-        for i, item in enumerate(copies):
-            fields.append((item, field))
-            clear.append(str(item[field]).encode())
-            places.append((f"{list_name}[{i}].{field}", field_identity(list_name, item)))
+    sealed = {**plain, **{name: [dict(item) for item in plain[name]] for name, _, _ in SENSITIVE}}
+    fields = list(_bindings(record_key(plain["client_id"]), sealed))
     # One pass per record, not per field: the key's part of the bindings made once, the nonces drawn at once.
-    bindings = field_bindings(record_key(plain["client_id"]), places)
-    for (item, field), blob in zip(fields, ring.encrypt_many(list(zip(clear, bindings, strict=True))), strict=True):
+    blobs = ring.encrypt_many([(str(item[field]).encode(), binding) for item, field, _, binding in fields])
+    for (item, field, _, _), blob in zip(fields, blobs, strict=True):
         item[field] = blob
     return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
 
