@@ -12,6 +12,8 @@ import redis
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from redis.cluster import ClusterNode, RedisCluster
 
 
 def kafka_config(**overrides: Any) -> dict[str, Any]:
@@ -67,5 +69,44 @@ def _redis_pool(url: str) -> redis.ConnectionPool:
 
 
 def redis_client() -> redis.Redis:
-    """The cache store. redis-py pools notice a fork and reconnect in the child."""
+    """The cache store: a RedisCluster client when REDIS_CLUSTER_NODES is set, else the
+    standalone Redis of REDIS_URL. redis-py pools notice a fork and reconnect in the child.
+
+    Typed as redis.Redis: the cluster client answers the same commands the product uses
+    (multi-key ones split per slot, SCAN over every master); kafkacache.cache writes the
+    batch per slot itself."""
+    if settings.REDIS_CLUSTER_NODES:
+        return _redis_cluster(tuple(settings.REDIS_CLUSTER_NODES), settings.REDIS_URL)  # type: ignore[return-value]
     return redis.Redis(connection_pool=_redis_pool(settings.REDIS_URL))
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+@functools.cache
+def _redis_cluster(seeds: tuple[str, ...], url: str) -> RedisCluster:
+    """One client per process (it holds the slot map and a pool per node).
+
+    TLS and the ACL user are REDIS_URL's, parsed by redis-py exactly as for the
+    standalone pool: rediss:// turns TLS on with certificates required unless the
+    URL's ssl_cert_reqs says otherwise, the same fail-closed default; the URL's host,
+    port and database are not used (a cluster has database 0 only)."""
+    options = redis.connection.parse_url(url)
+    for unused in ("host", "port", "db", "path"):
+        options.pop(unused, None)
+    if options.pop("connection_class", None) is redis.SSLConnection:
+        options["ssl"] = True
+    nodes = []
+    for seed in seeds:
+        host, _, port = seed.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(f"REDIS_CLUSTER_NODES: {seed!r} is not host:port")
+        nodes.append(ClusterNode(host, int(port)))
+    return RedisCluster(
+        startup_nodes=nodes,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        **options,
+    )
