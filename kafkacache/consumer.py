@@ -39,8 +39,8 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from redis.exceptions import LockError, RedisError
 
 from core.clients import make_consumer, redis_client
-from kafkacache.batch_plan import BatchPlan, batch_plan
 from kafkacache import cache as cache_module
+from kafkacache.batch_plan import BatchPlan, batch_plan
 from kafkacache.cache import (
     OLDER,
     UNORDERED,
