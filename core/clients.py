@@ -84,6 +84,16 @@ def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def mget_across_slots(client: redis.Redis, names: list[str]) -> list:
+    """MGET of keys that may sit in different hash slots: a cluster splits it per slot
+    (not atomic across slots, which no reader here needs); a standalone Redis answers one MGET."""
+    if not names:
+        return []
+    if is_cluster(client):
+        return client.mget_nonatomic(names)  # type: ignore[attr-defined]
+    return client.mget(names)
+
+
 @functools.cache
 def _redis_cluster(seeds: tuple[str, ...], url: str) -> RedisCluster:
     """One client per process (it holds the slot map and a pool per node).

@@ -48,7 +48,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from core.clients import is_cluster
+from core.clients import is_cluster, mget_across_slots
 from core.redis_keys import load_key, rec_key, tombstone_key
 
 logger = logging.getLogger(__name__)
@@ -486,9 +486,7 @@ def load_keys(client: redis.Redis, retrieval_key: str) -> list[str]:
 def tombstones_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, int]:
     """The delete version of each of these keys that has a tombstone (one round trip)."""
     keys = list(keys)
-    names = [tombstone_key(key) for key in keys]
-    # A cluster's MGET must stay in one slot: its non-atomic form splits it per slot.
-    found = (client.mget_nonatomic(names) if is_cluster(client) else client.mget(names)) if keys else []  # type: ignore[attr-defined]
+    found = mget_across_slots(client, [tombstone_key(key) for key in keys])
     return {key: int(raw) for key, raw in zip(keys, found, strict=True) if raw is not None}
 
 

@@ -82,11 +82,12 @@ def records_reencrypt(
     cas = client.register_script(_CAS)
     if restart:
         client.delete(RECORDS_POSITION)
-    resume = client.get(RECORDS_POSITION) or b""
+    held = client.get(RECORDS_POSITION)
+    resume = held.decode() if isinstance(held, bytes) else (held or "")
     current = keyring().current
     counts = RekeyCounts()
     # Every master on a Redis Cluster; the position names the node and its cursor.
-    for position, names in scan_pages(client, match=REC_MATCH, count=batch, position=resume.decode()):
+    for position, names in scan_pages(client, match=REC_MATCH, count=batch, position=resume):
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(name, "p", "v")
