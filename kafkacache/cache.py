@@ -429,7 +429,11 @@ def _read_node(call: _NodeCall, scripts: dict[int, list]) -> dict[int, bytes]:
             except ResponseError as exc:  # MOVED, CLUSTERDOWN, ...: read the rest, then raise
                 error = error or exc
         if call.waits:
-            acknowledged = call.connection.read_response()
+            try:
+                acknowledged = call.connection.read_response()
+            except ResponseError as exc:  # on a node that is no master any more: the MOVED above says why
+                error = error or exc
+                acknowledged = None
             if isinstance(acknowledged, int) and acknowledged < call.waits:
                 where = call.node.connection_pool.connection_kwargs
                 node = f"{where.get('host')}:{where.get('port')}"

@@ -24,9 +24,11 @@ from .helpers import ROOT, port_open
 
 
 def _cluster_ports(count: int = 6) -> list[int]:
-    """Free ports whose cluster bus port (port + 10000) is free and valid too."""
+    """Free ports whose cluster bus port (port + 10000) is free and valid too, both below
+    Linux's ephemeral range (32768 on): a port an outgoing connection of this process
+    happens to hold is not listening, looks free, and then cannot be bound."""
     ports: list[int] = []
-    candidate = 20000 + secrets.randbelow(20000)
+    candidate = 11000 + secrets.randbelow(11000)
     while len(ports) < count:
         candidate += 1
         if not port_open(candidate) and not port_open(candidate + 10000):
@@ -45,13 +47,19 @@ class RedisClusterServices:
 
     def services(self, action: str) -> None:
         env = {**os.environ, "VAR_DIR": str(self.var_dir), "REDIS_CLUSTER_PORTS": " ".join(map(str, self.ports))}
-        subprocess.run(
+        done = subprocess.run(
             [str(ROOT / "bin" / "services"), action, "--redis-cluster"],
             env=env,
-            check=True,
             timeout=120,
             capture_output=True,
+            text=True,
         )
+        if done.returncode:
+            logs = " | ".join(
+                f"{log.parent.name}: {log.read_text(errors='replace')[-400:]}"
+                for log in sorted((self.var_dir / "redis-cluster").glob("*/redis.log"))
+            )
+            raise RuntimeError(f"bin/services {action} --redis-cluster failed: {done.stderr[-1500:]} logs: {logs}")
 
     def up(self) -> None:
         self.services("up")
@@ -75,6 +83,24 @@ class RedisClusterServices:
             self.services("down")
         finally:
             shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def revive(self) -> None:
+        """Start the nodes that are down again (a killed master rejoins as a replica of the
+        node that took its slots) and wait for 3 masters with a synced replica each."""
+        self.up()
+
+    def seeds(self) -> list[str]:
+        """REDIS_CLUSTER_NODES for the product (every node: any may be the one that is down)."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def clear(self) -> None:
+        """Drop every kc:* key on every master (one DEL per key: a DEL of many must stay in one slot)."""
+        for port in self.masters():
+            node = self.node(port)
+            pipe = node.pipeline(transaction=False)
+            for name in node.scan_iter("kc:*", count=1000):
+                pipe.delete(name)
+            pipe.execute()
 
     def client(self) -> ClusterClient:
         return ClusterClient(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
