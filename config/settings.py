@@ -253,6 +253,12 @@ REDIS_CLUSTER_NODES = env_list("REDIS_CLUSTER_NODES", "")
 # after it, and counts the batches where fewer replicas answered (kafkacache.cache).
 REDIS_CLUSTER_WAIT_REPLICAS = env_int("REDIS_CLUSTER_WAIT_REPLICAS", 1, minimum=0)
 REDIS_CLUSTER_WAIT_TIMEOUT_MS = env_int("REDIS_CLUSTER_WAIT_TIMEOUT_MS", 200, minimum=1)
+# The cache store behind Redis Sentinel: sentinels "host:port,..." and the master's name
+# (core.clients asks them for the master, and again after a fail-over). TLS and the ACL
+# user of the data nodes come from REDIS_URL; REDIS_SENTINEL_PASSWORD is the sentinels' own.
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", "")
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "kc-cache")
+REDIS_SENTINEL_PASSWORD = env_str("REDIS_SENTINEL_PASSWORD", "")
 # Django's cache (API throttle counters, shared by every web process): Redis, keys
 # under "kc-django:" (never the cache store's kc:rec:/kc:load:/kc:dv:).
 CACHES = {

@@ -36,7 +36,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, RedisClusterException, RedisError
 
 from core.clients import make_consumer, redis_client
 from kafkacache import cache as cache_module
@@ -63,7 +63,8 @@ from recon.services import finding_record, rebalance_record
 logger = logging.getLogger(__name__)
 
 # Errors of the stores a batch writes to: retried, never skipped.
-RETRYABLE = (RedisError, DatabaseError, InterfaceError, KafkaException, OSError)
+# RedisClusterException is not a RedisError: a slot map being rebuilt mid fail-over raises it.
+RETRYABLE = (RedisError, RedisClusterException, DatabaseError, InterfaceError, KafkaException, OSError)
 # Group errors worth a rebalance record (the rest are transport noise, logged).
 _GROUP_ERRORS = {
     KafkaError._FENCED,

@@ -113,7 +113,7 @@ class RedisClusterServices:
         out: dict[int, list[int]] = {}
         replicas: dict[str, list[int]] = {}
         ids = {}
-        for line in self.node(self.ports[0]).execute_command("CLUSTER", "NODES").decode().splitlines():
+        for line in self._answering().execute_command("CLUSTER", "NODES").decode().splitlines():
             node_id, addr, flags, master_id = line.split()[:4]
             port = int(addr.split("@")[0].rsplit(":", 1)[1])
             ids[node_id] = port
@@ -126,9 +126,43 @@ class RedisClusterServices:
                 out[ids[master_id]] = ports
         return out
 
+    def _answering(self) -> redis.Redis:
+        """A node that answers (one may be killed or stopped by the test)."""
+        for port in self.ports:
+            node = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                node.ping()
+            except redis.RedisError:
+                continue
+            return node
+        raise ConnectionError("no cluster node answers")
+
+    def kill_master_while_replica_lags(self, port: int, *, lag: float) -> int:
+        """Cut the master's replication link for `lag` seconds of writes (the replica stopped
+        with SIGSTOP so it cannot reconnect, its connection closed on the master), then
+        SIGKILL the master and let the replica go on: it takes the slots over without those
+        writes (what asynchronous replication drops, made certain). Answers the promoted port."""
+        replica = self.masters()[port][0]
+        os.kill(self.pid(replica), signal.SIGSTOP)
+        try:
+            self.node(port).execute_command("CLIENT", "KILL", "TYPE", "replica")
+            time.sleep(lag)
+            os.kill(self.pid(port), signal.SIGKILL)
+        finally:
+            os.kill(self.pid(replica), signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.node(replica).execute_command("ROLE")[0] == b"master":
+                    return replica
+            except redis.RedisError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{replica} did not take over from {port}")
+
     def master_of(self, key: str) -> int:
         slot = self.client().keyslot(key)
-        for entry in self.node(self.ports[0]).execute_command("CLUSTER", "SLOTS"):
+        for entry in self._answering().execute_command("CLUSTER", "SLOTS"):
             start, end, master = entry[0], entry[1], entry[2]
             if start <= slot <= end:
                 return int(master[1])
