@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster as ClusterClient
+from redis.crc import key_slot
 
 from .helpers import ROOT, port_open
 
@@ -161,7 +162,7 @@ class RedisClusterServices:
         raise TimeoutError(f"{replica} did not take over from {port}")
 
     def master_of(self, key: str) -> int:
-        slot = self.client().keyslot(key)
+        slot = key_slot(key.encode())  # computed here: a cluster client per call costs a full slot-map fetch
         for entry in self._answering().execute_command("CLUSTER", "SLOTS"):
             start, end, master = entry[0], entry[1], entry[2]
             if start <= slot <= end:

@@ -48,14 +48,14 @@ def test_a_load_behind_sentinel_survives_its_master_being_killed_mid_consume(
     feed = feed_topics_make(settings, unique_name)
     operator = UserFactory(username="sentinel-operator")
     access.topic_grant(operator, feed.bulk, "operator")
-    ods_seed(clients=1500, using="default")
+    ods_seed(clients=1000, using="default")
     first = redis_sentinel.master()
 
     # A first part, whole, on the master the sentinels name (not on the standalone Redis).
     fail_over_mid_consume(
-        settings, behind_sentinel, store_env=_store(redis_sentinel), ids=range(1, 301), fail=lambda: None
+        settings, behind_sentinel, store_env=_store(redis_sentinel), ids=range(1, 151), fail=lambda: None
     )
-    assert lost_keys(behind_sentinel, source_records(list(range(1, 301)))) == set()
+    assert lost_keys(behind_sentinel, source_records(list(range(1, 151)))) == set()
     assert redis_sentinel.node(first, db=_db(settings)).exists(rec_key("client:1")) and not cached_keys(cache)
 
     promoted: list[int] = []
@@ -63,12 +63,12 @@ def test_a_load_behind_sentinel_survives_its_master_being_killed_mid_consume(
         settings,
         behind_sentinel,
         store_env=_store(redis_sentinel),
-        ids=range(301, 1501),
+        ids=range(151, 1001),
         fail=lambda: promoted.append(redis_sentinel.kill_master()),
     )
     assert promoted and promoted[0] != first and redis_sentinel.master() == promoted[0]
     # the consumer went on on the promoted node
-    assert redis_sentinel.node(promoted[0], db=_db(settings)).exists(rec_key("client:1500"))
+    assert redis_sentinel.node(promoted[0], db=_db(settings)).exists(rec_key("client:1000"))
     figures |= leg_finds_and_replay_restores(behind_sentinel, topic=feed.bulk, operator=operator)
     print(f"\nredis sentinel fail-over figures: {figures}")
 
