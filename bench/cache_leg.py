@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from core.redis_keys import rec_key
 
 DAY = dt.date(2099, 1, 1)
 T0 = dt.datetime(2099, 1, 1, 10, 0, tzinfo=dt.UTC)
@@ -57,7 +58,7 @@ def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_nam
         chunk = rows[i : i + BATCH]
         packed = b"".join(
             hiredis.pack_command(
-                ("HSET", f"kc:rec:{key}", "p", value, "u", u, "v", "1", "t", str(t), "sv", str(sv), "tp", topic_name)  # type: ignore[arg-type]
+                ("HSET", rec_key(key), "p", value, "u", u, "v", "1", "t", str(t), "sv", str(sv), "tp", topic_name)  # type: ignore[arg-type]
             )
             for key, value, u, sv, t in chunk
         )
@@ -139,10 +140,10 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     with connections[source_alias()].cursor() as cursor:
         cursor.execute("UPDATE ods.clients SET name = name || ' (moved)' WHERE client_id = ANY(%s)", [stale])
         cursor.execute("DELETE FROM ods.clients WHERE client_id = ANY(%s)", [unexpected])
-    redis.unlink(*[f"kc:rec:client:{i}" for i in absent])
+    redis.unlink(*[rec_key(f"client:{i}") for i in absent])
     pipe = redis.pipeline(transaction=False)
     for i in differs:
-        pipe.hset(f"kc:rec:client:{i}", "p", b"tampered:" + PAD)
+        pipe.hset(rec_key(f"client:{i}"), "p", b"tampered:" + PAD)
     pipe.execute()
     injected = {
         "stale": [f"client:{i}" for i in stale],

@@ -244,8 +244,23 @@ SPECTACULAR_SETTINGS = {
 
 # --- Redis (cache store) and Celery (broker on Redis) ---------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The cache store on Redis Cluster: seed nodes "host:port,host:port" (core.clients).
+# TLS and the ACL user still come from REDIS_URL (its scheme, user, password and
+# ssl_* query options); Celery's broker and Django's cache stay on a standalone Redis.
+REDIS_CLUSTER_NODES = env_list("REDIS_CLUSTER_NODES", "")
+# On a cluster, each node's share of a batch is followed by WAIT this many replicas
+# (0: no WAIT), at most REDIS_CLUSTER_WAIT_TIMEOUT_MS; the consumer stores offsets
+# after it, and counts the batches where fewer replicas answered (kafkacache.cache).
+REDIS_CLUSTER_WAIT_REPLICAS = env_int("REDIS_CLUSTER_WAIT_REPLICAS", 1, minimum=0)
+REDIS_CLUSTER_WAIT_TIMEOUT_MS = env_int("REDIS_CLUSTER_WAIT_TIMEOUT_MS", 200, minimum=1)
+# The cache store behind Redis Sentinel: sentinels "host:port,..." and the master's name
+# (core.clients asks them for the master, and again after a fail-over). TLS and the ACL
+# user of the data nodes come from REDIS_URL; REDIS_SENTINEL_PASSWORD is the sentinels' own.
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", "")
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "kc-cache")
+REDIS_SENTINEL_PASSWORD = env_str("REDIS_SENTINEL_PASSWORD", "")
 # Django's cache (API throttle counters, shared by every web process): Redis, keys
-# under "kc-django:" (never the cache store's kc:rec:/kc:load:/kc:del:).
+# under "kc-django:" (never the cache store's kc:rec:/kc:load:/kc:dv:).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -1,7 +1,13 @@
 """Writes and reads of the Redis cache (layout in core/redis_keys.py).
 
-The consumer hands a whole batch to `cache_apply`: one script call, one round
-trip, applied atomically, so a reader never sees half a batch.
+The consumer hands a whole batch to `cache_apply`: on a standalone Redis one
+script call, one round trip, applied atomically, so a reader never sees half a
+batch. On Redis Cluster (core.clients) a script may touch one hash slot only: the
+batch is split per slot (a record and its tombstone share one: core.redis_keys),
+each slot's share is one call of the same script, every node gets its calls in one
+write, and the retrieval-set adds follow once every script succeeded. The version
+check stays per key and atomic; the batch as a whole is not (a reader may see one
+slot's share before another's).
 
 Every write is ordered by the record's source version (core.sources), never
 by a clock: a record is replaced only by a message of an equal or newer version
@@ -23,15 +29,29 @@ is written.
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import hiredis
 import redis
 from django.conf import settings
-from redis.exceptions import NoScriptError
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ConnectionError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 
-from core.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX, load_key, rec_key
+from core.clients import is_cluster, mget_across_slots
+from core.redis_keys import load_key, rec_key, tombstone_key
+
+logger = logging.getLogger(__name__)
 
 # One script call applies a whole batch, in order: Redis runs a script atomically
 # (a reader never sees half a batch, as with MULTI/EXEC) and the client sends one
@@ -147,24 +167,84 @@ class CacheOp(NamedTuple):
     old_version: int = 0  # the old key's delete; 0: `version`
 
 
-def _script_args(ops: Sequence[CacheOp]) -> list[str | bytes | int]:
+class _Step(NamedTuple):
+    """One primitive of a batch: a put or delete (a verdict letter) or a retrieval-set add."""
+
+    keys: tuple[str, ...]
+    args: tuple[str | bytes | int, ...]
+
+
+def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
+    """The batch as the script's primitives, in op order (an update with a key change is
+    the old key's delete, then the put)."""
+    steps: list[_Step] = []
+    for op in ops:
+        if op.event == "delete":
+            steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("d", op.version)))
+            continue
+        if op.old_key and op.old_key != op.key:
+            steps.append(_Step((rec_key(op.old_key), tombstone_key(op.old_key)), ("d", op.old_version or op.version)))
+        steps.append(
+            _Step(
+                (rec_key(op.key), tombstone_key(op.key)),
+                ("p", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic),
+            )
+        )
+        if op.load:
+            steps.append(_Step((load_key(op.load),), ("s", op.key)))
+    return steps
+
+
+def _script_args(steps: Sequence[_Step]) -> list[str | bytes | int]:
     """EVALSHA's arguments after the SHA: number of keys, keys, ARGV."""
     keys: list[str] = []
     args: list[str | bytes | int] = [settings.CACHE_TOMBSTONE_SECONDS]
-    for op in ops:
-        if op.event == "delete":
-            keys += (REC_PREFIX + op.key, TOMBSTONE_PREFIX + op.key)
-            args += ("d", op.version)
-            continue
-        if op.old_key and op.old_key != op.key:
-            keys += (REC_PREFIX + op.old_key, TOMBSTONE_PREFIX + op.old_key)
-            args += ("d", op.old_version or op.version)
-        keys += (REC_PREFIX + op.key, TOMBSTONE_PREFIX + op.key)
-        args += ("p", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic)
-        if op.load:
-            keys.append(load_key(op.load))
-            args += ("s", op.key)
+    for step in steps:
+        keys += step.keys
+        args += step.args
     return [len(keys), *keys, *args]
+
+
+class _SlotPlan(NamedTuple):
+    """A batch split for a cluster: per slot the script's arguments and which of the
+    batch's verdict letters its reply holds; the retrieval-set adds for afterwards."""
+
+    scripts: dict[int, list[str | bytes | int]]  # slot -> EVALSHA args
+    letters: dict[int, list[int]]  # slot -> positions of its letters in the batch's reply
+    total: int  # verdict letters in the batch
+    sadds: list[tuple[str, str]]  # (load set, member), in op order
+
+
+def slot_plan(client: RedisCluster, ops: Sequence[CacheOp]) -> _SlotPlan:
+    """Group the batch's puts and deletes by the hash slot of their key (a record and its
+    tombstone share it: hash tags), keeping their order within a slot, so that each
+    slot's script checks and writes its keys in the batch's order."""
+    by_slot: dict[int, list[_Step]] = {}
+    letters: dict[int, list[int]] = {}
+    sadds: list[tuple[str, str]] = []
+    total = 0
+    for step in _steps(ops):
+        if step.args[0] == "s":
+            sadds.append((step.keys[0], str(step.args[1])))
+            continue
+        slot = client.keyslot(step.keys[0])
+        by_slot.setdefault(slot, []).append(step)
+        letters.setdefault(slot, []).append(total)
+        total += 1
+    scripts = {slot: _script_args(steps) for slot, steps in by_slot.items()}
+    return _SlotPlan(scripts, letters, total, sadds)
+
+
+def slot_letters(plan: _SlotPlan, replies: Mapping[int, bytes | str]) -> str:
+    """The slots' replies put back into the batch's order: one letter per put and delete,
+    as the one script of a standalone Redis answers it (verdicts_per_op reads it)."""
+    out = [""] * plan.total
+    for slot, positions in plan.letters.items():
+        reply = replies[slot]
+        text = reply.decode() if isinstance(reply, bytes) else reply
+        for position, letter in zip(positions, text, strict=True):
+            out[position] = letter
+    return "".join(out)
 
 
 def verdicts_per_op(ops: Sequence[CacheOp], reply: bytes | str | None) -> list[str]:
@@ -189,64 +269,185 @@ def _evalsha(client: redis.Redis, args: list) -> bytes:
 
 
 def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> list[str]:
-    """Apply a batch of ops in order, atomically, in one round trip (one script call).
+    """Apply a batch of ops in order, in one round trip (per node on a cluster).
 
-    Answers each op's verdict (APPLIED, EQUAL, OLDER, UNORDERED)."""
+    Standalone: one script call, atomic. Cluster: one script call per hash slot, each
+    atomic for its keys. Answers each op's verdict (APPLIED, EQUAL, OLDER, UNORDERED)."""
     if not ops:
         return []
-    return verdicts_per_op(ops, _evalsha(client, _script_args(ops)))
+    if is_cluster(client):
+        return verdicts_per_op(ops, cache_apply_wait(client, cache_apply_send(client, ops)))
+    return verdicts_per_op(ops, _evalsha(client, _script_args(_steps(ops))))
+
+
+class _NodeCall(NamedTuple):
+    """One node's share of a batch on the wire."""
+
+    node: redis.Redis  # its client (NOSCRIPT: load and run again there)
+    connection: redis.Connection
+    slots: list[int]  # the scripts sent, in order (standalone: [0])
+    waits: int  # WAIT numreplicas sent after them (0: none)
 
 
 class SentApply(NamedTuple):
-    """A cache_apply on the wire: the connection its reply will come on."""
+    """A cache_apply on the wire: per node the connection its replies will come on."""
 
-    connection: redis.Connection
-    args: list
+    calls: list[_NodeCall]
+    scripts: dict[int, list]  # slot (standalone: 0) -> EVALSHA args
+    plan: _SlotPlan | None  # cluster only
+
+
+class WaitShort(NamedTuple):
+    node: str
+    wanted: int
+    acknowledged: int
+
+
+# The last cache_apply_wait's WAIT shortfalls in this process (the consume loop is one
+# thread; it counts them after each batch).
+wait_shortfalls: list[WaitShort] = []
 
 
 def cache_apply_send(client: redis.Redis, ops: Sequence[CacheOp]) -> SentApply | None:
-    """Send a batch's script call without waiting for the reply: Redis runs it while the
-    caller does other work; cache_apply_wait reads the reply (and raises its error)."""
+    """Send a batch's script calls without waiting for the replies: Redis runs them while
+    the caller does other work; cache_apply_wait reads the replies (and raises their error).
+
+    On a cluster every slot's call goes to its master, all of a node's calls (and the
+    WAIT after them, REDIS_CLUSTER_WAIT_REPLICAS) in one write."""
     if not ops:
         return None
-    args = _script_args(ops)
-    pool = client.connection_pool
+    if is_cluster(client):
+        return _cluster_send(client, ops)  # type: ignore[arg-type]
+    args = _script_args(_steps(ops))
+    conn = _send(client.connection_pool, [_packed(args)])
+    return SentApply([_NodeCall(client, conn, [0], 0)], {0: args}, None)
+
+
+def _packed(args: list) -> bytes:
+    # hiredis packs the ~700 arguments in C: redis-py's per-argument encoding was
+    # a tenth of the consume loop.
+    return hiredis.pack_command(("EVALSHA", _APPLY_SHA, *args))
+
+
+def _send(pool: redis.ConnectionPool, packed: list[bytes]) -> redis.Connection:
     conn = pool.get_connection()
     try:
-        # hiredis packs the ~700 arguments in C: redis-py's per-argument encoding was
-        # a tenth of the consume loop.
-        packed = hiredis.pack_command(("EVALSHA", _APPLY_SHA, *args))  # type: ignore[arg-type]  # stub: a 1-tuple
-        conn.send_packed_command([packed])
+        conn.send_packed_command(packed)
     except BaseException:
         conn.disconnect()
         pool.release(conn)
         raise
-    return SentApply(conn, args)
+    return conn
+
+
+def _cluster_send(client: RedisCluster, ops: Sequence[CacheOp]) -> SentApply:
+    plan = slot_plan(client, ops)
+    per_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+    try:
+        for slot in plan.scripts:
+            node = client.nodes_manager.get_node_from_slot(slot)
+            per_node.setdefault(node.name, (node, []))[1].append(slot)
+    except RedisClusterException as exc:  # a slot without a master (mid fail-over): retried
+        _topology_refresh(client)
+        raise ClusterDownError(str(exc)) from exc
+    waits = settings.REDIS_CLUSTER_WAIT_REPLICAS
+    calls: list[_NodeCall] = []
+    try:
+        for node, slots in per_node.values():
+            node_client = client.get_redis_connection(node)
+            packed = [_packed(plan.scripts[slot]) for slot in slots]
+            if waits:
+                packed.append(hiredis.pack_command(("WAIT", waits, settings.REDIS_CLUSTER_WAIT_TIMEOUT_MS)))  # type: ignore[arg-type]  # stub: a 1-tuple
+            calls.append(_NodeCall(node_client, _send(node_client.connection_pool, packed), slots, waits))
+    except BaseException:
+        cache_apply_discard(client, SentApply(calls, plan.scripts, plan))  # type: ignore[arg-type]
+        _topology_refresh(client)
+        raise
+    return SentApply(calls, plan.scripts, plan)
+
+
+def _topology_refresh(client: RedisCluster) -> None:
+    """After a connection error or MOVED, learn the slot map again (a replica promoted);
+    the caller's retry then goes to the new master."""
+    try:
+        client.nodes_manager.initialize()
+    except (RedisError, RedisClusterException):  # still failing over: the next retry asks again
+        logger.warning("redis cluster slot map not refreshed yet", exc_info=True)
 
 
 def cache_apply_discard(client: redis.Redis, sent: SentApply | None) -> None:
     """Give up on a sent call without its reply (the caller applies the ops again)."""
     if sent is not None:
-        sent.connection.disconnect()  # the reply would come on it: never reuse it
-        client.connection_pool.release(sent.connection)
+        for call in sent.calls:
+            call.connection.disconnect()  # the reply would come on it: never reuse it
+            call.node.connection_pool.release(call.connection)
 
 
 def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> bytes:
-    """The script's reply (a verdict letter per put and delete; verdicts_per_op reads it)."""
+    """The script's reply (a verdict letter per put and delete, in op order; verdicts_per_op
+    reads it). On a cluster, the slots' replies in the batch's order, then the retrieval-set
+    adds (pipelined, after every script succeeded)."""
+    wait_shortfalls.clear()
     if sent is None:
         return b""
-    pool = client.connection_pool
+    replies: dict[int, bytes] = {}
+    failure: BaseException | None = None
+    for index, call in enumerate(sent.calls):
+        try:
+            replies.update(_read_node(call, sent.scripts))
+        except BaseException as exc:
+            cache_apply_discard(client, SentApply(sent.calls[index + 1 :], sent.scripts, sent.plan))
+            failure = exc
+            break
+    if failure is not None:
+        if sent.plan is not None and isinstance(failure, ConnectionError | TimeoutError | AskError | ClusterDownError):
+            _topology_refresh(client)  # type: ignore[arg-type]
+        raise failure
+    if sent.plan is None:
+        return replies[0]
+    if sent.plan.sadds:
+        pipe = client.pipeline(transaction=False)
+        for name, member in sent.plan.sadds:
+            pipe.sadd(name, member)
+        pipe.execute()
+    return slot_letters(sent.plan, replies).encode()
+
+
+def _read_node(call: _NodeCall, scripts: dict[int, list]) -> dict[int, bytes]:
+    """One node's replies: its scripts' letters (a NOSCRIPT is loaded and run again
+    there), then its WAIT's count of replicas (a shortfall is noted, not an error)."""
+    pool = call.node.connection_pool
+    replies: dict[int, bytes] = {}
+    unknown: list[int] = []
+    error: ResponseError | None = None
     try:
-        reply = sent.connection.read_response()
-    except NoScriptError:  # a whole reply was read: the connection is fine
-        pool.release(sent.connection)
-        return _evalsha(client, sent.args)
+        for slot in call.slots:
+            try:
+                replies[slot] = call.connection.read_response()
+            except NoScriptError:  # a whole reply was read: the connection is fine
+                unknown.append(slot)
+            except ResponseError as exc:  # MOVED, CLUSTERDOWN, ...: read the rest, then raise
+                error = error or exc
+        if call.waits:
+            try:
+                acknowledged = call.connection.read_response()
+            except ResponseError as exc:  # on a node that is no master any more: the MOVED above says why
+                error = error or exc
+                acknowledged = None
+            if isinstance(acknowledged, int) and acknowledged < call.waits:
+                where = call.node.connection_pool.connection_kwargs
+                node = f"{where.get('host')}:{where.get('port')}"
+                wait_shortfalls.append(WaitShort(node, call.waits, acknowledged))
     except BaseException:
-        sent.connection.disconnect()  # the reply may still be on its way: never reuse
-        pool.release(sent.connection)
+        call.connection.disconnect()  # the reply may still be on its way: never reuse
+        pool.release(call.connection)
         raise
-    pool.release(sent.connection)
-    return reply
+    pool.release(call.connection)
+    if error is not None:
+        raise error
+    for slot in unknown:
+        replies[slot] = _evalsha(call.node, scripts[slot])
+    return replies
 
 
 class CachedRecord(NamedTuple):
@@ -289,7 +490,7 @@ def load_keys(client: redis.Redis, retrieval_key: str) -> list[str]:
 def tombstones_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, int]:
     """The delete version of each of these keys that has a tombstone (one round trip)."""
     keys = list(keys)
-    found = client.mget([TOMBSTONE_PREFIX + key for key in keys]) if keys else []
+    found = mget_across_slots(client, [tombstone_key(key) for key in keys])
     return {key: int(raw) for key, raw in zip(keys, found, strict=True) if raw is not None}
 
 

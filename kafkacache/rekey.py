@@ -2,7 +2,7 @@
 
 Two stores hold ciphertexts under keys that rotate:
 
-- the cache (kc:rec:{key}, field p): the card and account numbers inside each value,
+- the cache (kc:rec:{<key>}, field p): the card and account numbers inside each value,
   under FIELD_ENCRYPTION_KEYS. `records_reencrypt` rewrites every value whose fields
   are under an older key or in format 1 (core.crypto) with the first key and
   format 2, record by record, with a compare-and-set: a value the consumer replaced
@@ -32,7 +32,8 @@ from core.clients import redis_client
 from core.crypto import FORMAT_VERSION, CryptoError, key_id_of, keyring
 from core.hashing import content_hash
 from core.records import SENSITIVE, record_decode, record_encode, record_key
-from core.redis_keys import REC_PREFIX
+from core.redis_keys import REC_MATCH, record_key_of
+from core.redis_scan import scan_pages
 from recon import audit
 from recon.models import AuditPayload
 
@@ -81,11 +82,12 @@ def records_reencrypt(
     cas = client.register_script(_CAS)
     if restart:
         client.delete(RECORDS_POSITION)
-    cursor = int(client.get(RECORDS_POSITION) or 0)
+    held = client.get(RECORDS_POSITION)
+    resume = held.decode() if isinstance(held, bytes) else (held or "")
     current = keyring().current
     counts = RekeyCounts()
-    while True:
-        cursor, names = client.scan(cursor=cursor, match=f"{REC_PREFIX}*", count=batch)
+    # Every master on a Redis Cluster; the position names the node and its cursor.
+    for position, names in scan_pages(client, match=REC_MATCH, count=batch, position=resume):
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.hmget(name, "p", "v")
@@ -93,7 +95,7 @@ def records_reencrypt(
             if value is None:
                 continue
             counts.seen += 1
-            key = (name.decode(errors="replace") if isinstance(name, bytes) else name).removeprefix(REC_PREFIX)
+            key = record_key_of(name)
             try:
                 version = int(raw_version or 1)
                 if _is_current(value, version, current):
@@ -112,11 +114,9 @@ def records_reencrypt(
             else:
                 counts.skipped += 1
                 logger.info("re-encryption skipped %r: written by the consumer meanwhile", key)
-        client.set(RECORDS_POSITION, cursor)
+        client.set(RECORDS_POSITION, position)
         if progress:
             progress(counts)
-        if cursor == 0:
-            break
     client.delete(RECORDS_POSITION)
     counts.done = True
     return counts

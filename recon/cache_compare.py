@@ -18,9 +18,10 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from core.clients import redis_client
+from core.clients import is_cluster, mget_across_slots, redis_client
 from core.hashing import content_hash
-from core.redis_keys import REC_PREFIX, TOMBSTONE_PREFIX
+from core.redis_keys import REC_MATCH, rec_key, record_key_of, tombstone_key
+from core.redis_scan import scan_pages
 
 # What the leg reports, and what a replay from the system of record does about each.
 STALE = "stale"  # the cache holds an older version than the source
@@ -68,16 +69,26 @@ _FIELDS = ("p", "sv", "u", "tp", "t")
 
 
 class SentRead(NamedTuple):
-    """A cache_read on the wire: the connection its replies will come on."""
+    """A cache_read on the wire: the connection its replies will come on (a cluster's
+    read is done at once, by node: `replies`)."""
 
-    connection: redis.Connection
+    connection: redis.Connection | None
     keys: Sequence[str]
+    replies: list | None = None
 
 
 def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
     """Send a batch's reads without waiting for the replies: Redis serves them while the
-    caller compares the previous batch (cache_read_wait reads them)."""
-    packed = b"".join(hiredis.pack_command(("HMGET", REC_PREFIX + key, *_FIELDS)) for key in keys)  # type: ignore[arg-type]  # stub: a 1-tuple
+    caller compares the previous batch (cache_read_wait reads them).
+
+    On Redis Cluster the batch goes as a cluster pipeline (one write per master) and is
+    read back here: the overlap is a standalone optimisation, the answers are the same."""
+    if is_cluster(client):
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(rec_key(key), _FIELDS)
+        return SentRead(None, keys, pipe.execute())
+    packed = b"".join(hiredis.pack_command(("HMGET", rec_key(key), *_FIELDS)) for key in keys)  # type: ignore[arg-type]  # stub: a 1-tuple
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
@@ -91,6 +102,8 @@ def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
 
 def cache_read_discard(client: redis.Redis, sent: SentRead) -> None:
     """Give up on a sent read: its replies would come on the connection, so it is never reused."""
+    if sent.connection is None:
+        return
     sent.connection.disconnect()
     client.connection_pool.release(sent.connection)
 
@@ -98,14 +111,18 @@ def cache_read_discard(client: redis.Redis, sent: SentRead) -> None:
 def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
     """The replies of a cache_read_send, one Cached per key in order."""
     conn = sent.connection
-    try:
-        replies = [conn.read_response() for _ in sent.keys]
-    except BaseException:
-        cache_read_discard(client, sent)  # replies may still be on the way
-        raise
-    client.connection_pool.release(conn)
+    if conn is None:
+        replies = sent.replies or []
+    else:
+        try:
+            replies = [conn.read_response() for _ in sent.keys]
+        except BaseException:
+            cache_read_discard(client, sent)  # replies may still be on the way
+            raise
+        client.connection_pool.release(conn)
     unheld = [key for key, (value, *_) in zip(sent.keys, replies, strict=True) if value is None]
-    tombstones = dict(zip(unheld, client.mget([TOMBSTONE_PREFIX + k for k in unheld]), strict=True)) if unheld else {}
+    found = mget_across_slots(client, [tombstone_key(k) for k in unheld]) if unheld else []
+    tombstones = dict(zip(unheld, found, strict=True))
     out = []
     for key, (value, version, message_uuid, topic, created) in zip(sent.keys, replies, strict=True):
         tombstone = tombstones.get(key)
@@ -240,7 +257,7 @@ def reencrypted(key: str, value: bytes, expected: bytes) -> bool:
     """A value kafkacache.rekey re-encrypted to a newer field key: it replaced bytes that
     hashed to the published hash (rx) and is still the value it wrote (rn). Anything else
     is drift. Only asked of the few keys whose hash did not match."""
-    fields: list[bytes | None] = redis_client().hmget(REC_PREFIX + key, ["rx", "rn"])  # type: ignore[assignment]
+    fields: list[bytes | None] = redis_client().hmget(rec_key(key), ["rx", "rn"])  # type: ignore[assignment]
     replaced, rewritten = fields
     if not replaced or not rewritten or content_hash(value, "blake2b").hex().encode() != rewritten:
         return False
@@ -318,20 +335,12 @@ class DeferredHashes:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
-def _text(raw: bytes | str) -> str:
-    return raw if isinstance(raw, str) else raw.decode(errors="replace")
-
-
 def rec_keys_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:
-    """Every record key Redis holds, in batches (SCAN: never blocks the server)."""
-    cursor = 0
-    prefix = len(REC_PREFIX)
-    while True:
-        cursor, found = client.scan(cursor, match=REC_PREFIX + "*", count=count)
+    """Every record key Redis holds, in batches (SCAN: never blocks the server; every
+    master of a cluster)."""
+    for _position, found in scan_pages(client, match=REC_MATCH, count=count):
         if found:
-            yield [_text(raw)[prefix:] for raw in found]
-        if cursor == 0:
-            return
+            yield [record_key_of(raw) for raw in found]
 
 
 def in_flight(keys: Sequence[str], *, since: dt.datetime, topic_ids: Sequence[int]) -> dict[str, int]:

@@ -199,7 +199,7 @@ def test_card_numbers_masked_for_viewer_clear_for_operator(client_for, data):
 def test_message_drill_down_with_real_redis(client_for, data, topic_a):
     row = data["rows_a"][0]
     client = redis_client()
-    redis_key = f"kc:rec:{row.key}"
+    redis_key = f"kc:rec:{{{row.key}}}"
     client.hset(redis_key, mapping={"p": b"value-0", "u": str(row.uuid), "v": "1", "t": "1"})
     try:
         response = client_for("viewer").get(reverse("dashboard:message", args=[row.uuid]))

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster as ClusterClient
+from redis.crc import key_slot
 
 from .helpers import ROOT, port_open
 
 
 def _cluster_ports(count: int = 6) -> list[int]:
-    """Free ports whose cluster bus port (port + 10000) is free and valid too."""
+    """Free ports whose cluster bus port (port + 10000) is free and valid too, both below
+    Linux's ephemeral range (32768 on): a port an outgoing connection of this process
+    happens to hold is not listening, looks free, and then cannot be bound."""
     ports: list[int] = []
-    candidate = 20000 + secrets.randbelow(20000)
+    candidate = 11000 + secrets.randbelow(11000)
     while len(ports) < count:
         candidate += 1
         if not port_open(candidate) and not port_open(candidate + 10000):
@@ -45,13 +48,19 @@ class RedisClusterServices:
 
     def services(self, action: str) -> None:
         env = {**os.environ, "VAR_DIR": str(self.var_dir), "REDIS_CLUSTER_PORTS": " ".join(map(str, self.ports))}
-        subprocess.run(
+        done = subprocess.run(
             [str(ROOT / "bin" / "services"), action, "--redis-cluster"],
             env=env,
-            check=True,
             timeout=120,
             capture_output=True,
+            text=True,
         )
+        if done.returncode:
+            logs = " | ".join(
+                f"{log.parent.name}: {log.read_text(errors='replace')[-400:]}"
+                for log in sorted((self.var_dir / "redis-cluster").glob("*/redis.log"))
+            )
+            raise RuntimeError(f"bin/services {action} --redis-cluster failed: {done.stderr[-1500:]} logs: {logs}")
 
     def up(self) -> None:
         self.services("up")
@@ -76,6 +85,24 @@ class RedisClusterServices:
         finally:
             shutil.rmtree(self.var_dir, ignore_errors=True)
 
+    def revive(self) -> None:
+        """Start the nodes that are down again (a killed master rejoins as a replica of the
+        node that took its slots) and wait for 3 masters with a synced replica each."""
+        self.up()
+
+    def seeds(self) -> list[str]:
+        """REDIS_CLUSTER_NODES for the product (every node: any may be the one that is down)."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def clear(self) -> None:
+        """Drop every kc:* key on every master (one DEL per key: a DEL of many must stay in one slot)."""
+        for port in self.masters():
+            node = self.node(port)
+            pipe = node.pipeline(transaction=False)
+            for name in node.scan_iter("kc:*", count=1000):
+                pipe.delete(name)
+            pipe.execute()
+
     def client(self) -> ClusterClient:
         return ClusterClient(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
 
@@ -87,7 +114,7 @@ class RedisClusterServices:
         out: dict[int, list[int]] = {}
         replicas: dict[str, list[int]] = {}
         ids = {}
-        for line in self.node(self.ports[0]).execute_command("CLUSTER", "NODES").decode().splitlines():
+        for line in self._answering().execute_command("CLUSTER", "NODES").decode().splitlines():
             node_id, addr, flags, master_id = line.split()[:4]
             port = int(addr.split("@")[0].rsplit(":", 1)[1])
             ids[node_id] = port
@@ -100,9 +127,43 @@ class RedisClusterServices:
                 out[ids[master_id]] = ports
         return out
 
+    def _answering(self) -> redis.Redis:
+        """A node that answers (one may be killed or stopped by the test)."""
+        for port in self.ports:
+            node = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                node.ping()
+            except redis.RedisError:
+                continue
+            return node
+        raise ConnectionError("no cluster node answers")
+
+    def kill_master_while_replica_lags(self, port: int, *, lag: float) -> int:
+        """Cut the master's replication link for `lag` seconds of writes (the replica stopped
+        with SIGSTOP so it cannot reconnect, its connection closed on the master), then
+        SIGKILL the master and let the replica go on: it takes the slots over without those
+        writes (what asynchronous replication drops, made certain). Answers the promoted port."""
+        replica = self.masters()[port][0]
+        os.kill(self.pid(replica), signal.SIGSTOP)
+        try:
+            self.node(port).execute_command("CLIENT", "KILL", "TYPE", "replica")
+            time.sleep(lag)
+            os.kill(self.pid(port), signal.SIGKILL)
+        finally:
+            os.kill(self.pid(replica), signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.node(replica).execute_command("ROLE")[0] == b"master":
+                    return replica
+            except redis.RedisError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{replica} did not take over from {port}")
+
     def master_of(self, key: str) -> int:
-        slot = self.client().keyslot(key)
-        for entry in self.node(self.ports[0]).execute_command("CLUSTER", "SLOTS"):
+        slot = key_slot(key.encode())  # computed here: a cluster client per call costs a full slot-map fetch
+        for entry in self._answering().execute_command("CLUSTER", "SLOTS"):
             start, end, master = entry[0], entry[1], entry[2]
             if start <= slot <= end:
                 return int(master[1])

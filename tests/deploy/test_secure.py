@@ -235,7 +235,7 @@ def test_the_redis_users_may_do_only_what_the_product_needs(secure, env):
             refused()
     broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
     with pytest.raises(redis.exceptions.NoPermissionError):
-        broker.set("kc:rec:client:1", "forged")
+        broker.set("kc:rec:{client:1}", "forged")
     with pytest.raises(redis.exceptions.NoPermissionError):
         broker.flushall()
     with pytest.raises(redis.exceptions.AuthenticationError):

@@ -8,6 +8,7 @@ from django.conf import settings as django_settings
 
 from core.record_checks import record_problems
 from core.records import record_encode, record_from_document
+from core.redis_keys import REC_MATCH, record_key_of
 from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, message_build
@@ -43,7 +44,7 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, every: f
 
 
 def cached_keys(client) -> set[str]:
-    return {k.decode().removeprefix("kc:rec:") for k in client.scan_iter("kc:rec:*", count=1000)}
+    return {record_key_of(k) for k in client.scan_iter(REC_MATCH, count=1000)}
 
 
 def source_records(client_ids=None) -> dict[str, dict]:

@@ -42,7 +42,7 @@ import kafkacache.messages as messages_module
 from core.clients import redis_client
 from core.ods import ods_seed
 from core.records import record_decode
-from core.redis_keys import rec_key
+from core.redis_keys import REC_MATCH, rec_key, record_key_of
 from core.sources import SourceItem, SqlSource
 from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run
@@ -89,7 +89,7 @@ def source_now() -> dict[str, SourceItem]:
 
 def cache_now() -> dict:
     client = redis_client()
-    keys = [k.decode().removeprefix("kc:rec:") for k in client.scan_iter("kc:rec:*", count=1000)]
+    keys = [record_key_of(k) for k in client.scan_iter(REC_MATCH, count=1000)]
     return cache_records_get(client, keys)
 
 

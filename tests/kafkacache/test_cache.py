@@ -43,8 +43,8 @@ def test_a_batch_applies_in_order_by_source_version_never_by_arrival(cache):
     assert records["client:4"].value == b"three"
     assert records["client:5"].value == b"unordered-2" and records["client:5"].version == 0
     assert records["client:6"].value == b"versioned"
-    assert cache.get("kc:dv:client:3") == b"9"
-    assert cache.ttl("kc:dv:client:3") > 0
+    assert cache.get("kc:dv:{client:3}") == b"9"
+    assert cache.ttl("kc:dv:{client:3}") > 0
 
 
 def test_put_verdict_predicts_the_script_on_every_combination(cache):
@@ -60,9 +60,9 @@ def test_put_verdict_predicts_the_script_on_every_combination(cache):
                 setup = [CacheOp("delete", key, tombstone)] if tombstone is not None else []
                 cache_apply(cache, setup + ([_put(key, held)] if held is not None else []))
                 # whatever state that left (a newer write drops an older tombstone), as a reader sees it
-                sv, u = cache.hmget(f"kc:rec:{key}", "sv", "u")
+                sv, u = cache.hmget(f"kc:rec:{{{key}}}", "sv", "u")
                 state_held = int(sv or 0) if u is not None else None
-                state_tomb = int(cache.get(f"kc:dv:{key}") or 0)
+                state_tomb = int(cache.get(f"kc:dv:{{{key}}}") or 0)
                 expected = put_verdict(version, held=state_held, tombstone=state_tomb)
                 assert cache_apply(cache, [_put(key, version)]) == [expected], (held, tombstone, version)
 
@@ -70,7 +70,7 @@ def test_put_verdict_predicts_the_script_on_every_combination(cache):
 def test_a_newer_write_after_a_delete_drops_the_tombstone(cache):
     cache_apply(cache, [CacheOp("delete", "client:1", 4), _put("client:1", 5, b"back")])
     assert cache_records_get(cache, ["client:1"])["client:1"].value == b"back"
-    assert cache.get("kc:dv:client:1") is None  # compact: only deletes the cache still needs to remember
+    assert cache.get("kc:dv:{client:1}") is None  # compact: only deletes the cache still needs to remember
 
 
 def test_the_record_knows_the_topic_that_wrote_it(cache):
@@ -85,7 +85,7 @@ def test_update_with_a_key_change_deletes_the_old_key_and_bulk_fills_the_load_se
     assert verdicts == ["a"]  # one verdict per op: the put's
     records = cache_records_get(cache, ["client:7", "client:9"])
     assert set(records) == {"client:9"}
-    assert cache.get("kc:dv:client:7") == b"2"
+    assert cache.get("kc:dv:{client:7}") == b"2"
     # a redelivered older bulk message of the old key does not bring it back
     assert cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1")]) == ["o"]
     assert cache_records_get(cache, ["client:7"]) == {}
@@ -122,7 +122,7 @@ def test_a_sent_call_is_applied_by_the_server_before_its_reply_is_read(cache):
     # Another connection sees the writes while this one has not read its reply yet:
     # the server did the work meanwhile, which is what the consume loop overlaps.
     deadline = time.monotonic() + 5
-    while not cache.exists("kc:rec:client:2") and time.monotonic() < deadline:
+    while not cache.exists("kc:rec:{client:2}") and time.monotonic() < deadline:
         time.sleep(0.01)
     assert cache_records_get(cache, ["client:1"])["client:1"].value == b"early"
     cache_module.cache_apply_wait(cache, sent)

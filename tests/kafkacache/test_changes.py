@@ -41,9 +41,9 @@ def test_api_style_change_events_give_the_expected_cache(feed, cache):
 
     assert cached_keys(cache) == {"client:900002"}
     assert _cached(cache, "client:900002")["name"] == "Grace B. Hopper"
-    assert cache.hget("kc:rec:client:900002", "sv") == b"3"
-    assert cache.get("kc:dv:client:900001") == b"3"  # the renumbering's delete of the old key, at its version
-    assert cache.get("kc:dv:client:424242") == b"5"  # the tombstone of a delete of nothing
+    assert cache.hget("kc:rec:{client:900002}", "sv") == b"3"
+    assert cache.get("kc:dv:{client:900001}") == b"3"  # the renumbering's delete of the old key, at its version
+    assert cache.get("kc:dv:{client:424242}") == b"5"  # the tombstone of a delete of nothing
     outcomes = sorted(ConsumedMessage.objects.filter(topic=change).values_list("outcome", flat=True))
     assert outcomes == ["deleted", "deleted", "stored", "stored", "stored"]
     assert PublishedMessage.objects.filter(topic=change).count() == 5

@@ -86,8 +86,8 @@ def test_batch_semantics_bulk_add_update_delete(feed, cache):
     assert dict(outcomes) == {"stored": 5, "deleted": 2}
     assert cached_keys(cache) == {"client:1", "client:4", "client:5"}
     assert cache.smembers("kc:load:rk1") == {b"client:1", b"client:2"}
-    assert cache.hmget("kc:rec:client:4", "sv", "tp") == [b"14", change.name.encode()]
-    assert cache.get("kc:dv:client:3") == b"14" and cache.get("kc:dv:client:2") == b"15"
+    assert cache.hmget("kc:rec:{client:4}", "sv", "tp") == [b"14", change.name.encode()]
+    assert cache.get("kc:dv:{client:3}") == b"14" and cache.get("kc:dv:{client:2}") == b"15"
     assert ConsumedMessage.objects.filter(group=feed.KAFKA_CONSUMER_GROUP).count() == 7
     # The bulk record again (redelivery, or a stale batch published late): it is older than the delete.
     consumer.process_batch([_message(bulk.name, 1, event="bulk", client_id=2, load="rk1", version=11, sealed=True)])
@@ -185,4 +185,4 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     assert rows.count() == len(keys)  # each delivery once: the failed statement left nothing behind
     assert set(rows.values_list("key", flat=True)) == set(keys)
     assert consumer.totals["deleted"] == len(keys)
-    assert all(cache.exists(f"kc:dv:{key}") for key in keys)  # every delete reached Redis (tombstones)
+    assert all(cache.exists(f"kc:dv:{{{key}}}") for key in keys)  # every delete reached Redis (tombstones)

@@ -495,6 +495,7 @@ class _Run:
 
         from core.clients import redis_client
         from core.records import record_decode
+        from core.redis_keys import REC_MATCH, record_key_of
         from core.sources import SqlSource
         from kafkacache.cache import cache_records_get
         from kafkacache.models import Load
@@ -552,7 +553,7 @@ class _Run:
             for item in batch:
                 expected[item.key] = item.record
         client = redis_client()
-        cached = {k.decode().removeprefix("kc:rec:") for k in client.scan_iter("kc:rec:*", count=2000)}
+        cached = {record_key_of(k) for k in client.scan_iter(REC_MATCH, count=2000)}
         differs = 0
         keys = sorted(expected)
         for i in range(0, len(keys), 2000):

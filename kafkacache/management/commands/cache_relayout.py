@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand
+
+from kafkacache.progress import Progress
+from kafkacache.relayout import RelayoutCounts, cache_relayout
+
+
+class Command(BaseCommand):
+    help = (
+        "Move a cache written before hash tags (kc:rec:<key>, kc:dv:<key>) to the tagged layout "
+        "(kc:rec:{<key>}, kc:dv:{<key>}), the source version deciding where both exist. Run once after "
+        "upgrading, before the consumers start; idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch", type=int, default=1000, help="names per SCAN page")
+
+    def handle(self, *args, batch: int, **options):
+        bar = Progress(self.stdout, label="moved")
+
+        def progress(counts: RelayoutCounts) -> None:
+            bar.update(counts.moved, f"kept newer {counts.kept_newer}")
+
+        counts = cache_relayout(batch=batch, progress=progress)
+        bar.finish()
+        self.stdout.write(f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer)")
