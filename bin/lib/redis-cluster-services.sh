@@ -1,9 +1,8 @@
 # Redis Cluster for bin/services (sourced): `bin/services up|down|status --redis-cluster`.
 #
 # Six Debian redis-server nodes in cluster mode on loopback (3 masters, 3 replicas,
-# `redis-cli --cluster create ... --cluster-replicas 1`), AOF on. For the harness in
-# tests/deploy/redis_cluster.py; the product's batch write needs the per-slot change
-# described in the README ("Scaling out") before it runs on a cluster.
+# `redis-cli --cluster create ... --cluster-replicas 1`), AOF on: the cache store's
+# cluster layout (REDIS_CLUSTER_NODES), tested through tests/deploy/redis_cluster.py.
 
 REDIS_CLUSTER_DIR=${REDIS_CLUSTER_DIR:-$VAR_DIR/redis-cluster}
 read -r -a REDIS_CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS:-7001 7002 7003 7004 7005 7006}"
