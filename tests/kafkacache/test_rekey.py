@@ -95,10 +95,25 @@ def test_cached_records_end_under_the_newest_key_resumably_and_still_reconcile(s
 
 
 def test_audit_payloads_are_rewrapped_under_the_newest_key_and_stay_byte_for_byte(settings, cache):
+    """Audit payloads as the feed records them (encoded client records, with their schema
+    version): each ends under the newest audit key; one whose card and account ciphertexts
+    are under the newest field key stays byte for byte, one under the old field key has them
+    rewritten to the new key (the same bytes on both sides of a message) and keeps the
+    original bytes' hashes, so it still stands for what was published."""
     topic = topic_make("rekey-audit", method_audit=True)
     settings.AUDIT_ENCRYPTION_KEYS = AUDIT_OLD
-    payloads = {uuid.uuid4(): f"payload {i}".encode() for i in range(5)}
-    audit.payloads_record(topic=topic, side="published", items=[(u, p, T0) for u, p in payloads.items()])
+    plains = {uuid.uuid4(): record_from_document({**DOC, "client_id": i}) for i in range(1, 6)}
+    old_field, new_field = list(plains)[:3], list(plains)[3:]
+    encoded = {}
+    settings.FIELD_ENCRYPTION_KEYS = OLD
+    encoded.update({u: record_encode(plains[u]) for u in old_field})
+    settings.FIELD_ENCRYPTION_KEYS = NEW
+    encoded.update({u: record_encode(plains[u]) for u in new_field})
+    payloads = {u: e.value for u, e in encoded.items()}
+    items = [(u, e.value, T0, e.schema_version) for u, e in encoded.items()]
+    audit.payloads_record(topic=topic, side="published", items=items)
+    audit.payloads_record(topic=topic, side="consumed", items=items[:1])  # one message delivered
+    settings.FIELD_ENCRYPTION_KEYS = f"{NEW},{OLD}"  # both rotations: the new keys first
     settings.AUDIT_ENCRYPTION_KEYS = f"{AUDIT_NEW},{AUDIT_OLD}"
 
     calls = []
@@ -113,8 +128,37 @@ def test_audit_payloads_are_rewrapped_under_the_newest_key_and_stay_byte_for_byt
     assert int(cache.get(AUDIT_POSITION)) > 0
     assert AuditPayload.objects.filter(key_id="a2").count() == 4
     counts = audit_reencrypt(batch=2)
-    assert (counts.rewritten, counts.done) == (1, True)
-    settings.AUDIT_ENCRYPTION_KEYS = AUDIT_NEW  # the old audit key retired
-    rows = AuditPayload.objects.all()
+    assert (counts.rewritten, counts.skipped, counts.done) == (2, 0, True)
+    assert cache.get(AUDIT_POSITION) is None
+
+    settings.FIELD_ENCRYPTION_KEYS = NEW  # the old keys retired
+    settings.AUDIT_ENCRYPTION_KEYS = AUDIT_NEW
+    rows = list(AuditPayload.objects.order_by("id"))
     assert {r.key_id for r in rows} == {"a2"}
-    assert {r.uuid: audit.unseal(r) for r in rows} == payloads
+    for row in rows:
+        value = audit.unseal(row)
+        assert record_decode(value, schema_version=row.schema_version, decrypt=True) == plains[row.uuid]
+        for alg in ("blake2b", "xxh3", "crc32"):
+            assert audit.payload_hash(row, value, alg) == content_hash(payloads[row.uuid], alg)
+        if row.uuid in new_field:  # only re-wrapped: the very bytes that were published
+            assert value == payloads[row.uuid]
+            assert (row.reencrypted_at, row.original_hashes, row.reencrypted_from) == (None, "", "")
+        else:
+            assert value != payloads[row.uuid]
+            assert row.reencrypted_at is not None and row.reencrypted_from == "k1"
+            assert row.reencrypted_hash == content_hash(value, "blake2b").hex()
+            assert row.size == len(value)
+    first = [audit.unseal(r) for r in rows if r.uuid == old_field[0]]
+    assert len(first) == 2 and first[0] == first[1]  # published and consumed copies stay equal
+    assert audit.message_diff(topic=topic, message_uuid=old_field[0]) == {
+        "available": True,
+        "bytes_equal": True,
+        "fields": [],
+    }
+
+    # Bytes changed after re-encryption are not passed off as the original.
+    tampered = rows[0]
+    assert audit.payload_hash(tampered, payloads[old_field[1]], "blake2b") != content_hash(payloads[tampered.uuid])
+    # A second run finds everything current.
+    again = audit_reencrypt(batch=2, restart=True)
+    assert (again.rewritten, again.current, again.skipped) == (0, 6, 0)
