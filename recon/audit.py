@@ -23,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
+from core.crypto import key_id_of
 from core.hashing import content_hash, content_hash_in, content_hashes
-from core.records import record_decode
+from core.records import SENSITIVE, record_decode
 from recon.engine import Draft
 from recon.models import AuditPayload, Finding, Topic
 
@@ -110,18 +111,23 @@ def payload_reencrypted(row: AuditPayload, *, value: bytes, fresh: bytes, replac
     row.key_id, row.payload = seal(fresh, topic_id=row.topic_id, message_uuid=row.uuid, side=row.side)
 
 
-def reencryption_note(row: AuditPayload, algorithm: str) -> dict | None:
-    """What the drill-down and the evidence pack say of a re-encrypted payload (None: never was)."""
-    if not row.reencrypted_at:
-        return None
-    original = content_hash_in(row.original_hashes, algorithm)
-    return {
-        "at": row.reencrypted_at.isoformat(),
-        "from_keys": row.reencrypted_from,
-        "original_hash": original.hex() if original else "",
-        "hash_algorithm": algorithm,
-        "hash_now": row.reencrypted_hash,
-    }
+def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
+    """What the drill-down and the evidence pack show of one kept payload (`value`, unsealed):
+    its hash as recorded (the original bytes' for a re-encrypted one, payload_hash) and, when
+    kafkacache.rekey re-encrypted its fields, one line saying when and to which field key."""
+    shown = {"side": row.side, "hash_algorithm": algorithm, "hash": payload_hash(row, value, algorithm).hex()}
+    if row.reencrypted_at:
+        to = ""
+        try:
+            record = record_decode(value, schema_version=row.schema_version or 1, decrypt=False)
+            to = next((key_id_of(i[f]) for name, f, _ in SENSITIVE for i in record[name]), "")
+        except Exception:  # noqa: S110  (the note names no key rather than fail the page)
+            pass
+        shown["reencrypted"] = (
+            f"re-encrypted on {row.reencrypted_at.date().isoformat()} to field key {to or '?'}"
+            f" (from {row.reencrypted_from or '?'}); hash as recorded"
+        )
+    return shown
 
 
 def payloads_record(*, topic: Topic, side: str, items: Sequence[tuple]) -> int:

@@ -22,6 +22,8 @@ from core.ods import ods_seed
 from core.records import SENSITIVE, record_decode, record_encode, record_from_document
 from core.redis_keys import rec_key
 from core.sources import SqlSource
+from dashboard.evidence import evidence_pack
+from dashboard.selectors import message_timeline
 from kafkacache.cache import cache_records_get
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
@@ -288,6 +290,23 @@ def test_the_old_field_key_retires_after_keys_reencrypt_and_everything_still_rea
     assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.RESOLVED
     assert run.report["findings"] == {}
     assert not Finding.objects.filter(topic=topic, category="altered").exists()
+    # The drill-down and the evidence pack show each payload's hash as recorded, and say it was re-encrypted.
+    today = timezone.now().date().isoformat()
+    shown = message_timeline(user=operator, uuid=delivered).audit_payload["hashes"]
+    assert [h["side"] for h in shown] == ["published", "consumed"]
+    assert {h["hash"] for h in shown} == {bytes(rows["client:1"].content_hash).hex()}
+    assert {h["reencrypted"] for h in shown} == {f"re-encrypted on {today} to field key k2 (from k1); hash as recorded"}
+    now = timezone.now()
+    pack = evidence_pack(
+        topic=topic,
+        start=now - dt.timedelta(days=1),
+        end=now + dt.timedelta(hours=1),
+        user=operator,
+        with_payloads=True,
+    )
+    lost_payloads = [p for p in pack["payloads"] if p["uuid"] == str(lost.uuid)]
+    assert [p["hash"] for p in lost_payloads] == [bytes(lost.content_hash).hex()]
+    assert lost_payloads[0]["reencrypted"].startswith(f"re-encrypted on {today} to field key k2")
     cache_run = cache_check(topic=topic, load=load, now=timezone.now() + dt.timedelta(hours=2))
     assert cache_run.status == "done"
     assert not Finding.objects.filter(topic=topic, category="cache", status=Finding.Status.OPEN).exists()
