@@ -14,11 +14,21 @@ record key, the field's path (cards[1].card_number) and the field's identity (th
 card's id and last 4 digits, the account's last 4), so a ciphertext copied into
 another record, another card or another field does not decrypt there. Format 1
 (associated data: the field name only) is read only by the re-encryption command
-(`manage.py fields_reencrypt`, legacy=True), which rewrites it as format 2.
+(`manage.py keys_reencrypt`, legacy=True), which rewrites it as format 2.
+
+Re-encryption (Keyring.reencrypt) takes its nonce from the old ciphertext and its
+binding (an HMAC under a key derived from the current key), not from os.urandom:
+the same old ciphertext always becomes the same new one, so two copies of a field
+that were equal (a published and a consumed audit payload, the cache and the audit
+log) stay equal, and two that differed stay different. A nonce repeats only for the
+same old ciphertext in the same place, that is for the same plaintext and
+associated data, which gives the same ciphertext again and reveals nothing new.
 """
 
 import base64
 import functools
+import hashlib
+import hmac
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,11 +50,13 @@ class CryptoError(ValueError):
 class Keyring:
     keys: dict[str, AESGCM]
     current: str  # id of the key that encrypts
+    rekey_nonce_key: bytes = b""  # derived from the current key: Keyring.reencrypt's nonces
 
     @classmethod
     def parse(cls, spec: str) -> "Keyring":
         keys: dict[str, AESGCM] = {}
         order: list[str] = []
+        first_raw = b""
         for item in (part.strip() for part in spec.split(",")):
             if not item:
                 continue
@@ -61,9 +73,11 @@ class Keyring:
                 raise ValueError(f"FIELD_ENCRYPTION_KEYS: key id {key_id!r} appears twice")
             keys[key_id] = AESGCM(raw)
             order.append(key_id)
+            first_raw = first_raw or raw
         if not order:
             raise ValueError("FIELD_ENCRYPTION_KEYS is empty: at least one key is needed")
-        return cls(keys=keys, current=order[0])
+        nonce_key = hmac.new(first_raw, b"kc-rekey-nonce-v1", hashlib.sha256).digest()
+        return cls(keys=keys, current=order[0], rekey_nonce_key=nonce_key)
 
     def encrypt(self, plaintext: bytes, *, field: str, binding: bytes) -> bytes:
         """`field` names the field in errors; `binding` (field_binding) is where it belongs."""
@@ -81,6 +95,22 @@ class Keyring:
             nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
             out.append(head + nonce + aead.encrypt(nonce, plaintext, binding))
         return out
+
+    def is_current(self, blob: bytes) -> bool:
+        """Whether a ciphertext is already in the current format under the current key."""
+        return len(blob) >= 2 and blob[0] == FORMAT_VERSION and key_id_of(blob) == self.current
+
+    def reencrypt(self, blob: bytes, *, field: str, binding: bytes) -> bytes:
+        """`blob` (any configured key, format 1 or 2) under the current key in format 2, with a
+        nonce derived from `blob` and `binding`: the same blob always gives the same bytes."""
+        plaintext = self.decrypt(blob, field=field, binding=binding, legacy=True)
+        if not self.rekey_nonce_key:
+            raise CryptoError(f"{field}: this keyring was not made by Keyring.parse (no re-encryption nonce key)")
+        head, aead = self._encrypting
+        nonce = hmac.new(
+            self.rekey_nonce_key, len(binding).to_bytes(4, "big") + binding + blob, hashlib.sha256
+        ).digest()[:NONCE_BYTES]
+        return head + nonce + aead.encrypt(nonce, plaintext, binding)
 
     @functools.cached_property
     def _encrypting(self) -> tuple[bytes, AESGCM]:

@@ -24,6 +24,25 @@ def content_hash(value: bytes, algorithm: str = "blake2b") -> bytes:
     raise ValueError(f"unknown hash algorithm {algorithm!r}")
 
 
+HASH_ALGORITHMS = ("blake2b", "xxh3", "crc32")
+
+
+def content_hashes(value: bytes) -> str:
+    """The value's hash under each algorithm a topic may use, "alg:hex,alg:hex,..." (what
+    re-encryption keeps of the bytes it replaced: the cache's rx, an audit payload's
+    original_hashes)."""
+    return ",".join(f"{alg}:{content_hash(value, alg).hex()}" for alg in HASH_ALGORITHMS)
+
+
+def content_hash_in(hashes: str, algorithm: str) -> bytes | None:
+    """The `algorithm` digest of a content_hashes string (None when it has none)."""
+    for item in hashes.split(","):
+        alg, _, digest = item.partition(":")
+        if alg == algorithm and digest:
+            return bytes.fromhex(digest)
+    return None
+
+
 def prefix64(digest: bytes) -> int:
     """The first 8 bytes as an unsigned integer (all of a CRC32)."""
     return int.from_bytes(digest[:8], "big")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from core import avro
-from core.crypto import Keyring, field_bindings, keyring
+from core.crypto import Keyring, field_bindings, key_id_of, keyring
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -210,6 +210,29 @@ def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedReco
     for (item, field, _, _), blob in zip(fields, blobs, strict=True):
         item[field] = blob
     return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
+
+
+def record_reencrypt(
+    value: bytes, *, schema_version: int, key: str | None = None, ring: Keyring | None = None
+) -> tuple[bytes, set[str]]:
+    """The value with every sensitive field under the current key and format 2, and the key ids
+    of the fields it replaced (none: `value` itself, already current).
+
+    Everything else stays as it was (the schema version, the clear fields); a field
+    becomes the same bytes each time (core.crypto Keyring.reencrypt). `key` as in
+    record_decode. Raises avro.AvroError / crypto.CryptoError like record_decode."""
+    ring = ring or keyring()
+    record = avro.decode(value, version=schema_version)
+    replaced: set[str] = set()
+    for item, field, path, binding in list(_bindings(key or record_key(record["client_id"]), record)):
+        blob = item[field]
+        if ring.is_current(blob):
+            continue
+        replaced.add(key_id_of(blob, legacy=True))
+        item[field] = ring.reencrypt(blob, field=path, binding=binding)
+    if not replaced:
+        return value, replaced
+    return avro.encode(record, version=schema_version), replaced
 
 
 def record_decode(

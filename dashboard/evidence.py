@@ -261,14 +261,17 @@ def _payloads(topic: Topic, uuids: list) -> list[dict]:
     out = []
     for message_uuid, rows in audit.payloads_of(topic=topic, uuids=uuids).items():
         for row in rows:
+            evidence: dict[str, Any] = {}
             try:
-                record = record_mask(
-                    record_decode(audit.unseal(row), schema_version=row.schema_version or 1, decrypt=False)
-                )
+                value = audit.unseal(row)
+                evidence = audit.payload_evidence(row, value, topic.hash_algorithm)
+                record = record_mask(record_decode(value, schema_version=row.schema_version or 1, decrypt=False))
                 shown: Any = mask_sensitive(json.loads(json.dumps(record, default=_bytes)))
             except Exception as exc:  # a payload that no longer decodes is reported, not fatal
                 shown = {"error": f"{type(exc).__name__}"}
-            out.append({"uuid": str(message_uuid), "side": row.side, "at": _iso(row.at), "record": shown})
+            entry = {"uuid": str(message_uuid), "side": row.side, "at": _iso(row.at), "record": shown}
+            entry.update({k: v for k, v in evidence.items() if k != "side"})
+            out.append(entry)
     out.sort(key=lambda p: (p["uuid"], p["side"] != AuditPayload.Side.PUBLISHED))
     return out
 

@@ -496,12 +496,12 @@ def _audit_payload(topic: Topic, uuid: uuid_lib.UUID) -> dict | None:
     rows = audit.payloads_of(topic=topic, uuids=[uuid]).get(uuid, [])
     if not rows:
         return None
-    out: dict[str, Any] = {"published": [], "consumed": []}
+    out: dict[str, Any] = {"published": [], "consumed": [], "hashes": []}
     for row in rows:
         try:
-            record = record_mask(
-                record_decode(audit.unseal(row), schema_version=row.schema_version or 1, decrypt=False)
-            )
+            value = audit.unseal(row)
+            out["hashes"].append(audit.payload_evidence(row, value, topic.hash_algorithm))
+            record = record_mask(record_decode(value, schema_version=row.schema_version or 1, decrypt=False))
         except Exception as exc:  # a payload that no longer decodes is shown as such, not as a page error
             record = {"error": f"{type(exc).__name__}: {exc}"}
         out[row.side].append(mask_sensitive(record))

@@ -11,9 +11,20 @@ Two stores hold ciphertexts under keys that rotate:
   tell a re-encryption from drift: `rx`, the old bytes' hashes, and `rn`, the new
   bytes' BLAKE2b. A later write by the consumer makes both moot.
 - the audit log (recon.AuditPayload): each payload under AUDIT_ENCRYPTION_KEYS.
-  `audit_reencrypt` re-wraps it under the first key. The payload itself (the
-  message bytes, the audit evidence) stays byte for byte what was published; its
-  inner field ciphertexts are retired by the audit retention, not rewritten.
+  `audit_reencrypt` re-wraps it under the first key and rewrites the card and account
+  ciphertexts inside the value to the first field key (core.records.record_reencrypt:
+  the same old ciphertext always gives the same new one, so a published and a consumed
+  copy that were equal stay equal). The row keeps the evidence (recon.audit
+  payload_reencrypted): the original bytes' hashes, the new bytes' hash, when, and from
+  which keys; recon.audit.payload_hash compares it by the original hash, so the
+  drill-down, the field diff and a replay from the audit log still vouch for it.
+
+When both report done with nothing skipped, nothing in Redis or the audit log names an
+older field key: the old key can be removed at once (a skipped item is named in the log
+and in RekeyCounts.unreadable: no configured key reads it, so it cannot be rewritten).
+Kafka's own retained messages are not rewritten (a log cannot be): once the old key is
+gone, the consumer dead-letters a re-read old message (kafkacache.batch_plan) instead of
+caching bytes its readers cannot decrypt.
 
 Both walk in a fixed order and keep their position in Redis (kc:rekey:records: the
 SCAN cursor; kc:rekey:audit: the last row id), so a run stopped midway resumes
@@ -23,15 +34,16 @@ audit batch is one transaction, its position is written after the commit.
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from core.avro import AvroError
 from core.clients import redis_client
-from core.crypto import FORMAT_VERSION, CryptoError, key_id_of, keyring
-from core.hashing import content_hash
-from core.records import SENSITIVE, record_decode, record_encode, record_key
+from core.crypto import CryptoError
+from core.hashing import HASH_ALGORITHMS, content_hash, content_hashes  # noqa: F401  (HASH_ALGORITHMS: kept importable here)
+from core.records import record_decode, record_key, record_reencrypt
 from core.redis_keys import REC_MATCH, record_key_of
 from core.redis_scan import scan_pages
 from recon import audit
@@ -41,7 +53,15 @@ logger = logging.getLogger(__name__)
 
 RECORDS_POSITION = "kc:rekey:records"
 AUDIT_POSITION = "kc:rekey:audit"
-HASH_ALGORITHMS = ("blake2b", "xxh3", "crc32")
+_AUDIT_FIELDS = [
+    "key_id",
+    "payload",
+    "size",
+    "original_hashes",
+    "reencrypted_hash",
+    "reencrypted_at",
+    "reencrypted_from",
+]
 # Replace p only if it is still the value read: the consumer may have written since.
 _CAS = """
 if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
@@ -57,21 +77,12 @@ class RekeyCounts:
     current: int = 0  # already under the newest key and format
     skipped: int = 0  # changed meanwhile (cache), or unreadable: named in the log
     done: bool = False
+    unreadable: list[str] = field(default_factory=list)  # what no configured key reads, by name
 
 
 def old_hashes(value: bytes) -> str:
     """The `rx` field: the replaced bytes' hash under each algorithm a topic may use."""
-    return ",".join(f"{alg}:{content_hash(value, alg).hex()}" for alg in HASH_ALGORITHMS)
-
-
-def _is_current(value: bytes, schema_version: int, current: str) -> bool:
-    record = record_decode(value, schema_version=schema_version, decrypt=False)
-    for list_name, field, _ in SENSITIVE:
-        for item in record[list_name]:
-            blob = item[field]
-            if not blob or blob[0] != FORMAT_VERSION or key_id_of(blob) != current:
-                return False
-    return True
+    return content_hashes(value)
 
 
 def records_reencrypt(
@@ -84,7 +95,6 @@ def records_reencrypt(
         client.delete(RECORDS_POSITION)
     held = client.get(RECORDS_POSITION)
     resume = held.decode() if isinstance(held, bytes) else (held or "")
-    current = keyring().current
     counts = RekeyCounts()
     # Every master on a Redis Cluster; the position names the node and its cursor.
     for position, names in scan_pages(client, match=REC_MATCH, count=batch, position=resume):
@@ -98,16 +108,16 @@ def records_reencrypt(
             key = record_key_of(name)
             try:
                 version = int(raw_version or 1)
-                if _is_current(value, version, current):
-                    counts.current += 1
-                    continue
-                plain = record_decode(value, schema_version=version, decrypt=True, key=key, legacy=True)
-                if record_key(plain["client_id"]) != key:
-                    raise CryptoError(f"record of client {plain['client_id']} cached under another key")
-                fresh = record_encode(plain).value
+                if record_key(record_decode(value, schema_version=version, decrypt=False)["client_id"]) != key:
+                    raise CryptoError("record of another client cached under this key")
+                fresh, replaced = record_reencrypt(value, schema_version=version, key=key)
             except (AvroError, CryptoError, ValueError, KeyError) as exc:
                 counts.skipped += 1
+                counts.unreadable.append(f"cached record {key}")
                 logger.warning("re-encryption skipped %r: %s", key, exc)
+                continue
+            if not replaced:
+                counts.current += 1
                 continue
             if cas(keys=[name], args=[value, fresh, old_hashes(value), content_hash(fresh, "blake2b").hex()]):
                 counts.rewritten += 1
@@ -122,10 +132,33 @@ def records_reencrypt(
     return counts
 
 
+def _audit_row_reencrypt(row: AuditPayload, newest: str, now) -> str:
+    """Bring one audit row to the newest audit key and its value's fields to the newest field key:
+    "rewritten", "current", or why it was skipped (the row then stays exactly as it was)."""
+    try:
+        plaintext = audit.unseal(row)
+    except Exception as exc:  # a row that cannot be read stays as it is, and is named
+        return f"audit key: {type(exc).__name__}: {exc}"
+    fresh, replaced = plaintext, set[str]()
+    if plaintext:  # a delete's payload is empty: no fields
+        try:
+            fresh, replaced = record_reencrypt(plaintext, schema_version=row.schema_version or 1)
+        except (AvroError, CryptoError, ValueError, KeyError) as exc:
+            return f"field keys: {type(exc).__name__}: {exc}"
+    if replaced:
+        audit.payload_reencrypted(row, value=plaintext, fresh=fresh, replaced=replaced, now=now)
+        return "rewritten"
+    if row.key_id != newest:
+        row.key_id, row.payload = audit.seal(plaintext, topic_id=row.topic_id, message_uuid=row.uuid, side=row.side)
+        return "rewritten"
+    return "current"
+
+
 def audit_reencrypt(
     *, batch: int = 500, restart: bool = False, progress: Callable[[RekeyCounts], None] | None = None
 ) -> RekeyCounts:
-    """Re-wrap every audit payload not under the newest audit key (resumable)."""
+    """Every audit payload under the newest audit key, its inner field ciphertexts under the
+    newest field key (resumable). Each row is unsealed to know: a second run rewrites 0."""
     client = redis_client()
     if restart:
         client.delete(AUDIT_POSITION)
@@ -133,27 +166,24 @@ def audit_reencrypt(
     newest = audit.current_key_id()
     counts = RekeyCounts()
     while True:
+        now = timezone.now()
         with transaction.atomic():
-            rows = list(
-                AuditPayload.objects.select_for_update()
-                .filter(id__gt=last)
-                .exclude(key_id=newest)
-                .order_by("id")[:batch]
-            )
+            rows = list(AuditPayload.objects.select_for_update().filter(id__gt=last).order_by("id")[:batch])
             changed = []
             for row in rows:
                 counts.seen += 1
-                try:
-                    plaintext = audit.unseal(row)
-                except Exception as exc:  # a row that cannot be read stays as it is, and is named
+                outcome = _audit_row_reencrypt(row, newest, now)
+                if outcome == "rewritten":
+                    changed.append(row)
+                elif outcome == "current":
+                    counts.current += 1
+                else:
                     counts.skipped += 1
-                    logger.warning("audit re-encryption skipped row %s: %s", row.pk, type(exc).__name__)
-                    continue
-                row.key_id, row.payload = audit.seal(
-                    plaintext, topic_id=row.topic_id, message_uuid=row.uuid, side=row.side
-                )
-                changed.append(row)
-            AuditPayload.objects.bulk_update(changed, ["key_id", "payload"])
+                    counts.unreadable.append(f"audit row {row.pk} ({row.side} {row.uuid})")
+                    logger.warning(
+                        "audit re-encryption skipped row %s (%s %s): %s", row.pk, row.side, row.uuid, outcome
+                    )
+            AuditPayload.objects.bulk_update(changed, _AUDIT_FIELDS)
         counts.rewritten += len(changed)
         if not rows:
             break

@@ -23,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
-from core.hashing import content_hash
-from core.records import record_decode
+from core.crypto import key_id_of
+from core.hashing import content_hash, content_hash_in, content_hashes
+from core.records import SENSITIVE, record_decode
 from recon.engine import Draft
 from recon.models import AuditPayload, Finding, Topic
 
@@ -86,6 +87,47 @@ def unseal(row: AuditPayload) -> bytes:
         raise ImproperlyConfigured(f"AUDIT_ENCRYPTION_KEYS has no key {row.key_id!r} (needed for audit row {row.pk})")
     blob = bytes(row.payload)
     return keys[row.key_id].decrypt(blob[:_NONCE], blob[_NONCE:], _aad(row.topic_id, row.uuid, row.side))
+
+
+def payload_hash(row: AuditPayload, value: bytes, algorithm: str) -> bytes:
+    """The hash `value` (row's unsealed bytes) stands for: the original published bytes' for a
+    payload still as re-encryption wrote it (kafkacache.rekey), else the value's own."""
+    if row.reencrypted_hash and content_hash(value, "blake2b").hex() == row.reencrypted_hash:
+        original = content_hash_in(row.original_hashes, algorithm)
+        if original is not None:
+            return original
+    return content_hash(value, algorithm)
+
+
+def payload_reencrypted(row: AuditPayload, *, value: bytes, fresh: bytes, replaced: set[str], now: dt.datetime) -> None:
+    """Put re-encrypted bytes on the row (sealed under the newest audit key), keeping the evidence:
+    the original bytes' hashes (from the first re-encryption on), the new bytes' hash, when and
+    which field keys it replaced. The caller saves the row."""
+    row.original_hashes = row.original_hashes or content_hashes(value)
+    row.reencrypted_hash = content_hash(fresh, "blake2b").hex()
+    row.reencrypted_at = now
+    row.reencrypted_from = ",".join(sorted(replaced))
+    row.size = len(fresh)
+    row.key_id, row.payload = seal(fresh, topic_id=row.topic_id, message_uuid=row.uuid, side=row.side)
+
+
+def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
+    """What the drill-down and the evidence pack show of one kept payload (`value`, unsealed):
+    its hash as recorded (the original bytes' for a re-encrypted one, payload_hash) and, when
+    kafkacache.rekey re-encrypted its fields, one line saying when and to which field key."""
+    shown = {"side": row.side, "hash_algorithm": algorithm, "hash": payload_hash(row, value, algorithm).hex()}
+    if row.reencrypted_at:
+        to = ""
+        try:
+            record = record_decode(value, schema_version=row.schema_version or 1, decrypt=False)
+            to = next((key_id_of(i[f]) for name, f, _ in SENSITIVE for i in record[name]), "")
+        except Exception:  # noqa: S110  (the note names no key rather than fail the page)
+            pass
+        shown["reencrypted"] = (
+            f"re-encrypted on {row.reencrypted_at.date().isoformat()} to field key {to or '?'}"
+            f" (from {row.reencrypted_from or '?'}); hash as recorded"
+        )
+    return shown
 
 
 def payloads_record(*, topic: Topic, side: str, items: Sequence[tuple]) -> int:
@@ -195,15 +237,20 @@ def message_diff(*, topic: Topic, message_uuid: uuid.UUID, decrypt: bool = False
         return {"available": False, "reason": "no audit payload on " + ("both sides" if not rows else "one side")}
     pub_row = published[0]
     pub_value = unseal(pub_row)
-    pub_hash = content_hash(pub_value, topic.hash_algorithm)
+    # Re-encrypted payloads compare by the original bytes' hash they keep (payload_hash).
+    pub_hash = payload_hash(pub_row, pub_value, topic.hash_algorithm)
     # The delivery that differs, if any; else the first one.
     con_row, con_value = consumed[0], unseal(consumed[0])
+    con_hash = payload_hash(con_row, con_value, topic.hash_algorithm)
     for row in consumed:
         value = unseal(row)
-        if content_hash(value, topic.hash_algorithm) != pub_hash:
-            con_row, con_value = row, value
+        if payload_hash(row, value, topic.hash_algorithm) != pub_hash:
+            con_row, con_value, con_hash = row, value, payload_hash(row, value, topic.hash_algorithm)
             break
-    result: dict[str, Any] = {"available": True, "bytes_equal": pub_value == con_value}
+    result: dict[str, Any] = {"available": True, "bytes_equal": pub_value == con_value or pub_hash == con_hash}
+    if result["bytes_equal"]:
+        result["fields"] = []
+        return result
     try:
         fields = field_diff(_decode(pub_row, pub_value, decrypt=decrypt), _decode(con_row, con_value, decrypt=decrypt))
     except LookupError as exc:

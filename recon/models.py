@@ -511,6 +511,14 @@ class AuditPayload(models.Model):
     batch (recon.audit.payloads_record). Kept audit_retention_days, then purged.
     `payload` is nonce (12 bytes) + ciphertext; the associated data binds it to
     its topic, UUID and side so a row cannot be passed off as another.
+
+    Re-encryption (kafkacache.rekey) rewrites the card and account ciphertexts inside
+    the value to the newest field key, so an old key can be retired. The row then
+    keeps what proves the evidence: `original_hashes`, the published bytes' hash under
+    every algorithm (set once, at the first re-encryption; the ledgers hold the same
+    hash), `reencrypted_hash`, the BLAKE2b of the bytes it now holds, the time and the
+    key ids it replaced. recon.audit.payload_hash answers the original hash for bytes
+    that are still the ones re-encryption wrote, so nothing compares them as altered.
     """
 
     class Side(models.TextChoices):
@@ -527,6 +535,10 @@ class AuditPayload(models.Model):
     at = models.DateTimeField()  # published_at or consumed_at of the message
     stored_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    reencrypted_at = models.DateTimeField(null=True, blank=True)  # the last field re-encryption; null: never
+    reencrypted_from = models.CharField(max_length=255, blank=True)  # field key ids replaced then, comma-separated
+    original_hashes = models.CharField(max_length=200, blank=True)  # the original bytes, "alg:hex,..."
+    reencrypted_hash = models.CharField(max_length=32, blank=True)  # BLAKE2b hex of the bytes held now
 
     class Meta:
         indexes = [
