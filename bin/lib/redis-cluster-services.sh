@@ -35,15 +35,16 @@ redis_cluster_up() {
 }
 
 redis_cluster_down() {
-  local p dir pid
+  local p dir pids=()
+  # All nodes asked at once, then waited for: one by one, each shutdown's AOF flush adds up.
   for p in "${REDIS_CLUSTER_PORTS[@]}"; do
     dir=$REDIS_CLUSTER_DIR/$p
-    if pid_alive "$dir/redis.pid"; then
-      pid=$(cat "$dir/redis.pid"); kill "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    fi
-    rm -f "$dir/redis.pid"
+    if pid_alive "$dir/redis.pid"; then pids+=("$(cat "$dir/redis.pid")"); kill "${pids[-1]}"; fi
   done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
+  for p in "${REDIS_CLUSTER_PORTS[@]}"; do rm -f "$REDIS_CLUSTER_DIR/$p/redis.pid"; done
 }
 
 redis_cluster_status() {

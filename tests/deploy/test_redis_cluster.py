@@ -28,19 +28,8 @@ from tests.replay.conftest import feed_topics_make
 
 from ..kafkacache.conftest import cached_keys, source_records
 from .cache_failover import consume_here, fail_over_mid_consume, later, leg_finds_and_replay_restores, lost_keys
-from .redis_cluster import RedisClusterServices
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def redis_cluster():
-    services = RedisClusterServices.create()
-    try:
-        services.up()
-        yield services
-    finally:
-        services.down()
 
 
 def test_the_cluster_has_three_masters_each_with_a_replica(redis_cluster):
