@@ -96,6 +96,21 @@ def fail_over_mid_consume(settings, client, *, store_env: dict[str, str], ids: r
     }
 
 
+def replay_from_source(topic, keys: list[str], *, operator, reason: str) -> None:
+    """Replay these keys from the system of record (run at once) and consume what it published."""
+    replay, _ = replay_request(
+        topic=topic,
+        way="source",
+        scope="clients",
+        target={"keys": keys},
+        reason=reason,
+        requested_by=operator,
+        queue=False,
+    )
+    assert replay_run(replay_id=replay.pk).status == "done"
+    consume_here(limit=90)
+
+
 def leg_finds_and_replay_restores(client, *, topic, operator) -> dict:
     """The cache leg names exactly the keys the store lost; a replay from the source of
     those keys, consumed, makes the cache equal the source again. Answers the figures."""
@@ -105,17 +120,7 @@ def leg_finds_and_replay_restores(client, *, topic, operator) -> dict:
     found = {key for entry in run.report.get("problems", {}).values() for key in entry["keys"]}
     assert found == lost  # every key the fail-over dropped, and nothing else
     if lost:
-        replay, _ = replay_request(
-            topic=topic,
-            way="source",
-            scope="clients",
-            target={"keys": sorted(lost)},
-            reason="dropped by a fail-over",
-            requested_by=operator,
-            queue=False,
-        )
-        assert replay_run(replay_id=replay.pk).status == "done"
-        consume_here(limit=90)
+        replay_from_source(topic, sorted(lost), operator=operator, reason="dropped by a fail-over")
     assert lost_keys(client, expected) == set()
     assert cache_check(topic=topic, now=later(), trigger="test").report["all_matched"] is True
     return {"keys_lost": len(lost), "keys_found_by_leg": len(found)}

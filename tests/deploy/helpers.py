@@ -15,6 +15,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def services_run(action: str, mode: str, *, var_dir: Path, env: dict[str, str]) -> None:
+    """`bin/services <action> --<mode>` for a harness; a failure is raised with the script's
+    stderr and the tail of each node's redis.log under var_dir/<mode>/ (why it did not start)."""
+    done = subprocess.run(
+        [str(ROOT / "bin" / "services"), action, f"--{mode}"],
+        env={**os.environ, "VAR_DIR": str(var_dir), **env},
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        logs = " | ".join(
+            f"{log.parent.name}: {log.read_text(errors='replace')[-400:]}"
+            for log in sorted((var_dir / mode).glob("*/redis.log"))
+        )
+        raise RuntimeError(f"bin/services {action} --{mode} failed: {done.stderr[-1500:]} logs: {logs}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

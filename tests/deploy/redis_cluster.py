@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import redis
 from redis.cluster import RedisCluster as ClusterClient
 from redis.crc import key_slot
 
-from .helpers import ROOT, port_open
+from .helpers import port_open, services_run
 
 
 def _cluster_ports(count: int = 6) -> list[int]:
@@ -47,20 +46,9 @@ class RedisClusterServices:
         return cls(var_dir=Path(tempfile.mkdtemp(prefix="kc-rcluster-")))
 
     def services(self, action: str) -> None:
-        env = {**os.environ, "VAR_DIR": str(self.var_dir), "REDIS_CLUSTER_PORTS": " ".join(map(str, self.ports))}
-        done = subprocess.run(
-            [str(ROOT / "bin" / "services"), action, "--redis-cluster"],
-            env=env,
-            timeout=120,
-            capture_output=True,
-            text=True,
+        services_run(
+            action, "redis-cluster", var_dir=self.var_dir, env={"REDIS_CLUSTER_PORTS": " ".join(map(str, self.ports))}
         )
-        if done.returncode:
-            logs = " | ".join(
-                f"{log.parent.name}: {log.read_text(errors='replace')[-400:]}"
-                for log in sorted((self.var_dir / "redis-cluster").glob("*/redis.log"))
-            )
-            raise RuntimeError(f"bin/services {action} --redis-cluster failed: {done.stderr[-1500:]} logs: {logs}")
 
     def up(self) -> None:
         self.services("up")

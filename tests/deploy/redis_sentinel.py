@@ -4,7 +4,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from .helpers import ROOT, port_open
+from .helpers import port_open, services_run
 
 MASTER_NAME = "kc-cache"
 
@@ -38,21 +37,13 @@ class RedisSentinelServices:
         return cls(var_dir=Path(tempfile.mkdtemp(prefix="kc-rsentinel-")))
 
     def services(self, action: str) -> None:
-        env = {
-            **os.environ,
-            "VAR_DIR": str(self.var_dir),
-            "REDIS_SENTINEL_PORTS": " ".join(map(str, self.ports)),
-            "REDIS_SENTINEL_MASTER": MASTER_NAME,
-        }
-        done = subprocess.run(
-            [str(ROOT / "bin" / "services"), action, "--redis-sentinel"],
-            env=env,
-            timeout=120,
-            capture_output=True,
-            text=True,
+        ports = " ".join(map(str, self.ports))
+        services_run(
+            action,
+            "redis-sentinel",
+            var_dir=self.var_dir,
+            env={"REDIS_SENTINEL_PORTS": ports, "REDIS_SENTINEL_MASTER": MASTER_NAME},
         )
-        if done.returncode:
-            raise RuntimeError(f"bin/services {action} --redis-sentinel failed: {done.stderr[-1500:]}")
 
     def up(self) -> None:
         self.services("up")

@@ -21,13 +21,18 @@ from kafkacache.cache import CacheOp, cache_apply, cache_records_get, load_keys
 from kafkacache.loads import load_run, load_start
 from recon import access
 from recon.cache_check import cache_check
-from replay.requests import replay_request
-from replay.runs import replay_run
 from tests.factories import UserFactory
 from tests.replay.conftest import feed_topics_make
 
 from ..kafkacache.conftest import cached_keys, source_records
-from .cache_failover import consume_here, fail_over_mid_consume, later, leg_finds_and_replay_restores, lost_keys
+from .cache_failover import (
+    consume_here,
+    fail_over_mid_consume,
+    later,
+    leg_finds_and_replay_restores,
+    lost_keys,
+    replay_from_source,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -164,17 +169,7 @@ def test_a_load_fed_through_the_cluster_is_whole_reconciles_and_a_replay_closes_
     problems = {kind: entry["keys"] for kind, entry in run.report["problems"].items()}
     assert problems == {"absent": ["client:3"], "differs": ["client:9"]}
 
-    replay, _ = replay_request(
-        topic=feed.bulk,
-        way="source",
-        scope="clients",
-        target={"keys": ["client:3", "client:9"]},
-        reason="lost on the cluster",
-        requested_by=operator,
-        queue=False,
-    )
-    assert replay_run(replay_id=replay.pk).status == "done"
-    consume_here()
+    replay_from_source(feed.bulk, ["client:3", "client:9"], operator=operator, reason="lost on the cluster")
     fixed = cache_check(topic=feed.bulk, now=later(), trigger="test").report
     assert fixed["all_matched"] is True and fixed["findings"]["resolved"] == 2
 
