@@ -447,6 +447,9 @@ BREAK_SLA_HOURS = env_int_map(
 )
 # A replay request awaiting a second operator's approval expires after this many hours.
 REPLAY_APPROVAL_HOURS = env_int("REPLAY_APPROVAL_HOURS", 24, minimum=1)
+# A topic's approval_threshold counts what one person replayed on it without a second
+# operator over this many hours, the new request included (replay.approval).
+REPLAY_APPROVAL_WINDOW_HOURS = env_int("REPLAY_APPROVAL_WINDOW_HOURS", 24, minimum=1)
 # The replay guard: one message is replayed at most this many times.
 REPLAY_MAX_PER_MESSAGE = env_int("REPLAY_MAX_PER_MESSAGE", 3, minimum=1)
 # Messages the dry run shows one by one (all are counted).
@@ -476,6 +479,10 @@ CELERY_BEAT_SCHEDULE["monitoring-lag-sample"] = {
 # --- Alerts and metrics -------------------------------------------------------------
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# /healthz runs its live checks for "Authorization: Bearer <HEALTH_TOKEN>" (the probes) or a
+# logged-in person; anyone else gets liveness only. Calls per minute per address, for all.
+HEALTH_TOKEN = env_str("HEALTH_TOKEN", "")
+HEALTH_THROTTLE_PER_MINUTE = env_int("HEALTH_THROTTLE_PER_MINUTE", 120, minimum=1)
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 30, minimum=1)
 # Where alert notifications link back to (the dashboard as people reach it).
 ALERTS_BASE_URL = env_str("ALERTS_BASE_URL", "http://127.0.0.1:8000")
@@ -500,9 +507,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No retrieval key in a line ("Not Found: /api/cache/<key>"): config/access_log.py.
+    "filters": {"keys": {"()": "config.access_log.RedactKeys"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["keys"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's own handlers for these (its console in DEBUG, runserver's lines) are replaced:
+        # every line of theirs goes through the console handler and its filter.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- Fail closed on secrets (config.secrets) -----------------------------------------

@@ -4,7 +4,8 @@
 - AnonThrottle: API_THROTTLE_ANON_PER_MINUTE per address for anonymous calls;
 - BadCredentialsThrottle: API_THROTTLE_ANON_PER_MINUTE failed token checks per
   address (config.auth counts them: DRF answers a bad token before any throttle
-  runs, so guessing tokens would otherwise be unlimited).
+  runs, so guessing tokens would otherwise be unlimited);
+- HealthThrottle: HEALTH_THROTTLE_PER_MINUTE calls of /healthz per address.
 The counters live in Django's cache (Redis: shared by every web process).
 
 An address is the client's as `client_address` finds it: X-Forwarded-For is read only
@@ -82,3 +83,15 @@ class BadCredentialsThrottle(_ClientAddress, SimpleRateThrottle):
         self.exhausted(request)
         self.history.insert(0, self.now)
         self.cache.set(self.key, self.history, self.duration)
+
+
+class HealthThrottle(_ClientAddress, SimpleRateThrottle):
+    """HEALTH_THROTTLE_PER_MINUTE calls of /healthz per address (config.health)."""
+
+    scope = "healthz"
+
+    def get_rate(self) -> str:
+        return f"{settings.HEALTH_THROTTLE_PER_MINUTE}/min"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

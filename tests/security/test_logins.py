@@ -141,9 +141,9 @@ def test_a_session_ends_after_its_idle_time_and_each_request_extends_it(settings
     assert answer.status_code == 302 and reverse("login") in answer["Location"]
 
 
-def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
-    """config/migrations/0001_sec_tokens_to_knox: an authtoken key becomes a hashed,
-    expiring knox token under the same string; the clear copy is deleted."""
+def test_old_clear_text_tokens_end_at_the_migration_to_knox(settings):
+    """config/migrations/0001_sec_tokens_to_knox: an authtoken key (stored in clear) is deleted,
+    not carried over into knox; it works nowhere afterwards."""
     import importlib
 
     from django.apps import apps
@@ -151,11 +151,9 @@ def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
 
     user = UserFactory(username="legacy-api", password=PASSWORD)
     old = Token.objects.create(user=user)
-    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_to_knox(apps, None)
-    assert not Token.objects.exists()
-    row = AuthToken.objects.get(user=user)
-    assert old.key not in (row.digest, row.token_key) and row.expiry is not None
-    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 200
+    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_delete(apps, None)
+    assert not Token.objects.exists() and not AuthToken.objects.filter(user=user).exists()
+    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 403
 
 
 def test_failures_from_elsewhere_cannot_lock_the_break_glass_admin_out(lockout):
