@@ -360,3 +360,16 @@ def test_oidc_is_an_option_with_the_same_mapping(settings, feed):
     assert OperatorAction.objects.filter(action="directory-login-refused", target="user:olga-local").exists()
     with pytest.raises(Exception, match="OIDC_OP_TOKEN_ENDPOINT"):
         oidc_settings({k: v for k, v in env.items() if k != "OIDC_OP_TOKEN_ENDPOINT"})
+
+
+def test_the_periodic_check_applies_group_changes_that_keep_a_role(directory_settings, slapd):
+    topics = directory_settings
+    uid, password = _person(slapd, groups=("kc-viewers", "kc-operators"))
+    browser, api, user = _logged_in(uid, password)
+    assert can_operate(user, topics["bulk"])
+    slapd.modify(f"dn: {group_dn('kc-operators')}\nchangetype: modify\ndelete: member\nmember: uid={uid},{PEOPLE}\n")
+    assert directory_accounts_check_task()["revoked"] == 0
+    user = User.objects.get(pk=user.pk)
+    assert {g.name for g in user.groups.all()} == {"viewer"}
+    assert can_view(user, topics["bulk"]) and not can_operate(user, topics["bulk"])
+    assert browser.get("/").status_code == 200 and api.get("/api/topics/").status_code == 200  # still in
