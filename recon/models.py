@@ -372,9 +372,10 @@ class ReconRun(models.Model):
     State rules: the scheduler and the feed's checks start a run RUNNING; a run an
     operator (or a finished replay or load) asks for starts QUEUED and a worker
     claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.runs.run_execute), so a
-    redelivered task does nothing. RUNNING -> DONE | FAILED by run_finish. A queued
-    run whose task was lost, or a transport run whose worker went silent (it beats
-    `heartbeat_at` every window), is queued again by recon.runs.runs_resume.
+    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_finish
+    (core.jobs.job_finish), whichever way it started. A queued run whose task was
+    lost, or a transport run whose worker went silent (it beats `heartbeat_at` every
+    window), is queued again by recon.tasks.runs_resume (core.jobs.jobs_resume).
     `total`/`processed` count windows (transport) as the run goes; `replay` names
     the replay a run verifies; `params` holds the windows it was asked to re-judge.
     """
@@ -396,7 +397,7 @@ class ReconRun(models.Model):
     load = models.ForeignKey("kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
-    trigger = models.CharField(max_length=16, default="schedule")  # schedule | api | dashboard
+    trigger = models.CharField(max_length=16, default="schedule")  # schedule, api, dashboard, task, load, replay
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

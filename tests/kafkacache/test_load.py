@@ -9,13 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.clients import make_consumer
+from core.jobs import jobs_stalled
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceError, SqlSource
 from kafkacache.cache import cache_records_get, load_keys
 from kafkacache.loads import load_run, load_start
 from kafkacache.models import Load
-from kafkacache.selectors import loads_stalled
 from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, OperatorAction, PublishedMessage, Window
 
@@ -113,13 +113,15 @@ def test_a_stalled_load_is_found_and_claimed_again_but_a_live_one_is_left_alone(
     Load.objects.filter(id=live.id).update(status="running", heartbeat_at=timezone.now())
     lost = load_start(topic=topic, source="ods", client_ids=[1], requested_by=None, queue=False)
     Load.objects.filter(id=lost.id).update(created_at=hour_ago)  # queued, its task never arrived
-    assert sorted(loads_stalled()) == sorted([str(stalled.id), str(lost.id)])
+    assert sorted(jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS)) == sorted(
+        [str(stalled.id), str(lost.id)]
+    )
 
     resumed = load_run(load_id=stalled.id)
     assert (resumed.status, resumed.published) == ("done", 5)  # restarted from the beginning
     assert load_run(load_id=live.id).status == "running"  # its worker is alive: left alone
     assert load_run(load_id=lost.id).status == "done"
-    assert loads_stalled() == []
+    assert jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS) == []
 
 
 def _topic_offsets(topic: str, expected: int) -> dict[str, tuple[int, int]]:
