@@ -18,10 +18,9 @@ from django.db.models import F
 from config.errors import AppError
 from core.jobs import job_beat, job_claim, job_enqueue, job_finish
 from core.sources import SourceError, SourceItem, source_get
-from kafkacache.models import Load
 from kafkacache.producer import Publishing
 from kafkacache.publishing import Pending, batch_record, message_record
-from recon.models import Topic
+from recon.models import Load, Topic
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)

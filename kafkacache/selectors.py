@@ -10,8 +10,8 @@ from core.clients import redis_client
 from core.crypto import CryptoError
 from core.records import record_decode, record_mask
 from kafkacache.cache import cache_records_get, load_keys
-from kafkacache.models import Load
 from recon.access import topics_visible
+from recon.models import Load
 
 
 def load_get(load_id: uuid.UUID | str) -> Load | None:

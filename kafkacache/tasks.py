@@ -7,7 +7,7 @@ from core.jobs import job_enqueue, jobs_resume
 from kafkacache import change_feed, loads
 from kafkacache.consumer import consume_run
 from kafkacache.leaders import leaders_watch
-from kafkacache.models import Load
+from recon.models import Load
 from recon.runs import LOAD_VERIFY
 
 

@@ -45,10 +45,9 @@ from core.clients import redis_client
 from core.hashing import content_hash
 from core.records import client_id_of, record_key
 from core.sources import SqlSource
-from kafkacache.models import Load
 from recon import cache_compare as cc
 from recon.cache_compare import Cached, Expected, Problem
-from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic
+from recon.models import Finding, Load, ReconRun, Replay, ReplayItem, Topic
 from recon.services import key_findings_sync, run_finish, run_start
 
 logger = logging.getLogger(__name__)

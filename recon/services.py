@@ -25,6 +25,20 @@ from recon.selectors import replays_delivered, run_report, windows_due
 logger = logging.getLogger(__name__)
 
 
+def feed_topics_ensure() -> dict[str, Topic]:
+    """The Topic rows of the feed's bulk and change topics (KAFKA_TOPIC_BULK, KAFKA_TOPIC_CHANGE),
+    created when missing, by kind ("bulk", "change")."""
+    out = {}
+    for kind, name in ((Topic.Kind.BULK, settings.KAFKA_TOPIC_BULK), (Topic.Kind.CHANGE, settings.KAFKA_TOPIC_CHANGE)):
+        topic, created = Topic.objects.get_or_create(
+            name=name, defaults={"kind": kind, "consumer_group": settings.KAFKA_CONSUMER_GROUP}
+        )
+        if created:
+            logger.info("topic row %s created (%s, group %s)", name, kind, settings.KAFKA_CONSUMER_GROUP)
+        out[str(kind)] = topic
+    return out
+
+
 def finding_record(
     *,
     topic: Topic,

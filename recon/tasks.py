@@ -8,10 +8,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from core.jobs import jobs_resume
-from kafkacache.models import Load
 from recon import audit, partitions, runs, services
 from recon.cache_check import cache_check
-from recon.models import ReconRun, Topic
+from recon.models import Load, ReconRun, Topic
 from recon.validation import validation_run
 
 logger = logging.getLogger(__name__)

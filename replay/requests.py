@@ -35,9 +35,8 @@ from django.utils import timezone
 from config.errors import AppError
 from core.jobs import job_enqueue
 from core.records import client_id_of, record_key
-from kafkacache.models import Load
 from recon import access
-from recon.models import Finding, Replay, Topic, Window
+from recon.models import Finding, Load, Replay, Topic, Window
 from recon.services import operator_action_record
 from replay.approval import approval_deadline, approval_needed, replay_size
 from replay.guard import replay_guard_check
