@@ -138,7 +138,7 @@ class EventType(models.TextChoices):
 class PublishedMessage(models.Model):
     """Publish-side ledger: one row per message the producer got acknowledged.
 
-    Range-partitioned by published_at in PostgreSQL (see migration 0002); the
+    Range-partitioned by published_at in PostgreSQL (see migration 0001_squashed_0015); the
     table's real primary key is (id, published_at), `id` alone is still unique.
     Rows are written in bulk (COPY) by the producer, never one by one.
     """
