@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
 from core.admin_tools import CappedCountPaginator, LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
+from recon import access
 from recon.admin_access import TopicScopedAdmin
 from recon.models import (
     AuditPayload,
@@ -16,6 +17,7 @@ from recon.models import (
     Finding,
     FindingComment,
     FindingTransition,
+    Load,
     OperatorAction,
     PublishedMessage,
     ReasonCode,
@@ -173,6 +175,38 @@ class AuditPayloadAdmin(TopicScopedAdmin, LedgerAdmin):
     list_display = ("uuid", "topic", "side", "key_id", "size", "at", "stored_at", "expires_at")
     list_filter = ("topic", "side", "key_id")
     exclude = ("payload",)
+
+
+@admin.register(Load)
+class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    """Loads are started from the dashboard or the API (which queue the work); here admins look at them."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "topic",
+        "source",
+        "status",
+        "total",
+        "built",
+        "published",
+        "failed",
+        "exceptions",
+        "requested_by",
+    )
+    list_filter = ("status", "source", "topic")
+    search_fields = ("=retrieval_key",)
+    search_help_text = "Exact retrieval key"
+    list_select_related = ("topic", "requested_by")
+    show_full_result_count = False
+
+    # A retrieval key reads the load's records: the admin never shows one (not editable), and
+    # finds a load by its key only for who may read payloads (recon.access), as the API does.
+    def get_search_results(self, request, queryset, search_term):
+        rows, duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            rows = rows.filter(topic__in=access.topics_payload(request.user))
+        return rows, duplicates
 
 
 @admin.register(Window)

@@ -9,8 +9,8 @@ import pytest
 import requests
 from knox.models import AuthToken
 
-from kafkacache.models import Load
 from recon import access
+from recon.models import Load
 from tests.deploy.helpers import ROOT, free_port, port_open, stop_group, wait_for
 from tests.factories import PASSWORD, TopicFactory, UserFactory
 from tests.kafkacache.conftest import subprocess_database_url

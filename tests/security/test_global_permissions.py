@@ -20,10 +20,9 @@ from django.urls import reverse
 from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
-from kafkacache.models import Load
 from recon import access
 from recon.admin_access import TopicScopedAdmin
-from recon.models import OperatorAction, Topic
+from recon.models import Load, OperatorAction, Topic
 from tests.dashboard.conftest import CARD
 from tests.factories import PASSWORD, UserFactory
 
