@@ -240,7 +240,10 @@ def directory_accounts_check() -> dict:
 
 
 def _admission_key(user) -> str:
-    return f"directory-admission:{user.pk}"
+    # The join time too: a verdict never outlives its user into another row of the same id
+    # (a database restored or recreated, as between test runs).
+    joined = int(user.date_joined.timestamp() * 1_000_000) if user.date_joined else 0
+    return f"directory-admission:{user.pk}:{joined}"
 
 
 def _admission_forget(user) -> None:

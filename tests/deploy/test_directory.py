@@ -16,11 +16,13 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 from guardian.models import UserObjectPermission
 from knox.models import AuthToken
 
 from config.directory import ldap_settings
+from dashboard.directory import _admission_key
 from dashboard.models import DirectoryAccount
 from dashboard.services import user_ensure
 from dashboard.tasks import directory_accounts_check_task
@@ -243,9 +245,7 @@ def test_a_cached_verdict_is_kept_for_its_time_only(directory_settings, slapd, s
     browser, api, user = _logged_in(uid, password)
     slapd.delete(f"uid={uid},{PEOPLE}")
     assert browser.get("/").status_code == 200  # the verdict of the login holds for its time
-    from django.core.cache import cache
-
-    cache.delete(f"directory-admission:{user.pk}")  # as if its time had passed
+    cache.delete(_admission_key(user))  # as if its time had passed
     _shut_out(browser, api, user, "gone")
 
 
