@@ -131,10 +131,10 @@ def test_a_topic_grant_opens_that_topic_in_the_admin_read_only(world, every_perm
     assert {f.topic for f in findings.context["cl"].result_list} == {topic_a}
     assert topic_b.name not in _body(findings)  # not in the rows, not in the topic filter
     load = Load.objects.get(retrieval_key=world.retrieval_key)
-    page = client.get(reverse("admin:kafkacache_load_change", args=[load.pk]))
+    page = client.get(reverse("admin:recon_load_change", args=[load.pk]))
     assert page.status_code == 200 and not page.context["has_change_permission"]
     assert world.retrieval_key not in _body(page)  # the admin never shows a key
-    searched = client.get(reverse("admin:kafkacache_load_changelist"), {"q": world.retrieval_key})
+    searched = client.get(reverse("admin:recon_load_changelist"), {"q": world.retrieval_key})
     assert searched.context["cl"].result_count == 0
     # writes of topic-scoped rows are for superusers, whatever the global permissions
     finding = world.finding_pk
@@ -143,7 +143,7 @@ def test_a_topic_grant_opens_that_topic_in_the_admin_read_only(world, every_perm
     assert rule_add.status_code == 403
     # an operator's grant (payload permission) finds the load by its key
     access.topic_grant(every_permission, topic_a, "operator")
-    searched = client.get(reverse("admin:kafkacache_load_changelist"), {"q": world.retrieval_key})
+    searched = client.get(reverse("admin:recon_load_changelist"), {"q": world.retrieval_key})
     assert list(searched.context["cl"].result_list) == [load]
 
 
