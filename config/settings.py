@@ -14,6 +14,7 @@ from config.directory import ldap_settings, oidc_settings
 from config.env import (
     database_from_url,
     env_bool,
+    env_choice_map,
     env_int,
     env_int_map,
     env_json_object,
@@ -310,6 +311,15 @@ SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default d
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.
 FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", secrets.DEV_FIELD_ENCRYPTION_KEYS)
+# The mode of each encrypted field: aes-gcm (the default) or NIST FF1 format-preserving,
+# digits in and out (core.fpe): ff1, ff1-last4 (last four kept), ff1-luhn (Luhn-valid
+# output), ff1-luhn-last4. "cards.card_number=ff1-luhn-last4,accounts.account_number=ff1".
+FIELD_ENCRYPTION_MODES = env_choice_map(
+    "FIELD_ENCRYPTION_MODES",
+    "",
+    keys=("accounts.account_number", "cards.card_number"),
+    choices=("aes-gcm", "ff1", "ff1-last4", "ff1-luhn", "ff1-luhn-last4"),
+)
 # The seal (kafkacache.seal): Ed25519. Producers hold SEAL_SIGNING_KEYS ("id:base64
 # 32-byte private seed,...", the first signs); every other process sets it empty and
 # holds only SEAL_VERIFY_KEYS ("id:base64 32-byte public key,..."), which cannot seal.
