@@ -110,6 +110,17 @@ DATABASE_URL_OPTIONS = frozenset(
 )
 
 
+def source_url_check(name: str, url: str) -> None:
+    """A SQLAlchemy database URL (dialect+driver://user:password@host:port/database)."""
+    from sqlalchemy.engine import make_url  # only where a non-PostgreSQL source is configured
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise EnvError(f"{name} must be a database URL like mysql+mysqldb://user:password@host/db") from None
+
+
 def database_from_url(name: str, default: str) -> dict:
     """A Django DATABASES entry from postgres://user:password@host:port/dbname[?sslmode=...]."""
     url = os.environ.get(name, default)
