@@ -182,13 +182,30 @@ class Keyring:
         """The clear digits of an FF1 field. CryptoError for an unknown key or format, or a value
         that is not digits of a length the format takes. Nothing can say whether the digits are the
         right ones: FF1 has no tag (docs/security.md)."""
-        cipher = self._ff1(key_id, field=field)
-        try:
-            fmt = digit_format(format_name)
-            body, tail = split(fmt, digits, field)
-            return join(fmt, cipher.decrypt(body, binding), tail)
-        except FpeError as exc:
-            raise CryptoError(str(exc)) from None
+        return self.fpe_decrypt_many([(digits, key_id, format_name, field, binding)])[0]
+
+    def fpe_decrypt_many(self, items: Sequence[tuple[str, str, str, str, bytes]]) -> list[str]:
+        """fpe_decrypt of each (digits, key id, format, field path, binding), the values of one
+        key in step (a record's fields are usually under one)."""
+        out: list[str] = [""] * len(items)
+        by_key: dict[str, list[int]] = {}
+        for i, (_, key_id, _, _, _) in enumerate(items):
+            by_key.setdefault(key_id, []).append(i)
+        for key_id, indexes in by_key.items():
+            cipher = self._ff1(key_id, field=items[indexes[0]][3])
+            parts = []
+            try:
+                for i in indexes:
+                    digits, _, format_name, field, binding = items[i]
+                    fmt = digit_format(format_name)
+                    body, tail = split(fmt, digits, field)
+                    parts.append((fmt, body, tail, binding))
+                bodies = cipher.decrypt_many([(body, binding) for _, body, _, binding in parts])
+            except FpeError as exc:
+                raise CryptoError(str(exc)) from None
+            for i, (fmt, _, tail, _), body in zip(indexes, parts, bodies, strict=True):
+                out[i] = join(fmt, body, tail)
+        return out
 
     def _ff1(self, key_id: str, *, field: str) -> FF1:
         cipher = (self.ff1 or {}).get(key_id)

@@ -11,11 +11,12 @@ right one (what keeps the cache honest then is the producer's seal and the conte
 hash: docs/security.md).
 
 The implementation follows the specification's steps with integers instead of numeral
-strings; what stays the same for every round of one value (AES of P, and of the
+strings; what stays the same for every round of one value (the CBC-MAC over P and the
 tweak's whole blocks of Q) is computed once, so a round costs one AES block; and
-`encrypt_many` runs the rounds of many values in step, one AES call per round for all
-of them. tests/kafkacache/test_fpe.py checks it against every FF1 sample of the NIST
-examples (AES-128/192/256, radix 10 and 36) both ways.
+`encrypt_many` runs the rounds of many values in step, one AES call per round (and per
+tweak block) for all of them, on one reused AES context per thread.
+tests/kafkacache/test_fpe.py checks it against every FF1 sample of the NIST examples
+(AES-128/192/256, radix 10 and 36) both ways.
 
 Domain: rev. 1 requires radix**minlen >= 1,000,000, so six digits at least are
 encrypted; a shorter part raises FpeError.
@@ -35,6 +36,7 @@ reader decrypts exactly as it was encrypted:
   with the clear last four): 10**11 for a 16-digit card keeping its last four.
 """
 
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -44,7 +46,6 @@ from core.cards import luhn_fix, luhn_valid
 
 MIN_DOMAIN = 1_000_000  # SP 800-38G rev. 1, section 5.2: radix**minlen >= 10**6
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_ZERO_IV = bytes(16)
 
 
 class FpeError(ValueError):
@@ -61,6 +62,7 @@ class FF1:
             raise FpeError(f"radix must be 2..{len(ALPHABET)}, got {radix}")
         self.radix = radix
         self._aes = algorithms.AES(key)
+        self._local = threading.local()
         self.min_length = next(n for n in range(1, 64) if radix**n >= MIN_DOMAIN)
 
     def encrypt(self, text: str, tweak: bytes = b"") -> str:
@@ -80,25 +82,26 @@ class FF1:
         if not items:
             return []
         radix = self.radix
-        ecb = Cipher(self._aes, modes.ECB()).encryptor()  # noqa: S305  (one block at a time: the PRF's CBC-MAC)
+        ecb = self._ecb()
         states = [self._state(text, tweak) for text, tweak in items]
+        self._heads(ecb, states)
         rounds = range(9, -1, -1) if decrypt else range(10)
         for i in rounds:
-            blocks = []
-            for s in states:
-                # Q's last block: the tweak's tail, the round number, NUM(B) (NUM(A) decrypting) in b bytes.
-                half = s.a if decrypt else s.b
-                tail = s.q_tail + bytes((i,)) + half.to_bytes(s.b_bytes, "big")
-                blocks.append((s.h ^ int.from_bytes(tail, "big")).to_bytes(16, "big"))
-            macs = ecb.update(b"".join(blocks))
+            # Q's last block: the tweak's tail, the round number, NUM(B) (NUM(A) decrypting) in b
+            # bytes, as one integer (the parts' bits do not overlap), XORed into the CBC-MAC state.
+            blocks = b"".join((s.hq ^ (i << s.shift) ^ (s.a if decrypt else s.b)).to_bytes(16, "big") for s in states)
+            macs = ecb.update(blocks)
+            even = i % 2 == 0
             for k, s in enumerate(states):
-                r = macs[16 * k : 16 * k + 16]
-                y = int.from_bytes(s.expand(ecb, r), "big")
-                m = s.u if i % 2 == 0 else s.v
-                if decrypt:
-                    s.a, s.b = (s.b - y) % radix**m, s.a
+                if s.d <= 16:
+                    y = int.from_bytes(macs[16 * k : 16 * k + s.d], "big")
                 else:
-                    s.a, s.b = s.b, (s.a + y) % radix**m
+                    y = int.from_bytes(s.expand(ecb, macs[16 * k : 16 * k + 16]), "big")
+                modulus = s.mu if even else s.mv
+                if decrypt:
+                    s.a, s.b = (s.b - y) % modulus, s.a
+                else:
+                    s.a, s.b = s.b, (s.a + y) % modulus
         return [_numerals(s.a, s.u, radix) + _numerals(s.b, s.v, radix) for s in states]
 
     def _state(self, text: str, tweak: bytes) -> "_Value":
@@ -131,22 +134,44 @@ class FF1:
             raise FpeError(f"{n} numerals of radix {radix}: longer than this implementation takes")
         head_len = len(fixed) + 1 + b_bytes - 16  # Q's blocks before its last one
         head, q_tail = fixed[:head_len], fixed[head_len:]
-        h = self._cbc_mac(p + head)
-        return _Value(a, b, u, v, b_bytes, d, int.from_bytes(h, "big"), q_tail)
+        return _Value(a, b, u, v, b_bytes, d, p + head, q_tail, radix)
 
-    def _cbc_mac(self, data: bytes) -> bytes:
-        cbc = Cipher(self._aes, modes.CBC(_ZERO_IV)).encryptor()
-        return cbc.update(data)[-16:]
+    def _heads(self, ecb, states: Sequence["_Value"]) -> None:
+        """The CBC-MAC state after P and Q's whole tweak blocks, the same for all ten rounds of a
+        value: block by block, one AES call for every value at once (one call each costs ~1 us
+        more than a block, and a cipher context ~20 us)."""
+        macs = [0] * len(states)
+        for start in range(0, max(len(s.head) for s in states), 16):
+            live = [k for k, s in enumerate(states) if len(s.head) > start]
+            blocks = b"".join(
+                (macs[k] ^ int.from_bytes(states[k].head[start : start + 16], "big")).to_bytes(16, "big") for k in live
+            )
+            out = ecb.update(blocks)
+            for n, k in enumerate(live):
+                macs[k] = int.from_bytes(out[16 * n : 16 * n + 16], "big")
+        for s, mac in zip(states, macs, strict=True):
+            s.hq = mac ^ (int.from_bytes(s.q_tail, "big") << (8 * (1 + s.b_bytes)))
+
+    def _ecb(self):
+        """This thread's AES-ECB context (a context is not safe to share between threads)."""
+        ecb = getattr(self._local, "ecb", None)
+        if ecb is None:
+            ecb = self._local.ecb = Cipher(self._aes, modes.ECB()).encryptor()  # noqa: S305  (the PRF's blocks)
+        return ecb
 
 
 class _Value:
-    """One value's state through the rounds (mutable halves, the precomputed CBC-MAC)."""
+    """One value's state through the rounds (mutable halves, the precomputed CBC-MAC `h` of
+    `head`: P and the whole blocks of Q before its last, with the tweak's tail: `hq`)."""
 
-    __slots__ = ("a", "b", "b_bytes", "d", "h", "q_tail", "u", "v")
+    __slots__ = ("a", "b", "b_bytes", "d", "head", "hq", "mu", "mv", "q_tail", "shift", "u", "v")
 
-    def __init__(self, a: int, b: int, u: int, v: int, b_bytes: int, d: int, h: int, q_tail: bytes):
+    def __init__(self, a: int, b: int, u: int, v: int, b_bytes: int, d: int, head: bytes, q_tail: bytes, radix: int):
         self.a, self.b, self.u, self.v = a, b, u, v
-        self.b_bytes, self.d, self.h, self.q_tail = b_bytes, d, h, q_tail
+        self.b_bytes, self.d, self.head, self.q_tail = b_bytes, d, head, q_tail
+        self.mu, self.mv = radix**u, radix**v
+        self.shift = 8 * b_bytes  # where the round number sits in Q's last block
+        self.hq = 0  # the CBC-MAC state with the tweak's tail in place (_heads)
 
     def expand(self, ecb, r: bytes) -> bytes:
         """S: the first d bytes of R || CIPH(R xor [1]) || CIPH(R xor [2]) ..."""
