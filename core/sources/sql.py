@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import decimal
 import functools
+import json
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -63,7 +64,7 @@ class SqlSource:
     def __init__(self, using: str | None = None, *, url: str | None = None, mapping: dict | None = None):
         self.db = _database(using=using, url=url)
         self.mapping = mapping or _mapping(settings.SOURCE_SQL_MAPPING)
-        self.t = _Tables(self.mapping, self.db.dialect)
+        self.t = _tables(json.dumps(self.mapping, sort_keys=True))
         self._zone = ZoneInfo(self.mapping["naive_timestamps"])
 
     # ------------------------------------------------------------------ reads
@@ -231,7 +232,7 @@ class _Tables:
     """The mapped tables as SQLAlchemy Core objects, their columns found by role (key,
     version, order, the record's fields) whatever the source calls them."""
 
-    def __init__(self, mapping: dict, dialect: sa.Dialect):
+    def __init__(self, mapping: dict):
         self.metadata = sa.MetaData(schema=mapping["schema"])
         kind = mapping["clients"]["version_kind"]
         self.clients = self._part("clients", mapping["clients"], CLIENT_FIELDS, version=kind)
@@ -304,6 +305,12 @@ def _version_type(kind: str):
     return sa.DateTime(timezone=True) if kind == "timestamp" else sa.BigInteger
 
 
+@functools.lru_cache(maxsize=16)
+def _tables(mapping: str) -> _Tables:
+    """The Core objects of a mapping, made once: SQLAlchemy then reuses their compiled statements."""
+    return _Tables(json.loads(mapping))
+
+
 @functools.cache
 def _mapping(path: str) -> dict:
     try:
@@ -314,8 +321,6 @@ def _mapping(path: str) -> dict:
 
 # ---------------------------------------------------------------------- where statements run
 class _Database:
-    dialect: sa.Dialect
-
     def snapshot(self) -> contextlib.AbstractContextManager[Connection]:
         raise NotImplementedError
 
@@ -328,7 +333,6 @@ class _DjangoDatabase(_Database):
 
     def __init__(self, alias: str):
         self.alias = alias
-        self.dialect = sa.create_engine("postgresql+psycopg://").dialect
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -352,7 +356,6 @@ class _EngineDatabase(_Database):
 
     def __init__(self, engine: Engine, isolation_level: str | None):
         self.engine = engine
-        self.dialect = engine.dialect
         self.isolation = isolation_level or SNAPSHOT_ISOLATION.get(engine.dialect.name)
 
     @contextlib.contextmanager
