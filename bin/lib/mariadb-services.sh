@@ -14,26 +14,8 @@ MARIADB_DIR=$VAR_DIR/mariadb
 # The server runs as the `mysql` user when we are root (mariadbd refuses root otherwise):
 # that user must be able to enter the data directory's parents. A checkout of mode 700
 # (or a test's mkdtemp) is not enterable, so the data goes to a directory of its own
-# under $MARIADB_DATA_ROOT, named after the wanted path, with a `.location` file beside
-# the wanted path saying where (the same approach as PostgreSQL's data directory).
-mariadb_dir_for() { # wanted
-  local wanted=$1 parent
-  if [ "$(id -u)" != 0 ]; then echo "$wanted"; return 0; fi
-  parent=$(dirname "$wanted")
-  mkdir -p "$parent"
-  if runuser -u mysql -- test -x "$parent" 2>/dev/null; then
-    rm -f "$wanted.location"
-    echo "$wanted"; return 0
-  fi
-  local root=${MARIADB_DATA_ROOT:-/var/lib/kafkacache} slug moved
-  slug=$(printf '%s' "$wanted" | sha1sum | cut -c1-12)
-  moved=$root/$(basename "$wanted")-$slug
-  { mkdir -p "$moved" && chmod 755 "$root" && chown mysql "$moved" && chmod 700 "$moved"; } \
-    || die "the mysql user cannot enter $parent, and $moved could not be made: set VAR_DIR to a directory mysql can reach"
-  printf '%s\n' "$moved" >"$wanted.location"
-  echo "$moved"
-}
-
+# under $MARIADB_DATA_ROOT, with a `.location` file beside the wanted path saying where:
+# bin/services' service_dir_for, as for PostgreSQL's data directory.
 mariadb_bin() { # program
   command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || return 1
 }
@@ -48,7 +30,7 @@ mariadb_up() {
   server=$(mariadb_bin mariadbd) || die "mariadbd not found after installing mariadb-server"
   install=$(mariadb_bin mariadb-install-db) || die "mariadb-install-db not found"
   client=$(mariadb_bin mariadb) || die "the mariadb client not found"
-  dir=$(mariadb_dir_for "$MARIADB_DIR") || exit 1
+  dir=$(service_dir_for mysql "$MARIADB_DIR" "${MARIADB_DATA_ROOT:-/var/lib/kafkacache}") || exit 1
   [ "$dir" = "$MARIADB_DIR" ] || log "mariadb data in $dir: the mysql user cannot enter $(dirname "$MARIADB_DIR")"
   if pid_alive "$dir/mariadb.pid"; then log "mariadb already running (pid $(cat "$dir/mariadb.pid"))"; return 0; fi
   if port_open 127.0.0.1 "$MARIADB_PORT"; then log "mariadb: 127.0.0.1:$MARIADB_PORT already answers; not starting ours"; return 0; fi
