@@ -9,15 +9,15 @@ import threading
 
 import pytest
 from django.utils import timezone
+from kafkacache.topic_rows import topic_rows_ensure
 
 from core.records import client_record_build, record_decode, record_key
 from core.sources import SqlSource
 from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run
 from kafkacache.loads import load_run, load_start
-from kafkacache.models import Load
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.cache_check import cache_check
+from recon.models import Load
 
 from .conftest import cached_keys, consume_all
 from .sql_engines import DB2_SKIP, DB2Engine, MariaDB, MariaDBEngine, PostgresEngine
