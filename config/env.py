@@ -8,6 +8,9 @@ import json
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 
 class EnvError(ValueError):
     pass
@@ -112,9 +115,6 @@ DATABASE_URL_OPTIONS = frozenset(
 
 def source_url_check(name: str, url: str) -> None:
     """A SQLAlchemy database URL (dialect+driver://user:password@host:port/database)."""
-    from sqlalchemy.engine import make_url  # only where a non-PostgreSQL source is configured
-    from sqlalchemy.exc import ArgumentError
-
     try:
         make_url(url)
     except ArgumentError:

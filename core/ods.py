@@ -30,6 +30,7 @@ table from its CDC tool.
 import datetime as dt
 import random
 
+import sqlalchemy as sa
 from django.db import connections
 
 from core.cards import luhn_complete
@@ -412,8 +413,6 @@ def ods_write_engine(engine, client_rows: list, account_rows: list, card_rows: l
     """The demo system of record on a MariaDB or DB2 database (a SQLAlchemy engine, into its
     default schema, which must hold no such tables): the rows go in before the triggers, as
     ods_write does, so the seed is a starting state, not a burst of change events."""
-    import sqlalchemy as sa  # the product's own PostgreSQL path needs no SQLAlchemy here
-
     db2 = engine.dialect.name in ("ibm_db_sa", "db2")
     schema, triggers = (DB2_SCHEMA, DB2_TRIGGERS) if db2 else (MARIADB_SCHEMA, MARIADB_TRIGGERS)
     naive = engine.dialect.name in ("mysql", "mariadb")  # DATETIME holds no zone: stored as UTC

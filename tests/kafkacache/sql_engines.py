@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from django.db import connection, transaction
 
 from core.ods import demo_rows, ods_seed, ods_write_engine
 from core.sources import SqlSource
@@ -84,8 +85,6 @@ class PostgresEngine(Engine):
         return demo_rows(clients)
 
     def write(self, *statements: str) -> None:
-        from django.db import connection, transaction
-
         with transaction.atomic(), connection.cursor() as cursor:
             for statement in statements:
                 cursor.execute(statement.replace("{s}", "ods."))

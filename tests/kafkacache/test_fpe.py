@@ -24,7 +24,7 @@ from core.records import (
 from kafkacache.batch_plan import batch_plan
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
-from kafkacache.topic_rows import topic_rows_ensure
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 
 # Every FF1 sample of NIST's "Examples with intermediate values" for SP 800-38G
@@ -237,7 +237,7 @@ def _consumer_message(topic: str, plain: dict, *, sealed: bool) -> Message:
 @pytest.mark.django_db
 def test_the_consumer_takes_ff1_fields_only_under_a_verified_seal(feed, settings):
     settings.FIELD_ENCRYPTION_MODES = {"cards.card_number": "ff1-luhn-last4"}
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     topics = {change.name: change}
     sealed = batch_plan([_consumer_message(change.name, _plain(1), sealed=True)], topics=topics, group="g")
     assert not sealed.dead and [op.key for op in sealed.ops] == ["client:1"]

@@ -7,9 +7,10 @@ import json
 import os
 import threading
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
-from kafkacache.topic_rows import topic_rows_ensure
 
 from core.records import client_record_build, record_decode, record_key
 from core.sources import SqlSource
@@ -18,6 +19,7 @@ from kafkacache.change_feed import change_feed_run
 from kafkacache.loads import load_run, load_start
 from recon.cache_check import cache_check
 from recon.models import Load
+from recon.services import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all
 from .sql_engines import DB2_SKIP, DB2Engine, MariaDB, MariaDBEngine, PostgresEngine
@@ -179,9 +181,6 @@ def test_a_batch_is_one_snapshot_data_and_versions_read_together(engine):
     if engine.name == "postgresql":
 
         def write():  # another connection than the source's, committing at once
-            import psycopg
-            from django.db import connection
-
             db = connection.settings_dict
             with psycopg.connect(
                 host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"]
@@ -220,7 +219,7 @@ def mariadb_settings(settings, mariadb_server, tmp_path):
 def test_a_bulk_load_and_the_change_feed_from_mariadb_reach_the_cache_and_reconcile(feed, cache, mariadb_settings):
     rows = mariadb_settings.seed(120)
     expected = _expected(rows)
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert (load.status, load.total, load.published, load.exceptions) == (Load.Status.DONE, 120, 120, 0)
