@@ -4,9 +4,11 @@ Two stores hold ciphertexts under keys that rotate:
 
 - the cache (kc:rec:{<key>}, field p): the card and account numbers inside each value,
   under FIELD_ENCRYPTION_KEYS. `records_reencrypt` rewrites every value whose fields
-  are under an older key or in format 1 (core.crypto) with the first key and
-  format 2, record by record, with a compare-and-set: a value the consumer replaced
-  meanwhile is left as the consumer wrote it. The new bytes no longer hash to the
+  are under an older key, in format 1 (core.crypto) or in another mode than
+  FIELD_ENCRYPTION_MODES gives them (AES-GCM or FF1: the way a field moves from one to
+  the other) with the first key, format 2 and the configured mode, record by record,
+  with a compare-and-set: a value the consumer replaced meanwhile is left as the
+  consumer wrote it. The new bytes no longer hash to the
   published hash, so the record keeps what the cache leg (recon.cache_check) needs to
   tell a re-encryption from drift: `rx`, the old bytes' hashes, and `rn`, the new
   bytes' BLAKE2b. A later write by the consumer makes both moot.
@@ -55,6 +57,7 @@ RECORDS_POSITION = "kc:rekey:records"
 AUDIT_POSITION = "kc:rekey:audit"
 _AUDIT_FIELDS = [
     "key_id",
+    "schema_version",
     "payload",
     "size",
     "original_hashes",
@@ -63,9 +66,10 @@ _AUDIT_FIELDS = [
     "reencrypted_from",
 ]
 # Replace p only if it is still the value read: the consumer may have written since.
+# v: the schema version, which moves from 1 to 2 when a field moves to FF1 (core.records).
 _CAS = """
 if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4])
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
 return 1
 """
 
@@ -110,7 +114,7 @@ def records_reencrypt(
                 version = int(raw_version or 1)
                 if record_key(record_decode(value, schema_version=version, decrypt=False)["client_id"]) != key:
                     raise CryptoError("record of another client cached under this key")
-                fresh, replaced = record_reencrypt(value, schema_version=version, key=key)
+                fresh, replaced, fresh_version = record_reencrypt(value, schema_version=version, key=key)
             except (AvroError, CryptoError, ValueError, KeyError) as exc:
                 counts.skipped += 1
                 counts.unreadable.append(f"cached record {key}")
@@ -119,7 +123,8 @@ def records_reencrypt(
             if not replaced:
                 counts.current += 1
                 continue
-            if cas(keys=[name], args=[value, fresh, old_hashes(value), content_hash(fresh, "blake2b").hex()]):
+            evidence = [old_hashes(value), content_hash(fresh, "blake2b").hex(), str(fresh_version)]
+            if cas(keys=[name], args=[value, fresh, *evidence]):
                 counts.rewritten += 1
             else:
                 counts.skipped += 1
@@ -139,13 +144,14 @@ def _audit_row_reencrypt(row: AuditPayload, newest: str, now) -> str:
         plaintext = audit.unseal(row)
     except Exception as exc:  # a row that cannot be read stays as it is, and is named
         return f"audit key: {type(exc).__name__}: {exc}"
-    fresh, replaced = plaintext, set[str]()
+    fresh, replaced, version = plaintext, set[str](), row.schema_version
     if plaintext:  # a delete's payload is empty: no fields
         try:
-            fresh, replaced = record_reencrypt(plaintext, schema_version=row.schema_version or 1)
+            fresh, replaced, version = record_reencrypt(plaintext, schema_version=row.schema_version or 1)
         except (AvroError, CryptoError, ValueError, KeyError) as exc:
             return f"field keys: {type(exc).__name__}: {exc}"
     if replaced:
+        row.schema_version = version
         audit.payload_reencrypted(row, value=plaintext, fresh=fresh, replaced=replaced, now=now)
         return "rewritten"
     if row.key_id != newest:
