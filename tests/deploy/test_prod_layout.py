@@ -117,7 +117,7 @@ def prod_layout(settings, unique_name, tmp_path, source_database):
 def _get(url: str, **kwargs) -> requests.Response | None:
     try:
         return requests.get(url, timeout=5, **kwargs)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet: a cold worker's first checks can take seconds
         return None
 
 
