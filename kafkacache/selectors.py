@@ -7,11 +7,11 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from core.avro import AvroError
+from core.cache_records import cache_records_get, load_keys
 from core.clients import redis_client
 from core.crypto import CryptoError
 from core.jobs import jobs_stalled
 from core.records import record_decode, record_mask
-from kafkacache.cache import cache_records_get, load_keys
 from kafkacache.models import Load
 from recon.access import topics_visible
 
