@@ -50,8 +50,8 @@ from core.records import client_record_build, record_encode  # noqa: E402
 from core.sources import document_of  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
 from kafkacache.loads import load_run, load_start  # noqa: E402
-from kafkacache.topic_rows import topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
+from recon.services import feed_topics_ensure  # noqa: E402
 
 
 def rate(n: int, seconds: float) -> str:
@@ -135,7 +135,7 @@ def main() -> None:
     # --- the product ------------------------------------------------------------------
     print("\nproduct")
     topics_ensure()
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.jsonl"
         with path.open("w") as handle:

@@ -62,8 +62,8 @@ from django.db import connection  # noqa: E402
 from bench import cpu, limits  # noqa: E402
 from bench.data import ods_seed_bench  # noqa: E402
 from kafkacache.loads import load_run, load_start  # noqa: E402
-from kafkacache.topic_rows import topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
+from recon.services import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BASELINE_S = 2.0
@@ -121,7 +121,7 @@ class Meter:
 
 
 def product_load(n: int) -> dict:
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     meter = Meter(services())
     load = load_run(load_id=load.id)

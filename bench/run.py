@@ -85,8 +85,8 @@ from bench.peer_connect import connect_file_sink  # noqa: E402
 from bench.peer_quix import quix_python, quix_redis_sink  # noqa: E402
 from core.clients import redis_client  # noqa: E402
 from kafkacache.loads import load_run, load_start  # noqa: E402
-from kafkacache.topic_rows import topic_rows_ensure  # noqa: E402
 from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
+from recon.services import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
@@ -125,7 +125,7 @@ def ledgers_clear() -> None:
 
 
 def produce_path(n: int) -> dict:
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     connection.ensure_connection()
     backend = connection.connection.info.backend_pid

@@ -1,7 +1,11 @@
-"""`manage.py check --deploy`: the project's own production rules, next to Django's."""
+"""The project's own system checks, next to Django's: production rules (`check --deploy`)
+and the migration history of the database (`migrate` runs the database checks first)."""
 
 from django.conf import settings
 from django.core import checks
+from django.db import connections
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 
 from config.secrets import dev_defaults_in_use
 
@@ -26,4 +30,31 @@ def dev_secrets_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 id="kafkacache.E002",
             )
         )
+    return errors
+
+
+@checks.register(checks.Tags.database)
+def squashed_history_check(app_configs, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """A database part-way through the migrations a squashed one replaces, when those are no
+    longer shipped, cannot be brought forward by this release: say so before `migrate` runs."""
+    errors: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if not MigrationRecorder(connection).has_table():
+            continue
+        loader = MigrationLoader(connection, ignore_no_migrations=True)
+        for (app, squashed), migration in sorted(loader.replacements.items()):
+            applied = [key in loader.applied_migrations for key in migration.replaces]
+            gone = [name for a, name in migration.replaces if (a, name) not in loader.disk_migrations]
+            if any(applied) and not all(applied) and gone:
+                last = migration.replaces[applied.index(False) - 1][1] if applied.index(False) else "none"
+                missing = [name for (_, name), done in zip(migration.replaces, applied, strict=True) if not done]
+                errors.append(
+                    checks.Error(
+                        f"Database {alias!r} applied the {app} migrations only up to {last}; {squashed}"
+                        f" replaces them and this release no longer ships {', '.join(missing)}.",
+                        hint=f"Migrate it first with a release that ships {app} {missing[-1]}, then with this one.",
+                        id="kafkacache.E003",
+                    )
+                )
     return errors

@@ -53,7 +53,10 @@ def topic_groups(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 
 def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The AUTH_LDAP_* Django settings for this environment (empty when no server is set)."""
+    """The AUTH_LDAP_* Django settings for this environment (empty when no server is set).
+
+    Imports python-ldap only when a server is set: importing it loads the system's
+    libldap into the process, which a deployment without a directory then never does."""
     uri = env.get("AUTH_LDAP_SERVER_URI", "")
     if not uri:
         return {}

@@ -27,12 +27,15 @@ forwarded_allow_ips = os.environ.get("WEB_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server) -> None:
-    """Start-up connectivity check (config/preflight.py): name the service and why, then exit."""
+    """Start-up connectivity check (config/preflight.py): name the service and why, then exit.
+
+    Imports Django and the project here, in the master's start-up hook: gunicorn reads
+    this file before Django is set up."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from config.preflight import PreflightError, preflight_run  # in the master's start-up hook, once Django is set up
+    from config.preflight import PreflightError, preflight_run
 
     try:
         preflight_run()

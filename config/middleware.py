@@ -1,24 +1,35 @@
-"""Guards applied to every request before any view."""
+"""Guards applied to every request before any view, and the request context.
+
+The request context belongs to the ground layer: CurrentRequest sets it for the
+request's duration, and code that runs without the request (a signal receiver:
+recon.grants records who granted a permission) reads it with request_current().
+"""
 
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from recon.grants import current_request
+_current_request: ContextVar[HttpRequest | None] = ContextVar("current_request", default=None)
+
+
+def request_current() -> HttpRequest | None:
+    """The request being answered in this context (None outside a request: a command, a worker)."""
+    return _current_request.get()
 
 
 class CurrentRequest:
-    """Makes the request known to code that runs without it (recon.grants: who granted)."""
+    """Makes the request known to code that runs without it (request_current)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        token = current_request.set(request)
+        token = _current_request.set(request)
         try:
             return self.get_response(request)
         finally:
-            current_request.reset(token)
+            _current_request.reset(token)
 
 
 class RejectNulBytes:

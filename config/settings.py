@@ -232,7 +232,7 @@ SPECTACULAR_SETTINGS = {
         "FindingSeverityEnum": "recon.models.Finding.Severity",
         "AlertStatusEnum": "monitoring.models.Alert.Status",
         # loads and runs share one job lifecycle (core.jobs): one enum
-        "JobStatusEnum": "kafkacache.models.Load.Status",
+        "JobStatusEnum": "recon.models.Load.Status",
         "WindowStatusEnum": "recon.models.Window.Status",
     },
     # Every operation answers errors in the one shape: documented once (config/openapi.py).

@@ -1,24 +1,51 @@
-"""The one lifecycle of a long job (a bulk load, a replay; any model with `status`,
-`created_at`, `started_at`, `heartbeat_at`, `finished_at`):
+"""The one lifecycle of a long job (a bulk load, a reconciliation run of any kind, a
+replay; any model with `status`, `created_at`, `started_at`, `heartbeat_at`,
+`finished_at`):
 
     queued -> running -> done | failed
 
+- **enqueue**: a service queues the job's task by its name once its transaction
+  commits (job_enqueue), so no service imports its own tasks module;
 - **claim**: a worker takes a job that is queued, or running with a heartbeat older
   than the stale limit (its worker went away), with one conditional UPDATE, so two
-  workers never both run it and a redelivered task is a no-op;
+  workers never both run it and a redelivered task is a no-op. A job its caller runs
+  at once (a scheduled reconcile, a check called in process) is created running
+  and has nothing to claim;
 - **beat**: while running, each batch moves `heartbeat_at` (with its counters);
-- **stalled**: queued and never picked up, or running and silent, past the limit: the
-  resume task queues these again, and the claim above takes them;
+- **stalled**: queued and never picked up, or running and silent, past the limit:
+  jobs_resume (beat) queues these again, and the claim above takes them;
 - **finish**: running -> done or failed, once.
 """
 
 import datetime as dt
+import logging
+from typing import Any
 
-from django.db import models
+from celery import current_app
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+logger = logging.getLogger(__name__)
+
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+def job_enqueue(name: str, *args: Any, **kwargs: Any) -> None:
+    """Queue the task named `name` once the caller's transaction commits (at once outside one).
+
+    By name, so the service that queues a task never imports the tasks module that
+    calls it back (tests/architecture checks that every name given here is a
+    registered task).
+    """
+    transaction.on_commit(lambda: _job_send(name, args, kwargs))
+
+
+def _job_send(name: str, args: tuple, kwargs: dict) -> None:
+    # A signature by name runs as the registered task's own delay would (routed by name,
+    # in process under Celery's eager mode); where the tasks module is not imported (a
+    # web process), it is sent by name, and the routes (config.celery) are by name too.
+    current_app.signature(name, args=args, kwargs=kwargs).apply_async()
 
 
 def job_claim(model: type[models.Model], pk, *, stale_seconds: int, beating: Q | None = None, **reset) -> bool:
@@ -66,3 +93,18 @@ def jobs_stalled(
         silent &= beating
     stalled = model._default_manager.filter(Q(status=QUEUED, created_at__lt=cutoff) | silent)
     return [str(pk) for pk in stalled.order_by("created_at").values_list("pk", flat=True)[:limit]]
+
+
+def jobs_resume(
+    model: type[models.Model], *, task: str, stale_seconds: int, beating: Q | None = None, limit: int = 100
+) -> list[str]:
+    """Queue the task `task` again for every stalled job (jobs_stalled); the claim makes a double queue harmless.
+
+    Sent at once, not on commit: the jobs are committed rows already, and beat calls
+    this outside any transaction.
+    """
+    stalled = jobs_stalled(model, stale_seconds=stale_seconds, beating=beating, limit=limit)
+    for pk in stalled:
+        logger.warning("%s %s stalled: queued again", model._meta.verbose_name, pk)
+        _job_send(task, (pk,), {})
+    return stalled

@@ -14,12 +14,11 @@ import uuid
 from django.contrib.auth.models import User
 
 from core.hashing import content_hash
-from kafkacache.models import Load
 from monitoring.models import AlertRule
 from recon import breaks
 from recon.breaks import finding_acknowledge
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
-from recon.models import Finding, Topic
+from recon.models import Finding, Load, Topic
 from recon.services import due_windows_reconcile, operator_action_record, rebalance_record
 
 

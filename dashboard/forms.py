@@ -9,9 +9,8 @@ import datetime as dt
 from django import forms
 from django.utils import timezone
 
-from kafkacache.models import Load
 from recon import access
-from recon.models import Finding, RebalanceEvent, Topic, Window
+from recon.models import Finding, Load, RebalanceEvent, Topic, Window
 
 RANGES = {
     "1h": dt.timedelta(hours=1),

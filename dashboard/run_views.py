@@ -21,9 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
 from dashboard.paging import keyset_page
-from kafkacache.models import Load
 from recon import access
-from recon.models import ReconRun, Topic, Window
+from recon.models import Load, ReconRun, Topic, Window
 from recon.runs import run_queue
 from recon.selectors import runs_visible
 from recon.services import operator_action_record

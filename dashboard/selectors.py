@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
+from django.urls import reverse
 
 from core.cache_records import cache_records_get, tombstones_get
 from core.clients import redis_client
@@ -22,11 +23,11 @@ from core.hashing import content_hash
 from core.masking import mask_sensitive
 from core.records import client_id_of, record_decode, record_mask
 from dashboard.lag import Lag, consumer_lag
-from kafkacache.models import Load
 from recon import access, audit
 from recon.models import (
     ConsumedMessage,
     Finding,
+    Load,
     OperatorAction,
     PublishedMessage,
     RebalanceEvent,
@@ -585,8 +586,6 @@ class MessageSearch:
 
 def message_search(*, user, query: str, topic: Topic | None = None, now: dt.datetime | None = None) -> MessageSearch:
     """Find messages by UUID, load id, record key or client id, or partition/offset ("3/1200")."""
-    from django.urls import reverse
-
     text = (query or "").strip()
     visible = topics_visible(user)
     if topic is not None and not visible.filter(pk=topic.pk).exists():

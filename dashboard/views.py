@@ -26,9 +26,8 @@ from dashboard import charts, forms, selectors, wording
 from dashboard.paging import keyset_page
 from dashboard.plotly_assets import plotly_styles
 from kafkacache import loads as feed_loads
-from kafkacache.models import Load
 from recon import access, breaks
-from recon.models import Finding, ReconRun
+from recon.models import Finding, Load, ReconRun
 
 PAGE_SIZE = 50
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

@@ -1,32 +1,9 @@
-"""Admin for the feed. Loads are started from the dashboard or the API (which queue the
-work); here admins look at them."""
+"""Admin for the feed: the change feed's cursors, to look at. (Loads are records: recon.admin.)"""
 
 from django.contrib import admin
 
 from core.admin_tools import ReadOnlyAdmin
-from kafkacache.models import FeedCursor, Load
-
-
-@admin.register(Load)
-class LoadAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "created_at",
-        "topic",
-        "source",
-        "status",
-        "total",
-        "built",
-        "published",
-        "failed",
-        "exceptions",
-        "requested_by",
-    )
-    list_filter = ("status", "source", "topic")
-    search_fields = ("=retrieval_key",)
-    search_help_text = "Exact retrieval key"
-    list_select_related = ("topic", "requested_by")
-    show_full_result_count = False
+from kafkacache.models import FeedCursor
 
 
 @admin.register(FeedCursor)

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from config.errors import NotFound
 from config.openapi import paginated
-from kafkacache import change_feed, loads, selectors, topic_rows
+from kafkacache import change_feed, loads, selectors
 from kafkacache.serializers import (
     CacheRecordsSerializer,
     ChangeCreateSerializer,
@@ -27,6 +27,7 @@ from kafkacache.serializers import (
 from recon import access
 from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_with_payload
 from recon.models import Topic
+from recon.services import feed_topics_ensure
 
 
 def _topic_named(name: str) -> Topic | None:
@@ -49,7 +50,7 @@ class LoadsApi(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if not data["topic"]:
-            topic_rows.topic_rows_ensure()
+            feed_topics_ensure()
         topic = topic_for_operate(request.user, _topic_named(data["topic"] or settings.KAFKA_TOPIC_BULK))
         load = loads.load_start(
             topic=topic, source=data["source"], client_ids=data["client_ids"], requested_by=request.user
@@ -84,7 +85,7 @@ class ChangesApi(APIView):
         body = ChangeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        topic_rows.topic_rows_ensure()
+        feed_topics_ensure()
         topic = topic_for_operate(request.user, _topic_named(settings.KAFKA_TOPIC_CHANGE))
         published = change_feed.change_publish(
             topic=topic,

@@ -22,9 +22,8 @@ from kafkacache.messages import OutMessage, message_build
 from kafkacache.models import FeedCursor
 from kafkacache.producer import publish
 from kafkacache.publishing import Pending, batch_record, message_record, oversize
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Topic
-from recon.services import finding_record, operator_action_record
+from recon.services import feed_topics_ensure, finding_record, operator_action_record
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +171,7 @@ def change_feed_run(*, source: SqlSource | None = None, max_batches: int | None 
         return {"skipped": 1}
     stats = {"changes": 0, "published": 0, "exceptions": 0, "batches": 0}
     try:
-        topic = topic_rows_ensure()[Topic.Kind.CHANGE]
+        topic = feed_topics_ensure()[Topic.Kind.CHANGE]
         cursor, _ = FeedCursor.objects.get_or_create(source=source.name)
         while max_batches is None or stats["batches"] < max_batches:
             changes = source.changes_read(limit=settings.CHANGE_FEED_BATCH_SIZE)

@@ -54,11 +54,10 @@ from kafkacache.cache import (
 from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.audit import payloads_record
 from recon.ledger import consumed_record
 from recon.models import Finding, Topic
-from recon.services import finding_record, rebalance_record
+from recon.services import feed_topics_ensure, finding_record, rebalance_record
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class FeedConsumer:
         self.instance_id = instance_id
         self.poll_timeout = poll_timeout
         self.retry_max_seconds = retry_max_seconds
-        rows = topic_rows_ensure()
+        rows = feed_topics_ensure()
         self.topics: dict[str, Topic] = {t.name: t for t in rows.values()}
         self.dead_letter_topic = settings.KAFKA_TOPIC_DEAD_LETTER
         self.stop_requested = False

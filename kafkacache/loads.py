@@ -1,5 +1,8 @@
 """Bulk loads: a request (load_start) and its run (load_run), batches in flight while
 Kafka acknowledges the previous ones.
+
+load_start queues LOAD_RUN by name (core.jobs.job_enqueue); kafkacache.tasks registers
+the task under that name and calls load_run.
 """
 
 import logging
@@ -13,15 +16,16 @@ from django.db import transaction
 from django.db.models import F
 
 from config.errors import AppError
-from core.jobs import job_beat, job_claim, job_finish
+from core.jobs import job_beat, job_claim, job_enqueue, job_finish
 from core.sources import SourceError, SourceItem, source_get
-from kafkacache.models import Load
 from kafkacache.producer import Publishing
 from kafkacache.publishing import Pending, batch_record, message_record
-from recon.models import Topic
+from recon.models import Load, Topic
 from recon.services import operator_action_record
 
 logger = logging.getLogger(__name__)
+
+LOAD_RUN = "kafkacache.tasks.load_run_task"  # the task that runs a queued load (load_run)
 
 
 def load_start(
@@ -35,8 +39,6 @@ def load_start(
         source_get(source)
     except SourceError as exc:
         raise AppError(str(exc), code="bad_source") from None
-    from kafkacache.tasks import load_run_task  # a service queuing its own task: kafkacache.tasks imports this module
-
     with transaction.atomic():
         load = Load.objects.create(
             topic=topic,
@@ -52,7 +54,7 @@ def load_start(
             detail={"source": source, "clients": len(load.client_ids) or "all", "queued": queue},
         )
         if queue:
-            transaction.on_commit(lambda: load_run_task.delay(str(load.id)))
+            job_enqueue(LOAD_RUN, str(load.id))
     return load
 
 

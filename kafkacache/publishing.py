@@ -15,11 +15,10 @@ from core.records import record_encode
 from core.sources import SourceItem
 from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
-from kafkacache.models import Load
 from kafkacache.producer import Delivery, publish
 from recon.audit import payloads_record
 from recon.ledger import PublishedRow, published_record
-from recon.models import Finding, Topic
+from recon.models import Finding, Load, Topic
 from recon.services import finding_record
 
 

@@ -3,17 +3,15 @@
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 
 from core.avro import AvroError
 from core.cache_records import cache_records_get, load_keys
 from core.clients import redis_client
 from core.crypto import CryptoError
-from core.jobs import jobs_stalled
 from core.records import record_decode, record_mask
-from kafkacache.models import Load
 from recon.access import topics_visible
+from recon.models import Load
 
 
 def load_get(load_id: uuid.UUID | str) -> Load | None:
@@ -26,11 +24,6 @@ def load_by_retrieval_key(retrieval_key: str) -> Load | None:
 
 def loads_visible(user) -> QuerySet[Load]:
     return Load.objects.select_related("topic", "requested_by").filter(topic__in=topics_visible(user))
-
-
-def loads_stalled() -> list[str]:
-    """Loads whose task was lost: queued, or running without a heartbeat, for LOAD_STALE_SECONDS."""
-    return jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS, limit=1000)
 
 
 def load_records(

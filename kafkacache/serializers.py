@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kafkacache.change_feed import CHANGE_EVENTS
-from kafkacache.models import Load
+from recon.models import Load
 
 
 class LoadCreateSerializer(serializers.Serializer):

@@ -1,23 +1,22 @@
 """Celery tasks of the feed: thin, they take ids and call a service."""
 
-import logging
-
-from celery import current_app, shared_task
+from celery import shared_task
 from django.conf import settings
 
-from kafkacache import change_feed, loads, selectors
+from core.jobs import job_enqueue, jobs_resume
+from kafkacache import change_feed, loads
 from kafkacache.consumer import consume_run
 from kafkacache.leaders import leaders_watch
+from recon.models import Load
+from recon.runs import LOAD_VERIFY
 
-logger = logging.getLogger(__name__)
 
-
-@shared_task(name="kafkacache.tasks.load_run_task")
+@shared_task(name=loads.LOAD_RUN)
 def load_run_task(load_id: str) -> str:
     status = loads.load_run(load_id=load_id).status
-    # Reconciliation judges the load in both legs once the feed has consumed it; by
-    # task name, so the feed never imports the layer above it.
-    current_app.send_task("recon.tasks.load_verify", args=[str(load_id)])
+    # Reconciliation judges the load in both legs once the feed has consumed it (its
+    # task waits for that).
+    job_enqueue(LOAD_VERIFY, str(load_id))
     return status
 
 
@@ -34,12 +33,8 @@ def change_feed_task() -> dict:
 
 @shared_task(name="kafkacache.tasks.loads_resume_task")
 def loads_resume_task() -> list[str]:
-    """Queue again the loads whose worker went away; load_run's claim makes a double queue harmless."""
-    stalled = selectors.loads_stalled()
-    for load_id in stalled:
-        logger.warning("load %s stalled: queued again", load_id)
-        load_run_task.delay(load_id)
-    return stalled
+    """Beat: queue again the loads whose worker went away (or that no worker picked up)."""
+    return jobs_resume(Load, task=loads.LOAD_RUN, stale_seconds=settings.LOAD_STALE_SECONDS, limit=1000)
 
 
 @shared_task(name="kafkacache.tasks.leaders_watch_task")

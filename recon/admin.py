@@ -14,6 +14,7 @@ from recon.models import (
     Finding,
     FindingComment,
     FindingTransition,
+    Load,
     OperatorAction,
     PublishedMessage,
     ReasonCode,
@@ -169,6 +170,30 @@ class AuditPayloadAdmin(LedgerAdmin):
     list_display = ("uuid", "topic", "side", "key_id", "size", "at", "stored_at", "expires_at")
     list_filter = ("topic", "side", "key_id")
     exclude = ("payload",)
+
+
+@admin.register(Load)
+class LoadAdmin(ReadOnlyAdmin):
+    """Loads are started from the dashboard or the API (which queue the work); here admins look at them."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "topic",
+        "source",
+        "status",
+        "total",
+        "built",
+        "published",
+        "failed",
+        "exceptions",
+        "requested_by",
+    )
+    list_filter = ("status", "source", "topic")
+    search_fields = ("=retrieval_key",)
+    search_help_text = "Exact retrieval key"
+    list_select_related = ("topic", "requested_by")
+    show_full_result_count = False
 
 
 @admin.register(Window)

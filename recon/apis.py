@@ -21,9 +21,8 @@ from rest_framework.views import APIView
 
 from config.errors import AppError
 from config.openapi import paginated
-from kafkacache.models import Load
 from recon import access
-from recon.models import ReconRun, Topic
+from recon.models import Load, ReconRun, Topic
 from recon.runs import run_queue
 from recon.selectors import runs_visible
 from recon.services import operator_action_record

@@ -2,8 +2,8 @@
 
 The window reconcile proves published = consumed; this leg proves the cache
 itself. It runs per topic on a schedule (recon.tasks.cache_legs_due), after
-every replay (replay.requests queues it on the replay's keys) and on demand
-(POST /api/recon/runs kind "cache"). Which reference it compares with:
+every replay on the replay's keys (replay.runs queues recon.runs.replay_verify,
+which queues this run) and on demand (POST /api/recon/runs kind "cache"). Which reference it compares with:
 
 - the SQL source, in full (a run without range, load or keys, on a topic fed
   by the SQL source): every client, streamed in keyset batches of versions,
@@ -54,10 +54,9 @@ from core.clients import redis_client
 from core.hashing import content_hash
 from core.records import client_id_of, record_key
 from core.sources import SqlSource
-from kafkacache.models import Load
 from recon import cache_compare as cc
 from recon.cache_compare import Expected, Problem
-from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic
+from recon.models import Finding, Load, ReconRun, Replay, ReplayItem, Topic
 from recon.services import key_findings_sync, run_finish, run_start
 
 logger = logging.getLogger(__name__)
@@ -91,28 +90,34 @@ def cache_check(
     trigger: str = "schedule",
     requested_by=None,
     now: dt.datetime | None = None,
+    run: ReconRun | None = None,
 ) -> ReconRun:
     """Run the cache leg of a topic and store it as a run of kind "cache".
 
     Without start/end, load or keys: the whole topic against its system of
     record. `keys` with `keys_source` "ods": those keys against the SQL source;
     `keys` alone: against the publish ledger. `now` moves the latency limit's
-    clock (a test judging "later").
+    clock (a test judging "later"). `run`: the queued run a worker claimed
+    (recon.runs.run_execute), filled instead of a new one (trigger and
+    requested_by are then its own).
     """
     now = now or timezone.now()
     full = load is None and keys is None and (start is None or end is None)
     if full or keys is not None:
         start = start or min(topic.created_at, now - dt.timedelta(seconds=1))
         end = end or now
-    run = run_start(
-        kind=ReconRun.Kind.CACHE,
-        topic=topic,
-        start=start,
-        end=end,
-        load=load,
-        trigger=trigger,
-        requested_by=requested_by,
-    )
+    if run is None:
+        run = run_start(
+            kind=ReconRun.Kind.CACHE,
+            topic=topic,
+            start=start,
+            end=end,
+            load=load,
+            trigger=trigger,
+            requested_by=requested_by,
+        )
+    elif run.kind != ReconRun.Kind.CACHE or run.topic_id != topic.pk:
+        raise ValueError(f"run {run.pk} is a {run.kind} run of topic {run.topic_id}, not this cache leg's")
     with run_finish(run) as report:
         started = time.monotonic()
         leg = _Leg(topic=topic, now=now)
@@ -469,9 +474,11 @@ def replay_keys(replay_id: str | uuid.UUID) -> Iterator[str]:
     yield from ReplayItem.objects.filter(replay_id=replay_id).exclude(key="").values_list("key", flat=True).distinct()
 
 
-def replay_cache_check(*, replay: Replay, trigger: str = "replay", requested_by=None) -> ReconRun:
+def replay_cache_check(
+    *, replay: Replay, trigger: str = "replay", requested_by=None, run: ReconRun | None = None
+) -> ReconRun:
     """The cache leg of the keys a replay touched: against the SQL source when the replay
-    re-read it (way SOURCE from ods), else against the publish ledger."""
+    re-read it (way SOURCE from ods), else against the publish ledger (`run`: as for cache_check)."""
     keys = sorted(replay_keys(replay.pk))
     from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
     load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
@@ -483,4 +490,5 @@ def replay_cache_check(*, replay: Replay, trigger: str = "replay", requested_by=
         keys_source="ods" if from_sql else None,
         trigger=trigger,
         requested_by=requested_by,
+        run=run,
     )

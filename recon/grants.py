@@ -4,27 +4,24 @@ django-guardian keeps object permissions in UserObjectPermission and
 GroupObjectPermission rows: whoever adds or removes one (the admin's
 object-permission pages, `recon.access.topic_grant`, a shell) leaves a row, so a
 receiver on those rows sees every change however it was made. The acting person is
-the request's user (config.middleware.CurrentRequest puts the request here); a
-change outside a request (a command, a shell) is recorded with no user.
+the request's user (config.middleware.request_current, set by its CurrentRequest);
+a change outside a request (a command, a shell) is recorded with no user.
 guardian's bulk helpers (bulk_create) send no signal: the project does not use them.
 """
-
-from contextvars import ContextVar
 
 from django.db.models.signals import post_delete, post_save
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from config.middleware import request_current
 from recon.models import Topic
 from recon.services import operator_action_record
-
-current_request: ContextVar = ContextVar("current_request", default=None)
 
 
 def _record(row, *, action: str) -> None:
     grantee = f"user:{row.user.username}" if hasattr(row, "user") else f"group:{row.group.name}"
     model = row.content_type.model_class()
     topic = Topic.objects.filter(pk=row.object_pk).first() if model is Topic else None
-    request = current_request.get()
+    request = request_current()
     operator_action_record(
         user=getattr(request, "user", None),
         action=action,

@@ -1,4 +1,4 @@
-"""Reconciliation state: topics under watch, both ledgers, windows, findings.
+"""The record: topics under watch, bulk loads, both ledgers, windows, findings, runs, replays.
 
 State rules
 - A message is published once (one PublishedMessage per UUID; a replay is a new
@@ -12,9 +12,11 @@ State rules
   OPEN -> ACKNOWLEDGED / INVESTIGATING -> FIXED (a person says so) -> RESOLVED (the next
   reconcile, cache check or a replay no longer finds it: verified), or ACCEPTED as-is
   with a reason code; REOPENED when a person reopens it or a check finds a FIXED one again.
-- A Replay is a person's request (see Replay); its items say what each message became.
+- A Load is a bulk load's request and progress (see Load); a Replay is a person's
+  request (see Replay); its items say what each message became.
 """
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -71,6 +73,61 @@ class Topic(models.Model):
         return self.name
 
 
+def new_retrieval_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Load(models.Model):
+    """A bulk load: what was asked for, how far it got, and the key to read it back.
+
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads
+    through core.jobs (claimed with a conditional update, so two workers never run
+    the same load). A RUNNING load whose heartbeat is older than LOAD_STALE_SECONDS
+    lost its worker: it may be claimed again and restarts from the beginning
+    (at-least-once; the cache writes are idempotent). The feed writes it; the record
+    keeps it beside the ledger rows, findings and runs that name it. Its table kept
+    the name it had when the feed held the model.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    retrieval_key = models.CharField(max_length=64, unique=True, default=new_retrieval_key, editable=False)
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="loads")
+    source = models.CharField(max_length=128)  # "ods" or "file:<name>" (core.sources.source_get)
+    client_ids = models.JSONField(default=list, blank=True)  # empty: every client
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(null=True, blank=True)  # known once the source is counted
+    built = models.IntegerField(default=0)
+    published = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    exceptions = models.IntegerField(default=0)
+    # Records without a source version were published (a file without a `version`
+    # column): they fill keys but never replace an ordered record (kafkacache.cache).
+    unordered = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "kafkacache_load"
+        ordering = ["-created_at"]
+        # the Loads page by status, newest first, and core.jobs.jobs_stalled: WHERE status = ? ... created_at
+        indexes = [models.Index(fields=["status", "-created_at"], name="load_status_time")]
+
+    def __str__(self) -> str:
+        return f"load {self.id} ({self.status})"
+
+
 class EventType(models.TextChoices):
     BULK = "bulk", "Bulk add"
     ADD = "add", "Add"
@@ -81,7 +138,7 @@ class EventType(models.TextChoices):
 class PublishedMessage(models.Model):
     """Publish-side ledger: one row per message the producer got acknowledged.
 
-    Range-partitioned by published_at in PostgreSQL (see migration 0002); the
+    Range-partitioned by published_at in PostgreSQL (see migration 0001_squashed_0015); the
     table's real primary key is (id, published_at), `id` alone is still unique.
     Rows are written in bulk (COPY) by the producer, never one by one.
     """
@@ -98,7 +155,7 @@ class PublishedMessage(models.Model):
     size = models.IntegerField()
     published_at = models.DateTimeField()
     load = models.ForeignKey(
-        "kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, db_constraint=False
+        Load, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, db_constraint=False
     )
     replay_of = models.UUIDField(null=True, blank=True)
     # The record's source version (core.sources); null: unordered, or published before versions.
@@ -260,7 +317,7 @@ class Finding(models.Model):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="findings")
     window = models.ForeignKey(Window, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
     run = models.ForeignKey("ReconRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="findings")
-    load = models.ForeignKey("kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    load = models.ForeignKey(Load, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     uuid = models.UUIDField(null=True, blank=True)
     key = models.CharField(max_length=512, blank=True)
     category = models.CharField(max_length=16, choices=Category.choices)
@@ -372,9 +429,10 @@ class ReconRun(models.Model):
     State rules: the scheduler and the feed's checks start a run RUNNING; a run an
     operator (or a finished replay or load) asks for starts QUEUED and a worker
     claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.runs.run_execute), so a
-    redelivered task does nothing. RUNNING -> DONE | FAILED by run_finish. A queued
-    run whose task was lost, or a transport run whose worker went silent (it beats
-    `heartbeat_at` every window), is queued again by recon.runs.runs_resume.
+    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_finish
+    (core.jobs.job_finish), whichever way it started. A queued run whose task was
+    lost, or a transport run whose worker went silent (it beats `heartbeat_at` every
+    window), is queued again by recon.tasks.runs_resume (core.jobs.jobs_resume).
     `total`/`processed` count windows (transport) as the run goes; `replay` names
     the replay a run verifies; `params` holds the windows it was asked to re-judge.
     """
@@ -393,10 +451,10 @@ class ReconRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRANSPORT)
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="runs")
-    load = models.ForeignKey("kafkacache.Load", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    load = models.ForeignKey(Load, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
-    trigger = models.CharField(max_length=16, default="schedule")  # schedule | api | dashboard
+    trigger = models.CharField(max_length=16, default="schedule")  # schedule, api, dashboard, task, load, replay
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

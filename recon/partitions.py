@@ -1,7 +1,7 @@
 """Daily partitions of both ledgers: created ahead of time, dropped whole after retention.
 
-Migration 0002 made the ledgers RANGE-partitioned by published_at with a DEFAULT
-partition. Here each UTC day gets its own partition, `<table>_pYYYYMMDD`:
+The ledgers are RANGE-partitioned by published_at with a DEFAULT partition (migration
+0001_squashed_0015). Here each UTC day gets its own partition, `<table>_pYYYYMMDD`:
 
 - `partitions_ensure` creates them LEDGER_PARTITIONS_AHEAD_DAYS ahead, and for
   any day the DEFAULT partition already holds rows of. PostgreSQL refuses to

@@ -3,21 +3,25 @@ replay or a load touched judged again.
 
 - `run_queue` records a run QUEUED (an operator's "Reconcile now", "Check cache
   now", a validation, or the verification of a replay or a load) and queues
-  `recon.tasks.run_execute` on commit; the request answers at once (202 + status URL).
+  RUN_EXECUTE on commit (core.jobs.job_enqueue); the request answers at once
+  (202 + status URL).
 - `run_execute` claims it (core.jobs.job_claim, so a redelivered task does nothing)
   and runs it: the transport reconcile window by window with progress, the cache
   leg and validation through their own entry points (recon.cache_check,
-  recon.validation), which take the queued run over (recon.services.run_adopted).
+  recon.validation), which fill this run (`run=`) instead of starting their own.
 - `replay_verify` / `load_verify`: when a replay or a load is done, the windows of
   the messages it touched (the originals' windows too, not only open ones) are
   reconciled again and the cache leg checks the keys it touched (one cache run,
   recon.cache_check.replay_cache_check), so a fixed finding closes
   as "fixed by replay N, verified by run M". They wait (the task retries) until
   the feed has consumed what the replay or load published.
-- `runs_resume` (beat): a run queued whose task was lost (a broker restart), or a
-  transport run whose worker went silent (it beats each window), is queued again
-  and the claim takes it over. Cache and validation runs do not beat: they are
-  only taken over while queued.
+- Resuming (beat, recon.tasks.runs_resume through core.jobs.jobs_resume): a run
+  queued whose task was lost (a broker restart), or a transport run whose worker
+  went silent (it beats each window: BEATING), is queued again and the claim takes
+  it over. Cache and validation runs do not beat: they are only taken over while
+  queued.
+
+The task names below are those recon.tasks registers; services queue them by name.
 """
 
 import datetime as dt
@@ -31,17 +35,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import AppError
-from core.jobs import job_beat, job_claim, jobs_stalled
-from kafkacache.models import Load
+from core.jobs import job_beat, job_claim, job_enqueue
 from recon.cache_check import cache_check, replay_cache_check
-from recon.models import ConsumedMessage, Finding, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
+from recon.models import ConsumedMessage, Finding, Load, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
 from recon.selectors import run_report
-from recon.services import run_adopted, run_finish, window_reconcile
+from recon.services import run_finish, window_reconcile
 from recon.validation import validation_run
 
 logger = logging.getLogger(__name__)
 
 Kind = ReconRun.Kind
+
+RUN_EXECUTE = "recon.tasks.run_execute"  # runs a queued run (run_execute)
+LOAD_VERIFY = "recon.tasks.load_verify"  # judges a finished load, once consumed (load_verify)
+REPLAY_VERIFY = "recon.tasks.replay_verify"  # re-judges what a finished replay touched (replay_verify)
 
 
 def run_queue(
@@ -89,20 +96,17 @@ def run_queue(
         params={**({"windows": windows} if windows else {}), **(params or {})},
         replay=replay,
     )
-    from recon.tasks import run_execute_task  # a service queuing its own task: recon.tasks imports this module
-
-    run_id = str(run.pk)
-    transaction.on_commit(lambda: run_execute_task.delay(run_id))
+    job_enqueue(RUN_EXECUTE, str(run.pk))
     return run
 
 
 # Only transport runs beat (every window): only they can be found silent and taken over.
-_BEATING = Q(kind=Kind.TRANSPORT)
+BEATING = Q(kind=Kind.TRANSPORT)
 
 
 def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
     """Run a queued (or stalled) run; one held by a live worker, or finished, is left alone."""
-    claimed = job_claim(ReconRun, run_id, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=_BEATING, processed=0)
+    claimed = job_claim(ReconRun, run_id, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=BEATING, processed=0)
     run = ReconRun.objects.select_related("topic", "load", "requested_by", "replay__topic").get(pk=run_id)
     if not claimed:
         logger.info("run %s is %s: left alone", run_id, run.status)
@@ -110,20 +114,17 @@ def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
     if run.kind == Kind.TRANSPORT:
         _transport(run)
     elif run.kind == Kind.CACHE and run.replay is not None and run.params.get("keys") == "replay":
-        with run_adopted(run):
-            replay_cache_check(replay=run.replay, trigger=run.trigger, requested_by=run.requested_by)
+        replay_cache_check(replay=run.replay, run=run)
     else:
         check = cache_check if run.kind == Kind.CACHE else validation_run
-        with run_adopted(run):
-            ranged = run.load is None and not run.params.get("whole")
-            check(
-                topic=run.topic,
-                start=run.range_start if ranged else None,
-                end=run.range_end if ranged else None,
-                load=run.load,
-                trigger=run.trigger,
-                requested_by=run.requested_by,
-            )
+        ranged = run.load is None and not run.params.get("whole")
+        check(
+            topic=run.topic,
+            start=run.range_start if ranged else None,
+            end=run.range_end if ranged else None,
+            load=run.load,
+            run=run,
+        )
     run.refresh_from_db()
     if run.replay_id:
         _replay_findings_verified(run)
@@ -291,14 +292,3 @@ def _verification_runs(*, replay: Replay, window_ids: list[int], keys: bool) -> 
                 )
             )
     return runs
-
-
-def runs_resume() -> list[str]:
-    """Queue again the runs whose task was lost (see the module's docstring)."""
-    from recon.tasks import run_execute_task  # a service queuing its own task: recon.tasks imports this module
-
-    stalled = jobs_stalled(ReconRun, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=_BEATING)
-    for run_id in stalled:
-        logger.warning("run %s stalled: queued again", run_id)
-        run_execute_task.delay(run_id)
-    return stalled

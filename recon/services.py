@@ -7,7 +7,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -15,6 +14,7 @@ from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from config.errors import AppError
+from core.jobs import job_finish
 from recon import audit
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare, window_republished
 from recon.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
@@ -23,6 +23,20 @@ from recon.rules import Verdict, classify, rules_for
 from recon.selectors import replays_delivered, run_report, windows_due
 
 logger = logging.getLogger(__name__)
+
+
+def feed_topics_ensure() -> dict[str, Topic]:
+    """The Topic rows of the feed's bulk and change topics (KAFKA_TOPIC_BULK, KAFKA_TOPIC_CHANGE),
+    created when missing, by kind ("bulk", "change")."""
+    out = {}
+    for kind, name in ((Topic.Kind.BULK, settings.KAFKA_TOPIC_BULK), (Topic.Kind.CHANGE, settings.KAFKA_TOPIC_CHANGE)):
+        topic, created = Topic.objects.get_or_create(
+            name=name, defaults={"kind": kind, "consumer_group": settings.KAFKA_CONSUMER_GROUP}
+        )
+        if created:
+            logger.info("topic row %s created (%s, group %s)", name, kind, settings.KAFKA_CONSUMER_GROUP)
+        out[str(kind)] = topic
+    return out
 
 
 def finding_record(
@@ -450,21 +464,6 @@ def key_findings_sync(
     return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
 
 
-# The queued run a worker is executing (recon.runs.run_execute): the check it calls
-# (recon.cache_check, recon.validation) starts its run through run_start, which then
-# takes this one over instead of creating a second row.
-_queued_run: ContextVar[ReconRun | None] = ContextVar("recon_queued_run", default=None)
-
-
-@contextmanager
-def run_adopted(run: ReconRun) -> Iterator[None]:
-    token = _queued_run.set(run)
-    try:
-        yield
-    finally:
-        _queued_run.reset(token)
-
-
 def run_start(
     *,
     kind: str,
@@ -475,11 +474,8 @@ def run_start(
     trigger: str,
     requested_by=None,
 ) -> ReconRun:
-    """A run of a check over a range or a load (a load's range is its lifetime)."""
-    queued = _queued_run.get()
-    if queued is not None and queued.kind == kind and queued.topic_id == topic.pk:
-        _queued_run.set(None)  # one run per execution
-        return queued
+    """A run of a check over a range or a load (a load's range is its lifetime), started
+    RUNNING by the caller that runs it now (a queued run is claimed instead: recon.runs)."""
     if load is None and (start is None or end is None):
         raise AppError("Give a load, or both start and end.", code="invalid_range")
     if load is not None:
@@ -515,11 +511,10 @@ def run_finish(run: ReconRun) -> Iterator[dict]:
     except Exception as exc:
         logger.exception("%s run %s of %s failed", run.kind, run.pk, run.topic.name)
         try:
-            ReconRun.objects.filter(pk=run.pk).update(
-                status=ReconRun.Status.FAILED, report={**report, "error": str(exc)}, finished_at=timezone.now()
-            )
+            job_finish(ReconRun, run.pk, status=ReconRun.Status.FAILED, report={**report, "error": str(exc)})
         except (DatabaseError, TransactionManagementError):  # inside a broken outer transaction
             logger.exception("run %s could not be marked failed", run.pk)
         raise
-    run.status, run.report, run.finished_at = ReconRun.Status.DONE, report, timezone.now()
-    run.save(update_fields=["status", "report", "finished_at"])
+    if not job_finish(ReconRun, run.pk, status=ReconRun.Status.DONE, report=report):
+        logger.warning("run %s was no longer running: its report is not stored", run.pk)
+    run.refresh_from_db(fields=["status", "report", "finished_at"])

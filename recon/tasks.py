@@ -7,10 +7,10 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from kafkacache.models import Load
+from core.jobs import jobs_resume
 from recon import audit, partitions, runs, services
 from recon.cache_check import cache_check
-from recon.models import Topic
+from recon.models import Load, ReconRun, Topic
 from recon.validation import validation_run
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def validation_task(
     return str(run.pk)
 
 
-@shared_task(name="recon.tasks.run_execute", ignore_result=True)
+@shared_task(name=runs.RUN_EXECUTE, ignore_result=True)
 def run_execute_task(run_id: str) -> str:
     """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
     return runs.run_execute(run_id=run_id).status
@@ -99,15 +99,17 @@ def run_execute_task(run_id: str) -> str:
 
 @shared_task(name="recon.tasks.runs_resume", ignore_result=True)
 def runs_resume_task() -> list[str]:
-    """Queued runs whose task was lost, and silent transport runs, queued again."""
-    return runs.runs_resume()
+    """Beat: queued runs whose task was lost, and silent transport runs, queued again."""
+    return jobs_resume(
+        ReconRun, task=runs.RUN_EXECUTE, stale_seconds=settings.RECON_RUN_STALE_SECONDS, beating=runs.BEATING
+    )
 
 
 def _verify_later(task, subject_id: str, attempt: int) -> None:
     task.apply_async((subject_id, attempt + 1), countdown=settings.RECON_VERIFY_WAIT_SECONDS)
 
 
-@shared_task(name="recon.tasks.replay_verify", ignore_result=True)
+@shared_task(name=runs.REPLAY_VERIFY, ignore_result=True)
 def replay_verify_task(replay_id: str, attempt: int = 0) -> int:
     """After a replay: re-judge what it touched, once the feed has consumed what it published."""
     done = runs.replay_verify(replay_id=replay_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)
@@ -116,7 +118,7 @@ def replay_verify_task(replay_id: str, attempt: int = 0) -> int:
     return len(done or ())
 
 
-@shared_task(name="recon.tasks.load_verify", ignore_result=True)
+@shared_task(name=runs.LOAD_VERIFY, ignore_result=True)
 def load_verify_task(load_id: str, attempt: int = 0) -> int:
     """After a load: judge its windows and its keys, once the feed has consumed it."""
     done = runs.load_verify(load_id=load_id, force=attempt >= settings.RECON_VERIFY_MAX_WAITS)

@@ -149,18 +149,26 @@ def validation_run(
     trigger: str = "schedule",
     requested_by=None,
     today: dt.date | None = None,
+    run: ReconRun | None = None,
 ) -> ReconRun:
-    """Validate the cached records of a load or a range; a run of kind "validation"."""
+    """Validate the cached records of a load or a range; a run of kind "validation".
+
+    `run`: the queued run a worker claimed (recon.runs.run_execute), filled instead of
+    a new one (trigger and requested_by are then its own).
+    """
     today = today or timezone.now().date()
-    run = run_start(
-        kind=ReconRun.Kind.VALIDATION,
-        topic=topic,
-        start=start,
-        end=end,
-        load=load,
-        trigger=trigger,
-        requested_by=requested_by,
-    )
+    if run is None:
+        run = run_start(
+            kind=ReconRun.Kind.VALIDATION,
+            topic=topic,
+            start=start,
+            end=end,
+            load=load,
+            trigger=trigger,
+            requested_by=requested_by,
+        )
+    elif run.kind != ReconRun.Kind.VALIDATION or run.topic_id != topic.pk:
+        raise ValueError(f"run {run.pk} is a {run.kind} run of topic {run.topic_id}, not this validation's")
     with run_finish(run) as report:
         keys = keys_handled(topic=topic, start=start, end=end, load_id=load.pk if load else None)
         problems = cached_problems(keys, today=today)

@@ -9,7 +9,7 @@ both people. Nothing pending can run: replay.runs.replay_run claims QUEUED only.
 
 The replay guard: a message already replayed REPLAY_MAX_PER_MESSAGE times is
 refused (named in the request's error for a messages scope; skipped, with the
-reason, when a wider scope reaches it: replay.ways.originals_of).
+reason, when a wider scope reaches it: replay.ways.common.originals_of).
 """
 
 import datetime as dt
@@ -21,9 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
+from core.jobs import job_enqueue
 from recon import access
 from recon.models import Finding, PublishedMessage, Replay, Topic, Window
 from recon.services import operator_action_record
+from replay.runs import REPLAY_RUN
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +99,6 @@ def _decidable(replay: Replay, user, action: str) -> None:
 
 def replay_approve(*, replay: Replay, user, comment: str = "") -> Replay:
     """A second operator of the topic approves a pending request: it is queued and runs."""
-    from replay.tasks import replay_run_task  # a service queuing its own task: replay.tasks imports this module
-
     _decidable(replay, user, "replay.approve")
     if replay.expires_at is not None and replay.expires_at <= timezone.now():
         replay_approvals_expire()
@@ -118,8 +118,7 @@ def replay_approve(*, replay: Replay, user, comment: str = "") -> Replay:
             detail={**_names(replay, user), "comment": (comment or "")[:500], "size": replay.size},
             outcome="approved: queued",
         )
-        replay_id = str(replay.pk)
-        transaction.on_commit(lambda: replay_run_task.delay(replay_id))
+        job_enqueue(REPLAY_RUN, str(replay.pk))
     replay.refresh_from_db()
     return replay
 

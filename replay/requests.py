@@ -1,6 +1,6 @@
 """Replays and reprocessing: an operator's request, its run, and what it fixed.
 
-Why here (recon) and not in kafkacache: a replay is an action on a
+Why here, above the feed (kafkacache), and not in it: a replay is an action on a
 reconciliation exception. The state it owns is recon's (the Replay request, its
 per-message items, the findings it resolves); the Kafka and Redis work goes
 through the feed's own functions (kafkacache.publishing.messages_publish /
@@ -8,7 +8,8 @@ items_publish, FeedConsumer.process_batch), so a replayed message is published,
 consumed, ledgered and reconciled exactly like any other.
 
 Flow: `replay_request` validates what/how/who/why, records the operator action
-and queues `recon.tasks.replay_run_task` on commit; the task calls `replay_run`,
+and queues replay.runs.REPLAY_RUN on commit (core.jobs.job_enqueue); the task
+(replay.tasks.replay_run_task) calls `replay.runs.replay_run`,
 which claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way
 (replay.ways) batch by batch with progress, and ends DONE or FAILED.
@@ -32,15 +33,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import AppError
+from core.jobs import job_enqueue
 from core.records import client_id_of, record_key
-from kafkacache.models import Load
 from recon import access
-from recon.models import Finding, Replay, Topic, Window
+from recon.models import Finding, Load, Replay, Topic, Window
 from recon.services import operator_action_record
 from replay.approval import approval_deadline, approval_needed, replay_size
 from replay.guard import replay_guard_check
 from replay.preview import replay_dry_run
-from replay.tasks import replay_run_task
+from replay.runs import REPLAY_RUN
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ def replay_request(
             outcome=("awaiting approval" if needs else "queued") if created else f"already {replay.status}",
         )
         if created and queue and not needs:
-            replay_id = str(replay.pk)
-            transaction.on_commit(lambda: replay_run_task.delay(replay_id))
+            job_enqueue(REPLAY_RUN, str(replay.pk))
     return replay, created
 
 

@@ -1,11 +1,8 @@
 """Reads about replays: what the pages and the API list. (Which replay delivered a message
 the reconcile asks recon.selectors.replays_delivered: it is part of the verdict.)"""
 
-import datetime as dt
-
 from django.db.models import QuerySet
 
-from core.jobs import jobs_stalled
 from recon import access
 from recon.models import Replay, ReplayItem, Topic
 
@@ -16,11 +13,6 @@ def replays_visible(topics: QuerySet[Topic]) -> QuerySet[Replay]:
 
 def replay_items(replay: Replay) -> QuerySet[ReplayItem]:
     return ReplayItem.objects.filter(replay=replay).order_by("id")
-
-
-def replays_stalled(*, now: dt.datetime, stale_seconds: int) -> list[str]:
-    """Running replays whose worker went silent, and queued ones nobody picked up."""
-    return jobs_stalled(Replay, stale_seconds=stale_seconds, now=now)
 
 
 def replay_for_view(user, replay_id) -> Replay:

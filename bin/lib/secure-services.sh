@@ -178,14 +178,21 @@ EOF
   wait_port 127.0.0.1 "$SECURE_REDIS_PORT" 20 "secure redis"
 }
 
+# The secure cluster's data directory, wherever pg_dir_for (bin/services) put it.
+secure_pg_dir() {
+  if [ -f "$SECURE_DIR/postgres.location" ]; then cat "$SECURE_DIR/postgres.location"; else echo "$SECURE_DIR/postgres"; fi
+}
+
 secure_pg_up() {
-  local dir=$SECURE_DIR/postgres bin
-  mkdir -p "$dir"
+  local dir bin
+  dir=$(secure_pg_dir)
   if [ -f "$dir/data/postmaster.pid" ] && kill -0 "$(head -n1 "$dir/data/postmaster.pid")" 2>/dev/null; then
     log "secure postgres already running"; return 0
   fi
   port_open 127.0.0.1 "$SECURE_PG_PORT" && die "127.0.0.1:$SECURE_PG_PORT is taken (secure postgres)"
   bin=$(pg_bin) || { apt_install postgresql; bin=$(pg_bin) || die "postgresql binaries not found"; }
+  dir=$(pg_dir_for "$SECURE_DIR/postgres") || exit 1
+  mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     log "initdb $dir/data (ssl=on, hostssl + scram-sha-256 only)"
@@ -233,8 +240,8 @@ secure_down() {
     fi
     rm -f "$f"
   done
-  if bin=$(pg_bin) && [ -f "$SECURE_DIR/postgres/data/postmaster.pid" ]; then
-    as_pg "$bin/pg_ctl" -D "$SECURE_DIR/postgres/data" -m fast -w stop >/dev/null 2>&1 || true
+  if bin=$(pg_bin) && [ -f "$(secure_pg_dir)/data/postmaster.pid" ]; then
+    as_pg "$bin/pg_ctl" -D "$(secure_pg_dir)/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
 }
 
@@ -242,5 +249,5 @@ secure_status() {
   status_line "kafka-sasl" 127.0.0.1 "$SECURE_KAFKA_PORT" "$SECURE_DIR/kafka/kafka.pid"
   status_line "kafka-mtls" 127.0.0.1 "$SECURE_KAFKA_MTLS_PORT" "$SECURE_DIR/kafka/kafka.pid"
   status_line "redis-tls" 127.0.0.1 "$SECURE_REDIS_PORT" "$SECURE_DIR/redis/redis.pid"
-  status_line "pg-ssl" 127.0.0.1 "$SECURE_PG_PORT" "$SECURE_DIR/postgres/data/postmaster.pid"
+  status_line "pg-ssl" 127.0.0.1 "$SECURE_PG_PORT" "$(secure_pg_dir)/data/postmaster.pid"
 }

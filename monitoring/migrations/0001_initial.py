@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('recon', '0004_rules_audit_window_state'),
+        ('recon', '0001_squashed_0015_audit_reencrypted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

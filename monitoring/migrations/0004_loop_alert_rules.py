@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('monitoring', '0003_alertrule_categories'),
-        ('recon', '0013_loop_run_queue'),
+        ('recon', '0001_squashed_0015_audit_reencrypted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

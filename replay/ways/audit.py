@@ -20,10 +20,9 @@ from core.clients import redis_client
 from core.records import SENSITIVE, record_decode
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.models import Load
 from kafkacache.publishing import messages_publish
 from recon import audit
-from recon.models import AuditPayload, Replay, ReplayItem, Topic
+from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
 from replay.progress import Progress
 from replay.ways.common import Original, Outcome, batched, item_with, originals_of
 

@@ -7,9 +7,8 @@ import pytest
 from django.urls import reverse
 
 from core.records import record_encode, record_from_document
-from kafkacache.models import Load
 from recon import audit
-from recon.models import OperatorAction
+from recon.models import Load, OperatorAction
 from tests.dashboard.conftest import publish
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,7 @@ import pytest
 from django.urls import reverse
 
 from core.clients import redis_client
-from kafkacache.models import Load
-from recon.models import Finding, PublishedMessage
+from recon.models import Finding, Load, PublishedMessage
 from tests.cache_state import record_forge, records_drop
 from tests.dashboard.conftest import CARD
 

@@ -51,7 +51,7 @@ def test_operator_reconciles_a_window_now_and_follows_the_run(
 
 
 def test_check_cache_now_for_a_topic_and_a_load(client_for, data, topic_a, django_capture_on_commit_callbacks):
-    from kafkacache.models import Load
+    from recon.models import Load
 
     client = client_for("operator")
     assert "Check cache now" in client.get(reverse("dashboard:overview")).content.decode()

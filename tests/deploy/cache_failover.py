@@ -16,8 +16,8 @@ from core.cache_records import cache_records_get
 from core.records import record_decode
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.cache_check import cache_check
+from recon.services import feed_topics_ensure
 from replay.requests import replay_request
 from replay.runs import replay_run
 
@@ -71,7 +71,7 @@ def _consumer(settings, store_env: dict[str, str]) -> subprocess.Popen:
 def fail_over_mid_consume(settings, client, *, store_env: dict[str, str], ids: range, fail: Callable) -> dict:
     """Load `ids` from the source, consume them in a process, call `fail` once a third is
     cached; answers the figures (the consumer must end cleanly)."""
-    bulk = topic_rows_ensure()["bulk"]
+    bulk = feed_topics_ensure()["bulk"]
     load = load_start(topic=bulk, source="ods", client_ids=list(ids), requested_by=None, queue=False)
     assert load_run(load_id=load.id).published == len(ids)
     wanted = {f"client:{i}" for i in ids}

@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 
 from config.directory import ldap_settings
 from dashboard.services import user_ensure
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.access import can_operate, can_view
+from recon.services import feed_topics_ensure
 
 from .directory import PEOPLE, Directory, group_dn, make_tls, tmp_directory
 from .helpers import ROOT
@@ -49,7 +49,7 @@ def slapd():
 
 @pytest.fixture
 def directory_settings(settings, slapd, feed):
-    topics = topic_rows_ensure()
+    topics = feed_topics_ensure()
     env = {
         "AUTH_LDAP_SERVER_URI": slapd.uri,
         "AUTH_LDAP_CA_FILE": str(slapd.tls_ca),
@@ -179,7 +179,7 @@ def test_oidc_is_an_option_with_the_same_mapping(settings, feed):
     from config.directory import oidc_settings
     from dashboard.oidc import OidcBackend
 
-    topics = topic_rows_ensure()
+    topics = feed_topics_ensure()
     env = {
         "OIDC_RP_CLIENT_ID": "kafkacache",
         "OIDC_RP_CLIENT_SECRET": uuid.uuid4().hex,

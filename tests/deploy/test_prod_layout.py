@@ -21,9 +21,9 @@ import requests
 from django.core.management import call_command
 from knox.models import AuthToken
 
-from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_delete
 from recon.access import topic_grant
+from recon.services import feed_topics_ensure
 from tests.factories import UserFactory
 
 from ..kafkacache.conftest import source_records, subprocess_database_url
@@ -121,7 +121,7 @@ def _get(url: str, **kwargs) -> requests.Response | None:
 
 def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
     call_command("seed_source", "--clients", str(DECOY_CLIENTS), "--reset", verbosity=0)
-    topics = topic_rows_ensure()
+    topics = feed_topics_ensure()
     operator = UserFactory(username="prod-operator", password=uuid.uuid4().hex)
     topic_grant(operator, topics["bulk"], "operator")
     # As the load balancer passes them on: TLS ended there (X-Forwarded-Proto), a knox token.

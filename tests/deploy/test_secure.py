@@ -57,11 +57,12 @@ def env(secure):
 PIPELINE = """
 import json, time
 from django.db import transaction
-from kafkacache import loads, selectors, topic_rows
+from kafkacache import loads, selectors
 from kafkacache.consumer import consume_run
-from kafkacache.models import Load
+from recon.models import Load
 from recon.cache_check import cache_check
-topics = topic_rows.topic_rows_ensure()
+from recon.services import feed_topics_ensure
+topics = feed_topics_ensure()
 with transaction.atomic():  # queued through the Celery broker on commit
     load = loads.load_start(topic=topics["bulk"], source="ods", client_ids=None, requested_by=None)
 deadline = time.monotonic() + 60

@@ -48,10 +48,10 @@ from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.publishing import items_publish
-from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_delete, topics_ensure
 from recon.cache_check import cache_check
 from recon.models import Finding, PublishedMessage, Replay
+from recon.services import feed_topics_ensure
 from replay.requests import replay_request
 from replay.runs import replay_run
 from tests.cache_state import cached, cached_keys, record_forge, records_drop
@@ -122,7 +122,7 @@ class CacheModel(RuleBasedStateMachine):
         for key in redis_client().scan_iter("kc:*", count=1000):
             redis_client().delete(key)
         ods_seed(clients=8, using="default")
-        self.topics = topic_rows_ensure()
+        self.topics = feed_topics_ensure()
         for topic in self.topics.values():
             topic.method_audit = True
             topic.save()

@@ -5,10 +5,9 @@ from rest_framework.test import APIClient
 
 from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
-from kafkacache.models import Load
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.access import topic_grant
-from recon.models import OperatorAction, PublishedMessage
+from recon.models import Load, OperatorAction, PublishedMessage
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 from tests.factories import UserFactory
 from tests.people import people_make
@@ -18,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 @pytest.fixture
 def topics(feed):
-    return topic_rows_ensure()
+    return feed_topics_ensure()
 
 
 @pytest.fixture

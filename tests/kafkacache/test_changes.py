@@ -11,8 +11,8 @@ from core.sources import Change, document_of
 from kafkacache.change_feed import change_feed_run, change_publish, changes_coalesce
 from kafkacache.loads import load_run, load_start
 from kafkacache.models import FeedCursor
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, consume_all, source_records
@@ -27,7 +27,7 @@ def _cached(cache, key):
 
 @pytest.mark.django_db
 def test_api_style_change_events_give_the_expected_cache(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     change_publish(topic=change, event="add", record=DOC, version=1)
     change_publish(topic=change, event="add", record={**DOC, "client_id": 900003}, version=2)
     consume_all()
@@ -52,7 +52,7 @@ def test_api_style_change_events_give_the_expected_cache(feed, cache):
 
 @pytest.mark.django_db
 def test_a_redelivered_or_late_older_message_does_not_undo_a_newer_one(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     change_publish(topic=change, event="add", record=DOC)
     change_publish(topic=change, event="update", record={**DOC, "client_id": 900002}, old_key="client:900001")
     consume_all()
@@ -64,7 +64,7 @@ def test_a_redelivered_or_late_older_message_does_not_undo_a_newer_one(feed, cac
 
 @pytest.mark.django_db
 def test_bad_change_requests_are_refused_and_oversize_is_recorded(feed, cache, settings):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     with pytest.raises(AppError, match="event must be"):
         change_publish(topic=change, event="upsert", record=DOC)
     with pytest.raises(AppError, match="needs the key"):
@@ -121,7 +121,7 @@ def test_changes_coalesce_never_crosses_identities():
 @pytest.mark.django_db(transaction=True)
 def test_the_change_feed_publishes_source_changes(feed, cache):
     ods_seed(clients=30, using="default")
-    bulk = topic_rows_ensure()["bulk"]
+    bulk = feed_topics_ensure()["bulk"]
     load = load_start(topic=bulk, source="ods", client_ids=None, requested_by=None, queue=False)
     assert load_run(load_id=load.id).published == 30
     change_feed_run()  # nothing yet: the seed is not a change

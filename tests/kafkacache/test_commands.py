@@ -5,8 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from kafkacache.models import Load
-from recon.models import Topic
+from recon.models import Load, Topic
 
 from .conftest import cached_keys
 

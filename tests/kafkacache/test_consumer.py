@@ -19,8 +19,8 @@ from core.records import record_encode, record_from_document
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, wait_for
@@ -71,7 +71,7 @@ def _message(
 
 
 def test_batch_semantics_bulk_add_update_delete(feed, cache):
-    change, bulk = topic_rows_ensure()["change"], topic_rows_ensure()["bulk"]
+    change, bulk = feed_topics_ensure()["change"], feed_topics_ensure()["bulk"]
     consumer = FeedConsumer()
     outcomes = consumer.process_batch(
         [
@@ -98,7 +98,7 @@ def test_batch_semantics_bulk_add_update_delete(feed, cache):
 
 
 def test_invalid_records_are_stored_and_flagged(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     bad = {**DOC, "client_id": 5, "country": "Nowhere", "cards": [{**DOC["cards"][0], "expiry": "2030-01"}]}
     encoded = record_encode(record_from_document(bad))
     out = message_build(
@@ -119,7 +119,7 @@ def test_invalid_records_are_stored_and_flagged(feed, cache):
 
 @pytest.mark.django_db(transaction=True)  # the batch runs in a thread, with its own connection
 def test_redis_down_retries_the_same_batch_until_it_is_back(feed, cache, caplog):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     consumer = FeedConsumer()
     consumer.redis = _redis_nowhere()  # nothing listens there
     batch = [_message(change.name, 0, event="add", client_id=8)]
@@ -145,7 +145,7 @@ def test_redis_down_retries_the_same_batch_until_it_is_back(feed, cache, caplog)
 def test_a_stop_during_retries_abandons_the_batch_uncommitted(feed, cache):
     from kafkacache.consumer import BatchAbandoned
 
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     consumer = FeedConsumer()
     consumer.redis = _redis_nowhere()
     consumer.stop_requested = True
@@ -165,7 +165,7 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
 
     from .conftest import subprocess_database_url
 
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     keys = [f"client:{770000 + i}" for i in range(250)]
     for n, key in enumerate(keys, start=1):
         change_publish(topic=change, event="delete", key=key, version=n)

@@ -19,8 +19,8 @@ from django.db import connection
 
 from core.ods import ods_seed
 from kafkacache.loads import load_run, load_start
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, PublishedMessage, RebalanceEvent
+from recon.services import feed_topics_ensure
 
 from .conftest import cached_keys, source_records, subprocess_database_url, wait_for
 
@@ -53,7 +53,7 @@ def _consumer(feed, *args: str) -> subprocess.Popen:
 
 def test_consumer_killed_mid_batch_and_restarted_loses_nothing(feed, cache, transactional_db):
     ods_seed(clients=1000, using="default")
-    bulk = topic_rows_ensure()["bulk"]
+    bulk = feed_topics_ensure()["bulk"]
     first = load_start(topic=bulk, source="ods", client_ids=list(range(1, 301)), requested_by=None, queue=False)
     assert load_run(load_id=first.id).published == 300
 
@@ -106,7 +106,7 @@ def _blocked_on_lock() -> bool:
 
 
 def test_sigterm_stops_the_consumer_cleanly_with_a_summary(feed, cache, transactional_db):
-    topic_rows_ensure()
+    feed_topics_ensure()
     proc = _consumer(feed, "--max-seconds", "60")
     try:
         wait_for(

@@ -6,8 +6,8 @@ from confluent_kafka import TopicPartition
 from core.clients import make_consumer, make_producer
 from core.records import record_encode, record_from_document
 from kafkacache.messages import message_build
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 from tests.kafka_reads import headers_read_all
 
@@ -28,7 +28,7 @@ def _with(message, **headers):
 
 
 def test_poison_messages_are_dead_lettered_and_recorded_and_the_loop_goes_on(feed, cache, settings):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     first, last = _good(1), _good(2)
     huge = record_encode(record_from_document({**DOC, "client_id": 3, "name": "x" * 12_000}))
     oversize = message_build(

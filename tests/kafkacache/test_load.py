@@ -10,14 +10,13 @@ from django.utils import timezone
 
 from core.cache_records import cache_records_get, load_keys
 from core.clients import make_consumer
+from core.jobs import jobs_stalled
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceError, SqlSource
 from kafkacache.loads import load_run, load_start
-from kafkacache.models import Load
-from kafkacache.selectors import loads_stalled
-from kafkacache.topic_rows import topic_rows_ensure
-from recon.models import ConsumedMessage, OperatorAction, PublishedMessage, Window
+from recon.models import ConsumedMessage, Load, OperatorAction, PublishedMessage, Window
+from recon.services import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all, source_records, wait_for
 
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.django_db
 def test_bulk_load_of_1000_clients_lands_in_redis_equal_to_the_source_and_in_both_ledgers(feed, cache):
     ods_seed(clients=1000, using="default")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert (load.status, load.total, load.built, load.published, load.failed, load.exceptions) == (
@@ -65,7 +64,7 @@ def test_bulk_load_of_1000_clients_lands_in_redis_equal_to_the_source_and_in_bot
 @pytest.mark.django_db
 def test_a_load_is_claimed_once(feed, cache):
     ods_seed(clients=5, using="default")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=[2, 4], requested_by=None, queue=False)
     assert load_run(load_id=load.id).status == Load.Status.DONE
     again = load_run(load_id=load.id)  # a second worker, or a redelivered task
@@ -77,7 +76,7 @@ def test_a_load_is_claimed_once(feed, cache):
 def test_a_load_from_a_missing_file_fails_with_the_reason(feed, settings, tmp_path):
     settings.SOURCE_FILE_DIR = str(tmp_path)
     (tmp_path / "clients.jsonl").write_text("")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="file:clients.jsonl", client_ids=None, requested_by=None, queue=False)
     (tmp_path / "clients.jsonl").unlink()  # gone by the time the worker runs it
     load = load_run(load_id=load.id)
@@ -87,7 +86,7 @@ def test_a_load_from_a_missing_file_fails_with_the_reason(feed, settings, tmp_pa
 
 def test_the_celery_task_runs_a_queued_load(feed, cache, celery_worker_process):
     ods_seed(clients=20, using="default")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     with transaction.atomic():
         load = load_start(topic=topic, source="ods", client_ids=[3, 5, 7], requested_by=None)
     # queued on commit; the real worker claims and runs it
@@ -105,7 +104,7 @@ def test_the_celery_task_runs_a_queued_load(feed, cache, celery_worker_process):
 @pytest.mark.django_db
 def test_a_stalled_load_is_found_and_claimed_again_but_a_live_one_is_left_alone(feed, cache, settings):
     ods_seed(clients=5, using="default")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     hour_ago = timezone.now() - dt.timedelta(hours=1)
     stalled = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     Load.objects.filter(id=stalled.id).update(status="running", heartbeat_at=hour_ago, published=2)  # worker died
@@ -113,13 +112,15 @@ def test_a_stalled_load_is_found_and_claimed_again_but_a_live_one_is_left_alone(
     Load.objects.filter(id=live.id).update(status="running", heartbeat_at=timezone.now())
     lost = load_start(topic=topic, source="ods", client_ids=[1], requested_by=None, queue=False)
     Load.objects.filter(id=lost.id).update(created_at=hour_ago)  # queued, its task never arrived
-    assert sorted(loads_stalled()) == sorted([str(stalled.id), str(lost.id)])
+    assert sorted(jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS)) == sorted(
+        [str(stalled.id), str(lost.id)]
+    )
 
     resumed = load_run(load_id=stalled.id)
     assert (resumed.status, resumed.published) == ("done", 5)  # restarted from the beginning
     assert load_run(load_id=live.id).status == "running"  # its worker is alive: left alone
     assert load_run(load_id=lost.id).status == "done"
-    assert loads_stalled() == []
+    assert jobs_stalled(Load, stale_seconds=settings.LOAD_STALE_SECONDS) == []
 
 
 def _topic_offsets(topic: str, expected: int) -> dict[str, tuple[int, int]]:
@@ -143,7 +144,7 @@ def test_a_load_with_batches_in_flight_ledgers_each_message_kafka_acknowledged_w
     settings.LOAD_BATCH_SIZE = 40
     settings.LOAD_BATCHES_IN_FLIGHT = 3
     ods_seed(clients=300, using="default")
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     steps = []
 
@@ -186,7 +187,7 @@ def test_a_load_failing_midway_still_ledgers_the_batches_already_handed_to_kafka
             yield batch
 
     monkeypatch.setattr(SqlSource, "batches", failing)
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert load.status == "failed" and "the source went away" in load.error

@@ -21,8 +21,8 @@ from kafkacache.change_feed import change_feed_run, change_publish
 from kafkacache.loads import load_run, load_start
 from kafkacache.messages import message_build, now_ms
 from kafkacache.publishing import items_publish, messages_publish
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
+from recon.services import feed_topics_ensure
 from replay.requests import replay_request
 from replay.runs import replay_run
 from tests.documents import DOC
@@ -53,7 +53,7 @@ def _assert_cache_is_the_source(cache) -> None:
 
 def test_a_bulk_record_read_before_a_change_and_published_after_it_does_not_win(feed, cache):
     ods_seed(clients=3, using="default")
-    topics = topic_rows_ensure()
+    topics = feed_topics_ensure()
     stale = list(SqlSource().fetch([1]).values())  # the bulk batch reads its data (and versions) first
     _sql("UPDATE ods.clients SET name = 'Changed meanwhile' WHERE client_id = 1")
     change_feed_run()
@@ -78,7 +78,7 @@ def test_yesterdays_file_export_does_not_overwrite_todays_change(feed, cache, se
         "".join(json.dumps(document_of(i.record, version=i.version)) + "\n" for i in yesterday.values())
     )
     (tmp_path / "plain.jsonl").write_text("".join(json.dumps(document_of(i.record)) + "\n" for i in yesterday.values()))
-    bulk = topic_rows_ensure()["bulk"]
+    bulk = feed_topics_ensure()["bulk"]
     for name in ("versioned.jsonl", "plain.jsonl"):
         load = load_start(topic=bulk, source=f"file:{name}", client_ids=None, requested_by=None, queue=False)
         load = load_run(load_id=load.id)
@@ -92,7 +92,7 @@ def test_yesterdays_file_export_does_not_overwrite_todays_change(feed, cache, se
 def test_an_unordered_file_load_fills_keys_the_cache_does_not_hold(feed, cache, settings, tmp_path):
     settings.SOURCE_FILE_DIR = str(tmp_path)
     (tmp_path / "new.jsonl").write_text(json.dumps({**DOC, "client_id": 4242}) + "\n")
-    load = load_start(topic=topic_rows_ensure()["bulk"], source="file:new.jsonl", client_ids=None, requested_by=None)
+    load = load_start(topic=feed_topics_ensure()["bulk"], source="file:new.jsonl", client_ids=None, requested_by=None)
     load_run(load_id=load.id)
     consume_all()
     assert _cached(cache, "client:4242")["name"] == DOC["name"]
@@ -100,7 +100,7 @@ def test_an_unordered_file_load_fills_keys_the_cache_does_not_hold(feed, cache, 
 
 
 def test_an_audit_replay_published_while_a_newer_change_is_in_the_lag_does_not_overwrite_it(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     change.method_audit = True
     change.save()
     first = change_publish(topic=change, event="add", record=DOC, version=1)
@@ -124,7 +124,7 @@ def test_an_audit_replay_published_while_a_newer_change_is_in_the_lag_does_not_o
 
 
 def test_a_replay_of_a_deleted_record_is_refused_and_says_so(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     change.method_audit = True
     change.save()
     added = change_publish(topic=change, event="add", record=DOC, version=1)
@@ -146,7 +146,7 @@ def test_a_replay_of_a_deleted_record_is_refused_and_says_so(feed, cache):
 
 
 def test_a_producer_clock_ten_minutes_ahead_neither_pins_a_key_nor_moves_its_window(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     ahead = now_ms() + 600_000
     record = record_from_document(DOC)
     encoded = record_encode(record)
@@ -177,7 +177,7 @@ def test_a_producer_clock_ten_minutes_ahead_neither_pins_a_key_nor_moves_its_win
 
 
 def test_a_created_header_in_year_9999_counts_at_the_broker_time(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     message = message_build(
         key="client:1",
         event="delete",
@@ -198,7 +198,7 @@ def test_a_created_header_in_year_9999_counts_at_the_broker_time(feed, cache):
 
 def test_renumbering_and_id_reuse_in_one_feed_batch_leave_the_cache_equal_to_the_source(feed, cache):
     ods_seed(clients=45, using="default")
-    load = load_start(topic=topic_rows_ensure()["bulk"], source="ods", client_ids=None, requested_by=None, queue=False)
+    load = load_start(topic=feed_topics_ensure()["bulk"], source="ods", client_ids=None, requested_by=None, queue=False)
     load_run(load_id=load.id)
     consume_all()
     _sql(

@@ -27,12 +27,11 @@ from dashboard.selectors import message_timeline
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
-from kafkacache.models import Load
 from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
 from recon import audit
 from recon.cache_check import cache_check
 from recon.cache_compare import reencrypted
-from recon.models import AuditPayload, Finding, PublishedMessage
+from recon.models import AuditPayload, Finding, Load, PublishedMessage
 from replay.requests import replay_request
 from replay.runs import replay_run
 from tests.cache_state import cached, record_forge

@@ -24,8 +24,8 @@ from kafkacache.seal import (
     problems_encode,
     seal_leaf,
 )
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, client_message
@@ -134,7 +134,7 @@ def _kafka(topic: str, offset: int, out: OutMessage, *, value=None, headers=None
 @pytest.mark.integration
 @pytest.mark.django_db
 def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     sealed, unsealed, tampered = client_message(1), client_message(2, sealed=False), client_message(3)
     assert "seal" in headers_dict(sealed.headers) and "seal" not in headers_dict(unsealed.headers)
     garbage = tampered.value + b"\x00"  # bytes changed on the way: the seal no longer matches
@@ -157,7 +157,7 @@ def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(
 @pytest.mark.integration
 @pytest.mark.django_db
 def test_a_sealed_invalid_record_is_flagged_from_the_problems_its_producer_found(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     bad = {**DOC, "country": "Nowhere", "cards": [{**DOC["cards"][0], "expiry": "2030-01"}]}
     out = client_message(5, document=bad)
     assert "problems" in headers_dict(out.headers)
@@ -172,7 +172,7 @@ def test_a_sealed_invalid_record_is_flagged_from_the_problems_its_producer_found
 @pytest.mark.integration
 @pytest.mark.django_db
 def test_a_seal_moved_onto_other_headers_does_not_hide_a_missing_problem_list(feed, cache):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     bad = client_message(6, document={**DOC, "country": "Nowhere"})
     # Someone strips the problems header but keeps the seal: the seal fails, so the
     # consumer decodes and finds the problem itself.

@@ -8,9 +8,8 @@ import pytest
 from core.ods import demo_rows, luhn_complete, ods_seed
 from core.sources import FileSource, SourceError, SqlSource, document_of, source_get
 from kafkacache.loads import load_run, load_start
-from kafkacache.models import Load
-from kafkacache.topic_rows import topic_rows_ensure
-from recon.models import Finding, PublishedMessage
+from recon.models import Finding, Load, PublishedMessage
+from recon.services import feed_topics_ensure
 from tests.documents import DOC
 
 
@@ -119,7 +118,7 @@ def test_a_file_load_publishes_good_records_and_records_bad_and_oversize_ones(fe
         {**DOC, "client_id": 4},
     ]
     (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    topic = topic_rows_ensure()["bulk"]
+    topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="file:mixed.jsonl", client_ids=None, requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert (load.status, load.total, load.built, load.published, load.exceptions) == (Load.Status.DONE, 4, 3, 2, 2)

@@ -122,14 +122,14 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
 def test_the_consumer_records_its_batch_latencies(client, settings, unique_name):
     from kafkacache.change_feed import change_publish
     from kafkacache.consumer import FeedConsumer
-    from kafkacache.topic_rows import topic_rows_ensure
+    from recon.services import feed_topics_ensure
 
     settings.KAFKA_TOPIC_BULK = unique_name("m.bulk")
     settings.KAFKA_TOPIC_CHANGE = unique_name("m.change")
     settings.KAFKA_TOPIC_DEAD_LETTER = unique_name("m.dlq")
     settings.KAFKA_CONSUMER_GROUP = group = unique_name("m.group")
     topics_ensure([settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER])
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     for i in range(3):
         change_publish(topic=change, event="delete", key=f"client:{880000 + i}")
     consumer = FeedConsumer()

@@ -16,11 +16,10 @@ from core.sources import SqlSource
 from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
-from kafkacache.models import Load
 from recon import access, tasks
 from recon.cache_check import cache_check
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
-from recon.models import Finding, ReconRun
+from recon.models import Finding, Load, ReconRun
 from recon.runs import replay_verify
 from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
 from replay.requests import replay_request

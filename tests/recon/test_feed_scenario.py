@@ -26,11 +26,10 @@ from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import publish
-from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 from recon.cache_check import cache_check
 from recon.models import PublishedMessage, Window
-from recon.services import range_reconcile
+from recon.services import feed_topics_ensure, range_reconcile
 from tests.cache_state import records_drop
 from tests.documents import client_doc
 
@@ -48,7 +47,7 @@ def feed(settings, unique_name):
     topics_ensure(
         [settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER], partitions=1
     )
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     change.window_seconds, change.grace_seconds, change.latency_limit_seconds = 3600, 0, LATENCY_LIMIT
     change.save()
     base = uuid.uuid4().int % 10**9 * 100

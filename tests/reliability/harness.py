@@ -445,8 +445,8 @@ class _Run:
     # the run ----------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        from kafkacache.topic_rows import topic_rows_ensure
         from kafkacache.topics import topics_ensure
+        from recon.services import feed_topics_ensure
 
         with _db_cursor() as cursor:
             cursor.execute("SELECT to_regclass('ods.clients') IS NOT NULL")
@@ -459,7 +459,7 @@ class _Run:
             self.services.manage("seed_source", "--clients", str(self.messages), "--reset")
         s = self.settings
         topics_ensure([s.KAFKA_TOPIC_BULK, s.KAFKA_TOPIC_CHANGE, s.KAFKA_TOPIC_DEAD_LETTER])
-        self.bulk = topic_rows_ensure()["bulk"]
+        self.bulk = feed_topics_ensure()["bulk"]
 
     def finish(self) -> None:
         """Wait until the load is done and every published message is in the consume ledger."""
@@ -497,9 +497,8 @@ class _Run:
         from core.clients import redis_client
         from core.records import record_decode
         from core.sources import SqlSource
-        from kafkacache.models import Load
         from recon.cache_check import cache_check
-        from recon.models import Finding, RebalanceEvent, Window
+        from recon.models import Finding, Load, RebalanceEvent, Window
         from recon.services import range_reconcile
         from tests.cache_state import cached_keys
 

@@ -21,8 +21,8 @@ from core.cache_records import cache_records_get
 from core.clients import make_producer
 from core.crypto import Keyring
 from core.records import record_decode
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import ConsumedMessage, Finding
+from recon.services import feed_topics_ensure
 from tests.kafka_reads import headers_read_all
 from tests.kafkacache.conftest import cached_keys, consume_all
 from tests.reliability.bad_input import good_message, headers_replaced, plain_and_sealed, sealed_with
@@ -136,7 +136,7 @@ def corpus() -> list[tuple[str, bytes | None, bytes | None, list, str]]:
 
 
 def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(feed, cache, settings):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     cases = corpus()
     producer = make_producer()
     good_keys = []
@@ -183,7 +183,7 @@ def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(
 
 def test_a_reason_names_the_problem_without_echoing_secrets(feed, cache):
     """The clear-number case must not copy the numbers it found into the finding or the reason."""
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     producer = make_producer()
     good = good_message(27)
     producer.produce(

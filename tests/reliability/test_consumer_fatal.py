@@ -16,8 +16,8 @@ import pytest
 
 from core.clients import make_consumer, make_producer
 from kafkacache.consumer import FeedConsumer
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import RebalanceEvent
+from recon.services import feed_topics_ensure
 from tests.kafkacache.conftest import cached_keys
 from tests.reliability.bad_input import good_message
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120
 
 
 def test_a_fenced_static_member_joins_again_with_a_new_client(feed, cache, transactional_db):
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     instance = f"{feed.KAFKA_CONSUMER_GROUP}-0"
     loop = FeedConsumer(instance_id=instance, poll_timeout=0.2)
     failures: list[str] = []

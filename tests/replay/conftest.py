@@ -17,10 +17,9 @@ from django.utils import timezone
 from core.clients import make_consumer, redis_client
 from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
-from recon.services import range_reconcile
+from recon.services import feed_topics_ensure, range_reconcile
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 from tests.cache_state import cached
 from tests.documents import client_doc
@@ -35,7 +34,7 @@ def feed_topics_make(settings, unique_name) -> SimpleNamespace:
     topics_ensure(
         [settings.KAFKA_TOPIC_BULK, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER], partitions=1
     )
-    rows = topic_rows_ensure()
+    rows = feed_topics_ensure()
     for topic in rows.values():
         # One window per hour, closed at once: a reconcile "two hours later" judges it.
         topic.window_seconds, topic.grace_seconds, topic.latency_limit_seconds = 3600, 0, 600

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from core.jobs import jobs_stalled
 from recon.models import Replay
 from replay.runs import replay_run
-from replay.selectors import replays_stalled
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_a_stalled_replay_is_found_and_started_over(feed, settings):
     now = timezone.now()
     stalled = _running(feed.change, now - dt.timedelta(seconds=settings.REPLAY_STALE_SECONDS + 60))
     alive = _running(feed.change, now - dt.timedelta(seconds=5))
-    assert replays_stalled(now=now, stale_seconds=settings.REPLAY_STALE_SECONDS) == [str(stalled.pk)]
+    assert jobs_stalled(Replay, stale_seconds=settings.REPLAY_STALE_SECONDS, now=now) == [str(stalled.pk)]
 
     stalled = replay_run(replay_id=stalled.pk)
     assert stalled.status == "done"

@@ -10,8 +10,7 @@ from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.messages import headers_dict
-from kafkacache.models import Load
-from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
+from recon.models import ConsumedMessage, Finding, Load, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
 from replay.requests import replay_request
 from replay.runs import replay_run
 from tests.cache_state import cached, records_drop

@@ -21,11 +21,10 @@ from django.contrib.auth.models import Group, User
 
 from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
-from kafkacache.models import Load
 from monitoring.models import Alert, AlertRule
 from recon import access
 from recon.audit import payloads_record
-from recon.models import ReconRun, Replay
+from recon.models import Load, ReconRun, Replay
 from tests.dashboard import conftest as dashboard_base
 from tests.documents import DOC
 from tests.factories import PASSWORD, UserFactory

@@ -11,9 +11,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from kafkacache.models import Load
 from recon import access
-from recon.models import RebalanceEvent
+from recon.models import Load, RebalanceEvent
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -19,10 +19,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.clients import make_producer
-from kafkacache.topic_rows import topic_rows_ensure
 from recon import access
 from recon.cache_check import cache_check
-from recon.services import range_reconcile
+from recon.services import feed_topics_ensure, range_reconcile
 from recon.validation import validation_run
 from tests.dashboard.conftest import CARD
 from tests.documents import DOC
@@ -38,7 +37,7 @@ feed = feed_base.feed
 
 def test_a_pipeline_run_logs_no_secret_and_no_card_number(feed, cache, secrets, people, caplog):
     caplog.set_level(logging.DEBUG)
-    topics = topic_rows_ensure()
+    topics = feed_topics_ensure()
     change = topics["change"]
     change.method_audit = True
     change.save(update_fields=["method_audit"])
@@ -86,7 +85,7 @@ def test_a_kafka_key_starting_with_a_newline_cannot_forge_a_log_line(feed, cache
     from kafkacache.consumer import FeedConsumer
 
     caplog.set_level(logging.DEBUG)
-    change = topic_rows_ensure()["change"]
+    change = feed_topics_ensure()["change"]
     forged = "\n2026-12-01 12:00:00,000 INFO kafkacache.consumer batch ok"
     message = Message(
         topic=change.name, partition=0, offset=0, key=forged.encode(), value=b"garbage", headers=[("event", b"add")]

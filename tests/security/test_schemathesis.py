@@ -27,8 +27,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from kafkacache.topic_rows import topic_rows_ensure
 from recon import access
+from recon.services import feed_topics_ensure
 from tests.kafkacache import conftest as feed_base
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.timeout(300)]
@@ -53,7 +53,7 @@ def _test_connection_kept() -> Iterator[None]:
 
 def test_the_api_answers_generated_requests_within_its_schema(feed, world, people):
     operator = people["operator"]
-    for topic in topic_rows_ensure().values():
+    for topic in feed_topics_ensure().values():
         access.topic_grant(operator, topic, "operator")
     headers = {"Authorization": f"Token {AuthToken.objects.create(user=operator)[1]}"}
     with _test_connection_kept():

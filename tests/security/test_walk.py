@@ -24,8 +24,8 @@ from django.conf import settings
 from django.test import Client
 
 from core.clients import redis_client
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Finding, OperatorAction
+from recon.services import feed_topics_ensure
 from tests.dashboard.conftest import CARD
 from tests.url_walk import OPEN_BY_DESIGN
 
@@ -81,7 +81,7 @@ def _snapshot() -> dict[str, list[str]]:
 
 def test_a_viewer_writes_nothing_anywhere(world, people, topic_a):
     client = _client(people["viewer"])
-    topic_rows_ensure()  # the feed's own topic rows exist in any running system (the feed APIs make them)
+    feed_topics_ensure()  # the feed's own topic rows exist in any running system (the feed APIs make them)
     before = _snapshot()
     body = {"comment": "x", "reason": "x", "topic": topic_a.name, "event": "delete", "key": "client:1", "source": "ods"}
     succeeded = []

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand
 
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
 from dashboard.services import demo_grants_ensure, user_ensure
-from kafkacache.topic_rows import topic_rows_ensure
 from recon.models import Topic
+from recon.services import feed_topics_ensure
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD", "kafkacache-demo")
         users = {role: user_ensure(username=role, password=password, role=role) for role in ROLES}
         # `kafka_topics` usually made these rows already; get_or_create either way.
-        rows = topic_rows_ensure()
+        rows = feed_topics_ensure()
         bulk, change = rows[Topic.Kind.BULK], rows[Topic.Kind.CHANGE]
         demo_grants_ensure(viewer=users[VIEWER], operator=users[OPERATOR], bulk=bulk, change=change)
         self.stdout.write("Demo users (username / password):")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.topic_rows import topic_rows_ensure
 from kafkacache.topics import topics_ensure
+from recon.services import feed_topics_ensure
 
 
 class Command(BaseCommand):
@@ -13,5 +13,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         for name, state in topics_ensure().items():
             self.stdout.write(f"  {name}: {state}")
-        for kind, topic in topic_rows_ensure().items():
+        for kind, topic in feed_topics_ensure().items():
             self.stdout.write(f"  recon topic {topic.name}: {kind}, consumer group {topic.consumer_group}")

@@ -3,10 +3,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import AppError
 from kafkacache.loads import BatchCounts, load_run, load_start
-from kafkacache.models import Load
 from kafkacache.progress import Progress
-from kafkacache.topic_rows import topic_rows_ensure
-from recon.models import Topic
+from recon.models import Load, Topic
+from recon.services import feed_topics_ensure
 
 
 class Command(BaseCommand):
@@ -22,7 +21,7 @@ class Command(BaseCommand):
             client_ids = [int(part) for part in clients.split(",") if part.strip()]
         except ValueError:
             raise CommandError("--clients must be comma-separated integers") from None
-        topic_rows_ensure()
+        feed_topics_ensure()
         row = Topic.objects.filter(name=topic or settings.KAFKA_TOPIC_BULK).first()
         if row is None:
             raise CommandError(f"no topic {topic!r}; run kafka_topics first")
