@@ -8,6 +8,9 @@ import json
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 
 class EnvError(ValueError):
     pass
@@ -65,6 +68,22 @@ def env_int_map(name: str, default: str, *, keys: tuple[str, ...], minimum: int 
     return out
 
 
+def env_choice_map(name: str, default: str, *, keys: tuple[str, ...], choices: tuple[str, ...]) -> dict[str, str]:
+    """'a=x,b=y' -> {"a": "x", "b": "y"}: any of `keys` (each once), each one of `choices`."""
+    raw = os.environ.get(name, default)
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        key, sep, value = (item.strip() for item in part.partition("="))
+        if not sep or key not in keys or key in out:
+            raise EnvError(f"{name}: {part!r} must be <field>=<mode> with a field of {', '.join(keys)}, once each")
+        if value not in choices:
+            raise EnvError(f"{name}: {key} must be one of {', '.join(choices)}, got {value!r}")
+        out[key] = value
+    return out
+
+
 def env_pair(name: str, default: str) -> tuple[str, str] | None:
     """ "NAME=value" as a pair (SECURE_PROXY_SSL_HEADER's shape); empty means None."""
     raw = os.environ.get(name, default).strip()
@@ -92,6 +111,14 @@ def env_json_object(name: str, default: str = "{}") -> dict:
 DATABASE_URL_OPTIONS = frozenset(
     {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "target_session_attrs", "application_name"}
 )
+
+
+def source_url_check(name: str, url: str) -> None:
+    """A SQLAlchemy database URL (dialect+driver://user:password@host:port/database)."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise EnvError(f"{name} must be a database URL like mysql+mysqldb://user:password@host/db") from None
 
 
 def database_from_url(name: str, default: str) -> dict:

@@ -12,14 +12,17 @@ from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 from config import secrets
 from config.directory import ldap_settings, oidc_settings
 from config.env import (
+    EnvError,
     database_from_url,
     env_bool,
+    env_choice_map,
     env_int,
     env_int_map,
     env_json_object,
     env_list,
     env_pair,
     env_str,
+    source_url_check,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -310,13 +313,32 @@ SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default d
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.
 FIELD_ENCRYPTION_KEYS = env_str("FIELD_ENCRYPTION_KEYS", secrets.DEV_FIELD_ENCRYPTION_KEYS)
+# The mode of each encrypted field: aes-gcm (the default) or NIST FF1 format-preserving,
+# digits in and out (core.fpe): ff1, ff1-last4 (last four kept), ff1-luhn (Luhn-valid
+# output), ff1-luhn-last4. "cards.card_number=ff1-luhn-last4,accounts.account_number=ff1".
+FIELD_ENCRYPTION_MODES = env_choice_map(
+    "FIELD_ENCRYPTION_MODES",
+    "",
+    keys=("accounts.account_number", "cards.card_number"),
+    choices=("aes-gcm", "ff1", "ff1-last4", "ff1-luhn", "ff1-luhn-last4"),
+)
 # The seal (kafkacache.seal): Ed25519. Producers hold SEAL_SIGNING_KEYS ("id:base64
 # 32-byte private seed,...", the first signs); every other process sets it empty and
 # holds only SEAL_VERIFY_KEYS ("id:base64 32-byte public key,..."), which cannot seal.
 SEAL_SIGNING_KEYS = env_str("SEAL_SIGNING_KEYS", secrets.DEV_SEAL_SIGNING_KEYS)
 SEAL_VERIFY_KEYS = env_str("SEAL_VERIFY_KEYS", secrets.DEV_SEAL_VERIFY_KEYS)
-if SOURCE_DATABASE_URL:  # the SQL source reads the Django alias "source" when it is set
+# The SQL source (core.sources.sql, docs/sources.md): a postgres:// URL becomes the Django
+# alias "source"; any other is a SQLAlchemy URL of its own engine (mysql+mysqldb://,
+# db2+ibm_db://, oracle+oracledb://), checked here so a typo fails at start-up.
+if SOURCE_DATABASE_URL.split("://", 1)[0] in ("postgres", "postgresql"):
     DATABASES["source"] = database_from_url("SOURCE_DATABASE_URL", SOURCE_DATABASE_URL)
+elif SOURCE_DATABASE_URL:
+    source_url_check("SOURCE_DATABASE_URL", SOURCE_DATABASE_URL)
+# Which tables or queries and columns hold clients, account settings and cards, their key,
+# version and change table (core.sources.mapping); empty: the demo schema `ods`.
+SOURCE_SQL_MAPPING = env_str("SOURCE_SQL_MAPPING", "")
+if SOURCE_SQL_MAPPING and not Path(SOURCE_SQL_MAPPING).is_file():
+    raise EnvError(f"SOURCE_SQL_MAPPING: no such file {SOURCE_SQL_MAPPING!r}")
 # File sources ("file:<name>") are looked up in this directory only.
 SOURCE_FILE_DIR = env_str("SOURCE_FILE_DIR", str(BASE_DIR / "var" / "sources"))
 LOAD_BATCH_SIZE = env_int("LOAD_BATCH_SIZE", 500, minimum=1)  # records per publish + ledger write

@@ -1,4 +1,4 @@
-"""Field encryption of sensitive fields: AES-256-GCM per field.
+"""Field encryption of sensitive fields: AES-GCM per field, or NIST FF1 format-preserving.
 
 Keys come from settings.FIELD_ENCRYPTION_KEYS ("id:base64key,..."): the first key
 encrypts, every listed key decrypts, so keys rotate by putting a new key first
@@ -23,6 +23,15 @@ that were equal (a published and a consumed audit payload, the cache and the aud
 log) stay equal, and two that differed stay different. A nonce repeats only for the
 same old ciphertext in the same place, that is for the same plaintext and
 associated data, which gives the same ciphertext again and reveals nothing new.
+
+Format-preserving mode (core.fpe, FF1 over AES): digits in, as many digits out, the
+tweak being the same binding as AES-GCM's associated data. The key id cannot travel
+inside a value that must stay a digit string, so the record carries it beside the
+value (core.records: `<field>_fpe`, with the digit format). Each configured key gives
+its FF1 key by HKDF-SHA256 (info "kc-field-ff1-v1", the key's own length: AES-128, -192
+or -256), so one key id names one key in both modes, rotation is the same list, and
+no AES key is ever used by two algorithms. FF1 is deterministic: a re-encryption of
+the same number in the same place under the same key gives the same digits.
 """
 
 import base64
@@ -34,8 +43,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from core.fpe import FF1, DigitFormat, FpeError, digit_format, format_for, join, split
 
 FORMAT_VERSION = 2
 LEGACY_FORMAT = 1  # associated data: the field name only
@@ -51,10 +64,12 @@ class Keyring:
     keys: dict[str, AESGCM]
     current: str  # id of the key that encrypts
     rekey_nonce_key: bytes = b""  # derived from the current key: Keyring.reencrypt's nonces
+    ff1: dict[str, FF1] | None = None  # per key id, the FF1 cipher of its derived key
 
     @classmethod
     def parse(cls, spec: str) -> "Keyring":
         keys: dict[str, AESGCM] = {}
+        ff1: dict[str, FF1] = {}
         order: list[str] = []
         first_raw = b""
         for item in (part.strip() for part in spec.split(",")):
@@ -72,12 +87,13 @@ class Keyring:
             if key_id in keys:
                 raise ValueError(f"FIELD_ENCRYPTION_KEYS: key id {key_id!r} appears twice")
             keys[key_id] = AESGCM(raw)
+            ff1[key_id] = FF1(_ff1_key(raw), 10)
             order.append(key_id)
             first_raw = first_raw or raw
         if not order:
             raise ValueError("FIELD_ENCRYPTION_KEYS is empty: at least one key is needed")
         nonce_key = hmac.new(first_raw, b"kc-rekey-nonce-v1", hashlib.sha256).digest()
-        return cls(keys=keys, current=order[0], rekey_nonce_key=nonce_key)
+        return cls(keys=keys, current=order[0], rekey_nonce_key=nonce_key, ff1=ff1)
 
     def encrypt(self, plaintext: bytes, *, field: str, binding: bytes) -> bytes:
         """`field` names the field in errors; `binding` (field_binding) is where it belongs."""
@@ -104,11 +120,16 @@ class Keyring:
         """`blob` (any configured key, format 1 or 2) under the current key in format 2, with a
         nonce derived from `blob` and `binding`: the same blob always gives the same bytes."""
         plaintext = self.decrypt(blob, field=field, binding=binding, legacy=True)
+        return self.reencrypt_clear(plaintext, old=blob, binding=binding, field=field)
+
+    def reencrypt_clear(self, plaintext: bytes, *, old: bytes, binding: bytes, field: str = "") -> bytes:
+        """`plaintext` under the current key in format 2, its nonce derived from the ciphertext it
+        replaces (`old`, any mode's bytes) and `binding`: one old ciphertext, one new one."""
         if not self.rekey_nonce_key:
             raise CryptoError(f"{field}: this keyring was not made by Keyring.parse (no re-encryption nonce key)")
         head, aead = self._encrypting
         nonce = hmac.new(
-            self.rekey_nonce_key, len(binding).to_bytes(4, "big") + binding + blob, hashlib.sha256
+            self.rekey_nonce_key, len(binding).to_bytes(4, "big") + binding + old, hashlib.sha256
         ).digest()[:NONCE_BYTES]
         return head + nonce + aead.encrypt(nonce, plaintext, binding)
 
@@ -138,6 +159,66 @@ class Keyring:
             raise CryptoError(
                 f"{field}: authentication failed (wrong key, tampered data, or a ciphertext from elsewhere)"
             ) from None
+
+    # ------------------------------------------------------------ format-preserving (FF1)
+    def fpe_encrypt_many(self, items: Sequence[tuple[str, bytes, DigitFormat, str]]) -> list[tuple[str, str]]:
+        """Each (digits, binding, wanted format, field path) under the current key: (digits, format
+        used), the format being `wanted` or its non-Luhn twin for a number failing the Luhn check
+        (core.fpe). CryptoError when a number is too short for its format (FF1's minimum domain)."""
+        cipher = self._ff1(self.current, field=items[0][3] if items else "")
+        parts, used = [], []
+        for digits, binding, wanted, path in items:
+            fmt = format_for(wanted, digits)
+            try:
+                body, tail = split(fmt, digits, path)
+            except FpeError as exc:
+                raise CryptoError(str(exc)) from None
+            parts.append((body, binding))
+            used.append((fmt, tail))
+        bodies = cipher.encrypt_many(parts)
+        return [(join(fmt, body, tail), fmt.name) for body, (fmt, tail) in zip(bodies, used, strict=True)]
+
+    def fpe_decrypt(self, digits: str, *, key_id: str, format_name: str, field: str, binding: bytes) -> str:
+        """The clear digits of an FF1 field. CryptoError for an unknown key or format, or a value
+        that is not digits of a length the format takes. Nothing can say whether the digits are the
+        right ones: FF1 has no tag (docs/security.md)."""
+        return self.fpe_decrypt_many([(digits, key_id, format_name, field, binding)])[0]
+
+    def fpe_decrypt_many(self, items: Sequence[tuple[str, str, str, str, bytes]]) -> list[str]:
+        """fpe_decrypt of each (digits, key id, format, field path, binding), the values of one
+        key in step (a record's fields are usually under one)."""
+        out: list[str] = [""] * len(items)
+        by_key: dict[str, list[int]] = {}
+        for i, (_, key_id, _, _, _) in enumerate(items):
+            by_key.setdefault(key_id, []).append(i)
+        for key_id, indexes in by_key.items():
+            cipher = self._ff1(key_id, field=items[indexes[0]][3])
+            parts = []
+            try:
+                for i in indexes:
+                    digits, _, format_name, field, binding = items[i]
+                    fmt = digit_format(format_name)
+                    body, tail = split(fmt, digits, field)
+                    parts.append((fmt, body, tail, binding))
+                bodies = cipher.decrypt_many([(body, binding) for _, body, _, binding in parts])
+            except FpeError as exc:
+                raise CryptoError(str(exc)) from None
+            for i, (fmt, _, tail, _), body in zip(indexes, parts, bodies, strict=True):
+                out[i] = join(fmt, body, tail)
+        return out
+
+    def _ff1(self, key_id: str, *, field: str) -> FF1:
+        cipher = (self.ff1 or {}).get(key_id)
+        if cipher is None:
+            if self.ff1 is None:
+                raise CryptoError(f"{field}: this keyring was not made by Keyring.parse (no FF1 keys)")
+            raise CryptoError(f"{field}: encrypted with key {key_id!r}, which is not configured")
+        return cipher
+
+
+def _ff1_key(raw: bytes) -> bytes:
+    """The FF1 key of a configured field key: never the AES-GCM key itself."""
+    return HKDF(algorithm=hashes.SHA256(), length=len(raw), salt=None, info=b"kc-field-ff1-v1").derive(raw)
 
 
 def field_binding(*, record_key: str, path: str, identity: str) -> bytes:

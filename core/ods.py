@@ -30,6 +30,7 @@ table from its CDC tool.
 import datetime as dt
 import random
 
+import sqlalchemy as sa
 from django.db import connections
 
 from core.cards import luhn_complete
@@ -225,4 +226,211 @@ def ods_write(client_rows: list, account_rows: list, card_rows: list, *, using: 
                     copy.write_row(row)
         cursor.execute(TRIGGERS_SQL)
         cursor.execute("ANALYZE ods.clients; ANALYZE ods.account_settings; ANALYZE ods.cards")
+    return {"clients": len(client_rows), "account_settings": len(account_rows), "cards": len(card_rows)}
+
+
+# ---------------------------------------------------------------------------- other engines
+# The same system of record on MariaDB/MySQL and on DB2, for the SQL source's tests and as
+# the pattern of a real ODS's triggers (docs/sources.md). A schema there is a database
+# (MariaDB) or a schema (DB2); the statements name tables unqualified, run in it.
+#
+# MariaDB: a sequence (10.3+) draws versions as PostgreSQL's does, under the client row's
+# lock (BEFORE UPDATE). One trigger per event (MariaDB has no multi-event triggers).
+# InnoDB runs no trigger for a foreign key's cascade: a deleted client's cards go with it
+# silently (its own delete row says enough), a renumbered client's parts follow it.
+MARIADB_SCHEMA = [
+    "CREATE SEQUENCE record_version",
+    """CREATE TABLE clients (
+        client_id BIGINT PRIMARY KEY,
+        name VARCHAR(200) NOT NULL,
+        email VARCHAR(320),
+        segment VARCHAR(40) NOT NULL,
+        status VARCHAR(40) NOT NULL,
+        country VARCHAR(2) NOT NULL,
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        row_version BIGINT NOT NULL DEFAULT (NEXT VALUE FOR record_version)
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE account_settings (
+        account_number VARCHAR(34) PRIMARY KEY,
+        client_id BIGINT NOT NULL,
+        product VARCHAR(40) NOT NULL,
+        currency VARCHAR(3) NOT NULL,
+        daily_limit_cents BIGINT NOT NULL,
+        overdraft_enabled BOOLEAN NOT NULL,
+        alerts_enabled BOOLEAN NOT NULL,
+        statement_day INT NOT NULL,
+        language VARCHAR(8) NOT NULL,
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        KEY account_settings_client (client_id),
+        FOREIGN KEY (client_id) REFERENCES clients (client_id) ON UPDATE CASCADE ON DELETE CASCADE
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE cards (
+        card_id BIGINT PRIMARY KEY,
+        client_id BIGINT NOT NULL,
+        card_number VARCHAR(19) NOT NULL,
+        brand VARCHAR(20) NOT NULL,
+        expiry VARCHAR(5) NOT NULL,
+        status VARCHAR(20) NOT NULL,
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        KEY cards_client (client_id),
+        FOREIGN KEY (client_id) REFERENCES clients (client_id) ON UPDATE CASCADE ON DELETE CASCADE
+    ) ENGINE=InnoDB""",
+    """CREATE TABLE client_changes (
+        change_id BIGINT AUTO_INCREMENT PRIMARY KEY,
+        client_id BIGINT NOT NULL,
+        old_client_id BIGINT,
+        op VARCHAR(6) NOT NULL CHECK (op IN ('add', 'update', 'delete')),
+        version BIGINT NOT NULL,
+        changed_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+    ) ENGINE=InnoDB""",
+]
+# A part's change bumps its client (the client triggers then draw the version and write the row).
+_MARIADB_PART_TRIGGERS = (
+    """CREATE TRIGGER {table}_added AFTER INSERT ON {table} FOR EACH ROW
+        UPDATE clients SET updated_at = NOW(6) WHERE client_id = NEW.client_id""",
+    """CREATE TRIGGER {table}_updated AFTER UPDATE ON {table} FOR EACH ROW
+        BEGIN
+            UPDATE clients SET updated_at = NOW(6) WHERE client_id = NEW.client_id;
+            IF OLD.client_id <> NEW.client_id THEN
+                UPDATE clients SET updated_at = NOW(6) WHERE client_id = OLD.client_id;
+            END IF;
+        END""",
+    """CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} FOR EACH ROW
+        UPDATE clients SET updated_at = NOW(6) WHERE client_id = OLD.client_id""",
+)
+MARIADB_TRIGGERS = [
+    """CREATE TRIGGER clients_versioned BEFORE UPDATE ON clients FOR EACH ROW
+        SET NEW.row_version = NEXT VALUE FOR record_version""",
+    """CREATE TRIGGER clients_added AFTER INSERT ON clients FOR EACH ROW
+        INSERT INTO client_changes (client_id, op, version) VALUES (NEW.client_id, 'add', NEW.row_version)""",
+    """CREATE TRIGGER clients_updated AFTER UPDATE ON clients FOR EACH ROW
+        INSERT INTO client_changes (client_id, old_client_id, op, version)
+        VALUES (NEW.client_id, NULLIF(OLD.client_id, NEW.client_id), 'update', NEW.row_version)""",
+    """CREATE TRIGGER clients_deleted AFTER DELETE ON clients FOR EACH ROW
+        INSERT INTO client_changes (client_id, op, version)
+        VALUES (OLD.client_id, 'delete', NEXT VALUE FOR record_version)""",
+    *(t.replace("{table}", table) for table in ("account_settings", "cards") for t in _MARIADB_PART_TRIGGERS),
+]
+
+# DB2 (LUW 11.5; z/OS 12+ alike but for the tablespace clauses a DBA adds): a sequence and
+# the same triggers. DB2 has no snapshot reads: the SQL source reads each batch at
+# isolation RS, which holds the rows it read until the batch's transaction ends.
+DB2_SCHEMA = [
+    "CREATE SEQUENCE record_version AS BIGINT START WITH 1 INCREMENT BY 1 NO CYCLE CACHE 50",
+    """CREATE TABLE clients (
+        client_id BIGINT NOT NULL PRIMARY KEY,
+        name VARCHAR(200) NOT NULL,
+        email VARCHAR(320),
+        segment VARCHAR(40) NOT NULL,
+        status VARCHAR(40) NOT NULL,
+        country VARCHAR(2) NOT NULL,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT TIMESTAMP,
+        row_version BIGINT NOT NULL
+    )""",
+    """CREATE TABLE account_settings (
+        account_number VARCHAR(34) NOT NULL PRIMARY KEY,
+        client_id BIGINT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+        product VARCHAR(40) NOT NULL,
+        currency VARCHAR(3) NOT NULL,
+        daily_limit_cents BIGINT NOT NULL,
+        overdraft_enabled BOOLEAN NOT NULL,
+        alerts_enabled BOOLEAN NOT NULL,
+        statement_day INTEGER NOT NULL,
+        language VARCHAR(8) NOT NULL,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT TIMESTAMP
+    )""",
+    "CREATE INDEX account_settings_client ON account_settings (client_id)",
+    """CREATE TABLE cards (
+        card_id BIGINT NOT NULL PRIMARY KEY,
+        client_id BIGINT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+        card_number VARCHAR(19) NOT NULL,
+        brand VARCHAR(20) NOT NULL,
+        expiry VARCHAR(5) NOT NULL,
+        status VARCHAR(20) NOT NULL,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT TIMESTAMP
+    )""",
+    "CREATE INDEX cards_client ON cards (client_id)",
+    """CREATE TABLE client_changes (
+        change_id BIGINT NOT NULL GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        client_id BIGINT NOT NULL,
+        old_client_id BIGINT,
+        op VARCHAR(6) NOT NULL CHECK (op IN ('add', 'update', 'delete')),
+        version BIGINT NOT NULL,
+        changed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT TIMESTAMP
+    )""",
+]
+DB2_TRIGGERS = [
+    """CREATE TRIGGER clients_numbered NO CASCADE BEFORE INSERT ON clients REFERENCING NEW AS n
+        FOR EACH ROW SET n.row_version = NEXT VALUE FOR record_version""",
+    """CREATE TRIGGER clients_versioned NO CASCADE BEFORE UPDATE ON clients REFERENCING NEW AS n
+        FOR EACH ROW SET n.row_version = NEXT VALUE FOR record_version""",
+    """CREATE TRIGGER clients_added AFTER INSERT ON clients REFERENCING NEW AS n FOR EACH ROW
+        INSERT INTO client_changes (client_id, op, version) VALUES (n.client_id, 'add', n.row_version)""",
+    """CREATE TRIGGER clients_updated AFTER UPDATE ON clients REFERENCING OLD AS o NEW AS n FOR EACH ROW
+        INSERT INTO client_changes (client_id, old_client_id, op, version)
+        VALUES (n.client_id, NULLIF(o.client_id, n.client_id), 'update', n.row_version)""",
+    """CREATE TRIGGER clients_deleted AFTER DELETE ON clients REFERENCING OLD AS o FOR EACH ROW
+        INSERT INTO client_changes (client_id, op, version)
+        VALUES (o.client_id, 'delete', NEXT VALUE FOR record_version)""",
+    *(
+        t.replace("{table}", table)
+        for table in ("account_settings", "cards")
+        for t in (
+            """CREATE TRIGGER {table}_added AFTER INSERT ON {table} REFERENCING NEW AS n FOR EACH ROW
+                UPDATE clients SET updated_at = CURRENT TIMESTAMP WHERE client_id = n.client_id""",
+            """CREATE TRIGGER {table}_updated AFTER UPDATE ON {table} REFERENCING OLD AS o NEW AS n FOR EACH ROW
+                BEGIN ATOMIC
+                    UPDATE clients SET updated_at = CURRENT TIMESTAMP WHERE client_id = n.client_id;
+                    IF o.client_id <> n.client_id THEN
+                        UPDATE clients SET updated_at = CURRENT TIMESTAMP WHERE client_id = o.client_id;
+                    END IF;
+                END""",
+            """CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} REFERENCING OLD AS o FOR EACH ROW
+                UPDATE clients SET updated_at = CURRENT TIMESTAMP WHERE client_id = o.client_id""",
+        )
+    ),
+]
+
+_COLUMNS = {
+    "clients": ("client_id", "name", "email", "segment", "status", "country", "updated_at"),
+    "account_settings": (
+        "account_number",
+        "client_id",
+        "product",
+        "currency",
+        "daily_limit_cents",
+        "overdraft_enabled",
+        "alerts_enabled",
+        "statement_day",
+        "language",
+        "updated_at",
+    ),
+    "cards": ("card_id", "client_id", "card_number", "brand", "expiry", "status", "updated_at"),
+}
+
+
+def ods_write_engine(engine, client_rows: list, account_rows: list, card_rows: list) -> dict[str, int]:
+    """The demo system of record on a MariaDB or DB2 database (a SQLAlchemy engine, into its
+    default schema, which must hold no such tables): the rows go in before the triggers, as
+    ods_write does, so the seed is a starting state, not a burst of change events."""
+    db2 = engine.dialect.name in ("ibm_db_sa", "db2")
+    schema, triggers = (DB2_SCHEMA, DB2_TRIGGERS) if db2 else (MARIADB_SCHEMA, MARIADB_TRIGGERS)
+    naive = engine.dialect.name in ("mysql", "mariadb")  # DATETIME holds no zone: stored as UTC
+    with engine.begin() as conn:
+        for ddl in schema:
+            conn.exec_driver_sql(ddl)
+        for table, rows in (("clients", client_rows), ("account_settings", account_rows), ("cards", card_rows)):
+            names = _COLUMNS[table]
+            if table == "clients" and not naive:
+                names, rows = (*names, "row_version"), [(*row, n) for n, row in enumerate(rows, start=1)]
+            values = [dict(zip(names, row, strict=True)) for row in rows]
+            if naive:
+                for value in values:
+                    value["updated_at"] = value["updated_at"].astimezone(dt.UTC).replace(tzinfo=None)
+            if values:
+                conn.execute(sa.insert(sa.table(table, *(sa.column(c) for c in names))), values)
+        if not naive:  # DB2: versions drawn above the seeded ones
+            conn.exec_driver_sql(f"ALTER SEQUENCE record_version RESTART WITH {len(client_rows) + 1}")
+        for ddl in triggers:
+            conn.exec_driver_sql(ddl)
     return {"clients": len(client_rows), "account_settings": len(account_rows), "cards": len(card_rows)}

@@ -2,17 +2,22 @@
 
 A *plain* record is a dict in the shape of schemas/client_record.v<N>.avsc with
 `account_number` and `card_number` as digit strings. `record_encode` encrypts
-those two fields (core.crypto) and Avro-encodes the result; the value never
-carries them in clear. `record_decode` is the way back, used by the retrieval
+those two fields (core.crypto), each in the mode FIELD_ENCRYPTION_MODES gives it
+(AES-GCM bytes, or FF1 digits with a `<field>_fpe` tag naming key and format), and
+Avro-encodes the result; the value never carries them in clear. `record_decode` is the way back, used by the retrieval
 API and by reconciliation (the shared-record contract).
 """
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from django.conf import settings
+
 from core import avro
-from core.crypto import Keyring, field_bindings, key_id_of, keyring
+from core.crypto import CryptoError, Keyring, field_bindings, key_id_of, keyring
+from core.fpe import DigitFormat, digit_format, format_for
 
 # Which nested list holds which encrypted field, and where its clear last 4 go.
 SENSITIVE = (("accounts", "account_number", "account_last4"), ("cards", "card_number", "card_last4"))
@@ -197,42 +202,159 @@ def _bindings(key: str, record: Mapping):
         yield item, field, path, binding
 
 
+# The schema a record is written with: v1 holds AES-GCM fields only (bytes); v2 lets each
+# field be either mode (core/schemas/client_record.v2.avsc). A record with no FF1 field is
+# written in v1, so a deployment that never turns FF1 on publishes the bytes it always did,
+# and readers need v2 only before the first field moves.
+AES_ONLY_SCHEMA = 1
+FPE_SCHEMA = 2
+AES_GCM = "aes-gcm"
+
+
+def fpe_tag(field: str) -> str:
+    """The name of the field beside an encrypted field that says how FF1 encrypted it (v2)."""
+    return f"{field}_fpe"
+
+
+def field_modes() -> dict[str, DigitFormat | None]:
+    """The configured mode of each encrypted field, by field name: None for AES-GCM, else the
+    FF1 digit format (settings.FIELD_ENCRYPTION_MODES, "cards.card_number=ff1-luhn-last4")."""
+    return _field_modes(tuple(sorted(settings.FIELD_ENCRYPTION_MODES.items())))
+
+
+@functools.cache
+def _field_modes(configured: tuple[tuple[str, str], ...]) -> dict[str, DigitFormat | None]:
+    paths = {f"{list_name}.{field}": field for list_name, field, _ in SENSITIVE}
+    out: dict[str, DigitFormat | None] = dict.fromkeys(paths.values())
+    for path, mode in configured:
+        if path not in paths:
+            raise ValueError(f"FIELD_ENCRYPTION_MODES: {path!r} is not an encrypted field ({', '.join(paths)})")
+        out[paths[path]] = None if mode == AES_GCM else digit_format(mode)
+    return out
+
+
+def field_key_id(item: Mapping, field: str, *, legacy: bool = False) -> str:
+    """The key id an encrypted field names, in either mode, without decrypting it.
+    Raises CryptoError when the field is neither an AES-GCM ciphertext nor a tagged FF1 one."""
+    value, tag = item[field], item.get(fpe_tag(field))
+    if isinstance(value, str):
+        if not tag:
+            raise CryptoError(f"{field}: digits without a format-preserving key id (not encrypted)")
+        return tag["key_id"]
+    if tag:
+        raise CryptoError(f"{field}: AES-GCM bytes with a format-preserving key id")
+    return key_id_of(value, legacy=legacy)
+
+
+def record_key_ids(record: Mapping) -> list[str]:
+    """The key id of each encrypted field of a decoded (not decrypted) record, in field order."""
+    return [field_key_id(item, field) for item, field, _, _ in _places(record)]
+
+
 def record_encode(plain: Mapping, *, ring: Keyring | None = None) -> EncodedRecord:
-    """Encrypt the sensitive fields with the current key, then Avro-encode.
+    """Encrypt the sensitive fields with the current key, each in its configured mode, then Avro-encode.
 
     Each ciphertext is bound to the record key, its path and its item's identity
-    (core.crypto.field_binding): it decrypts in this place only."""
+    (core.crypto.field_binding): AES-GCM's associated data, FF1's tweak. It decrypts in
+    this place only (AES-GCM) or to other digits (FF1). Raises RecordError for a number
+    its FF1 format cannot take (fewer than six digits to encrypt)."""
     ring = ring or keyring()
+    modes = field_modes()
     sealed = {**plain, **{name: [dict(item) for item in plain[name]] for name, _, _ in SENSITIVE}}
     fields = list(_bindings(record_key(plain["client_id"]), sealed))
     # One pass per record, not per field: the key's part of the bindings made once, the nonces drawn at once.
-    blobs = ring.encrypt_many([(str(item[field]).encode(), binding) for item, field, _, binding in fields])
-    for (item, field, _, _), blob in zip(fields, blobs, strict=True):
+    gcm = [(item, field, binding) for item, field, _, binding in fields if modes[field] is None]
+    fpe = [(item, field, path, binding) for item, field, path, binding in fields if modes[field] is not None]
+    for (item, field, _), blob in zip(
+        gcm, ring.encrypt_many([(str(item[field]).encode(), binding) for item, field, binding in gcm]), strict=True
+    ):
         item[field] = blob
-    return EncodedRecord(avro.encode(sealed), avro.current_version(), ring.current)
+        item[fpe_tag(field)] = None
+    if fpe:
+        try:
+            out = ring.fpe_encrypt_many(
+                [(str(item[field]), binding, modes[field], path) for item, field, path, binding in fpe]  # type: ignore[misc]
+            )
+        except CryptoError as exc:
+            raise RecordError(str(exc)) from None
+        for (item, field, _, _), (digits, fmt) in zip(fpe, out, strict=True):
+            item[field] = digits
+            item[fpe_tag(field)] = {"key_id": ring.current, "format": fmt}
+    version = FPE_SCHEMA if fpe else AES_ONLY_SCHEMA
+    return EncodedRecord(avro.encode(sealed, version=version), version, ring.current)
+
+
+class Reencrypted(NamedTuple):
+    value: bytes
+    replaced: set[str]  # key ids (or modes) of the fields it rewrote; empty: `value` itself
+    schema_version: int  # a field moved to FF1 moves a v1 record to v2
 
 
 def record_reencrypt(
     value: bytes, *, schema_version: int, key: str | None = None, ring: Keyring | None = None
-) -> tuple[bytes, set[str]]:
-    """The value with every sensitive field under the current key and format 2, and the key ids
-    of the fields it replaced (none: `value` itself, already current).
+) -> Reencrypted:
+    """The value with every sensitive field under the current key, in its configured mode (and
+    AES-GCM format 2), and the key ids of the fields it replaced (none: `value` itself, already current).
 
-    Everything else stays as it was (the schema version, the clear fields); a field
-    becomes the same bytes each time (core.crypto Keyring.reencrypt). `key` as in
-    record_decode. Raises avro.AvroError / crypto.CryptoError like record_decode."""
+    Everything else stays as it was (the clear fields; the schema version unless a field
+    moves to FF1 in a v1 record); a field becomes the same bytes each time (AES-GCM:
+    core.crypto Keyring.reencrypt; FF1 is deterministic). `key` as in record_decode.
+    Raises avro.AvroError / crypto.CryptoError like record_decode."""
     ring = ring or keyring()
+    modes = field_modes()
     record = avro.decode(value, version=schema_version)
     replaced: set[str] = set()
     for item, field, path, binding in list(_bindings(key or record_key(record["client_id"]), record)):
-        blob = item[field]
-        if ring.is_current(blob):
+        wanted, tag = modes[field], item.get(fpe_tag(field))
+        if _field_current(ring, item, field, path, binding, wanted):
             continue
-        replaced.add(key_id_of(blob, legacy=True))
-        item[field] = ring.reencrypt(blob, field=path, binding=binding)
+        replaced.add(field_key_id(item, field, legacy=True))
+        if tag:
+            clear = ring.fpe_decrypt(
+                item[field], key_id=tag["key_id"], format_name=tag["format"], field=path, binding=binding
+            )
+        else:
+            clear = ring.decrypt(item[field], field=path, binding=binding, legacy=True).decode()
+        if wanted is None:
+            # The nonce from the old ciphertext and the binding: one old value, one new one.
+            old = item[field] if isinstance(item[field], bytes) else _fpe_bytes(item[field], tag)
+            item[field] = ring.reencrypt_clear(clear.encode(), old=old, binding=binding)
+            item[fpe_tag(field)] = None
+        else:
+            [(digits, fmt)] = ring.fpe_encrypt_many([(clear, binding, wanted, path)])
+            item[field] = digits
+            item[fpe_tag(field)] = {"key_id": ring.current, "format": fmt}
     if not replaced:
-        return value, replaced
-    return avro.encode(record, version=schema_version), replaced
+        return Reencrypted(value, replaced, schema_version)
+    has_fpe = any(item.get(fpe_tag(field)) for item, field, _, _ in _places(record))
+    version = max(schema_version, FPE_SCHEMA) if has_fpe else schema_version
+    if version != schema_version:
+        for item, field, _, _ in _places(record):
+            item.setdefault(fpe_tag(field), None)
+    return Reencrypted(avro.encode(record, version=version), replaced, version)
+
+
+def _field_current(
+    ring: Keyring, item: dict, field: str, path: str, binding: bytes, wanted: DigitFormat | None
+) -> bool:
+    """Whether a field is under the current key in the configured mode (and format)."""
+    value, tag = item[field], item.get(fpe_tag(field))
+    if wanted is None:
+        return not tag and isinstance(value, bytes) and ring.is_current(value)
+    if not tag or not isinstance(value, str) or tag["key_id"] != ring.current:
+        return False
+    if tag["format"] == wanted.name:
+        return True
+    # The non-Luhn twin is current for a number that fails the Luhn check itself.
+    if wanted.luhn and tag["format"] == wanted.plain_twin.name:
+        clear = ring.fpe_decrypt(value, key_id=tag["key_id"], format_name=tag["format"], field=path, binding=binding)
+        return format_for(wanted, clear) is not wanted
+    return False
+
+
+def _fpe_bytes(digits: str, tag: Mapping) -> bytes:
+    """An FF1 field as bytes, to derive a re-encryption nonce from (moving it to AES-GCM)."""
+    return f"{tag['key_id']}:{tag['format']}:{digits}".encode()
 
 
 def record_decode(
@@ -241,17 +363,31 @@ def record_decode(
     """Decode a message value; with decrypt=True the sensitive fields become digit strings.
 
     `key` is the record key the value was found under (the cache or message key); a
-    ciphertext made for another record does not decrypt under it. None: the key the
-    record's own client_id gives. legacy=True also reads format-1 ciphertexts (re-encryption).
-    Without decrypt they stay ciphertext bytes (use record_mask for display).
+    ciphertext made for another record does not decrypt under it (AES-GCM), or decrypts to
+    other digits (FF1). None: the key the record's own client_id gives. legacy=True also
+    reads format-1 ciphertexts (re-encryption). Decrypted, a record has the plain shape
+    (no `<field>_fpe` tags), whichever mode each field used. Without decrypt they stay
+    ciphertexts, bytes or digits beside their tag (use record_mask for display).
     Raises avro.AvroError for a value that does not decode and
     crypto.CryptoError for a field that does not decrypt.
     """
     record = avro.decode(value, version=schema_version)
     if decrypt:
         ring = keyring()
+        fpe: list[tuple[dict, str, tuple[str, str, str, str, bytes]]] = []
         for item, field, path, binding in _bindings(key or record_key(record["client_id"]), record):
-            item[field] = ring.decrypt(item[field], field=path, binding=binding, legacy=legacy).decode()
+            tag = item.pop(fpe_tag(field), None)
+            if tag:
+                if not isinstance(item[field], str):
+                    raise CryptoError(f"{path}: AES-GCM bytes with a format-preserving key id")
+                fpe.append((item, field, (item[field], tag["key_id"], tag["format"], path, binding)))
+            elif isinstance(item[field], str):
+                raise CryptoError(f"{path}: digits without a format-preserving key id (not encrypted)")
+            else:
+                item[field] = ring.decrypt(item[field], field=path, binding=binding, legacy=legacy).decode()
+        if fpe:  # a record's FF1 fields in step (core.fpe)
+            for (item, field, _), clear in zip(fpe, ring.fpe_decrypt_many([f[2] for f in fpe]), strict=True):
+                item[field] = clear
     return record
 
 

@@ -4,7 +4,7 @@ No database, no network: kafkacache.consumer writes the plan (one Redis script
 call, one ledger statement) and stores the offsets. A message becomes a cache op
 (put or delete) with a consume-ledger row, or a dead letter with its reason
 (missing key or header, unknown event or schema, oversize, a value that does not
-decode or holds card numbers in clear), also with a row.
+decode or holds card numbers in clear, or unsealed in format-preserving mode), also with a row.
 
 Checking values: a value that does not decode, or holds card numbers in clear,
 must not reach the cache. A message sealed by this project's producer
@@ -34,10 +34,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from core import avro
-from core.crypto import CryptoError, key_id_of, keyring
+from core.crypto import CryptoError, keyring
 from core.hashing import content_hash
 from core.record_checks import record_problems
-from core.records import MAX_VERSION, SENSITIVE
+from core.records import MAX_VERSION, SENSITIVE, field_key_id, fpe_tag
 from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
@@ -232,13 +232,21 @@ def _sealing_problem(record: dict) -> str:
     """Why the record's card or account numbers are not ciphertexts under a configured key ("" if they are).
 
     Such a value must not reach the cache: its readers could not decrypt it, or it
-    holds the numbers in clear. Only the key id each field names is read.
+    holds the numbers in clear. Only the key id each field names is read. A
+    format-preserving (FF1) field is digits whatever it holds: nothing but the
+    producer's seal can tell it from a number in clear (FF1 has no tag), so in a
+    message without a verified seal it is refused, whatever key id it names.
     """
     known = keyring().keys
     for list_name, field_name, _ in SENSITIVE:
         for i, item in enumerate(record[list_name]):
+            if isinstance(item[field_name], str) or item.get(fpe_tag(field_name)):
+                return (
+                    f"{list_name}[{i}].{field_name} is format-preserving (FF1) in a message without a verified"
+                    " seal: nothing tells it from a number in clear"
+                )
             try:
-                key_id = key_id_of(item[field_name])
+                key_id = field_key_id(item, field_name)
             except CryptoError:
                 return f"{list_name}[{i}].{field_name} is not encrypted"
             if key_id not in known:

@@ -474,20 +474,22 @@ def _read_node(call: _NodeCall, scripts: dict[int, list], short: list[WaitShort]
 # --- the writes outside the consume loop -------------------------------------------------
 
 # Replace p only if it is still the value read: the consumer may have written since.
+# v: the schema version, which moves from 1 to 2 when a field moves to FF1 (core.records).
 _SWAP = """
 if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4])
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
 return 1
 """
 
 
-def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: bytes) -> bool:
-    """Replace a record's value `held` by `fresh` (a re-encryption: kafkacache.rekey), unless
-    it changed meanwhile (False). The record keeps what the cache leg needs to tell the new
-    bytes from drift: rx, `held`'s hashes under every algorithm, and rn, `fresh`'s BLAKE2b."""
+def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: bytes, schema_version: int) -> bool:
+    """Replace a record's value `held` by `fresh` of `schema_version` (a re-encryption:
+    kafkacache.rekey), unless it changed meanwhile (False). The record keeps what the cache
+    leg needs to tell the new bytes from drift: rx, `held`'s hashes under every algorithm,
+    and rn, `fresh`'s BLAKE2b."""
     swap = client.register_script(_SWAP)
     replaced, rewritten = content_hashes(held), content_hash(fresh, "blake2b").hex()
-    return bool(swap(keys=[rec_key(key)], args=[held, fresh, replaced, rewritten]))
+    return bool(swap(keys=[rec_key(key)], args=[held, fresh, replaced, rewritten, schema_version]))
 
 
 # The move from the layout before hash tags (kafkacache.relayout), by the source version.

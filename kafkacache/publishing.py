@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.record_checks import record_problems
-from core.records import record_encode
+from core.records import RecordError, record_encode
 from core.sources import SourceItem
 from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
@@ -132,7 +132,16 @@ def message_record(
             load_id=load_id,
         )
         return None
-    encoded = record_encode(item.record)
+    try:
+        encoded = record_encode(item.record)
+    except RecordError as exc:  # a number its format-preserving mode cannot take (core.fpe's minimum domain)
+        pending.add(
+            category=Finding.Category.INVALID_DATA,
+            key=item.key,
+            detail={"reason": str(exc), "where": item.where, "source": source},
+            load_id=load_id,
+        )
+        return None
     message = message_build(
         key=item.key,
         event=event,

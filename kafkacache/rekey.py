@@ -4,13 +4,14 @@ Two stores hold ciphertexts under keys that rotate:
 
 - the cache (each cached record's value): the card and account numbers inside each value,
   under FIELD_ENCRYPTION_KEYS. `records_reencrypt` rewrites every value whose fields
-  are under an older key or in format 1 (core.crypto) with the first key and
-  format 2, record by record, with a compare-and-set (kafkacache.cache.record_value_swap):
-  a value the consumer replaced meanwhile is left as the consumer wrote it. The new bytes
-  no longer hash to the published hash, so the record keeps what the cache leg
-  (recon.cache_check) needs to tell a re-encryption from drift: the old bytes' hashes
-  and the new bytes' BLAKE2b (core.redis_keys: rx, rn). A later write by the consumer
-  makes both moot.
+  are under an older key, in format 1 (core.crypto) or in another mode than
+  FIELD_ENCRYPTION_MODES gives them (AES-GCM or FF1: the way a field moves from one to
+  the other) with the first key, format 2 and the configured mode, record by record,
+  with a compare-and-set (kafkacache.cache.record_value_swap): a value the consumer
+  replaced meanwhile is left as the consumer wrote it. The new bytes no longer hash to
+  the published hash, so the record keeps what the cache leg (recon.cache_check) needs
+  to tell a re-encryption from drift: the old bytes' hashes and the new bytes' BLAKE2b
+  (core.redis_keys: rx, rn). A later write by the consumer makes both moot.
 - the audit log (recon.AuditPayload): each payload under AUDIT_ENCRYPTION_KEYS.
   `audit_reencrypt` re-wraps it under the first key and rewrites the card and account
   ciphertexts inside the value to the first field key (core.records.record_reencrypt:
@@ -55,6 +56,7 @@ RECORDS_POSITION = "kc:rekey:records"
 AUDIT_POSITION = "kc:rekey:audit"
 _AUDIT_FIELDS = [
     "key_id",
+    "schema_version",
     "payload",
     "size",
     "original_hashes",
@@ -96,7 +98,7 @@ def records_reencrypt(
                 version = cached[key].schema_version or 1
                 if record_key(record_decode(value, schema_version=version, decrypt=False)["client_id"]) != key:
                     raise CryptoError("record of another client cached under this key")
-                fresh, replaced = record_reencrypt(value, schema_version=version, key=key)
+                fresh, replaced, fresh_version = record_reencrypt(value, schema_version=version, key=key)
             except (AvroError, CryptoError, ValueError, KeyError) as exc:
                 counts.skipped += 1
                 counts.unreadable.append(f"cached record {key}")
@@ -105,7 +107,7 @@ def records_reencrypt(
             if not replaced:
                 counts.current += 1
                 continue
-            if record_value_swap(client, key, held=value, fresh=fresh):
+            if record_value_swap(client, key, held=value, fresh=fresh, schema_version=fresh_version):
                 counts.rewritten += 1
             else:
                 counts.skipped += 1
@@ -125,13 +127,14 @@ def _audit_row_reencrypt(row: AuditPayload, newest: str, now) -> str:
         plaintext = audit.unseal(row)
     except Exception as exc:  # a row that cannot be read stays as it is, and is named
         return f"audit key: {type(exc).__name__}: {exc}"
-    fresh, replaced = plaintext, set[str]()
+    fresh, replaced, version = plaintext, set[str](), row.schema_version
     if plaintext:  # a delete's payload is empty: no fields
         try:
-            fresh, replaced = record_reencrypt(plaintext, schema_version=row.schema_version or 1)
+            fresh, replaced, version = record_reencrypt(plaintext, schema_version=row.schema_version or 1)
         except (AvroError, CryptoError, ValueError, KeyError) as exc:
             return f"field keys: {type(exc).__name__}: {exc}"
     if replaced:
+        row.schema_version = version
         audit.payload_reencrypted(row, value=plaintext, fresh=fresh, replaced=replaced, now=now)
         return "rewritten"
     if row.key_id != newest:

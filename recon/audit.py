@@ -23,9 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
 
-from core.crypto import key_id_of
 from core.hashing import content_hash, content_hash_in, content_hashes
-from core.records import SENSITIVE, record_decode
+from core.records import record_decode, record_key_ids
 from recon.engine import Draft
 from recon.models import AuditPayload, Finding, Topic
 
@@ -120,7 +119,7 @@ def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
         to = ""
         try:
             record = record_decode(value, schema_version=row.schema_version or 1, decrypt=False)
-            to = next((key_id_of(i[f]) for name, f, _ in SENSITIVE for i in record[name]), "")
+            to = next(iter(record_key_ids(record)), "")
         except Exception:  # noqa: S110  (the note names no key rather than fail the page)
             pass
         shown["reencrypted"] = (

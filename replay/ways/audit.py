@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import redis
 from django.conf import settings
 
-from core import crypto
 from core.cache_records import cache_read
 from core.clients import redis_client
-from core.records import SENSITIVE, record_decode
+from core.record_checks import record_problems
+from core.records import SENSITIVE, fpe_tag, record_decode, record_key_ids
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
 from kafkacache.publishing import messages_publish
@@ -48,13 +48,18 @@ def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uui
     return newer
 
 
-def _field_key_id(value: bytes, schema_version: int) -> str:
-    """The field-encryption key id the payload's encrypted fields name (the key-id header)."""
+def _payload_vouched(value: bytes, schema_version: int, key: str) -> tuple[str, list[str] | None]:
+    """The key-id header of a payload, and the problems to seal it with (None: sent unsealed).
+
+    A payload with a format-preserving (FF1) field is sealed: nothing else can show the
+    consumer that its digits are ciphertexts (kafkacache.batch_plan refuses them unsealed),
+    and the payload stands for what this project's producer built and sealed, since it
+    hashes to the published hash (checked before it is sent). The others go unsealed, and
+    the consumer checks them in full."""
     record = record_decode(value, schema_version=schema_version, decrypt=False)
-    for list_name, field, _ in SENSITIVE:
-        for item in record[list_name]:
-            return crypto.key_id_of(item[field])
-    return ""
+    key_ids = record_key_ids(record)
+    fpe = any(item.get(fpe_tag(field)) for name, field, _ in SENSITIVE for item in record[name])
+    return next(iter(key_ids), ""), record_problems(record, key=key) if fpe else None
 
 
 def _published_items(topic: Topic, messages: Sequence[tuple[Original, OutMessage]]) -> list[ReplayItem]:
@@ -99,7 +104,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
             try:
                 value = audit.unseal(row)
                 schema_version = row.schema_version or 1
-                key_id = _field_key_id(value, schema_version) if value else ""
+                key_id, problems = _payload_vouched(value, schema_version, o.key) if value else ("", None)
             except Exception as exc:  # a payload that cannot be read back is this message's outcome, not the run's
                 skipped.append(
                     item_with(item, Outcome.FAILED, f"audit payload unreadable: {type(exc).__name__}: {exc}")
@@ -117,6 +122,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
                 load_id=o.load_id,
                 replay_of=o.uuid,
                 version=o.version,
+                problems=problems,
             )
             # A re-encrypted payload (kafkacache.rekey) stands for the published bytes by the hash it kept.
             if audit.payload_hash(row, value, topic.hash_algorithm) != bytes(o.content_hash):

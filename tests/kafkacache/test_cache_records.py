@@ -53,11 +53,11 @@ def test_what_the_writer_wrote_reads_back_field_for_field(cache):
 
 def test_a_re_encrypted_value_keeps_what_it_replaced_and_a_changed_one_is_left_alone(cache):
     cache_apply(cache, [CacheOp("add", "client:1", 2, b"old bytes", "u-1", 1)])
-    assert record_value_swap(cache, "client:1", held=b"not what is cached", fresh=b"x") is False
+    assert record_value_swap(cache, "client:1", held=b"not what is cached", fresh=b"x", schema_version=1) is False
     assert cache_records_get(cache, ["client:1"])["client:1"].value == b"old bytes"
-    assert record_value_swap(cache, "client:1", held=b"old bytes", fresh=b"new bytes") is True
+    assert record_value_swap(cache, "client:1", held=b"old bytes", fresh=b"new bytes", schema_version=2) is True
     held = cache_records_get(cache, ["client:1"])["client:1"]
-    assert (held.value, held.version, held.uuid) == (b"new bytes", 2, "u-1")
+    assert (held.value, held.version, held.uuid, held.schema_version) == (b"new bytes", 2, "u-1", 2)
     assert held.replaced_hashes.startswith("blake2b:") and "," in held.replaced_hashes
     assert len(held.rewritten_hash) == 32  # BLAKE2b-128, hex
 

@@ -106,16 +106,16 @@ def test_a_ciphertext_copied_into_another_record_or_place_does_not_decrypt():
 
     def forged(**changes) -> bytes:
         record = {**attacker, **changes}
-        return avro.encode(record)
+        return avro.encode(record, version=1)
 
     into_other_client = forged(cards=[{**attacker["cards"][0], "card_number": stolen_card, "card_last4": "1234"}])
     with pytest.raises(CryptoError, match=r"cards\[0\].card_number: authentication failed"):
         record_decode(into_other_client, schema_version=1, decrypt=True)
     # under the victim's own key but with another card's identity
-    victim_other_card = avro.encode({**victim, "cards": [{**victim["cards"][0], "card_id": 10}]})
+    victim_other_card = avro.encode({**victim, "cards": [{**victim["cards"][0], "card_id": 10}]}, version=1)
     with pytest.raises(CryptoError, match="authentication failed"):
         record_decode(victim_other_card, schema_version=1, decrypt=True)
     # the victim's whole value published under another key
     with pytest.raises(CryptoError, match="authentication failed"):
-        record_decode(avro.encode(victim), schema_version=1, decrypt=True, key="client:43")
-    assert record_decode(avro.encode(victim), schema_version=1, decrypt=True, key="client:42") == _record()
+        record_decode(avro.encode(victim, version=1), schema_version=1, decrypt=True, key="client:43")
+    assert record_decode(avro.encode(victim, version=1), schema_version=1, decrypt=True, key="client:42") == _record()

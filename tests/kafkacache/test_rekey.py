@@ -58,7 +58,7 @@ def _legacy(plain: dict, ring: Keyring) -> bytes:
             blob = ring.keys[ring.current].encrypt(nonce, item[field].encode(), field.encode())
             items.append({**item, field: b"\x01\x02" + ring.current.encode() + nonce + blob})
         record[list_name] = items
-    return avro.encode(record)
+    return avro.encode(record, version=1)
 
 
 def _put(cache, key: str, value: bytes) -> None:

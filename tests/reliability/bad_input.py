@@ -41,4 +41,4 @@ def sealed_with(client_id: int, seal) -> bytes:
     for list_name, field, _ in SENSITIVE:
         for item, clear in zip(sealed[list_name], plain[list_name], strict=True):
             item[field] = seal(str(clear[field]).encode(), field)
-    return avro.encode(sealed)
+    return avro.encode(sealed, version=1)
