@@ -59,7 +59,9 @@ class Mention:
 
 
 def doc_files() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """README.md when there is one, and every page under docs/ (at any depth: pages by audience)."""
+    readme = [ROOT / "README.md"] if (ROOT / "README.md").is_file() else []
+    return [*readme, *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def mentions(path: Path) -> Iterator[Mention]:
@@ -241,12 +243,20 @@ def url_problem(path: str, url_roots: set[str], walked: list[str]) -> str | None
 
 
 def anchors(path: Path) -> set[str]:
-    """GitHub's heading anchors of a markdown file."""
-    out = set()
+    """GitHub's heading anchors of a markdown file (a repeated heading's are `-1`, `-2`, ...;
+    a `#` line in a fenced block is no heading)."""
+    out: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
     for line in path.read_text().splitlines():
-        if m := re.match(r"^#+\s+(.*)", line):
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if not fenced and (m := re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)):
             slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
-            out.add(slug)
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            out.add(slug if n == 0 else f"{slug}-{n}")
     return out
 
 

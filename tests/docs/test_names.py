@@ -169,8 +169,19 @@ def test_the_checker_recognises_each_kind_and_fails_a_wrong_name(all_mentions, c
         "FeedConsumer.no_such_method": "dotted",
         "GET /api/no-such-endpoint/": "url",
     }
+    # Judged as a line of docs/configuration.md (written by `make docs`, so always there),
+    # whatever README.md and the other pages say today.
+    page = "docs/configuration.md"
     for text, kind in wrong.items():
-        m = d.Mention("README.md", 1, text, "code")
+        m = d.Mention(page, 1, text, "code")
         assert (classify(m), bool(judge(m, kind, context))) == (kind, True), text
-    for target in ("docs/nowhere.md", "docs/findings.md#no-such-heading"):
-        assert judge(d.Mention("README.md", 1, target, "link"), "link", context), target
+    for target in ("nowhere.md", "configuration.md#no-such-heading", "../no-such-dir/"):
+        assert judge(d.Mention(page, 1, target, "link"), "link", context), target
+    assert judge(d.Mention(page, 1, "../Makefile", "link"), "link", context) is None
+
+
+def test_anchors_are_githubs(tmp_path):
+    """A repeated heading's anchor gets -1, a `#` line in a fenced block is no heading."""
+    page = tmp_path / "page.md"
+    page.write_text("# Set-up: the `env` file\n\n## Notes\n\n```sh\n# not a heading\n```\n\n## Notes ##\n")
+    assert d.anchors(page) == {"set-up-the-env-file", "notes", "notes-1"}
