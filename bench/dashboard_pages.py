@@ -183,7 +183,7 @@ def main() -> None:
     from dashboard import selectors
     from dashboard.paging import keyset_page
     from dashboard.views import PAGE_SIZE
-    from kafkacache.topics import topics_ensure
+    from kafkacache.services.topics import topics_ensure
     from recon import access
     from recon.models import Finding, Topic
 

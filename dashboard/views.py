@@ -25,7 +25,7 @@ from core.masking import mask_sensitive, mask_text
 from dashboard import charts, forms, selectors, wording
 from dashboard.paging import keyset_page
 from dashboard.plotly_assets import plotly_styles
-from kafkacache import loads as feed_loads
+from kafkacache.services import loads as feed_loads
 from recon import access, breaks
 from recon.models import Finding, Load, ReconRun
 

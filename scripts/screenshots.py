@@ -78,7 +78,7 @@ def main() -> None:
     from core.clients import redis_client
     from dashboard.demo import demo_seed
     from kafkacache.cache import CacheOp, cache_apply
-    from kafkacache.topics import topics_ensure
+    from kafkacache.services.topics import topics_ensure
     from monitoring.models import AlertRule, Silence
     from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic, Window
 

@@ -20,7 +20,7 @@ from core.record_checks import record_problems
 from core.records import SENSITIVE, fpe_tag, record_decode, record_key_ids
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.publishing import messages_publish
+from kafkacache.services.publishing import messages_publish
 from recon import audit
 from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
 from replay.progress import Progress

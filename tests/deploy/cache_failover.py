@@ -15,7 +15,7 @@ from django.utils import timezone
 from core.cache_records import cache_records_get
 from core.records import record_decode
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.cache_check import cache_check
 from recon.services import feed_topics_ensure
 from replay.requests import replay_request

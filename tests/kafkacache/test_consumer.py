@@ -161,7 +161,7 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     not doubled. The error here: a lock held by another session, and a statement timeout."""
     import psycopg
 
-    from kafkacache.change_feed import change_publish
+    from kafkacache.services.change_feed import change_publish
 
     from .conftest import subprocess_database_url
 

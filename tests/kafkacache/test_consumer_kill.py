@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 
 from core.ods import ods_seed
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, PublishedMessage, RebalanceEvent
 from recon.services import feed_topics_ensure
 

@@ -22,8 +22,8 @@ from core.records import FPE_SCHEMA, record_decode, record_key_ids
 from core.sources import SqlSource
 from dashboard.evidence import evidence_pack
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
 from kafkacache.seal import HEADER as SEAL_HEADER
+from kafkacache.services.loads import load_run, load_start
 from recon.cache_check import cache_check
 from recon.models import Finding, PublishedMessage
 from recon.validation import validation_run

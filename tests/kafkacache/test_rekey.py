@@ -26,8 +26,8 @@ from dashboard.evidence import evidence_pack
 from dashboard.selectors import message_timeline
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
-from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
+from kafkacache.services.loads import load_run, load_start
+from kafkacache.services.reencrypt import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
 from recon import audit
 from recon.cache_check import cache_check
 from recon.cache_compare import reencrypted

@@ -13,9 +13,9 @@ from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import record_encode
 from core.sources import SqlSource
-from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.change_feed import change_feed_run
+from kafkacache.services.loads import load_run, load_start
 from recon import access, tasks
 from recon.cache_check import cache_check
 from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record

@@ -22,11 +22,11 @@ from django.utils import timezone
 
 from core.clients import make_admin, make_consumer, redis_client
 from core.records import record_encode, record_from_document
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import publish
-from kafkacache.topics import topics_ensure
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.topics import topics_ensure
 from recon.cache_check import cache_check
 from recon.models import PublishedMessage, Window
 from recon.services import feed_topics_ensure, range_reconcile

@@ -15,9 +15,9 @@ from confluent_kafka import Message, TopicPartition
 from django.utils import timezone
 
 from core.clients import make_consumer, redis_client
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.topics import topics_ensure
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.topics import topics_ensure
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
 from recon.services import feed_topics_ensure, range_reconcile
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)

@@ -8,7 +8,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
-from kafkacache.change_feed import change_publish
+from kafkacache.services.change_feed import change_publish
 from recon import access
 from recon.models import OperatorAction, PublishedMessage, Replay, Window
 from replay.approval import replay_approve, replay_reject

@@ -108,7 +108,7 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
 
 def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, people, django_capture_on_commit_callbacks):
     from core.ods import ods_seed
-    from kafkacache.loads import load_run, load_start
+    from kafkacache.services.loads import load_run, load_start
     from recon.models import Load
     from recon.runs import load_verify
 

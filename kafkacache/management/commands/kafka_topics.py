@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.topics import topics_ensure
+from kafkacache.services.topics import topics_ensure
 from recon.services import feed_topics_ensure
 
 

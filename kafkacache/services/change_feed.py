@@ -21,7 +21,7 @@ from core.sources import Change, SourceItem, SqlSource
 from kafkacache.messages import OutMessage, message_build
 from kafkacache.models import FeedCursor
 from kafkacache.producer import publish
-from kafkacache.publishing import Pending, batch_record, message_record, oversize
+from kafkacache.services.publishing import Pending, batch_record, message_record, oversize
 from recon.models import Topic
 from recon.services import feed_topics_ensure, finding_record, operator_action_record
 

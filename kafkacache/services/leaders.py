@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 
 from core.clients import make_admin, redis_client
-from kafkacache.topics import feed_topics
+from kafkacache.services.topics import feed_topics
 from recon.models import RebalanceEvent
 from recon.services import rebalance_record
 

@@ -19,7 +19,7 @@ from config.errors import AppError
 from core.jobs import job_beat, job_claim, job_enqueue, job_finish
 from core.sources import SourceError, SourceItem, source_get
 from kafkacache.producer import Publishing
-from kafkacache.publishing import Pending, batch_record, message_record
+from kafkacache.services.publishing import Pending, batch_record, message_record
 from recon.models import Load, Topic
 from recon.services import operator_action_record
 
