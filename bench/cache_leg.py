@@ -58,10 +58,10 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     from core.hashing import content_hash
     from core.ods import ods_write
     from core.sources import source_alias
-    from recon.cache_check import cache_check
-    from recon.ledger import PublishedRow, published_record
     from recon.models import Topic
-    from recon.partitions import LEDGERS, _partition_create, partition_name
+    from recon.services.cache_check import cache_check
+    from recon.services.ledger import PublishedRow, published_record
+    from recon.services.partitions import LEDGERS, _partition_create, partition_name
     from tests.cache_state import cache_clear, record_forge, records_drop
 
     rng = random.Random(seed)

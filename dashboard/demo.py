@@ -17,9 +17,9 @@ from core.hashing import content_hash
 from monitoring.models import AlertRule
 from recon import breaks
 from recon.breaks import finding_acknowledge
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from recon.models import Finding, Load, Topic
 from recon.services import due_windows_reconcile, operator_action_record, rebalance_record
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 
 
 def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_window: int = 40, seed: int = 7) -> dict:

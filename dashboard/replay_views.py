@@ -23,11 +23,11 @@ from dashboard.paging import keyset_page
 from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
-from replay.approval import replay_approve, replay_reject
 from replay.preview import preview_shown
 from replay.preview import replay_dry_run as dry_run
-from replay.requests import replay_request, target_clean, topic_for_replay
 from replay.selectors import replay_for_view, replay_items, replays_visible
+from replay.services.approval import replay_approve, replay_reject
+from replay.services.requests import replay_request, target_clean, topic_for_replay
 
 PAGE_SIZE = 50
 ITEMS_SHOWN = 500

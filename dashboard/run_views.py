@@ -23,9 +23,9 @@ from config.errors import AppError
 from dashboard.paging import keyset_page
 from recon import access
 from recon.models import Load, ReconRun, Topic, Window
-from recon.runs import run_queue
 from recon.selectors import runs_visible
 from recon.services import operator_action_record
+from recon.services.runs import run_queue
 
 PAGE_SIZE = 50
 # "Reconcile now" on a whole topic re-judges its windows of the last day.

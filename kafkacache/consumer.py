@@ -55,9 +55,9 @@ from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
 from recon.audit import payloads_record
-from recon.ledger import consumed_record
 from recon.models import Finding, Topic
 from recon.services import feed_topics_ensure, finding_record, rebalance_record
+from recon.services.ledger import consumed_record
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from kafkacache.consumer import consume_run
 from kafkacache.services import change_feed, loads
 from kafkacache.services.leaders import leaders_watch
 from recon.models import Load
-from recon.runs import LOAD_VERIFY
+from recon.services.runs import LOAD_VERIFY
 
 
 @shared_task(name=loads.LOAD_RUN)

@@ -23,9 +23,9 @@ from config.errors import AppError
 from config.openapi import paginated
 from recon import access
 from recon.models import Load, ReconRun, Topic
-from recon.runs import run_queue
 from recon.selectors import runs_visible
 from recon.services import operator_action_record
+from recon.services.runs import run_queue
 
 
 class RunCreateSerializer(serializers.Serializer):

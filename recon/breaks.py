@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from config.errors import AppError, Conflict
 from recon import access
-from recon.lifecycle import TRANSITIONS
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
 from recon.services import operator_action_record
+from recon.services.lifecycle import TRANSITIONS
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from core.jobs import jobs_resume
-from recon import audit, partitions, runs, services
-from recon.cache_check import cache_check
+from recon import audit, services
 from recon.models import Load, ReconRun, Topic
-from recon.validation import validation_run
+from recon.services import partitions, runs
+from recon.services.cache_check import cache_check
+from recon.services.validation import validation_run
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from core.jobs import jobs_resume
 from recon.models import Replay
-from replay import approval, runs
+from replay.services import approval, runs
 
 
 @shared_task(name=runs.REPLAY_RUN, ignore_result=True)

@@ -133,7 +133,7 @@ def main() -> None:
     )
     verify = None
     if discrepant is not None:
-        from recon.runs import run_execute, run_queue
+        from recon.services.runs import run_execute, run_queue
 
         verify = run_queue(
             kind="transport", topic=discrepant.topic, window_ids=[discrepant.pk], trigger="replay", replay=replay

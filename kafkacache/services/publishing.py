@@ -17,9 +17,9 @@ from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
 from kafkacache.producer import Delivery, publish
 from recon.audit import payloads_record
-from recon.ledger import PublishedRow, published_record
 from recon.models import Finding, Load, Topic
 from recon.services import finding_record
+from recon.services.ledger import PublishedRow, published_record
 
 
 @dataclass

@@ -23,7 +23,7 @@ from kafkacache.messages import OutMessage, message_build
 from kafkacache.services.publishing import messages_publish
 from recon import audit
 from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Original, Outcome, batched, item_with, originals_of
 
 

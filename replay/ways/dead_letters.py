@@ -16,7 +16,7 @@ from config.errors import AppError
 from core.hashing import content_hash
 from kafkacache.messages import headers_dict
 from recon.models import ConsumedMessage, Finding, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, batched, created_ms
 from replay.ways.reading import (
     dead_letters_resolve,

@@ -333,7 +333,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
     import datetime as dt
 
     from core.hashing import content_hash
-    from recon.ledger import PublishedRow, published_record
+    from recon.services.ledger import PublishedRow, published_record
 
     load = Load.objects.create(
         topic=topic_a,

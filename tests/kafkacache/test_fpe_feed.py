@@ -24,11 +24,11 @@ from dashboard.evidence import evidence_pack
 from kafkacache.consumer import FeedConsumer
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.services.loads import load_run, load_start
-from recon.cache_check import cache_check
 from recon.models import Finding, PublishedMessage
-from recon.validation import validation_run
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.cache_check import cache_check
+from recon.services.validation import validation_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.people import people_make
 from tests.replay.conftest import feed_topics_make, fetch, fetch_uuid, finding_of, reconcile
 

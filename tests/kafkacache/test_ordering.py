@@ -23,8 +23,8 @@ from kafkacache.services.loads import load_run, load_start
 from kafkacache.services.publishing import items_publish, messages_publish
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
 from recon.services import feed_topics_ensure
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.documents import DOC
 
 from ..conftest import ROOT

@@ -29,11 +29,11 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.services.loads import load_run, load_start
 from kafkacache.services.reencrypt import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
 from recon import audit
-from recon.cache_check import cache_check
 from recon.cache_compare import reencrypted
 from recon.models import AuditPayload, Finding, Load, PublishedMessage
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.cache_check import cache_check
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge
 from tests.documents import DOC
 from tests.people import people_make

@@ -12,8 +12,8 @@ from core.clients import make_consumer, make_producer
 from core.hashing import content_hash
 from kafkacache.latencies import BatchLatencies
 from kafkacache.services.topics import topics_ensure
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Topic
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -12,9 +12,9 @@ from core.hashing import content_hash
 from core.records import record_encode
 from recon import audit
 from recon.audit import audit_purge, field_diff, message_diff, payloads_record, unseal
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import AuditPayload, Finding
 from recon.services import range_reconcile
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from tests.recon.helpers import T0, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

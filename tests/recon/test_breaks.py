@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from config.errors import AppError, Conflict
 from recon import access, breaks
-from recon.ledger import ConsumedRow, consumed_record
 from recon.models import Finding, FindingComment, FindingTransition, OperatorAction, PublishedMessage, Window
 from recon.selectors import breaks_ageing, breaks_of, breaks_over_sla
 from recon.services import window_reconcile
+from recon.services.ledger import ConsumedRow, consumed_record
 from tests.factories import UserFactory
 
 from .helpers import T0, scenario_write, topic_make

@@ -17,13 +17,13 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.services.change_feed import change_feed_run
 from kafkacache.services.loads import load_run, load_start
 from recon import access, tasks
-from recon.cache_check import cache_check
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, Load, ReconRun
-from recon.runs import replay_verify
-from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.cache_check import cache_check
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.services.runs import replay_verify
+from recon.services.validation import expiry_end, luhn_valid, record_problems, validation_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge, records_drop
 from tests.factories import UserFactory
 from tests.recon.helpers import T0, topic_make

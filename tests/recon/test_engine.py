@@ -62,8 +62,8 @@ def test_re_reconciling_updates_findings_instead_of_adding_copies():
 
 def test_a_late_delivery_resolves_missing_and_reports_delayed():
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, consumed_record
     from recon.models import PublishedMessage
+    from recon.services.ledger import ConsumedRow, consumed_record
 
     topic = topic_make("late")
     faults = scenario_write(topic, n=20, missing=1)
@@ -184,7 +184,7 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
     import uuid as uuid_
 
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+    from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 
     topic = topic_make("republished")
     first, again, replayed = (uuid_.uuid4() for _ in range(3))
@@ -216,7 +216,7 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
 
 def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, consumed_record
+    from recon.services.ledger import ConsumedRow, consumed_record
 
     at = T0 + dt.timedelta(seconds=2)
     row = ConsumedRow(

@@ -497,9 +497,9 @@ class _Run:
         from core.clients import redis_client
         from core.records import record_decode
         from core.sources import SqlSource
-        from recon.cache_check import cache_check
         from recon.models import Finding, Load, RebalanceEvent, Window
         from recon.services import range_reconcile
+        from recon.services.cache_check import cache_check
         from tests.cache_state import cached_keys
 
         load = Load.objects.filter(topic=self.bulk).latest("created_at")

@@ -5,7 +5,8 @@ manage.py recon_maintain [--partitions] [--windows] [--audit]   (default: all th
 
 from django.core.management.base import BaseCommand
 
-from recon import audit, partitions, services
+from recon import audit, services
+from recon.services import partitions
 
 
 class Command(BaseCommand):

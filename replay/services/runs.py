@@ -17,9 +17,9 @@ from django.conf import settings
 
 from core.jobs import job_claim, job_enqueue, job_finish
 from recon.models import Replay, ReplayItem
-from recon.runs import REPLAY_VERIFY
 from recon.services import operator_action_record
-from replay.progress import Progress
+from recon.services.runs import REPLAY_VERIFY
+from replay.services.progress import Progress
 from replay.ways import WAYS
 
 logger = logging.getLogger(__name__)

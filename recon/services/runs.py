@@ -36,11 +36,11 @@ from django.utils import timezone
 
 from config.errors import AppError
 from core.jobs import job_beat, job_claim, job_enqueue
-from recon.cache_check import cache_check, replay_cache_check
 from recon.models import ConsumedMessage, Finding, Load, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
 from recon.selectors import run_report
 from recon.services import run_finish, window_reconcile
-from recon.validation import validation_run
+from recon.services.cache_check import cache_check, replay_cache_check
+from recon.services.validation import validation_run
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from config.errors import AppError
 from core.jobs import job_finish
 from recon import audit
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity, window_compare, window_republished
-from recon.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
 from recon.models import Finding, OperatorAction, RebalanceEvent, ReconRun, Topic, Window
 from recon.rules import Verdict, classify, rules_for
 from recon.selectors import replays_delivered, run_report, windows_due
+from recon.services.lifecycle import finding_mark_reopened, finding_mark_resolved, transitions_save
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from core.jobs import job_enqueue
 from recon import access
 from recon.models import Finding, PublishedMessage, Replay, Topic, Window
 from recon.services import operator_action_record
-from replay.runs import REPLAY_RUN
+from replay.services.runs import REPLAY_RUN
 
 logger = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from core.records import client_id_of, record_key
 from recon import access
 from recon.models import Finding, Load, Replay, Topic, Window
 from recon.services import operator_action_record
-from replay.approval import approval_deadline, approval_needed, replay_size
 from replay.guard import replay_guard_check
 from replay.preview import replay_dry_run
-from replay.runs import REPLAY_RUN
+from replay.services.approval import approval_deadline, approval_needed, replay_size
+from replay.services.runs import REPLAY_RUN
 
 logger = logging.getLogger(__name__)
 
