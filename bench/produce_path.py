@@ -63,7 +63,7 @@ from bench import cpu, limits  # noqa: E402
 from bench.data import ods_seed_bench  # noqa: E402
 from kafkacache.services.loads import load_run, load_start  # noqa: E402
 from kafkacache.services.topics import topics_delete, topics_ensure  # noqa: E402
-from recon.services import feed_topics_ensure  # noqa: E402
+from recon.services.feed import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BASELINE_S = 2.0

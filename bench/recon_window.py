@@ -40,9 +40,9 @@ from bench.cpu import process_seconds  # noqa: E402
 from core.hashing import content_hash  # noqa: E402
 from recon.engine import window_compare  # noqa: E402
 from recon.models import ConsumedMessage, Finding, Topic, Window  # noqa: E402
-from recon.services import window_reconcile  # noqa: E402
 from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
 from recon.services.partitions import LEDGERS, _partition_create, partition_name  # noqa: E402
+from recon.services.windows import window_reconcile  # noqa: E402
 
 DAY = dt.date(2099, 1, 1)
 T0 = dt.datetime(2099, 1, 1, 10, 0, tzinfo=dt.UTC)

@@ -86,7 +86,7 @@ from bench.peer_quix import quix_python, quix_redis_sink  # noqa: E402
 from core.clients import redis_client  # noqa: E402
 from kafkacache.services.loads import load_run, load_start  # noqa: E402
 from kafkacache.services.topics import topics_delete, topics_ensure  # noqa: E402
-from recon.services import feed_topics_ensure  # noqa: E402
+from recon.services.feed import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable

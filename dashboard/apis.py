@@ -27,7 +27,8 @@ from dashboard.serializers import (
     TopicSerializer,
     WindowSerializer,
 )
-from recon import access, breaks
+from recon import access
+from recon.services import finding_lifecycle
 
 
 def _cursor_pagination(field: str) -> type[CursorPagination]:
@@ -119,7 +120,9 @@ class FindingViewSet(BreakActionsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         if not body.is_valid():
             access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a validation message
             raise ValidationError(body.errors)
-        finding = breaks.finding_acknowledge(finding=finding, user=request.user, comment=body.validated_data["comment"])
+        finding = finding_lifecycle.finding_acknowledge(
+            finding=finding, user=request.user, comment=body.validated_data["comment"]
+        )
         return Response(self.get_serializer(finding).data)
 
 

@@ -19,9 +19,10 @@ from config.errors import AppError
 from core.masking import mask_text
 from core.usernames import username_normalise
 from dashboard.serializers import FindingSerializer
-from recon import access, breaks
+from recon import access
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
-from recon.selectors import breaks_ageing, breaks_of
+from recon.selectors.findings import breaks_ageing, breaks_of
+from recon.services import finding_lifecycle
 
 
 class AssignSerializer(serializers.Serializer):
@@ -94,7 +95,7 @@ class BreakActionsMixin:
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        breaks.finding_operate_check(finding, request.user, "assign")  # 403 before saying who exists
+        finding_lifecycle.finding_operate_check(finding, request.user, "assign")  # 403 before saying who exists
         data = self._body(AssignSerializer, request)
         name = username_normalise(data["assignee"]) if data["assignee"] else ""
         assignee = User.objects.filter(username=name).first() if name else None
@@ -102,7 +103,7 @@ class BreakActionsMixin:
         if (data["assignee"] and assignee is None) or (data["group"] and group is None):
             raise AppError("No such user or team.", code="bad_assignee")
         return self._done(
-            breaks.finding_assign(
+            finding_lifecycle.finding_assign(
                 finding=finding, user=request.user, assignee=assignee, group=group, comment=data["comment"]
             )
         )
@@ -111,9 +112,11 @@ class BreakActionsMixin:
     @action(detail=True, methods=["post"])
     def investigate(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        breaks.finding_operate_check(finding, request.user, "investigate")  # a viewer: 403, not a form error
+        finding_lifecycle.finding_operate_check(finding, request.user, "investigate")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
-        return self._done(breaks.finding_investigate(finding=finding, user=request.user, comment=data["comment"]))
+        return self._done(
+            finding_lifecycle.finding_investigate(finding=finding, user=request.user, comment=data["comment"])
+        )
 
     @extend_schema(
         request=CommentSerializer,
@@ -123,18 +126,18 @@ class BreakActionsMixin:
     @action(detail=True, methods=["post"])
     def fix(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        breaks.finding_operate_check(finding, request.user, "fix")  # a viewer: 403, not a form error
+        finding_lifecycle.finding_operate_check(finding, request.user, "fix")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
-        return self._done(breaks.finding_fix(finding=finding, user=request.user, comment=data["comment"]))
+        return self._done(finding_lifecycle.finding_fix(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(request=AcceptSerializer, responses={200: FindingSerializer}, summary="Accept as-is with a reason")
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        breaks.finding_operate_check(finding, request.user, "accept")
+        finding_lifecycle.finding_operate_check(finding, request.user, "accept")
         data = self._body(AcceptSerializer, request)
         return self._done(
-            breaks.finding_accept(
+            finding_lifecycle.finding_accept(
                 finding=finding, user=request.user, reason_code=data["reason_code"], comment=data["comment"]
             )
         )
@@ -143,9 +146,9 @@ class BreakActionsMixin:
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk=None) -> Response:
         finding = self.get_object()  # type: ignore[attr-defined]
-        breaks.finding_operate_check(finding, request.user, "reopen")  # a viewer: 403, not a form error
+        finding_lifecycle.finding_operate_check(finding, request.user, "reopen")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
-        return self._done(breaks.finding_reopen(finding=finding, user=request.user, comment=data["comment"]))
+        return self._done(finding_lifecycle.finding_reopen(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(
         methods=["GET"], responses={200: CommentOutSerializer(many=True)}, summary="The break's comment thread"
@@ -158,9 +161,9 @@ class BreakActionsMixin:
         finding = self.get_object()  # type: ignore[attr-defined]
         context = {"clear": access.can_view_payload(request.user, finding.topic)}
         if request.method == "POST":
-            breaks.finding_operate_check(finding, request.user, "comment")
+            finding_lifecycle.finding_operate_check(finding, request.user, "comment")
             data = self._body(CommentSerializer, request)
-            comment = breaks.finding_comment(finding=finding, user=request.user, text=data["comment"])
+            comment = finding_lifecycle.finding_comment(finding=finding, user=request.user, text=data["comment"])
             return Response(CommentOutSerializer(comment, context=context).data, status=201)
         rows = FindingComment.objects.filter(finding=finding).select_related("user")
         return Response(CommentOutSerializer(rows, many=True, context=context).data)

@@ -17,9 +17,10 @@ from config.errors import AppError
 from core.masking import mask_text
 from core.usernames import username_normalise
 from dashboard import selectors
-from recon import access, breaks
+from recon import access
 from recon.models import Finding
-from recon.selectors import breaks_of
+from recon.selectors.findings import breaks_of
+from recon.services import finding_lifecycle
 
 
 def _back(request: HttpRequest, finding: Finding) -> HttpResponse:
@@ -53,14 +54,14 @@ def finding_assign(request: HttpRequest, pk: int) -> HttpResponse:
     group_name = (request.POST.get("group") or "").strip()
 
     def call(finding: Finding) -> None:
-        breaks.finding_operate_check(finding, request.user, "assign")  # 403 before telling who exists
+        finding_lifecycle.finding_operate_check(finding, request.user, "assign")  # 403 before telling who exists
         assignee = User.objects.filter(username=username_normalise(username)).first() if username else None
         group = Group.objects.filter(name=group_name).first() if group_name else None
         if username and assignee is None:
             raise AppError(f"No user {username}.", code="bad_assignee")
         if group_name and group is None:
             raise AppError(f"No team {group_name}.", code="bad_assignee")
-        breaks.finding_assign(
+        finding_lifecycle.finding_assign(
             finding=finding, user=request.user, assignee=assignee, group=group, comment=_comment(request)
         )
 
@@ -74,7 +75,7 @@ def finding_investigate(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "under investigation",
-        lambda f: breaks.finding_investigate(finding=f, user=request.user, comment=_comment(request)),
+        lambda f: finding_lifecycle.finding_investigate(finding=f, user=request.user, comment=_comment(request)),
     )
 
 
@@ -85,7 +86,7 @@ def finding_fix(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "marked fixed: the next reconcile verifies it",
-        lambda f: breaks.finding_fix(finding=f, user=request.user, comment=_comment(request)),
+        lambda f: finding_lifecycle.finding_fix(finding=f, user=request.user, comment=_comment(request)),
     )
 
 
@@ -96,7 +97,7 @@ def finding_accept(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "accepted as-is",
-        lambda f: breaks.finding_accept(
+        lambda f: finding_lifecycle.finding_accept(
             finding=f, user=request.user, reason_code=request.POST.get("reason_code", ""), comment=_comment(request)
         ),
     )
@@ -109,7 +110,7 @@ def finding_reopen(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "reopened",
-        lambda f: breaks.finding_reopen(finding=f, user=request.user, comment=_comment(request)),
+        lambda f: finding_lifecycle.finding_reopen(finding=f, user=request.user, comment=_comment(request)),
     )
 
 
@@ -120,7 +121,7 @@ def finding_comment(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "commented",
-        lambda f: breaks.finding_comment(finding=f, user=request.user, text=_comment(request)),
+        lambda f: finding_lifecycle.finding_comment(finding=f, user=request.user, text=_comment(request)),
     )
 
 

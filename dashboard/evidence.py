@@ -42,7 +42,8 @@ from recon.models import (
     Topic,
     Window,
 )
-from recon.services import operator_action_record
+from recon.selectors.audit import payloads_of
+from recon.services.actions import operator_action_record
 
 SCHEMA = "kafkacache-evidence/1"
 FORMATS = ("json", "csv", "html")
@@ -259,7 +260,7 @@ def _count(values) -> dict[str, int]:
 
 def _payloads(topic: Topic, uuids: list) -> list[dict]:
     out = []
-    for message_uuid, rows in audit.payloads_of(topic=topic, uuids=uuids).items():
+    for message_uuid, rows in payloads_of(topic=topic, uuids=uuids).items():
         for row in rows:
             evidence: dict[str, Any] = {}
             try:

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from dashboard.evidence import FORMATS, Export, evidence_export
 from recon import access
 from recon.models import Topic
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 class EvidenceForm(forms.Form):

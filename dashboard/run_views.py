@@ -23,8 +23,8 @@ from config.errors import AppError
 from dashboard.paging import keyset_page
 from recon import access
 from recon.models import Load, ReconRun, Topic, Window
-from recon.selectors import runs_visible
-from recon.services import operator_action_record
+from recon.selectors.runs import runs_visible
+from recon.services.actions import operator_action_record
 from recon.services.runs import run_queue
 
 PAGE_SIZE = 50

@@ -35,6 +35,7 @@ from recon.models import (
     Topic,
     Window,
 )
+from recon.selectors.audit import message_diff, payloads_of
 
 MAX_CHART_POINTS = 300  # more windows than this in a range are added up into wider buckets
 REBALANCE_MARGIN = dt.timedelta(minutes=15)
@@ -491,7 +492,7 @@ def _audit_payload(topic: Topic, uuid: uuid_lib.UUID) -> dict | None:
     Nothing is decrypted for display: the feed's record_mask shows the last four
     digits it keeps in the clear, and mask_sensitive catches anything else.
     """
-    rows = audit.payloads_of(topic=topic, uuids=[uuid]).get(uuid, [])
+    rows = payloads_of(topic=topic, uuids=[uuid]).get(uuid, [])
     if not rows:
         return None
     out: dict[str, Any] = {"published": [], "consumed": [], "hashes": []}
@@ -503,7 +504,7 @@ def _audit_payload(topic: Topic, uuid: uuid_lib.UUID) -> dict | None:
         except Exception as exc:  # a payload that no longer decodes is shown as such, not as a page error
             record = {"error": f"{type(exc).__name__}: {exc}"}
         out[row.side].append(mask_sensitive(record))
-    diff = audit.message_diff(topic=topic, message_uuid=uuid)
+    diff = message_diff(topic=topic, message_uuid=uuid)
     out["changed_fields"] = [d["path"] for d in diff.get("fields") or []]
     return out
 

@@ -26,8 +26,9 @@ from dashboard import charts, forms, selectors, wording
 from dashboard.paging import keyset_page
 from dashboard.plotly_assets import plotly_styles
 from kafkacache.services import loads as feed_loads
-from recon import access, breaks
+from recon import access
 from recon.models import Finding, Load, ReconRun
+from recon.services import finding_lifecycle
 
 PAGE_SIZE = 50
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -208,7 +209,7 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a form error
         return _finding_page(request, finding, form, status=400)
     try:
-        breaks.finding_acknowledge(finding=finding, user=request.user, comment=form.cleaned_data["comment"])
+        finding_lifecycle.finding_acknowledge(finding=finding, user=request.user, comment=form.cleaned_data["comment"])
     except AppError as exc:
         messages.error(request, exc.message)
     else:

@@ -28,7 +28,7 @@ from kafkacache.services import change_feed, loads
 from recon import access
 from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_payload
 from recon.models import Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 def _topic_named(name: str) -> Topic | None:

@@ -54,9 +54,10 @@ from kafkacache.cache import (
 from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
-from recon.audit import payloads_record
 from recon.models import Finding, Topic
-from recon.services import feed_topics_ensure, finding_record, rebalance_record
+from recon.services.audit import payloads_record
+from recon.services.feed import feed_topics_ensure, rebalance_record
+from recon.services.findings import finding_record
 from recon.services.ledger import consumed_record
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from monitoring.lag_status import NOT_OK
 from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 from monitoring.selectors import lag_statuses
 from recon.models import Finding, Topic
-from recon.selectors import breaks_over_sla
-from recon.services import operator_action_record
+from recon.selectors.findings import breaks_over_sla
+from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
 

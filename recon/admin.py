@@ -29,7 +29,7 @@ from recon.models import (
     Topic,
     Window,
 )
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 def _hex(value) -> str:

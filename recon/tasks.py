@@ -8,9 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from core.jobs import jobs_resume
-from recon import audit, services
 from recon.models import Load, ReconRun, Topic
-from recon.services import partitions, runs
+from recon.services import audit, partitions, runs, windows
 from recon.services.cache_check import cache_check
 from recon.services.validation import validation_run
 
@@ -20,12 +19,12 @@ logger = logging.getLogger(__name__)
 @shared_task(name="recon.tasks.windows_reconcile_due", ignore_result=True)
 def windows_reconcile_due() -> int:
     """Beat: reconcile the windows whose end + grace has passed."""
-    return len(services.due_windows_reconcile())
+    return len(windows.due_windows_reconcile())
 
 
 @shared_task(name="recon.tasks.window_reconcile", ignore_result=True)
 def window_reconcile(window_id: int) -> None:
-    services.window_reconcile(window_id=window_id)
+    windows.window_reconcile(window_id=window_id)
 
 
 @shared_task(name="recon.tasks.partitions_maintain", ignore_result=True)

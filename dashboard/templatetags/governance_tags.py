@@ -11,7 +11,7 @@ from core.masking import mask_text
 from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import FindingComment, FindingTransition, ReasonCode
-from recon.selectors import breaks_ageing
+from recon.selectors.findings import breaks_ageing
 
 register = template.Library()
 

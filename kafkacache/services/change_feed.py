@@ -23,7 +23,9 @@ from kafkacache.models import FeedCursor
 from kafkacache.producer import publish
 from kafkacache.services.publishing import Pending, batch_record, message_record, oversize
 from recon.models import Topic
-from recon.services import feed_topics_ensure, finding_record, operator_action_record
+from recon.services.actions import operator_action_record
+from recon.services.feed import feed_topics_ensure
+from recon.services.findings import finding_record
 
 logger = logging.getLogger(__name__)
 

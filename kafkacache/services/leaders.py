@@ -16,7 +16,7 @@ from django.conf import settings
 from core.clients import make_admin, redis_client
 from kafkacache.services.topics import feed_topics
 from recon.models import RebalanceEvent
-from recon.services import rebalance_record
+from recon.services.feed import rebalance_record
 
 logger = logging.getLogger(__name__)
 

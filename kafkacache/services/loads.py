@@ -21,7 +21,7 @@ from core.sources import SourceError, SourceItem, source_get
 from kafkacache.producer import Publishing
 from kafkacache.services.publishing import Pending, batch_record, message_record
 from recon.models import Load, Topic
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from core.sources import SourceItem
 from kafkacache.clock import publish_time, skew_detail
 from kafkacache.messages import OutMessage, message_build, ms_to_datetime
 from kafkacache.producer import Delivery, publish
-from recon.audit import payloads_record
 from recon.models import Finding, Load, Topic
-from recon.services import finding_record
+from recon.services.audit import payloads_record
+from recon.services.findings import finding_record
 from recon.services.ledger import PublishedRow, published_record
 
 

@@ -57,7 +57,8 @@ from core.sources import SqlSource
 from recon import cache_compare as cc
 from recon.cache_compare import Expected, Problem
 from recon.models import Finding, Load, ReconRun, Replay, ReplayItem, Topic
-from recon.services import key_findings_sync, run_finish, run_start
+from recon.services.findings import key_findings_sync
+from recon.services.run_lifecycle import run_finish, run_start
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from config.middleware import request_current
 from recon.models import Topic
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 def _record(row, *, action: str) -> None:

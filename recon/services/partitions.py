@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from recon.models import Window
-from recon.services import window_reconcile
+from recon.services.windows import window_reconcile
 
 logger = logging.getLogger(__name__)
 

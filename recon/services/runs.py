@@ -37,10 +37,11 @@ from django.utils import timezone
 from config.errors import AppError
 from core.jobs import job_beat, job_claim, job_enqueue
 from recon.models import ConsumedMessage, Finding, Load, PublishedMessage, ReconRun, Replay, ReplayItem, Topic, Window
-from recon.selectors import run_report
-from recon.services import run_finish, window_reconcile
+from recon.selectors.runs import run_report
 from recon.services.cache_check import cache_check, replay_cache_check
+from recon.services.run_lifecycle import run_finish
 from recon.services.validation import validation_run
+from recon.services.windows import window_reconcile
 
 logger = logging.getLogger(__name__)
 

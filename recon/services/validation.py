@@ -26,7 +26,8 @@ from core.clients import redis_client
 from core.record_checks import record_problems as clear_field_problems
 from core.records import record_decode
 from recon.models import ConsumedMessage, Finding, ReconRun, Topic
-from recon.services import key_findings_sync, run_finish, run_start
+from recon.services.findings import key_findings_sync
+from recon.services.run_lifecycle import run_finish, run_start
 
 logger = logging.getLogger(__name__)
 

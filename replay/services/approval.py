@@ -27,7 +27,7 @@ from config.errors import AppError, Conflict
 from core.jobs import job_enqueue
 from recon import access
 from recon.models import Finding, PublishedMessage, Replay, Topic, Window
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 from replay.services.runs import REPLAY_RUN
 
 logger = logging.getLogger(__name__)

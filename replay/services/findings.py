@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from recon.models import Finding, Replay
-from recon.services.lifecycle import finding_mark_resolved, transitions_save
+from recon.services.finding_lifecycle import finding_mark_resolved, transitions_save
 
 
 def dead_letter_findings_resolve(*, replay: Replay, finding_ids: Iterable[int], delivered_uuid=None) -> int:

@@ -37,7 +37,7 @@ from core.jobs import job_enqueue
 from core.records import client_id_of, record_key
 from recon import access
 from recon.models import Finding, Load, Replay, Topic, Window
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 from replay.guard import replay_guard_check
 from replay.preview import replay_dry_run
 from replay.services.approval import approval_deadline, approval_needed, replay_size

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from core.jobs import job_claim, job_enqueue, job_finish
 from recon.models import Replay, ReplayItem
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 from recon.services.runs import REPLAY_VERIFY
 from replay.services.progress import Progress
 from replay.ways import WAYS

@@ -23,6 +23,7 @@ from kafkacache.messages import OutMessage, message_build
 from kafkacache.services.publishing import messages_publish
 from recon import audit
 from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
+from recon.selectors.audit import payloads_of
 from replay.services.progress import Progress
 from replay.ways.common import Original, Outcome, batched, item_with, originals_of
 
@@ -84,7 +85,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
     progress.record(unknown)
     client = redis_client()
     for chunk in batched(originals, settings.REPLAY_BATCH_SIZE):
-        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
+        payloads = payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
         newer = _cache_newer(client, chunk)
         loads = dict(
             Load.objects.filter(pk__in={o.load_id for o in chunk if o.load_id}).values_list("pk", "retrieval_key")

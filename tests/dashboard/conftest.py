@@ -16,7 +16,7 @@ from django.test import Client
 
 from core.hashing import content_hash
 from recon.models import Finding, RebalanceEvent, Topic, Window
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 from tests.factories import TopicFactory

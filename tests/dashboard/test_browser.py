@@ -66,7 +66,7 @@ def test_overview_chart_renders_with_data(transactional_db, live_server, login, 
 
 
 def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transactional_db, live_server, login, data):
-    from recon.services import window_reconcile
+    from recon.services.windows import window_reconcile
     from tests.dashboard.conftest import consume
 
     missing = data["missing"]

@@ -361,7 +361,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
 
 
 def test_audit_outcomes_are_coloured_by_meaning(client_for, data, topic_a, people):
-    from recon.services import operator_action_record
+    from recon.services.actions import operator_action_record
 
     for outcome in ("queued", "done: 3 stored", "done: 1 dead, 2 stored", "refused"):
         operator_action_record(user=people["operator"], action="replay", topic=topic_a, outcome=outcome)

@@ -16,8 +16,8 @@ from core.cache_records import cache_records_get
 from core.records import record_decode
 from kafkacache.consumer import FeedConsumer
 from kafkacache.services.loads import load_run, load_start
-from recon.services import feed_topics_ensure
 from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
 from replay.services.requests import replay_request
 from replay.services.runs import replay_run
 

@@ -50,8 +50,8 @@ from kafkacache.services.loads import load_run, load_start
 from kafkacache.services.publishing import items_publish
 from kafkacache.services.topics import topics_delete, topics_ensure
 from recon.models import Finding, PublishedMessage, Replay
-from recon.services import feed_topics_ensure
 from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
 from replay.services.requests import replay_request
 from replay.services.runs import replay_run
 from tests.cache_state import cached, cached_keys, record_forge, records_drop

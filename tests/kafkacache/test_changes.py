@@ -12,7 +12,7 @@ from kafkacache.models import FeedCursor
 from kafkacache.services.change_feed import change_feed_run, change_publish, changes_coalesce
 from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, consume_all, source_records

@@ -20,7 +20,7 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, wait_for

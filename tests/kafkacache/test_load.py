@@ -16,7 +16,7 @@ from core.records import record_decode
 from core.sources import SourceError, SqlSource
 from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Load, OperatorAction, PublishedMessage, Window
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all, source_records, wait_for
 

@@ -22,7 +22,7 @@ from kafkacache.services.change_feed import change_feed_run, change_publish
 from kafkacache.services.loads import load_run, load_start
 from kafkacache.services.publishing import items_publish, messages_publish
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from replay.services.requests import replay_request
 from replay.services.runs import replay_run
 from tests.documents import DOC

@@ -18,8 +18,8 @@ from core.sources import SqlSource
 from kafkacache.services.change_feed import change_feed_run
 from kafkacache.services.loads import load_run, load_start
 from recon.models import Load
-from recon.services import feed_topics_ensure
 from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all
 from .sql_engines import DB2_SKIP, DB2Engine, MariaDB, MariaDBEngine, PostgresEngine

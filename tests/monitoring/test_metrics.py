@@ -122,7 +122,7 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
 def test_the_consumer_records_its_batch_latencies(client, settings, unique_name):
     from kafkacache.consumer import FeedConsumer
     from kafkacache.services.change_feed import change_publish
-    from recon.services import feed_topics_ensure
+    from recon.services.feed import feed_topics_ensure
 
     settings.KAFKA_TOPIC_BULK = unique_name("m.bulk")
     settings.KAFKA_TOPIC_CHANGE = unique_name("m.change")

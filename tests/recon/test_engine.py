@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from recon.models import Finding, Rule, Window
-from recon.services import due_windows_reconcile, range_reconcile, window_reconcile
+from recon.services.windows import due_windows_reconcile, range_reconcile, window_reconcile
 from tests.recon.helpers import T0, expected_uuids, report_uuids, scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -228,7 +228,7 @@ def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
 def test_a_dead_letter_is_one_finding_not_also_an_orphan():
     import uuid
 
-    from recon.services import finding_record
+    from recon.services.findings import finding_record
 
     topic = topic_make("dead-not-orphan")
     scenario_write(topic, n=20)
@@ -252,7 +252,7 @@ def test_a_dead_letter_is_one_finding_not_also_an_orphan():
 
 
 def test_a_message_dead_lettered_again_updates_its_finding():
-    from recon.services import finding_record
+    from recon.services.findings import finding_record
 
     topic = topic_make("dead-again")
     place = {"partition": 2, "offset": 41}

@@ -28,8 +28,9 @@ from kafkacache.producer import publish
 from kafkacache.services.change_feed import change_publish
 from kafkacache.services.topics import topics_ensure
 from recon.models import PublishedMessage, Window
-from recon.services import feed_topics_ensure, range_reconcile
 from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from recon.services.windows import range_reconcile
 from tests.cache_state import records_drop
 from tests.documents import client_doc
 

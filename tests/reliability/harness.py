@@ -446,7 +446,7 @@ class _Run:
 
     def prepare(self) -> None:
         from kafkacache.services.topics import topics_ensure
-        from recon.services import feed_topics_ensure
+        from recon.services.feed import feed_topics_ensure
 
         with _db_cursor() as cursor:
             cursor.execute("SELECT to_regclass('ods.clients') IS NOT NULL")
@@ -498,8 +498,8 @@ class _Run:
         from core.records import record_decode
         from core.sources import SqlSource
         from recon.models import Finding, Load, RebalanceEvent, Window
-        from recon.services import range_reconcile
         from recon.services.cache_check import cache_check
+        from recon.services.windows import range_reconcile
         from tests.cache_state import cached_keys
 
         load = Load.objects.filter(topic=self.bulk).latest("created_at")

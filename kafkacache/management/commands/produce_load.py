@@ -5,7 +5,7 @@ from config.errors import AppError
 from core.progress import Progress
 from kafkacache.services.loads import BatchCounts, load_run, load_start
 from recon.models import Load, Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 class Command(BaseCommand):

@@ -1,6 +1,7 @@
-"""The break lifecycle: one function per transition of a Finding, and nothing else sets its status.
+"""A finding's lifecycle: the one table of its transitions, one function per transition a person
+makes, and the transitions the checks make in bulk. Nothing else sets a finding's status.
 
-People (each checks operate permission on the break's topic: outsider 404, viewer
+People (each checks operate permission on the finding's topic: outsider 404, viewer
 403 with the refusal in the audit trail; each is a conditional update, so two
 people acting at once end with one winner and one clear 409; each writes a
 FindingTransition and an operator action in the same transaction):
@@ -13,11 +14,12 @@ FindingTransition and an operator action in the same transaction):
     finding_reopen       ACKNOWLEDGED | INVESTIGATING | FIXED | ACCEPTED | RESOLVED -> REOPENED
     finding_comment      adds to the thread (no state change)
 
-The checks (reconcile, cache leg, validation, replays) change many breaks per batch;
-they call recon.lifecycle's `finding_mark_resolved` / `finding_mark_reopened`, which
-apply the same transition table (recon.lifecycle.TRANSITIONS) in memory.
+The checks (reconcile, cache leg, validation, replays) change many findings per batch:
+`finding_mark_resolved` / `finding_mark_reopened` apply the same table (TRANSITIONS) in
+memory and answer the history row to insert with the caller's bulk update.
 """
 
+import datetime as dt
 import logging
 
 from django.contrib.auth.models import Group
@@ -28,12 +30,68 @@ from django.utils import timezone
 from config.errors import AppError, Conflict
 from recon import access
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
-from recon.services import operator_action_record
-from recon.services.lifecycle import TRANSITIONS
-
-logger = logging.getLogger(__name__)
+from recon.services.actions import operator_action_record
 
 S = Finding.Status
+
+# action -> (from which statuses, to which)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "acknowledge": ((S.OPEN, S.REOPENED), S.ACKNOWLEDGED),
+    "investigate": ((S.OPEN, S.ACKNOWLEDGED, S.REOPENED), S.INVESTIGATING),
+    "fix": ((S.OPEN, S.ACKNOWLEDGED, S.INVESTIGATING, S.REOPENED), S.FIXED),
+    "accept": ((*Finding.UNRESOLVED, S.FIXED), S.ACCEPTED),
+    "reopen": ((S.ACKNOWLEDGED, S.INVESTIGATING, S.FIXED, S.ACCEPTED, S.RESOLVED), S.REOPENED),
+    # the checks
+    "resolve": (Finding.STANDING, S.RESOLVED),
+    "recur": ((S.FIXED, S.RESOLVED), S.REOPENED),
+}
+
+
+def allowed(action: str, status: str) -> bool:
+    return status in TRANSITIONS[action][0]
+
+
+def finding_mark_resolved(
+    finding: Finding, *, by: str, now: dt.datetime, detail: dict | None = None
+) -> FindingTransition:
+    """A check no longer finds the break (or a replay delivered it): RESOLVED, i.e. verified.
+
+    Sets the fields on `finding` (the caller bulk-updates status, detail, updated_at,
+    status_changed_at) and answers the unsaved history row (the caller bulk-inserts it)."""
+    if not allowed("resolve", finding.status):
+        raise ValueError(f"finding {finding.pk} is {finding.status}: cannot be resolved")
+    before = finding.status
+    finding.status = S.RESOLVED
+    finding.detail = {**finding.detail, "resolved_by": by, **(detail or {}), "resolved_at": now.isoformat()}
+    finding.updated_at = finding.status_changed_at = now
+    return FindingTransition(
+        finding=finding,
+        action="resolve",
+        from_status=before,
+        to_status=S.RESOLVED,
+        detail={"by": by, **(detail or {})},
+        at=now,
+    )
+
+
+def finding_mark_reopened(finding: Finding, *, by: str, now: dt.datetime) -> FindingTransition:
+    """A check finds again a break that was fixed or resolved by a check: REOPENED."""
+    if not allowed("recur", finding.status):
+        raise ValueError(f"finding {finding.pk} is {finding.status}: cannot recur")
+    before = finding.status
+    finding.status = S.REOPENED
+    finding.detail = {k: v for k, v in finding.detail.items() if k not in ("resolved_by", "resolved_at")}
+    finding.updated_at = finding.status_changed_at = now
+    return FindingTransition(
+        finding=finding, action="recur", from_status=before, to_status=S.REOPENED, detail={"by": by}, at=now
+    )
+
+
+def transitions_save(transitions: list[FindingTransition]) -> None:
+    FindingTransition.objects.bulk_create(transitions, batch_size=2000)
+
+
+logger = logging.getLogger(__name__)
 
 # The audit trail's action names ("acknowledge" is the name it has always had).
 ACTION_NAMES = {"acknowledge": "acknowledge"}
