@@ -273,7 +273,7 @@ def alert_payload(alert: Alert) -> dict:
         "first_at": alert.first_at.isoformat(),
         "last_at": alert.last_at.isoformat(),
         "measure": alert.rule.measure,
-        "url": _absolute(reverse("monitoring:alerts") + f"?rule={alert.rule_id}"),
+        "url": _absolute(reverse("dashboard:alerts") + f"?rule={alert.rule_id}"),
     }
 
 
@@ -301,7 +301,7 @@ def alert_rule_test(*, rule: AlertRule, user) -> list[tuple[str, str, str]]:
         "first_at": now.isoformat(),
         "last_at": now.isoformat(),
         "measure": rule.measure,
-        "url": _absolute(reverse("monitoring:rule", args=[rule.pk])),
+        "url": _absolute(reverse("dashboard:alert-rule", args=[rule.pk])),
         "test": True,
     }
     targets = [(Notification.Channel.EMAIL, a.strip()) for a in rule.email_to.split(",") if a.strip()]

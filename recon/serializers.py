@@ -7,7 +7,18 @@ from rest_framework import serializers
 
 from core.masking import mask_sensitive, mask_text
 from recon import access
-from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage, RebalanceEvent, Topic, Window
+from recon.models import (
+    ConsumedMessage,
+    Finding,
+    FindingComment,
+    FindingTransition,
+    OperatorAction,
+    PublishedMessage,
+    ReasonCode,
+    RebalanceEvent,
+    Topic,
+    Window,
+)
 
 
 def _clear(serializer: serializers.Serializer, topic_id: int | None) -> bool:
@@ -212,3 +223,61 @@ class MessageSerializer(serializers.Serializer):
     can_operate = serializers.BooleanField()
     can_view_payload = serializers.BooleanField()
     audit_payload = serializers.JSONField(allow_null=True, help_text="Masked unless can_view_payload")
+
+
+# --- a finding's lifecycle -----------------------------------------------------------------
+
+
+class AssignSerializer(serializers.Serializer):
+    assignee = serializers.CharField(required=False, allow_blank=True, default="", help_text="Username (or empty).")
+    group = serializers.CharField(required=False, allow_blank=True, default="", help_text="Team name (or empty).")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+
+
+class AcceptSerializer(CommentSerializer):
+    reason_code = serializers.CharField(max_length=48)
+
+
+class CommentOutSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    text = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FindingComment
+        fields = ["id", "at", "user", "text"]
+
+    def get_text(self, obj: FindingComment) -> str:
+        return obj.text if self.context.get("clear") else mask_text(obj.text)
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reason_code = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+
+    class Meta:
+        model = FindingTransition
+        fields = ["id", "at", "action", "from_status", "to_status", "user", "reason_code", "detail"]
+
+
+class ReasonCodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReasonCode
+        fields = ["code", "label", "description"]
+
+
+class AgeingRowSerializer(serializers.Serializer):
+    topic = serializers.CharField(source="topic__name")
+    severity = serializers.CharField()
+    total = serializers.IntegerField()
+    lt_1h = serializers.IntegerField()
+    h1_24 = serializers.IntegerField()
+    d1_7 = serializers.IntegerField()
+    gt_7d = serializers.IntegerField()
+    oldest_at = serializers.DateTimeField()
+    oldest_id = serializers.IntegerField(source="oldest.pk", allow_null=True, default=None)
+    sla_hours = serializers.IntegerField(allow_null=True)
+    over_sla = serializers.BooleanField()

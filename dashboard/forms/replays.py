@@ -7,7 +7,7 @@ forged post meets the same checks as the API.
 
 from django import forms
 
-from dashboard.forms import TopicFilterForm
+from recon.filters import TopicFilterForm
 from recon.models import Replay
 
 _LIST_SEPARATORS = str.maketrans({";": ",", " ": ",", "\n": ",", "\r": ","})

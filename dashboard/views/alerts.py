@@ -1,57 +1,20 @@
-import hmac
+"""The alert pages: alert history (acknowledge), alert rules (create, change, test, delete) and
+silences (set, end). Who may see and change a rule or a silence: monitoring.access (the rule's
+topic decides); the writes are monitoring.services."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
-from rest_framework.exceptions import APIException
 
-from config.auth import ThrottledTokenAuthentication
 from config.errors import AppError
+from dashboard.forms.alerts import AlertRuleForm, SilenceForm
 from monitoring import access as monitoring_access
 from monitoring import selectors, services
-from monitoring.forms import AlertRuleForm, SilenceForm
-from monitoring.metrics import PipelineCollector
 from monitoring.models import Alert, AlertRule, Silence
 from recon import access
-
-
-def _scrape_user(request: HttpRequest):
-    """Who scrapes: the scrape token ("token"), a user (session or API token), or None."""
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    # Bytes, not str: compare_digest refuses non-ASCII str (a 500 on a crafted header).
-    expected = settings.METRICS_TOKEN.encode()
-    if scheme == "Bearer" and expected and hmac.compare_digest(credential.encode("utf-8", "replace"), expected):
-        return "token"
-    if request.user.is_authenticated:
-        return request.user
-    if scheme == "Token" and credential:
-        try:  # the API's token check: hashed knox tokens, expiry, failures throttled
-            found = ThrottledTokenAuthentication().authenticate(request)
-        except APIException:
-            return None
-        return found[0] if found else None
-    return None
-
-
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics: every topic for the scrape token; for a user, the topics they
-    may see (recon.access.topics_visible, the rule of every list)."""
-    scraper = _scrape_user(request)
-    if scraper is None:
-        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    if request.method not in ("GET", "HEAD"):  # after the credentials: strangers learn nothing
-        return HttpResponseNotAllowed(["GET", "HEAD"])
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(PipelineCollector(None if scraper == "token" else access.topics_visible(scraper)))
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @login_required
@@ -77,7 +40,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
             services.silences_active(now=timezone.now()).filter(pk__in=monitoring_access.silences_visible(request.user))
         ),
     }
-    return render(request, "monitoring/alerts.html", context)
+    return render(request, "dashboard/alerts/alerts.html", context)
 
 
 @login_required
@@ -87,7 +50,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     form = None
     if request.user.is_staff or access.topics_operable(request.user).exists():
         form = AlertRuleForm(user=request.user)
-    return render(request, "monitoring/rules.html", {"rules": rules, "form": form})
+    return render(request, "dashboard/alerts/rules.html", {"rules": rules, "form": form})
 
 
 @login_required
@@ -96,11 +59,11 @@ def rule_create(request: HttpRequest) -> HttpResponse:
     form = AlertRuleForm(request.POST, user=request.user)
     if not form.is_valid():
         rules = monitoring_access.rules_visible(request.user).order_by("name")
-        return render(request, "monitoring/rules.html", {"rules": rules, "form": form}, status=400)
+        return render(request, "dashboard/alerts/rules.html", {"rules": rules, "form": form}, status=400)
     monitoring_access.scope_for_change(request.user, form.cleaned_data.get("topic"))
     rule = services.alert_rule_save(rule=form.save(), user=request.user)
     messages.success(request, f"Alert rule {rule.name!r} created.")
-    return redirect("monitoring:rule", rule_id=rule.pk)
+    return redirect("dashboard:alert-rule", rule_id=rule.pk)
 
 
 @login_required
@@ -116,13 +79,13 @@ def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
             monitoring_access.scope_for_change(request.user, form.cleaned_data.get("topic"))
             services.alert_rule_save(rule=form.save(), user=request.user)
             messages.success(request, f"Alert rule {rule.name!r} saved.")
-            return redirect("monitoring:rule", rule_id=rule.pk)
+            return redirect("dashboard:alert-rule", rule_id=rule.pk)
         status = 400
     elif request.method != "GET":
         return HttpResponseNotAllowed(["GET", "POST"])
     alerts = selectors.alerts_visible(request.user).filter(rule=rule)[:20]
     context = {"rule": rule, "form": form, "can_change": can_change, "alerts": alerts}
-    return render(request, "monitoring/rule_detail.html", context, status=status)
+    return render(request, "dashboard/alerts/rule_detail.html", context, status=status)
 
 
 @login_required
@@ -134,7 +97,7 @@ def rule_test(request: HttpRequest, rule_id: int) -> HttpResponse:
         messages.error(request, "This rule has no channel to test: give an email address or a webhook URL.")
     for channel, target, outcome in results:
         (messages.success if outcome == "sent" else messages.error)(request, f"Test {channel} to {target}: {outcome}")
-    return redirect("monitoring:rule", rule_id=rule.pk)
+    return redirect("dashboard:alert-rule", rule_id=rule.pk)
 
 
 @login_required
@@ -143,7 +106,7 @@ def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = monitoring_access.rule_for_change(request.user, AlertRule.objects.filter(pk=rule_id).first())
     services.alert_rule_delete(rule=rule, user=request.user)
     messages.success(request, f"Alert rule {rule.name!r} deleted.")
-    return redirect("monitoring:rules")
+    return redirect("dashboard:alert-rules")
 
 
 @login_required
@@ -171,7 +134,7 @@ def silence_list(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.message)
             else:
                 messages.success(request, f"Silence until {silence.ends_at:%Y-%m-%d %H:%M} UTC set.")
-                return redirect("monitoring:silences")
+                return redirect("dashboard:silences")
         status = 400
     elif request.method != "GET":
         return HttpResponseNotAllowed(["GET", "POST"])
@@ -182,7 +145,7 @@ def silence_list(request: HttpRequest) -> HttpResponse:
         silence.can_end = silence.ends_at > now and monitoring_access.scope_can_change(request.user, silence.topic)  # type: ignore[attr-defined]
     can_create = request.user.is_staff or access.topics_operable(request.user).exists()
     context = {"silences": silences, "form": form if can_create else None}
-    return render(request, "monitoring/silences.html", context, status=status)
+    return render(request, "dashboard/alerts/silences.html", context, status=status)
 
 
 @login_required
@@ -194,7 +157,7 @@ def silence_end(request: HttpRequest, silence_id: int) -> HttpResponse:
         messages.success(request, "Silence ended: notifications resume.")
     except AppError as exc:
         messages.error(request, exc.message)
-    return redirect("monitoring:silences")
+    return redirect("dashboard:silences")
 
 
 @login_required
@@ -207,4 +170,4 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
         messages.success(request, f"Alert {alert.pk} acknowledged.")
     except AppError as exc:
         messages.error(request, exc.message)
-    return redirect("monitoring:alerts")
+    return redirect("dashboard:alerts")

@@ -1,38 +1,38 @@
-"""The ops pages. Each view checks access, calls a selector (or one service), renders.
+"""The findings pages: the list (and its CSV export), one finding with its lifecycle buttons
+(acknowledge, assign, investigate, fix, accept, reopen, comment), and My findings.
 
-Every view needs a login; what a user sees is narrowed to their topics by the
-selectors (recon.access), actions are refused by the services with 403, and the
-buttons are hidden by the same recon.access checks.
+Each post checks access through the service (recon.services.finding_lifecycle: outsider
+404, viewer 403, recorded) and redirects back to the finding with what happened.
 """
 
 import csv
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
-import plotly
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.contrib.auth.models import Group, User
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import etag, require_GET, require_POST
-from plotly import offline as plotly_offline
+from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
 from core.masking import mask_sensitive, mask_text
-from dashboard import charts, forms, selectors, wording
+from core.usernames import username_normalise
+from dashboard import wording
+from dashboard.forms.findings import AcknowledgeForm
 from dashboard.paging import keyset_page
-from dashboard.plotly_assets import plotly_styles
-from kafkacache.services import loads as feed_loads
+from dashboard.views.common import PAGE_SIZE, payload_topic_ids, query_without_cursor, safe_next
 from recon import access
-from recon.models import Finding, Load, ReconRun
+from recon.filters import FindingFilterForm
+from recon.models import Finding
+from recon.selectors.findings import breaks_of, finding_detail_for, finding_visible, findings_filtered
 from recon.services import finding_lifecycle
 
-PAGE_SIZE = 50
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 EXPORT_MAX_ROWS = 100_000
+# A replay sends the published message again: it cannot help an orphan (never
+# published by us), a duplicate or a delay (delivered already).
 REPLAYABLE = (
     Finding.Category.MISSING,
     Finding.Category.ALTERED,
@@ -43,44 +43,12 @@ REPLAYABLE = (
 
 @login_required
 @require_GET
-def overview(request: HttpRequest) -> HttpResponse:
-    form = forms.RangeForm(request.GET)
-    start, end, preset = form.bounds()
-    items = selectors.overview(user=request.user, start=start, end=end)
-    for n, item in enumerate(items):
-        item.flow_html = charts.flow_chart(item, div_id=f"flow-{n}", start=start, end=end)  # type: ignore[attr-defined]
-        item.categories_html = (  # type: ignore[attr-defined]
-            charts.categories_chart(item, div_id=f"categories-{n}", start=start, end=end)
-            if item.findings_by_category
-            else ""
-        )
-        item.category_rows = sorted(  # type: ignore[attr-defined]
-            (
-                (charts.CATEGORY_LABELS.get(c, c), c, by.get("critical", 0), by.get("warning", 0), by.get("info", 0))
-                for c, by in item.findings_by_severity.items()
-            ),
-            key=lambda row: -(row[2] + row[3] + row[4]),
-        )
-    context = {
-        "form": form,
-        "items": items,
-        "start": start,
-        "end": end,
-        "until": charts.minute_after(end),
-        "preset": preset,
-        "ranges": forms.RANGES,
-    }
-    return render(request, "dashboard/overview.html", context)
-
-
-@login_required
-@require_GET
 def findings(request: HttpRequest) -> HttpResponse:
-    form = forms.FindingFilterForm(request.GET, user=request.user)
+    form = FindingFilterForm(request.GET, user=request.user)
     page = None
     sort = request.GET.get("sort") if request.GET.get("sort") in ("newest", "oldest") else "newest"
     if form.is_valid():
-        qs = selectors.findings_filtered(user=request.user, **form.filters())
+        qs = findings_filtered(user=request.user, **form.filters())
         page = keyset_page(
             qs,
             time_field="created_at",
@@ -102,7 +70,7 @@ def findings(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "page": page,
-        "query": _query_without_cursor(request),
+        "query": query_without_cursor(request),
         "query_unsorted": unsorted.urlencode(),
         "sort": sort,
         "replayable": REPLAYABLE,
@@ -113,18 +81,14 @@ def findings(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def findings_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    form = forms.FindingFilterForm(request.GET, user=request.user)
+    form = FindingFilterForm(request.GET, user=request.user)
     if not form.is_valid():
         return HttpResponse(f"Invalid filter: {form.errors.as_text()}", status=400, content_type="text/plain")
-    qs = selectors.findings_filtered(user=request.user, **form.filters()).order_by("-created_at", "-pk")
-    payload_ids = set(_payload_topic_ids(request))
+    qs = findings_filtered(user=request.user, **form.filters()).order_by("-created_at", "-pk")
+    payload_ids = payload_topic_ids(request)
     response = StreamingHttpResponse(_csv_rows(qs[:EXPORT_MAX_ROWS], payload_ids), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="discrepancies.csv"'
     return response
-
-
-def _payload_topic_ids(request: HttpRequest) -> list[int]:
-    return list(access.topics_payload(request.user).values_list("pk", flat=True))
 
 
 class _Echo:
@@ -180,12 +144,12 @@ def _csv_rows(qs, payload_ids: set[int]) -> Iterator[str]:
 @login_required
 @require_GET
 def finding_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    finding = selectors.finding_visible(request.user, pk=pk)
-    return _finding_page(request, finding, forms.AcknowledgeForm())
+    finding = finding_visible(request.user, pk=pk)
+    return _finding_page(request, finding, AcknowledgeForm())
 
 
 def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int = 200) -> HttpResponse:
-    shown = selectors.finding_detail_for(request.user, finding)
+    shown = finding_detail_for(request.user, finding)
     context = {
         "finding": finding,
         "detail": json.dumps(shown, indent=2, default=str, ensure_ascii=False),
@@ -193,8 +157,6 @@ def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int 
         "reason": wording.finding_reason(finding.category, shown),
         "can_operate": access.can_operate(request.user, finding.topic),
         "ack_form": ack_form,
-        # A replay sends the published message again: it cannot help an orphan (never
-        # published by us), a duplicate or a delay (delivered already).
         "replayable": REPLAYABLE,
     }
     return render(request, "dashboard/finding_detail.html", context, status=status)
@@ -203,8 +165,8 @@ def _finding_page(request: HttpRequest, finding: Finding, ack_form, status: int 
 @login_required
 @require_POST
 def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
-    finding = selectors.finding_visible(request.user, pk=pk)
-    form = forms.AcknowledgeForm(request.POST)
+    finding = finding_visible(request.user, pk=pk)
+    form = AcknowledgeForm(request.POST)
     if not form.is_valid():
         access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a form error
         return _finding_page(request, finding, form, status=400)
@@ -214,180 +176,107 @@ def finding_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Finding {finding.pk} acknowledged.")
-    return redirect(_safe_next(request, reverse("dashboard:finding", args=[finding.pk])))
+    return redirect(safe_next(request, reverse("dashboard:finding", args=[finding.pk])))
 
 
-@login_required
-@require_GET
-def message_search(request: HttpRequest) -> HttpResponse:
-    """One box: a message UUID, a load id, a record key or client id, or partition/offset."""
-    form = forms.MessageSearchForm(request.GET or None, user=request.user)
-    result = None
-    if form.is_valid():
-        result = selectors.message_search(
-            user=request.user, query=form.cleaned_data["q"], topic=form.cleaned_data.get("topic")
-        )
-        if result.redirect:
-            return redirect(result.redirect)
-    return render(request, "dashboard/message_search.html", {"form": form, "result": result})
+def _act(request: HttpRequest, pk: int, verb: str, call) -> HttpResponse:
+    finding = finding_visible(request.user, pk=pk)  # outsider: 404
+    try:
+        call(finding)
+    except AppError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Finding {finding.pk} {verb}.")
+    return redirect(safe_next(request, reverse("dashboard:finding", args=[finding.pk])))
 
 
-@login_required
-@require_GET
-def message_detail(request: HttpRequest, uuid) -> HttpResponse:
-    timeline = selectors.message_timeline(user=request.user, uuid=uuid)
-    return render(request, "dashboard/message_detail.html", {"t": timeline})
-
-
-@login_required
-@require_GET
-def windows(request: HttpRequest) -> HttpResponse:
-    form, page = _filtered_page(request, forms.WindowFilterForm, selectors.windows_filtered, time_field="start")
-    return render(
-        request, "dashboard/windows.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
-    )
-
-
-@login_required
-@require_GET
-def window_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    window = selectors.window_visible(request.user, pk=pk)
-    page = keyset_page(
-        selectors.findings_filtered(user=request.user, window=window), time_field="created_at", size=PAGE_SIZE
-    )
-    summary = json.dumps(window.summary, indent=2, default=str, ensure_ascii=False)
-    context = {
-        "window": window,
-        "page": page,
-        "summary": summary,
-        "can_operate": access.can_operate(request.user, window.topic),
-    }
-    return render(request, "dashboard/window_detail.html", context)
-
-
-@login_required
-@require_GET
-def loads(request: HttpRequest) -> HttpResponse:
-    form = forms.LoadFilterForm(request.GET, user=request.user)
-    page = None
-    if form.is_valid():
-        qs = selectors.loads_filtered(user=request.user, **form.filters())
-        page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
-        payload = set(_payload_topic_ids(request))
-        for load in page.rows:
-            load.show_key = load.topic_id in payload
-    start_form = forms.LoadStartForm(user=request.user)
-    context = {
-        "form": form,
-        "page": page,
-        "query": _query_without_cursor(request),
-        "start_form": start_form if start_form.fields["topic"].choices else None,  # type: ignore[attr-defined]
-        "live": page is not None
-        and any(load.status in (Load.Status.QUEUED, Load.Status.RUNNING) for load in page.rows),
-    }
-    return render(request, "dashboard/loads.html", context)
+def _comment(request: HttpRequest) -> str:
+    return (request.POST.get("comment") or "")[:4000]
 
 
 @login_required
 @require_POST
-def load_start(request: HttpRequest) -> HttpResponse:
-    form = forms.LoadStartForm(request.POST, user=request.user)
-    if not form.is_valid():
-        messages.error(request, f"Load not started: {form.errors.as_text()}")
-        return redirect("dashboard:loads")
-    topic = access.topic_for_operate(request.user, form.cleaned_data["topic"])
-    try:
-        load = feed_loads.load_start(
-            topic=topic,
-            source=form.cleaned_data["source"],
-            client_ids=form.cleaned_data["client_ids"],
-            requested_by=request.user,
+def finding_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    username = (request.POST.get("assignee") or "").strip()
+    group_name = (request.POST.get("group") or "").strip()
+
+    def call(finding: Finding) -> None:
+        finding_lifecycle.finding_operate_check(finding, request.user, "assign")  # 403 before telling who exists
+        assignee = User.objects.filter(username=username_normalise(username)).first() if username else None
+        group = Group.objects.filter(name=group_name).first() if group_name else None
+        if username and assignee is None:
+            raise AppError(f"No user {username}.", code="bad_assignee")
+        if group_name and group is None:
+            raise AppError(f"No team {group_name}.", code="bad_assignee")
+        finding_lifecycle.finding_assign(
+            finding=finding, user=request.user, assignee=assignee, group=group, comment=_comment(request)
         )
-    except AppError as exc:
-        messages.error(request, f"Load not started: {exc.message}")
-        return redirect("dashboard:loads")
-    messages.success(request, f"Load {load.pk} queued.")
-    return redirect("dashboard:load", pk=load.pk)
+
+    return _act(request, pk, "assigned", call)
 
 
 @login_required
-@require_GET
-def load_detail(request: HttpRequest, pk) -> HttpResponse:
-    load = selectors.load_visible(request.user, pk=pk)
-    context = {
-        "load": load,
-        "show_key": access.can_view_payload(request.user, load.topic),
-        "can_operate": access.can_operate(request.user, load.topic),
-        "live": load.status in (Load.Status.QUEUED, Load.Status.RUNNING),
-        "runs": list(ReconRun.objects.filter(load=load).order_by("-started_at")[:20]),
-        "ids": selectors.load_ids(load),
-    }
-    return render(request, "dashboard/load_detail.html", context)
+@require_POST
+def finding_investigate(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        "under investigation",
+        lambda f: finding_lifecycle.finding_investigate(finding=f, user=request.user, comment=_comment(request)),
+    )
 
 
 @login_required
-@require_GET
-def rebalances(request: HttpRequest) -> HttpResponse:
-    form, page = _filtered_page(request, forms.RebalanceFilterForm, selectors.rebalances_filtered, time_field="at")
-    if page is not None:
-        for event in page.rows:
-            event.partitions = access.partitions_visible(request.user, event.partitions)
-    return render(
-        request, "dashboard/rebalances.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
+@require_POST
+def finding_fix(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        "marked fixed: the next reconcile verifies it",
+        lambda f: finding_lifecycle.finding_fix(finding=f, user=request.user, comment=_comment(request)),
+    )
+
+
+@login_required
+@require_POST
+def finding_accept(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        "accepted as-is",
+        lambda f: finding_lifecycle.finding_accept(
+            finding=f, user=request.user, reason_code=request.POST.get("reason_code", ""), comment=_comment(request)
+        ),
+    )
+
+
+@login_required
+@require_POST
+def finding_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        "reopened",
+        lambda f: finding_lifecycle.finding_reopen(finding=f, user=request.user, comment=_comment(request)),
+    )
+
+
+@login_required
+@require_POST
+def finding_comment(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(
+        request,
+        pk,
+        "commented",
+        lambda f: finding_lifecycle.finding_comment(finding=f, user=request.user, text=_comment(request)),
     )
 
 
 @login_required
 @require_GET
-def actions(request: HttpRequest) -> HttpResponse:
-    form, page = _filtered_page(request, forms.ActionFilterForm, selectors.actions_filtered, time_field="at")
-    if page is not None:
-        payload = set(_payload_topic_ids(request))
-        for action in page.rows:
-            detail = action.detail if action.topic_id in payload else mask_sensitive(action.detail)
-            action.detail_text = json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False) if detail else ""
-    return render(
-        request, "dashboard/actions.html", {"form": form, "page": page, "query": _query_without_cursor(request)}
-    )
-
-
-@login_required
-@require_GET
-@etag(lambda request: plotly_offline.get_plotlyjs_version())
-def plotly_js(request: HttpRequest) -> FileResponse:
-    """plotly.js from the plotly package, so charts draw without any CDN."""
-    response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
-
-
-@login_required
-@require_GET
-@etag(lambda request: plotly_offline.get_plotlyjs_version())
-def plotly_css(request: HttpRequest) -> HttpResponse:
-    """plotly.js's own rules as a stylesheet (dashboard.plotly_assets): no inline <style> under the CSP."""
-    response = HttpResponse(plotly_styles()[0], content_type="text/css")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
-
-
-def _filtered_page(request: HttpRequest, form_class, selector, *, time_field: str):
-    """A list page's filter form and, when it is valid, one keyset page of the selector's rows."""
-    form = form_class(request.GET, user=request.user)
-    if not form.is_valid():
-        return form, None
-    qs = selector(user=request.user, **form.filters())
-    return form, keyset_page(qs, time_field=time_field, cursor=form.cleaned_data["cursor"], size=PAGE_SIZE, count=False)
-
-
-def _query_without_cursor(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    return query.urlencode()
-
-
-def _safe_next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
-        return target
-    return default
+def my_breaks(request: HttpRequest) -> HttpResponse:
+    rows = list(breaks_of(user=request.user, topics=access.topics_visible(request.user))[:500])
+    clear = {t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)}
+    for f in rows:
+        f.comment_shown = f.comment if f.topic_id in clear else mask_text(f.comment)  # type: ignore[attr-defined]
+    return render(request, "dashboard/my_breaks.html", {"rows": rows})

@@ -14,13 +14,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
 from core.masking import mask_text
+from dashboard.forms.replays import ReplayFilterForm, ReplayStartForm, ReprocessForm
 from dashboard.paging import keyset_page
-from dashboard.replay_forms import ReplayFilterForm, ReplayStartForm, ReprocessForm
+from dashboard.views.common import PAGE_SIZE, query_without_cursor, safe_next
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
 from replay.preview import preview_shown
@@ -29,15 +29,7 @@ from replay.selectors import replay_for_view, replay_items, replays_visible
 from replay.services.approval import replay_approve, replay_reject
 from replay.services.requests import replay_request, target_clean, topic_for_replay
 
-PAGE_SIZE = 50
 ITEMS_SHOWN = 500
-
-
-def _next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
-        return target
-    return default
 
 
 def _queued(request: HttpRequest, replay: Replay, created: bool) -> HttpResponse:
@@ -72,7 +64,7 @@ def _start_form(request: HttpRequest, posted=None) -> tuple[ReplayStartForm, Top
 @login_required
 @require_POST
 def replay_start(request: HttpRequest) -> HttpResponse:
-    back = _next(request, reverse("dashboard:replays"))
+    back = safe_next(request, reverse("dashboard:replays"))
     form, topic, target = _start_form(request)
     if topic is None:
         messages.error(request, f"Replay not queued: {form.errors.as_text()}")
@@ -97,7 +89,7 @@ def replay_start(request: HttpRequest) -> HttpResponse:
 @require_POST
 def reprocess(request: HttpRequest) -> HttpResponse:
     form = ReprocessForm(request.POST)
-    back = _next(request, reverse("dashboard:findings"))
+    back = safe_next(request, reverse("dashboard:findings"))
     ids = [int(v) for v in request.POST.getlist("findings") if str(v).isdigit()]
     topic_ids = set(Finding.objects.filter(pk__in=ids).values_list("topic_id", flat=True))
     visible = set(access.topics_visible(request.user).filter(pk__in=topic_ids).values_list("pk", flat=True))
@@ -146,13 +138,11 @@ def replays(request: HttpRequest) -> HttpResponse:
             qs = qs.filter(created_at__lt=filters["until"])
         page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
         _mask_reasons(request, page.rows)
-    query = request.GET.copy()
-    query.pop("cursor", None)
     operable = access.topics_operable(request.user).order_by("name")
     context = {
         "form": form,
         "page": page,
-        "query": query.urlencode(),
+        "query": query_without_cursor(request),
         "operable": operable,
         "ways": Replay.Way.choices,
         "scopes": Replay.Scope.choices,

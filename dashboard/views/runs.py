@@ -9,7 +9,6 @@ and show the runs of the topics the user sees, refreshing while a run is live
 
 import datetime as dt
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -20,14 +19,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
+from dashboard.forms.runs import RunFilterForm, RunRequestForm
 from dashboard.paging import keyset_page
+from dashboard.views.common import PAGE_SIZE, query_without_cursor
 from recon import access
 from recon.models import Load, ReconRun, Topic, Window
-from recon.selectors.runs import runs_visible
+from recon.selectors.runs import run_visible, runs_visible
 from recon.services.actions import operator_action_record
 from recon.services.runs import run_queue
 
-PAGE_SIZE = 50
 # "Reconcile now" on a whole topic re-judges its windows of the last day.
 TOPIC_SCOPE = dt.timedelta(hours=24)
 _ACTIONS = {
@@ -40,31 +40,6 @@ _VERB = {
     ReconRun.Kind.CACHE: "Cache check",
     ReconRun.Kind.VALIDATION: "Validation",
 }
-
-
-class RunRequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=ReconRun.Kind.choices)
-    window = forms.IntegerField(required=False, min_value=1)
-    load = forms.UUIDField(required=False)
-    topic = forms.CharField(required=False, max_length=249)
-
-    def clean(self):
-        data = super().clean() or {}
-        given = [name for name in ("window", "load", "topic") if data.get(name)]
-        if len(given) != 1:
-            raise forms.ValidationError("Give one of a window, a load or a topic.")
-        return data
-
-
-class RunFilterForm(forms.Form):
-    topic = forms.ModelChoiceField(queryset=Topic.objects.none(), required=False, to_field_name="name")
-    kind = forms.ChoiceField(choices=[("", "any"), *ReconRun.Kind.choices], required=False)
-    status = forms.ChoiceField(choices=[("", "any"), *ReconRun.Status.choices], required=False)
-    cursor = forms.CharField(required=False, widget=forms.HiddenInput)
-
-    def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["topic"].queryset = access.topics_visible(user)  # type: ignore[attr-defined]
 
 
 @login_required
@@ -127,20 +102,18 @@ def runs(request: HttpRequest) -> HttpResponse:
             if form.cleaned_data.get(name):
                 qs = qs.filter(**{name: form.cleaned_data[name]})
         page = keyset_page(qs, time_field="started_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
-    query = request.GET.copy()
-    query.pop("cursor", None)
     live = page is not None and any(r.status in (ReconRun.Status.QUEUED, ReconRun.Status.RUNNING) for r in page.rows)
     return render(
-        request, "dashboard/runs.html", {"form": form, "page": page, "query": query.urlencode(), "live": live}
+        request,
+        "dashboard/runs.html",
+        {"form": form, "page": page, "query": query_without_cursor(request), "live": live},
     )
 
 
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, pk) -> HttpResponse:
-    run = ReconRun.objects.select_related("topic", "requested_by", "load", "replay").filter(pk=pk).first()
-    access.topic_for_view(request.user, run.topic if run else None)
-    assert run is not None
+    run = run_visible(request.user, pk=pk)
     report = run.report or {}
     context = {
         "run": run,

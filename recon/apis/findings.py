@@ -1,6 +1,7 @@
-"""The break lifecycle in the API: the same transitions as the pages (recon.breaks), plus My breaks and ageing.
+"""Findings in the API: the list and one finding, their lifecycle (the same transitions as the
+pages: recon.services.finding_lifecycle), My findings, ageing, reason codes.
 
-POST findings/{id}/assign|investigate|fix|accept|reopen and GET/POST
+POST findings/{id}/acknowledge|assign|investigate|fix|accept|reopen and GET/POST
 findings/{id}/comments, GET findings/{id}/history; GET breaks/mine, breaks/ageing,
 reason-codes. Refusals answer the one error shape: outsider 404, viewer 403
 (recorded), wrong state 409, unknown reason code 400.
@@ -8,83 +9,65 @@ reason-codes. Refusals answer the one error shape: outsider 404, viewer 403
 
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import AppError
-from core.masking import mask_text
 from core.usernames import username_normalise
-from dashboard.serializers import FindingSerializer
 from recon import access
+from recon.apis.viewsets import RecordViewSet, cursor_pagination, filter_parameters
+from recon.filters import FindingFilterForm
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
-from recon.selectors.findings import breaks_ageing, breaks_of
+from recon.selectors.findings import breaks_ageing, breaks_of, findings_filtered
+from recon.serializers import (
+    AcceptSerializer,
+    AgeingRowSerializer,
+    AssignSerializer,
+    CommentOutSerializer,
+    CommentSerializer,
+    FindingAcknowledgeSerializer,
+    FindingSerializer,
+    ReasonCodeSerializer,
+    TransitionSerializer,
+)
 from recon.services import finding_lifecycle
 
 
-class AssignSerializer(serializers.Serializer):
-    assignee = serializers.CharField(required=False, allow_blank=True, default="", help_text="Username (or empty).")
-    group = serializers.CharField(required=False, allow_blank=True, default="", help_text="Team name (or empty).")
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+@extend_schema_view(list=extend_schema(parameters=filter_parameters(FindingFilterForm)))
+class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordViewSet):
+    serializer_class = FindingSerializer
+    pagination_class = cursor_pagination("created_at")
+    filter_form = FindingFilterForm
 
+    def get_queryset(self):
+        if self.action == "list":
+            return findings_filtered(user=self.request.user, **self.filters())
+        return findings_filtered(user=self.request.user)
 
-class CommentSerializer(serializers.Serializer):
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
-
-
-class AcceptSerializer(CommentSerializer):
-    reason_code = serializers.CharField(max_length=48)
-
-
-class CommentOutSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    text = serializers.SerializerMethodField()
-
-    class Meta:
-        model = FindingComment
-        fields = ["id", "at", "user", "text"]
-
-    def get_text(self, obj: FindingComment) -> str:
-        return obj.text if self.context.get("clear") else mask_text(obj.text)
-
-
-class TransitionSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    reason_code = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
-
-    class Meta:
-        model = FindingTransition
-        fields = ["id", "at", "action", "from_status", "to_status", "user", "reason_code", "detail"]
-
-
-class ReasonCodeSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ReasonCode
-        fields = ["code", "label", "description"]
-
-
-class AgeingRowSerializer(serializers.Serializer):
-    topic = serializers.CharField(source="topic__name")
-    severity = serializers.CharField()
-    total = serializers.IntegerField()
-    lt_1h = serializers.IntegerField()
-    h1_24 = serializers.IntegerField()
-    d1_7 = serializers.IntegerField()
-    gt_7d = serializers.IntegerField()
-    oldest_at = serializers.DateTimeField()
-    oldest_id = serializers.IntegerField(source="oldest.pk", allow_null=True, default=None)
-    sla_hours = serializers.IntegerField(allow_null=True)
-    over_sla = serializers.BooleanField()
-
-
-class BreakActionsMixin:
-    """The lifecycle actions of FindingViewSet (dashboard.apis)."""
+    @extend_schema(
+        request=FindingAcknowledgeSerializer,
+        responses={200: FindingSerializer},
+        summary="Acknowledge an open finding with a comment (operators of its topic)",
+    )
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk=None) -> Response:
+        finding = self.get_object()
+        body = FindingAcknowledgeSerializer(data=request.data)
+        if not body.is_valid():
+            access.topic_for_operate(request.user, finding.topic)  # a viewer gets 403, not a validation message
+            raise ValidationError(body.errors)
+        finding = finding_lifecycle.finding_acknowledge(
+            finding=finding, user=request.user, comment=body.validated_data["comment"]
+        )
+        return Response(self.get_serializer(finding).data)
 
     def _done(self, finding: Finding) -> Response:
-        return Response(self.get_serializer(finding).data)  # type: ignore[attr-defined]
+        return Response(self.get_serializer(finding).data)
 
     def _body(self, serializer_class, request: Request) -> dict:
         body = serializer_class(data=request.data)
@@ -94,7 +77,7 @@ class BreakActionsMixin:
     @extend_schema(request=AssignSerializer, responses={200: FindingSerializer}, summary="Give a break an owner")
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         finding_lifecycle.finding_operate_check(finding, request.user, "assign")  # 403 before saying who exists
         data = self._body(AssignSerializer, request)
         name = username_normalise(data["assignee"]) if data["assignee"] else ""
@@ -111,7 +94,7 @@ class BreakActionsMixin:
     @extend_schema(request=CommentSerializer, responses={200: FindingSerializer}, summary="Start investigating")
     @action(detail=True, methods=["post"])
     def investigate(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         finding_lifecycle.finding_operate_check(finding, request.user, "investigate")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
         return self._done(
@@ -125,7 +108,7 @@ class BreakActionsMixin:
     )
     @action(detail=True, methods=["post"])
     def fix(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         finding_lifecycle.finding_operate_check(finding, request.user, "fix")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
         return self._done(finding_lifecycle.finding_fix(finding=finding, user=request.user, comment=data["comment"]))
@@ -133,7 +116,7 @@ class BreakActionsMixin:
     @extend_schema(request=AcceptSerializer, responses={200: FindingSerializer}, summary="Accept as-is with a reason")
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         finding_lifecycle.finding_operate_check(finding, request.user, "accept")
         data = self._body(AcceptSerializer, request)
         return self._done(
@@ -145,7 +128,7 @@ class BreakActionsMixin:
     @extend_schema(request=CommentSerializer, responses={200: FindingSerializer}, summary="Reopen, saying why")
     @action(detail=True, methods=["post"])
     def reopen(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         finding_lifecycle.finding_operate_check(finding, request.user, "reopen")  # a viewer: 403, not a form error
         data = self._body(CommentSerializer, request)
         return self._done(finding_lifecycle.finding_reopen(finding=finding, user=request.user, comment=data["comment"]))
@@ -158,7 +141,7 @@ class BreakActionsMixin:
     )
     @action(detail=True, methods=["get", "post"])
     def comments(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         context = {"clear": access.can_view_payload(request.user, finding.topic)}
         if request.method == "POST":
             finding_lifecycle.finding_operate_check(finding, request.user, "comment")
@@ -171,7 +154,7 @@ class BreakActionsMixin:
     @extend_schema(responses={200: TransitionSerializer(many=True)}, summary="Every change of the break")
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk=None) -> Response:
-        finding = self.get_object()  # type: ignore[attr-defined]
+        finding = self.get_object()
         rows = FindingTransition.objects.filter(finding=finding).select_related("user", "reason_code")
         return Response(TransitionSerializer(rows, many=True).data)
 

@@ -1,11 +1,19 @@
 """Reads of findings: their ageing against the SLA, the ones over it, a person's."""
 
 import datetime as dt
+import uuid as uuid_lib
 
 from django.conf import settings
 from django.db.models import Count, Min, Q, QuerySet
 
-from recon.models import Finding, Topic
+from core.masking import mask_sensitive
+from recon import access
+from recon.models import (
+    Finding,
+    Topic,
+    Window,
+)
+from recon.selectors.lists import in_range
 
 AGEING_BUCKETS = (
     ("lt_1h", "< 1 h", dt.timedelta(0), dt.timedelta(hours=1)),
@@ -82,3 +90,51 @@ def breaks_of(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
         .select_related("topic", "assigned_user", "assigned_group")
         .order_by("created_at", "id")
     )
+
+
+def findings_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    category: str = "",
+    severity: str = "",
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    uuid: uuid_lib.UUID | None = None,
+    key: str = "",
+    window: Window | None = None,
+) -> QuerySet[Finding]:
+    qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related(
+        "topic", "window", "acknowledged_by"
+    )
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if category:
+        qs = qs.filter(category=category)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if status:
+        qs = qs.filter(status=status)
+    qs = in_range(qs, "created_at", since, until)
+    if uuid is not None:
+        qs = qs.filter(uuid=uuid)
+    if key:
+        qs = qs.filter(key=key)
+    if window is not None:
+        qs = qs.filter(window=window)
+    return qs
+
+
+def finding_visible(user, *, pk: int) -> Finding:
+    finding = Finding.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, finding.topic if finding else None)
+    assert finding is not None  # topic_for_view raised otherwise
+    return finding
+
+
+def finding_detail_for(user, finding: Finding) -> dict:
+    """A finding's detail as this user may see it (card and account numbers masked)."""
+    if access.can_view_payload(user, finding.topic):
+        return finding.detail
+    return mask_sensitive(finding.detail)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from django.conf import settings
 from django.db.models import Count, QuerySet, Sum
 
+from recon import access
 from recon.engine import ENGINE_CATEGORIES
 from recon.models import Finding, ReconRun, Topic, Window
 
@@ -64,3 +65,16 @@ def run_report(*, topic: Topic, start: dt.datetime, end: dt.datetime, window_ids
             "audit": topic.method_audit,
         },
     }
+
+
+def runs_of_load(load, *, limit: int = 20) -> list[ReconRun]:
+    """A load's runs (its verification, and any asked for), newest first."""
+    return list(ReconRun.objects.filter(load=load).order_by("-started_at")[:limit])
+
+
+def run_visible(user, *, pk) -> ReconRun:
+    """A run by id, 404 when it is unknown or on a topic the user may not see."""
+    run = ReconRun.objects.select_related("topic", "requested_by", "load", "replay").filter(pk=pk).first()
+    access.topic_for_view(user, run.topic if run else None)
+    assert run is not None  # topic_for_view raised otherwise
+    return run

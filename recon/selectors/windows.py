@@ -4,7 +4,12 @@ import datetime as dt
 
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, QuerySet, Value
 
-from recon.models import Window
+from recon import access
+from recon.models import (
+    Topic,
+    Window,
+)
+from recon.selectors.lists import in_range
 
 
 def windows_due(*, now: dt.datetime, limit: int = 500) -> QuerySet[Window]:
@@ -17,3 +22,27 @@ def windows_due(*, now: dt.datetime, limit: int = 500) -> QuerySet[Window]:
         .select_related("topic")
         .order_by("end")[:limit]
     )
+
+
+def windows_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Window]:
+    qs = Window.objects.filter(topic__in=access.topics_visible(user)).select_related("topic")
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if status:
+        qs = qs.filter(status=status)
+    qs = in_range(qs, "start", since, until)
+    return qs
+
+
+def window_visible(user, *, pk: int) -> Window:
+    window = Window.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, window.topic if window else None)
+    assert window is not None
+    return window

@@ -4,7 +4,7 @@ import pytest
 from django.core.cache import cache
 
 from core.clients import make_consumer, make_producer
-from dashboard.lag import consumer_lag
+from dashboard.selectors.lag import consumer_lag
 from kafkacache.services.topics import topics_ensure
 
 pytestmark = pytest.mark.integration

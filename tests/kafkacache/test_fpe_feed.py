@@ -20,11 +20,11 @@ from core.cards import luhn_valid
 from core.ods import ods_seed
 from core.records import FPE_SCHEMA, record_decode, record_key_ids
 from core.sources import SqlSource
-from dashboard.evidence import evidence_pack
 from kafkacache.consumer import FeedConsumer
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.services.loads import load_run, load_start
 from recon.models import Finding, PublishedMessage
+from recon.selectors.evidence import evidence_pack
 from recon.services.cache_check import cache_check
 from recon.services.validation import validation_run
 from replay.services.requests import replay_request

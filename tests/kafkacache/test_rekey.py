@@ -22,8 +22,6 @@ from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import SENSITIVE, record_decode, record_encode, record_from_document
 from core.sources import SqlSource
-from dashboard.evidence import evidence_pack
-from dashboard.selectors import message_timeline
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
 from kafkacache.services.loads import load_run, load_start
@@ -32,6 +30,8 @@ from recon import audit
 from recon.cache_compare import reencrypted
 from recon.models import AuditPayload, Finding, Load, PublishedMessage
 from recon.selectors.audit import message_diff
+from recon.selectors.evidence import evidence_pack
+from recon.selectors.messages import message_timeline
 from recon.services.audit import payloads_record
 from recon.services.cache_check import cache_check
 from replay.services.requests import replay_request
