@@ -5,7 +5,7 @@
     .venv/bin/python bench/produce_path.py --profile       # also py-spy a second load (bench/results/*.raw)
     .venv/bin/python bench/profile_summary.py bench/results/<run>-produce.raw --root load_run
 
-Runs the unchanged product path, `kafkacache.loads.load_run` on a load of the demo
+Runs the unchanged product path, `kafkacache.services.loads.load_run` on a load of the demo
 SQL source (read, build, validate, encrypt, Avro, seal, publish with acks=all,
 idempotent, zstd, publish ledger, counters), on N clients of ~1 KB (bench/data.py)
 onto a 2-partition topic; then, in the same run, a bare confluent-kafka producer with

@@ -154,7 +154,7 @@ def validation_run(
 ) -> ReconRun:
     """Validate the cached records of a load or a range; a run of kind "validation".
 
-    `run`: the queued run a worker claimed (recon.runs.run_execute), filled instead of
+    `run`: the queued run a worker claimed (recon.services.runs.run_execute), filled instead of
     a new one (trigger and requested_by are then its own).
     """
     today = today or timezone.now().date()

@@ -1,6 +1,6 @@
 """The issue's scenario through the feed itself: kafkacache publishes and consumes, recon names the faults.
 
-Publishing goes through kafkacache.change_feed.change_publish (Kafka + publish ledger),
+Publishing goes through kafkacache.services.change_feed.change_publish (Kafka + publish ledger),
 consuming through kafkacache.consumer.FeedConsumer.process_batch (Redis + consume
 ledger), on fresh topics. The messages are fetched with an assigned (group-less)
 consumer so that only the late ones are late. Faults:
