@@ -39,7 +39,7 @@ from django.db import connections, transaction
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from core.records import RecordError, client_record_build, record_key
+from core.records import RecordError, client_record_from_rows, record_key
 from core.sources.mapping import (
     ACCOUNT_FIELDS,
     CARD_FIELDS,
@@ -107,6 +107,7 @@ class SqlSource:
         return dict(zip((r[0] for r in rows), self._items(rows, parts), strict=True))
 
     def _parts(self, conn: Connection, *, after: int = 0, last: int = 0, ids: Sequence[int] | None = None):
+        """Each client's account-setting rows and card rows (ACCOUNT_COLUMNS, CARD_COLUMNS), by client key."""
         out = []
         t = self.t
         for table, select, roles in (
@@ -115,45 +116,63 @@ class SqlSource:
         ):
             key = table.c["key"]
             select = select.where(key > after, key <= last) if ids is None else select.where(key.in_(list(ids)))
-            by_client: dict[int, list[dict]] = {}
-            names = roles[1:]
-            for row in conn.execute(select.order_by(key, table.c["order"])):
-                by_client.setdefault(row[0], []).append(self._typed(dict(zip(names, row[1:], strict=True))))
+            rows = self._typed(conn.execute(select.order_by(key, table.c["order"])).all(), roles)
+            by_client: dict[int, list] = {}
+            for row in rows:
+                by_client.setdefault(row[0], []).append(row[1:])
             out.append(by_client)
         return out
 
     def _items(self, rows, parts) -> list[SourceItem]:
         accounts, cards = parts
-        names = self.t.client_roles
         items = []
-        for row in rows:
-            client = self._typed(dict(zip(names, row, strict=True)))
-            cid = client.pop("key")
-            version = self._version(client.pop("version"))
-            client["client_id"] = cid
+        for row in self._typed(rows, self.t.client_roles):
+            cid = row[0]
+            version = self._version(row[1])
             key, where = record_key(cid), f"client {cid}"
             try:
-                record = client_record_build(client=client, accounts=accounts.get(cid, []), cards=cards.get(cid, []))
+                record = client_record_from_rows((cid, *row[2:]), accounts.get(cid, ()), cards.get(cid, ()))
             except RecordError as exc:
                 items.append(SourceItem(key, None, str(exc), where, version))
             else:
                 items.append(SourceItem(key, record, "", where, version))
         return items
 
-    def _typed(self, row: dict) -> dict:
-        """What drivers return differently made the record builder's types (it checks them all)."""
-        for name, value in row.items():
-            if value is None:
+    def _typed(self, rows: Sequence, roles: Sequence[str]) -> Sequence:
+        """The rows with what a driver returns differently made the record builder's types
+        (it checks them all): a Decimal for an integer, a timestamp without a zone, a 0/1
+        for a boolean. Decided per batch and column: a column whose values all have the
+        type already (PostgreSQL's, always) is left as it is."""
+        fix = []
+        wanted: type
+        for index, role in enumerate(roles):
+            if role in _TIME:
+                wanted, convert = dt.datetime, self._aware
+            elif role in _INT or role == "key":
+                wanted, convert = int, _integral
+            elif role in _BOOL:
+                wanted, convert = bool, _boolean
+            else:
                 continue
-            if name in _TIME:
-                if type(value) is dt.datetime and value.tzinfo is None:
-                    row[name] = value.replace(tzinfo=self._zone)
-            elif name in _INT or name == "key":
-                if type(value) is not int and isinstance(value, decimal.Decimal) and value == value.to_integral():
-                    row[name] = int(value)
-            elif name in _BOOL and type(value) is not bool and isinstance(value, int):
-                row[name] = bool(value)
-        return row
+            kinds = set(map(type, (row[index] for row in rows)))
+            kinds.discard(type(None))
+            if kinds - {wanted} or (
+                wanted is dt.datetime and any(row[index].tzinfo is None for row in rows if row[index] is not None)
+            ):
+                fix.append((index, convert))
+        if not fix:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, convert in fix:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+            out.append(values)
+        return out
+
+    def _aware(self, value):
+        return value.replace(tzinfo=self._zone) if type(value) is dt.datetime and value.tzinfo is None else value
 
     def _version(self, value) -> int:
         if self.mapping["clients"]["version_kind"] == "timestamp":
@@ -226,6 +245,16 @@ class SqlSource:
         if self.t.changes is None:
             raise SourceError("the SQL source's mapping has no change table: no change feed")
         return self.t.changes
+
+
+def _integral(value):
+    if type(value) is not int and isinstance(value, decimal.Decimal) and value == value.to_integral():
+        return int(value)
+    return value
+
+
+def _boolean(value):
+    return bool(value) if type(value) is not bool and isinstance(value, int) else value
 
 
 class _Tables:
