@@ -48,7 +48,7 @@ from core.sources.mapping import (
     mapping_load,
     version_micros,
 )
-from core.sources.types import Change, SourceError, SourceItem
+from core.sources.types import Change, PartRange, SourceBatch, SourceError, SourceItem
 
 # The record's fields by type (core.records checks them; these say how a column is read).
 _BOOL = {"overdraft_enabled", "alerts_enabled"}
@@ -77,24 +77,92 @@ class SqlSource:
             return int(conn.execute(query).scalar_one())
 
     def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]:
-        after = 0
-        wanted = sorted(set(client_ids)) if client_ids else None
+        for batch in self.read(client_ids=client_ids, batch_size=batch_size):
+            yield batch.items
+
+    def read(
+        self,
+        *,
+        batch_size: int,
+        client_ids: Sequence[int] | None = None,
+        key_after: int | None = None,
+        key_last: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[SourceBatch]:
+        """The clients with keys in (key_after, key_last] (None: unbounded), from `after` on,
+        in key order; with `client_ids`, only those. Each batch is one snapshot."""
+        start = after if key_after is None or (after is not None and after > key_after) else key_after
+        if client_ids:
+            low, high = start, key_last
+            wanted = [i for i in sorted(set(client_ids)) if (low is None or i > low) and (high is None or i <= high)]
+            # A batch is the next batch_size chosen keys: an IN list of the batch's keys, not of all of them.
+            for offset in range(0, len(wanted), batch_size):
+                chunk = wanted[offset : offset + batch_size]
+                with self.db.snapshot() as conn:
+                    clients = self.t.clients
+                    rows = conn.execute(
+                        self.t.client_select.where(clients.c["key"].in_(chunk)).order_by(clients.c["key"])
+                    ).all()
+                    parts = self._parts(conn, ids=[row[0] for row in rows]) if rows else ({}, {})
+                if rows:
+                    yield SourceBatch(self._items(rows, parts), chunk[-1])
+            return
         while True:
             with self.db.snapshot() as conn:
                 clients = self.t.clients
-                query = self.t.client_select.where(clients.c["key"] > after)
-                if wanted is not None:
-                    query = query.where(clients.c["key"].in_(wanted))
-                rows = conn.execute(query.order_by(clients.c["key"]).limit(batch_size)).all()
+                key = clients.c["key"]
+                query = self.t.client_select
+                if start is not None:
+                    query = query.where(key > start)
+                if key_last is not None:
+                    query = query.where(key <= key_last)
+                rows = conn.execute(query.order_by(key).limit(batch_size)).all()
                 if not rows:
                     return
-                ids = [row[0] for row in rows]
-                # Without a filter the batch is the key range (after, last]: one range scan
-                # per table; with one, the batch's keys.
-                in_batch = None if wanted is None else ids
-                parts = self._parts(conn, after=after, last=ids[-1], ids=in_batch)
-            yield self._items(rows, parts)
-            after = ids[-1]
+                # The batch is the key range (start, last]: one range scan per table.
+                last = rows[-1][0]
+                parts = self._parts(conn, after=start, last=last)
+            yield SourceBatch(self._items(rows, parts), last)
+            start = last
+
+    def parts(self, *, client_ids: Sequence[int] | None = None, size: int) -> list[PartRange]:
+        """Ranges of `size` clients in key order (the chosen ones, with client_ids), covering every key:
+        the first starts at the lowest key, the last runs to the end (a client added meanwhile is in it)."""
+        clients = self.t.clients
+        key = clients.c["key"]
+        if client_ids:
+            wanted = sorted(set(client_ids))
+            out: list[PartRange] = []
+            with self.db.snapshot() as conn:
+                for offset in range(0, len(wanted), size):
+                    chunk = wanted[offset : offset + size]
+                    total = conn.execute(sa.select(sa.func.count()).select_from(clients).where(key.in_(chunk)))
+                    out.append(PartRange(out[-1].key_last if out else None, chunk[-1], int(total.scalar_one())))
+            return out
+        bounds: list[int] = []
+        with self.db.snapshot() as conn:
+            # Each bound the size-th key after the one before: one index range of `size` keys per part.
+            while True:
+                query = sa.select(key)
+                if bounds:
+                    query = query.where(key > bounds[-1])
+                bound = conn.execute(query.order_by(key).offset(size - 1).limit(1)).scalar_one_or_none()
+                if bound is None:
+                    break
+                bounds.append(int(bound))
+            tail = sa.select(sa.func.count()).select_from(clients)
+            if bounds:
+                tail = tail.where(key > bounds[-1])
+            rest = int(conn.execute(tail).scalar_one())
+        if rest == 0 and bounds:
+            bounds.pop()  # the last full range runs to the end
+            rest = size
+        edges: list[int | None] = [None, *bounds, None]
+        return [
+            PartRange(edges[i], edges[i + 1], size if i < len(bounds) else rest)
+            for i in range(len(edges) - 1)
+            if i < len(bounds) or rest
+        ]
 
     def fetch(self, client_ids: Sequence[int]) -> dict[int, SourceItem]:
         """The current record and version of each client that exists, from one snapshot."""
@@ -106,7 +174,7 @@ class SqlSource:
             parts = self._parts(conn, ids=ids)
         return dict(zip((r[0] for r in rows), self._items(rows, parts), strict=True))
 
-    def _parts(self, conn: Connection, *, after: int = 0, last: int = 0, ids: Sequence[int] | None = None):
+    def _parts(self, conn: Connection, *, after: int | None = None, last: int = 0, ids: Sequence[int] | None = None):
         """Each client's account-setting rows and card rows (ACCOUNT_COLUMNS, CARD_COLUMNS), by client key."""
         out = []
         t = self.t
@@ -115,7 +183,10 @@ class SqlSource:
             (t.cards, t.card_select, t.card_roles),
         ):
             key = table.c["key"]
-            select = select.where(key > after, key <= last) if ids is None else select.where(key.in_(list(ids)))
+            if ids is not None:
+                select = select.where(key.in_(list(ids)))
+            else:
+                select = select.where(key <= last) if after is None else select.where(key > after, key <= last)
             rows = self._typed(conn.execute(select.order_by(key, table.c["order"])).all(), roles)
             by_client: dict[int, list] = {}
             for row in rows:
