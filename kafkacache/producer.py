@@ -17,7 +17,7 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, Message, Producer
 
 from core.clients import make_producer
-from kafkacache.messages import Header, OutMessage, headers_dict, message_size
+from kafkacache.messages import Header, OutMessage, headers_dict, headers_weight
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.seal import seal_leaf, seal_signer, seal_value_hash
 
@@ -126,8 +126,10 @@ def messages_seal(messages: Sequence[OutMessage], *, topic: str) -> list[OutMess
         leaves.append(seal_leaf(topic=topic, headers=known, key=message.key.encode(), value_hash=value_hash))
     out = list(messages)
     for i, seal in zip(todo, signer.seal(leaves), strict=True):
-        headers: list[Header] = [*out[i].headers, (SEAL_HEADER, seal)]
-        out[i] = out[i]._replace(headers=headers, size=message_size(out[i].key, out[i].value, headers))
+        message = out[i]
+        headers: list[Header] = [*message.headers, (SEAL_HEADER, seal)]
+        size = len(message.key.encode()) + len(message.value or b"") + headers_weight(headers)
+        out[i] = message._replace(headers=headers, size=size)
     return out
 
 
