@@ -4,9 +4,10 @@
 
 Seeds --keys clients into schema `ods` of the source database (COPY, core.ods;
 the schema is recreated: use a bench database), writes the matching Redis records
-directly (pipelined, with their source version and topic) and their publish-ledger
-rows (COPY, in a partition of 2099, dropped at the end), injects --inject divergences
-of each kind, runs the leg (recon.cache_check, the whole source: keyset stream +
+through the cache's writer (kafkacache.cache, batches of BATCH, with their source
+version and topic) and their publish-ledger rows (COPY, in a partition of 2099, dropped
+at the end), injects --inject divergences of each kind (tests.cache_state: behind the
+writer's back), runs the leg (recon.cache_check, the whole source: keyset stream +
 pipelined Redis + SCAN) and prints its time, keys per second and findings per kind.
 It asserts that every injected divergence is found and nothing else. The Redis
 database of REDIS_URL has its kc:* keys removed before and after.
@@ -25,7 +26,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-from core.redis_keys import rec_key
 
 DAY = dt.date(2099, 1, 1)
 T0 = dt.datetime(2099, 1, 1, 10, 0, tzinfo=dt.UTC)
@@ -37,38 +37,17 @@ def _value(client_id: int, version: int) -> bytes:
     return b"%d:%d:" % (client_id, version) + PAD
 
 
-def _redis_clear(client) -> None:
-    for pattern in ("kc:rec:*", "kc:dv:*", "kc:load:*"):
-        batch = []
-        for key in client.scan_iter(pattern, count=10_000):
-            batch.append(key)
-            if len(batch) >= 10_000:
-                client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-
-
 def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_name: str) -> None:
-    """Records as the feed writes them (p, u, v, t, sv, tp), one pipelined round trip per batch."""
-    import hiredis
+    """Records as the feed writes them: bulk puts through the cache's one writer, BATCH per script
+    call, sent the consume loop's way (packed by hiredis)."""
+    from kafkacache.cache import CacheOp, cache_apply_send, cache_apply_wait
 
-    pool = client.connection_pool
     for i in range(0, len(rows), BATCH):
-        chunk = rows[i : i + BATCH]
-        packed = b"".join(
-            hiredis.pack_command(
-                ("HSET", rec_key(key), "p", value, "u", u, "v", "1", "t", str(t), "sv", str(sv), "tp", topic_name)  # type: ignore[arg-type]
-            )
-            for key, value, u, sv, t in chunk
-        )
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command([packed])
-            for _ in chunk:
-                conn.read_response()
-        finally:
-            pool.release(conn)
+        ops = [
+            CacheOp("bulk", key, sv, value, u, 1, created_ms=t, topic=topic_name)
+            for key, value, u, sv, t in rows[i : i + BATCH]
+        ]
+        cache_apply_wait(client, cache_apply_send(client, ops))
 
 
 def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
@@ -83,10 +62,11 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     from recon.ledger import PublishedRow, published_record
     from recon.models import Topic
     from recon.partitions import LEDGERS, _partition_create, partition_name
+    from tests.cache_state import cache_clear, record_forge, records_drop
 
     rng = random.Random(seed)
     redis = redis_client()
-    _redis_clear(redis)
+    cache_clear(redis)
     figures: dict = {"keys": keys, "inject_per_kind": inject}
 
     began = time.perf_counter()
@@ -140,11 +120,8 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     with connections[source_alias()].cursor() as cursor:
         cursor.execute("UPDATE ods.clients SET name = name || ' (moved)' WHERE client_id = ANY(%s)", [stale])
         cursor.execute("DELETE FROM ods.clients WHERE client_id = ANY(%s)", [unexpected])
-    redis.unlink(*[rec_key(f"client:{i}") for i in absent])
-    pipe = redis.pipeline(transaction=False)
-    for i in differs:
-        pipe.hset(rec_key(f"client:{i}"), "p", b"tampered:" + PAD)
-    pipe.execute()
+    records_drop(redis, [f"client:{i}" for i in absent])
+    record_forge(redis, [f"client:{i}" for i in differs], value=b"tampered:" + PAD)
     injected = {
         "stale": [f"client:{i}" for i in stale],
         "absent": [f"client:{i}" for i in absent],
@@ -176,7 +153,7 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
         if max(counts.values()) <= 1000:  # the report lists up to 1000 keys per kind
             assert found == {kind: sorted(v) for kind, v in injected.items()}
     finally:
-        _redis_clear(redis)
+        cache_clear(redis)
         with connection.cursor() as cursor:
             for table in LEDGERS:
                 cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")

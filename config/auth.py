@@ -1,11 +1,20 @@
 """API token authentication: django-rest-knox (hashed tokens with expiry, revocable),
-with failed checks throttled per address (config.throttles.BadCredentialsThrottle)."""
+with failed checks throttled per address (config.throttles.BadCredentialsThrottle).
 
+A token that checks out still names a person someone else may have to vouch for:
+`token_user_checked` is sent before the user is let in, and a receiver that raises
+(dashboard.directory: a directory account the directory no longer knows) refuses them.
+"""
+
+from django.dispatch import Signal
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
 from config.throttles import BadCredentialsThrottle
+
+# sender: the authentication class; user, request. Receivers raise an APIException to refuse.
+token_user_checked = Signal()
 
 
 class ThrottledTokenAuthentication(TokenAuthentication):
@@ -14,10 +23,13 @@ class ThrottledTokenAuthentication(TokenAuthentication):
         if throttle.exhausted(request):
             raise Throttled(throttle.wait())
         try:
-            return super().authenticate(request)
+            found = super().authenticate(request)
         except AuthenticationFailed:
             throttle.failure(request)
             raise
+        if found is not None:
+            token_user_checked.send(sender=type(self), user=found[0], request=request)
+        return found
 
     def authenticate_credentials(self, token: bytes):
         try:

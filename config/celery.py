@@ -26,6 +26,7 @@ TASK_ROUTES = {
     # Reconciliation and the checks and replays that follow from it.
     "recon.tasks.*": QUEUE_RECONCILE,
     "monitoring.tasks.*": QUEUE_ALERTS,
+    "dashboard.tasks.*": QUEUE_ALERTS,  # the directory check: a few lookups, like the alert checks
 }
 app.conf.task_routes = TASK_ROUTES
 # Anything not routed above lands on the reconcile queue, never on a queue no worker serves.

@@ -9,6 +9,11 @@ directory groups (dashboard/directory.py applies it at every login):
                           a user in none of them cannot log in (fail closed)
   AUTH_LDAP_TOPIC_GROUPS  {"<group DN>": {"<topic name>": "viewer" | "operator", ...}, ...}
                           the only topic grants a directory user holds; re-read at every login
+                          and at every directory check
+  AUTH_LDAP_DISABLED_FILTER  an LDAP filter matching disabled entries, e.g. Active Directory's
+                          (userAccountControl:1.2.840.113556.1.4.803:=2), 389 DS's (nsAccountLock=true),
+                          OpenLDAP ppolicy's (pwdAccountLockedTime=*); empty: the directory has none
+                          (removing the entry, or its role groups, is how access ends)
 
 OIDC (optional, mozilla-django-oidc): set OIDC_RP_CLIENT_ID and the provider's endpoints;
 OIDC_ROLE_GROUPS / OIDC_TOPIC_GROUPS map the token's OIDC_GROUPS_CLAIM the same way.
@@ -78,17 +83,20 @@ def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
         options[ldap.OPT_X_TLS_NEWCTX] = 0  # must come last: makes the options above take effect
     # ldap:// upgrades with StartTLS unless told not to (a lab directory); ldaps:// is TLS already.
     start_tls = not uri.startswith("ldaps://") and env.get("AUTH_LDAP_START_TLS", "1").lower() in ("1", "true", "yes")
+    user_filter = env.get("AUTH_LDAP_USER_FILTER", "") or "(uid=%(user)s)"
+    disabled = env.get("AUTH_LDAP_DISABLED_FILTER", "")
+    for name, value in (("AUTH_LDAP_USER_FILTER", user_filter), ("AUTH_LDAP_DISABLED_FILTER", disabled)):
+        if value and not (value.startswith("(") and value.endswith(")")):
+            raise EnvError(f"{name} must be an LDAP filter in parentheses, got {value!r}")
+    # A disabled entry is not found by the login's search: it cannot log in, whatever its password.
+    login_filter = f"(&{user_filter}(!{disabled}))" if disabled else user_filter
     return {
         "AUTH_LDAP_SERVER_URI": uri,
         "AUTH_LDAP_BIND_DN": env.get("AUTH_LDAP_BIND_DN", ""),
         "AUTH_LDAP_BIND_PASSWORD": env.get("AUTH_LDAP_BIND_PASSWORD", ""),
         "AUTH_LDAP_START_TLS": start_tls,
         "AUTH_LDAP_CONNECTION_OPTIONS": options,
-        "AUTH_LDAP_USER_SEARCH": LDAPSearch(
-            env["AUTH_LDAP_USER_SEARCH_BASE"],
-            ldap.SCOPE_SUBTREE,
-            env.get("AUTH_LDAP_USER_FILTER", "(uid=%(user)s)"),
-        ),
+        "AUTH_LDAP_USER_SEARCH": LDAPSearch(env["AUTH_LDAP_USER_SEARCH_BASE"], ldap.SCOPE_SUBTREE, login_filter),
         "AUTH_LDAP_GROUP_SEARCH": LDAPSearch(
             env["AUTH_LDAP_GROUP_SEARCH_BASE"], ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)"
         ),
@@ -97,6 +105,9 @@ def ldap_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
         "AUTH_LDAP_CACHE_TIMEOUT": 0,  # group changes in the directory count at the next login
+        # dashboard.directory asks again after the login: found (this filter), disabled (that one)?
+        "KAFKACACHE_LDAP_USER_FILTER": user_filter,
+        "KAFKACACHE_LDAP_DISABLED_FILTER": disabled,
         "KAFKACACHE_LDAP_ROLE_GROUPS": roles,
         "KAFKACACHE_LDAP_TOPIC_GROUPS": topic_groups(env),
     }

@@ -4,6 +4,7 @@ Every setting of the project comes through here, so a malformed value fails at
 start-up with the variable's name instead of deep inside a request.
 """
 
+import ipaddress
 import json
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -93,6 +94,14 @@ def env_pair(name: str, default: str) -> tuple[str, str] | None:
     if not sep or not first.strip() or not second.strip():
         raise EnvError(f"{name} must look like HTTP_X_FORWARDED_PROTO=https, got {raw!r}")
     return first.strip(), second.strip()
+
+
+def env_networks(name: str, default: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """ "10.0.0.5,10.1.0.0/24,fd00::/8" as networks (an address is a network of one)."""
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in env_list(name, default))
+    except ValueError as exc:
+        raise EnvError(f"{name} must list IP addresses or networks: {exc}") from None
 
 
 def env_json_object(name: str, default: str = "{}") -> dict:

@@ -20,6 +20,8 @@ max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
 errorlog = "-"
+# Retrieval keys (credentials in /api/cache/<key>) never reach the access log (config/access_log.py).
+logger_class = "config.access_log.RedactingLogger"
 # The app is loaded once in the master, before the workers fork: a broken setting
 # or an unreachable service stops the master here instead of crash-looping workers.
 preload_app = True

@@ -1,12 +1,22 @@
-"""/healthz: each dependency checked for real, with its latency; 503 if any is down.
+"""/healthz: for probes, each dependency checked for real, with its latency; 503 if any is down.
 
 Per role (docs/deploy.md), for load balancers, systemd and container probes:
   /healthz/web            database, Redis, Kafka (what a web process needs; no workers)
   /healthz/beat           the active beat's heartbeat is fresh (config/beat.py)
   /healthz/queue/<queue>  at least one worker consumes that queue and answers
 `manage.py healthcheck <role>` runs the same checks from a shell (exit status 0/1).
+
+Who gets what: the live checks (a database query, a Redis ping, a Kafka metadata
+request, a Celery ping) run for a probe holding HEALTH_TOKEN ("Authorization: Bearer
+<token>") or a logged-in person; error details are for staff only. Anyone else gets
+the liveness of this process only ({"status": "up"}, nothing asked of any service), so
+an anonymous flood costs the services nothing. Every caller is throttled per address
+(HEALTH_THROTTLE_PER_MINUTE; 429 beyond it); when the throttle's own store (Redis)
+cannot count, the call is answered (the probe must not fail for the throttle's sake).
 """
 
+import hmac
+import logging
 import time
 from collections.abc import Callable
 
@@ -18,9 +28,11 @@ from django.views.decorators.cache import never_cache
 from config.beat import HEARTBEAT_KEY
 from config.celery import QUEUES
 from config.celery import app as celery_app
+from config.throttles import HealthThrottle
 from core.clients import make_admin, redis_client
 
 TIMEOUT_S = 3.0
+logger = logging.getLogger(__name__)
 
 
 def check_database() -> str:
@@ -106,9 +118,43 @@ def run_checks(checks: dict[str, Callable[[], str]] | None = None) -> dict[str, 
     return results
 
 
+def _prober(request: HttpRequest) -> bool:
+    """A probe with the health token, or a person logged in: they get the live checks."""
+    if request.user.is_authenticated:
+        return True
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    expected = settings.HEALTH_TOKEN.encode()
+    # Bytes, not str: compare_digest refuses non-ASCII str (a 500 on a crafted header).
+    given = credential.encode("utf-8", "replace")
+    return scheme == "Bearer" and bool(expected) and hmac.compare_digest(given, expected)
+
+
+def _throttled(request: HttpRequest) -> JsonResponse | None:
+    throttle = HealthThrottle()
+    try:
+        allowed = throttle.allow_request(request, None)
+    except Exception:  # the counter's store is down: answer anyway, and say so in the log
+        logger.warning("healthz throttle could not count (cache unreachable)", exc_info=True)
+        return None
+    if allowed:
+        return None
+    response = JsonResponse({"status": "throttled"}, status=429)
+    response["Retry-After"] = str(int(throttle.wait() or 60))
+    return response
+
+
+def _probe(request: HttpRequest, checks: Callable[[], dict[str, Callable[[], str]]]) -> JsonResponse:
+    refused = _throttled(request)
+    if refused is not None:
+        return refused
+    if not _prober(request):
+        return JsonResponse({"status": "up"})  # liveness: this process answers
+    return _answer(request, run_checks(checks()))
+
+
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    return _answer(request, run_checks())
+    return _probe(request, lambda: CHECKS)
 
 
 @never_cache
@@ -117,7 +163,7 @@ def healthz_role(request: HttpRequest, role: str) -> JsonResponse:
         checks = role_checks(role)
     except KeyError:
         raise Http404("no such role") from None
-    return _answer(request, run_checks(checks))
+    return _probe(request, lambda: checks)
 
 
 @never_cache
@@ -127,7 +173,7 @@ def healthz_queue(request: HttpRequest, queue: str) -> JsonResponse:
 
 def _answer(request: HttpRequest, results: dict[str, dict]) -> JsonResponse:
     healthy = all(r["status"] == "up" for r in results.values())
-    # Probes call this anonymously; error details (hosts, messages) only for staff.
+    # Error details (hosts, messages) only for staff; the token's probes need the statuses.
     if not (request.user.is_authenticated and request.user.is_staff):
         for result in results.values():
             result.pop("detail")

@@ -49,7 +49,7 @@ def _database() -> None:
 # What the cache path does, on a scratch key: a user the ACL does not let write
 # kc:* keys (or run scripts) is refused here, at start-up, not at the first batch.
 _REDIS_PROBE = (
-    "redis.call('HSET', KEYS[1], 'p', '1') redis.call('SADD', KEYS[2], 'x') return redis.call('DEL', KEYS[1], KEYS[2])"
+    "redis.call('HSET', KEYS[1], 'f', '1') redis.call('SADD', KEYS[2], 'x') return redis.call('DEL', KEYS[1], KEYS[2])"
 )
 
 

@@ -4,6 +4,7 @@ the README's table); defaults point at the services `bin/services up` starts."""
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
@@ -20,6 +21,7 @@ from config.env import (
     env_int_map,
     env_json_object,
     env_list,
+    env_networks,
     env_pair,
     env_str,
     source_url_check,
@@ -63,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dashboard.middleware.DirectoryAccountCheck",  # a directory account the directory lost is logged out
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RejectNulBytes",
@@ -91,18 +94,35 @@ TEMPLATES = [
 DATABASE_URL_DEFAULT = "postgres://kafkacache:kafkacache@127.0.0.1:5432/kafkacache"
 DATABASES = {"default": database_from_url("DATABASE_URL", DATABASE_URL_DEFAULT)}
 
+# Local and directory accounts are kept apart (dashboard.logins): the local backend logs in
+# accounts of this application only, the directory backends directory accounts only.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: a locked-out login goes no further
-    "django.contrib.auth.backends.ModelBackend",
+    "dashboard.logins.LocalBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # The bank's directory (config/directory.py): with AUTH_LDAP_SERVER_URI set, directory
 # accounts log in through the same form; local accounts stay for break-glass admins.
 AUTH_LDAP_SERVER_URI = ""
+# What ldap_settings sets when a directory is configured (read by dashboard.directory).
+AUTH_LDAP_BIND_DN = AUTH_LDAP_BIND_PASSWORD = ""
+AUTH_LDAP_START_TLS = True
+AUTH_LDAP_CONNECTION_OPTIONS: dict = {}
+AUTH_LDAP_USER_SEARCH: Any = None
+AUTH_LDAP_GROUP_SEARCH: Any = None
+KAFKACACHE_LDAP_USER_FILTER = KAFKACACHE_LDAP_DISABLED_FILTER = ""
+KAFKACACHE_LDAP_ROLE_GROUPS: dict[str, str] = {}
+KAFKACACHE_LDAP_TOPIC_GROUPS: dict[str, dict[str, str]] = {}
 globals().update(ldap_settings(os.environ))
 # After axes (index 0): a locked-out login reaches neither the directory nor the provider.
 if AUTH_LDAP_SERVER_URI:
-    AUTHENTICATION_BACKENDS.insert(1, "django_auth_ldap.backend.LDAPBackend")
+    AUTHENTICATION_BACKENDS.insert(1, "dashboard.logins.DirectoryBackend")
+# The directory is asked again after the login (dashboard.directory): every
+# DIRECTORY_CHECK_SECONDS for every directory account (beat), and on a person's requests
+# at most once per DIRECTORY_CHECK_CACHE_SECONDS (0: on every request). An account the
+# directory lost (gone, disabled, in no role group) loses its sessions, tokens and grants.
+DIRECTORY_CHECK_SECONDS = env_int("DIRECTORY_CHECK_SECONDS", 300, minimum=10)
+DIRECTORY_CHECK_CACHE_SECONDS = env_int("DIRECTORY_CHECK_CACHE_SECONDS", 60, minimum=0)
 # OIDC as the other option (mozilla-django-oidc): /oidc/authenticate/ starts the login.
 OIDC_RP_CLIENT_ID = ""
 OIDC_GROUPS_CLAIM = "groups"
@@ -123,14 +143,19 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Login lockout (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username, or
 # from one address, lock it out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+# The username is counted in its one spelling; break-glass accounts (local superusers)
+# are locked per (username, address) and per address only (dashboard.logins).
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = "dashboard.logins.lockout_parameters"
+AXES_USERNAME_CALLABLE = "dashboard.logins.axes_username"
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0, minimum=0) or None  # proxies before us (X-Forwarded-For)
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+# Proxies whose X-Forwarded-For is believed ("10.0.0.5,10.1.0.0/24"; default: none, so the
+# connection's own address counts): the API throttles and the lockout (config.throttles).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", "")
+AXES_CLIENT_IP_CALLABLE = "config.throttles.client_address"
+if os.environ.get("LOGIN_PROXY_COUNT"):
+    raise EnvError("LOGIN_PROXY_COUNT is no longer read: list the proxies' addresses in TRUSTED_PROXIES")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -446,6 +471,9 @@ BREAK_SLA_HOURS = env_int_map(
 )
 # A replay request awaiting a second operator's approval expires after this many hours.
 REPLAY_APPROVAL_HOURS = env_int("REPLAY_APPROVAL_HOURS", 24, minimum=1)
+# A topic's approval_threshold counts what one person replayed on it without a second
+# operator over this many hours, the new request included (replay.approval).
+REPLAY_APPROVAL_WINDOW_HOURS = env_int("REPLAY_APPROVAL_WINDOW_HOURS", 24, minimum=1)
 # The replay guard: one message is replayed at most this many times.
 REPLAY_MAX_PER_MESSAGE = env_int("REPLAY_MAX_PER_MESSAGE", 3, minimum=1)
 # Messages the dry run shows one by one (all are counted).
@@ -461,6 +489,12 @@ CELERY_BEAT_SCHEDULE["recon-replay-approvals-expire"] = {
     "task": "recon.tasks.replay_approvals_expire",
     "schedule": 300.0,
 }
+if AUTH_LDAP_SERVER_URI:  # directory accounts against the directory (dashboard.directory)
+    CELERY_BEAT_SCHEDULE["dashboard-directory-check"] = {
+        "task": "dashboard.tasks.directory_accounts_check",
+        "schedule": float(DIRECTORY_CHECK_SECONDS),
+        "options": {"expires": float(DIRECTORY_CHECK_SECONDS)},
+    }
 CELERY_BEAT_SCHEDULE["monitoring-lag-sample"] = {
     "task": "monitoring.tasks.lag_sample",
     "schedule": float(LAG_SAMPLE_SECONDS),
@@ -469,6 +503,10 @@ CELERY_BEAT_SCHEDULE["monitoring-lag-sample"] = {
 # --- Alerts and metrics -------------------------------------------------------------
 # Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>" (or a user's API token).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# /healthz runs its live checks for "Authorization: Bearer <HEALTH_TOKEN>" (the probes) or a
+# logged-in person; anyone else gets liveness only. Calls per minute per address, for all.
+HEALTH_TOKEN = env_str("HEALTH_TOKEN", "")
+HEALTH_THROTTLE_PER_MINUTE = env_int("HEALTH_THROTTLE_PER_MINUTE", 120, minimum=1)
 ALERTS_EVALUATE_SECONDS = env_int("ALERTS_EVALUATE_SECONDS", 30, minimum=1)
 # Where alert notifications link back to (the dashboard as people reach it).
 ALERTS_BASE_URL = env_str("ALERTS_BASE_URL", "http://127.0.0.1:8000")
@@ -493,9 +531,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # No retrieval key in a line ("Not Found: /api/cache/<key>"): config/access_log.py.
+    "filters": {"keys": {"()": "config.access_log.RedactKeys"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["keys"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's own handlers for these (its console in DEBUG, runserver's lines) are replaced:
+        # every line of theirs goes through the console handler and its filter.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # --- Fail closed on secrets (config.secrets) -----------------------------------------

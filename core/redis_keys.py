@@ -1,14 +1,36 @@
-"""The Redis key layout of the cache (the shared-record contract; see the README).
+"""The Redis layout of the cache (the shared-record contract): every key and field.
 
-kc:rec:{<record key>}    HASH  p = published Kafka value bytes (Avro, numbers still
-                               encrypted), u = message uuid, v = schema version,
-                               t = created (publish time, epoch ms; shown, orders
-                               nothing), sv = source version, tp = the topic that
-                               wrote it
-kc:load:<retrieval key>  SET   record keys a bulk load delivered
-kc:dv:{<record key>}     STRING source version of the last delete (a tombstone), kept
-                               CACHE_TOMBSTONE_SECONDS so an older write, arriving
-                               late, cannot bring the record back
+kc:rec:{<record key>}    HASH   a cached record:
+                                p  = the published Kafka value bytes (Avro, numbers still encrypted)
+                                u  = the message uuid
+                                v  = the Avro schema version of p
+                                t  = created (publish time, epoch ms; shown, finds the ledger
+                                     partition, orders nothing)
+                                sv = the source version (orders every write; 0: unordered)
+                                tp = the topic that wrote it (whose payload permission reads it)
+                                rx = only after a re-encryption (kafkacache.rekey): the replaced
+                                     bytes' hashes, "alg:hex,..." (core.hashing.content_hashes)
+                                rn = with rx: the BLAKE2b hex of the bytes it wrote
+                                A record is held when p is. A later write sets the first six and
+                                leaves rx and rn, inert: rn no longer names p's hash.
+kc:load:<retrieval key>  SET    the record keys a bulk load delivered
+kc:dv:{<record key>}     STRING the source version of the key's last delete (a tombstone), kept
+                                CACHE_TOMBSTONE_SECONDS so an older write, arriving late,
+                                cannot bring the record back. A key never holds both: a put
+                                drops the tombstone, a delete the record.
+
+One reader, one writer:
+- `core.cache_records` is the one reader: records, tombstones, a load's keys, the cache
+  leg's packed batch read, the SCAN of every record. Every app reads the cache through it.
+- `kafkacache.cache` is the one writer: the consumer's versioned batch script (every
+  load, change and replay reaches Redis through it), the re-encryption's compare-and-set
+  of a value (kafkacache.rekey calls it) and the move of keys from the layout before
+  hash tags (kafkacache.relayout calls it). It lives in the feed because every write is
+  the feed's: it is ordered by the source version and owned by the consume loop.
+No other module names a field or builds one of these names
+(tests/architecture/test_stores.py; tests/cache_state.py damages the cache behind their
+back for the tests): a change of the layout is a change of this module, the reader and
+the writer.
 
 The braces are a hash tag: on Redis Cluster a record and its tombstone hash to the
 same slot, so the one script that checks and writes both runs on one node. The same
@@ -25,6 +47,17 @@ TOMBSTONE_PREFIX = "kc:dv:"
 # SCAN patterns of the tagged layout (Redis globs treat braces as plain characters).
 REC_MATCH = REC_PREFIX + "{*"
 TOMBSTONE_MATCH = TOMBSTONE_PREFIX + "{*"
+
+# The record hash's fields (the writer's scripts name the same ones: tests/architecture/test_stores.py).
+VALUE = "p"
+UUID = "u"
+SCHEMA_VERSION = "v"
+CREATED = "t"
+SOURCE_VERSION = "sv"
+TOPIC = "tp"
+REPLACED_HASHES = "rx"
+REWRITTEN_HASH = "rn"
+RECORD_FIELDS = (VALUE, UUID, SCHEMA_VERSION, CREATED, SOURCE_VERSION, TOPIC, REPLACED_HASHES, REWRITTEN_HASH)
 
 
 def rec_key(record_key: str) -> str:

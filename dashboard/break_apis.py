@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import AppError
 from core.masking import mask_text
+from core.usernames import username_normalise
 from dashboard.serializers import FindingSerializer
 from recon import access, breaks
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
@@ -95,7 +96,8 @@ class BreakActionsMixin:
         finding = self.get_object()  # type: ignore[attr-defined]
         breaks.finding_operate_check(finding, request.user, "assign")  # 403 before saying who exists
         data = self._body(AssignSerializer, request)
-        assignee = User.objects.filter(username=data["assignee"]).first() if data["assignee"] else None
+        name = username_normalise(data["assignee"]) if data["assignee"] else ""
+        assignee = User.objects.filter(username=name).first() if name else None
         group = Group.objects.filter(name=data["group"]).first() if data["group"] else None
         if (data["assignee"] and assignee is None) or (data["group"] and group is None):
             raise AppError("No such user or team.", code="bad_assignee")

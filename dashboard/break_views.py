@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
 from core.masking import mask_text
+from core.usernames import username_normalise
 from dashboard import selectors
 from recon import access, breaks
 from recon.models import Finding
@@ -53,7 +54,7 @@ def finding_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
     def call(finding: Finding) -> None:
         breaks.finding_operate_check(finding, request.user, "assign")  # 403 before telling who exists
-        assignee = User.objects.filter(username=username).first() if username else None
+        assignee = User.objects.filter(username=username_normalise(username)).first() if username else None
         group = Group.objects.filter(name=group_name).first() if group_name else None
         if username and assignee is None:
             raise AppError(f"No user {username}.", code="bad_assignee")

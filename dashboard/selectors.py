@@ -17,11 +17,11 @@ from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Q, QuerySet, Sum, Value
 from django.urls import reverse
 
+from core.cache_records import cache_records_get, tombstones_get
 from core.clients import redis_client
 from core.hashing import content_hash
 from core.masking import mask_sensitive
-from core.records import record_decode, record_mask
-from core.redis_keys import rec_key, tombstone_key
+from core.records import client_id_of, record_decode, record_mask
 from dashboard.lag import Lag, consumer_lag
 from recon import access, audit
 from recon.models import (
@@ -465,26 +465,23 @@ def _cache_state(topic: Topic, published: PublishedMessage, uuid: uuid_lib.UUID)
     state = CacheState(record_key=published.key)
     try:
         client = redis_client()
-        fields: list[bytes | None] = client.hmget(  # type: ignore[assignment]
-            rec_key(published.key), ["p", "u", "v", "t", "sv", "tp"]
-        )
-        deleted: bytes | None = client.get(tombstone_key(published.key))  # type: ignore[assignment]
-        value, cached_uuid, version, created, source_version, written_by = fields
+        held = cache_records_get(client, [published.key]).get(published.key)
+        deleted = tombstones_get(client, [published.key]).get(published.key)
     except Exception as exc:  # Redis down: the page says so instead of failing
         state.error = f"{type(exc).__name__}: {exc}"
         return state
-    state.tombstone = (deleted or b"").decode()
-    if value is None and cached_uuid is None:
+    state.tombstone = "" if deleted is None else str(deleted)
+    if held is None:
         return state
-    state.source_version = (source_version or b"").decode()
-    state.topic = (written_by or b"").decode()
+    state.source_version = str(held.version)
+    state.topic = held.topic
     state.present = True
-    state.uuid = (cached_uuid or b"").decode()
+    state.uuid = held.uuid
     state.holds_this_message = state.uuid == str(uuid)
-    state.schema_version = (version or b"").decode()
-    state.created_ms = (created or b"").decode()
-    if value is not None and state.holds_this_message:
-        state.hash_matches = content_hash(value, topic.hash_algorithm) == bytes(published.content_hash)
+    state.schema_version = str(held.schema_version)
+    state.created_ms = str(held.created_ms)
+    if state.holds_this_message:
+        state.hash_matches = content_hash(held.value, topic.hash_algorithm) == bytes(published.content_hash)
     return state
 
 
@@ -665,7 +662,7 @@ def load_ids(load: Load) -> LoadIds:
     """The load's client ids summarised: how many were asked for, and which were skipped and why."""
     requested = sorted({int(i) for i in load.client_ids or []})
     published_keys = PublishedMessage.objects.filter(load=load).values_list("key", flat=True)
-    published = {int(k.split(":", 1)[1]) for k in published_keys if k.startswith("client:") and k[7:].isdigit()}
+    published = {cid for cid in map(client_id_of, published_keys) if cid is not None}
     skipped = [i for i in requested if i not in published] if load.status in ("done", "failed") else []
     return LoadIds(
         requested=len(requested),

@@ -3,6 +3,9 @@
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from config.errors import AppError
+from core.usernames import username_normalise
+from dashboard.models import DirectoryAccount
 from dashboard.roles import ADMIN, OPERATOR, VIEWER
 from recon import access
 from recon.models import Topic
@@ -10,8 +13,11 @@ from recon.models import Topic
 
 @transaction.atomic
 def user_ensure(*, username: str, password: str, role: str) -> User:
-    """Create or reset a user in exactly one role group (admins are also staff)."""
-    user, _ = User.objects.get_or_create(username=username)
+    """Create or reset a local user in exactly one role group (admins are also staff).
+    A directory account of that name is refused: local and directory accounts stay apart."""
+    user, _ = User.objects.get_or_create(username=username_normalise(username))
+    if DirectoryAccount.objects.filter(user=user).exists():
+        raise AppError(f"{user.username!r} is a directory account: it gets no local password", code="directory_account")
     user.set_password(password)
     user.is_staff = role == ADMIN
     user.is_superuser = role == ADMIN

@@ -25,7 +25,7 @@ from kafkacache.serializers import (
     LoadStartedSerializer,
 )
 from recon import access
-from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_with_payload
+from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_payload
 from recon.models import Topic
 from recon.services import feed_topics_ensure
 
@@ -119,7 +119,7 @@ class CacheApi(APIView):
         limit = min(paginator.get_limit(request) or 100, 1000)
         offset = paginator.get_offset(request)
         decrypt = can_view_payload(request.user, topic)
-        payload_topics = set(topics_with_payload(request.user).values_list("name", flat=True))
+        payload_topics = set(topics_payload(request.user).values_list("name", flat=True))
         count, items = selectors.load_records(load=load, payload_topics=payload_topics, offset=offset, limit=limit)
         return Response(
             {

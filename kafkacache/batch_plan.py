@@ -38,7 +38,7 @@ from core.crypto import CryptoError, keyring
 from core.hashing import content_hash
 from core.record_checks import record_problems
 from core.records import MAX_VERSION, SENSITIVE, field_key_id, fpe_tag
-from kafkacache.cache import CacheOp
+from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
 from kafkacache.seal import SealVerifier, problems_decode, seal_value_hash, seal_verifier
@@ -61,6 +61,7 @@ class BatchPlan:
     checked_in_full: int = 0  # values decoded and checked here (no seal, or a seal that did not verify)
     op_results: list[int] = field(default_factory=list)  # per op: its message's index in `results`
     verdicts: list[str] = field(default_factory=list)  # per op, once Redis answered (kafkacache.cache VERDICTS)
+    wait_short: list[WaitShort] = field(default_factory=list)  # nodes whose WAIT found fewer replicas
 
     @property
     def ledger_only(self) -> bool:

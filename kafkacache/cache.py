@@ -1,4 +1,10 @@
-"""Writes and reads of the Redis cache (layout in core/redis_keys.py).
+"""The one writer of the Redis cache (layout: core.redis_keys; the one reader: core.cache_records).
+
+Every write of a record, a tombstone or a load's set goes through a script here: the
+consumer's batch (`cache_apply`: every load, change and replay reaches Redis through
+it), the re-encryption's compare-and-set of a value (`record_value_swap`,
+kafkacache.rekey) and the move of a key from the layout before hash tags
+(`relayout_moves`, kafkacache.relayout). No other module writes these keys.
 
 The consumer hands a whole batch to `cache_apply`: on a standalone Redis one
 script call, one round trip, applied atomically, so a reader never sees half a
@@ -30,7 +36,7 @@ is written.
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import hiredis
@@ -48,7 +54,9 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from core.clients import is_cluster, mget_across_slots
+from core.cache_records import Untagged
+from core.clients import is_cluster
+from core.hashing import content_hash, content_hashes
 from core.redis_keys import load_key, rec_key, tombstone_key
 
 logger = logging.getLogger(__name__)
@@ -268,16 +276,40 @@ def _evalsha(client: redis.Redis, args: list) -> bytes:
         return client.evalsha(_APPLY_SHA, *args)
 
 
-def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> list[str]:
+class WaitShort(NamedTuple):
+    """A node whose WAIT after the batch's scripts found fewer replicas than asked."""
+
+    node: str
+    wanted: int
+    acknowledged: int
+
+
+class Reply(NamedTuple):
+    """What Redis answered a batch: a verdict letter per put and delete, in op order
+    (verdicts_per_op reads it), and the WAIT shortfalls (a cluster with REDIS_CLUSTER_WAIT_REPLICAS)."""
+
+    letters: bytes
+    wait_short: list[WaitShort]
+
+
+class Applied(NamedTuple):
+    """A batch applied: each op's verdict (APPLIED, EQUAL, OLDER, UNORDERED) and the WAIT shortfalls."""
+
+    verdicts: list[str]
+    wait_short: list[WaitShort]
+
+
+def cache_apply(client: redis.Redis, ops: Sequence[CacheOp]) -> Applied:
     """Apply a batch of ops in order, in one round trip (per node on a cluster).
 
     Standalone: one script call, atomic. Cluster: one script call per hash slot, each
-    atomic for its keys. Answers each op's verdict (APPLIED, EQUAL, OLDER, UNORDERED)."""
+    atomic for its keys. Answers each op's verdict and the WAIT shortfalls."""
     if not ops:
-        return []
+        return Applied([], [])
     if is_cluster(client):
-        return verdicts_per_op(ops, cache_apply_wait(client, cache_apply_send(client, ops)))
-    return verdicts_per_op(ops, _evalsha(client, _script_args(_steps(ops))))
+        reply = cache_apply_wait(client, cache_apply_send(client, ops))
+        return Applied(verdicts_per_op(ops, reply.letters), reply.wait_short)
+    return Applied(verdicts_per_op(ops, _evalsha(client, _script_args(_steps(ops)))), [])
 
 
 class _NodeCall(NamedTuple):
@@ -295,17 +327,6 @@ class SentApply(NamedTuple):
     calls: list[_NodeCall]
     scripts: dict[int, list]  # slot (standalone: 0) -> EVALSHA args
     plan: _SlotPlan | None  # cluster only
-
-
-class WaitShort(NamedTuple):
-    node: str
-    wanted: int
-    acknowledged: int
-
-
-# The last cache_apply_wait's WAIT shortfalls in this process (the consume loop is one
-# thread; it counts them after each batch).
-wait_shortfalls: list[WaitShort] = []
 
 
 def cache_apply_send(client: redis.Redis, ops: Sequence[CacheOp]) -> SentApply | None:
@@ -383,18 +404,18 @@ def cache_apply_discard(client: redis.Redis, sent: SentApply | None) -> None:
             call.node.connection_pool.release(call.connection)
 
 
-def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> bytes:
+def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> Reply:
     """The script's reply (a verdict letter per put and delete, in op order; verdicts_per_op
-    reads it). On a cluster, the slots' replies in the batch's order, then the retrieval-set
-    adds (pipelined, after every script succeeded)."""
-    wait_shortfalls.clear()
+    reads it) and the WAIT shortfalls. On a cluster, the slots' replies in the batch's order,
+    then the retrieval-set adds (pipelined, after every script succeeded)."""
     if sent is None:
-        return b""
+        return Reply(b"", [])
     replies: dict[int, bytes] = {}
+    short: list[WaitShort] = []
     failure: BaseException | None = None
     for index, call in enumerate(sent.calls):
         try:
-            replies.update(_read_node(call, sent.scripts))
+            replies.update(_read_node(call, sent.scripts, short))
         except BaseException as exc:
             cache_apply_discard(client, SentApply(sent.calls[index + 1 :], sent.scripts, sent.plan))
             failure = exc
@@ -404,18 +425,18 @@ def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> bytes:
             _topology_refresh(client)  # type: ignore[arg-type]
         raise failure
     if sent.plan is None:
-        return replies[0]
+        return Reply(replies[0], short)
     if sent.plan.sadds:
         pipe = client.pipeline(transaction=False)
         for name, member in sent.plan.sadds:
             pipe.sadd(name, member)
         pipe.execute()
-    return slot_letters(sent.plan, replies).encode()
+    return Reply(slot_letters(sent.plan, replies).encode(), short)
 
 
-def _read_node(call: _NodeCall, scripts: dict[int, list]) -> dict[int, bytes]:
+def _read_node(call: _NodeCall, scripts: dict[int, list], short: list[WaitShort]) -> dict[int, bytes]:
     """One node's replies: its scripts' letters (a NOSCRIPT is loaded and run again
-    there), then its WAIT's count of replicas (a shortfall is noted, not an error)."""
+    there), then its WAIT's count of replicas (a shortfall is added to `short`, not an error)."""
     pool = call.node.connection_pool
     replies: dict[int, bytes] = {}
     unknown: list[int] = []
@@ -437,7 +458,7 @@ def _read_node(call: _NodeCall, scripts: dict[int, list]) -> dict[int, bytes]:
             if isinstance(acknowledged, int) and acknowledged < call.waits:
                 where = call.node.connection_pool.connection_kwargs
                 node = f"{where.get('host')}:{where.get('port')}"
-                wait_shortfalls.append(WaitShort(node, call.waits, acknowledged))
+                short.append(WaitShort(node, call.waits, acknowledged))
     except BaseException:
         call.connection.disconnect()  # the reply may still be on its way: never reuse
         pool.release(call.connection)
@@ -450,49 +471,69 @@ def _read_node(call: _NodeCall, scripts: dict[int, list]) -> dict[int, bytes]:
     return replies
 
 
-class CachedRecord(NamedTuple):
-    key: str
-    value: bytes
-    uuid: str
-    schema_version: int
-    created_ms: int
-    version: int = 0  # source version; 0: unordered (or written before versions)
-    topic: str = ""  # the topic that wrote it ("": written before topics were kept)
+# --- the writes outside the consume loop -------------------------------------------------
+
+# Replace p only if it is still the value read: the consumer may have written since.
+# v: the schema version, which moves from 1 to 2 when a field moves to FF1 (core.records).
+_SWAP = """
+if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
+return 1
+"""
 
 
-def cache_records_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, CachedRecord]:
-    """The cached records of these keys that exist (one round trip)."""
-    keys = list(keys)
+def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: bytes, schema_version: int) -> bool:
+    """Replace a record's value `held` by `fresh` of `schema_version` (a re-encryption:
+    kafkacache.rekey), unless it changed meanwhile (False). The record keeps what the cache
+    leg needs to tell the new bytes from drift: rx, `held`'s hashes under every algorithm,
+    and rn, `fresh`'s BLAKE2b."""
+    swap = client.register_script(_SWAP)
+    replaced, rewritten = content_hashes(held), content_hash(fresh, "blake2b").hex()
+    return bool(swap(keys=[rec_key(key)], args=[held, fresh, replaced, rewritten, schema_version]))
+
+
+# The move from the layout before hash tags (kafkacache.relayout), by the source version.
+# KEYS old record, new record, new tombstone. 'm': moved (a tombstone older than the record
+# is dropped: a key holds one or the other); 'k': the new layout held an equal or newer
+# version (or a newer delete), the old record dropped.
+_RELAYOUT_RECORD = """
+local old = tonumber(redis.call('HGET', KEYS[1], 'sv') or '0')
+local held = tonumber(redis.call('HGET', KEYS[2], 'sv') or '0')
+local present = redis.call('EXISTS', KEYS[2]) == 1
+local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
+if (not present or old > held) and (old > tomb or (old == 0 and tomb == 0)) then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[3])
+  return 'm'
+end
+redis.call('DEL', KEYS[1])
+return 'k'
+"""
+# KEYS old tombstone, new tombstone, new record.
+_RELAYOUT_TOMBSTONE = """
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tomb = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = tonumber(redis.call('HGET', KEYS[3], 'sv') or '0')
+if old > tomb and old > held then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[3])  -- a record older than the delete
+  return 'm'
+end
+redis.call('DEL', KEYS[1])
+return 'k'
+"""
+
+
+def relayout_moves(client: redis.Redis, page: Sequence[Untagged]) -> list[bool]:
+    """Move each key of the layout before hash tags to its tagged name (one pipelined round
+    trip), unless the tagged one holds an equal or newer version: True for each moved
+    (its fields, its tombstone's expiry, a re-encryption's rx/rn come along), False for
+    each dropped. Standalone Redis only: an old name and its new one sit in different slots."""
+    record, tombstone = client.register_script(_RELAYOUT_RECORD), client.register_script(_RELAYOUT_TOMBSTONE)
     pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hgetall(rec_key(key))
-    out = {}
-    for key, fields in zip(keys, pipe.execute(), strict=True):
-        if fields and b"p" in fields:
-            out[key] = CachedRecord(
-                key,
-                fields[b"p"],
-                _text(fields[b"u"]),
-                int(fields[b"v"]),
-                int(fields.get(b"t") or 0),
-                int(fields.get(b"sv") or 0),
-                _text(fields.get(b"tp") or b""),
-            )
-    return out
-
-
-def load_keys(client: redis.Redis, retrieval_key: str) -> list[str]:
-    """The record keys a bulk load delivered, in a stable order (client ids numerically)."""
-    members = [_text(m) for m in client.smembers(load_key(retrieval_key))]
-    return sorted(members, key=lambda k: (len(k), k))
-
-
-def tombstones_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, int]:
-    """The delete version of each of these keys that has a tombstone (one round trip)."""
-    keys = list(keys)
-    found = mget_across_slots(client, [tombstone_key(key) for key in keys])
-    return {key: int(raw) for key, raw in zip(keys, found, strict=True) if raw is not None}
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
+    for old in page:
+        if old.tombstone:
+            tombstone(keys=[old.name, tombstone_key(old.key), rec_key(old.key)], client=pipe)
+        else:
+            record(keys=[old.name, rec_key(old.key), tombstone_key(old.key)], client=pipe)
+    return [verdict == b"m" for verdict in pipe.execute()]

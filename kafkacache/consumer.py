@@ -39,12 +39,12 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from redis.exceptions import LockError, RedisClusterException, RedisError
 
 from core.clients import make_consumer, redis_client
-from kafkacache import cache as cache_module
 from kafkacache.batch_plan import BatchPlan, batch_plan
 from kafkacache.cache import (
     OLDER,
     UNORDERED,
     SentApply,
+    WaitShort,
     cache_apply,
     cache_apply_discard,
     cache_apply_send,
@@ -283,7 +283,7 @@ class FeedConsumer:
         began = time.monotonic()
 
         def apply() -> None:
-            plan.verdicts = cache_apply(self.redis, plan.ops)
+            plan.verdicts, plan.wait_short = cache_apply(self.redis, plan.ops)
 
         self._until_done("redis", apply)
         redis_seconds = time.monotonic() - began
@@ -329,7 +329,9 @@ class FeedConsumer:
         cache_failed = ledger_failed = False
         try:
             try:
-                sent.plan.verdicts = verdicts_per_op(sent.plan.ops, cache_apply_wait(self.redis, sent.cache))
+                reply = cache_apply_wait(self.redis, sent.cache)
+                sent.plan.verdicts = verdicts_per_op(sent.plan.ops, reply.letters)
+                sent.plan.wait_short = reply.wait_short
             except RETRYABLE as exc:
                 logger.warning("redis write failed (%s: %s); retrying", type(exc).__name__, exc)
                 cache_failed = True
@@ -344,7 +346,7 @@ class FeedConsumer:
         if cache_failed:
 
             def apply() -> None:
-                sent.plan.verdicts = cache_apply(self.redis, sent.plan.ops)
+                sent.plan.verdicts, sent.plan.wait_short = cache_apply(self.redis, sent.plan.ops)
 
             self._until_done("redis", apply)
         if ledger_failed:
@@ -359,7 +361,7 @@ class FeedConsumer:
             self._collect_error = self._collect_error or exc
 
     def _finish(self, messages: Sequence[Message], plan: BatchPlan, began: float, redis_seconds: float) -> Counter:
-        self._wait_shortfalls_note()
+        self._wait_shortfalls_note(plan.wait_short)
         self._offsets_store(messages)
         self.latencies.observe(batch_seconds=time.monotonic() - began, redis_seconds=redis_seconds)
         self.last_results = _with_verdicts(plan)
@@ -382,13 +384,12 @@ class FeedConsumer:
             self._on_batch(plan.outcomes)
         return plan.outcomes
 
-    def _wait_shortfalls_note(self) -> None:
+    def _wait_shortfalls_note(self, short: Sequence[WaitShort]) -> None:
         """On a cluster with REDIS_CLUSTER_WAIT_REPLICAS: the batch is acknowledged even when
         a node's WAIT found fewer replicas (a master whose replica was just promoted away
         has none until it is replaced; holding the feed for it would stop the whole cache).
         Counted and logged: those keys may be lost if that master fails too, and the cache
         leg would find them."""
-        short, cache_module.wait_shortfalls[:] = list(cache_module.wait_shortfalls), []
         if short:
             self.totals["cache_wait_short"] += 1
             logger.warning("redis WAIT fell short (the batch is acknowledged): %s", short)

@@ -2,16 +2,16 @@
 
 Two stores hold ciphertexts under keys that rotate:
 
-- the cache (kc:rec:{<key>}, field p): the card and account numbers inside each value,
+- the cache (each cached record's value): the card and account numbers inside each value,
   under FIELD_ENCRYPTION_KEYS. `records_reencrypt` rewrites every value whose fields
   are under an older key, in format 1 (core.crypto) or in another mode than
   FIELD_ENCRYPTION_MODES gives them (AES-GCM or FF1: the way a field moves from one to
   the other) with the first key, format 2 and the configured mode, record by record,
-  with a compare-and-set: a value the consumer replaced meanwhile is left as the
-  consumer wrote it. The new bytes no longer hash to the
-  published hash, so the record keeps what the cache leg (recon.cache_check) needs to
-  tell a re-encryption from drift: `rx`, the old bytes' hashes, and `rn`, the new
-  bytes' BLAKE2b. A later write by the consumer makes both moot.
+  with a compare-and-set (kafkacache.cache.record_value_swap): a value the consumer
+  replaced meanwhile is left as the consumer wrote it. The new bytes no longer hash to
+  the published hash, so the record keeps what the cache leg (recon.cache_check) needs
+  to tell a re-encryption from drift: the old bytes' hashes and the new bytes' BLAKE2b
+  (core.redis_keys: rx, rn). A later write by the consumer makes both moot.
 - the audit log (recon.AuditPayload): each payload under AUDIT_ENCRYPTION_KEYS.
   `audit_reencrypt` re-wraps it under the first key and rewrites the card and account
   ciphertexts inside the value to the first field key (core.records.record_reencrypt:
@@ -42,12 +42,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.avro import AvroError
+from core.cache_records import cache_records_get, record_keys_scan
 from core.clients import redis_client
 from core.crypto import CryptoError
-from core.hashing import HASH_ALGORITHMS, content_hash, content_hashes  # noqa: F401  (HASH_ALGORITHMS: kept importable here)
 from core.records import record_decode, record_key, record_reencrypt
-from core.redis_keys import REC_MATCH, record_key_of
-from core.redis_scan import scan_pages
+from kafkacache.cache import record_value_swap
 from recon import audit
 from recon.models import AuditPayload
 
@@ -65,13 +64,6 @@ _AUDIT_FIELDS = [
     "reencrypted_at",
     "reencrypted_from",
 ]
-# Replace p only if it is still the value read: the consumer may have written since.
-# v: the schema version, which moves from 1 to 2 when a field moves to FF1 (core.records).
-_CAS = """
-if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
-return 1
-"""
 
 
 @dataclass
@@ -84,34 +76,26 @@ class RekeyCounts:
     unreadable: list[str] = field(default_factory=list)  # what no configured key reads, by name
 
 
-def old_hashes(value: bytes) -> str:
-    """The `rx` field: the replaced bytes' hash under each algorithm a topic may use."""
-    return content_hashes(value)
-
-
 def records_reencrypt(
     *, batch: int = 500, restart: bool = False, progress: Callable[[RekeyCounts], None] | None = None
 ) -> RekeyCounts:
     """Rewrite every cached record not yet under the newest field key (resumable)."""
     client = redis_client()
-    cas = client.register_script(_CAS)
     if restart:
         client.delete(RECORDS_POSITION)
     held = client.get(RECORDS_POSITION)
     resume = held.decode() if isinstance(held, bytes) else (held or "")
     counts = RekeyCounts()
     # Every master on a Redis Cluster; the position names the node and its cursor.
-    for position, names in scan_pages(client, match=REC_MATCH, count=batch, position=resume):
-        pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.hmget(name, "p", "v")
-        for name, (value, raw_version) in zip(names, pipe.execute(), strict=True):
-            if value is None:
+    for position, keys in record_keys_scan(client, count=batch, position=resume):
+        cached = cache_records_get(client, keys)
+        for key in keys:
+            if key not in cached:
                 continue
             counts.seen += 1
-            key = record_key_of(name)
+            value = cached[key].value
             try:
-                version = int(raw_version or 1)
+                version = cached[key].schema_version or 1
                 if record_key(record_decode(value, schema_version=version, decrypt=False)["client_id"]) != key:
                     raise CryptoError("record of another client cached under this key")
                 fresh, replaced, fresh_version = record_reencrypt(value, schema_version=version, key=key)
@@ -123,8 +107,7 @@ def records_reencrypt(
             if not replaced:
                 counts.current += 1
                 continue
-            evidence = [old_hashes(value), content_hash(fresh, "blake2b").hex(), str(fresh_version)]
-            if cas(keys=[name], args=[value, fresh, *evidence]):
+            if record_value_swap(client, key, held=value, fresh=fresh, schema_version=fresh_version):
                 counts.rewritten += 1
             else:
                 counts.skipped += 1

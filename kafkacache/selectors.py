@@ -6,10 +6,10 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.avro import AvroError
+from core.cache_records import cache_records_get, load_keys
 from core.clients import redis_client
 from core.crypto import CryptoError
 from core.records import record_decode, record_mask
-from kafkacache.cache import cache_records_get, load_keys
 from recon.access import topics_visible
 from recon.models import Load
 

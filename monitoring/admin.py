@@ -8,10 +8,15 @@ from django.contrib import admin
 from core.admin_tools import CappedCountPaginator, ReadOnlyAdmin
 from monitoring import services
 from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
+from recon import access
+from recon.admin_access import TopicScopedAdmin
 
 
 @admin.register(LagSample)
-class LagSampleAdmin(ReadOnlyAdmin):
+class LagSampleAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    def scope(self, request, rows):
+        return rows.filter(topic__in=access.topics_visible(request.user).values("name"))  # a sample names its topic
+
     list_display = ("at", "group", "topic", "partition", "committed", "end", "lag", "active")
     list_filter = ("group", "topic")
     show_full_result_count = False
@@ -37,8 +42,10 @@ class AlertRuleAdminForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(TopicScopedAdmin, admin.ModelAdmin):
     """Alert rules of every kind: discrepancies (new, open, age), lag, break SLA, lag status."""
+
+    topic_null_visible = True  # as on the dashboard (monitoring.access): a rule over every topic
 
     form = AlertRuleAdminForm
     list_display = ("name", "kind", "measure", "topic", "threshold", "min_severity", "enabled", "updated_at")
@@ -54,7 +61,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(admin.ModelAdmin):
+class SilenceAdmin(TopicScopedAdmin, admin.ModelAdmin):
+    topic_null_visible = True
     list_display = ("starts_at", "ends_at", "rule", "topic", "reason", "created_by")
     list_filter = ("topic",)
     readonly_fields = ("created_by", "created_at")
@@ -66,14 +74,15 @@ class SilenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
+class AlertAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     list_display = ("rule", "topic", "status", "value", "first_at", "last_at", "acknowledged_by", "silenced_by")
     list_filter = ("status", "rule")
     list_select_related = ("rule", "topic", "acknowledged_by", "silenced_by")
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    topic_path = "alert__topic"
     list_display = ("created_at", "alert", "channel", "event", "target", "status", "attempts", "sent_at")
     list_filter = ("status", "channel", "event")
     list_select_related = ("alert__rule", "alert__topic")

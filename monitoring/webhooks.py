@@ -13,7 +13,10 @@ made from inside the bank's network):
 - the host must be on WEBHOOK_ALLOWED_HOSTS (exact names, or ".example.com" for a
   domain and its subdomains); an empty list allows none;
 - every address the name resolves to must be public: private, loopback,
-  link-local, reserved and multicast addresses are refused after resolution
+  link-local, reserved and multicast addresses are refused after resolution, and an
+  IPv6 address that carries an IPv4 one (IPv4-mapped, -compatible, -translated, NAT64
+  64:ff9b::/96, 6to4) is judged by the IPv4 address it reaches; a local NAT64 prefix
+  (64:ff9b:1::/48) and Teredo (2001::/32) are refused outright
   (unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, for tests and closed networks), and the
   connection goes to the address that was checked (no second lookup to rebind);
 - no redirect is followed (a 3xx is a failed delivery);
@@ -59,11 +62,39 @@ def _host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it (through a
+# translator, or as the same socket): judged by that IPv4 address.
+_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix
+        "::/96",  # IPv4-compatible (deprecated; :: and ::1 are in it too)
+    )
+)
+# Refused whatever they carry: a local NAT64 prefix translates into the site's own
+# network, and Teredo tunnels to a host behind some NAT through a relay.
+_NEVER = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "2001::/32"))
+
+
+def _reached(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list:
+    """The addresses a connection to `ip` ends at: the address, or the IPv4 one it embeds."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [ip]
+    for network in _LAST_32_BITS:
+        if ip in network:
+            return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour is not None:  # 6to4 (2002::/16): the IPv4 address of the relay's far end
+        return [ip, ip.sixtofour]
+    return [ip]
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in network for network in _NEVER):
+        return False
+    return all(a.is_global and not a.is_multicast for a in _reached(ip))
 
 
 def destination_check(url: str) -> tuple[urllib.parse.SplitResult, str]:

@@ -1,5 +1,6 @@
 """Admin for reconciliation: topic policies (with per-object permissions), rules, and
-read-only views of everything the pipeline and the engine write."""
+read-only views of everything the pipeline and the engine write. Every topic-scoped
+admin follows the access rule (recon.admin_access.TopicScopedAdmin)."""
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -8,6 +9,8 @@ from django.utils.html import format_html
 from guardian.admin import GuardedModelAdmin
 
 from core.admin_tools import CappedCountPaginator, LedgerAdmin, ReadOnlyAdmin, UuidSearchMixin
+from recon import access
+from recon.admin_access import TopicScopedAdmin
 from recon.models import (
     AuditPayload,
     ConsumedMessage,
@@ -34,8 +37,10 @@ def _hex(value) -> str:
 
 
 @admin.register(Topic)
-class TopicAdmin(GuardedModelAdmin):
+class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # guardian's own two bases disagree
     """Object permissions ("Object permissions" button) are where admins grant topics to people."""
+
+    topic_path = "pk"  # staff see the topics granted to them; settings are changed by superusers
 
     # Who may see a topic is granted here: superusers only. guardian asks only for "Can
     # change topic", so staff with it could grant themselves payload access. Every grant
@@ -108,7 +113,7 @@ class TopicAdmin(GuardedModelAdmin):
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(TopicScopedAdmin, admin.ModelAdmin):
     list_display = (
         "name",
         "topic",
@@ -144,7 +149,7 @@ class RuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(PublishedMessage)
-class PublishedMessageAdmin(LedgerAdmin):
+class PublishedMessageAdmin(TopicScopedAdmin, LedgerAdmin):
     list_display = ("uuid", "topic", "partition", "offset", "key", "event_type", "size", "published_at", "hash")
     list_filter = ("topic", "event_type")
     exact_search_fields = ("key",)
@@ -156,7 +161,7 @@ class PublishedMessageAdmin(LedgerAdmin):
 
 
 @admin.register(ConsumedMessage)
-class ConsumedMessageAdmin(LedgerAdmin):
+class ConsumedMessageAdmin(TopicScopedAdmin, LedgerAdmin):
     list_display = ("uuid", "topic", "group", "partition", "offset", "key", "outcome", "published_at", "consumed_at")
     list_filter = ("topic", "outcome")
     exact_search_fields = ("key",)
@@ -164,7 +169,7 @@ class ConsumedMessageAdmin(LedgerAdmin):
 
 
 @admin.register(AuditPayload)
-class AuditPayloadAdmin(LedgerAdmin):
+class AuditPayloadAdmin(TopicScopedAdmin, LedgerAdmin):
     """Metadata only: the payload is ciphertext, read on the dashboard's message page with masking."""
 
     list_display = ("uuid", "topic", "side", "key_id", "size", "at", "stored_at", "expires_at")
@@ -173,7 +178,7 @@ class AuditPayloadAdmin(LedgerAdmin):
 
 
 @admin.register(Load)
-class LoadAdmin(ReadOnlyAdmin):
+class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     """Loads are started from the dashboard or the API (which queue the work); here admins look at them."""
 
     list_display = (
@@ -195,9 +200,17 @@ class LoadAdmin(ReadOnlyAdmin):
     list_select_related = ("topic", "requested_by")
     show_full_result_count = False
 
+    # A retrieval key reads the load's records: the admin never shows one (not editable), and
+    # finds a load by its key only for who may read payloads (recon.access), as the API does.
+    def get_search_results(self, request, queryset, search_term):
+        rows, duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            rows = rows.filter(topic__in=access.topics_payload(request.user))
+        return rows, duplicates
+
 
 @admin.register(Window)
-class WindowAdmin(ReadOnlyAdmin):
+class WindowAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     list_display = (
         "topic",
         "start",
@@ -237,8 +250,10 @@ class FindingCommentInline(admin.TabularInline):
 
 
 @admin.register(FindingTransition)
-class FindingTransitionAdmin(ReadOnlyAdmin):
+class FindingTransitionAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     """The history of breaks (recon.breaks writes it): read-only, admins included."""
+
+    topic_path = "finding__topic"
 
     list_display = ("at", "finding", "action", "from_status", "to_status", "user", "reason_code")
     list_filter = ("action", "to_status")
@@ -248,7 +263,8 @@ class FindingTransitionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FindingComment)
-class FindingCommentAdmin(ReadOnlyAdmin):
+class FindingCommentAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    topic_path = "finding__topic"
     list_display = ("at", "finding", "user", "text")
     list_select_related = ("user",)
     show_full_result_count = False
@@ -277,7 +293,7 @@ class ReasonCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Finding)
-class FindingAdmin(UuidSearchMixin, admin.ModelAdmin):
+class FindingAdmin(TopicScopedAdmin, UuidSearchMixin, admin.ModelAdmin):
     """Findings change state through recon.breaks (the dashboard's and the API's buttons), not here."""
 
     inlines = [FindingTransitionInline, FindingCommentInline]
@@ -310,14 +326,15 @@ class FindingAdmin(UuidSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(ReconRun)
-class ReconRunAdmin(ReadOnlyAdmin):
+class ReconRunAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     list_display = ("id", "topic", "range_start", "range_end", "trigger", "requested_by", "status", "started_at")
     list_filter = ("status", "trigger", "topic")
     list_select_related = ("topic", "requested_by")
 
 
 @admin.register(RebalanceEvent)
-class RebalanceEventAdmin(ReadOnlyAdmin):
+class RebalanceEventAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    topic_path = None  # one consumer group's partitions can be of several topics: superusers only
     list_display = ("at", "group", "member", "kind", "partition_list", "error")
     list_filter = ("kind", "group")
     search_fields = ("group", "member")
@@ -328,7 +345,7 @@ class RebalanceEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnlyAdmin):
+class OperatorActionAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     """The audit trail of people: nobody edits or deletes it, admins included."""
 
     list_display = ("at", "user", "action", "topic", "target_link", "outcome")
@@ -355,7 +372,7 @@ class ReplayItemInline(admin.TabularInline):
 
 
 @admin.register(Replay)
-class ReplayAdmin(UuidSearchMixin, ReadOnlyAdmin):
+class ReplayAdmin(TopicScopedAdmin, UuidSearchMixin, ReadOnlyAdmin):
     """Replays are asked for on the dashboard or the API (with the operator action); here they are read."""
 
     list_display = ("created_at", "topic", "way", "scope", "status", "processed", "total", "requested_by", "decided_by")
@@ -369,8 +386,10 @@ class ReplayAdmin(UuidSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(ReplayItem)
-class ReplayItemAdmin(UuidSearchMixin, ReadOnlyAdmin):
+class ReplayItemAdmin(TopicScopedAdmin, UuidSearchMixin, ReadOnlyAdmin):
     """What each replayed message became; searched by the original message's UUID."""
+
+    topic_path = "replay__topic"
 
     list_display = ("at", "replay", "original_uuid", "uuid", "key", "partition", "offset", "outcome", "detail")
     list_filter = ("outcome",)

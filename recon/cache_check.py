@@ -41,12 +41,21 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from core.cache_records import (
+    Cached,
+    SentRead,
+    cache_read,
+    cache_read_discard,
+    cache_read_send,
+    cache_read_wait,
+    record_keys_scan,
+)
 from core.clients import redis_client
 from core.hashing import content_hash
 from core.records import client_id_of, record_key
 from core.sources import SqlSource
 from recon import cache_compare as cc
-from recon.cache_compare import Cached, Expected, Problem
+from recon.cache_compare import Expected, Problem
 from recon.models import Finding, Load, ReconRun, Replay, ReplayItem, Topic
 from recon.services import key_findings_sync, run_finish, run_start
 
@@ -246,7 +255,7 @@ class _Leg:
         source_now = source.versions_of([cid for cid in map(client_id_of, candidates) if cid is not None])
         for i in range(0, len(candidates), self.batch):
             chunk = candidates[i : i + self.batch]
-            now = cc.cache_read(self.redis, chunk)
+            now = cache_read(self.redis, chunk)
             for key, have in zip(chunk, now, strict=True):
                 version = source_now.get(client_id_of(key) or 0)
                 if version is None or have.value is None or have.version != version:
@@ -260,7 +269,7 @@ class _Leg:
             extra = [k for k in found if k not in held]
             if not extra:
                 continue
-            cached = cc.cache_read(self.redis, extra)
+            cached = cache_read(self.redis, extra)
             kept = [(k, c) for k, c in zip(extra, cached, strict=True) if not c.topic or c.topic == name]
             self._compare([Expected(k, 0, present=False) for k, _ in kept], [c for _, c in kept], remember=False)
         # Added to the source after the stream passed its id: judged by the next run.
@@ -275,7 +284,7 @@ class _Leg:
         next batches are sent before this one is yielded (READS_IN_FLIGHT, each on its own
         connection): Redis works on them while the caller compares this one, and a Redis
         busy with other clients serves one command per connection per turn."""
-        sent: deque[tuple[list[Expected], cc.SentRead]] = deque()
+        sent: deque[tuple[list[Expected], SentRead]] = deque()
         after, more = 0, True
         try:
             while more or sent:
@@ -288,24 +297,25 @@ class _Leg:
                     after = rows[-1][0]
                     upcoming = [Expected(record_key(cid), version) for cid, version in rows]
                     held.update(e.key for e in upcoming)
-                    sent.append((upcoming, cc.cache_read_send(self.redis, [e.key for e in upcoming])))
+                    sent.append((upcoming, cache_read_send(self.redis, [e.key for e in upcoming])))
                 if sent:
                     expected, read = sent.popleft()
                     with self._timed("redis"):
-                        cached = cc.cache_read_wait(self.redis, read)
+                        cached = cache_read_wait(self.redis, read)
                     yield expected, cached
         finally:
             for _, read in sent:  # a run that failed midway: replies never read, connections dropped
-                cc.cache_read_discard(self.redis, read)
+                cache_read_discard(self.redis, read)
 
     def _scan(self) -> Iterator[list[str]]:
-        scan = cc.rec_keys_scan(self.redis, count=self.batch)
+        scan = record_keys_scan(self.redis, count=self.batch)
         while True:
             with self._timed("scan"):
-                found = next(scan, None)
-            if found is None:
+                page = next(scan, None)
+            if page is None:
                 return
-            yield found
+            if page[1]:
+                yield page[1]
 
     def _unpublished_absent(self) -> None:
         """An absent key belongs to the topic that last published it; one nobody published, to
@@ -342,7 +352,7 @@ class _Leg:
                 Expected(k, held[cid]) if (cid := client_id_of(k)) in held else Expected(k, 0, present=False)
                 for k in chunk
             ]
-            self._compare(expected, cc.cache_read(self.redis, chunk), remember=True)
+            self._compare(expected, cache_read(self.redis, chunk), remember=True)
 
     def ledger(self, *, scope: str, params: list[Any], reference: str) -> None:
         """The publish ledger's latest message per key of the scope (delivered or not)."""
@@ -352,7 +362,7 @@ class _Leg:
         else:
             self.keys_how = "way source, scope clients, with the source the key came from"
         for expected in cc.ledger_expected(topic_id=self.topic.pk, scope=scope, params=params, batch=self.batch):
-            self._compare(expected, cc.cache_read(self.redis, [e.key for e in expected]), remember=not self.whole)
+            self._compare(expected, cache_read(self.redis, [e.key for e in expected]), remember=not self.whole)
 
     def _pend(self, keys: set[str]) -> None:
         self.pending |= keys

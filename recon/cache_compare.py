@@ -1,10 +1,9 @@
 """The cache leg's compare: Redis read in batches against what should be there.
 
 Pure reads (no findings, no runs): recon.cache_check decides what to compare
-and stores the outcome. Each batch is one pipelined round trip to Redis (HMGET of
-the record's value, version, uuid, topic and time per key; an MGET of the
-tombstones of the keys without a record), so a million keys cost a few hundred
-round trips, not millions.
+and stores the outcome. Redis is read through core.cache_records (one pipelined round
+trip per batch: a million keys cost a few hundred round trips, not millions); this
+module judges what it holds.
 """
 
 import datetime as dt
@@ -13,15 +12,12 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
-import hiredis
-import redis
 from django.conf import settings
 from django.db import connection
 
-from core.clients import is_cluster, mget_across_slots, redis_client
+from core.cache_records import Cached, cache_records_get
+from core.clients import redis_client
 from core.hashing import content_hash
-from core.redis_keys import REC_MATCH, rec_key, record_key_of, tombstone_key
-from core.redis_scan import scan_pages
 
 # What the leg reports, and what a replay from the system of record does about each.
 STALE = "stale"  # the cache holds an older version than the source
@@ -30,17 +26,6 @@ UNEXPECTED = "unexpected"  # the cache holds a record the source does not
 DIFFERS = "differs"  # same version, but the cached bytes are not the ones published for it
 AHEAD = "ahead"  # the cache holds a newer version than the source: a source set back
 KINDS = (STALE, ABSENT, UNEXPECTED, DIFFERS, AHEAD)
-
-
-class Cached(NamedTuple):
-    """What Redis holds for one key (value None: no record)."""
-
-    value: bytes | None
-    version: int  # sv; 0: unordered, or no record
-    uuid: str
-    topic: str  # tp; "": written before records knew their topic
-    tombstone: int  # version of the key's last delete; 0: none
-    created_ms: int = 0  # t: the message's created header (finds its ledger partition)
 
 
 class Expected(NamedTuple):
@@ -58,92 +43,6 @@ class Problem(NamedTuple):
     expected: Expected
     cached: Cached
     published_hash: bytes | None = None  # differs: the hash published for the cached uuid
-
-
-# A batch is one pipelined write of an HMGET per key (plain commands: Redis serves
-# other clients between them, where a script reading 10,000 keys held the server for
-# a quarter of a second on a busy machine, and cost seven times the commands' own
-# time), then one MGET of the tombstones of the keys without a record (a put drops
-# the tombstone, so only those can have one).
-_FIELDS = ("p", "sv", "u", "tp", "t")
-
-
-class SentRead(NamedTuple):
-    """A cache_read on the wire: the connection its replies will come on (a cluster's
-    read is done at once, by node: `replies`)."""
-
-    connection: redis.Connection | None
-    keys: Sequence[str]
-    replies: list | None = None
-
-
-def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
-    """Send a batch's reads without waiting for the replies: Redis serves them while the
-    caller compares the previous batch (cache_read_wait reads them).
-
-    On Redis Cluster the batch goes as a cluster pipeline (one write per master) and is
-    read back here: the overlap is a standalone optimisation, the answers are the same."""
-    if is_cluster(client):
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hmget(rec_key(key), _FIELDS)
-        return SentRead(None, keys, pipe.execute())
-    packed = b"".join(hiredis.pack_command(("HMGET", rec_key(key), *_FIELDS)) for key in keys)  # type: ignore[arg-type]  # stub: a 1-tuple
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command([packed])
-    except BaseException:
-        conn.disconnect()
-        pool.release(conn)
-        raise
-    return SentRead(conn, keys)
-
-
-def cache_read_discard(client: redis.Redis, sent: SentRead) -> None:
-    """Give up on a sent read: its replies would come on the connection, so it is never reused."""
-    if sent.connection is None:
-        return
-    sent.connection.disconnect()
-    client.connection_pool.release(sent.connection)
-
-
-def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
-    """The replies of a cache_read_send, one Cached per key in order."""
-    conn = sent.connection
-    if conn is None:
-        replies = sent.replies or []
-    else:
-        try:
-            replies = [conn.read_response() for _ in sent.keys]
-        except BaseException:
-            cache_read_discard(client, sent)  # replies may still be on the way
-            raise
-        client.connection_pool.release(conn)
-    unheld = [key for key, (value, *_) in zip(sent.keys, replies, strict=True) if value is None]
-    found = mget_across_slots(client, [tombstone_key(k) for k in unheld]) if unheld else []
-    tombstones = dict(zip(unheld, found, strict=True))
-    out = []
-    for key, (value, version, message_uuid, topic, created) in zip(sent.keys, replies, strict=True):
-        tombstone = tombstones.get(key)
-        out.append(
-            Cached(
-                value,
-                int(version) if version else 0,
-                message_uuid.decode(errors="replace") if message_uuid else "",
-                topic.decode(errors="replace") if topic else "",
-                int(tombstone) if tombstone else 0,
-                int(created) if created and created.isdigit() else 0,
-            )
-        )
-    return out
-
-
-def cache_read(client: redis.Redis, keys: Sequence[str]) -> list[Cached]:
-    """The record and tombstone of each key (one round trip)."""
-    if not keys:
-        return []
-    return cache_read_wait(client, cache_read_send(client, keys))
 
 
 # One index lookup per message (a nested loop, whatever the batch size: with thousands
@@ -255,13 +154,14 @@ def batch_compare(
 
 def reencrypted(key: str, value: bytes, expected: bytes) -> bool:
     """A value kafkacache.rekey re-encrypted to a newer field key: it replaced bytes that
-    hashed to the published hash (rx) and is still the value it wrote (rn). Anything else
-    is drift. Only asked of the few keys whose hash did not match."""
-    fields: list[bytes | None] = redis_client().hmget(rec_key(key), ["rx", "rn"])  # type: ignore[assignment]
-    replaced, rewritten = fields
-    if not replaced or not rewritten or content_hash(value, "blake2b").hex().encode() != rewritten:
+    hashed to the published hash and is still the value it wrote. Anything else is drift.
+    Only asked of the few keys whose hash did not match."""
+    held = cache_records_get(redis_client(), [key]).get(key)
+    if held is None or not held.replaced_hashes or not held.rewritten_hash:
         return False
-    return any(h.partition(b":")[2] == expected.hex().encode() for h in replaced.split(b","))
+    if content_hash(value, "blake2b").hex() != held.rewritten_hash:
+        return False
+    return any(h.partition(":")[2] == expected.hex() for h in held.replaced_hashes.split(","))
 
 
 class DeferredHashes:
@@ -333,14 +233,6 @@ class DeferredHashes:
     def close(self) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-
-
-def rec_keys_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:
-    """Every record key Redis holds, in batches (SCAN: never blocks the server; every
-    master of a cluster)."""
-    for _position, found in scan_pages(client, match=REC_MATCH, count=count):
-        if found:
-            yield [record_key_of(raw) for raw in found]
 
 
 def in_flight(keys: Sequence[str], *, since: dt.datetime, topic_ids: Sequence[int]) -> dict[str, int]:

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from django.db import connection
 from django.utils import timezone
 
+from core.cache_records import cache_records_get
 from core.cards import luhn_valid as card_luhn_valid
 from core.clients import redis_client
 from core.record_checks import record_problems as clear_field_problems
 from core.records import record_decode
-from core.redis_keys import rec_key
 from recon.models import ConsumedMessage, Finding, ReconRun, Topic
 from recon.services import key_findings_sync, run_finish, run_start
 
@@ -111,18 +111,17 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
     client = redis_client()
     for i in range(0, len(keys), CHUNK):
         chunk = keys[i : i + CHUNK]
-        pipe = client.pipeline(transaction=False)
+        cached = cache_records_get(client, chunk)
         for key in chunk:
-            pipe.hmget(rec_key(key), "p", "u", "v")
-        for key, (value, raw_uuid, raw_version) in zip(chunk, pipe.execute(), strict=True):
-            if value is None:
+            held = cached.get(key)
+            if held is None:
                 continue  # absent (deleted, or the cache leg's business)
-            message_uuid = _uuid(raw_uuid)
+            message_uuid = _uuid(held.uuid)
+            version = held.schema_version or 1
             try:
-                version = int(raw_version or 1)
-                record = record_decode(value, schema_version=version, decrypt=True, key=key)
+                record = record_decode(held.value, schema_version=version, decrypt=True, key=key)
             except Exception as exc:  # undecodable data is invalid data, not a crash
-                schema = raw_version.decode(errors="replace") if raw_version else None
+                schema = str(held.schema_version) if held.schema_version else None
                 detail = {"problems": [f"value does not decode: {exc.__class__.__name__}"], "schema": schema}
                 problems[key] = (message_uuid, detail)
                 continue
@@ -134,9 +133,9 @@ def cached_problems(keys: list[str], *, today: dt.date) -> dict[str, tuple[uuid.
     return problems
 
 
-def _uuid(raw: bytes | None) -> uuid.UUID | None:
+def _uuid(text: str) -> uuid.UUID | None:
     try:
-        return uuid.UUID(raw.decode()) if raw else None
+        return uuid.UUID(text) if text else None
     except ValueError:
         return None
 

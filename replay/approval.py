@@ -1,7 +1,9 @@
 """Four eyes on replays: which requests wait for a second operator, approval, rejection, expiry; the guard.
 
 A request waits (Replay.Status.PENDING) when its topic says so: `approval_always`,
-or more messages than `approval_threshold`. A second operator of the topic
+or more messages than `approval_threshold`, counting with it what the same person asked
+for on the topic without a second operator in the last REPLAY_APPROVAL_WINDOW_HOURS
+(splitting a request does not avoid the second pair of eyes). A second operator of the topic
 approves it (it is queued and runs) or rejects it; the requester can never approve
 or reject their own. A pending request expires after REPLAY_APPROVAL_HOURS
 (recon.tasks.replay_approvals_expire). Each of these is an operator action naming
@@ -18,6 +20,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
@@ -62,8 +65,27 @@ def replay_size(*, topic: Topic, way: str, scope: str, target: dict) -> int:
     return rows[:cap].count()
 
 
-def approval_needed(*, topic: Topic, size: int) -> bool:
-    return topic.approval_always or (topic.approval_threshold is not None and size > topic.approval_threshold)
+def approval_needed(*, topic: Topic, size: int, requested_by, now: dt.datetime) -> bool:
+    """Whether a request of `size` messages waits for a second operator: counted over the
+    requester's requests on the topic that ran without one in the last
+    REPLAY_APPROVAL_WINDOW_HOURS, so one large replay split into small ones is caught at the
+    request that crosses the threshold. The caller holds the topic's row lock (two requests
+    at once must not both count without the other)."""
+    if topic.approval_always:
+        return True
+    if topic.approval_threshold is None:
+        return False
+    earlier = Replay.objects.filter(
+        topic=topic,
+        needs_approval=False,
+        created_at__gte=now - dt.timedelta(hours=settings.REPLAY_APPROVAL_WINDOW_HOURS),
+    )
+    if requested_by is not None and requested_by.is_authenticated:
+        earlier = earlier.filter(requested_by=requested_by)
+    else:
+        earlier = earlier.filter(requested_by__isnull=True)
+    alone = earlier.aggregate(total=Sum("size"))["total"] or 0
+    return alone + size > topic.approval_threshold
 
 
 def _names(replay: Replay, decider) -> dict:

@@ -6,9 +6,9 @@ nothing is published, processed or written. Stored on the request
 
 Per message: what would be published (a new message carrying the audit payload,
 the original offset re-read, or the client rebuilt from the source); the cache's
-entry now (`kc:rec:{key}`: source version `sv`, message, publish time; tombstone
-`kc:del:{key}`) and after, field by field with card and account numbers masked
-(when the audit log holds the payload); and the verdict:
+entry now (core.cache_records: the record's source version `sv`, message and publish
+time, the key's tombstone) and after, field by field with card and account numbers
+masked (when the audit log holds the payload); and the verdict:
 - apply: the cache would take it;
 - same: the cache holds this very version (idempotent, no change);
 - refused: the cache already holds something newer (a write or a delete);
@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from core.cache_records import CachedRecord, cache_records_get, tombstones_get
 from core.clients import redis_client
 from core.records import record_decode, record_mask
-from core.redis_keys import rec_key, tombstone_key
 from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
@@ -65,13 +65,15 @@ def version_verdict(replayed: int | None, cached_sv: int | None, tombstone: int 
     return Verdict("apply", f"version {replayed} is newer than the cache's {newest}" if newest else "the key is absent")
 
 
-def _int(raw: Any) -> int | None:
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        return None
+def _before(held: CachedRecord | None, tombstone: int | None) -> dict[str, Any]:
+    """What the cache holds for a key now, as a preview shows it (None: nothing there)."""
+    return {
+        "sv": held.version if held else None,
+        "uuid": (held.uuid or None) if held else None,
+        "t": held.created_ms if held else None,
+        "tombstone": tombstone,
+        "present": held is not None,
+    }
 
 
 def _ms(at: dt.datetime) -> int:
@@ -158,26 +160,23 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
         chunk = originals[start : start + batch]
         shown = chunk[: max(shown_max - len(messages), 0)]
         payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in shown]) if topic.method_audit else {}
-        pipe = client.pipeline(transaction=False)
-        for o in chunk:
-            pipe.hmget(rec_key(o.key), ["sv", "u", "t", "p", "v"])
-            pipe.get(tombstone_key(o.key))
-        answers = pipe.execute()
+        keys = [o.key for o in chunk]
+        records, tombstones = cache_records_get(client, keys), tombstones_get(client, keys)
         for n, o in enumerate(chunk):
-            (sv, cached_u, cached_t, cached_p, cached_v), tomb = answers[2 * n], answers[2 * n + 1]
+            held = records.get(o.key)
             entry = _judge(
                 topic=topic,
                 way=way,
                 original=o,
                 replayed_version=versions.get(o.uuid),
-                cached=(_int(sv), (cached_u or b"").decode(errors="replace") or None, _int(cached_t), _int(tomb)),
+                before=_before(held, tombstones.get(o.key)),
                 times_replayed=replayed_before.get(o.uuid, 0),
             )
             counts[entry["verdict"]] += 1
             if n < len(shown):
                 published = [p for p in payloads.get(o.uuid, []) if p.side == AuditPayload.Side.PUBLISHED]
                 after = _after_fields(published[0]) if published else None
-                before = _masked(cached_p, _int(cached_v) or 1)
+                before = _masked(held.value, held.schema_version or 1) if held else None
                 entry["cache_before"]["fields"] = before
                 entry["after"]["fields"] = after
                 entry["changes"] = field_changes(before, after)
@@ -204,10 +203,9 @@ def _judge(
     way: str,
     original: Original,
     replayed_version: int | None,
-    cached: tuple[int | None, str | None, int | None, int | None],
+    before: dict[str, Any],
     times_replayed: int,
 ) -> dict:
-    sv, cached_uuid, cached_t, tomb = cached
     o = original
     ways: dict[str, str] = {
         Way.AUDIT: f"a new message on {topic.name} with the audit payload of {o.uuid} (replay-of it)",
@@ -223,13 +221,7 @@ def _judge(
         "offset": o.offset,
         "event": o.event_type,
         "publishes": publishes,
-        "cache_before": {
-            "sv": sv,
-            "uuid": cached_uuid,
-            "t": cached_t,
-            "tombstone": tomb,
-            "present": cached_uuid is not None,
-        },
+        "cache_before": before,
         "after": {"version": replayed_version, "event": o.event_type},
         "changes": [],
     }
@@ -238,7 +230,7 @@ def _judge(
     elif way == Way.SOURCE:
         verdict = Verdict("apply", "rebuilt now from the system of record: the newest state of the key")
     else:
-        verdict = version_verdict(replayed_version, sv if cached_uuid is not None else None, tomb)
+        verdict = version_verdict(replayed_version, before["sv"] if before["present"] else None, before["tombstone"])
     entry["verdict"], entry["reason"] = verdict
     return entry
 
@@ -302,26 +294,16 @@ def _clients(topic: Topic, target: dict) -> dict:
     """Client rebuilds: the source's newest state, per key, against what the cache holds now."""
     keys = target["keys"]
     shown = keys[: settings.REPLAY_PREVIEW_MAX]
-    pipe = redis_client().pipeline(transaction=False)
-    for key in shown:
-        pipe.hmget(rec_key(key), ["sv", "u", "t"])
-        pipe.get(tombstone_key(key))
-    answers = pipe.execute()
+    client = redis_client()
+    records, tombstones = cache_records_get(client, shown), tombstones_get(client, shown)
     messages = []
-    for n, key in enumerate(shown):
-        (sv, cached_u, cached_t), tomb = answers[2 * n], answers[2 * n + 1]
+    for key in shown:
         messages.append(
             {
                 "uuid": None,
                 "key": key,
                 "publishes": f"{key} rebuilt from {target.get('source', 'ods')} and published as a new message",
-                "cache_before": {
-                    "sv": _int(sv),
-                    "uuid": (cached_u or b"").decode(errors="replace") or None,
-                    "t": _int(cached_t),
-                    "tombstone": _int(tomb),
-                    "present": cached_u is not None,
-                },
+                "cache_before": _before(records.get(key), tombstones.get(key)),
                 "after": {"version": None, "event": "bulk" if topic.kind == Topic.Kind.BULK else "add"},
                 "changes": [],
                 "verdict": "apply",

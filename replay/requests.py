@@ -82,11 +82,13 @@ def replay_request(
     elif scope == Scope.FINDINGS:
         named = Finding.objects.filter(pk__in=target["findings"], uuid__isnull=False).values_list("uuid", flat=True)
         replay_guard_check(topic=topic, uuids=[u for u in named if u], user=requested_by, way=way)
-    needs = approval_needed(topic=topic, size=size)
     # Before the transaction: the dry run reads Redis. The approver sees this same preview.
     preview = replay_dry_run(topic=topic, way=way, scope=scope, target=target)
     now = timezone.now()
     with transaction.atomic():
+        # The topic's row lock: requests of one topic are counted for four eyes one at a time.
+        Topic.objects.select_for_update().filter(pk=topic.pk).first()
+        needs = approval_needed(topic=topic, size=size, requested_by=requested_by, now=now)
         try:
             with transaction.atomic():
                 replay = Replay.objects.create(

@@ -76,8 +76,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from core.clients import redis_client
-    from core.redis_keys import rec_key
     from dashboard.demo import demo_seed
+    from kafkacache.cache import CacheOp, cache_apply
     from kafkacache.topics import topics_ensure
     from monitoring.models import AlertRule, Silence
     from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic, Window
@@ -95,8 +95,10 @@ def main() -> None:
     bulk_rows = written[duplicate.topic.name]["rows"]
     row = next(r for r in bulk_rows if r.uuid == duplicate.uuid)
     value = written[duplicate.topic.name]["values"][row.uuid]
-    created = str(int(row.published_at.timestamp() * 1000))
-    redis_client().hset(rec_key(row.key), mapping={"u": str(row.uuid), "v": "1", "t": created, "p": value})
+    # Unordered (version 0): the delete at the end removes it without leaving a tombstone.
+    created = int(row.published_at.timestamp() * 1000)
+    cached = CacheOp("bulk", row.key, 0, value, str(row.uuid), 1, created_ms=created, topic=duplicate.topic.name)
+    cache_apply(redis_client(), [cached])
     discrepant = Window.objects.filter(status="discrepant").order_by("-start").first()
     # A finding the operator may act on, so the page shows the acknowledge form.
     missing = (
@@ -213,7 +215,7 @@ def main() -> None:
                     page.context.close()
             browser.close()
     finally:
-        redis_client().delete(rec_key(row.key))
+        cache_apply(redis_client(), [CacheOp("delete", row.key, 0)])
         server.terminate()
 
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import redis
 from django.conf import settings
 
+from core.cache_records import cache_read
 from core.clients import redis_client
 from core.record_checks import record_problems
 from core.records import SENSITIVE, fpe_tag, record_decode, record_key_ids
-from core.redis_keys import rec_key, tombstone_key
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
 from kafkacache.publishing import messages_publish
@@ -32,23 +32,17 @@ def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uui
     an unversioned original may not replace), with why: the cache script's own rule
     (kafkacache.cache.put_verdict). An equal version is replayed: idempotent, it repairs a
     damaged or missing copy."""
-    pipe = client.pipeline(transaction=False)
-    for o in originals:
-        pipe.hmget(rec_key(o.key), ["sv", "u"])
-        pipe.get(tombstone_key(o.key))
-    answers = pipe.execute()
     newer = {}
-    for n, o in enumerate(originals):
-        (cached_v, cached_u), deleted = answers[2 * n], answers[2 * n + 1]
-        held = int(cached_v or 0) if cached_u is not None else None
-        tomb = int(deleted or 0)
+    for o, cached in zip(originals, cache_read(client, [o.key for o in originals]), strict=True):
+        held = cached.version if cached.value is not None else None
+        tomb = cached.tombstone
         version = o.version or 0
         letter = put_verdict(version, held=held, tombstone=tomb)
         if letter == OLDER and tomb and (held is None or tomb >= held):
             newer[o.uuid] = f"superseded: the key was deleted at version {tomb}; replay from the source to restore it"
         elif letter in (OLDER, UNORDERED):
             newer[o.uuid] = (
-                f"superseded: the cache holds version {held} ({(cached_u or b'').decode()}),"
+                f"superseded: the cache holds version {held} ({cached.uuid}),"
                 f" newer than this message's {version or 'unversioned'}"
             )
     return newer

@@ -1,4 +1,5 @@
-"""/healthz checks each service for real and reports a stopped one as down."""
+"""/healthz checks each service for real and reports a stopped one as down, for a probe with the
+health token or a logged-in person; anyone else gets the process's liveness only, throttled."""
 
 import shutil
 import socket
@@ -19,6 +20,26 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+HEALTH_TOKEN = "health-probe-token-5d1c"
+
+
+@pytest.fixture(autouse=True)
+def probe(settings, client):
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {HEALTH_TOKEN}"
+    _throttle_clear()
+    yield
+    _throttle_clear()
+
+
+def _throttle_clear() -> None:
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)  # Django's cache store (a test may move REDIS_URL away)
+    for key in client.scan_iter("kc-django:*throttle_healthz*", count=1000):
+        client.delete(key)
+
+
 def test_all_green_with_a_worker(client, celery_worker_process):
     response = client.get("/healthz")
     body = response.json()
@@ -28,7 +49,7 @@ def test_all_green_with_a_worker(client, celery_worker_process):
     for check in body["checks"].values():
         assert check["status"] == "up"
         assert check["latency_ms"] >= 0
-        assert "detail" not in check  # anonymous callers get no internals
+        assert "detail" not in check  # the probe's token gets no internals
 
 
 def test_a_stopped_redis_is_reported_down(client, settings, tmp_path):
@@ -67,3 +88,19 @@ def test_kafka_and_celery_down_are_reported_with_details_for_staff(client, setti
     assert body["checks"]["database"]["status"] == "up"
     assert body["checks"]["redis"]["status"] == "up"
     assert body["checks"]["kafka"]["detail"]
+
+
+def test_anonymous_callers_get_liveness_only_and_are_throttled(client, settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{_free_port()}"  # down: a live check would say 503
+    settings.HEALTH_THROTTLE_PER_MINUTE = 3
+    stranger = type(client)(REMOTE_ADDR="198.51.100.20")
+    wrong = type(client)(REMOTE_ADDR="198.51.100.21", HTTP_AUTHORIZATION="Bearer not-the-token")
+    for caller in (stranger, wrong):
+        for path in ("/healthz", "/healthz/web", "/healthz/queue/consume"):
+            answer = caller.get(path)
+            assert (answer.status_code, answer.json()) == (200, {"status": "up"}), path  # nothing was asked
+        refused = caller.get("/healthz")
+        assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    # the probe with the token, from its own address, gets the live checks, and they say Kafka is down
+    answer = client.get("/healthz/web")
+    assert answer.status_code == 503 and answer.json()["checks"]["kafka"]["status"] == "down"

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from core.clients import redis_client
 from recon.models import Finding, Load, PublishedMessage
+from tests.cache_state import record_forge, records_drop
 from tests.dashboard.conftest import CARD
 
 pytestmark = pytest.mark.django_db
@@ -198,8 +199,7 @@ def test_card_numbers_masked_for_viewer_clear_for_operator(client_for, data):
 def test_message_drill_down_with_real_redis(client_for, data, topic_a):
     row = data["rows_a"][0]
     client = redis_client()
-    redis_key = f"kc:rec:{{{row.key}}}"
-    client.hset(redis_key, mapping={"p": b"value-0", "u": str(row.uuid), "v": "1", "t": "1"})
+    record_forge(client, row.key, value=b"value-0", uuid=str(row.uuid), schema_version=1, created_ms=1)
     try:
         response = client_for("viewer").get(reverse("dashboard:message", args=[row.uuid]))
         t = response.context["t"]
@@ -210,13 +210,13 @@ def test_message_drill_down_with_real_redis(client_for, data, topic_a):
         assert t.rebalances and t.rebalances[0].member == "member-1"
         assert b"cached bytes hash to the published hash" in response.content
         # The cache now holds altered bytes: the page says so.
-        client.hset(redis_key, "p", b"tampered")
+        record_forge(client, row.key, value=b"tampered")
         t = client_for("viewer").get(reverse("dashboard:message", args=[row.uuid])).context["t"]
         assert t.cache.hash_matches is False
         api = client_for("viewer").get(reverse("api-message", args=[row.uuid])).json()
         assert api["cache"]["hash_matches"] is False and api["published"]["offset"] == row.offset
     finally:
-        client.delete(redis_key)
+        records_drop(client, [row.key])
     missing = client_for("viewer").get(reverse("dashboard:message", args=[data["missing"].uuid])).context["t"]
     assert missing.deliveries == [] and not missing.cache.present
     assert [e.kind for e in missing.events] == ["published", "finding"]

@@ -39,5 +39,4 @@ def test_anonymous_is_refused(client, path):
 
 def test_healthz_is_open_but_says_no_details(client):
     response = client.get("/healthz")
-    assert response.status_code in (200, 503)
-    assert all("detail" not in check for check in response.json()["checks"].values())
+    assert (response.status_code, response.json()) == (200, {"status": "up"})  # liveness only (config.health)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
+from core.cache_records import cache_records_get
 from core.records import record_decode
-from kafkacache.cache import cache_records_get
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from recon.cache_check import cache_check

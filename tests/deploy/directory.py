@@ -81,9 +81,9 @@ class Directory:
         assert self.proc.poll() is None, "slapd exited at start"
         self.tls_ca = tls / "ca.pem"
 
-    def add(self, ldif: str) -> None:
+    def _admin_tool(self, tool: str, ldif: str) -> None:
         subprocess.run(
-            ["ldapadd", "-ZZ", "-x", "-H", self.uri, "-D", f"cn=admin,{SUFFIX}", "-w", self.admin_password],
+            [tool, "-ZZ", "-x", "-H", self.uri, "-D", f"cn=admin,{SUFFIX}", "-w", self.admin_password],
             input=ldif,
             text=True,
             check=True,
@@ -91,6 +91,25 @@ class Directory:
             timeout=20,
             env={"LDAPTLS_CACERT": str(self.tls_ca), "PATH": "/usr/bin:/bin"},
         )
+
+    def add(self, ldif: str) -> None:
+        self._admin_tool("ldapadd", ldif)
+
+    def modify(self, ldif: str) -> None:
+        """An LDIF change record ("dn: ...\nchangetype: modify\n...")."""
+        self._admin_tool("ldapmodify", ldif)
+
+    def delete(self, dn: str) -> None:
+        self._admin_tool("ldapdelete", dn + "\n")
+
+    def person_add(self, uid: str, password: str, groups: list[str]) -> None:
+        """A person and their memberships, added to a seeded directory."""
+        self.add(
+            f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid.title()}\n"
+            f"mail: {uid}@bank.test\nuserPassword: {_hash(password)}\n"
+        )
+        for group in groups:
+            self.modify(f"dn: {group_dn(group)}\nchangetype: modify\nadd: member\nmember: uid={uid},{PEOPLE}\n")
 
     def seed(self, people: dict[str, str], groups: dict[str, list[str]]) -> None:
         entries = [

@@ -37,6 +37,7 @@ QUEUES = ("consume", "loads", "reconcile", "alerts")
 # What the load balancer in front of gunicorn adds once it has ended TLS: without it
 # DEBUG-off Django redirects plain http to https (the health checks are exempt).
 HTTPS = {"X-Forwarded-Proto": "https"}
+HEALTH_TOKEN = uuid.uuid4().hex  # the probes' token: without it /healthz answers liveness only
 
 
 @pytest.fixture
@@ -90,6 +91,7 @@ def prod_layout(settings, unique_name, tmp_path, source_database):
         "PROD_RUN_DIR": str(tmp_path / "run"),
         "PROD_NODE_NAME": node,
         "PROD_STOP_SECONDS": "20",
+        "HEALTH_TOKEN": HEALTH_TOKEN,
     }
     # The source is seeded by the app's own command, pointed at it by SOURCE_DATABASE_URL.
     seeded = subprocess.run(
@@ -115,7 +117,7 @@ def prod_layout(settings, unique_name, tmp_path, source_database):
 def _get(url: str, **kwargs) -> requests.Response | None:
     try:
         return requests.get(url, timeout=5, **kwargs)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet: a cold worker's first checks can take seconds
         return None
 
 
@@ -130,8 +132,8 @@ def test_a_bulk_load_runs_through_the_production_layout(prod_layout):
 
     def up(path: str) -> bool:
         assert prod_layout["proc"].poll() is None, "bin/prod exited; see its logs"
-        response = _get(url + path)
-        return response is not None and response.status_code == 200
+        response = _get(url + path, headers={"Authorization": f"Bearer {HEALTH_TOKEN}"})
+        return response is not None and response.status_code == 200 and response.json().get("checks")
 
     # Every role answers its own health check: web, beat, a worker on each queue.
     # The first wait covers bin/prod's own start (preflight, migrate, topics, collectstatic):

@@ -8,8 +8,8 @@ import redis
 
 from core.clients import is_cluster, redis_client
 from core.ods import ods_seed
-from core.redis_keys import rec_key
 from recon import access
+from tests.cache_state import cached
 from tests.factories import UserFactory
 from tests.replay.conftest import feed_topics_make
 
@@ -56,7 +56,7 @@ def test_a_load_behind_sentinel_survives_its_master_being_killed_mid_consume(
         settings, behind_sentinel, store_env=_store(redis_sentinel), ids=range(1, 151), fail=lambda: None
     )
     assert lost_keys(behind_sentinel, source_records(list(range(1, 151)))) == set()
-    assert redis_sentinel.node(first, db=_db(settings)).exists(rec_key("client:1")) and not cached_keys(cache)
+    assert cached(redis_sentinel.node(first, db=_db(settings)), "client:1") and not cached_keys(cache)
 
     promoted: list[int] = []
     figures = fail_over_mid_consume(
@@ -68,7 +68,7 @@ def test_a_load_behind_sentinel_survives_its_master_being_killed_mid_consume(
     )
     assert promoted and promoted[0] != first and redis_sentinel.master() == promoted[0]
     # the consumer went on on the promoted node
-    assert redis_sentinel.node(promoted[0], db=_db(settings)).exists(rec_key("client:1000"))
+    assert cached(redis_sentinel.node(promoted[0], db=_db(settings)), "client:1000")
     figures |= leg_finds_and_replay_restores(behind_sentinel, topic=feed.bulk, operator=operator)
     print(f"\nredis sentinel fail-over figures: {figures}")
 

@@ -8,11 +8,11 @@ from django.conf import settings as django_settings
 
 from core.record_checks import record_problems
 from core.records import record_encode, record_from_document
-from core.redis_keys import REC_MATCH, record_key_of
 from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, message_build
 from kafkacache.topics import topics_ensure
+from tests import cache_state
 
 
 @pytest.fixture
@@ -43,8 +43,7 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 30.0, every: f
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def cached_keys(client) -> set[str]:
-    return {record_key_of(k) for k in client.scan_iter(REC_MATCH, count=1000)}
+cached_keys = cache_state.cached_keys
 
 
 def source_records(client_ids=None) -> dict[str, dict]:

@@ -39,12 +39,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import kafkacache.messages as messages_module
+from core.cache_records import cache_records_get
 from core.clients import redis_client
 from core.ods import ods_seed
 from core.records import record_decode
-from core.redis_keys import REC_MATCH, rec_key, record_key_of
 from core.sources import SourceItem, SqlSource
-from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
@@ -55,6 +54,7 @@ from recon.models import Finding, PublishedMessage, Replay
 from recon.services import feed_topics_ensure
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import cached, cached_keys, record_forge, records_drop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IDS = range(1, 13)  # a small id space, so renumbering and reuse collide often
@@ -89,8 +89,7 @@ def source_now() -> dict[str, SourceItem]:
 
 def cache_now() -> dict:
     client = redis_client()
-    keys = [record_key_of(k) for k in client.scan_iter(REC_MATCH, count=1000)]
-    return cache_records_get(client, keys)
+    return cache_records_get(client, cached_keys(client))
 
 
 class CacheModel(RuleBasedStateMachine):
@@ -298,11 +297,12 @@ class CacheModel(RuleBasedStateMachine):
         self.damaged.add(key)
         client = redis_client()
         if how == "delete":
-            client.delete(rec_key(key))
+            records_drop(client, [key])
         elif how == "older":
-            client.hset(rec_key(key), "sv", max(int(client.hget(rec_key(key), "sv") or 1) - 1, 1))
+            held = cached(client, key)
+            record_forge(client, key, version=max((held.version if held else 1) - 1, 1))
         else:
-            client.hset(rec_key(key), "p", b"\x00garbage")
+            record_forge(client, key, value=b"\x00garbage")
 
     # --- what must hold ------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
+from core.cache_records import cache_records_get, load_keys, tombstones_get
 from kafkacache import cache as cache_module
-from kafkacache.cache import CacheOp, cache_apply, cache_records_get, load_keys
+from kafkacache.cache import CacheOp, cache_apply
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def test_a_batch_applies_in_order_by_source_version_never_by_arrival(cache):
         _put("client:6", 0, b"unordered"),  # but never a versioned one
         CacheOp("delete", "client:6", 0),  # nor deletes it
     ]
-    verdicts = cache_apply(cache, ops)
+    verdicts = cache_apply(cache, ops).verdicts
     assert verdicts == ["a", "o", "e", "a", "a", "o", "a", "o", "a", "o", "a", "a", "a", "u", "u"]
     records = cache_records_get(cache, [f"client:{n}" for n in range(1, 7)])
     assert records["client:1"].value == b"ten-again" and records["client:1"].version == 10
@@ -60,11 +61,11 @@ def test_put_verdict_predicts_the_script_on_every_combination(cache):
                 setup = [CacheOp("delete", key, tombstone)] if tombstone is not None else []
                 cache_apply(cache, setup + ([_put(key, held)] if held is not None else []))
                 # whatever state that left (a newer write drops an older tombstone), as a reader sees it
-                sv, u = cache.hmget(f"kc:rec:{{{key}}}", "sv", "u")
-                state_held = int(sv or 0) if u is not None else None
-                state_tomb = int(cache.get(f"kc:dv:{{{key}}}") or 0)
+                record = cache_records_get(cache, [key]).get(key)
+                state_held = record.version if record is not None else None
+                state_tomb = tombstones_get(cache, [key]).get(key, 0)
                 expected = put_verdict(version, held=state_held, tombstone=state_tomb)
-                assert cache_apply(cache, [_put(key, version)]) == [expected], (held, tombstone, version)
+                assert cache_apply(cache, [_put(key, version)]).verdicts == [expected], (held, tombstone, version)
 
 
 def test_a_newer_write_after_a_delete_drops_the_tombstone(cache):
@@ -81,13 +82,13 @@ def test_the_record_knows_the_topic_that_wrote_it(cache):
 def test_update_with_a_key_change_deletes_the_old_key_and_bulk_fills_the_load_set(cache):
     cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1"), _put("client:8", 1, event="bulk", load="r1")])
     assert load_keys(cache, "r1") == ["client:7", "client:8"]
-    verdicts = cache_apply(cache, [_put("client:9", 2, b"moved", event="update", old_key="client:7")])
+    verdicts = cache_apply(cache, [_put("client:9", 2, b"moved", event="update", old_key="client:7")]).verdicts
     assert verdicts == ["a"]  # one verdict per op: the put's
     records = cache_records_get(cache, ["client:7", "client:9"])
     assert set(records) == {"client:9"}
     assert cache.get("kc:dv:{client:7}") == b"2"
     # a redelivered older bulk message of the old key does not bring it back
-    assert cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1")]) == ["o"]
+    assert cache_apply(cache, [_put("client:7", 1, event="bulk", load="r1")]).verdicts == ["o"]
     assert cache_records_get(cache, ["client:7"]) == {}
 
 

@@ -4,10 +4,10 @@ import pytest
 from django.db import connection
 
 from config.errors import AppError
+from core.cache_records import cache_records_get, tombstones_get
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import Change, document_of
-from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run, change_publish, changes_coalesce
 from kafkacache.loads import load_run, load_start
 from kafkacache.models import FeedCursor
@@ -41,9 +41,10 @@ def test_api_style_change_events_give_the_expected_cache(feed, cache):
 
     assert cached_keys(cache) == {"client:900002"}
     assert _cached(cache, "client:900002")["name"] == "Grace B. Hopper"
-    assert cache.hget("kc:rec:{client:900002}", "sv") == b"3"
-    assert cache.get("kc:dv:{client:900001}") == b"3"  # the renumbering's delete of the old key, at its version
-    assert cache.get("kc:dv:{client:424242}") == b"5"  # the tombstone of a delete of nothing
+    assert cache_records_get(cache, ["client:900002"])["client:900002"].version == 3
+    tombstones = tombstones_get(cache, ["client:900001", "client:424242"])
+    assert tombstones["client:900001"] == 3  # the renumbering's delete of the old key, at its version
+    assert tombstones["client:424242"] == 5  # the tombstone of a delete of nothing
     outcomes = sorted(ConsumedMessage.objects.filter(topic=change).values_list("outcome", flat=True))
     assert outcomes == ["deleted", "deleted", "stored", "stored", "stored"]
     assert PublishedMessage.objects.filter(topic=change).count() == 5

@@ -85,8 +85,8 @@ def test_consumer_killed_mid_batch_and_restarted_loses_nothing(feed, cache, tran
 
     expected = source_records()
     assert cached_keys(cache) == set(expected)
+    from core.cache_records import cache_records_get
     from core.records import record_decode
-    from kafkacache.cache import cache_records_get
 
     for key, hit in cache_records_get(cache, expected).items():
         assert record_decode(hit.value, schema_version=hit.schema_version, decrypt=True) == expected[key]

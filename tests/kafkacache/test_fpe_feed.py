@@ -15,12 +15,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core import avro
+from core.cache_records import cache_records_get
 from core.cards import luhn_valid
 from core.ods import ods_seed
 from core.records import FPE_SCHEMA, record_decode, record_key_ids
 from core.sources import SqlSource
 from dashboard.evidence import evidence_pack
-from kafkacache.cache import cache_records_get
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.seal import HEADER as SEAL_HEADER

@@ -8,12 +8,12 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from core.cache_records import cache_records_get, load_keys
 from core.clients import make_consumer
 from core.jobs import jobs_stalled
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceError, SqlSource
-from kafkacache.cache import cache_records_get, load_keys
 from kafkacache.loads import load_run, load_start
 from recon.models import ConsumedMessage, Load, OperatorAction, PublishedMessage, Window
 from recon.services import feed_topics_ensure

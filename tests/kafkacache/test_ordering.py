@@ -12,11 +12,11 @@ import sys
 import pytest
 from django.db import connection
 
+from core.cache_records import cache_records_get
 from core.ods import ods_seed
 from core.record_checks import record_problems
 from core.records import record_decode, record_encode, record_from_document
 from core.sources import SqlSource, document_of
-from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run, change_publish
 from kafkacache.loads import load_run, load_start
 from kafkacache.messages import message_build, now_ms

@@ -16,15 +16,15 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core import avro
+from core.cache_records import cache_records_get
 from core.crypto import CryptoError, Keyring
 from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import SENSITIVE, record_decode, record_encode, record_from_document
-from core.redis_keys import rec_key
 from core.sources import SqlSource
 from dashboard.evidence import evidence_pack
 from dashboard.selectors import message_timeline
-from kafkacache.cache import cache_records_get
+from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
@@ -34,6 +34,7 @@ from recon.cache_compare import reencrypted
 from recon.models import AuditPayload, Finding, Load, PublishedMessage
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import cached, record_forge
 from tests.documents import DOC
 from tests.people import people_make
 from tests.recon.helpers import T0, topic_make
@@ -61,7 +62,7 @@ def _legacy(plain: dict, ring: Keyring) -> bytes:
 
 
 def _put(cache, key: str, value: bytes) -> None:
-    cache.hset(rec_key(key), mapping={"p": value, "u": str(uuid.uuid4()), "v": 1, "t": 1})
+    cache_apply(cache, [CacheOp("add", key, 0, value, str(uuid.uuid4()), 1, created_ms=1)])
 
 
 def test_cached_records_end_under_the_newest_key_resumably_and_still_reconcile(settings, cache):
@@ -88,22 +89,22 @@ def test_cached_records_end_under_the_newest_key_resumably_and_still_reconcile(s
     call_command("keys_reencrypt", "--only", "records", "--batch", "2", stdout=out)
     assert "records: seen" in out.getvalue()
     assert cache.get(RECORDS_POSITION) is None  # done: nothing to resume
-    assert cache.hget(rec_key("client:8"), "p") == published["client:8"]
+    assert cached(cache, "client:8").value == published["client:8"]
 
     settings.FIELD_ENCRYPTION_KEYS = NEW  # the old key retired: every record still reads
     for key, plain in plains.items():
-        value = cache.hget(rec_key(key), "p")
+        value = cached(cache, key).value
         assert value != published[key]
         assert record_decode(value, schema_version=1, decrypt=True, key=key) == plain
 
     # The cache leg: a re-encrypted record matches what was published; later drift does not.
     def vouched(key: str) -> bool:
-        now = cache.hget(rec_key(key), "p")
+        now = cached(cache, key).value
         expected = content_hash(published[key], "blake2b")
         return content_hash(now, "blake2b") == expected or reencrypted(key, now, expected)
 
     assert all(vouched(key) for key in published)
-    cache.hset(rec_key("client:3"), "p", published["client:5"])
+    record_forge(cache, "client:3", value=published["client:5"])
     assert [key for key in published if not vouched(key)] == ["client:3"]
     # A run over current data rewrites nothing.
     assert records_reencrypt(batch=3).rewritten == 0
@@ -212,7 +213,7 @@ def test_the_old_field_key_retires_after_keys_reencrypt_and_everything_still_rea
     lost = rows["client:3"]
     messages = fetch(topic.name, 0, 5)
     FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
-    assert not cache.exists(rec_key(lost.key))
+    assert cached(cache, lost.key) is None
     reconcile(topic)
     assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.OPEN
     assert AuditPayload.objects.filter(topic=topic).count() == 5 + 4  # published and consumed sides

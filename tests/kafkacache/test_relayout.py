@@ -46,3 +46,13 @@ def test_old_names_move_to_tagged_ones_and_the_newer_version_wins(cache):
     again = io.StringIO()
     call_command("cache_relayout", stdout=again)
     assert "0 moved, 0 kept" in again.getvalue()  # idempotent: nothing of the old layout is left
+
+
+def test_a_moved_record_drops_an_older_tombstone_of_its_key(cache):
+    """A key holds a record or a tombstone, never both (core.redis_keys): the readers rely on it."""
+    _record(cache, "kc:rec:client:7", 8, b"old-record")
+    cache.set("kc:dv:{client:7}", 2, ex=3600)  # a delete the new code saw, older than the record
+    out = io.StringIO()
+    call_command("cache_relayout", stdout=out)
+    assert "1 moved, 0 kept" in out.getvalue()
+    assert sorted(k.decode() for k in cache.scan_iter("kc:*")) == ["kc:rec:{client:7}"]

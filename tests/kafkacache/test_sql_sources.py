@@ -12,9 +12,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.cache_records import cache_records_get
 from core.records import client_record_build, record_decode, record_key
 from core.sources import SqlSource
-from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run
 from kafkacache.loads import load_run, load_start
 from recon.cache_check import cache_check

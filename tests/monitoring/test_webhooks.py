@@ -83,3 +83,31 @@ def test_failures_say_what_kind_without_the_remotes_details(settings):
     settings.WEBHOOK_ALLOWED_HOSTS = ["does-not-resolve.invalid"]
     with pytest.raises(webhooks.DeliveryError, match=r"^webhook host does not resolve$"):
         webhooks.post("http://does-not-resolve.invalid/hook", {"x": 1}, secret="s")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 (well-known prefix) of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254, the metadata service
+        "64:ff9b::a00:8",  # NAT64 of 10.0.0.8
+        "64:ff9b:1::808:808",  # a local NAT64 prefix, whatever it carries
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a00:8::1",  # 6to4 of 10.0.0.8
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::ffff:10.0.0.8",  # IPv4-mapped
+        "::1",
+        "::",
+    ],
+)
+def test_ipv6_forms_of_a_private_ipv4_address_are_refused(strict, address):
+    assert not webhooks._public(address)
+    strict.WEBHOOK_ALLOWED_HOSTS = [address]
+    _refused(f"https://[{address}]/h", "private, loopback or link-local")  # resolved for real (a literal)
+
+
+def test_ipv6_forms_of_a_public_ipv4_address_pass():
+    for address in ("64:ff9b::5db8:d822", "2002:5db8:d822::1", "::ffff:93.184.216.34", "2606:4700::6810:84e5"):
+        assert webhooks._public(address), address

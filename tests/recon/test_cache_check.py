@@ -7,13 +7,12 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.cache_records import cache_records_get
 from core.clients import redis_client
 from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import record_encode
-from core.redis_keys import rec_key
 from core.sources import SqlSource
-from kafkacache.cache import cache_records_get
 from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
@@ -25,6 +24,7 @@ from recon.runs import replay_verify
 from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import cached, record_forge, records_drop
 from tests.factories import UserFactory
 from tests.recon.helpers import T0, topic_make
 from tests.replay.conftest import feed_topics_make, fetch
@@ -73,9 +73,9 @@ def _feed(topic, records: dict[str, dict], *, deleted: tuple[str, ...] = ()) -> 
         outcome = "deleted" if key in deleted else "stored"
         consumed.append(ConsumedRow(message, "g", 0, i, key, value_hash, at, at, outcome))
         if key in deleted:
-            redis.delete(rec_key(key))
+            records_drop(redis, [key])
         else:
-            redis.hset(rec_key(key), mapping={"p": value, "u": str(message), "v": "1", "t": "0"})
+            record_forge(redis, key, value=value, uuid=str(message), schema_version=1, created_ms=0)
     published_record(topic=topic, rows=published)
     consumed_record(topic=topic, rows=consumed)
     return uuids
@@ -90,7 +90,7 @@ def keys():
     base = uuid.uuid4().int % 10**12 * 10  # fresh client ids: the Redis db is shared by this module's tests
     names = [f"client:{base + i}" for i in range(6)]
     yield names
-    redis_client().delete(*[rec_key(k) for k in names])
+    records_drop(redis_client(), names)
 
 
 def test_clean_cache_matches(keys):
@@ -107,10 +107,10 @@ def test_changes_behind_the_consumers_back_are_found_and_cleared_when_fixed(keys
     changed, removed, resurrected, fine = keys[:4]
     uuids = _feed(topic, {k: _record(_id(k)) for k in keys[:4]}, deleted=(resurrected,))
     redis = redis_client()
-    good_value = redis.hget(rec_key(changed), "p")
-    redis.hset(rec_key(changed), "p", record_encode(_record(_id(changed), name="Mallory")).value)
-    redis.delete(rec_key(removed))
-    redis.hset(rec_key(resurrected), mapping={"p": b"stale", "u": "x"})
+    good_value = cached(redis, changed).value
+    record_forge(redis, changed, value=record_encode(_record(_id(changed), name="Mallory")).value)
+    records_drop(redis, [removed])
+    record_forge(redis, resurrected, value=b"stale", uuid="x")
 
     run = cache_check(topic=topic, **RANGE)
     assert run.report["all_matched"] is False
@@ -125,7 +125,7 @@ def test_changes_behind_the_consumers_back_are_found_and_cleared_when_fixed(keys
     assert fine not in findings
 
     # Repaired: a second check resolves what it no longer finds and adds no copies.
-    redis.hset(rec_key(changed), "p", good_value)
+    record_forge(redis, changed, value=good_value)
     run = cache_check(topic=topic, **RANGE)
     assert set(run.report["problems"]) == {"absent", "unexpected"}
     standing = Finding.objects.filter(topic=topic, category="cache").exclude(status="resolved")
@@ -145,7 +145,7 @@ def test_the_latest_delivery_of_a_key_is_what_counts(keys):
         topic=topic, rows=[PublishedRow(message, 0, 9, key, "update", content_hash(later), len(later), at)]
     )
     consumed_record(topic=topic, rows=[ConsumedRow(message, "g", 0, 9, key, content_hash(later), at, at, "stored")])
-    redis_client().hset(rec_key(key), mapping={"p": later, "u": str(message)})
+    record_forge(redis_client(), key, value=later, uuid=str(message))
     assert cache_check(topic=topic, **RANGE).report["all_matched"] is True
 
 
@@ -172,7 +172,7 @@ def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
         keys[2]: _record(_id(keys[2]), expiry="01/25", country="Germany"),  # expired, and not ISO 3166
     }
     _feed(topic, records)
-    redis_client().hset(rec_key(keys[3]), mapping={"p": b"\xff\xfe not avro", "u": str(uuid.uuid4()), "v": "1"})
+    record_forge(redis_client(), keys[3], value=b"\xff\xfe not avro", uuid=str(uuid.uuid4()), schema_version=1)
     consumed_record(
         topic=topic,
         rows=[ConsumedRow(uuid.uuid4(), "g", 0, 50, keys[3], content_hash(b"x"), T0, T0, "stored")],
@@ -196,7 +196,7 @@ def test_validation_reports_invalid_cached_records_apart_from_transport(keys):
 def test_a_failing_check_is_stored_as_failed_with_its_error(keys):
     topic = topic_make("cache-broken")
     _feed(topic, {keys[0]: _record(_id(keys[0]))})
-    redis_client().hset(rec_key(keys[0]), "p", b"changed")
+    record_forge(redis_client(), keys[0], value=b"changed")
     topic.hash_algorithm = "md5"  # not an algorithm the product knows: the compare cannot hash
     topic.save(update_fields=["hash_algorithm"])
     with pytest.raises(ValueError, match="unknown hash algorithm"):
@@ -248,7 +248,7 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
         cursor.execute("UPDATE ods.clients SET client_id = 100 WHERE client_id = 5")
     change_feed_run(source=SqlSource())
     change_next = _consume_all(change.name, 0)
-    assert not cache.exists(rec_key("client:5")) and cache.exists(rec_key("client:100"))
+    assert cached(cache, "client:5") is None and cached(cache, "client:100") is not None
     clean = cache_check(topic=bulk, now=_later()).report
     assert (clean["reference"], clean["all_matched"], clean["checked"], clean["other_topic"]) == ("ods", True, 7, 1)
     assert cache_check(topic=change, now=_later()).report["all_matched"] is True
@@ -265,9 +265,9 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
         cursor.execute("SELECT row_version FROM ods.clients WHERE client_id = 1")
         source_version = cursor.fetchone()[0]
     cached_1 = cache_records_get(cache, ["client:1"])["client:1"]
-    cache.delete(rec_key("client:2"))  # absent: lost behind the consumer's back
-    cache.hset(rec_key("client:4"), "p", record_encode(_record(4, name="Mallory")).value)  # differs
-    cache.hset(rec_key("client:999999"), mapping={"p": b"junk", "u": "x", "v": "1", "t": "0"})  # unexpected
+    records_drop(cache, ["client:2"])  # absent: lost behind the consumer's back
+    record_forge(cache, "client:4", value=record_encode(_record(4, name="Mallory")).value)  # differs
+    record_forge(cache, "client:999999", value=b"junk", uuid="x", schema_version=1, created_ms=0)  # unexpected
 
     run = cache_check(topic=bulk, now=_later(), trigger="test")
     problems = {kind: entry["keys"] for kind, entry in run.report["problems"].items()}
@@ -315,7 +315,7 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
     for finding in Finding.objects.filter(topic=bulk, category="cache"):
         assert finding.status == "resolved"
         assert (finding.detail["resolved_by"], finding.detail["replay"]) == ("replay", str(replay.pk))
-    assert not cache.exists(rec_key("client:3")) and not cache.exists(rec_key("client:999999"))
+    assert cached(cache, "client:3") is None and cached(cache, "client:999999") is None
     # The cache leg after the replay (its verification, recon.runs.replay_verify), scoped to its keys.
     cache_run = next(r for r in replay_verify(replay_id=replay.pk) or [] if r.kind == "cache")
     assert tasks.run_execute_task(str(cache_run.pk)) == "done"
@@ -358,9 +358,9 @@ def test_a_file_source_is_checked_by_its_last_load_and_a_replay_of_the_load_clos
         True,
     )
 
-    cache.delete(rec_key("client:1"))
-    cache.hset(rec_key("client:2"), "sv", "5")
-    cache.hset(rec_key("client:3"), "p", b"not what was published")
+    records_drop(cache, ["client:1"])
+    record_forge(cache, "client:2", version=5)
+    record_forge(cache, "client:3", value=b"not what was published")
     report = cache_check(topic=bulk, now=_later()).report
     assert {k: e["keys"] for k, e in report["problems"].items()} == {
         "absent": ["client:1"],

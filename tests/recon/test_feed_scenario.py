@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from core.clients import make_admin, make_consumer, redis_client
 from core.records import record_encode, record_from_document
-from core.redis_keys import rec_key
 from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
@@ -31,6 +30,7 @@ from kafkacache.topics import topics_ensure
 from recon.cache_check import cache_check
 from recon.models import PublishedMessage, Window
 from recon.services import feed_topics_ensure, range_reconcile
+from tests.cache_state import records_drop
 from tests.documents import client_doc
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -52,7 +52,7 @@ def feed(settings, unique_name):
     change.save()
     base = uuid.uuid4().int % 10**9 * 100
     yield change, iter(range(base, base + 100))
-    redis_client().delete(*[rec_key(f"client:{i}") for i in range(base, base + 100)])
+    records_drop(redis_client(), [f"client:{i}" for i in range(base, base + 100)])
 
 
 def _fetch(topic: str, start: int, count: int) -> list:

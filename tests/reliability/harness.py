@@ -493,14 +493,14 @@ class _Run:
         from django.db.models import Sum
         from django.utils import timezone
 
+        from core.cache_records import cache_records_get
         from core.clients import redis_client
         from core.records import record_decode
-        from core.redis_keys import REC_MATCH, record_key_of
         from core.sources import SqlSource
-        from kafkacache.cache import cache_records_get
         from recon.cache_check import cache_check
         from recon.models import Finding, Load, RebalanceEvent, Window
         from recon.services import range_reconcile
+        from tests.cache_state import cached_keys
 
         load = Load.objects.filter(topic=self.bulk).latest("created_at")
         pk = self.bulk.pk
@@ -552,7 +552,7 @@ class _Run:
             for item in batch:
                 expected[item.key] = item.record
         client = redis_client()
-        cached = {record_key_of(k) for k in client.scan_iter(REC_MATCH, count=2000)}
+        cached = cached_keys(client)
         differs = 0
         keys = sorted(expected)
         for i in range(0, len(keys), 2000):

@@ -17,10 +17,10 @@ import fastavro
 import pytest
 
 from core import avro
+from core.cache_records import cache_records_get
 from core.clients import make_producer
 from core.crypto import Keyring
 from core.records import record_decode
-from kafkacache.cache import cache_records_get
 from recon.models import ConsumedMessage, Finding
 from recon.services import feed_topics_ensure
 from tests.kafka_reads import headers_read_all

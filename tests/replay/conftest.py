@@ -15,13 +15,13 @@ from confluent_kafka import Message, TopicPartition
 from django.utils import timezone
 
 from core.clients import make_consumer, redis_client
-from core.redis_keys import rec_key
 from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.topics import topics_ensure
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
 from recon.services import feed_topics_ensure, range_reconcile
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
+from tests.cache_state import cached
 from tests.documents import client_doc
 from tests.people import people_make
 
@@ -102,7 +102,7 @@ def lose_one(topic, client_ids, cache) -> tuple[list, object, list]:
     lost = published[1]
     messages = fetch(topic.name, published[0].offset, 3)
     FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
-    assert not cache.exists(rec_key(lost.key))
+    assert cached(cache, lost.key) is None
     reconcile(topic)
     assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.OPEN
     return published, lost, messages

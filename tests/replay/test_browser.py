@@ -10,10 +10,10 @@ import time
 import pytest
 from django.urls import reverse
 
-from core.redis_keys import rec_key
 from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from recon.models import Finding, Replay
+from tests.cache_state import cached
 from tests.documents import client_doc
 from tests.factories import UserFactory
 
@@ -38,7 +38,7 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
     FeedConsumer().process_batch(messages[:1])  # the subscriber never got the second one
     reconcile(topic)
     missing = finding_of(topic, "missing", lost.uuid)
-    assert not cache.exists(rec_key(lost.key))
+    assert cached(cache, lost.key) is None
 
     page = login("operator1")
     page.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
@@ -50,9 +50,9 @@ def test_an_operators_replay_click_restores_the_lost_message_in_redis(
     assert "queued." in page.inner_text(".msg")
 
     deadline = time.monotonic() + 60
-    while not cache.exists(rec_key(lost.key)) and time.monotonic() < deadline:
+    while cached(cache, lost.key) is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+    assert cached(cache, lost.key).value == messages[1].value()
     page.wait_for_function("() => document.querySelector('#replay-status').textContent === 'done'", timeout=20000)
     assert page.locator("tr[data-item] .badge").all_inner_texts() == ["Stored in Redis"]
     replay.refresh_from_db()
@@ -100,7 +100,7 @@ def test_four_eyes_request_approve_replay_verified(
     assert maker.locator("#approve").count() == 0  # never the requester's own
     assert maker.locator(f"#preview tr[data-preview='{lost.uuid}'] .badge").inner_text() == "apply"
     time.sleep(1)
-    assert not cache.exists(rec_key(lost.key))  # nothing runs while it waits
+    assert cached(cache, lost.key) is None  # nothing runs while it waits
 
     approver = login("checker1")
     approver.goto(live_server.url + reverse("dashboard:replay", args=[replay.pk]))
@@ -110,9 +110,9 @@ def test_four_eyes_request_approve_replay_verified(
     approver.click("#approve button")
     approver.wait_for_selector(".msg")
     deadline = time.monotonic() + 60
-    while not cache.exists(rec_key(lost.key)) and time.monotonic() < deadline:
+    while cached(cache, lost.key) is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+    assert cached(cache, lost.key).value == messages[1].value()
     approver.wait_for_function("() => document.querySelector('#replay-status').textContent === 'done'", timeout=20000)
     assert "checker1" in approver.inner_text("#approval")
     replay.refresh_from_db()
@@ -179,7 +179,7 @@ def test_an_ops_engineer_closes_a_missing_message_from_the_overview_in_four_clic
     # The page follows the replay and then its verification by itself (no click).
     page.wait_for_selector("#verify-h", timeout=30000)
     page.wait_for_function("() => document.body.innerText.includes('all verified')", timeout=60000)
-    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+    assert cached(cache, lost.key).value == messages[1].value()
 
     # 4. Back to the message: its finding is closed, fixed by the replay and verified by a run.
     with page.expect_navigation():

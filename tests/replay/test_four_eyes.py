@@ -160,3 +160,28 @@ def test_the_replay_guard_refuses_a_message_replayed_n_times(feed, client_ids, c
     )
     item = replay_run(replay_id=offsets.pk).items.get()
     assert (item.original_uuid, item.outcome) == (lost.uuid, "skipped") and "replay guard" in item.detail
+
+
+def test_a_replay_split_into_small_requests_still_waits_for_a_second_operator(
+    feed, client_ids, cache, people, checker, settings
+):
+    """The threshold counts what one person asked for on the topic without a second operator
+    over REPLAY_APPROVAL_WINDOW_HOURS, not each request alone."""
+    topic, maker = feed.change, people["operator"]
+    topic.approval_threshold = 2
+    topic.save()
+    messages = [change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(5)]
+    first, _ = _ask(topic, maker, [messages[0].uuid])
+    second, _ = _ask(topic, maker, [messages[1].uuid])
+    assert (first.status, second.status) == ("queued", "queued")  # 1, then 2 in all: not above 2
+    third, _ = _ask(topic, maker, [messages[2].uuid])
+    assert (third.status, third.needs_approval) == ("pending", True)  # 3 in the window: four eyes
+    # another operator's requests are counted on their own
+    theirs, _ = _ask(topic, checker, [messages[3].uuid])
+    assert theirs.status == "queued"
+    # what ran without approval before the window no longer counts; the pending one never did
+    Replay.objects.filter(pk__in=[first.pk, second.pk]).update(
+        created_at=timezone.now() - dt.timedelta(hours=settings.REPLAY_APPROVAL_WINDOW_HOURS, minutes=1)
+    )
+    later, _ = _ask(topic, maker, [messages[4].uuid])
+    assert later.status == "queued"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.redis_keys import rec_key, tombstone_key
+from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.change_feed import change_publish
 from recon.models import PublishedMessage
 from replay.preview import field_changes, replay_dry_run, version_verdict
@@ -49,9 +49,14 @@ def test_dry_run_reads_the_cache_and_says_what_each_message_would_do(feed, clien
     )
     rows = {r.uuid: r for r in PublishedMessage.objects.filter(topic=topic)}
     # The cache: a newer version for `older`'s key, a later delete of `gone`'s, the same version for the last.
-    cache.hset(rec_key(rows[older.uuid].key), mapping={"u": "someone-else", "t": 1, "sv": 5})
-    cache.set(tombstone_key(rows[gone.uuid].key), 6)
-    cache.hset(rec_key(rows[versioned.uuid].key), mapping={"u": "v-msg", "t": 1, "sv": 9})
+    cache_apply(
+        cache,
+        [
+            CacheOp("add", rows[older.uuid].key, 5, b"newer", "someone-else", 1, created_ms=1),
+            CacheOp("delete", rows[gone.uuid].key, 6),
+            CacheOp("add", rows[versioned.uuid].key, 9, b"same", "v-msg", 1, created_ms=1),
+        ],
+    )
 
     uuids = [str(m.uuid) for m in (fresh, older, gone, versioned)]
     preview = replay_dry_run(topic=topic, way="audit", scope="messages", target={"uuids": uuids})
@@ -85,7 +90,7 @@ def test_dry_run_of_offsets_clients_and_dead_letters(feed, client_ids, cache):
     assert by_offset[row.offset]["uuid"] == str(one.uuid) and "re-read" in by_offset[row.offset]["publishes"]
     assert "not in the publish ledger" in by_offset[row.offset + 1]["reason"]
 
-    cache.hset(rec_key(row.key), mapping={"u": str(one.uuid), "t": 1, "sv": 3})
+    cache_apply(cache, [CacheOp("add", row.key, 3, b"held", str(one.uuid), 1, created_ms=1)])
     clients = replay_dry_run(topic=topic, way="source", scope="clients", target={"keys": [row.key, "client:1"]})
     first = clients["messages"][0]
     assert (first["key"], first["cache_before"]["present"], first["cache_before"]["sv"]) == (row.key, True, 3)

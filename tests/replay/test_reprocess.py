@@ -5,12 +5,12 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from core.redis_keys import rec_key
 from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from recon.models import ConsumedMessage, Finding
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import cached
 from tests.documents import client_doc
 
 from .conftest import fetch, finding_of, reconcile
@@ -39,7 +39,7 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     messages = fetch(topic.name, first.offset, 2)
     settings.MESSAGE_MAX_BYTES = 256  # the cause: a limit too small for the records
     FeedConsumer().process_batch(messages)
-    assert not cache.exists(rec_key(first.key)) and not cache.exists(rec_key(second.key))
+    assert cached(cache, first.key) is None and cached(cache, second.key) is None
     dead_first, dead_second = (
         finding_of(topic, "dead-lettered", first.uuid),
         finding_of(topic, "dead-lettered", second.uuid),
@@ -61,7 +61,7 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     replay = _reprocess(topic, operator, findings=[dead_first.pk])
     item = replay.items.get()
     assert (item.outcome, item.partition, item.offset) == ("stored", 0, first.offset)
-    assert cache.hget(rec_key(first.key), "p") == messages[0].value()
+    assert cached(cache, first.key).value == messages[0].value()
     dead_first.refresh_from_db()
     assert (dead_first.status, dead_first.detail["resolved_by"], dead_first.detail["replay"]) == (
         "resolved",
@@ -80,7 +80,7 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     )
     assert (replay.status, replay.outcome) == ("done", {"stored": 1})
     assert replay.items.get().original_uuid == second.uuid
-    assert cache.hget(rec_key(second.key), "p") == messages[1].value()
+    assert cached(cache, second.key).value == messages[1].value()
     dead_second.refresh_from_db()
     assert dead_second.status == Finding.Status.RESOLVED
 
@@ -129,6 +129,6 @@ def test_a_forged_dead_letter_at_the_findings_coordinates_is_refused(feed, clien
     replay = _reprocess(topic, operator, findings=[dead.pk])
     item = replay.items.get()
     assert item.outcome == "failed" and "not the finding's message" in item.detail
-    assert not cache.exists(rec_key(victim.key)) and not cache.exists(rec_key(other.key))
+    assert cached(cache, victim.key) is None and cached(cache, other.key) is None
     dead.refresh_from_db()
     assert dead.status == Finding.Status.OPEN

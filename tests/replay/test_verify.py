@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from core.redis_keys import rec_key
 from kafkacache.consumer import FeedConsumer
 from recon.cache_check import cache_check
 from recon.models import Finding, ReconRun, Replay, ReplayItem
@@ -15,6 +14,7 @@ from recon.runs import replay_verify
 from recon.tasks import replay_verify_task, run_execute_task
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import records_drop
 
 from .conftest import fetch_uuid, finding_of, lose_one
 
@@ -51,7 +51,7 @@ def test_a_kafka_repair_closes_the_missing_and_the_cache_finding_verified_by_run
     published, lost, _ = lose_one(topic, client_ids, cache)
     # The cache leg finds a key deleted behind the feed's back, too.
     gone = published[0]
-    cache.delete(rec_key(gone.key))
+    records_drop(cache, [gone.key])
     now = timezone.now()
     # Judged past the latency limit: a key published moments ago is in flight, not a finding (issue 12).
     later = now + dt.timedelta(hours=2)
@@ -116,14 +116,14 @@ def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, peopl
 
     topic = feed.bulk
     ods_seed(clients=5, using="default")
-    cache.delete(*[rec_key(f"client:{i}") for i in range(1, 6)])
+    records_drop(cache, [f"client:{i}" for i in range(1, 6)])
     load = load_start(topic=topic, source="ods", client_ids=[1, 2, 3], requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert load.status == Load.Status.DONE
     assert load_verify(load_id=load.id) is None  # published, the feed has not consumed it yet
 
     FeedConsumer().process_batch(fetch(topic.name, 0, 3))
-    cache.delete(rec_key("client:3"))  # removed behind the feed's back: only the cache leg can see it
+    records_drop(cache, ["client:3"])  # removed behind the feed's back: only the cache leg can see it
     with django_capture_on_commit_callbacks(execute=False) as queued:
         runs = load_verify(load_id=load.id)
     assert runs is not None and {r.kind for r in runs} == {"transport", "cache"} and len(queued) == 2

@@ -3,17 +3,17 @@ resolves the "missing" finding naming the replay (real Kafka, Redis, PostgreSQL)
 
 import pytest
 
+from core.cache_records import cache_records_get, load_keys
 from core.ods import ods_seed
 from core.records import record_decode
-from core.redis_keys import rec_key
 from core.sources import SqlSource
-from kafkacache.cache import cache_records_get
 from kafkacache.consumer import FeedConsumer
 from kafkacache.loads import load_run, load_start
 from kafkacache.messages import headers_dict
 from recon.models import ConsumedMessage, Finding, Load, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
 from replay.requests import replay_request
 from replay.runs import replay_run
+from tests.cache_state import cached, records_drop
 
 from .conftest import fetch, fetch_uuid, finding_of, lose_one, reconcile
 
@@ -61,7 +61,7 @@ def test_audit_replay_republishes_the_stored_payload_as_a_linked_message(feed, c
     assert message.value() == original_value  # the exact published bytes, numbers still encrypted
 
     FeedConsumer().process_batch([message])  # the feed's consumer takes it from there
-    assert cache.hget(rec_key(lost.key), "p") == original_value
+    assert cached(cache, lost.key).value == original_value
     _resolved_by(replay, topic, lost.uuid)
     actions = OperatorAction.objects.filter(target=f"replay:{replay.pk}").order_by("at")
     assert [(a.action, a.user, a.outcome) for a in actions] == [
@@ -88,7 +88,7 @@ def test_kafka_replay_reprocesses_the_original_offsets_into_redis(feed, client_i
     item = replay.items.get()
     assert (item.original_uuid, item.uuid, item.partition, item.offset) == (lost.uuid, lost.uuid, 0, lost.offset)
 
-    assert cache.hget(rec_key(lost.key), "p") == messages[1].value()
+    assert cached(cache, lost.key).value == messages[1].value()
     # Ledgered under the feed's group like any delivery; the feed's own group committed nothing for it.
     delivery = ConsumedMessage.objects.get(uuid=lost.uuid)
     assert (delivery.group, delivery.outcome) == (topic.consumer_group, "stored")
@@ -128,7 +128,7 @@ def test_kafka_replay_of_an_offset_range_reports_each_offset(feed, client_ids, c
 def test_source_replay_rebuilds_a_loads_clients_from_the_system_of_record(feed, cache, people):
     topic = feed.bulk
     ods_seed(clients=5, using="default")
-    cache.delete(*[rec_key(f"client:{i}") for i in range(1, 6)])
+    records_drop(cache, [f"client:{i}" for i in range(1, 6)])
     load = load_start(topic=topic, source="ods", client_ids=[1, 2, 3], requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert load.status == Load.Status.DONE
@@ -136,7 +136,7 @@ def test_source_replay_rebuilds_a_loads_clients_from_the_system_of_record(feed, 
     lost = rows["client:2"]
     messages = fetch(topic.name, 0, 3)
     FeedConsumer().process_batch([m for m in messages if m.offset() != lost.offset])
-    assert not cache.exists(rec_key("client:2"))
+    assert cached(cache, "client:2") is None
     reconcile(topic)
     assert finding_of(topic, "missing", lost.uuid).status == Finding.Status.OPEN
 
@@ -161,10 +161,10 @@ def test_source_replay_rebuilds_a_loads_clients_from_the_system_of_record(feed, 
     expected = {
         item.key: item.record for batch in SqlSource().batches(client_ids=[1, 2, 3], batch_size=10) for item in batch
     }
-    cached = cache_records_get(cache, expected)
+    held = cache_records_get(cache, expected)
     for key, record in expected.items():
-        assert record_decode(cached[key].value, schema_version=cached[key].schema_version, decrypt=True) == record
-    assert cache.smembers(f"kc:load:{load.retrieval_key}") == {b"client:1", b"client:2", b"client:3"}
+        assert record_decode(held[key].value, schema_version=held[key].schema_version, decrypt=True) == record
+    assert load_keys(cache, load.retrieval_key) == ["client:1", "client:2", "client:3"]
     finding = finding_of(topic, "missing", lost.uuid)
     run = reconcile(topic)
     finding.refresh_from_db()

@@ -14,13 +14,17 @@ from tests.factories import PASSWORD, UserFactory
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def test_staff_with_change_topic_cannot_reach_the_object_permission_pages(topic_a, people):
+def test_staff_with_change_topic_cannot_reach_the_object_permission_pages(topic_a, topic_b, people):
     staff = UserFactory(username="staff-changer", password=PASSWORD, is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_topic", "view_topic"]))
+    access.topic_grant(staff, topic_a, "viewer")
     client = Client()
     client.force_login(staff)
     base = reverse("admin:recon_topic_permissions", args=[topic_a.pk])
-    assert client.get(reverse("admin:recon_topic_change", args=[topic_a.pk])).status_code == 200
+    page = client.get(reverse("admin:recon_topic_change", args=[topic_a.pk]))
+    assert page.status_code == 200 and not page.context["has_change_permission"]  # granted A: read only
+    # topic B is not theirs: the admin does not open it (its "does not exist" redirect)
+    assert client.get(reverse("admin:recon_topic_change", args=[topic_b.pk])).status_code == 302
     assert client.get(base).status_code == 403
     manage_self = reverse("admin:recon_topic_permissions_manage_user", args=[topic_a.pk, staff.pk])
     assert client.get(manage_self).status_code == 403

@@ -141,9 +141,9 @@ def test_a_session_ends_after_its_idle_time_and_each_request_extends_it(settings
     assert answer.status_code == 302 and reverse("login") in answer["Location"]
 
 
-def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
-    """config/migrations/0001_sec_tokens_to_knox: an authtoken key becomes a hashed,
-    expiring knox token under the same string; the clear copy is deleted."""
+def test_old_clear_text_tokens_end_at_the_migration_to_knox(settings):
+    """config/migrations/0001_sec_tokens_to_knox: an authtoken key (stored in clear) is deleted,
+    not carried over into knox; it works nowhere afterwards."""
     import importlib
 
     from django.apps import apps
@@ -151,8 +151,97 @@ def test_old_clear_text_tokens_move_into_knox_and_keep_working(settings):
 
     user = UserFactory(username="legacy-api", password=PASSWORD)
     old = Token.objects.create(user=user)
-    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_to_knox(apps, None)
-    assert not Token.objects.exists()
-    row = AuthToken.objects.get(user=user)
-    assert old.key not in (row.digest, row.token_key) and row.expiry is not None
-    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 200
+    importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_delete(apps, None)
+    assert not Token.objects.exists() and not AuthToken.objects.filter(user=user).exists()
+    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 403
+
+
+def test_failures_from_elsewhere_cannot_lock_the_break_glass_admin_out(lockout):
+    """A local superuser is locked per (username, address) and per address: whoever guesses
+    from outside locks out their own address only."""
+    from dashboard.services import user_ensure
+
+    user_ensure(username="break-glass", password=PASSWORD, role="admin")
+    attacker = Client(REMOTE_ADDR="203.0.113.66")
+    for _ in range(4):
+        assert _login(attacker, "Break-Glass", "guess").status_code == 200
+    assert _login(attacker, "break-glass", "guess").status_code == 429  # the attacker's address is locked
+    assert _login(attacker, "break-glass", PASSWORD).status_code == 429
+    console = Client(REMOTE_ADDR="10.0.0.7")
+    assert _login(console, "break-glass", PASSWORD).status_code == 302  # the admin at the console is not
+    # an ordinary account is still locked by its name, from any address
+    UserFactory(username="teller3", password=PASSWORD)
+    for address in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"):
+        _login(Client(REMOTE_ADDR=address), "teller3", "guess")
+    assert _login(console, "teller3", PASSWORD).status_code == 429
+
+
+def test_a_name_counts_once_in_every_spelling_for_the_lockout(lockout):
+    UserFactory(username="teller4", password=PASSWORD)
+    client = Client()
+    for spelling in ("teller4", "TELLER4", " Teller4", "tEller4"):
+        assert _login(client, spelling, "wrong password").status_code == 200
+    assert _login(client, "TeLLeR4", "wrong password").status_code == 429
+    assert _login(Client(REMOTE_ADDR="10.9.8.6"), "teller4", PASSWORD).status_code == 429
+
+
+def test_usernames_are_stored_in_one_spelling_and_a_clash_stops_the_migration():
+    import importlib
+
+    from django.apps import apps
+
+    assert UserFactory(username=" Mixed.Case ").username == "mixed.case"
+    migration = importlib.import_module("dashboard.migrations.0002_directory_accounts")
+    User.objects.filter(username="mixed.case").update(username="Mixed.Case")  # as stored before the migration
+    migration.usernames_normalise(apps, None)
+    assert User.objects.filter(username="mixed.case").exists()
+    User.objects.filter(username="mixed.case").update(username="MIXED.case")
+    UserFactory(username="other")
+    User.objects.filter(username="other").update(username="mixed.case")  # two that meet once normalised
+    with pytest.raises(RuntimeError, match=r"'MIXED\.case' = 'mixed\.case'|'mixed\.case' = 'MIXED\.case'"):
+        migration.usernames_normalise(apps, None)
+
+
+def test_a_client_sent_forwarded_for_is_ignored_without_trusted_proxies(throttles, settings):
+    settings.TRUSTED_PROXIES = ()
+    guesser = Client(REMOTE_ADDR="10.1.1.1")
+    for i in range(5):  # a new "address" in the header each time: still one guesser
+        answer = guesser.get(
+            "/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
+        )
+        assert answer.status_code == 403
+    assert (
+        guesser.get("/api/topics/", HTTP_X_FORWARDED_FOR="198.51.100.99", HTTP_AUTHORIZATION="Token 00").status_code
+        == 429
+    )
+
+
+def test_behind_a_trusted_proxy_each_client_counts_on_its_own(throttles, settings, lockout):
+    import ipaddress
+
+    from config.throttles import client_address
+
+    settings.TRUSTED_PROXIES = (ipaddress.ip_network("10.0.0.1/32"), ipaddress.ip_network("10.0.1.0/24"))
+    proxy = "10.0.0.1"
+    guesser = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.7, 10.0.1.9")  # a spoof, then real
+    for i in range(5):
+        assert guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code == 403
+    assert guesser.get("/api/topics/", HTTP_AUTHORIZATION="Token 00").status_code == 429
+    neighbour = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.8")
+    user = UserFactory(username="api-user-2", password=PASSWORD)
+    _, token = AuthToken.objects.create(user=user)
+    assert neighbour.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+    # the lockout counts the same addresses: the guesser's is locked, the neighbour's is not
+    for i in range(5):
+        _login(guesser, f"nobody{i}", "guess")
+    assert _login(guesser, "api-user-2", PASSWORD).status_code == 429
+    assert _login(neighbour, "api-user-2", PASSWORD).status_code == 302
+
+    class Request:
+        def __init__(self, remote: str, forwarded: str = ""):
+            self.META = {"REMOTE_ADDR": remote, "HTTP_X_FORWARDED_FOR": forwarded}
+
+    assert client_address(Request("198.51.100.1", "10.0.0.1")) == "198.51.100.1"  # not from a proxy: header unread
+    assert client_address(Request(proxy, "not-an-ip, 198.51.100.2")) == "198.51.100.2"
+    assert client_address(Request(proxy, "198.51.100.2, not-an-ip")) == proxy  # garbage next to the proxy
+    assert client_address(Request(proxy, "")) == proxy

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from knox.models import AuthToken
 
+from core.usernames import username_normalise
 from recon.services import operator_action_record
 
 
@@ -16,6 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--revoke", action="store_true", help="revoke every token of the user")
 
     def handle(self, *args, username: str, days: int | None, revoke: bool, **options):
+        username = username_normalise(username)
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise CommandError(f"no active user {username!r}")

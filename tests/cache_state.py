@@ -1,0 +1,78 @@
+"""The cache as tests and benches see it and damage it.
+
+Reads go through the one reader (core.cache_records). Damage is written behind the
+writer's back (a flush, a fail-over, a bad hand: what the legs must find), so it cannot
+go through kafkacache.cache: this is the one place outside the reader and the writer
+that writes the layout (core.redis_keys) by hand.
+"""
+
+from collections.abc import Iterable
+
+import redis
+
+from core.cache_records import CachedRecord, cache_records_get, record_keys_scan
+from core.redis_keys import (
+    CREATED,
+    LOAD_PREFIX,
+    REC_PREFIX,
+    SCHEMA_VERSION,
+    SOURCE_VERSION,
+    TOMBSTONE_PREFIX,
+    TOPIC,
+    UUID,
+    VALUE,
+    rec_key,
+)
+
+_FIELD = {
+    "value": VALUE,
+    "uuid": UUID,
+    "schema_version": SCHEMA_VERSION,
+    "created_ms": CREATED,
+    "version": SOURCE_VERSION,
+    "topic": TOPIC,
+}
+
+
+def cached(client: redis.Redis, key: str) -> CachedRecord | None:
+    """The record the cache holds for `key` (None: none)."""
+    return cache_records_get(client, [key]).get(key)
+
+
+def cached_keys(client: redis.Redis) -> set[str]:
+    """Every record key the cache holds (SCAN over every master)."""
+    return {key for _position, keys in record_keys_scan(client, count=1000) for key in keys}
+
+
+def records_drop(client: redis.Redis, keys: Iterable[str]) -> None:
+    """Records lost behind the feed's back (no tombstone left)."""
+    names = [rec_key(key) for key in keys]
+    if names:
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.unlink(name)
+        pipe.execute()
+
+
+def record_forge(client: redis.Redis, keys: str | Iterable[str], **fields: bytes | str | int) -> None:
+    """Set these fields of each key's record as given, the writer's version rule not applied:
+    a value changed in place, a version set back, a record some other hand wrote (only the
+    fields named: value, uuid, schema_version, created_ms, version, topic)."""
+    mapping = {_FIELD[name]: value for name, value in fields.items()}
+    pipe = client.pipeline(transaction=False)
+    for key in [keys] if isinstance(keys, str) else keys:
+        pipe.hset(rec_key(key), mapping=mapping)  # type: ignore[arg-type]
+    pipe.execute()
+
+
+def cache_clear(client: redis.Redis) -> None:
+    """Every record, tombstone and load set of this Redis database (a bench's own)."""
+    for prefix in (REC_PREFIX, TOMBSTONE_PREFIX, LOAD_PREFIX):
+        batch = []
+        for name in client.scan_iter(prefix + "*", count=10_000):
+            batch.append(name)
+            if len(batch) >= 10_000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
