@@ -15,11 +15,12 @@ recovers nothing this way (its unledgered messages are orphans too).
 """
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from core.clients import make_consumer
 from core.hashing import content_hash
@@ -39,13 +40,19 @@ class RecoveryError(RuntimeError):
     """The topic could not be read back to its high watermark."""
 
 
+_looker: tuple[int, Consumer] | None = None
+
+
 def topic_ends(topic: str) -> dict[str, int]:
-    """Each partition's high watermark now, by partition number (as LoadPart.offsets keeps them)."""
-    consumer = make_consumer(f"kafkacache-ends-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False})
-    try:
-        return {str(p): high for p, (_low, high) in _watermarks(consumer, topic).items()}
-    finally:
-        consumer.close()
+    """Each partition's high watermark now, by partition number (as LoadPart.offsets keeps them).
+    One metadata client per process, made on first use (each part asks once, at its start)."""
+    global _looker
+    if _looker is None or _looker[0] != os.getpid():
+        _looker = (
+            os.getpid(),
+            make_consumer(f"kafkacache-ends-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False}),
+        )
+    return {str(p): high for p, (_low, high) in _watermarks(_looker[1], topic).items()}
 
 
 # What a broker answers about a topic made a moment ago, while its partitions get leaders.

@@ -12,11 +12,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from core.cache_records import load_keys
 from core.clients import make_consumer
 from core.ods import ods_seed
 from core.sources import FileSource, PartRange, SqlSource
 from kafkacache import loads, tasks
-from kafkacache.cache import load_keys
 from kafkacache.loads import load_parts_run, load_run, load_start
 from kafkacache.messages import headers_dict
 from kafkacache.producer import producer
