@@ -149,11 +149,7 @@ class LoadPart(models.Model):
     acknowledged message is ledgered once and none of its clients is sent twice.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = Load.Status  # one job lifecycle (core.jobs)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     load = models.ForeignKey(Load, on_delete=models.CASCADE, related_name="parts")
