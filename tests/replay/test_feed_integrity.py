@@ -175,7 +175,7 @@ def test_reprocess_refuses_a_dead_letter_whose_headers_are_not_the_published_one
     producer.produce(feed.dead_letter, key=message.key(), value=message.value(), headers=list(headers.items()))
     producer.flush(10)
 
-    replay, created = replay_request(
+    replay, _ = replay_request(
         topic=topic,
         way="dead-letter",
         scope="findings",
