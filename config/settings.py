@@ -334,6 +334,9 @@ KAFKA_BATCH_BYTES = env_int("KAFKA_BATCH_BYTES", 262144, minimum=1024)
 # --- Feed -------------------------------------------------------------------------
 CONSUMER_BATCH_SIZE = env_int("CONSUMER_BATCH_SIZE", 100, minimum=1)
 MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 10240, minimum=256)
+# How long the consumer keeps the source's version bound (kafkacache.versions) before reading
+# it again; it is read only for messages of a topic that accepts unsealed producers.
+SOURCE_BOUND_SECONDS = env_int("SOURCE_BOUND_SECONDS", 5, minimum=0)
 SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default database
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.

@@ -80,7 +80,7 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
         "grace_seconds",
         "latency_limit_seconds",
     )
-    list_filter = ("kind", "method_audit", "hash_algorithm", "validate_payloads")
+    list_filter = ("kind", "method_audit", "hash_algorithm", "validate_payloads", "accepts_unsealed")
     search_fields = ("name", "consumer_group")
     fieldsets = (
         (None, {"fields": ("name", "kind", "consumer_group")}),
@@ -98,17 +98,21 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
             },
         ),
         ("Four eyes (replay approvals)", {"fields": ("approval_threshold", "approval_always")}),
+        ("Feed integrity", {"fields": ("accepts_unsealed",)}),
     )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         # Policy changes change what reconciliation reports: they belong in the audit trail.
+        detail: dict = {"changed": sorted(form.changed_data)}
+        if "accepts_unsealed" in form.changed_data:  # who opened the feed to unverified producers, and when
+            detail["accepts_unsealed"] = {"before": not obj.accepts_unsealed, "after": obj.accepts_unsealed}
         operator_action_record(
             user=request.user,
             action="topic-change" if change else "topic-add",
             topic=obj,
             target=f"topic:{obj.pk}",
-            detail={"changed": sorted(form.changed_data)},
+            detail=detail,
         )
 
 

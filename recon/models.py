@@ -59,6 +59,16 @@ class Topic(models.Model):
         null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
     )
     approval_always = models.BooleanField(default=False, help_text="Every replay of this topic needs an approval.")
+    # Feed integrity (docs/security.md): off, a message whose seal is missing or does not
+    # verify is dead-lettered; on, it is taken only within the source's version bound and
+    # the cache leg re-checks its key. Changed in the admin only, audited there.
+    accepts_unsealed = models.BooleanField(
+        default=False,
+        help_text=(
+            "Take messages without a verified seal (other producers), their versions bounded by the source's"
+            " sequence and their keys re-checked by the cache leg. Off: such messages are dead-lettered."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,6 +143,7 @@ class EventType(models.TextChoices):
     ADD = "add", "Add"
     UPDATE = "update", "Update"
     DELETE = "delete", "Delete"
+    RESTORE = "restore", "Restore from the system of record"
 
 
 class PublishedMessage(models.Model):
@@ -160,6 +171,11 @@ class PublishedMessage(models.Model):
     replay_of = models.UUIDField(null=True, blank=True)
     # The record's source version (core.sources); null: unordered, or published before versions.
     source_version = models.BigIntegerField(null=True, blank=True)
+    # What the message was, headers included: its seal leaf (kafkacache.seal.seal_leaf, over
+    # the topic, the sealed headers, the key and the value's hash), kept for every message
+    # whether sealed or not. Reprocessing a dead letter runs it only if its leaf is this one.
+    # Null: published before the ledger kept it.
+    seal_leaf = models.BinaryField(max_length=16, null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -190,6 +206,16 @@ class ConsumedMessage(models.Model):
         DELETED = "deleted", "Deleted from Redis"
         DEAD_LETTERED = "dead", "Dead-lettered"
         INVALID = "invalid", "Stored, failed validation"
+        # What the cache did instead (kafkacache.cache verdicts): consumed, not applied.
+        REFUSED_OLDER = "refused-older", "Refused: older than what the cache holds"
+        REFUSED_UNORDERED = "refused-unordered", "Refused: unversioned, the cache holds a versioned record"
+        # From a producer without a verified seal, on a topic that accepts them, within the
+        # source's version bound: applied, and its key re-checked by the cache leg.
+        UNSEALED = "unsealed", "Applied from an unsealed producer (key re-checked)"
+
+    # Outcomes of a message the cache took (stored, deleted or restored).
+    APPLIED = (Outcome.STORED, Outcome.DELETED, Outcome.INVALID, Outcome.UNSEALED)
+    REFUSED = (Outcome.REFUSED_OLDER, Outcome.REFUSED_UNORDERED)
 
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(null=True, blank=True)  # null: the message had no usable UUID
@@ -202,7 +228,7 @@ class ConsumedMessage(models.Model):
     content_hash = models.BinaryField(max_length=16)
     published_at = models.DateTimeField()
     consumed_at = models.DateTimeField()
-    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
 
     class Meta:
         indexes = [
@@ -634,6 +660,7 @@ class Replay(models.Model):
         KAFKA = "kafka", "Kafka (re-read offsets into Redis)"
         SOURCE = "source", "Source (rebuild from the system of record and republish)"
         DEAD_LETTER = "dead-letter", "Dead letters (reprocess from the dead-letter topic)"
+        RESTORE = "restore", "Restore from the system of record (over any version or delete)"
 
     class Scope(models.TextChoices):
         MESSAGES = "messages", "Messages"

@@ -20,6 +20,20 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database with the system of record's schema (no clients): the change API
+    draws its versions from the source's sequence and bounds given ones by it
+    (kafkacache.versions). A test that seeds the source recreates the schema in its own
+    transaction (rolled back after it) or keeps it (a transactional test): either way it exists."""
+    from core.ods import ods_seed
+    from tests.source_state import versions_given
+
+    with django_db_blocker.unblock():
+        ods_seed(clients=0, using="default")
+        versions_given(1000)  # versions a test names up to this are ones the source has given
+
+
 @pytest.fixture
 def unique_name():
     """A fresh name for topics and groups, so tests never see each other's messages."""

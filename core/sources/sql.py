@@ -173,6 +173,23 @@ class SqlSource:
                 return version_micros(now, self._zone) + 1
         raise SourceError("the SQL source has no version_sequence to draw a version from")
 
+    def version_bound(self) -> int:
+        """The highest version the source can have given so far: no record of it is newer.
+
+        PostgreSQL reads its sequence's last value without drawing; another database draws
+        one (also a bound, at the cost of a gap in the sequence); timestamp versions: now.
+        The feed bounds what it cannot verify by this (kafkacache.versions)."""
+        sequence = self.mapping["version_sequence"]
+        if sequence:
+            with self.db.snapshot() as conn:
+                if conn.dialect.name == "postgresql":
+                    quote = conn.dialect.identifier_preparer
+                    name = quote.quote(sequence)
+                    if self.mapping["schema"]:
+                        name = f"{quote.quote_schema(self.mapping['schema'])}.{name}"
+                    return int(conn.execute(sa.text(f"SELECT last_value FROM {name}")).scalar_one())  # noqa: S608
+        return self.version_draw()
+
     def versions(self, *, after: int = 0, limit: int) -> list[tuple[int, int]]:
         """(client key, version) of every client, in key order (the cache leg's full compare)."""
         clients = self.t.clients

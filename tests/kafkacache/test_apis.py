@@ -170,8 +170,9 @@ def test_operator_publishes_a_change(people, topics):
     response = api(people["operator"]).post(
         "/api/changes", {"event": "update", "record": DOC, "old_key": "client:7"}, format="json"
     )
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     body = response.json()
+    assert (body["status"], body["status_url"]) == ("published", f"/api/changes/{body['uuid']}")
     row = PublishedMessage.objects.get(uuid=body["uuid"])
     assert (row.key, row.event_type, row.offset) == ("client:900001", "update", body["offset"])
     assert OperatorAction.objects.get(action="change.publish").target == f"message:{body['uuid']}"
