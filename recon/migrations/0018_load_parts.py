@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recon', '0016_load_from_feed'),
+        ('recon', '0017_feed_integrity'),
     ]
 
     operations = [
