@@ -32,7 +32,7 @@ from recon.services.run_lifecycle import run_finish, run_start
 logger = logging.getLogger(__name__)
 
 CHUNK = 1000
-_HANDLED = (ConsumedMessage.Outcome.STORED, ConsumedMessage.Outcome.INVALID, ConsumedMessage.Outcome.DELETED)
+_HANDLED = ConsumedMessage.APPLIED  # stored, invalid, deleted, unsealed: the cache took them
 
 
 def keys_handled(*, topic: Topic, start: dt.datetime | None, end: dt.datetime | None, load_id=None) -> list[str]:
