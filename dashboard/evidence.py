@@ -43,6 +43,7 @@ from recon.models import (
     Window,
 )
 from recon.services import operator_action_record
+from replay.ways.restore import restore_evidence
 
 SCHEMA = "kafkacache-evidence/1"
 FORMATS = ("json", "csv", "html")
@@ -108,6 +109,17 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
         r["replay_id"]: r["n"]
         for r in ReplayItem.objects.filter(replay__in=replays).values("replay_id").annotate(n=Count("id"))
     }
+    # A restore (replay.ways.restore) writes over any version: each key's before and after,
+    # and the cache leg that verified it, go in the pack.
+    restores = [r.pk for r in replays if r.way == Replay.Way.RESTORE]
+    restored: dict = {}
+    for item in ReplayItem.objects.filter(replay_id__in=restores).order_by("id"):
+        restored.setdefault(item.replay_id, []).append(item)
+    verified: dict = {}
+    for run in ReconRun.objects.filter(replay_id__in=restores, kind=ReconRun.Kind.CACHE).order_by("started_at"):
+        verified.setdefault(run.replay_id, []).append(
+            {"run": str(run.pk), "status": run.status, "all_matched": (run.report or {}).get("all_matched")}
+        )
     actions = capped(
         "operator_actions",
         list(
@@ -221,6 +233,11 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
                 "items": items.get(r.pk, 0),
                 "dry_run": (r.preview or {}).get("totals", {}),
                 "finished_at": _iso(r.finished_at),
+                **(
+                    {"restored": restore_evidence(restored.get(r.pk, [])), "verified_by": verified.get(r.pk, [])}
+                    if r.way == Replay.Way.RESTORE
+                    else {}
+                ),
             }
             for r in replays
         ],

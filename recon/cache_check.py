@@ -480,7 +480,9 @@ def replay_cache_check(
     """The cache leg of the keys a replay touched: against the SQL source when the replay
     re-read it (way SOURCE from ods), else against the publish ledger (`run`: as for cache_check)."""
     keys = sorted(replay_keys(replay.pk))
-    from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    from_sql = replay.way == Replay.Way.RESTORE or (
+        replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    )
     load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
     if load is not None:
         from_sql = replay.way == Replay.Way.SOURCE and load.source == "ods"

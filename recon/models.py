@@ -59,6 +59,16 @@ class Topic(models.Model):
         null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
     )
     approval_always = models.BooleanField(default=False, help_text="Every replay of this topic needs an approval.")
+    # Feed integrity (docs/security.md): off, a message whose seal is missing or does not
+    # verify is dead-lettered; on, it is taken only within the source's version bound and
+    # the cache leg re-checks its key. Changed in the admin only, audited there.
+    accepts_unsealed = models.BooleanField(
+        default=False,
+        help_text=(
+            "Take messages without a verified seal (other producers), their versions bounded by the source's"
+            " sequence and their keys re-checked by the cache leg. Off: such messages are dead-lettered."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -82,11 +92,14 @@ class Load(models.Model):
 
     State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads
     through core.jobs (claimed with a conditional update, so two workers never run
-    the same load). A RUNNING load whose heartbeat is older than LOAD_STALE_SECONDS
-    lost its worker: it may be claimed again and restarts from the beginning
-    (at-least-once; the cache writes are idempotent). The feed writes it; the record
-    keeps it beside the ledger rows, findings and runs that name it. Its table kept
-    the name it had when the feed held the model.
+    the same load). Once claimed it is split into parts (LoadPart: client-id ranges,
+    `part_count` of them) that any number of workers run at once; its counters are
+    the sum of its parts', written in each part's batch transaction, and it is done
+    when every part is, failed (with each failed part's reason) when one failed. A
+    RUNNING load not yet split whose heartbeat is older than LOAD_STALE_SECONDS lost
+    its worker and is claimed again; a split one does not beat itself, its parts do.
+    The feed writes it; the record keeps it beside the ledger rows, findings and runs
+    that name it. Its table kept the name it had when the feed held the model.
     """
 
     class Status(models.TextChoices):
@@ -110,12 +123,13 @@ class Load(models.Model):
     # column): they fill keys but never replace an ordered record (kafkacache.cache).
     unordered = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    part_count = models.IntegerField(default=0)  # 0 until it is split into its parts
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch of any part
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -128,11 +142,63 @@ class Load(models.Model):
         return f"load {self.id} ({self.status})"
 
 
+class LoadPart(models.Model):
+    """One client-id range of a bulk load, run by whichever worker claims it.
+
+    The keys in (key_after, key_last] of the load's source (None: unbounded), and of
+    those only the load's chosen clients when it names some. State rules, as for any
+    job (core.jobs): QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads.
+    Each batch is ledgered, counted and checkpointed in one transaction: `position`
+    is the source position after the last ledgered batch (a client key; a line of a
+    file), `offsets` per partition of the topic where messages of this part that are
+    not ledgered yet can be (the high watermark at its first claim, then past each
+    ledgered batch). A RUNNING part whose heartbeat is older than LOAD_STALE_SECONDS
+    lost its worker: it is claimed again (`attempts` + 1), ledgers first what Kafka
+    acknowledged after `offsets` that the dead worker never ledgered (read back from
+    the topic, their seals verified), then reads on after `position`, so every
+    acknowledged message is ledgered once and none of its clients is sent twice.
+    """
+
+    Status = Load.Status  # one job lifecycle (core.jobs)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    load = models.ForeignKey(Load, on_delete=models.CASCADE, related_name="parts")
+    number = models.IntegerField()  # 1, 2, ... in key order
+    key_after = models.BigIntegerField(null=True, blank=True)
+    key_last = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(default=0)  # the source's count of its range when the load was split
+    built = models.IntegerField(default=0)
+    published = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    exceptions = models.IntegerField(default=0)
+    unordered = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    position = models.BigIntegerField(null=True, blank=True)
+    offsets = models.JSONField(default=dict, blank=True)  # {"<partition>": offset}
+    attempts = models.IntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # host:pid of the process that claimed it last
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["load", "number"]
+        constraints = [models.UniqueConstraint(fields=["load", "number"], name="loadpart_number")]
+        # core.jobs.jobs_stalled: WHERE status = ? ... created_at
+        indexes = [models.Index(fields=["status", "created_at"], name="loadpart_status_time")]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of load {self.load_id} ({self.status})"
+
+
 class EventType(models.TextChoices):
     BULK = "bulk", "Bulk add"
     ADD = "add", "Add"
     UPDATE = "update", "Update"
     DELETE = "delete", "Delete"
+    RESTORE = "restore", "Restore from the system of record"
 
 
 class PublishedMessage(models.Model):
@@ -160,6 +226,11 @@ class PublishedMessage(models.Model):
     replay_of = models.UUIDField(null=True, blank=True)
     # The record's source version (core.sources); null: unordered, or published before versions.
     source_version = models.BigIntegerField(null=True, blank=True)
+    # What the message was, headers included: its seal leaf (kafkacache.seal.seal_leaf, over
+    # the topic, the sealed headers, the key and the value's hash), kept for every message
+    # whether sealed or not. Reprocessing a dead letter runs it only if its leaf is this one.
+    # Null: published before the ledger kept it.
+    seal_leaf = models.BinaryField(max_length=16, null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -190,6 +261,16 @@ class ConsumedMessage(models.Model):
         DELETED = "deleted", "Deleted from Redis"
         DEAD_LETTERED = "dead", "Dead-lettered"
         INVALID = "invalid", "Stored, failed validation"
+        # What the cache did instead (kafkacache.cache verdicts): consumed, not applied.
+        REFUSED_OLDER = "refused-older", "Refused: older than what the cache holds"
+        REFUSED_UNORDERED = "refused-unordered", "Refused: unversioned, the cache holds a versioned record"
+        # From a producer without a verified seal, on a topic that accepts them, within the
+        # source's version bound: applied, and its key re-checked by the cache leg.
+        UNSEALED = "unsealed", "Applied from an unsealed producer (key re-checked)"
+
+    # Outcomes of a message the cache took (stored, deleted or restored).
+    APPLIED = (Outcome.STORED, Outcome.DELETED, Outcome.INVALID, Outcome.UNSEALED)
+    REFUSED = (Outcome.REFUSED_OLDER, Outcome.REFUSED_UNORDERED)
 
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(null=True, blank=True)  # null: the message had no usable UUID
@@ -202,7 +283,7 @@ class ConsumedMessage(models.Model):
     content_hash = models.BinaryField(max_length=16)
     published_at = models.DateTimeField()
     consumed_at = models.DateTimeField()
-    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
 
     class Meta:
         indexes = [
@@ -634,6 +715,7 @@ class Replay(models.Model):
         KAFKA = "kafka", "Kafka (re-read offsets into Redis)"
         SOURCE = "source", "Source (rebuild from the system of record and republish)"
         DEAD_LETTER = "dead-letter", "Dead letters (reprocess from the dead-letter topic)"
+        RESTORE = "restore", "Restore from the system of record (over any version or delete)"
 
     class Scope(models.TextChoices):
         MESSAGES = "messages", "Messages"

@@ -115,6 +115,10 @@ def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
         _transport(run)
     elif run.kind == Kind.CACHE and run.replay is not None and run.params.get("keys") == "replay":
         replay_cache_check(replay=run.replay, run=run)
+    elif run.kind == Kind.CACHE and isinstance(run.params.get("keys"), list):
+        # named keys (those an unsealed producer wrote: kafkacache.consumer), against the source
+        source = run.params.get("keys_source")
+        cache_check(topic=run.topic, keys=run.params["keys"], keys_source=source, run=run)
     else:
         check = cache_check if run.kind == Kind.CACHE else validation_run
         ranged = run.load is None and not run.params.get("whole")

@@ -31,7 +31,7 @@ from recon.services import key_findings_sync, run_finish, run_start
 logger = logging.getLogger(__name__)
 
 CHUNK = 1000
-_HANDLED = (ConsumedMessage.Outcome.STORED, ConsumedMessage.Outcome.INVALID, ConsumedMessage.Outcome.DELETED)
+_HANDLED = ConsumedMessage.APPLIED  # stored, invalid, deleted, unsealed: the cache took them
 
 
 def keys_handled(*, topic: Topic, start: dt.datetime | None, end: dt.datetime | None, load_id=None) -> list[str]:

@@ -53,6 +53,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     Way.KAFKA: (Scope.MESSAGES, Scope.WINDOW, Scope.RANGE, Scope.LOAD, Scope.OFFSETS),
     Way.SOURCE: (Scope.MESSAGES, Scope.WINDOW, Scope.RANGE, Scope.LOAD, Scope.CLIENTS),
     Way.DEAD_LETTER: (Scope.FINDINGS, Scope.RANGE),
+    Way.RESTORE: (Scope.CLIENTS,),
 }
 
 
@@ -88,7 +89,8 @@ def replay_request(
     with transaction.atomic():
         # The topic's row lock: requests of one topic are counted for four eyes one at a time.
         Topic.objects.select_for_update().filter(pk=topic.pk).first()
-        needs = approval_needed(topic=topic, size=size, requested_by=requested_by, now=now)
+        # A restore writes over any version or delete: always a second operator's decision.
+        needs = way == Way.RESTORE or approval_needed(topic=topic, size=size, requested_by=requested_by, now=now)
         try:
             with transaction.atomic():
                 replay = Replay.objects.create(
