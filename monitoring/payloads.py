@@ -94,7 +94,7 @@ def alertmanager_payload(rule: AlertRule, payload: dict, alert: Alert | None) ->
     what = {"new": "new findings", "open": "open findings", "age": "minutes the oldest open finding has waited"}
     by_kind: dict[str, str] = {
         AlertRule.Kind.LAG: "messages of lag",
-        AlertRule.Kind.BREAK_SLA: "breaks open past their SLA",
+        AlertRule.Kind.BREAK_SLA: "findings open past their SLA",
         AlertRule.Kind.LAG_STATUS: "partitions not OK (growing, stalled, stopped or rewound)",
     }
     measure = by_kind.get(rule.kind) or what.get(rule.measure, "findings")

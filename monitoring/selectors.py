@@ -8,7 +8,7 @@ from monitoring.lag_status import Judgement, Sample, lag_evaluate, worst
 from monitoring.models import Alert, AlertRule, LagSample
 from recon import access
 from recon.models import Finding, Topic
-from recon.selectors.findings import breaks_over_sla_findings
+from recon.selectors.findings import findings_past_sla
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 
@@ -22,10 +22,10 @@ def rule_findings(rule: AlertRule, *, now: dt.datetime) -> QuerySet[Finding] | N
 
     Discrepancy: NEW counts those created over the window, OPEN and AGE those still open; findings
     younger than the grace are left out (the loop, a replay or a verification, may still close
-    them by itself). Break SLA: the unresolved breaks past their severity's SLA."""
+    them by itself). Break SLA: the unresolved findings past their severity's SLA."""
     severities = severities_from(rule.min_severity)
     if rule.kind == AlertRule.Kind.BREAK_SLA:
-        return breaks_over_sla_findings(
+        return findings_past_sla(
             now=now, topic_id=rule.topic_id, severities=severities, categories=rule.category_list()
         )
     if rule.kind != AlertRule.Kind.DISCREPANCY:

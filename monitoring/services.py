@@ -20,7 +20,7 @@ from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 from monitoring.selectors import findings_labels, lag_statuses, rule_findings, severities_from
 from recon import access
 from recon.models import Finding, Topic
-from recon.selectors.findings import breaks_over_sla
+from recon.selectors.findings import findings_over_sla
 from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,9 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
-def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
-    """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
-    late = breaks_over_sla(
+def _firing_over_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: unresolved findings past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
+    late = findings_over_sla(
         now=now, topic_id=rule.topic_id, severities=severities_from(rule.min_severity), categories=rule.category_list()
     )
     return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
@@ -72,7 +72,7 @@ def _firing_lag_status(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
-    AlertRule.Kind.BREAK_SLA: _firing_break_sla,
+    AlertRule.Kind.BREAK_SLA: _firing_over_sla,
     AlertRule.Kind.LAG_STATUS: _firing_lag_status,
 }
 

@@ -23,8 +23,8 @@ AGEING_BUCKETS = (
 )
 
 
-def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
-    """Unresolved breaks per topic and severity in the four age buckets, with the oldest of each (a Finding).
+def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
+    """Unresolved findings per topic and severity in the four age buckets, with the oldest of each (a Finding).
 
     One grouped query (served by finding_topic_status_time) and one DISTINCT ON for the oldest."""
     counts = {
@@ -60,26 +60,26 @@ def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
     return out
 
 
-def breaks_over_sla(
+def findings_over_sla(
     *,
     now: dt.datetime,
     topic_id: int | None = None,
     severities: list[str] | None = None,
     categories: list[str] | None = None,
 ) -> dict[int, int]:
-    """{topic_id: unresolved breaks older than the SLA of their severity} (BREAK_SLA_HOURS)."""
-    findings = breaks_over_sla_findings(now=now, topic_id=topic_id, severities=severities, categories=categories)
+    """{topic_id: unresolved findings older than the SLA of their severity} (BREAK_SLA_HOURS)."""
+    findings = findings_past_sla(now=now, topic_id=topic_id, severities=severities, categories=categories)
     return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
 
 
-def breaks_over_sla_findings(
+def findings_past_sla(
     *,
     now: dt.datetime,
     topic_id: int | None = None,
     severities: list[str] | None = None,
     categories: list[str] | None = None,
 ) -> QuerySet[Finding]:
-    """The unresolved breaks older than the SLA of their severity (BREAK_SLA_HOURS)."""
+    """The unresolved findings older than the SLA of their severity (BREAK_SLA_HOURS)."""
     late = Q()
     for severity, hours in settings.BREAK_SLA_HOURS.items():
         if severities is None or severity in severities:
@@ -94,8 +94,8 @@ def breaks_over_sla_findings(
     return findings
 
 
-def breaks_of(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
-    """My breaks: assigned to me or to a team of mine, not yet resolved or accepted."""
+def findings_assigned(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
+    """My findings: assigned to me or to a team of mine, not yet resolved or accepted."""
     mine = Q(assigned_user=user) | Q(assigned_group__in=user.groups.all())
     return (
         Finding.objects.filter(mine, topic__in=topics, status__in=(*Finding.UNRESOLVED, Finding.Status.FIXED))

@@ -3,11 +3,11 @@ re-judging of what it touched.
 
 `replay_run` claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way (replay.ways) with
-progress (replay.progress), and ends DONE or FAILED; on commit the verification run
-(recon.runs.replay_verify) re-judges the windows and the cache keys it touched.
+progress (replay.services.progress), and ends DONE or FAILED; on commit the verification run
+(recon.services.runs.replay_verify) re-judges the windows and the cache keys it touched.
 
 REPLAY_RUN is the name replay.tasks registers the run under: the request
-(replay.requests) and the approval (replay.approval) queue it by that name.
+(replay.services.requests) and the approval (replay.services.approval) queue it by that name.
 """
 
 import logging
@@ -70,6 +70,6 @@ def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Repl
     )
     logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
     # Close the loop: re-judge the windows (originals' included) and, in the cache leg, the
-    # keys it touched, once the feed has consumed what it published (recon.runs.replay_verify).
+    # keys it touched, once the feed has consumed what it published (recon.services.runs.replay_verify).
     job_enqueue(REPLAY_VERIFY, str(replay.pk))
     return replay
