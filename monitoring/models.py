@@ -119,6 +119,9 @@ class Alert(models.Model):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     value = models.BigIntegerField(help_text="Findings in the window, or lag, at the last evaluation.")
+    # Of the findings that fired it, at the last evaluation: {"severity": the highest, "category":
+    # theirs, comma-separated}. Empty for a rule that counts no finding (lag); notifications route on it.
+    labels = models.JSONField(default=dict, blank=True)
     evaluations = models.PositiveIntegerField(default=1, help_text="Evaluations that found the rule firing.")
     first_at = models.DateTimeField()
     last_at = models.DateTimeField()

@@ -7,12 +7,15 @@ into a stream of admin requests, and a slow or absent broker costs one timeout,
 not one per page view.
 """
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db.models import Max, Sum
 
 from monitoring.lag import consumer_lag as partition_lags
+from monitoring.models import LagSample
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,23 @@ class Lag:
     messages: int | None  # None: Kafka did not answer (the page says "unavailable")
     partitions: int = 0
     error: str = ""
+    at: dt.datetime | None = None  # when the beat's sampler took it (None: asked of Kafka now)
+
+    def age_seconds(self, now: dt.datetime) -> int | None:
+        return None if self.at is None else max(int((now - self.at).total_seconds()), 0)
+
+
+def sampled_lag(topic: str, group: str) -> Lag:
+    """The topic's lag as the beat's sampler last saw it (monitoring.services.lag_sample), with its time.
+
+    Pages read this, never Kafka: two queries served by lagsample_group_topic_time, whatever
+    Kafka's state. No sample yet: messages None and the page says so."""
+    rows = LagSample.objects.filter(group=group, topic=topic)
+    at = rows.aggregate(at=Max("at"))["at"]
+    if at is None:
+        return Lag(topic=topic, group=group, messages=None, error="no lag sample yet (is the beat running?)")
+    latest = rows.filter(at=at).aggregate(n=Sum("lag"), partitions=Max("partition"))
+    return Lag(topic=topic, group=group, messages=int(latest["n"] or 0), partitions=latest["partitions"] + 1, at=at)
 
 
 def consumer_lag(topic: str, group: str) -> Lag:

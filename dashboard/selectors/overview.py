@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.db.models import Count, DateTimeField, F, Func, Sum, Value
 
-from dashboard.selectors.lag import Lag, consumer_lag
+from dashboard.selectors.lag import Lag, sampled_lag
 from recon import access
 from recon.models import (
     Finding,
@@ -47,6 +47,18 @@ class TopicOverview:
     can_operate: bool
     findings_by_severity: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> severity -> n
     peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
+    pending: int = 0  # published, not consumed yet, in windows not yet judged
+    pending_judged_at: dt.datetime | None = None  # when the first of those windows is judged
+
+    @property
+    def state(self) -> str:
+        """bad: something is known to be wrong (open findings, a gap in judged windows); warn: not yet
+        known (messages pending judgement, lag, no recent lag sample); ok otherwise."""
+        if self.open_findings or self.windows_by_status.get("discrepant"):
+            return "bad"
+        if self.pending or (self.lag is not None and self.lag.messages != 0):
+            return "warn"
+        return "ok"
 
     @property
     def gap(self) -> int:
@@ -70,6 +82,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
         consumed = sum(p.consumed for p in series)
         span = max((end - start).total_seconds(), 1.0)
         peak, peak_scope = _peak_per_second(topic, start, end, published)
+        pending, judged_at = _pending(topic)
         result.append(
             TopicOverview(
                 topic=topic,
@@ -82,13 +95,30 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
                 open_findings=open_counts.get(topic.pk, 0),
                 throughput_avg=published / span,
                 throughput_peak=peak,
-                lag=consumer_lag(topic.name, topic.consumer_group) if with_lag else None,
+                lag=sampled_lag(topic.name, topic.consumer_group) if with_lag else None,
                 can_operate=access.can_operate(user, topic),
                 findings_by_severity=severities.get(topic.pk, {}),
                 peak_scope=peak_scope,
+                pending=pending,
+                pending_judged_at=judged_at,
             )
         )
     return result
+
+
+def _pending(topic: Topic) -> tuple[int, dt.datetime | None]:
+    """Messages published and not consumed yet in the topic's open windows (not judged yet), and when
+    the first such window is judged (its end plus the grace). Served by window_topic_start."""
+    rows = (
+        Window.objects.filter(topic=topic, status=Window.Status.OPEN, published_count__gt=F("consumed_count"))
+        .order_by()
+        .values_list("end", "published_count", "consumed_count")
+    )
+    pending, first = 0, None
+    for window_end, published, consumed in rows:
+        pending += published - consumed
+        first = window_end if first is None else min(first, window_end)
+    return pending, (first + dt.timedelta(seconds=topic.grace_seconds) if first else None)
 
 
 # Above this many messages in the range, the busiest second is looked for only in the

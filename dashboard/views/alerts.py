@@ -61,6 +61,10 @@ def rule_create(request: HttpRequest) -> HttpResponse:
         rules = monitoring_access.rules_visible(request.user).order_by("name")
         return render(request, "dashboard/alerts/rules.html", {"rules": rules, "form": form}, status=400)
     monitoring_access.scope_for_change(request.user, form.cleaned_data.get("topic"))
+    if "preview" in request.POST:  # what it would match and send, before it exists
+        preview = services.alert_rule_preview(rule=form.save(commit=False), user=request.user)
+        rules = monitoring_access.rules_visible(request.user).order_by("name")
+        return render(request, "dashboard/alerts/rules.html", {"rules": rules, "form": form, "preview": preview})
     rule = services.alert_rule_save(rule=form.save(), user=request.user)
     messages.success(request, f"Alert rule {rule.name!r} created.")
     return redirect("dashboard:alert-rule", rule_id=rule.pk)
@@ -72,19 +76,29 @@ def rule_detail(request: HttpRequest, rule_id: int) -> HttpResponse:
     can_change = monitoring_access.scope_can_change(request.user, rule.topic)
     form = AlertRuleForm(instance=rule, user=request.user) if can_change else None
     status = 200
+    preview = None
     if request.method == "POST":
         monitoring_access.rule_for_change(request.user, rule)
-        form = AlertRuleForm(request.POST, instance=rule, user=request.user)
-        if form.is_valid():
+        # The form changes its own copy, so "Fires when" keeps saying what is saved during a preview.
+        edited = AlertRule.objects.get(pk=rule.pk)
+        form = AlertRuleForm(request.POST, instance=edited, user=request.user)
+        if form.is_valid() and "preview" in request.POST:
+            monitoring_access.scope_for_change(request.user, form.cleaned_data.get("topic"))
+            preview = services.alert_rule_preview(rule=form.save(commit=False), user=request.user)
+        elif form.is_valid():
             monitoring_access.scope_for_change(request.user, form.cleaned_data.get("topic"))
             services.alert_rule_save(rule=form.save(), user=request.user)
             messages.success(request, f"Alert rule {rule.name!r} saved.")
             return redirect("dashboard:alert-rule", rule_id=rule.pk)
-        status = 400
+        else:
+            status = 400
     elif request.method != "GET":
         return HttpResponseNotAllowed(["GET", "POST"])
+    elif can_change and rule.kind in (AlertRule.Kind.DISCREPANCY, AlertRule.Kind.BREAK_SLA):
+        # A rule over findings is previewed on every view; a lag rule only on asking (it asks Kafka).
+        preview = services.alert_rule_preview(rule=rule, user=request.user)
     alerts = selectors.alerts_visible(request.user).filter(rule=rule)[:20]
-    context = {"rule": rule, "form": form, "can_change": can_change, "alerts": alerts}
+    context = {"rule": rule, "form": form, "can_change": can_change, "alerts": alerts, "preview": preview}
     return render(request, "dashboard/alerts/rule_detail.html", context, status=status)
 
 
@@ -96,7 +110,8 @@ def rule_test(request: HttpRequest, rule_id: int) -> HttpResponse:
     if not results:
         messages.error(request, "This rule has no channel to test: give an email address or a webhook URL.")
     for channel, target, outcome in results:
-        (messages.success if outcome == "sent" else messages.error)(request, f"Test {channel} to {target}: {outcome}")
+        ok = outcome.startswith("sent")
+        (messages.success if ok else messages.error)(request, f"Test {channel} to {target}: {outcome}")
     return redirect("dashboard:alert-rule", rule_id=rule.pk)
 
 

@@ -68,18 +68,30 @@ def findings_over_sla(
     categories: list[str] | None = None,
 ) -> dict[int, int]:
     """{topic_id: unresolved findings older than the SLA of their severity} (BREAK_SLA_HOURS)."""
+    findings = findings_past_sla(now=now, topic_id=topic_id, severities=severities, categories=categories)
+    return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
+
+
+def findings_past_sla(
+    *,
+    now: dt.datetime,
+    topic_id: int | None = None,
+    severities: list[str] | None = None,
+    categories: list[str] | None = None,
+) -> QuerySet[Finding]:
+    """The unresolved findings older than the SLA of their severity (BREAK_SLA_HOURS)."""
     late = Q()
     for severity, hours in settings.BREAK_SLA_HOURS.items():
         if severities is None or severity in severities:
             late |= Q(severity=severity, created_at__lt=now - dt.timedelta(hours=hours))
     if not late:
-        return {}
+        return Finding.objects.none()
     findings = Finding.objects.filter(late, status__in=Finding.UNRESOLVED)
     if topic_id:
         findings = findings.filter(topic_id=topic_id)
     if categories:
         findings = findings.filter(category__in=categories)
-    return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
+    return findings
 
 
 def findings_assigned(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:

@@ -26,6 +26,7 @@ from recon.models import (
     Topic,
 )
 from recon.selectors.audit import message_diff, payloads_of
+from recon.services.ledger import window_start
 
 REBALANCE_MARGIN = dt.timedelta(minutes=15)
 
@@ -110,6 +111,23 @@ def message_timeline(*, user, uuid: uuid_lib.UUID) -> MessageTimeline:
     )
     timeline.events = _events(timeline)
     return timeline
+
+
+def message_judged_at(topic: Topic, published_at: dt.datetime) -> dt.datetime:
+    """When the transport leg judges a message: its window's end plus the topic's grace."""
+    return window_start(topic, published_at) + dt.timedelta(seconds=topic.window_seconds + topic.grace_seconds)
+
+
+def message_fate(topic: Topic, published_at: dt.datetime, outcomes: list[str], *, now: dt.datetime) -> str:
+    """What became of a published message: its last outcome, "dead" when only dead-lettered, and with no
+    delivery "lost" once its window has been judged, "pending" before."""
+    if outcomes:
+        if ConsumedMessage.Outcome.STORED in outcomes or ConsumedMessage.Outcome.DELETED in outcomes:
+            return outcomes[-1]
+        return (
+            ConsumedMessage.Outcome.DEAD_LETTERED if ConsumedMessage.Outcome.DEAD_LETTERED in outcomes else outcomes[-1]
+        )
+    return "lost" if now >= message_judged_at(topic, published_at) else "pending"
 
 
 def _ledger_headers(topic: Topic, published: PublishedMessage, load: Load | None, can_payload: bool) -> dict[str, str]:
@@ -198,6 +216,12 @@ def _events(t: MessageTimeline) -> list[TimelineEvent]:
         events.append(
             TimelineEvent(p.published_at, "published", f"{p.event_type} to {t.topic.name}/{p.partition}@{p.offset}")
         )
+        if not t.deliveries:
+            judged = message_judged_at(t.topic, p.published_at)
+            if dt.datetime.now(dt.UTC) >= judged:
+                events.append(TimelineEvent(judged, "lost", "lost: published, never consumed", ok=False))
+            else:
+                events.append(TimelineEvent(judged, "pending", f"not consumed yet; judged at {judged:%H:%M:%S} UTC"))
     for number, d in enumerate(t.deliveries, 1):
         same = bytes(d.content_hash) == bytes(t.published.content_hash) if t.published else None
         note = "" if same is None else (", hash matches" if same else ", HASH DIFFERS")

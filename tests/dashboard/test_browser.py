@@ -120,3 +120,28 @@ def test_pages_draw_under_the_csp_with_no_violation(transactional_db, live_serve
         page.select_option("select[name=status]", index=1)
     assert "status=" in page.url
     assert violations == [], (page.url, violations)
+
+
+def test_on_call_sees_amber_while_the_consumer_is_down_and_finds_the_lost_message_by_key(
+    transactional_db, live_server, login, data, topic_a
+):
+    from monitoring.models import LagSample
+    from tests.dashboard.conftest import publish
+
+    now = dt.datetime.now(dt.UTC)
+    publish(topic_a, 4, at=now - dt.timedelta(seconds=30), key_prefix="late:")  # not consumed yet
+    LagSample.objects.create(
+        group=topic_a.consumer_group, topic=topic_a.name, partition=0, committed=1, end=5, lag=4, at=now
+    )
+    page = login("viewer1")
+    page.goto(live_server.url + reverse("dashboard:overview"))
+    card = page.locator(f"section.topic[data-topic='{topic_a.name}']")
+    assert card.get_attribute("data-state") == "bad"  # the fixture's missing finding is open
+    assert "not consumed yet, judged at" in card.inner_text()
+    assert "sampled" in card.inner_text()
+    lost = data["rows_a"][5]
+    page.goto(live_server.url + reverse("dashboard:message-search"))
+    page.fill("input[name=q]", lost.key)
+    page.click("form[role=search] button[type=submit]")
+    cell = page.locator(f"td[data-fate='{lost.uuid}']")
+    assert "lost: published, never consumed" in cell.inner_text()

@@ -219,7 +219,7 @@ def test_message_drill_down_with_real_redis(client_for, data, topic_a):
         records_drop(client, [row.key])
     missing = client_for("viewer").get(reverse("dashboard:message", args=[data["missing"].uuid])).context["t"]
     assert missing.deliveries == [] and not missing.cache.present
-    assert [e.kind for e in missing.events] == ["published", "finding"]
+    assert [e.kind for e in missing.events] == ["published", "lost", "finding"]
 
 
 def test_message_search_redirects_and_unknown_is_404(client_for, data):
