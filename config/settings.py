@@ -372,7 +372,10 @@ SOURCE_FILE_DIR = env_str("SOURCE_FILE_DIR", str(BASE_DIR / "var" / "sources"))
 LOAD_BATCH_SIZE = env_int("LOAD_BATCH_SIZE", 500, minimum=1)  # records per publish + ledger write
 # load batches handed to Kafka and not yet acknowledged and ledgered, while the next is read and built
 LOAD_BATCHES_IN_FLIGHT = env_int("LOAD_BATCHES_IN_FLIGHT", 4, minimum=1)
-# A load silent this long lost its worker: kafkacache-loads-resume queues it again.
+# A load is split into parts of this many clients (client-id ranges of the SQL source;
+# a file is one part), which any number of workers run at once, each resumable alone.
+LOAD_PART_CLIENTS = env_int("LOAD_PART_CLIENTS", 100_000, minimum=1)
+# A load part silent this long lost its worker: kafkacache-loads-resume queues it again.
 LOAD_STALE_SECONDS = env_int("LOAD_STALE_SECONDS", 600, minimum=30)
 CHANGE_FEED_BATCH_SIZE = env_int("CHANGE_FEED_BATCH_SIZE", 500, minimum=1)
 CHANGE_FEED_INTERVAL_SECONDS = env_int("CHANGE_FEED_INTERVAL_SECONDS", 10, minimum=1)

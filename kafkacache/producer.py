@@ -17,7 +17,7 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, Message, Producer
 
 from core.clients import make_producer
-from kafkacache.messages import Header, OutMessage, headers_dict, message_size
+from kafkacache.messages import Header, OutMessage, headers_dict, headers_weight
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.seal import seal_leaf, seal_signer, seal_value_hash
 
@@ -130,7 +130,8 @@ def messages_seal(messages: Sequence[OutMessage], *, topic: str) -> list[OutMess
         return out
     for (i, _), seal in zip(leaves, signer.seal([leaf for _, leaf in leaves]), strict=True):
         headers: list[Header] = [*out[i].headers, (SEAL_HEADER, seal)]
-        out[i] = out[i]._replace(headers=headers, size=message_size(out[i].key, out[i].value, headers))
+        size = len(out[i].key.encode()) + len(out[i].value or b"") + headers_weight(headers)
+        out[i] = out[i]._replace(headers=headers, size=size)
     return out
 
 

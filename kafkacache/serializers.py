@@ -23,6 +23,8 @@ class LoadSerializer(serializers.ModelSerializer):
     # The retrieval key reads the load's records: shown only to who may read payloads
     # (context "payload_topics": their topic ids), null for everyone else.
     retrieval_key = serializers.SerializerMethodField()
+    # The client-id ranges it was split into, run by any number of workers (0 until split).
+    parts = serializers.IntegerField(source="part_count", read_only=True)
 
     class Meta:
         model = Load
@@ -38,6 +40,7 @@ class LoadSerializer(serializers.ModelSerializer):
             "published",
             "failed",
             "exceptions",
+            "parts",
             "error",
             "requested_by",
             "created_at",

@@ -92,11 +92,14 @@ class Load(models.Model):
 
     State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads
     through core.jobs (claimed with a conditional update, so two workers never run
-    the same load). A RUNNING load whose heartbeat is older than LOAD_STALE_SECONDS
-    lost its worker: it may be claimed again and restarts from the beginning
-    (at-least-once; the cache writes are idempotent). The feed writes it; the record
-    keeps it beside the ledger rows, findings and runs that name it. Its table kept
-    the name it had when the feed held the model.
+    the same load). Once claimed it is split into parts (LoadPart: client-id ranges,
+    `part_count` of them) that any number of workers run at once; its counters are
+    the sum of its parts', written in each part's batch transaction, and it is done
+    when every part is, failed (with each failed part's reason) when one failed. A
+    RUNNING load not yet split whose heartbeat is older than LOAD_STALE_SECONDS lost
+    its worker and is claimed again; a split one does not beat itself, its parts do.
+    The feed writes it; the record keeps it beside the ledger rows, findings and runs
+    that name it. Its table kept the name it had when the feed held the model.
     """
 
     class Status(models.TextChoices):
@@ -120,12 +123,13 @@ class Load(models.Model):
     # column): they fill keys but never replace an ordered record (kafkacache.cache).
     unordered = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    part_count = models.IntegerField(default=0)  # 0 until it is split into its parts
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch of any part
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -136,6 +140,57 @@ class Load(models.Model):
 
     def __str__(self) -> str:
         return f"load {self.id} ({self.status})"
+
+
+class LoadPart(models.Model):
+    """One client-id range of a bulk load, run by whichever worker claims it.
+
+    The keys in (key_after, key_last] of the load's source (None: unbounded), and of
+    those only the load's chosen clients when it names some. State rules, as for any
+    job (core.jobs): QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads.
+    Each batch is ledgered, counted and checkpointed in one transaction: `position`
+    is the source position after the last ledgered batch (a client key; a line of a
+    file), `offsets` per partition of the topic where messages of this part that are
+    not ledgered yet can be (the high watermark at its first claim, then past each
+    ledgered batch). A RUNNING part whose heartbeat is older than LOAD_STALE_SECONDS
+    lost its worker: it is claimed again (`attempts` + 1), ledgers first what Kafka
+    acknowledged after `offsets` that the dead worker never ledgered (read back from
+    the topic, their seals verified), then reads on after `position`, so every
+    acknowledged message is ledgered once and none of its clients is sent twice.
+    """
+
+    Status = Load.Status  # one job lifecycle (core.jobs)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    load = models.ForeignKey(Load, on_delete=models.CASCADE, related_name="parts")
+    number = models.IntegerField()  # 1, 2, ... in key order
+    key_after = models.BigIntegerField(null=True, blank=True)
+    key_last = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(default=0)  # the source's count of its range when the load was split
+    built = models.IntegerField(default=0)
+    published = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    exceptions = models.IntegerField(default=0)
+    unordered = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    position = models.BigIntegerField(null=True, blank=True)
+    offsets = models.JSONField(default=dict, blank=True)  # {"<partition>": offset}
+    attempts = models.IntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # host:pid of the process that claimed it last
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["load", "number"]
+        constraints = [models.UniqueConstraint(fields=["load", "number"], name="loadpart_number")]
+        # core.jobs.jobs_stalled: WHERE status = ? ... created_at
+        indexes = [models.Index(fields=["status", "created_at"], name="loadpart_status_time")]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of load {self.load_id} ({self.status})"
 
 
 class EventType(models.TextChoices):

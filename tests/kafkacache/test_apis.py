@@ -144,12 +144,13 @@ def test_operator_starts_a_load_and_gets_202_with_the_retrieval_key(people, topi
     assert len(queued) == 1  # the Celery task, queued on commit
     assert OperatorAction.objects.filter(user=people["operator"], action="load.start").count() == 1
     progress = operator.get(body["status_url"]).json()
-    assert {k: progress[k] for k in ("status", "built", "published", "failed", "exceptions")} == {
+    assert {k: progress[k] for k in ("status", "built", "published", "failed", "exceptions", "parts")} == {
         "status": "queued",
         "built": 0,
         "published": 0,
         "failed": 0,
         "exceptions": 0,
+        "parts": 0,  # split once a worker takes it
     }
 
 
