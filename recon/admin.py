@@ -18,6 +18,7 @@ from recon.models import (
     FindingComment,
     FindingTransition,
     Load,
+    LoadPart,
     OperatorAction,
     PublishedMessage,
     ReasonCode,
@@ -181,6 +182,48 @@ class AuditPayloadAdmin(TopicScopedAdmin, LedgerAdmin):
     exclude = ("payload",)
 
 
+_LOAD_PART_COLUMNS = (
+    "number",
+    "key_after",
+    "key_last",
+    "status",
+    "total",
+    "built",
+    "published",
+    "failed",
+    "attempts",
+    "worker",
+    "heartbeat_at",
+    "finished_at",
+    "error",
+)
+
+
+class LoadPartInline(admin.TabularInline):
+    """A load's client-id ranges, each run by whichever worker claimed it."""
+
+    model = LoadPart
+    fields = _LOAD_PART_COLUMNS
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(LoadPart)
+class LoadPartAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    """One part of a load (kafkacache.loads moves it); read here, e.g. which worker holds it."""
+
+    topic_path = "load__topic"
+
+    list_display = ("load", *_LOAD_PART_COLUMNS)
+    list_filter = ("status",)
+    list_select_related = ("load",)
+    readonly_fields = [f.name for f in LoadPart._meta.fields]
+    show_full_result_count = False
+
+
 @admin.register(Load)
 class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     """Loads are started from the dashboard or the API (which queue the work); here admins look at them."""
@@ -203,6 +246,7 @@ class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     search_help_text = "Exact retrieval key"
     list_select_related = ("topic", "requested_by")
     show_full_result_count = False
+    inlines = [LoadPartInline]
 
     # A retrieval key reads the load's records: the admin never shows one (not editable), and
     # finds a load by its key only for who may read payloads (recon.access), as the API does.

@@ -5,7 +5,8 @@ number at least 0: a tiny run's CPU can round to 0.0, and a test must not fail b
 
 Runs the benchmark once, in its own process, against the real services, with the
 test run's isolation: its database is the test database's name plus "_benchq"
-(pages: plus "_pages"), its Redis database the test run's (kc:* keys are cleared
+(pages: plus "_pages"), made anew each run (a database left by an earlier run may
+hold an earlier schema or data), its Redis database the test run's (kc:* keys are cleared
 before and after), its topics its own per run.
 """
 
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -28,6 +30,15 @@ def _database_url(suffix: str) -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}{suffix}"
 
 
+def _database_fresh(url: str) -> None:
+    """Drop the bench's database of `url` so that the run makes and migrates it anew."""
+    import psycopg
+
+    parts = urlsplit(url)
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+
+
 def _measured(value) -> bool:
     """A timing or CPU figure: present and a number (a small run's may round to 0)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
@@ -35,6 +46,7 @@ def _measured(value) -> bool:
 
 def test_quick_bench_writes_every_figure(tmp_path, cache):
     out = tmp_path / "quick.json"
+    _database_fresh(_database_url("_benchq"))  # its pages database: bench/dashboard_pages.py makes it anew
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="config.settings",
