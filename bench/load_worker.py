@@ -33,8 +33,8 @@ django.setup()
 from django.db import connection  # noqa: E402
 
 from bench.cpu import process_seconds  # noqa: E402
-from kafkacache.loads import load_parts_run  # noqa: E402
 from kafkacache.producer import producer  # noqa: E402
+from kafkacache.services.loads import load_parts_run  # noqa: E402
 from recon.models import LoadPart  # noqa: E402
 
 

@@ -6,7 +6,7 @@
     .venv/bin/python bench/profile_summary.py bench/results/<run>-produce.raw --root load_run
     .venv/bin/python bench/produce_path.py --stages        # also CPU per record of each stage, run alone
 
-Runs the unchanged product path, `kafkacache.loads.load_run` on a load of the demo
+Runs the unchanged product path, `kafkacache.services.loads.load_run` on a load of the demo
 SQL source (read, build, validate, encrypt, Avro, seal, publish with acks=all,
 idempotent, zstd, publish ledger, counters), on N clients of ~1 KB (bench/data.py)
 onto a 2-partition topic; then, in the same run, a bare confluent-kafka producer with
@@ -73,12 +73,12 @@ from bench import cpu, limits  # noqa: E402
 from bench.data import ods_seed_bench  # noqa: E402
 from core.records import record_encode  # noqa: E402
 from core.sources import source_get  # noqa: E402
-from kafkacache.loads import load_run, load_start  # noqa: E402
 from kafkacache.producer import Publishing, messages_seal  # noqa: E402
-from kafkacache.publishing import Pending, batch_record, message_record  # noqa: E402
-from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
+from kafkacache.services.loads import load_run, load_start  # noqa: E402
+from kafkacache.services.publishing import Pending, batch_record, message_record  # noqa: E402
+from kafkacache.services.topics import topics_delete, topics_ensure  # noqa: E402
 from recon.models import Load  # noqa: E402
-from recon.services import feed_topics_ensure  # noqa: E402
+from recon.services.feed import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BASELINE_S = 2.0

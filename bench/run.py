@@ -92,10 +92,13 @@ from bench.data import ACCOUNTS, CARDS, ods_seed_bench  # noqa: E402
 from bench.peer_connect import connect_file_sink  # noqa: E402
 from bench.peer_quix import quix_python, quix_redis_sink  # noqa: E402
 from core.clients import redis_client  # noqa: E402
-from kafkacache.loads import load_split, load_start  # noqa: E402
-from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
+from kafkacache.services.loads import (  # noqa: E402
+    load_split,
+    load_start,
+)
+from kafkacache.services.topics import topics_delete, topics_ensure  # noqa: E402
 from recon.models import Topic  # noqa: E402
-from recon.services import feed_topics_ensure  # noqa: E402
+from recon.services.feed import feed_topics_ensure  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PY = sys.executable

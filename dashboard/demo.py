@@ -1,7 +1,7 @@
 """Demo ledger traffic for screenshots and local trials (never run against production).
 
-Writes through the real ledger writers (recon.ledger) and reconciles with the real
-engine (recon.services.range_reconcile), so the windows, findings and charts are
+Writes through the real ledger writers (recon.services.ledger) and reconciles with the real
+engine (recon.services.windows.range_reconcile), so the windows, findings and charts are
 what the product would show for the same traffic: a steady flow with a few
 messages lost, duplicated, altered and delayed.
 """
@@ -15,11 +15,13 @@ from django.contrib.auth.models import User
 
 from core.hashing import content_hash
 from monitoring.models import AlertRule
-from recon import breaks
-from recon.breaks import finding_acknowledge
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from recon.models import Finding, Load, Topic
-from recon.services import due_windows_reconcile, operator_action_record, rebalance_record
+from recon.services import finding_lifecycle
+from recon.services.actions import operator_action_record
+from recon.services.feed import rebalance_record
+from recon.services.finding_lifecycle import finding_acknowledge
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
+from recon.services.windows import due_windows_reconcile
 
 
 def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_window: int = 40, seed: int = 7) -> dict:
@@ -126,14 +128,16 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="duplicate")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="redelivery after a rebalance, expected")
-    # A few breaks along their lifecycle: owned and under investigation, accepted with a reason.
+    # A few findings along their lifecycle: owned and under investigation, accepted with a reason.
     others = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).exclude(category="duplicate")
     for n, finding in enumerate(others.order_by("created_at")[:3]):
-        breaks.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")
+        finding_lifecycle.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")
         if n == 0:
-            breaks.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
+            finding_lifecycle.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
         elif n == 1:
-            breaks.finding_accept(finding=finding, user=operator, reason_code="timing", comment="within tolerance")
+            finding_lifecycle.finding_accept(
+                finding=finding, user=operator, reason_code="timing", comment="within tolerance"
+            )
     # A starting rule, shown on the Alerts pages (no channel: people add theirs).
     AlertRule.objects.get_or_create(
         name="Standing exceptions",

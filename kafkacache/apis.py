@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from config.errors import NotFound
 from config.openapi import paginated
-from kafkacache import change_feed, loads, selectors
+from kafkacache import selectors
 from kafkacache.serializers import (
     CacheRecordsSerializer,
     ChangeCreateSerializer,
@@ -25,10 +25,11 @@ from kafkacache.serializers import (
     LoadSerializer,
     LoadStartedSerializer,
 )
+from kafkacache.services import change_feed, loads
 from recon import access
 from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_payload
 from recon.models import Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 def _topic_named(name: str) -> Topic | None:

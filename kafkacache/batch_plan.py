@@ -47,8 +47,8 @@ from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
 from kafkacache.seal import problems_decode, seal_value_hash, seal_verifier
-from recon.ledger import ConsumedRow
 from recon.models import ConsumedMessage, Topic
+from recon.services.ledger import ConsumedRow
 
 Outcome = ConsumedMessage.Outcome
 _OUTCOME_TEXT = {outcome: str(outcome) for outcome in Outcome}

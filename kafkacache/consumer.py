@@ -65,11 +65,12 @@ from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
 from kafkacache.versions import SourceBound
-from recon.audit import payloads_record
-from recon.ledger import ConsumedRow, consumed_outcomes_set, consumed_record
 from recon.models import ConsumedMessage, Finding, ReconRun, Topic
-from recon.runs import run_queue
-from recon.services import feed_topics_ensure, finding_record, rebalance_record
+from recon.services.audit import payloads_record
+from recon.services.feed import feed_topics_ensure, rebalance_record
+from recon.services.findings import finding_record
+from recon.services.ledger import ConsumedRow, consumed_outcomes_set, consumed_record
+from recon.services.runs import run_queue
 
 logger = logging.getLogger(__name__)
 

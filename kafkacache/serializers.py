@@ -2,7 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from kafkacache.change_feed import CHANGE_EVENTS
+from kafkacache.services.change_feed import CHANGE_EVENTS
 from recon.models import Load
 
 

@@ -4,11 +4,11 @@ from celery import shared_task
 from django.conf import settings
 
 from core.jobs import job_enqueue, jobs_resume
-from kafkacache import change_feed, loads
 from kafkacache.consumer import consume_run
-from kafkacache.leaders import leaders_watch
+from kafkacache.services import change_feed, loads
+from kafkacache.services.leaders import leaders_watch
 from recon.models import Load, LoadPart
-from recon.runs import LOAD_VERIFY
+from recon.services.runs import LOAD_VERIFY
 
 
 @shared_task(name=loads.LOAD_RUN)

@@ -30,7 +30,7 @@ from recon.models import (
     Topic,
     Window,
 )
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 def _hex(value) -> str:
@@ -45,7 +45,7 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
 
     # Who may see a topic is granted here: superusers only. guardian asks only for "Can
     # change topic", so staff with it could grant themselves payload access. Every grant
-    # and revoke is in the audit trail either way (recon.grants).
+    # and revoke is in the audit trail either way (recon.services.grants).
     def _grants_allowed(self, request) -> None:
         if not request.user.is_superuser:
             raise PermissionDenied("Object permissions are managed by superusers.")
@@ -299,7 +299,7 @@ class FindingCommentInline(admin.TabularInline):
 
 @admin.register(FindingTransition)
 class FindingTransitionAdmin(TopicScopedAdmin, ReadOnlyAdmin):
-    """The history of breaks (recon.breaks writes it): read-only, admins included."""
+    """The history of findings (recon.services.finding_lifecycle writes it): read-only, admins included."""
 
     topic_path = "finding__topic"
 
@@ -321,14 +321,14 @@ class FindingCommentAdmin(TopicScopedAdmin, ReadOnlyAdmin):
 
 @admin.register(ReasonCode)
 class ReasonCodeAdmin(admin.ModelAdmin):
-    """The configurable list a break is accepted as-is from. Disable a code rather than delete it."""
+    """The configurable list a finding is accepted as-is from. Disable a code rather than delete it."""
 
     list_display = ("code", "label", "enabled", "position")
     list_editable = ("enabled", "position")
     search_fields = ("code", "label")
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # accepted breaks point at their code (PROTECT): disable instead
+        return False  # accepted findings point at their code (PROTECT): disable instead
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -342,7 +342,7 @@ class ReasonCodeAdmin(admin.ModelAdmin):
 
 @admin.register(Finding)
 class FindingAdmin(TopicScopedAdmin, UuidSearchMixin, admin.ModelAdmin):
-    """Findings change state through recon.breaks (the dashboard's and the API's buttons), not here."""
+    """Findings change state through recon.services.finding_lifecycle (the pages' and the API's buttons), not here."""
 
     inlines = [FindingTransitionInline, FindingCommentInline]
 

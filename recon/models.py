@@ -7,8 +7,8 @@ State rules
 - Both ledgers count a message in the window of its *publish* time, so the two
   sides of a window describe the same messages.
 - A Window is OPEN until its end + grace has passed, then the engine sets it
-  MATCHED or DISCREPANT. Only the engine (recon.services) changes its status.
-- A Finding is a break with a lifecycle (recon.breaks, one function per transition):
+  MATCHED or DISCREPANT. Only the reconcile (recon.services.windows) changes its status.
+- A Finding has a lifecycle (recon.services.finding_lifecycle, one function per transition):
   OPEN -> ACKNOWLEDGED / INVESTIGATING -> FIXED (a person says so) -> RESOLVED (the next
   reconcile, cache check or a replay no longer finds it: verified), or ACCEPTED as-is
   with a reason code; REOPENED when a person reopens it or a check finds a FIXED one again.
@@ -53,7 +53,7 @@ class Topic(models.Model):
     latency_limit_seconds = models.PositiveIntegerField(default=60)
     audit_retention_days = models.PositiveIntegerField(default=30)
     validate_payloads = models.BooleanField(default=True, help_text="Run business validation rules on consumed data.")
-    # Four eyes (replay.approval): a replay or reprocess naming more than this many
+    # Four eyes (replay.services.approval): a replay or reprocess naming more than this many
     # messages waits for a second operator of the topic; empty: never by size.
     approval_threshold = models.PositiveIntegerField(
         null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
@@ -90,7 +90,7 @@ def new_retrieval_key() -> str:
 class Load(models.Model):
     """A bulk load: what was asked for, how far it got, and the key to read it back.
 
-    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.services.loads
     through core.jobs (claimed with a conditional update, so two workers never run
     the same load). Once claimed it is split into parts (LoadPart: client-id ranges,
     `part_count` of them) that any number of workers run at once; its counters are
@@ -390,9 +390,9 @@ class Finding(models.Model):
         REOPENED = "reopened", "Reopened"
         RESOLVED = "resolved", "Resolved (verified)"
 
-    # Breaks someone still owes work on: they age, count against the SLA, show as open.
+    # Findings someone still owes work on: they age, count against the SLA, show as open.
     UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED, Status.INVESTIGATING, Status.REOPENED)
-    # Standing: a check that finds the break again updates it rather than adding a copy.
+    # Standing: a check that finds the same problem again updates it rather than adding a copy.
     STANDING = (*UNRESOLVED, Status.FIXED, Status.ACCEPTED)
 
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="findings")
@@ -408,7 +408,7 @@ class Finding(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # The break's owner: a person or a team (a Group), set by recon.breaks.finding_assign.
+    # The finding's owner: a person or a team (a Group), set by recon.services.finding_lifecycle.finding_assign.
     assigned_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -432,11 +432,11 @@ class Finding(models.Model):
             )
         ]
         indexes = [
-            # discrepancy page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
+            # the findings page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
             models.Index(fields=["topic", "status", "-created_at"], name="finding_topic_status_time"),
             models.Index(fields=["category", "-created_at"], name="finding_category_time"),
             models.Index(fields=["uuid"], name="finding_uuid"),
-            # My breaks: WHERE assigned_user_id = ? AND status IN (...)
+            # My findings: WHERE assigned_user_id = ? AND status IN (...)
             models.Index(fields=["assigned_user", "status"], name="finding_assignee_status"),
         ]
         ordering = ["-created_at"]
@@ -446,7 +446,7 @@ class Finding(models.Model):
 
 
 class ReasonCode(models.Model):
-    """Why a break was accepted as-is (the configurable list, edited in the admin)."""
+    """Why a finding was accepted as-is (the configurable list, edited in the admin)."""
 
     code = models.SlugField(max_length=48, unique=True)
     label = models.CharField(max_length=200)
@@ -462,10 +462,10 @@ class ReasonCode(models.Model):
 
 
 class FindingTransition(models.Model):
-    """One change of a break: its status or owner, who did it (empty: the system), and why.
+    """One change of a finding: its status or owner, who did it (empty: the system), and why.
 
-    Written only by recon.breaks, in the same transaction as the change itself, so
-    the history is the break's full story (the evidence pack exports it).
+    Written only by recon.services.finding_lifecycle, in the same transaction as the change itself, so
+    the history is the finding's full story (the evidence pack exports it).
     """
 
     finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="transitions")
@@ -481,7 +481,7 @@ class FindingTransition(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        # a break's history: WHERE finding_id = ? ORDER BY at
+        # a finding's history: WHERE finding_id = ? ORDER BY at
         indexes = [models.Index(fields=["finding", "at"], name="transition_finding_time")]
 
     def __str__(self) -> str:
@@ -489,7 +489,7 @@ class FindingTransition(models.Model):
 
 
 class FindingComment(models.Model):
-    """The comment thread of a break (recon.breaks.finding_comment)."""
+    """The comment thread of a finding (recon.services.finding_lifecycle.finding_comment)."""
 
     finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="comments")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -509,8 +509,8 @@ class ReconRun(models.Model):
 
     State rules: the scheduler and the feed's checks start a run RUNNING; a run an
     operator (or a finished replay or load) asks for starts QUEUED and a worker
-    claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.runs.run_execute), so a
-    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_finish
+    claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.services.runs.run_execute), so a
+    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_lifecycle.run_finish
     (core.jobs.job_finish), whichever way it started. A queued run whose task was
     lost, or a transport run whose worker went silent (it beats `heartbeat_at` every
     window), is queued again by recon.tasks.runs_resume (core.jobs.jobs_resume).
@@ -570,7 +570,7 @@ class RebalanceEvent(models.Model):
         LOST = "lost", "Lost"
         ERROR = "error", "Error"
         # Not a group callback: a partition's leader or in-sync replicas changed (broker lost,
-        # back, or moved), seen by kafkacache.leaders; member names the watcher.
+        # back, or moved), seen by kafkacache.services.leaders; member names the watcher.
         LEADER = "leader", "Leader change"
 
     group = models.CharField(max_length=255)
@@ -647,11 +647,11 @@ class AuditPayload(models.Model):
     """Audit log (phase 2): the full message value, AES-GCM encrypted at rest.
 
     Written only when the topic's method_audit is on, one bulk insert per feed
-    batch (recon.audit.payloads_record). Kept audit_retention_days, then purged.
+    batch (recon.services.audit.payloads_record). Kept audit_retention_days, then purged.
     `payload` is nonce (12 bytes) + ciphertext; the associated data binds it to
     its topic, UUID and side so a row cannot be passed off as another.
 
-    Re-encryption (kafkacache.rekey) rewrites the card and account ciphertexts inside
+    Re-encryption (kafkacache.services.reencrypt) rewrites the card and account ciphertexts inside
     the value to the newest field key, so an old key can be retired. The row then
     keeps what proves the evidence: `original_hashes`, the published bytes' hash under
     every algorithm (set once, at the first re-encryption; the ledgers hold the same
@@ -692,17 +692,17 @@ class AuditPayload(models.Model):
 
 
 class Replay(models.Model):
-    """An operator's request to replay messages or to reprocess dead letters (replay.requests).
+    """An operator's request to replay messages or to reprocess dead letters (replay.services.requests).
 
     What: `scope` and its parameters in `target` (message UUIDs, a window, a
     publish-time range, a load, a partition's offset range, client keys, or
     dead-lettered findings). How: `way` (audit log, Kafka, source, dead letters).
 
-    Four eyes (replay.approval): a request the topic says needs approval starts
+    Four eyes (replay.services.approval): a request the topic says needs approval starts
     PENDING and moves to QUEUED when a second operator of the topic approves it, or to
     REJECTED / EXPIRED; only a QUEUED one is ever claimed, so nothing pending runs.
 
-    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by replay.requests and
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by replay.services.requests and
     claimed with a conditional update, so a redelivered task finds the request
     taken and a finished request is never run again. A RUNNING replay whose
     heartbeat is older than REPLAY_STALE_SECONDS lost its worker: it may be claimed

@@ -35,6 +35,7 @@ from core.records import record_decode, record_mask
 from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
 from recon import audit
 from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
+from recon.selectors.audit import payloads_of
 from replay.guard import replays_per_message
 from replay.ways.common import Original, originals_of
 
@@ -159,7 +160,7 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
     for start in range(0, len(originals), batch):
         chunk = originals[start : start + batch]
         shown = chunk[: max(shown_max - len(messages), 0)]
-        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in shown]) if topic.method_audit else {}
+        payloads = payloads_of(topic=topic, uuids=[o.uuid for o in shown]) if topic.method_audit else {}
         keys = [o.key for o in chunk]
         records, tombstones = cache_records_get(client, keys), tombstones_get(client, keys)
         for n, o in enumerate(chunk):

@@ -78,7 +78,7 @@ def main() -> None:
     from core.clients import redis_client
     from dashboard.demo import demo_seed
     from kafkacache.cache import CacheOp, cache_apply
-    from kafkacache.topics import topics_ensure
+    from kafkacache.services.topics import topics_ensure
     from monitoring.models import AlertRule, Silence
     from recon.models import Finding, ReconRun, Replay, ReplayItem, Topic, Window
 
@@ -133,7 +133,7 @@ def main() -> None:
     )
     verify = None
     if discrepant is not None:
-        from recon.runs import run_execute, run_queue
+        from recon.services.runs import run_execute, run_queue
 
         verify = run_queue(
             kind="transport", topic=discrepant.topic, window_ids=[discrepant.pk], trigger="replay", replay=replay
@@ -175,10 +175,10 @@ def main() -> None:
         ("operator", "replay", reverse("dashboard:replay", args=[replay.pk])),
         ("operator", "runs", reverse("dashboard:runs")),
         ("operator", "run", reverse("dashboard:run", args=[last_run.pk]) if last_run else None),
-        ("operator", "alerts", reverse("monitoring:alerts")),
-        ("admin", "alert-rules", reverse("monitoring:rules")),
-        ("admin", "alert-rule", reverse("monitoring:rule", args=[rule.pk]) if rule else None),
-        ("operator", "silences", reverse("monitoring:silences")),
+        ("operator", "alerts", reverse("dashboard:alerts")),
+        ("admin", "alert-rules", reverse("dashboard:alert-rules")),
+        ("admin", "alert-rule", reverse("dashboard:alert-rule", args=[rule.pk]) if rule else None),
+        ("operator", "silences", reverse("dashboard:silences")),
         ("admin", "audit-trail", reverse("dashboard:actions")),
         ("admin", "api-docs", reverse("api-docs")),
         ("admin", "admin-topic", reverse("admin:recon_topic_changelist")),

@@ -10,40 +10,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recon', '0016_load_from_feed'),
+        ("recon", "0016_load_from_feed"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='publishedmessage',
-            name='seal_leaf',
+            model_name="publishedmessage",
+            name="seal_leaf",
             field=models.BinaryField(blank=True, max_length=16, null=True),
         ),
         migrations.AddField(
-            model_name='topic',
-            name='accepts_unsealed',
-            field=models.BooleanField(default=False, help_text="Take messages without a verified seal (other producers), their versions bounded by the source's sequence and their keys re-checked by the cache leg. Off: such messages are dead-lettered."),
+            model_name="topic",
+            name="accepts_unsealed",
+            field=models.BooleanField(
+                default=False,
+                help_text="Take messages without a verified seal (other producers), their versions bounded by the source's sequence and their keys re-checked by the cache leg. Off: such messages are dead-lettered.",
+            ),
         ),
         migrations.AlterField(
-            model_name='consumedmessage',
-            name='outcome',
-            field=models.CharField(choices=[('stored', 'Stored in Redis'), ('deleted', 'Deleted from Redis'), ('dead', 'Dead-lettered'), ('invalid', 'Stored, failed validation'), ('refused-older', 'Refused: older than what the cache holds'), ('refused-unordered', 'Refused: unversioned, the cache holds a versioned record'), ('unsealed', 'Applied from an unsealed producer (key re-checked)')], max_length=20),
+            model_name="consumedmessage",
+            name="outcome",
+            field=models.CharField(
+                choices=[
+                    ("stored", "Stored in Redis"),
+                    ("deleted", "Deleted from Redis"),
+                    ("dead", "Dead-lettered"),
+                    ("invalid", "Stored, failed validation"),
+                    ("refused-older", "Refused: older than what the cache holds"),
+                    ("refused-unordered", "Refused: unversioned, the cache holds a versioned record"),
+                    ("unsealed", "Applied from an unsealed producer (key re-checked)"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='publishedmessage',
-            name='event_type',
-            field=models.CharField(choices=[('bulk', 'Bulk add'), ('add', 'Add'), ('update', 'Update'), ('delete', 'Delete'), ('restore', 'Restore from the system of record')], max_length=8),
+            model_name="publishedmessage",
+            name="event_type",
+            field=models.CharField(
+                choices=[
+                    ("bulk", "Bulk add"),
+                    ("add", "Add"),
+                    ("update", "Update"),
+                    ("delete", "Delete"),
+                    ("restore", "Restore from the system of record"),
+                ],
+                max_length=8,
+            ),
         ),
         migrations.AlterField(
-            model_name='replay',
-            name='way',
-            field=models.CharField(choices=[('audit', 'Audit log (republish the stored payload as a new message)'), ('kafka', 'Kafka (re-read offsets into Redis)'), ('source', 'Source (rebuild from the system of record and republish)'), ('dead-letter', 'Dead letters (reprocess from the dead-letter topic)'), ('restore', 'Restore from the system of record (over any version or delete)')], max_length=12),
+            model_name="replay",
+            name="way",
+            field=models.CharField(
+                choices=[
+                    ("audit", "Audit log (republish the stored payload as a new message)"),
+                    ("kafka", "Kafka (re-read offsets into Redis)"),
+                    ("source", "Source (rebuild from the system of record and republish)"),
+                    ("dead-letter", "Dead letters (reprocess from the dead-letter topic)"),
+                    ("restore", "Restore from the system of record (over any version or delete)"),
+                ],
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='rule',
-            name='event_type',
-            field=models.CharField(blank=True, choices=[('bulk', 'Bulk add'), ('add', 'Add'), ('update', 'Update'), ('delete', 'Delete'), ('restore', 'Restore from the system of record')], help_text='Empty: any.', max_length=8),
+            model_name="rule",
+            name="event_type",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("bulk", "Bulk add"),
+                    ("add", "Add"),
+                    ("update", "Update"),
+                    ("delete", "Delete"),
+                    ("restore", "Restore from the system of record"),
+                ],
+                help_text="Empty: any.",
+                max_length=8,
+            ),
         ),
     ]

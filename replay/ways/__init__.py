@@ -6,7 +6,7 @@ version (their docstrings say how).
 from collections.abc import Callable
 
 from recon.models import Replay
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.audit import replay_audit
 from replay.ways.dead_letters import replay_dead_letters
 from replay.ways.kafka import replay_kafka

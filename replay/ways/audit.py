@@ -20,10 +20,11 @@ from core.record_checks import record_problems
 from core.records import record_decode, record_key_ids
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.publishing import messages_publish
+from kafkacache.services.publishing import messages_publish
 from recon import audit
 from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from recon.selectors.audit import payloads_of
+from replay.services.progress import Progress
 from replay.ways.common import Original, Outcome, batched, item_with, originals_of
 
 
@@ -81,7 +82,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
     progress.record(unknown)
     client = redis_client()
     for chunk in batched(originals, settings.REPLAY_BATCH_SIZE):
-        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
+        payloads = payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
         newer = _cache_newer(client, chunk)
         loads = dict(
             Load.objects.filter(pk__in={o.load_id for o in chunk if o.load_id}).values_list("pk", "retrieval_key")

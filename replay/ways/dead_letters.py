@@ -24,7 +24,7 @@ from core.hashing import content_hash
 from kafkacache.messages import headers_dict
 from kafkacache.seal import seal_leaf, seal_value_hash
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, batched, created_ms
 from replay.ways.reading import (
     dead_letters_resolve,

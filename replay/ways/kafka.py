@@ -13,7 +13,7 @@ from django.conf import settings
 
 from kafkacache.consumer import FeedConsumer
 from recon.models import Replay, ReplayItem
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, originals_of
 from replay.ways.reading import (
     dead_letters_resolve,

@@ -31,10 +31,10 @@ from core.hashing import content_hash
 from core.records import client_id_of
 from core.sources import SqlSource
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.publishing import Pending, message_record, messages_publish
+from kafkacache.services.publishing import Pending, message_record, messages_publish
 from recon.models import Replay, ReplayItem, Topic
-from recon.services import finding_record
-from replay.progress import Progress
+from recon.services.findings import finding_record
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, batched, item_with
 
 EVENT = "restore"
@@ -127,15 +127,3 @@ def replay_restore(replay: Replay, progress: Progress) -> None:
             detail = json.dumps({"before": before[key], "after": after}, sort_keys=True)
             items.append(item_with(item, Outcome.PUBLISHED, detail, message.uuid))
         progress.record(items)
-
-
-def restore_evidence(items: Sequence[ReplayItem]) -> list[dict]:
-    """Each restored key's before and after, as the restore recorded them (the evidence pack)."""
-    out = []
-    for item in items:
-        try:
-            detail = json.loads(item.detail)
-        except ValueError:
-            detail = {"note": item.detail}
-        out.append({"key": item.key, "outcome": item.outcome, "uuid": str(item.uuid or "") or None, **detail})
-    return out

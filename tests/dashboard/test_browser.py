@@ -66,7 +66,7 @@ def test_overview_chart_renders_with_data(transactional_db, live_server, login, 
 
 
 def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transactional_db, live_server, login, data):
-    from recon.services import window_reconcile
+    from recon.services.windows import window_reconcile
     from tests.dashboard.conftest import consume
 
     missing = data["missing"]
@@ -113,7 +113,7 @@ def test_pages_draw_under_the_csp_with_no_violation(transactional_db, live_serve
     assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
     assert policy["style-src-attr"] == "'unsafe-inline'"  # plotly's SVG attributes only (config/settings.py)
     page.wait_for_selector("#flow-0.js-plotly-plot .main-svg", timeout=15000)
-    for name in ("dashboard:findings", "dashboard:replays", "dashboard:loads", "monitoring:alerts"):
+    for name in ("dashboard:findings", "dashboard:replays", "dashboard:loads", "dashboard:alerts"):
         page.goto(live_server.url + reverse(name))
     # The alerts filter submits on change through static/kafkacache/page.js.
     with page.expect_navigation():

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from recon import breaks
 from recon.models import Replay
+from recon.services import finding_lifecycle
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_break_panel_buttons_follow_permissions_and_my_breaks_lists_assigned_one
     assert bad.status_code == 302
     missing.refresh_from_db()
     assert missing.status == "open"  # refused, with the reason in the message
-    breaks.finding_fix(finding=missing, user=people["operator"], comment="done")
+    finding_lifecycle.finding_fix(finding=missing, user=people["operator"], comment="done")
     assert "Fixed" in client_for("viewer").get(page).content.decode()
 
 

@@ -248,7 +248,7 @@ def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
     rebalances = client.get(reverse("dashboard:rebalances")).context["page"].rows
     assert [r.member for r in rebalances] == ["member-1"]
     actions = client.get(reverse("dashboard:actions")).context["page"].rows
-    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.grants
+    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.services.grants
 
 
 def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
@@ -333,7 +333,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
     import datetime as dt
 
     from core.hashing import content_hash
-    from recon.ledger import PublishedRow, published_record
+    from recon.services.ledger import PublishedRow, published_record
 
     load = Load.objects.create(
         topic=topic_a,
@@ -361,7 +361,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
 
 
 def test_audit_outcomes_are_coloured_by_meaning(client_for, data, topic_a, people):
-    from recon.services import operator_action_record
+    from recon.services.actions import operator_action_record
 
     for outcome in ("queued", "done: 3 stored", "done: 1 dead, 2 stored", "refused"):
         operator_action_record(user=people["operator"], action="replay", topic=topic_a, outcome=outcome)

@@ -7,7 +7,7 @@ from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from recon.access import topic_grant
 from recon.models import Load, OperatorAction, PublishedMessage
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 from tests.factories import UserFactory
 from tests.people import people_make

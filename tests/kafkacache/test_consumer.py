@@ -20,7 +20,7 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, wait_for
@@ -166,7 +166,7 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     not doubled. The error here: a lock held by another session, and a statement timeout."""
     import psycopg
 
-    from kafkacache.change_feed import change_publish
+    from kafkacache.services.change_feed import change_publish
 
     from .conftest import subprocess_database_url
 

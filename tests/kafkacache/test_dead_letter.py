@@ -7,7 +7,7 @@ from core.clients import make_consumer, make_producer
 from core.records import record_encode, record_from_document
 from kafkacache.messages import message_build
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 from tests.kafka_reads import headers_read_all
 

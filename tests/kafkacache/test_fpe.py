@@ -24,7 +24,7 @@ from core.records import (
 from kafkacache.batch_plan import batch_plan
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 # Every FF1 sample of NIST's "Examples with intermediate values" for SP 800-38G

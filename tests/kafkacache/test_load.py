@@ -14,9 +14,9 @@ from core.jobs import jobs_stalled
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceError, SqlSource
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Load, OperatorAction, PublishedMessage, Window
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all, source_records, wait_for
 

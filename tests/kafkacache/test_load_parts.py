@@ -16,13 +16,14 @@ from core.cache_records import load_keys
 from core.clients import make_consumer
 from core.ods import ods_seed
 from core.sources import FileSource, PartRange, SqlSource
-from kafkacache import loads, tasks
-from kafkacache.loads import load_parts_run, load_run, load_start
+from kafkacache import tasks
 from kafkacache.messages import headers_dict
 from kafkacache.producer import producer
+from kafkacache.services import loads
+from kafkacache.services.loads import load_parts_run, load_run, load_start
 from recon.models import Finding, Load, LoadPart, PublishedMessage, ReconRun
-from recon.runs import load_verify
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
+from recon.services.runs import load_verify
 from recon.tasks import run_execute_task
 from tests.conftest import celery_worker
 from tests.documents import DOC

@@ -25,7 +25,7 @@ from kafkacache.seal import (
     seal_leaf,
 )
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, client_message

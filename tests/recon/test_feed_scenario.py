@@ -1,6 +1,6 @@
 """The issue's scenario through the feed itself: kafkacache publishes and consumes, recon names the faults.
 
-Publishing goes through kafkacache.change_feed.change_publish (Kafka + publish ledger),
+Publishing goes through kafkacache.services.change_feed.change_publish (Kafka + publish ledger),
 consuming through kafkacache.consumer.FeedConsumer.process_batch (Redis + consume
 ledger), on fresh topics. The messages are fetched with an assigned (group-less)
 consumer so that only the late ones are late. Faults:
@@ -22,14 +22,15 @@ from django.utils import timezone
 
 from core.clients import make_admin, make_consumer, redis_client
 from core.records import record_encode, record_from_document
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import publish
-from kafkacache.topics import topics_ensure
-from recon.cache_check import cache_check
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.topics import topics_ensure
 from recon.models import PublishedMessage, Window
-from recon.services import feed_topics_ensure, range_reconcile
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from recon.services.windows import range_reconcile
 from tests.cache_state import records_drop
 from tests.documents import client_doc
 

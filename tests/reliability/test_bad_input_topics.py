@@ -23,7 +23,7 @@ from core.crypto import Keyring
 from core.records import record_decode
 from kafkacache.producer import publish
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.kafka_reads import headers_read_all
 from tests.kafkacache.conftest import cached_keys, consume_all
 from tests.reliability.bad_input import good_message, headers_replaced, plain_and_sealed, sealed_with

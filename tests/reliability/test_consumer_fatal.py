@@ -17,7 +17,7 @@ import pytest
 from core.clients import make_consumer, make_producer
 from kafkacache.consumer import FeedConsumer
 from recon.models import RebalanceEvent
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.kafkacache.conftest import cached_keys
 from tests.reliability.bad_input import good_message
 

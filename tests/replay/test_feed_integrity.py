@@ -14,17 +14,17 @@ from core import avro
 from core.cache_records import tombstones_get
 from core.clients import make_producer
 from core.records import MAX_VERSION, record_encode, record_from_document
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, headers_dict, message_build
-from kafkacache.publishing import messages_publish
-from kafkacache.relayout import cache_topics_set
 from kafkacache.selectors import load_records
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.publishing import messages_publish
+from kafkacache.services.relayout import cache_topics_set
 from kafkacache.versions import change_version
 from recon.models import ConsumedMessage, Finding, Load, PublishedMessage, ReconRun
-from recon.runs import run_execute
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.runs import run_execute
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge, record_topic_drop
 from tests.documents import client_doc
 from tests.source_state import versions_given

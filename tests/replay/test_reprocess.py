@@ -5,11 +5,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.services.change_feed import change_publish
 from recon.models import ConsumedMessage, Finding
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached
 from tests.documents import client_doc
 

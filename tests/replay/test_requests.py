@@ -3,11 +3,11 @@
 import pytest
 
 from config.errors import AppError
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.services.change_feed import change_publish
 from recon.models import OperatorAction, PublishedMessage, Replay
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.documents import client_doc
 
 from .conftest import fetch

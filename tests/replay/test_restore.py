@@ -12,16 +12,16 @@ from core.cache_records import tombstones_get
 from core.ods import ods_seed
 from core.records import MAX_VERSION, record_decode, record_encode, record_from_document
 from core.sources import SqlSource
-from dashboard.evidence import evidence_pack
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
 from recon import access
-from recon.cache_check import cache_check
 from recon.models import Finding, OperatorAction, ReconRun
-from recon.runs import replay_verify, run_execute
-from replay.approval import replay_approve
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.selectors.evidence import evidence_pack
+from recon.services.cache_check import cache_check
+from recon.services.runs import replay_verify, run_execute
+from replay.services.approval import replay_approve
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge
 from tests.documents import client_doc
 from tests.factories import PASSWORD, UserFactory

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.jobs import jobs_stalled
 from recon.models import Replay
-from replay.runs import replay_run
+from replay.services.runs import replay_run
 
 pytestmark = pytest.mark.django_db
 

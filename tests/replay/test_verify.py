@@ -8,12 +8,12 @@ import pytest
 from django.utils import timezone
 
 from kafkacache.consumer import FeedConsumer
-from recon.cache_check import cache_check
 from recon.models import Finding, ReconRun, Replay, ReplayItem
-from recon.runs import replay_verify
+from recon.services.cache_check import cache_check
+from recon.services.runs import replay_verify
 from recon.tasks import replay_verify_task, run_execute_task
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import records_drop
 
 from .conftest import fetch_uuid, finding_of, lose_one
@@ -108,9 +108,9 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
 
 def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, people, django_capture_on_commit_callbacks):
     from core.ods import ods_seed
-    from kafkacache.loads import load_run, load_start
+    from kafkacache.services.loads import load_run, load_start
     from recon.models import Load
-    from recon.runs import load_verify
+    from recon.services.runs import load_verify
 
     from .conftest import fetch
 

@@ -23,8 +23,8 @@ from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from monitoring.models import Alert, AlertRule
 from recon import access
-from recon.audit import payloads_record
 from recon.models import Load, ReconRun, Replay
+from recon.services.audit import payloads_record
 from tests.dashboard import conftest as dashboard_base
 from tests.documents import DOC
 from tests.factories import PASSWORD, UserFactory

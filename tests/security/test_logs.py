@@ -20,9 +20,10 @@ from rest_framework.test import APIClient
 
 from core.clients import make_producer
 from recon import access
-from recon.cache_check import cache_check
-from recon.services import feed_topics_ensure, range_reconcile
-from recon.validation import validation_run
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from recon.services.validation import validation_run
+from recon.services.windows import range_reconcile
 from tests.dashboard.conftest import CARD
 from tests.documents import DOC
 from tests.kafkacache import conftest as feed_base

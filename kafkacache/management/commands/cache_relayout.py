@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.progress import Progress
-from kafkacache.relayout import RelayoutCounts, cache_relayout
+from core.progress import Progress
+from kafkacache.services.relayout import RelayoutCounts, cache_relayout
 
 
 class Command(BaseCommand):

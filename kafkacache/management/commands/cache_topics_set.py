@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.progress import Progress
-from kafkacache.relayout import TopicCounts, cache_topics_set
+from core.progress import Progress
+from kafkacache.services.relayout import TopicCounts, cache_topics_set
 
 
 class Command(BaseCommand):

@@ -1,0 +1,140 @@
+"""Reads of findings: their ageing against the SLA, the ones over it, a person's."""
+
+import datetime as dt
+import uuid as uuid_lib
+
+from django.conf import settings
+from django.db.models import Count, Min, Q, QuerySet
+
+from core.masking import mask_sensitive
+from recon import access
+from recon.models import (
+    Finding,
+    Topic,
+    Window,
+)
+from recon.selectors.lists import in_range
+
+AGEING_BUCKETS = (
+    ("lt_1h", "< 1 h", dt.timedelta(0), dt.timedelta(hours=1)),
+    ("h1_24", "1-24 h", dt.timedelta(hours=1), dt.timedelta(hours=24)),
+    ("d1_7", "1-7 days", dt.timedelta(hours=24), dt.timedelta(days=7)),
+    ("gt_7d", "> 7 days", dt.timedelta(days=7), None),
+)
+
+
+def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
+    """Unresolved findings per topic and severity in the four age buckets, with the oldest of each (a Finding).
+
+    One grouped query (served by finding_topic_status_time) and one DISTINCT ON for the oldest."""
+    counts = {
+        name: Count("id", filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()))
+        for name, _, low, high in AGEING_BUCKETS
+    }
+    rows = (
+        Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
+        .values("topic_id", "topic__name", "severity")
+        .annotate(total=Count("id"), oldest_at=Min("created_at"), **counts)
+        .order_by("topic__name", "severity")
+    )
+    oldest = {
+        (f.topic_id, f.severity): f
+        for f in Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
+        .order_by("topic_id", "severity", "created_at", "id")
+        .distinct("topic_id", "severity")
+    }
+    sla = settings.BREAK_SLA_HOURS
+    out = []
+    for values in rows:
+        row: dict = dict(values)  # the bucket names are keys mypy cannot know
+        limit = dt.timedelta(hours=sla.get(row["severity"], 0))
+        out.append(
+            {
+                **row,
+                "buckets": [(label, row[name]) for name, label, _, _ in AGEING_BUCKETS],
+                "sla_hours": sla.get(row["severity"]),
+                "over_sla": bool(limit) and now - row["oldest_at"] > limit,
+                "oldest": oldest.get((row["topic_id"], row["severity"])),
+            }
+        )
+    return out
+
+
+def findings_over_sla(
+    *,
+    now: dt.datetime,
+    topic_id: int | None = None,
+    severities: list[str] | None = None,
+    categories: list[str] | None = None,
+) -> dict[int, int]:
+    """{topic_id: unresolved findings older than the SLA of their severity} (BREAK_SLA_HOURS)."""
+    late = Q()
+    for severity, hours in settings.BREAK_SLA_HOURS.items():
+        if severities is None or severity in severities:
+            late |= Q(severity=severity, created_at__lt=now - dt.timedelta(hours=hours))
+    if not late:
+        return {}
+    findings = Finding.objects.filter(late, status__in=Finding.UNRESOLVED)
+    if topic_id:
+        findings = findings.filter(topic_id=topic_id)
+    if categories:
+        findings = findings.filter(category__in=categories)
+    return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
+
+
+def findings_assigned(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
+    """My findings: assigned to me or to a team of mine, not yet resolved or accepted."""
+    mine = Q(assigned_user=user) | Q(assigned_group__in=user.groups.all())
+    return (
+        Finding.objects.filter(mine, topic__in=topics, status__in=(*Finding.UNRESOLVED, Finding.Status.FIXED))
+        .select_related("topic", "assigned_user", "assigned_group")
+        .order_by("created_at", "id")
+    )
+
+
+def findings_filtered(
+    *,
+    user,
+    topic: Topic | None = None,
+    category: str = "",
+    severity: str = "",
+    status: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    uuid: uuid_lib.UUID | None = None,
+    key: str = "",
+    window: Window | None = None,
+) -> QuerySet[Finding]:
+    qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related(
+        "topic", "window", "acknowledged_by"
+    )
+    if topic is not None:
+        qs = qs.filter(topic=topic)
+    if category:
+        qs = qs.filter(category=category)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if status:
+        qs = qs.filter(status=status)
+    qs = in_range(qs, "created_at", since, until)
+    if uuid is not None:
+        qs = qs.filter(uuid=uuid)
+    if key:
+        qs = qs.filter(key=key)
+    if window is not None:
+        qs = qs.filter(window=window)
+    return qs
+
+
+def finding_visible(user, *, pk: int) -> Finding:
+    finding = Finding.objects.select_related("topic").filter(pk=pk).first()
+    access.topic_for_view(user, finding.topic if finding else None)
+    assert finding is not None  # topic_for_view raised otherwise
+    return finding
+
+
+def finding_detail_for(user, finding: Finding) -> dict:
+    """A finding's detail as this user may see it (card and account numbers masked)."""
+    if access.can_view_payload(user, finding.topic):
+        return finding.detail
+    return mask_sensitive(finding.detail)
