@@ -184,6 +184,16 @@ class PrivateRedis:
                 return
             time.sleep(0.1)
 
+    def rewrite(self, timeout_s: float = 300) -> None:
+        """Rewrite the AOF now and wait for it: every run then starts from a compact AOF, so
+        the rewrite its own writes trigger (auto-aof-rewrite-percentage) falls in each run
+        alike, not in whichever run the earlier runs' writes happened to push past the threshold."""
+        import redis
+
+        self.settle(timeout_s)
+        redis.Redis(host="127.0.0.1", port=self.port).bgrewriteaof()
+        self.settle(timeout_s)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
