@@ -29,6 +29,8 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# Done, but not every item got where it belongs (a replay that skipped or failed some): never plain done.
+PROBLEMS = "problems"
 
 
 def job_enqueue(name: str, *args: Any, **kwargs: Any) -> None:
@@ -68,8 +70,8 @@ def job_beat(model: type[models.Model], pk, **fields) -> None:
 
 
 def job_finish(model: type[models.Model], pk, *, status: str, **fields) -> bool:
-    """running -> done | failed, once (False when the job was not running)."""
-    if status not in (DONE, FAILED):
+    """running -> done | problems | failed, once (False when the job was not running)."""
+    if status not in (DONE, PROBLEMS, FAILED):
         raise ValueError(f"a job finishes done or failed, not {status!r}")
     finished = model._default_manager.filter(pk=pk, status=RUNNING).update(
         status=status, finished_at=timezone.now(), **fields
