@@ -4,7 +4,8 @@ import datetime as dt
 import uuid as uuid_lib
 
 from django.conf import settings
-from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Concat
 
 from core.masking import mask_sensitive
 from recon import access
@@ -14,6 +15,13 @@ from recon.models import (
     Window,
 )
 from recon.selectors.lists import in_range
+
+# A finding's problem; one raised without a key (before problems, or written directly) is its own.
+PROBLEM_KEY = Case(
+    When(problem="", then=Concat(Value("one:"), Cast("id", CharField()))),
+    default=F("problem"),
+    output_field=CharField(),
+)
 
 AGEING_BUCKETS = (
     ("lt_1h", "< 1 h", dt.timedelta(0), dt.timedelta(hours=1)),
@@ -30,7 +38,7 @@ def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
     One grouped query (served by finding_topic_status_time) and one DISTINCT ON for the oldest."""
     counts = {  # problems, not findings: a reload of 5,000 keys is one line of work
         name: Count(
-            "problem",
+            PROBLEM_KEY,
             distinct=True,
             filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()),
         )
@@ -39,7 +47,7 @@ def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
     rows = (
         Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
         .values("topic_id", "topic__name", "severity")
-        .annotate(total=Count("problem", distinct=True), findings=Count("id"), oldest_at=Min("created_at"), **counts)
+        .annotate(total=Count(PROBLEM_KEY, distinct=True), findings=Count("id"), oldest_at=Min("created_at"), **counts)
         .order_by("topic__name", "severity")
     )
     oldest = {
@@ -176,7 +184,8 @@ def problems_of(qs: QuerySet[Finding], *, limit: int | None = None) -> list[dict
     and one for the first members."""
     rows = (
         qs.order_by()
-        .values("topic_id", "topic__name", "problem")
+        .annotate(problem_key=PROBLEM_KEY)
+        .values("topic_id", "topic__name", "problem_key")
         .annotate(
             category=Min("category"),
             rank=Max(SEVERITY_RANK),
@@ -186,10 +195,18 @@ def problems_of(qs: QuerySet[Finding], *, limit: int | None = None) -> list[dict
             last_at=Max("created_at"),
             first_id=Min("id"),
         )
-        .order_by("-rank", "first_at", "topic__name", "problem")
+        .order_by("-rank", "first_at", "topic__name", "problem_key")
     )
     listed = list(rows[:limit] if limit else rows)
     first = Finding.objects.select_related("topic", "window", "acknowledged_by").in_bulk(
         [r["first_id"] for r in listed]
     )
-    return [{**row, "severity": RANKED.get(row["rank"], ""), "first": first.get(row["first_id"])} for row in listed]
+    return [
+        {
+            **row,
+            "problem": row["problem_key"],
+            "severity": RANKED.get(row["rank"], ""),
+            "first": first.get(row["first_id"]),
+        }
+        for row in listed
+    ]

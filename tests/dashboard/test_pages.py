@@ -111,7 +111,7 @@ def test_findings_filters(client_for, data, topic_a):
     assert client.get(url, {"status": "acknowledged", **rows}).context["page"].rows == []
     future = (data["now"] + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     assert client.get(url, {"since": future, **rows}).context["page"].rows == []
-    assert len(client.get(url, {"until": future}).context["page"].rows) == 2
+    assert len(client.get(url, {"until": future, **rows}).context["page"].rows) == 2
     by_uuid = client.get(url, {"uuid": str(data["missing"].uuid)}).context["page"].rows
     assert [f.pk for f in by_uuid] == [data["missing"].pk]
 
