@@ -7,7 +7,7 @@ the schema is recreated: use a bench database), writes the matching Redis record
 through the cache's writer (kafkacache.cache, batches of BATCH, with their source
 version and topic) and their publish-ledger rows (COPY, in a partition of 2099, dropped
 at the end), injects --inject divergences of each kind (tests.cache_state: behind the
-writer's back), runs the leg (recon.cache_check, the whole source: keyset stream +
+writer's back), runs the leg (recon.services.cache_check, the whole source: keyset stream +
 pipelined Redis + SCAN) and prints its time, keys per second and findings per kind.
 It asserts that every injected divergence is found and nothing else. The Redis
 database of REDIS_URL has its kc:* keys removed before and after.

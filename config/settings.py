@@ -69,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RejectNulBytes",
-    "config.middleware.CurrentRequest",  # recon.grants: who granted an object permission
+    "config.middleware.CurrentRequest",  # recon.services.grants: who granted an object permission
     "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
@@ -334,6 +334,9 @@ KAFKA_BATCH_BYTES = env_int("KAFKA_BATCH_BYTES", 262144, minimum=1024)
 # --- Feed -------------------------------------------------------------------------
 CONSUMER_BATCH_SIZE = env_int("CONSUMER_BATCH_SIZE", 100, minimum=1)
 MESSAGE_MAX_BYTES = env_int("MESSAGE_MAX_BYTES", 10240, minimum=256)
+# How long the consumer keeps the source's version bound (kafkacache.versions) before reading
+# it again; it is read only for messages of a topic that accepts unsealed producers.
+SOURCE_BOUND_SECONDS = env_int("SOURCE_BOUND_SECONDS", 5, minimum=0)
 SOURCE_DATABASE_URL = env_str("SOURCE_DATABASE_URL", "")  # empty: the default database
 # Field encryption keys as "id:base64key,id2:base64key"; the first is used to
 # encrypt, all of them decrypt (rotation). The default is a dev-only key.
@@ -369,7 +372,10 @@ SOURCE_FILE_DIR = env_str("SOURCE_FILE_DIR", str(BASE_DIR / "var" / "sources"))
 LOAD_BATCH_SIZE = env_int("LOAD_BATCH_SIZE", 500, minimum=1)  # records per publish + ledger write
 # load batches handed to Kafka and not yet acknowledged and ledgered, while the next is read and built
 LOAD_BATCHES_IN_FLIGHT = env_int("LOAD_BATCHES_IN_FLIGHT", 4, minimum=1)
-# A load silent this long lost its worker: kafkacache-loads-resume queues it again.
+# A load is split into parts of this many clients (client-id ranges of the SQL source;
+# a file is one part), which any number of workers run at once, each resumable alone.
+LOAD_PART_CLIENTS = env_int("LOAD_PART_CLIENTS", 100_000, minimum=1)
+# A load part silent this long lost its worker: kafkacache-loads-resume queues it again.
 LOAD_STALE_SECONDS = env_int("LOAD_STALE_SECONDS", 600, minimum=30)
 CHANGE_FEED_BATCH_SIZE = env_int("CHANGE_FEED_BATCH_SIZE", 500, minimum=1)
 CHANGE_FEED_INTERVAL_SECONDS = env_int("CHANGE_FEED_INTERVAL_SECONDS", 10, minimum=1)
@@ -436,7 +442,7 @@ CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
 }
 CELERY_BEAT_SCHEDULE["recon-partitions-maintain"] = {"task": "recon.tasks.partitions_maintain", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["recon-audit-purge"] = {"task": "recon.tasks.audit_purge", "schedule": 3600.0}
-# The cache leg (recon.cache_check): every bulk and change topic against its system of
+# The cache leg (recon.services.cache_check): every bulk and change topic against its system of
 # record this often; keys per Redis round trip and per source/ledger batch.
 CACHE_LEG_SCHEDULE_SECONDS = env_int("CACHE_LEG_SCHEDULE_SECONDS", 3600, minimum=60)
 CACHE_LEG_BATCH_SIZE = env_int("CACHE_LEG_BATCH_SIZE", 10000, minimum=100)
@@ -445,31 +451,31 @@ CELERY_BEAT_SCHEDULE["recon-cache-legs"] = {
     "schedule": float(CACHE_LEG_SCHEDULE_SECONDS),
     "options": {"expires": float(CACHE_LEG_SCHEDULE_SECONDS)},
 }
-# Replays and reprocessing (replay.requests): messages per request, per publish/process batch,
+# Replays and reprocessing (replay.services.requests): messages per request, per publish/process batch,
 # how long one request may read Kafka, and when a silent running replay is taken over.
 REPLAY_MAX_MESSAGES = env_int("REPLAY_MAX_MESSAGES", 10000, minimum=1)
 REPLAY_BATCH_SIZE = env_int("REPLAY_BATCH_SIZE", 500, minimum=1)
 REPLAY_READ_SECONDS = env_int("REPLAY_READ_SECONDS", 120, minimum=1)
 REPLAY_STALE_SECONDS = env_int("REPLAY_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
-# On-demand runs (recon.runs): a queued run not picked up, or a transport run silent (it
+# On-demand runs (recon.services.runs): a queued run not picked up, or a transport run silent (it
 # beats every window), this long is queued again.
 RECON_RUN_STALE_SECONDS = env_int("RECON_RUN_STALE_SECONDS", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["recon-runs-resume"] = {"task": "recon.tasks.runs_resume", "schedule": 300.0}
-# After a replay or a load (recon.runs): how long to wait between looks for the feed to have
+# After a replay or a load (recon.services.runs): how long to wait between looks for the feed to have
 # consumed what it published, and how many looks before its windows are judged as they stand.
 RECON_VERIFY_WAIT_SECONDS = env_int("RECON_VERIFY_WAIT_SECONDS", 10, minimum=1)
 RECON_VERIFY_MAX_WAITS = env_int("RECON_VERIFY_MAX_WAITS", 30, minimum=0)
 
-# --- Governed operations (breaks, four eyes, dry run, evidence, lag status) -----------
-# Hours a break of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
+# --- Governed operations (finding lifecycle, four eyes, dry run, evidence, lag status) -----------
+# Hours a finding of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
 BREAK_SLA_HOURS = env_int_map(
     "BREAK_SLA_HOURS", "critical=4,warning=24,info=168", keys=("critical", "warning", "info"), minimum=1
 )
 # A replay request awaiting a second operator's approval expires after this many hours.
 REPLAY_APPROVAL_HOURS = env_int("REPLAY_APPROVAL_HOURS", 24, minimum=1)
 # A topic's approval_threshold counts what one person replayed on it without a second
-# operator over this many hours, the new request included (replay.approval).
+# operator over this many hours, the new request included (replay.services.approval).
 REPLAY_APPROVAL_WINDOW_HOURS = env_int("REPLAY_APPROVAL_WINDOW_HOURS", 24, minimum=1)
 # The replay guard: one message is replayed at most this many times.
 REPLAY_MAX_PER_MESSAGE = env_int("REPLAY_MAX_PER_MESSAGE", 3, minimum=1)

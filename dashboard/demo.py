@@ -1,7 +1,7 @@
 """Demo ledger traffic for screenshots and local trials (never run against production).
 
-Writes through the real ledger writers (recon.ledger) and reconciles with the real
-engine (recon.services.range_reconcile), so the windows, findings and charts are
+Writes through the real ledger writers (recon.services.ledger) and reconciles with the real
+engine (recon.services.windows.range_reconcile), so the windows, findings and charts are
 what the product would show for the same traffic: a steady flow with a few
 messages lost, duplicated, altered and delayed.
 """
@@ -128,7 +128,7 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="duplicate")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="redelivery after a rebalance, expected")
-    # A few breaks along their lifecycle: owned and under investigation, accepted with a reason.
+    # A few findings along their lifecycle: owned and under investigation, accepted with a reason.
     others = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).exclude(category="duplicate")
     for n, finding in enumerate(others.order_by("created_at")[:3]):
         finding_lifecycle.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")

@@ -69,6 +69,9 @@ NODE_BYTES = 16
 _HEADER_FIXED_BYTES = len(HEADER) + 8 + 1 + 3 + 3 + 88 + 172 + 5
 _ABSENT = b"\xff\xff\xff\xff"  # a length no header has: absent is not empty
 _SIGNED_PREFIX = b"kafkacache seal v2\x00"
+# Why a message is held (kafkacache.batch_plan): the dead letter's reason starts with one of these.
+UNSEALED = "unsealed"
+NOT_VERIFIED = "seal does not verify"
 
 
 class SealKeyError(ValueError):
@@ -185,23 +188,30 @@ class SealVerifier:
     _verified: dict[bytes, bool] = field(default_factory=dict)
 
     def verified(self, *, topic: str, headers: Mapping[str, bytes], key: bytes, value_hash: bytes) -> bool:
+        return not self.check(topic=topic, headers=headers, key=key, value_hash=value_hash)
+
+    def check(self, *, topic: str, headers: Mapping[str, bytes], key: bytes, value_hash: bytes) -> str:
+        """Why the message's seal does not vouch for it ("" when it does): UNSEALED without one."""
         raw = headers.get(HEADER)
         if not raw:
-            return False
+            return UNSEALED
         parts = raw.split(b":")
         if len(parts) != 6 or parts[0] != FORMAT or not parts[2].isdigit() or not parts[3].isdigit():
-            return False
-        public = self.keys.get(parts[1].decode(errors="replace"))
+            return f"{NOT_VERIFIED}: malformed seal header"
+        key_id = parts[1].decode(errors="replace")
+        public = self.keys.get(key_id)
+        if public is None:
+            return f"{NOT_VERIFIED}: key id {key_id[:40]!r} is not in SEAL_VERIFY_KEYS"
         count, index = int(parts[2]), int(parts[3])
-        if public is None or not 0 <= index < count <= TREE_MAX:
-            return False
+        if not 0 <= index < count <= TREE_MAX:
+            return f"{NOT_VERIFIED}: malformed seal header"
         try:
             signature, path = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
         except (binascii.Error, ValueError):
-            return False
+            return f"{NOT_VERIFIED}: malformed seal header"
         root = _root_from(seal_leaf(topic=topic, headers=headers, key=key, value_hash=value_hash), index, count, path)
         if root is None:
-            return False
+            return f"{NOT_VERIFIED}: malformed path"
         memo = b"|".join((parts[1], parts[2], root, signature))
         known = self._verified.get(memo)
         if known is None:
@@ -213,7 +223,8 @@ class SealVerifier:
             if len(self._verified) >= 4096:
                 self._verified.clear()
             self._verified[memo] = known
-        return known
+        # A changed header, key or value moves the leaf, hence the root: the signature fails.
+        return "" if known else f"{NOT_VERIFIED}: the signature does not match its topic, headers, key and value"
 
 
 @functools.cache

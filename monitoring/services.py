@@ -19,7 +19,7 @@ from monitoring.lag_status import NOT_OK
 from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
 from monitoring.selectors import lag_statuses
 from recon.models import Finding, Topic
-from recon.selectors.findings import breaks_over_sla
+from recon.selectors.findings import findings_over_sla
 from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,10 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
-def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
-    """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
+def _firing_over_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: unresolved findings past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
     severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
-    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, categories=rule.category_list())
+    late = findings_over_sla(now=now, topic_id=rule.topic_id, severities=severities, categories=rule.category_list())
     return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
 
 
@@ -85,7 +85,7 @@ def _firing_lag_status(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
-    AlertRule.Kind.BREAK_SLA: _firing_break_sla,
+    AlertRule.Kind.BREAK_SLA: _firing_over_sla,
     AlertRule.Kind.LAG_STATUS: _firing_lag_status,
 }
 
@@ -241,7 +241,7 @@ def alertmanager_payload(rule: AlertRule, payload: dict, alert: Alert | None) ->
     what = {"new": "new findings", "open": "open findings", "age": "minutes the oldest open finding has waited"}
     by_kind: dict[str, str] = {
         AlertRule.Kind.LAG: "messages of lag",
-        AlertRule.Kind.BREAK_SLA: "breaks open past their SLA",
+        AlertRule.Kind.BREAK_SLA: "findings open past their SLA",
         AlertRule.Kind.LAG_STATUS: "partitions not OK (growing, stalled, stopped or rewound)",
     }
     measure = by_kind.get(rule.kind) or what.get(rule.measure, "findings")

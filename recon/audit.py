@@ -82,7 +82,7 @@ def unseal(row: AuditPayload) -> bytes:
 
 def payload_hash(row: AuditPayload, value: bytes, algorithm: str) -> bytes:
     """The hash `value` (row's unsealed bytes) stands for: the original published bytes' for a
-    payload still as re-encryption wrote it (kafkacache.rekey), else the value's own."""
+    payload still as re-encryption wrote it (kafkacache.services.reencrypt), else the value's own."""
     if row.reencrypted_hash and content_hash(value, "blake2b").hex() == row.reencrypted_hash:
         original = content_hash_in(row.original_hashes, algorithm)
         if original is not None:
@@ -105,7 +105,7 @@ def payload_reencrypted(row: AuditPayload, *, value: bytes, fresh: bytes, replac
 def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
     """What the drill-down and the evidence pack show of one kept payload (`value`, unsealed):
     its hash as recorded (the original bytes' for a re-encrypted one, payload_hash) and, when
-    kafkacache.rekey re-encrypted its fields, one line saying when and to which field key."""
+    kafkacache.services.reencrypt re-encrypted its fields, one line saying when and to which field key."""
     shown = {"side": row.side, "hash_algorithm": algorithm, "hash": payload_hash(row, value, algorithm).hex()}
     if row.reencrypted_at:
         to = ""

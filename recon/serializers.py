@@ -142,7 +142,7 @@ class RebalanceSerializer(serializers.ModelSerializer):
 
 
 class OperatorActionSerializer(serializers.ModelSerializer):
-    # null: done by a command or a shell (recon.grants)
+    # null: done by a command or a shell (recon.services.grants)
     user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     topic = serializers.SlugRelatedField(slug_field="name", read_only=True)
     detail = serializers.SerializerMethodField()

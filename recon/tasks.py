@@ -74,7 +74,7 @@ def cache_legs_due() -> list[int]:
 
 @shared_task(name="recon.tasks.cache_leg", ignore_result=True)
 def cache_leg_task(topic_id: int) -> str:
-    """The whole topic against its system of record (a replay's keys: recon.runs.replay_verify)."""
+    """The whole topic against its system of record (a replay's keys: recon.services.runs.replay_verify)."""
     return str(cache_check(topic=Topic.objects.get(pk=topic_id), trigger="schedule").pk)
 
 
@@ -93,7 +93,7 @@ def validation_task(
 
 @shared_task(name=runs.RUN_EXECUTE, ignore_result=True)
 def run_execute_task(run_id: str) -> str:
-    """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
+    """A queued run (recon.services.runs); its claim makes a redelivered task a no-op."""
     return runs.run_execute(run_id=run_id).status
 
 

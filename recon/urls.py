@@ -14,7 +14,7 @@ router.register("operator-actions", activity.OperatorActionViewSet, basename="ap
 urlpatterns = [
     *router.urls,
     path("messages/<uuid:uuid>/", messages.MessageApi.as_view(), name="api-message"),
-    path("breaks/mine/", findings.MyBreaksApi.as_view(), name="api-my-breaks"),
+    path("breaks/mine/", findings.MyFindingsApi.as_view(), name="api-my-breaks"),
     path("breaks/ageing/", findings.AgeingApi.as_view(), name="api-breaks-ageing"),
     path("reason-codes/", findings.ReasonCodeApi.as_view(), name="api-reason-codes"),
     path("evidence/", evidence.EvidenceApi.as_view(), name="api-evidence"),

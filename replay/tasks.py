@@ -11,7 +11,7 @@ from replay.services import approval, runs
 
 @shared_task(name=runs.REPLAY_RUN, ignore_result=True)
 def replay_run_task(replay_id: str) -> str:
-    """A replay or reprocess request (replay.runs); its claim makes a redelivered task a no-op."""
+    """A replay or reprocess request (replay.services.runs); its claim makes a redelivered task a no-op."""
     return runs.replay_run(replay_id=replay_id).status
 
 

@@ -1,7 +1,7 @@
-"""Forms of the replay and reprocess buttons and the Replays page (replay.requests does the checking).
+"""Forms of the replay and reprocess buttons and the Replays page (replay.services.requests does the checking).
 
 A form only turns the posted fields into a request; what is allowed (way,
-scope, target, permission) is decided by replay.requests and recon.access, so a
+scope, target, permission) is decided by replay.services.requests and recon.access, so a
 forged post meets the same checks as the API.
 """
 
@@ -63,7 +63,7 @@ class ReprocessForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Any integer id validates here; replay.requests checks they are dead-lettered findings of one topic.
+        # Any integer id validates here; replay.services.requests checks they are dead-lettered findings of one topic.
         posted = self.data.getlist("findings") if hasattr(self.data, "getlist") else []
         self.fields["findings"].choices = [(v, v) for v in posted if str(v).isdigit()]  # type: ignore[attr-defined]
 

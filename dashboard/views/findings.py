@@ -27,7 +27,13 @@ from dashboard.views.common import PAGE_SIZE, payload_topic_ids, query_without_c
 from recon import access
 from recon.filters import FindingFilterForm
 from recon.models import Finding
-from recon.selectors.findings import breaks_of, finding_detail_for, finding_visible, findings_filtered, problems_of
+from recon.selectors.findings import (
+    finding_detail_for,
+    finding_visible,
+    findings_assigned,
+    findings_filtered,
+    problems_of,
+)
 from recon.services import finding_lifecycle
 
 EXPORT_MAX_ROWS = 100_000
@@ -100,7 +106,7 @@ def findings_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     qs = findings_filtered(user=request.user, **form.filters()).order_by("-created_at", "-pk")
     payload_ids = payload_topic_ids(request)
     response = StreamingHttpResponse(_csv_rows(qs[:EXPORT_MAX_ROWS], payload_ids), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="discrepancies.csv"'
+    response["Content-Disposition"] = 'attachment; filename="findings.csv"'
     return response
 
 
@@ -287,9 +293,9 @@ def finding_comment(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def my_breaks(request: HttpRequest) -> HttpResponse:
-    rows = list(breaks_of(user=request.user, topics=access.topics_visible(request.user))[:500])
+def my_findings(request: HttpRequest) -> HttpResponse:
+    rows = list(findings_assigned(user=request.user, topics=access.topics_visible(request.user))[:500])
     clear = {t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)}
     for f in rows:
         f.comment_shown = f.comment if f.topic_id in clear else mask_text(f.comment)  # type: ignore[attr-defined]
-    return render(request, "dashboard/my_breaks.html", {"rows": rows})
+    return render(request, "dashboard/my_findings.html", {"rows": rows})

@@ -1,7 +1,7 @@
 """Replay and reprocess buttons and the Replays pages.
 
-The buttons post here; replay.requests.topic_for_replay answers outsiders 404 and
-viewers 403 (and writes the refusal to the audit trail), replay.requests.replay_request
+The buttons post here; replay.services.requests.topic_for_replay answers outsiders 404 and
+viewers 403 (and writes the refusal to the audit trail), replay.services.requests.replay_request
 validates and queues. The pages list and show replays of the topics the user sees.
 """
 
@@ -195,7 +195,7 @@ def replay_detail(request: HttpRequest, pk) -> HttpResponse:
         "more_items": len(items) > ITEMS_SHOWN,
         "running": replay.status in Replay.ACTIVE,
         "preview": preview_shown(replay.preview, clear=access.can_view_payload(request.user, replay.topic)),
-        # The buttons follow the server's rule (replay.approval): an operator, never the requester.
+        # The buttons follow the server's rule (replay.services.approval): an operator, never the requester.
         "can_decide": replay.status == Replay.Status.PENDING and access.can_operate(request.user, replay.topic),
         "own_request": mine,
         "replay_status_text": _status_text(replay),

@@ -2,7 +2,7 @@
 buttons, and the Runs list and detail pages.
 
 The buttons post here; recon.access answers outsiders 404 and viewers 403,
-recon.runs.run_queue records the run QUEUED and a worker runs it. The pages list
+recon.services.runs.run_queue records the run QUEUED and a worker runs it. The pages list
 and show the runs of the topics the user sees, refreshing while a run is live
 (dashboard/static/dashboard/live.js polls the run's status URL).
 """

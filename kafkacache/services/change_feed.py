@@ -22,6 +22,7 @@ from kafkacache.messages import OutMessage, message_build
 from kafkacache.models import FeedCursor
 from kafkacache.producer import publish
 from kafkacache.services.publishing import Pending, batch_record, message_record, oversize
+from kafkacache.versions import change_version
 from recon.models import Topic
 from recon.services.actions import operator_action_record
 from recon.services.feed import feed_topics_ensure
@@ -40,6 +41,7 @@ class Published:
     event: str
     partition: int
     offset: int
+    version: int = 0
 
 
 def change_publish(
@@ -56,25 +58,20 @@ def change_publish(
     """Publish one change event (add, update with an optional key change, delete).
 
     `record` is a record document (the file sources' shape) for add/update.
-    `version` is the record's source version (the key's delete too); without one
-    the event is unordered: it may fill a key, never replace a versioned record.
-    Oversize: a finding, and an AppError for the caller; nothing is published.
+    `version` is the record's source version (the key's delete too), refused beyond
+    the source's bound; without one, a version is drawn from the source's sequence
+    (kafkacache.versions), so every change is ordered like the source feed's: a
+    replay of an older message, a delete (its tombstone) and a rename's old key follow
+    the same table. Oversize: a finding, and an AppError for the caller; nothing is
+    published. Published is not applied: the consume ledger says what the cache did
+    (change_status).
     """
     if event not in CHANGE_EVENTS:
         raise AppError(f"event must be one of {', '.join(CHANGE_EVENTS)}", code="bad_event")
-    pending = Pending()
+    plain: dict | None = None
     if event == "delete":
         if not key:
             raise AppError("a delete needs the key of the record", code="bad_key")
-        message: OutMessage | None = message_build(
-            key=key,
-            event="delete",
-            value=None,
-            source=source,
-            schema_version=avro.current_version(),
-            hash_algorithm=topic.hash_algorithm,
-            version=version,
-        )
     else:
         try:
             plain = record_from_document(record)
@@ -85,14 +82,28 @@ def change_publish(
             raise AppError(f"key {key!r} does not match the record's key {derived!r}", code="bad_key")
         if old_key and event != "update":
             raise AppError("old_key is only for update", code="bad_key")
-        item = SourceItem(derived, plain, "", "request", version)
+        key = derived
+    version = change_version(version)  # checked against, or drawn from, the source's sequence
+    pending = Pending()
+    if plain is None:
+        message: OutMessage | None = message_build(
+            key=key,
+            event="delete",
+            value=None,
+            problems=[],  # built here: sealed like the rest
+            source=source,
+            schema_version=avro.current_version(),
+            hash_algorithm=topic.hash_algorithm,
+            version=version,
+        )
+    else:
         message = message_record(
             topic=topic,
-            item=item,
+            item=SourceItem(key, plain, "", "request", version),
             event=event,
             source=source,
             pending=pending,
-            old_key=old_key if old_key != derived else "",
+            old_key=old_key if old_key != key else "",
         )
     if message is None:  # oversize: record the finding, refuse the request
         with transaction.atomic():
@@ -115,7 +126,7 @@ def change_publish(
             target=f"message:{message.uuid}",
             detail={"event": event, "key": message.key, "old_key": old_key, "version": version},
         )
-    return Published(message.uuid, message.key, event, delivery.partition, delivery.offset)
+    return Published(message.uuid, message.key, event, delivery.partition, delivery.offset, version)
 
 
 class ChangePlan(NamedTuple):
@@ -211,6 +222,7 @@ def _change_batch(topic: Topic, source: SqlSource, changes: Sequence[Change]) ->
                 key=key,
                 event="delete",
                 value=None,
+                problems=[],  # built here: sealed like the rest
                 source=source.name,
                 schema_version=avro.current_version(),
                 hash_algorithm=topic.hash_algorithm,

@@ -47,6 +47,7 @@ def _published_rows(deliveries: Sequence[Delivery]) -> list[PublishedRow]:
             load_id=d.message.load_id,
             replay_of=d.message.replay_of,
             source_version=d.message.version,
+            seal_leaf=d.message.leaf or None,
         )
         for d in deliveries
         if not d.error

@@ -9,7 +9,7 @@ Two stores hold ciphertexts under keys that rotate:
   the other) with the first key, format 2 and the configured mode, record by record,
   with a compare-and-set (kafkacache.cache.record_value_swap): a value the consumer
   replaced meanwhile is left as the consumer wrote it. The new bytes no longer hash to
-  the published hash, so the record keeps what the cache leg (recon.cache_check) needs
+  the published hash, so the record keeps what the cache leg (recon.services.cache_check) needs
   to tell a re-encryption from drift: the old bytes' hashes and the new bytes' BLAKE2b
   (core.redis_keys: rx, rn). A later write by the consumer makes both moot.
 - the audit log (recon.AuditPayload): each payload under AUDIT_ENCRYPTION_KEYS.

@@ -23,7 +23,7 @@ from recon import access
 from recon.apis.viewsets import RecordViewSet, cursor_pagination, filter_parameters
 from recon.filters import FindingFilterForm
 from recon.models import Finding, FindingComment, FindingTransition, ReasonCode
-from recon.selectors.findings import breaks_ageing, breaks_of, findings_filtered
+from recon.selectors.findings import findings_ageing, findings_assigned, findings_filtered
 from recon.serializers import (
     AcceptSerializer,
     AgeingRowSerializer,
@@ -74,7 +74,7 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordVie
         body.is_valid(raise_exception=True)
         return body.validated_data
 
-    @extend_schema(request=AssignSerializer, responses={200: FindingSerializer}, summary="Give a break an owner")
+    @extend_schema(request=AssignSerializer, responses={200: FindingSerializer}, summary="Give a finding an owner")
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, pk=None) -> Response:
         finding = self.get_object()
@@ -134,7 +134,7 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordVie
         return self._done(finding_lifecycle.finding_reopen(finding=finding, user=request.user, comment=data["comment"]))
 
     @extend_schema(
-        methods=["GET"], responses={200: CommentOutSerializer(many=True)}, summary="The break's comment thread"
+        methods=["GET"], responses={200: CommentOutSerializer(many=True)}, summary="The finding's comment thread"
     )
     @extend_schema(
         methods=["POST"], request=CommentSerializer, responses={201: CommentOutSerializer}, summary="Add a comment"
@@ -151,7 +151,7 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordVie
         rows = FindingComment.objects.filter(finding=finding).select_related("user")
         return Response(CommentOutSerializer(rows, many=True, context=context).data)
 
-    @extend_schema(responses={200: TransitionSerializer(many=True)}, summary="Every change of the break")
+    @extend_schema(responses={200: TransitionSerializer(many=True)}, summary="Every change of the finding")
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk=None) -> Response:
         finding = self.get_object()
@@ -159,11 +159,11 @@ class FindingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, RecordVie
         return Response(TransitionSerializer(rows, many=True).data)
 
 
-class MyBreaksApi(APIView):
-    @extend_schema(responses={200: FindingSerializer(many=True)}, summary="Breaks assigned to you or your teams")
+class MyFindingsApi(APIView):
+    @extend_schema(responses={200: FindingSerializer(many=True)}, summary="Findings assigned to you or your teams")
     def get(self, request: Request) -> Response:
         topics = access.topics_visible(request.user)
-        rows = breaks_of(user=request.user, topics=topics)[:500]
+        rows = findings_assigned(user=request.user, topics=topics)[:500]
         clear = {t.pk for t in topics if access.can_view_payload(request.user, t)}
         return Response(FindingSerializer(rows, many=True, context={"payload_topic_ids": clear}).data)
 
@@ -171,14 +171,14 @@ class MyBreaksApi(APIView):
 class AgeingApi(APIView):
     @extend_schema(
         responses={200: AgeingRowSerializer(many=True)},
-        summary="Open breaks per topic and severity by age (< 1 h, 1-24 h, 1-7 days, > 7 days), oldest, SLA",
+        summary="Open findings per topic and severity by age (< 1 h, 1-24 h, 1-7 days, > 7 days), oldest, SLA",
     )
     def get(self, request: Request) -> Response:
-        rows = breaks_ageing(topics=access.topics_visible(request.user), now=timezone.now())
+        rows = findings_ageing(topics=access.topics_visible(request.user), now=timezone.now())
         return Response(AgeingRowSerializer(rows, many=True).data)
 
 
 class ReasonCodeApi(APIView):
-    @extend_schema(responses={200: ReasonCodeSerializer(many=True)}, summary="Reason codes for accepting a break")
+    @extend_schema(responses={200: ReasonCodeSerializer(many=True)}, summary="Reason codes for accepting a finding")
     def get(self, request: Request) -> Response:
         return Response(ReasonCodeSerializer(ReasonCode.objects.filter(enabled=True), many=True).data)

@@ -2,7 +2,7 @@
 
 POST api/recon/runs {topic, start, end} queues a reconcile of the topic's windows
 over the range and answers 202 with the run (status "queued") and its status URL;
-a worker runs it (recon.runs) and the run's report, progress and status are read
+a worker runs it (recon.services.runs) and the run's report, progress and status are read
 back from GET api/recon/runs/<id>. kind "cache" (the cache leg) and
 "validation" (business rules on cached data) take a range or a load instead; a
 cache run with neither checks the whole topic against its system of record.

@@ -9,6 +9,7 @@ only when the caller asks for them (recon.services.evidence decides), masked eve
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +34,19 @@ from recon.models import (
 from recon.selectors.audit import payloads_of
 
 SCHEMA = "kafkacache-evidence/1"
+
+
+def restore_evidence(items: Sequence[ReplayItem]) -> list[dict]:
+    """Each restored key's before and after, as the restore recorded them in its items
+    (replay.ways.restore): the evidence pack's restore section."""
+    out = []
+    for item in items:
+        try:
+            detail = json.loads(item.detail)
+        except ValueError:
+            detail = {"note": item.detail}
+        out.append({"key": item.key, "outcome": item.outcome, "uuid": str(item.uuid or "") or None, **detail})
+    return out
 
 
 def _iso(value: Any) -> Any:
@@ -95,6 +109,17 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
         r["replay_id"]: r["n"]
         for r in ReplayItem.objects.filter(replay__in=replays).values("replay_id").annotate(n=Count("id"))
     }
+    # A restore (replay.ways.restore) writes over any version: each key's before and after,
+    # and the cache leg that verified it, go in the pack.
+    restores = [r.pk for r in replays if r.way == Replay.Way.RESTORE]
+    restored: dict = {}
+    for item in ReplayItem.objects.filter(replay_id__in=restores).order_by("id"):
+        restored.setdefault(item.replay_id, []).append(item)
+    verified: dict = {}
+    for run in ReconRun.objects.filter(replay_id__in=restores, kind=ReconRun.Kind.CACHE).order_by("started_at"):
+        verified.setdefault(run.replay_id, []).append(
+            {"run": str(run.pk), "status": run.status, "all_matched": (run.report or {}).get("all_matched")}
+        )
     actions = capped(
         "operator_actions",
         list(
@@ -214,6 +239,11 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
                 "items": items.get(r.pk, 0),
                 "dry_run": (r.preview or {}).get("totals", {}),
                 "finished_at": _iso(r.finished_at),
+                **(
+                    {"restored": restore_evidence(restored.get(r.pk, [])), "verified_by": verified.get(r.pk, [])}
+                    if r.way == Replay.Way.RESTORE
+                    else {}
+                ),
             }
             for r in replays
         ],

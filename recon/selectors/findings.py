@@ -31,7 +31,7 @@ AGEING_BUCKETS = (
 )
 
 
-def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
+def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
     """Unresolved problems per topic and severity in the four age buckets (a problem in the bucket of
     each member's age), with the findings they hold and the oldest of each (a Finding).
 
@@ -73,14 +73,14 @@ def breaks_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
     return out
 
 
-def breaks_over_sla(
+def findings_over_sla(
     *,
     now: dt.datetime,
     topic_id: int | None = None,
     severities: list[str] | None = None,
     categories: list[str] | None = None,
 ) -> dict[int, int]:
-    """{topic_id: unresolved breaks older than the SLA of their severity} (BREAK_SLA_HOURS)."""
+    """{topic_id: unresolved findings older than the SLA of their severity} (BREAK_SLA_HOURS)."""
     late = Q()
     for severity, hours in settings.BREAK_SLA_HOURS.items():
         if severities is None or severity in severities:
@@ -95,8 +95,8 @@ def breaks_over_sla(
     return dict(findings.values("topic_id").annotate(n=Count("id")).values_list("topic_id", "n"))
 
 
-def breaks_of(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
-    """My breaks: assigned to me or to a team of mine, not yet resolved or accepted."""
+def findings_assigned(*, user, topics: QuerySet[Topic]) -> QuerySet[Finding]:
+    """My findings: assigned to me or to a team of mine, not yet resolved or accepted."""
     mine = Q(assigned_user=user) | Q(assigned_group__in=user.groups.all())
     return (
         Finding.objects.filter(mine, topic__in=topics, status__in=(*Finding.UNRESOLVED, Finding.Status.FIXED))

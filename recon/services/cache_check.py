@@ -2,7 +2,7 @@
 
 The window reconcile proves published = consumed; this leg proves the cache
 itself. It runs per topic on a schedule (recon.tasks.cache_legs_due), after
-every replay on the replay's keys (replay.runs queues recon.runs.replay_verify,
+every replay on the replay's keys (replay.services.runs queues recon.services.runs.replay_verify,
 which queues this run) and on demand (POST /api/recon/runs kind "cache"). Which reference it compares with:
 
 - the SQL source, in full (a run without range, load or keys, on a topic fed
@@ -22,7 +22,7 @@ Deletes and renames are versions like any other: a key the source no longer
 holds (a deleted client, the old key of a renumbering) should be absent or a
 tombstone, and is a finding only when the cache still holds it.
 
-Findings are `cache`, one standing finding per key (recon.services.key_findings_sync):
+Findings are `cache`, one standing finding per key (recon.services.findings.key_findings_sync):
 found again, kept; no longer found, resolved, naming the replay (or message)
 that fixed it. A key whose fix is already published and within the topic's
 latency limit is `pending`: judged by the next run, neither found nor resolved.
@@ -99,7 +99,7 @@ def cache_check(
     record. `keys` with `keys_source` "ods": those keys against the SQL source;
     `keys` alone: against the publish ledger. `now` moves the latency limit's
     clock (a test judging "later"). `run`: the queued run a worker claimed
-    (recon.runs.run_execute), filled instead of a new one (trigger and
+    (recon.services.runs.run_execute), filled instead of a new one (trigger and
     requested_by are then its own).
     """
     now = now or timezone.now()
@@ -481,7 +481,9 @@ def replay_cache_check(
     """The cache leg of the keys a replay touched: against the SQL source when the replay
     re-read it (way SOURCE from ods), else against the publish ledger (`run`: as for cache_check)."""
     keys = sorted(replay_keys(replay.pk))
-    from_sql = replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    from_sql = replay.way == Replay.Way.RESTORE or (
+        replay.way == Replay.Way.SOURCE and replay.target.get("source", "ods") == "ods"
+    )
     load = Load.objects.filter(pk=replay.target.get("load")).first() if replay.scope == Replay.Scope.LOAD else None
     if load is not None:
         from_sql = replay.way == Replay.Way.SOURCE and load.source == "ods"

@@ -54,7 +54,7 @@ def allowed(action: str, status: str) -> bool:
 def finding_mark_resolved(
     finding: Finding, *, by: str, now: dt.datetime, detail: dict | None = None
 ) -> FindingTransition:
-    """A check no longer finds the break (or a replay delivered it): RESOLVED, i.e. verified.
+    """A check no longer finds the finding's problem (or a replay delivered it): RESOLVED, i.e. verified.
 
     Sets the fields on `finding` (the caller bulk-updates status, detail, updated_at,
     status_changed_at) and answers the unsaved history row (the caller bulk-inserts it)."""
@@ -75,7 +75,7 @@ def finding_mark_resolved(
 
 
 def finding_mark_reopened(finding: Finding, *, by: str, now: dt.datetime) -> FindingTransition:
-    """A check finds again a break that was fixed or resolved by a check: REOPENED."""
+    """A check finds again a finding that was fixed or resolved by a check: REOPENED."""
     if not allowed("recur", finding.status):
         raise ValueError(f"finding {finding.pk} is {finding.status}: cannot recur")
     before = finding.status
@@ -102,7 +102,7 @@ def _audit_name(action: str) -> str:
 
 
 def finding_operate_check(finding: Finding, user, action: str) -> None:
-    """Operate permission on the break's topic (outsider 404, viewer 403); a refusal goes in the audit trail."""
+    """Operate permission on the finding's topic (outsider 404, viewer 403); a refusal goes in the audit trail."""
     try:
         access.topic_for_operate(user, finding.topic)
     except PermissionDenied:
@@ -218,12 +218,12 @@ def finding_accept(*, finding: Finding, user, reason_code: str, comment: str = "
 def finding_reopen(*, finding: Finding, user, comment: str) -> Finding:
     if not (comment or "").strip():
         finding_operate_check(finding, user, "reopen")
-        raise AppError("Say why the break is reopened.", code="comment_required")
+        raise AppError("Say why the finding is reopened.", code="comment_required")
     return _transition(finding=finding, user=user, action="reopen", comment=comment, updates={"reason_code": None})
 
 
 def finding_assign(*, finding: Finding, user, assignee=None, group: Group | None = None, comment: str = "") -> Finding:
-    """Give the break an owner: a person who may see its topic, a team, or both (None, None: nobody)."""
+    """Give the finding an owner: a person who may see its topic, a team, or both (None, None: nobody)."""
     finding_operate_check(finding, user, "assign")
     if assignee is not None and not access.can_view(assignee, finding.topic):
         raise AppError(

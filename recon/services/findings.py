@@ -98,7 +98,7 @@ def window_findings_sync(
         for f in Finding.objects.filter(window=window, category__in=ENGINE_CATEGORIES)
     }
     # A missing or altered message that a replay delivered counts as delivered: its draft
-    # goes, and its finding is resolved below naming the replay (replay.requests).
+    # goes, and its finding is resolved below naming the replay (replay.services.requests).
     delivered = replays_delivered(
         {d.uuid for d in drafts if d.category in REPLAY_FIXES}
         | {f.uuid for f in existing.values() if f.category in REPLAY_FIXES and f.status != Finding.Status.RESOLVED}

@@ -41,6 +41,7 @@ class PublishedRow(NamedTuple):
     load_id: uuid.UUID | None = None
     replay_of: uuid.UUID | None = None
     source_version: int | None = None
+    seal_leaf: bytes | None = None  # kafkacache.seal.seal_leaf: what reprocess holds a dead letter to
 
 
 class ConsumedRow(NamedTuple):
@@ -57,7 +58,7 @@ class ConsumedRow(NamedTuple):
 
 _PUBLISHED_COLUMNS = (
     'uuid, topic_id, partition, "offset", key, event_type, content_hash, size, published_at, load_id, replay_of,'
-    " source_version"
+    " source_version, seal_leaf"
 )
 # ConsumedRow's fields, in order, as _CONSUMED_INSERT's array parameters.
 _CONSUMED_ARRAYS = ("uuids", "groups", "partitions", "offsets", "keys", "hashes", "published", "consumed", "outcomes")
@@ -88,6 +89,7 @@ def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
                         r.load_id,
                         r.replay_of,
                         r.source_version,
+                        r.seal_leaf,
                     )
                 )
         _windows_bump(
@@ -206,5 +208,39 @@ def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
                 "digests": [str(d) for d in sums.digests],  # numeric: above bigint's range
                 "latencies": sums.latencies,
                 "mod": MOD64,
+            },
+        )
+
+
+# What the cache did, for the rows of a pipelined batch written before Redis answered
+# (kafkacache.consumer): only the refused ones change, one statement for the batch. A
+# delivery is its (uuid, group, partition, offset) and its batch's consumed_at (a
+# redelivery of the same message is another row, left as it is).
+_OUTCOMES_SET = """
+UPDATE recon_consumedmessage AS c SET outcome = v.oc
+FROM unnest(%(uuids)s::uuid[], %(partitions)s::int[], %(offsets)s::bigint[], %(published)s::timestamptz[],
+            %(outcomes)s::text[]) AS v(u, p, o, pa, oc)
+WHERE c.uuid = v.u AND c.topic_id = %(topic)s AND c."group" = %(group)s AND c.partition = v.p
+  AND c."offset" = v.o AND c.published_at = v.pa AND c.consumed_at = %(consumed)s
+"""
+
+
+def consumed_outcomes_set(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
+    """Set the outcome of rows consumed_record wrote before the cache's verdict was known."""
+    if not rows:
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            _OUTCOMES_SET,
+            {
+                "uuids": [r.uuid for r in rows],
+                "partitions": [r.partition for r in rows],
+                "offsets": [r.offset for r in rows],
+                "published": [r.published_at for r in rows],
+                "outcomes": [r.outcome for r in rows],
+                "topic": topic.pk,
+                "group": rows[0].group,
+                "consumed": rows[0].consumed_at,
             },
         )

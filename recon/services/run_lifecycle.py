@@ -28,7 +28,7 @@ def run_start(
     requested_by=None,
 ) -> ReconRun:
     """A run of a check over a range or a load (a load's range is its lifetime), started
-    RUNNING by the caller that runs it now (a queued run is claimed instead: recon.runs)."""
+    RUNNING by the caller that runs it now (a queued run is claimed instead: recon.services.runs)."""
     if load is None and (start is None or end is None):
         raise AppError("Give a load, or both start and end.", code="invalid_range")
     if load is not None:

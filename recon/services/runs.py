@@ -7,12 +7,12 @@ replay or a load touched judged again.
   (202 + status URL).
 - `run_execute` claims it (core.jobs.job_claim, so a redelivered task does nothing)
   and runs it: the transport reconcile window by window with progress, the cache
-  leg and validation through their own entry points (recon.cache_check,
-  recon.validation), which fill this run (`run=`) instead of starting their own.
+  leg and validation through their own entry points (recon.services.cache_check,
+  recon.services.validation), which fill this run (`run=`) instead of starting their own.
 - `replay_verify` / `load_verify`: when a replay or a load is done, the windows of
   the messages it touched (the originals' windows too, not only open ones) are
   reconciled again and the cache leg checks the keys it touched (one cache run,
-  recon.cache_check.replay_cache_check), so a fixed finding closes
+  recon.services.cache_check.replay_cache_check), so a fixed finding closes
   as "fixed by replay N, verified by run M". They wait (the task retries) until
   the feed has consumed what the replay or load published.
 - Resuming (beat, recon.tasks.runs_resume through core.jobs.jobs_resume): a run
@@ -75,7 +75,7 @@ def run_queue(
     elif load is not None:
         start, end = load.created_at, load.finished_at or timezone.now()
     elif kind == Kind.CACHE and start is None and end is None:
-        # The whole topic against its system of record (recon.cache_check without a range).
+        # The whole topic against its system of record (recon.services.cache_check without a range).
         params = {**(params or {}), "whole": True}
         start, end = min(topic.created_at, timezone.now() - dt.timedelta(seconds=1)), timezone.now()
     if start is None or end is None:
@@ -116,6 +116,10 @@ def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
         _transport(run)
     elif run.kind == Kind.CACHE and run.replay is not None and run.params.get("keys") == "replay":
         replay_cache_check(replay=run.replay, run=run)
+    elif run.kind == Kind.CACHE and isinstance(run.params.get("keys"), list):
+        # named keys (those an unsealed producer wrote: kafkacache.consumer), against the source
+        source = run.params.get("keys_source")
+        cache_check(topic=run.topic, keys=run.params["keys"], keys_source=source, run=run)
     else:
         check = cache_check if run.kind == Kind.CACHE else validation_run
         ranged = run.load is None and not run.params.get("whole")

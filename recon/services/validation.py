@@ -32,7 +32,7 @@ from recon.services.run_lifecycle import run_finish, run_start
 logger = logging.getLogger(__name__)
 
 CHUNK = 1000
-_HANDLED = (ConsumedMessage.Outcome.STORED, ConsumedMessage.Outcome.INVALID, ConsumedMessage.Outcome.DELETED)
+_HANDLED = ConsumedMessage.APPLIED  # stored, invalid, deleted, unsealed: the cache took them
 
 
 def keys_handled(*, topic: Topic, start: dt.datetime | None, end: dt.datetime | None, load_id=None) -> list[str]:
@@ -154,7 +154,7 @@ def validation_run(
 ) -> ReconRun:
     """Validate the cached records of a load or a range; a run of kind "validation".
 
-    `run`: the queued run a worker claimed (recon.runs.run_execute), filled instead of
+    `run`: the queued run a worker claimed (recon.services.runs.run_execute), filled instead of
     a new one (trigger and requested_by are then its own).
     """
     today = today or timezone.now().date()

@@ -7,7 +7,7 @@ for on the topic without a second operator in the last REPLAY_APPROVAL_WINDOW_HO
 approves it (it is queued and runs) or rejects it; the requester can never approve
 or reject their own. A pending request expires after REPLAY_APPROVAL_HOURS
 (recon.tasks.replay_approvals_expire). Each of these is an operator action naming
-both people. Nothing pending can run: replay.runs.replay_run claims QUEUED only.
+both people. Nothing pending can run: replay.services.runs.replay_run claims QUEUED only.
 
 The replay guard: a message already replayed REPLAY_MAX_PER_MESSAGE times is
 refused (named in the request's error for a messages scope; skipped, with the

@@ -1,7 +1,7 @@
 """What a replay resolves at once: the dead-lettered findings of a message it has now stored.
 
 (A missing or altered message is resolved by the next reconcile of its window, which
-counts a consumed replay as delivery: recon.services._findings_sync.)"""
+counts a consumed replay as delivery: recon.services.findings.window_findings_sync.)"""
 
 from collections.abc import Iterable
 

@@ -3,21 +3,21 @@
 Why here, above the feed (kafkacache), and not in it: a replay is an action on a
 reconciliation exception. The state it owns is recon's (the Replay request, its
 per-message items, the findings it resolves); the Kafka and Redis work goes
-through the feed's own functions (kafkacache.publishing.messages_publish /
+through the feed's own functions (kafkacache.services.publishing.messages_publish /
 items_publish, FeedConsumer.process_batch), so a replayed message is published,
 consumed, ledgered and reconciled exactly like any other.
 
 Flow: `replay_request` validates what/how/who/why, records the operator action
-and queues replay.runs.REPLAY_RUN on commit (core.jobs.job_enqueue); the task
-(replay.tasks.replay_run_task) calls `replay.runs.replay_run`,
+and queues replay.services.runs.REPLAY_RUN on commit (core.jobs.job_enqueue); the task
+(replay.tasks.replay_run_task) calls `replay.services.runs.replay_run`,
 which claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way
 (replay.ways) batch by batch with progress, and ends DONE or FAILED.
 
 What it fixed: the next reconcile of the original's window counts a missing or
 altered message as delivered when a replay of it was consumed, and resolves its
-finding naming the replay (recon.services._findings_sync asks
-recon.selectors.replays_delivered). The Kafka and dead-letter ways know
+finding naming the replay (recon.services.findings.window_findings_sync asks
+recon.selectors.replays.replays_delivered). The Kafka and dead-letter ways know
 their outcome at once; they resolve the message's dead-lettered findings here.
 """
 
@@ -53,6 +53,7 @@ SCOPES: dict[str, tuple[str, ...]] = {
     Way.KAFKA: (Scope.MESSAGES, Scope.WINDOW, Scope.RANGE, Scope.LOAD, Scope.OFFSETS),
     Way.SOURCE: (Scope.MESSAGES, Scope.WINDOW, Scope.RANGE, Scope.LOAD, Scope.CLIENTS),
     Way.DEAD_LETTER: (Scope.FINDINGS, Scope.RANGE),
+    Way.RESTORE: (Scope.CLIENTS,),
 }
 
 
@@ -68,7 +69,7 @@ def replay_request(
     While the same request (topic, way, scope, target) is pending, queued or running,
     asking again answers that one (created=False) instead of queueing a copy. A
     request the topic's four-eyes settings catch waits PENDING for a second operator
-    (replay.approval); every request stores its dry run (replay.preview).
+    (replay.services.approval); every request stores its dry run (replay.preview).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -88,7 +89,8 @@ def replay_request(
     with transaction.atomic():
         # The topic's row lock: requests of one topic are counted for four eyes one at a time.
         Topic.objects.select_for_update().filter(pk=topic.pk).first()
-        needs = approval_needed(topic=topic, size=size, requested_by=requested_by, now=now)
+        # A restore writes over any version or delete: always a second operator's decision.
+        needs = way == Way.RESTORE or approval_needed(topic=topic, size=size, requested_by=requested_by, now=now)
         try:
             with transaction.atomic():
                 replay = Replay.objects.create(

@@ -3,12 +3,12 @@ re-judging of what it touched.
 
 `replay_run` claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way (replay.ways) with
-progress (replay.progress), and ends DONE, PROBLEMS (something skipped, failed or dead
-again, each item with its reason) or FAILED; at its end the verification run
-(recon.runs.replay_verify) re-judges the windows and the cache keys it touched.
+progress (replay.services.progress), and ends DONE, PROBLEMS (something skipped, failed or
+dead again, each item with its reason) or FAILED; at its end the verification run
+(recon.services.runs.replay_verify) re-judges the windows and the cache keys it touched.
 
 REPLAY_RUN is the name replay.tasks registers the run under: the request
-(replay.requests) and the approval (replay.approval) queue it by that name.
+(replay.services.requests) and the approval (replay.services.approval) queue it by that name.
 """
 
 import logging
@@ -76,7 +76,8 @@ def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Repl
     logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
     # Close the loop: re-judge the windows (originals' included) and, in the cache leg, the
     # keys it touched. Queued now when nothing it published is still unconsumed (the kafka and
-    # dead-letter ways write Redis themselves); otherwise the task waits for the feed.
+    # dead-letter ways write Redis themselves); otherwise the task waits for the feed
+    # (recon.services.runs.replay_verify).
     if replay_verify(replay_id=replay.pk) is None:
         job_enqueue(REPLAY_VERIFY, str(replay.pk))
     return replay

@@ -71,6 +71,7 @@ def _deletes_publish(topic: Topic, source, keys: Sequence[str], by_key: dict[str
             key=key,
             event="delete",
             value=None,
+            problems=[],  # built here: sealed like the rest
             source=f"replay:{source.name}",
             schema_version=avro.current_version(),
             hash_algorithm=topic.hash_algorithm,

@@ -5,7 +5,7 @@
 - admin1:    superuser
 - outsider1: logged in, no topic at all
 Each logs in with tests.factories.PASSWORD; the browser fixtures are tests/browser.py's.
-Ledger rows go in through recon.ledger (COPY into the real partitioned tables).
+Ledger rows go in through recon.services.ledger (COPY into the real partitioned tables).
 """
 
 import datetime as dt

@@ -251,7 +251,7 @@ def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
     rebalances = client.get(reverse("dashboard:rebalances")).context["page"].rows
     assert [r.member for r in rebalances] == ["member-1"]
     actions = client.get(reverse("dashboard:actions")).context["page"].rows
-    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.grants
+    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.services.grants
 
 
 def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):

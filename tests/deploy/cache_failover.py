@@ -56,6 +56,10 @@ def _consumer(settings, store_env: dict[str, str]) -> subprocess.Popen:
         KAFKA_TOPIC_DEAD_LETTER=settings.KAFKA_TOPIC_DEAD_LETTER,
         KAFKA_CONSUMER_GROUP=settings.KAFKA_CONSUMER_GROUP,
         CONSUMER_BATCH_SIZE="50",
+        # `consume` joins as the static member <group>-0 and leaves without a LeaveGroup; the
+        # in-process consumer after it (consume_here) is dynamic, and its join waits until the
+        # broker drops that member at the session timeout: the broker's minimum, not 45 s.
+        CONSUMER_SESSION_TIMEOUT_MS="6000",
         **store_env,
     )
     return subprocess.Popen(

@@ -275,6 +275,10 @@ class CacheModel(RuleBasedStateMachine):
         db = settings.DATABASES["default"]
         env["DATABASE_URL"] = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         env["REDIS_URL"] = settings.REDIS_URL
+        # The killed process is a static member (`consume` joins as <group>-0) and the next
+        # in-process consumer a dynamic one: its join waits until the broker drops the dead
+        # member at the session timeout. The broker's minimum (6 s), not the default 45 s.
+        env["CONSUMER_SESSION_TIMEOUT_MS"] = "6000"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "consume", "--drain", "--max-seconds", "30"],
             cwd=ROOT,

@@ -241,7 +241,11 @@ def test_the_consumer_takes_ff1_fields_only_under_a_verified_seal(feed, settings
     topics = {change.name: change}
     sealed = batch_plan([_consumer_message(change.name, _plain(1), sealed=True)], topics=topics, group="g")
     assert not sealed.dead and [op.key for op in sealed.ops] == ["client:1"]
-    # Unsealed, FF1 digits cannot be told from a number in clear: a dead letter, whatever key id they name.
+    # Unsealed, on a topic that takes no unsealed producer: a dead letter, before any other check.
+    closed = batch_plan([_consumer_message(change.name, _plain(2), sealed=False)], topics=topics, group="g")
+    assert not closed.ops and closed.dead[0][1] == "unsealed"
+    # On one that does, FF1 digits cannot be told from a number in clear: a dead letter, whatever key id they name.
+    change.accepts_unsealed = True
     unsealed = batch_plan([_consumer_message(change.name, _plain(2), sealed=False)], topics=topics, group="g")
     assert not unsealed.ops
     [(_, reason, _, key)] = unsealed.dead

@@ -187,6 +187,7 @@ def test_a_created_header_in_year_9999_counts_at_the_broker_time(feed, cache):
         hash_algorithm=change.hash_algorithm,
         created_ms=253_402_300_799_000,
         version=1,
+        problems=[],  # built by this product: sealed
     )
     messages_publish(topic=change, messages=[message])
     consume_all()

@@ -1,4 +1,4 @@
-"""Re-encryption to the newest keys (kafkacache.rekey, `manage.py keys_reencrypt`), against
+"""Re-encryption to the newest keys (kafkacache.services.reencrypt, `manage.py keys_reencrypt`), against
 the real Redis and PostgreSQL: every cached record and audit payload ends under the
 newest key, so the old one can be dropped from the settings; a stopped run resumes
 from its saved position; the cache leg still matches a re-encrypted record to its

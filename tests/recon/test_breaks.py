@@ -1,4 +1,4 @@
-"""The break lifecycle (recon.breaks): owners, one function per transition, history, thread, audit trail."""
+"""The finding lifecycle (recon.services.finding_lifecycle): owners, transitions, history, thread, audit trail."""
 
 import datetime as dt
 
@@ -11,7 +11,7 @@ from django.utils import timezone
 from config.errors import AppError, Conflict
 from recon import access
 from recon.models import Finding, FindingComment, FindingTransition, OperatorAction, PublishedMessage, Window
-from recon.selectors.findings import breaks_ageing, breaks_of, breaks_over_sla
+from recon.selectors.findings import findings_ageing, findings_assigned, findings_over_sla
 from recon.services import finding_lifecycle
 from recon.services.ledger import ConsumedRow, consumed_record
 from recon.services.windows import window_reconcile
@@ -71,7 +71,7 @@ def test_assign_investigate_fix_and_the_next_reconcile_verifies(missing, people,
     op = people["op"]
     finding_lifecycle.finding_assign(finding=missing, user=op, assignee=people["op2"], group=team, comment="yours")
     assert (missing.assigned_user, missing.assigned_group) == (people["op2"], team)
-    assert list(breaks_of(user=people["op2"], topics=access.topics_visible(people["op2"]))) == [missing]
+    assert list(findings_assigned(user=people["op2"], topics=access.topics_visible(people["op2"]))) == [missing]
     finding_lifecycle.finding_investigate(finding=missing, user=people["op2"])
     assert missing.status == Finding.Status.INVESTIGATING
     finding_lifecycle.finding_fix(finding=missing, user=people["op2"], comment="ODS re-sent it")
@@ -100,7 +100,7 @@ def test_assign_investigate_fix_and_the_next_reconcile_verifies(missing, people,
         ("finding.fix", "op2"),
     ]
     assert actions[0].detail["assignee"] == "op2" and actions[0].detail["group"] == "recon-team"
-    assert breaks_of(user=people["op2"], topics=access.topics_visible(people["op2"])).count() == 0
+    assert findings_assigned(user=people["op2"], topics=access.topics_visible(people["op2"])).count() == 0
 
 
 def test_a_fix_that_did_not_work_reopens_at_the_next_reconcile(missing, people):
@@ -165,10 +165,10 @@ def test_ageing_buckets_oldest_and_sla(missing, people):
         topic=topic, category="missing", classification="exception", severity="critical", status="accepted"
     )
     Finding.objects.filter(pk=done.pk).update(created_at=now - dt.timedelta(days=20))  # accepted: not ageing
-    rows = {r["severity"]: r for r in breaks_ageing(topics=access.topics_visible(people["op"]), now=now)}
+    rows = {r["severity"]: r for r in findings_ageing(topics=access.topics_visible(people["op"]), now=now)}
     critical = rows["critical"]
     # Each is its own problem (no shared cause): four problems, one per bucket, four findings.
     assert [n for _, n in critical["buckets"]] == [1, 1, 1, 1] and critical["total"] == critical["findings"] == 4
     assert critical["oldest"].pk == old.pk and critical["over_sla"]
     # critical SLA is 4 h (BREAK_SLA_HOURS default): the 2-day and 9-day ones are late, the 3-hour one is not
-    assert breaks_over_sla(now=now, topic_id=topic.pk, severities=["critical"]) == {topic.pk: 2}
+    assert findings_over_sla(now=now, topic_id=topic.pk, severities=["critical"]) == {topic.pk: 2}

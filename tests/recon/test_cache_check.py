@@ -316,7 +316,7 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
         assert finding.status == "resolved"
         assert (finding.detail["resolved_by"], finding.detail["replay"]) == ("replay", str(replay.pk))
     assert cached(cache, "client:3") is None and cached(cache, "client:999999") is None
-    # The cache leg after the replay (its verification, recon.runs.replay_verify), scoped to its keys.
+    # The cache leg after the replay (its verification, recon.services.runs.replay_verify), scoped to its keys.
     cache_run = next(r for r in replay_verify(replay_id=replay.pk) or [] if r.kind == "cache")
     assert tasks.run_execute_task(str(cache_run.pk)) == "done"
     after = ReconRun.objects.get(pk=cache_run.pk).report

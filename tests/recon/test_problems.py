@@ -12,7 +12,7 @@ from kafkacache.services.change_feed import change_publish
 from kafkacache.services.loads import load_run, load_start
 from recon.models import Finding, Topic
 from recon.selectors.evidence import evidence_pack
-from recon.selectors.findings import breaks_ageing, findings_filtered, problems_of
+from recon.selectors.findings import findings_ageing, findings_filtered, problems_of
 from tests.documents import client_doc
 from tests.people import people_make
 from tests.replay import conftest as replay_fixtures
@@ -68,7 +68,7 @@ def test_a_reload_of_unchanged_data_is_one_problem_whose_members_are_the_keys(fe
     assert set(member_keys.values_list("key", flat=True)) == keys
 
     # The ageing table: one unresolved problem, holding N findings.
-    ageing = breaks_ageing(topics=Topic.objects.filter(pk=topic.pk), now=timezone.now())
+    ageing = findings_ageing(topics=Topic.objects.filter(pk=topic.pk), now=timezone.now())
     assert [(r["severity"], r["total"], r["findings"]) for r in ageing] == [("info", 1, N)]
 
     # The evidence pack: one row for the problem, with its count and keys.

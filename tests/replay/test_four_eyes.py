@@ -1,4 +1,4 @@
-"""Four eyes on replays (replay.approval) and the replay guard, against the real Kafka, Redis and PostgreSQL."""
+"""Four eyes on replays (replay.services.approval) and the replay guard, on the real Kafka, Redis and PostgreSQL."""
 
 import datetime as dt
 

@@ -22,4 +22,7 @@ class Command(BaseCommand):
 
         counts = cache_relayout(batch=batch, progress=progress)
         bar.finish()
-        self.stdout.write(f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer)")
+        self.stdout.write(
+            f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer);"
+            f" topics set on {counts.topics_set} records, {counts.topics_unknown} unknown to the publish ledger"
+        )

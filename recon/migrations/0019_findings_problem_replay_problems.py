@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('recon', '0016_load_from_feed'),
+        ('recon', '0018_load_parts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
