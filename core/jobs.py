@@ -31,6 +31,8 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# Done, but not every item got where it belongs (a replay that skipped or failed some): never plain done.
+PROBLEMS = "problems"
 
 
 def job_enqueue(name: str, *args: Any, **kwargs: Any) -> None:
@@ -75,10 +77,10 @@ def job_beat(model: type[models.Model], pk, *, claimed_at: dt.datetime | None = 
 
 
 def job_finish(model: type[models.Model], pk, *, status: str, claimed_at: dt.datetime | None = None, **fields) -> bool:
-    """running -> done | failed, once (False when the job was not running; with `claimed_at`,
-    as for job_beat, also when another claim holds it now)."""
-    if status not in (DONE, FAILED):
-        raise ValueError(f"a job finishes done or failed, not {status!r}")
+    """running -> done | problems | failed, once (False when the job was not running; with
+    `claimed_at`, as for job_beat, also when another claim holds it now)."""
+    if status not in (DONE, PROBLEMS, FAILED):
+        raise ValueError(f"a job finishes done, problems or failed, not {status!r}")
     running = model._default_manager.filter(pk=pk, status=RUNNING)
     if claimed_at is not None:
         running = running.filter(started_at=claimed_at)

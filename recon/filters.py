@@ -56,6 +56,15 @@ class FindingFilterForm(TopicFilterForm):
     status = forms.ChoiceField(choices=_blank(Finding.Status.choices), required=False)
     uuid = forms.UUIDField(required=False, label="UUID")
     key = forms.CharField(required=False, max_length=512)
+    problem = forms.CharField(required=False, max_length=200)  # one problem's members (recon.problems)
+    info = forms.BooleanField(required=False, label="Show info")
+    # The page's rows: one per problem (the default) or one per finding.
+    rows = forms.ChoiceField(choices=[("", "per problem"), ("finding", "per finding")], required=False)
+
+    def filters(self) -> dict:
+        data = super().filters()
+        data.pop("rows", None)  # how the page lays them out, not which findings
+        return data
 
 
 class WindowFilterForm(TopicFilterForm):

@@ -421,6 +421,10 @@ class Finding(models.Model):
     )
     comment = models.TextField(blank=True)
     rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The problem it is a member of (recon.problems.problem_of, set when raised): what one
+    # cause produced (a reload, a lost partition range, a failing consumer) is one problem,
+    # listed, aged, counted and exported once with its members a click away.
+    problem = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -438,6 +442,8 @@ class Finding(models.Model):
             models.Index(fields=["uuid"], name="finding_uuid"),
             # My findings: WHERE assigned_user_id = ? AND status IN (...)
             models.Index(fields=["assigned_user", "status"], name="finding_assignee_status"),
+            # problems list and members: WHERE topic_id IN (...) AND status IN (...) GROUP BY topic, problem
+            models.Index(fields=["topic", "problem", "status"], name="finding_topic_problem"),
         ]
         ordering = ["-created_at"]
 
@@ -706,8 +712,9 @@ class Replay(models.Model):
     claimed with a conditional update, so a redelivered task finds the request
     taken and a finished request is never run again. A RUNNING replay whose
     heartbeat is older than REPLAY_STALE_SECONDS lost its worker: it may be claimed
-    again and starts over (its items are replaced). DONE means every message was
-    tried; what became of each is in its items (`outcome` counts them).
+    again and starts over (its items are replaced). DONE means every message got where
+    it belongs; PROBLEMS that every message was tried but some were skipped, failed or
+    dead-lettered again, each with its reason in its item (`outcome` counts them).
     """
 
     class Way(models.TextChoices):
@@ -731,6 +738,7 @@ class Replay(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
+        PROBLEMS = "problems", "Done with problems"
         FAILED = "failed", "Failed"
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"

@@ -27,10 +27,19 @@ from dashboard.views.common import PAGE_SIZE, payload_topic_ids, query_without_c
 from recon import access
 from recon.filters import FindingFilterForm
 from recon.models import Finding
-from recon.selectors.findings import finding_detail_for, finding_visible, findings_assigned, findings_filtered
+from recon.selectors.findings import (
+    finding_detail_for,
+    finding_visible,
+    findings_assigned,
+    findings_filtered,
+    problems_of,
+)
 from recon.services import finding_lifecycle
 
 EXPORT_MAX_ROWS = 100_000
+PROBLEMS_SHOWN = 500  # problems on the grouped list, worst first (members are paged)
+# Filters that name findings rather than problems: with one of them the page lists findings.
+MEMBER_FILTERS = ("problem", "uuid", "key")
 # A replay sends the published message again: it cannot help an orphan (never
 # published by us), a duplicate or a delay (delivered already).
 REPLAYABLE = (
@@ -47,7 +56,16 @@ def findings(request: HttpRequest) -> HttpResponse:
     form = FindingFilterForm(request.GET, user=request.user)
     page = None
     sort = request.GET.get("sort") if request.GET.get("sort") in ("newest", "oldest") else "newest"
-    if form.is_valid():
+    problems: dict | None = None
+    per_finding = form.is_valid() and form.cleaned_data.get("rows") == "finding"
+    if form.is_valid() and not per_finding and not any(form.cleaned_data.get(name) for name in MEMBER_FILTERS):
+        # The default: one row per problem, worst first, info hidden unless asked for.
+        listed = problems_of(findings_filtered(user=request.user, **form.filters()), limit=PROBLEMS_SHOWN + 1)
+        operable = set(access.topics_operable(request.user).values_list("pk", flat=True))
+        for row in listed:  # a one-finding problem is acted on from its row
+            row["first"].can_operate = row["first"].topic_id in operable
+        problems = {"rows": listed[:PROBLEMS_SHOWN], "more": len(listed) > PROBLEMS_SHOWN}
+    elif form.is_valid():
         qs = findings_filtered(user=request.user, **form.filters())
         page = keyset_page(
             qs,
@@ -70,6 +88,7 @@ def findings(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "page": page,
+        "problems": problems,
         "query": query_without_cursor(request),
         "query_unsorted": unsorted.urlencode(),
         "sort": sort,

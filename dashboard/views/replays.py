@@ -162,7 +162,10 @@ def _verifying(replay: Replay, runs: list) -> bool:
 
 
 def _status_text(replay: Replay) -> str:
-    """ "done" only when every message got where it belongs; a reprocess that went dead again says so."""
+    """ "done" only when every message got where it belongs; otherwise what did not, by outcome."""
+    if replay.status == Replay.Status.PROBLEMS:
+        parts = [f"{replay.outcome[o]} {o}" for o in ("skipped", "failed", "dead") if replay.outcome.get(o)]
+        return f"done with problems: {', '.join(parts)}"
     if replay.status != Replay.Status.DONE:
         return replay.status
     bad = sum(replay.outcome.get(k, 0) for k in (ReplayItem.Outcome.DEAD, ReplayItem.Outcome.FAILED))

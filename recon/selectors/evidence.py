@@ -79,7 +79,8 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
             .order_by("created_at", "id")[: cap + 1]
         ),
     )
-    ids = [f.pk for f in findings]
+    problems = _problems(findings)
+    ids = [f.pk for f, _ in problems]
     history: dict[int, list[dict]] = {}
     for t in FindingTransition.objects.filter(finding_id__in=ids).select_related("user", "reason_code"):
         history.setdefault(t.finding_id, []).append(
@@ -190,9 +191,15 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
             }
             for w in windows
         ],
+        # One row per problem (recon.problems), worst first: its first finding, with the count
+        # and a few member keys; every member is listed by the findings API with ?problem=.
         "findings": [
             {
                 "id": f.pk,
+                "problem": f.problem,
+                "members": len(members),
+                "member_keys": [m.key or str(m.uuid or "") for m in members[:MEMBER_KEYS_SHOWN]],
+                "members_by_status": _count(m.status for m in members),
                 "created_at": _iso(f.created_at),
                 "window": f.window_id,
                 "uuid": str(f.uuid) if f.uuid else None,
@@ -210,7 +217,7 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
                 "history": history.get(f.pk, []),
                 "comments": thread.get(f.pk, []),
             }
-            for f in findings
+            for f, members in problems
         ],
         "replays": [
             {
@@ -255,6 +262,25 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
     if with_payloads:
         pack["payloads"] = _payloads(topic, [f.uuid for f in findings if f.uuid][:cap])
     return pack
+
+
+MEMBER_KEYS_SHOWN = 20
+_RANK: dict[str, int] = {"critical": 3, "warning": 2, "info": 1}
+
+
+def _problems(findings: list[Finding]) -> list[tuple[Finding, list[Finding]]]:
+    """The findings grouped by problem, worst severity first, then oldest: (first finding, members),
+    the first carrying the problem's worst severity."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.problem or f"one:{f.pk}", []).append(f)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        first.severity = max((m.severity for m in members), key=lambda s: _RANK.get(s, 0))
+        out.append((first, members))
+    out.sort(key=lambda fm: (-_RANK.get(fm[0].severity, 0), fm[0].created_at, fm[0].pk))
+    return out
 
 
 def _leg_of(finding: Finding) -> str:

@@ -1,10 +1,11 @@
-"""Reads of findings: their ageing against the SLA, the ones over it, a person's."""
+"""Reads of findings: their problems (recon.problems), their ageing against the SLA, the ones over it, a person's."""
 
 import datetime as dt
 import uuid as uuid_lib
 
 from django.conf import settings
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, QuerySet, Value, When
+from django.db.models.functions import Cast, Concat
 
 from core.masking import mask_sensitive
 from recon import access
@@ -15,6 +16,13 @@ from recon.models import (
 )
 from recon.selectors.lists import in_range
 
+# A finding's problem; one raised without a key (before problems, or written directly) is its own.
+PROBLEM_KEY = Case(
+    When(problem="", then=Concat(Value("one:"), Cast("id", CharField()))),
+    default=F("problem"),
+    output_field=CharField(),
+)
+
 AGEING_BUCKETS = (
     ("lt_1h", "< 1 h", dt.timedelta(0), dt.timedelta(hours=1)),
     ("h1_24", "1-24 h", dt.timedelta(hours=1), dt.timedelta(hours=24)),
@@ -24,17 +32,22 @@ AGEING_BUCKETS = (
 
 
 def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
-    """Unresolved findings per topic and severity in the four age buckets, with the oldest of each (a Finding).
+    """Unresolved problems per topic and severity in the four age buckets (a problem in the bucket of
+    each member's age), with the findings they hold and the oldest of each (a Finding).
 
     One grouped query (served by finding_topic_status_time) and one DISTINCT ON for the oldest."""
-    counts = {
-        name: Count("id", filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()))
+    counts = {  # problems, not findings: a reload of 5,000 keys is one line of work
+        name: Count(
+            PROBLEM_KEY,
+            distinct=True,
+            filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()),
+        )
         for name, _, low, high in AGEING_BUCKETS
     }
     rows = (
         Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
         .values("topic_id", "topic__name", "severity")
-        .annotate(total=Count("id"), oldest_at=Min("created_at"), **counts)
+        .annotate(total=Count(PROBLEM_KEY, distinct=True), findings=Count("id"), oldest_at=Min("created_at"), **counts)
         .order_by("topic__name", "severity")
     )
     oldest = {
@@ -116,7 +129,11 @@ def findings_filtered(
     uuid: uuid_lib.UUID | None = None,
     key: str = "",
     window: Window | None = None,
+    problem: str = "",
+    info: bool = True,
 ) -> QuerySet[Finding]:
+    """Findings the user may see, filtered; `info` False hides info findings unless the
+    severity asked for is info or one problem's members are asked for."""
     qs = Finding.objects.filter(topic__in=access.topics_visible(user)).select_related(
         "topic", "window", "acknowledged_by"
     )
@@ -135,6 +152,10 @@ def findings_filtered(
         qs = qs.filter(key=key)
     if window is not None:
         qs = qs.filter(window=window)
+    if problem:
+        qs = qs.filter(problem=problem)
+    elif not info and not severity:
+        qs = findings_without_info(qs)
     return qs
 
 
@@ -150,3 +171,54 @@ def finding_detail_for(user, finding: Finding) -> dict:
     if access.can_view_payload(user, finding.topic):
         return finding.detail
     return mask_sensitive(finding.detail)
+
+
+# Worst first: the order of the problems list and the evidence pack.
+SEVERITY_RANK = Case(
+    When(severity=Finding.Severity.CRITICAL, then=Value(3)),
+    When(severity=Finding.Severity.WARNING, then=Value(2)),
+    When(severity=Finding.Severity.INFO, then=Value(1)),
+    default=Value(0),
+    output_field=IntegerField(),
+)
+RANKED = {3: Finding.Severity.CRITICAL, 2: Finding.Severity.WARNING, 1: Finding.Severity.INFO}
+
+
+def findings_without_info(qs: QuerySet[Finding]) -> QuerySet[Finding]:
+    """The default of every list: info findings hidden unless asked for."""
+    return qs.exclude(severity=Finding.Severity.INFO)
+
+
+def problems_of(qs: QuerySet[Finding], *, limit: int | None = None) -> list[dict]:
+    """One row per (topic, problem) of `qs`, worst severity first, then oldest: its category,
+    worst severity, member count, unresolved members, first and last seen, and its first
+    member (`first`, a Finding) to show and open. One grouped query (finding_topic_problem)
+    and one for the first members."""
+    rows = (
+        qs.order_by()
+        .annotate(problem_key=PROBLEM_KEY)
+        .values("topic_id", "topic__name", "problem_key")
+        .annotate(
+            category=Min("category"),
+            rank=Max(SEVERITY_RANK),
+            members=Count("id"),
+            unresolved=Count("id", filter=Q(status__in=Finding.UNRESOLVED)),
+            first_at=Min("created_at"),
+            last_at=Max("created_at"),
+            first_id=Min("id"),
+        )
+        .order_by("-rank", "first_at", "topic__name", "problem_key")
+    )
+    listed = list(rows[:limit] if limit else rows)
+    first = Finding.objects.select_related("topic", "window", "acknowledged_by").in_bulk(
+        [r["first_id"] for r in listed]
+    )
+    return [
+        {
+            **row,
+            "problem": row["problem_key"],
+            "severity": RANKED.get(row["rank"], ""),
+            "first": first.get(row["first_id"]),
+        }
+        for row in listed
+    ]

@@ -78,6 +78,8 @@ def pack_csv_zip(pack: dict, checksum: str) -> bytes:
             pack["findings"],
             [
                 "id",
+                "problem",
+                "members",
                 "created_at",
                 "window",
                 "uuid",

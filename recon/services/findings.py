@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from recon.engine import ENGINE_CATEGORIES, Comparison, Draft, draft_identity
 from recon.models import Finding, ReconRun, Topic, Window
+from recon.problems import problem_of
 from recon.rules import Verdict, classify, rules_for
 from recon.selectors.audit import altered_with_field_diff
 from recon.selectors.replays import replays_delivered
@@ -50,6 +51,7 @@ def finding_record(
         key=key[:512],
         detail=detail or {},
         load_id=load_id,
+        problem=problem_of(category=category, load_id=load_id, detail=detail, key=key, message_uuid=uuid),
     )
     # %r: the key and the detail come from Kafka (a key starting with a newline must not forge a line)
     logger.warning("finding %s on %s: uuid=%s key=%r %r", category, topic.name, uuid, key, detail or "")
@@ -122,6 +124,14 @@ def window_findings_sync(
                     severity=verdict.severity,
                     rule_id=verdict.rule_id,
                     detail=draft.detail,
+                    problem=problem_of(
+                        category=draft.category,
+                        window_id=window.pk,
+                        load_id=draft.load_id,
+                        detail=draft.detail,
+                        key=draft.key,
+                        message_uuid=draft.uuid,
+                    ),
                 )
             )
             continue
@@ -224,6 +234,14 @@ def key_findings_sync(
                     severity=verdict.severity,
                     rule_id=verdict.rule_id,
                     detail=detail,
+                    problem=problem_of(
+                        category=category,
+                        load_id=load_id,
+                        run_id=run.pk if run else None,
+                        detail=detail,
+                        key=key,
+                        message_uuid=message_uuid,
+                    ),
                 )
             )
         else:

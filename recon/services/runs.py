@@ -225,7 +225,7 @@ def replay_verify(*, replay_id: uuid.UUID | str, force: bool = False) -> list[Re
     """Queue the runs that re-judge what a finished replay touched; None while the feed is still
     consuming what it published (ask again later, or with `force` to judge it as it stands)."""
     replay = Replay.objects.select_related("topic", "requested_by").get(pk=replay_id)
-    if replay.status not in (Replay.Status.DONE, Replay.Status.FAILED):
+    if replay.status not in (Replay.Status.DONE, Replay.Status.PROBLEMS, Replay.Status.FAILED):
         return None
     if ReconRun.objects.filter(replay=replay).exists():
         return []  # verified already (a redelivered task)

@@ -3,7 +3,8 @@ re-judging of what it touched.
 
 `replay_run` claims the request with a conditional update (a redelivered task, or a
 second run of a finished request, does nothing), runs its way (replay.ways) with
-progress (replay.services.progress), and ends DONE or FAILED; on commit the verification run
+progress (replay.services.progress), and ends DONE, PROBLEMS (something skipped, failed or
+dead again, each item with its reason) or FAILED; at its end the verification run
 (recon.services.runs.replay_verify) re-judges the windows and the cache keys it touched.
 
 REPLAY_RUN is the name replay.tasks registers the run under: the request
@@ -18,7 +19,7 @@ from django.conf import settings
 from core.jobs import job_claim, job_enqueue, job_finish
 from recon.models import Replay, ReplayItem
 from recon.services.actions import operator_action_record
-from recon.services.runs import REPLAY_VERIFY
+from recon.services.runs import REPLAY_VERIFY, replay_verify
 from replay.services.progress import Progress
 from replay.ways import WAYS
 
@@ -28,6 +29,9 @@ Way = Replay.Way
 
 # Kept from when replays lived in recon: queued tasks and beat entries know this name.
 REPLAY_RUN = "recon.tasks.replay_run"
+
+# Items that did not get where they belong: a replay with any of them ends PROBLEMS, never DONE.
+PROBLEM_OUTCOMES = (ReplayItem.Outcome.SKIPPED, ReplayItem.Outcome.FAILED, ReplayItem.Outcome.DEAD)
 
 
 def replay_run(*, replay_id: uuid.UUID | str) -> Replay:
@@ -53,7 +57,8 @@ def replay_run(*, replay_id: uuid.UUID | str) -> Replay:
     except Exception as exc:
         logger.exception("replay %s failed", replay.pk)
         return _finish(replay, Replay.Status.FAILED, f"{type(exc).__name__}: {exc}", progress)
-    return _finish(replay, Replay.Status.DONE, "", progress)
+    problems = sum(progress.counts.get(str(o), 0) for o in PROBLEM_OUTCOMES)
+    return _finish(replay, Replay.Status.PROBLEMS if problems else Replay.Status.DONE, "", progress)
 
 
 def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Replay:
@@ -70,6 +75,9 @@ def _finish(replay: Replay, status: str, error: str, progress: Progress) -> Repl
     )
     logger.info("replay %s %s: %s %s", replay.pk, status, counts, error)
     # Close the loop: re-judge the windows (originals' included) and, in the cache leg, the
-    # keys it touched, once the feed has consumed what it published (recon.services.runs.replay_verify).
-    job_enqueue(REPLAY_VERIFY, str(replay.pk))
+    # keys it touched. Queued now when nothing it published is still unconsumed (the kafka and
+    # dead-letter ways write Redis themselves); otherwise the task waits for the feed
+    # (recon.services.runs.replay_verify).
+    if replay_verify(replay_id=replay.pk) is None:
+        job_enqueue(REPLAY_VERIFY, str(replay.pk))
     return replay

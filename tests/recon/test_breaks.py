@@ -167,7 +167,8 @@ def test_ageing_buckets_oldest_and_sla(missing, people):
     Finding.objects.filter(pk=done.pk).update(created_at=now - dt.timedelta(days=20))  # accepted: not ageing
     rows = {r["severity"]: r for r in findings_ageing(topics=access.topics_visible(people["op"]), now=now)}
     critical = rows["critical"]
-    assert [n for _, n in critical["buckets"]] == [1, 1, 1, 1] and critical["total"] == 4
+    # Each is its own problem (no shared cause): four problems, one per bucket, four findings.
+    assert [n for _, n in critical["buckets"]] == [1, 1, 1, 1] and critical["total"] == critical["findings"] == 4
     assert critical["oldest"].pk == old.pk and critical["over_sla"]
     # critical SLA is 4 h (BREAK_SLA_HOURS default): the 2-day and 9-day ones are late, the 3-hour one is not
     assert findings_over_sla(now=now, topic_id=topic.pk, severities=["critical"]) == {topic.pk: 2}

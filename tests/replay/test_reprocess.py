@@ -49,7 +49,7 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     # Reprocessed before the fix: dead again, with the reason; the finding stays open.
     replay = _reprocess(topic, operator, findings=[dead_first.pk])
     item = replay.items.get()
-    assert (replay.status, item.outcome, item.original_uuid) == ("done", "dead", first.uuid)
+    assert (replay.status, item.outcome, item.original_uuid) == ("problems", "dead", first.uuid)
     assert "oversize" in item.detail
     dead_first.refresh_from_db()
     assert dead_first.status == Finding.Status.OPEN
