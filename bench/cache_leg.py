@@ -7,7 +7,7 @@ the schema is recreated: use a bench database), writes the matching Redis record
 through the cache's writer (kafkacache.cache, batches of BATCH, with their source
 version and topic) and their publish-ledger rows (COPY, in a partition of 2099, dropped
 at the end), injects --inject divergences of each kind (tests.cache_state: behind the
-writer's back), runs the leg (recon.cache_check, the whole source: keyset stream +
+writer's back), runs the leg (recon.services.cache_check, the whole source: keyset stream +
 pipelined Redis + SCAN) and prints its time, keys per second and findings per kind.
 It asserts that every injected divergence is found and nothing else. The Redis
 database of REDIS_URL has its kc:* keys removed before and after.
@@ -58,10 +58,10 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     from core.hashing import content_hash
     from core.ods import ods_write
     from core.sources import source_alias
-    from recon.cache_check import cache_check
-    from recon.ledger import PublishedRow, published_record
     from recon.models import Topic
-    from recon.partitions import LEDGERS, _partition_create, partition_name
+    from recon.services.cache_check import cache_check
+    from recon.services.ledger import PublishedRow, published_record
+    from recon.services.partitions import LEDGERS, _partition_create, partition_name
     from tests.cache_state import cache_clear, record_forge, records_drop
 
     rng = random.Random(seed)

@@ -180,12 +180,12 @@ def main() -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from dashboard import selectors
     from dashboard.paging import keyset_page
-    from dashboard.views import PAGE_SIZE
-    from kafkacache.topics import topics_ensure
+    from dashboard.views.common import PAGE_SIZE
+    from kafkacache.services.topics import topics_ensure
     from recon import access
     from recon.models import Finding, Topic
+    from recon.selectors.findings import findings_filtered
 
     call_command("migrate", verbosity=0)
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
@@ -210,7 +210,7 @@ def main() -> None:
     sample = Finding.objects.filter(category="missing").order_by("-created_at").first()
     assert sample is not None
     findings = reverse("dashboard:findings")
-    first = keyset_page(selectors.findings_filtered(user=viewer), time_field="created_at", size=PAGE_SIZE)
+    first = keyset_page(findings_filtered(user=viewer), time_field="created_at", size=PAGE_SIZE)
     page2 = first.next_cursor
     pages = {
         "overview 24h": reverse("dashboard:overview") + "?range=24h",

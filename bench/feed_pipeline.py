@@ -49,9 +49,9 @@ from core.ods import demo_rows  # noqa: E402
 from core.records import client_record_build, record_encode  # noqa: E402
 from core.sources import document_of  # noqa: E402
 from kafkacache.consumer import FeedConsumer  # noqa: E402
-from kafkacache.loads import load_run, load_start  # noqa: E402
-from kafkacache.topics import topics_delete, topics_ensure  # noqa: E402
-from recon.services import feed_topics_ensure  # noqa: E402
+from kafkacache.services.loads import load_run, load_start  # noqa: E402
+from kafkacache.services.topics import topics_delete, topics_ensure  # noqa: E402
+from recon.services.feed import feed_topics_ensure  # noqa: E402
 
 
 def rate(n: int, seconds: float) -> str:

@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://.../kafkacache_bench .venv/bin/python bench/recon_window.py [--messages N]
 
-Writes both ledgers through recon.ledger (COPY, the feed's own path) into a
+Writes both ledgers through recon.services.ledger (COPY, the feed's own path) into a
 dated partition far in the future (2099), measures, then drops those partitions.
 Baseline, measured in the same run: a plain COUNT(*) of each ledger over the
 window, i.e. the cheapest thing that reads the window at all.
@@ -39,10 +39,10 @@ from django.db import connection, transaction  # noqa: E402
 from bench.cpu import process_seconds  # noqa: E402
 from core.hashing import content_hash  # noqa: E402
 from recon.engine import window_compare  # noqa: E402
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
 from recon.models import ConsumedMessage, Finding, Topic, Window  # noqa: E402
-from recon.partitions import LEDGERS, _partition_create, partition_name  # noqa: E402
-from recon.services import window_reconcile  # noqa: E402
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record  # noqa: E402
+from recon.services.partitions import LEDGERS, _partition_create, partition_name  # noqa: E402
+from recon.services.windows import window_reconcile  # noqa: E402
 
 DAY = dt.date(2099, 1, 1)
 T0 = dt.datetime(2099, 1, 1, 10, 0, tzinfo=dt.UTC)
@@ -170,7 +170,7 @@ def main() -> None:
     topics = [clean_topic, faulty_topic]
     later = T0 + dt.timedelta(days=1)
     try:
-        print("generate (both ledgers via recon.ledger COPY, windows kept by UPSERT):")
+        print("generate (both ledgers via recon.services.ledger COPY, windows kept by UPSERT):")
         _, gen_clean = _timed(
             f"clean window, {n:,} published + consumed", lambda: _generate(clean_topic, n, faulty=False)
         )

@@ -20,6 +20,7 @@ TASK_ROUTES = {
     "kafkacache.tasks.leaders_watch_task": QUEUE_ALERTS,  # a metadata look, like the alert checks
     # Publishing: bulk loads, their resume, and the change feed (ODS -> change topic).
     "kafkacache.tasks.load_run_task": QUEUE_LOADS,
+    "kafkacache.tasks.load_part_run_task": QUEUE_LOADS,
     "kafkacache.tasks.loads_resume_task": QUEUE_LOADS,
     "kafkacache.tasks.change_feed_task": QUEUE_LOADS,
     # Reconciliation and the checks and replays that follow from it.

@@ -2,7 +2,7 @@
 
 The request context belongs to the ground layer: CurrentRequest sets it for the
 request's duration, and code that runs without the request (a signal receiver:
-recon.grants records who granted a permission) reads it with request_current().
+recon.services.grants records who granted a permission) reads it with request_current().
 """
 
 from collections.abc import Callable

@@ -82,7 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RejectNulBytes",
-    "config.middleware.CurrentRequest",  # recon.grants: who granted an object permission
+    "config.middleware.CurrentRequest",  # recon.services.grants: who granted an object permission
     "axes.middleware.AxesMiddleware",  # last: answers a locked-out login
 ]
 
@@ -492,6 +492,14 @@ CONSUMER_BATCH_SIZE = env_int("CONSUMER_BATCH_SIZE", 100, minimum=1, doc="messag
 MESSAGE_MAX_BYTES = env_int(
     "MESSAGE_MAX_BYTES", 10240, minimum=256, doc="larger messages are never published (recorded as oversize findings)"
 )
+# How long the consumer keeps the source's version bound (kafkacache.versions) before reading
+# it again; it is read only for messages of a topic that accepts unsealed producers.
+SOURCE_BOUND_SECONDS = env_int(
+    "SOURCE_BOUND_SECONDS",
+    5,
+    minimum=0,
+    doc="how long the consumer keeps the source's version bound for unsealed messages before reading it again",
+)
 SOURCE_DATABASE_URL = env_str(
     "SOURCE_DATABASE_URL",
     "",
@@ -564,12 +572,20 @@ LOAD_BATCHES_IN_FLIGHT = env_int(
     minimum=1,
     doc="load batches handed to Kafka and not yet acknowledged and ledgered while the next one is read and built",
 )
-# A load silent this long lost its worker: kafkacache-loads-resume queues it again.
+# A load is split into parts of this many clients (client-id ranges of the SQL source;
+# a file is one part), which any number of workers run at once, each resumable alone.
+LOAD_PART_CLIENTS = env_int(
+    "LOAD_PART_CLIENTS",
+    100_000,
+    minimum=1,
+    doc="clients per part of a load (client-id ranges that any number of workers run at once)",
+)
+# A load part silent this long lost its worker: kafkacache-loads-resume queues it again.
 LOAD_STALE_SECONDS = env_int(
     "LOAD_STALE_SECONDS",
     600,
     minimum=30,
-    doc="a load silent this long lost its worker: it is queued again and starts over",
+    doc="a load part silent this long lost its worker: it is queued again and resumes from its checkpoint",
 )
 CHANGE_FEED_BATCH_SIZE = env_int("CHANGE_FEED_BATCH_SIZE", 500, minimum=1, doc="changes per batch of the change feed")
 CHANGE_FEED_INTERVAL_SECONDS = env_int(
@@ -693,7 +709,7 @@ CELERY_BEAT_SCHEDULE["recon-windows-reconcile"] = {
 }
 CELERY_BEAT_SCHEDULE["recon-partitions-maintain"] = {"task": "recon.tasks.partitions_maintain", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["recon-audit-purge"] = {"task": "recon.tasks.audit_purge", "schedule": 3600.0}
-# The cache leg (recon.cache_check): every bulk and change topic against its system of
+# The cache leg (recon.services.cache_check): every bulk and change topic against its system of
 # record this often; keys per Redis round trip and per source/ledger batch.
 CACHE_LEG_SCHEDULE_SECONDS = env_int(
     "CACHE_LEG_SCHEDULE_SECONDS",
@@ -713,7 +729,7 @@ CELERY_BEAT_SCHEDULE["recon-cache-legs"] = {
     "options": {"expires": float(CACHE_LEG_SCHEDULE_SECONDS)},
 }
 env_area("Replays and reprocessing")
-# Replays and reprocessing (replay.requests): messages per request, per publish/process batch,
+# Replays and reprocessing (replay.services.requests): messages per request, per publish/process batch,
 # how long one request may read Kafka, and when a silent running replay is taken over.
 REPLAY_MAX_MESSAGES = env_int(
     "REPLAY_MAX_MESSAGES", 10000, minimum=1, doc="most messages (or offsets, findings) one replay request may cover"
@@ -738,7 +754,7 @@ REPLAY_STALE_SECONDS = env_int(
 )
 CELERY_BEAT_SCHEDULE["recon-replays-resume"] = {"task": "recon.tasks.replays_resume", "schedule": 300.0}
 env_area("Reconciliation")
-# On-demand runs (recon.runs): a queued run not picked up, or a transport run silent (it
+# On-demand runs (recon.services.runs): a queued run not picked up, or a transport run silent (it
 # beats every window), this long is queued again.
 RECON_RUN_STALE_SECONDS = env_int(
     "RECON_RUN_STALE_SECONDS",
@@ -747,7 +763,7 @@ RECON_RUN_STALE_SECONDS = env_int(
     doc="an on-demand run queued this long without a worker, or a transport run silent this long, is queued again",
 )
 CELERY_BEAT_SCHEDULE["recon-runs-resume"] = {"task": "recon.tasks.runs_resume", "schedule": 300.0}
-# After a replay or a load (recon.runs): how long to wait between looks for the feed to have
+# After a replay or a load (recon.services.runs): how long to wait between looks for the feed to have
 # consumed what it published, and how many looks before its windows are judged as they stand.
 RECON_VERIFY_WAIT_SECONDS = env_int(
     "RECON_VERIFY_WAIT_SECONDS",
@@ -759,9 +775,9 @@ RECON_VERIFY_MAX_WAITS = env_int(
     "RECON_VERIFY_MAX_WAITS", 30, minimum=0, doc="looks before a replay's or load's windows are judged as they stand"
 )
 
-# --- Governed operations (breaks, four eyes, dry run, evidence, lag status) -----------
+# --- Governed operations (finding lifecycle, four eyes, dry run, evidence, lag status) -----------
 env_area("Governed operations")
-# Hours a break of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
+# Hours a finding of each severity may stay unresolved before its SLA alert (AlertRule kind break-sla).
 BREAK_SLA_HOURS = env_int_map(
     "BREAK_SLA_HOURS",
     "critical=4,warning=24,info=168",
@@ -774,7 +790,7 @@ REPLAY_APPROVAL_HOURS = env_int(
     "REPLAY_APPROVAL_HOURS", 24, minimum=1, doc="a replay awaiting a second operator's approval expires after this long"
 )
 # A topic's approval_threshold counts what one person replayed on it without a second
-# operator over this many hours, the new request included (replay.approval).
+# operator over this many hours, the new request included (replay.services.approval).
 REPLAY_APPROVAL_WINDOW_HOURS = env_int(
     "REPLAY_APPROVAL_WINDOW_HOURS",
     24,

@@ -1,3 +1,9 @@
+"""URL routing over every app. The one rule for the HTTP edges (docs/architecture.md): every JSON
+API under /api/, in the apis of the app whose records it serves (kafkacache: loads, changes,
+cache reads; recon: the record and its runs; replay: replays, at /api/recon/; monitoring:
+alerts, rules, silences, lag); every page in dashboard.views. The probes outside /api/:
+/healthz (config.health) and /metrics (monitoring.apis), where their scrapers look."""
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -5,25 +11,23 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz, healthz_queue, healthz_role
-from monitoring import views as monitoring_views
+from monitoring.apis import metrics
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("healthz/queue/<str:queue>", healthz_queue, name="healthz-queue"),
     path("healthz/<str:role>", healthz_role, name="healthz-role"),
-    path("metrics", monitoring_views.metrics, name="metrics"),
-    path("alerts/", include("monitoring.urls")),
-    path("api/", include("monitoring.api_urls")),  # alerts
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Split: the page's init script is a request of its own (the CSP allows no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("kafkacache.urls")),  # loads, change events, cache retrieval
-    path("api/recon/", include("recon.urls")),  # on-demand reconcile, runs
-    path("api/recon/", include("replay.urls")),  # replays, reprocess
-    path("api/", include("dashboard.api_urls")),  # topics, windows, findings, messages, audit trail
+    path("api/", include("kafkacache.urls")),
+    path("api/", include("recon.urls")),
+    path("api/recon/", include("replay.urls")),
+    path("api/", include("monitoring.urls")),
     path("", include("dashboard.urls")),
 ]
 

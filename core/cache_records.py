@@ -103,7 +103,7 @@ class Untagged(NamedTuple):
 
 def untagged_scan(client: redis.Redis, *, count: int) -> Iterator[list[Untagged]]:
     """The records, then the tombstones, of the layout before hash tags, a SCAN page at a
-    time (kafkacache.relayout moves them; the tagged names of the same prefixes are skipped)."""
+    time (kafkacache.services.relayout moves them; the tagged names of the same prefixes are skipped)."""
     for prefix, tombstone in ((REC_PREFIX, False), (TOMBSTONE_PREFIX, True)):
         for _position, names in scan_pages(client, match=prefix + "*", count=count):
             page = []

@@ -11,7 +11,9 @@ replay; any model with `status`, `created_at`, `started_at`, `heartbeat_at`,
   workers never both run it and a redelivered task is a no-op. A job its caller runs
   at once (a scheduled reconcile, a check called in process) is created running
   and has nothing to claim;
-- **beat**: while running, each batch moves `heartbeat_at` (with its counters);
+- **beat**: while running, each batch moves `heartbeat_at` (with its counters); a
+  worker that lost its job to a later claim (it stalled past the limit) beats nothing
+  and stops;
 - **stalled**: queued and never picked up, or running and silent, past the limit:
   jobs_resume (beat) queues these again, and the claim above takes them;
 - **finish**: running -> done or failed, once.
@@ -29,6 +31,8 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# Done, but not every item got where it belongs (a replay that skipped or failed some): never plain done.
+PROBLEMS = "problems"
 
 
 def job_enqueue(name: str, *args: Any, **kwargs: Any) -> None:
@@ -62,19 +66,25 @@ def job_claim(model: type[models.Model], pk, *, stale_seconds: int, beating: Q |
     return bool(claimed)
 
 
-def job_beat(model: type[models.Model], pk, **fields) -> None:
-    """A running job is alive; `fields` are written with the heartbeat (F() expressions welcome)."""
-    model._default_manager.filter(pk=pk, status=RUNNING).update(heartbeat_at=timezone.now(), **fields)
+def job_beat(model: type[models.Model], pk, *, claimed_at: dt.datetime | None = None, **fields) -> bool:
+    """A running job is alive; `fields` are written with the heartbeat (F() expressions welcome).
+    `claimed_at`: the `started_at` its claim set, so a worker that stalled past the limit
+    and lost the job to another claim beats nothing (False) and stops."""
+    running = model._default_manager.filter(pk=pk, status=RUNNING)
+    if claimed_at is not None:
+        running = running.filter(started_at=claimed_at)
+    return bool(running.update(heartbeat_at=timezone.now(), **fields))
 
 
-def job_finish(model: type[models.Model], pk, *, status: str, **fields) -> bool:
-    """running -> done | failed, once (False when the job was not running)."""
-    if status not in (DONE, FAILED):
-        raise ValueError(f"a job finishes done or failed, not {status!r}")
-    finished = model._default_manager.filter(pk=pk, status=RUNNING).update(
-        status=status, finished_at=timezone.now(), **fields
-    )
-    return bool(finished)
+def job_finish(model: type[models.Model], pk, *, status: str, claimed_at: dt.datetime | None = None, **fields) -> bool:
+    """running -> done | problems | failed, once (False when the job was not running; with
+    `claimed_at`, as for job_beat, also when another claim holds it now)."""
+    if status not in (DONE, PROBLEMS, FAILED):
+        raise ValueError(f"a job finishes done, problems or failed, not {status!r}")
+    running = model._default_manager.filter(pk=pk, status=RUNNING)
+    if claimed_at is not None:
+        running = running.filter(started_at=claimed_at)
+    return bool(running.update(status=status, finished_at=timezone.now(), **fields))
 
 
 def jobs_stalled(

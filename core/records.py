@@ -10,7 +10,8 @@ API and by reconciliation (the shared-record contract).
 
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -100,21 +101,6 @@ def _digits(value: Any, field: str, *, low: int, high: int) -> str:
 _MISSING = object()
 
 
-def _typed(data: Mapping, fields: Mapping[str, type | tuple[type, ...]], where: str | tuple[str, int]) -> dict:
-    """The fields of `data`, each checked against its type. `where` is the path prefix of
-    an error message, or (list name, index) for one formatted only on error: a bulk load
-    formats no path for good rows."""
-    out = {}
-    for name, kind in fields.items():
-        value = data.get(name, _MISSING)
-        # The exact type is the usual case (and never lets a bool through as an int);
-        # anything else takes the full check.
-        if type(value) is not kind:
-            _typed_check(name, kind, value, where)
-        out[name] = value
-    return out
-
-
 def _typed_check(name: str, kind: type | tuple[type, ...], value: Any, where: str | tuple[str, int]) -> None:
     if value is _MISSING:
         raise RecordError(f"{_where(where)}{name}: missing")
@@ -128,43 +114,111 @@ def _where(where: str | tuple[str, int]) -> str:
     return where if isinstance(where, str) else f"{where[0]}[{where[1]}]."
 
 
+# The columns of the rows a record is built from, in order (core.sources.sql reads them so).
+CLIENT_COLUMNS = ("client_id", "name", "email", "segment", "status", "country", "updated_at")
+ACCOUNT_COLUMNS = (
+    "account_number",
+    "product",
+    "currency",
+    "daily_limit_cents",
+    "overdraft_enabled",
+    "alerts_enabled",
+    "statement_day",
+    "language",
+)
+CARD_COLUMNS = ("card_id", "card_number", "brand", "expiry", "status")
+# What a column is absent as in a mapping: None where None has its own error, else _MISSING.
+_GOT_NONE = {"client_id", "email", "updated_at", "account_number", "card_number"}
+
+_client_clear = operator.itemgetter(*(CLIENT_COLUMNS.index(name) for name in _CLIENT_FIELDS))
+_CLIENT_NAMES = tuple(_CLIENT_FIELDS)
+_CLIENT_KINDS = tuple(_CLIENT_FIELDS.values())
+_ACCOUNT_NAMES = ACCOUNT_COLUMNS[1:]
+_ACCOUNT_KINDS = tuple(_ACCOUNT_FIELDS[name] for name in _ACCOUNT_NAMES)
+_CARD_NAMES = tuple(_CARD_FIELDS)  # card_id, brand, expiry, status: columns 0, 2, 3, 4
+_CARD_KINDS = tuple(_CARD_FIELDS.values())
+
+
+def _checked(values: Sequence, names: tuple[str, ...], kinds: tuple, where: str | tuple[str, int]) -> None:
+    """Each value of its field's type. The exact types are the usual case, checked in one
+    comparison; anything else takes the full check, which names the first wrong field."""
+    if tuple(map(type, values)) != kinds:
+        for name, kind, value in zip(names, kinds, values, strict=True):
+            if type(value) is not kind:
+                _typed_check(name, kind, value, where)
+
+
 def client_record_build(*, client: Mapping, accounts: Sequence[Mapping], cards: Sequence[Mapping]) -> dict:
     """A plain record from a client row and its account-setting and card rows.
 
     Also the validator of untrusted input (file sources, the change API): every
-    field is checked, and the message names the first one that is wrong. Paths in
-    messages are formatted only when a field is wrong (a load builds every row).
+    field is checked, and the message names the first one that is wrong.
     """
-    client_id = client.get("client_id")
+    return client_record_from_rows(
+        _row(client, CLIENT_COLUMNS),
+        _rows(accounts, "accounts", ACCOUNT_COLUMNS),
+        _rows(cards, "cards", CARD_COLUMNS),
+    )
+
+
+def _row(data: Mapping, columns: tuple[str, ...]) -> tuple:
+    return tuple(data.get(name) if name in _GOT_NONE else data.get(name, _MISSING) for name in columns)
+
+
+def _rows(items: Sequence[Mapping], name: str, columns: tuple[str, ...]) -> Iterator[tuple]:
+    """Each item as a row, checked to be a mapping as the builder reaches it (so errors come in field order)."""
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise RecordError(f"{name}[{i}]: expected an object")
+        yield _row(item, columns)
+
+
+def client_record_from_rows(client: Sequence, accounts: Iterable[Sequence], cards: Iterable[Sequence]) -> dict:
+    """client_record_build from rows in column order (CLIENT_COLUMNS, ACCOUNT_COLUMNS,
+    CARD_COLUMNS): what the SQL source reads, with no mapping made per row. Paths in
+    messages are formatted only when a field is wrong (a load builds every row)."""
+    client_id, name, email, segment, status, country, updated_at = client
     if not isinstance(client_id, int) or isinstance(client_id, bool) or client_id <= 0:
         raise RecordError("client_id: expected a positive integer")
-    record: dict[str, Any] = {"client_id": client_id}
-    record.update(_typed(client, _CLIENT_FIELDS, ""))
-    email = client.get("email")
+    _checked(_client_clear(client), _CLIENT_NAMES, _CLIENT_KINDS, "")
     if email is not None and not isinstance(email, str):
         raise RecordError("email: expected a string or null")
-    record["email"] = email or None
-    record["updated_at"] = _timestamp(client.get("updated_at"))
+    record: dict[str, Any] = {
+        "client_id": client_id,
+        "name": name,
+        "email": email or None,
+        "segment": segment,
+        "status": status,
+        "country": country,
+        "updated_at": _timestamp(updated_at),
+    }
     record["accounts"] = out_accounts = []
     for i, row in enumerate(accounts):
-        if not isinstance(row, Mapping):
-            raise RecordError(f"accounts[{i}]: expected an object")
-        number = row.get("account_number")
+        number = row[0]
         if type(number) is not str or not 6 <= len(number) <= 34 or not number.isdigit():
             number = _digits(number, f"accounts[{i}].account_number", low=6, high=34)
-        account = {"account_number": number, "account_last4": number[-4:]}
-        account.update(_typed(row, _ACCOUNT_FIELDS, ("accounts", i)))
+        clear = row[1:]
+        _checked(clear, _ACCOUNT_NAMES, _ACCOUNT_KINDS, ("accounts", i))
+        account = dict(zip(_ACCOUNT_NAMES, clear, strict=True))
+        account["account_number"] = number
+        account["account_last4"] = number[-4:]
         out_accounts.append(account)
     record["cards"] = out_cards = []
     for i, row in enumerate(cards):
-        if not isinstance(row, Mapping):
-            raise RecordError(f"cards[{i}]: expected an object")
-        number = row.get("card_number")
+        card_id, number, brand, expiry, card_status = row
         if type(number) is not str or not 12 <= len(number) <= 19 or not number.isdigit():
             number = _digits(number, f"cards[{i}].card_number", low=12, high=19)
-        card = {"card_id": row.get("card_id"), "card_number": number, "card_last4": number[-4:]}
-        card.update(_typed(row, _CARD_FIELDS, ("cards", i)))
-        out_cards.append(card)
+        _checked((card_id, brand, expiry, card_status), _CARD_NAMES, _CARD_KINDS, ("cards", i))
+        out_cards.append(
+            {
+                "card_id": card_id,
+                "card_number": number,
+                "card_last4": number[-4:],
+                "brand": brand,
+                "expiry": expiry,
+                "status": card_status,
+            }
+        )
     return record
 
 

@@ -8,7 +8,7 @@ kc:rec:{<record key>}    HASH   a cached record:
                                      partition, orders nothing)
                                 sv = the source version (orders every write; 0: unordered)
                                 tp = the topic that wrote it (whose payload permission reads it)
-                                rx = only after a re-encryption (kafkacache.rekey): the replaced
+                                rx = only after a re-encryption (kafkacache.services.reencrypt): the replaced
                                      bytes' hashes, "alg:hex,..." (core.hashing.content_hashes)
                                 rn = with rx: the BLAKE2b hex of the bytes it wrote
                                 A record is held when p is. A later write sets the first six and
@@ -24,8 +24,8 @@ One reader, one writer:
   leg's packed batch read, the SCAN of every record. Every app reads the cache through it.
 - `kafkacache.cache` is the one writer: the consumer's versioned batch script (every
   load, change and replay reaches Redis through it), the re-encryption's compare-and-set
-  of a value (kafkacache.rekey calls it) and the move of keys from the layout before
-  hash tags (kafkacache.relayout calls it). It lives in the feed because every write is
+  of a value (kafkacache.services.reencrypt calls it) and the move of keys from the layout before
+  hash tags (kafkacache.services.relayout calls it). It lives in the feed because every write is
   the feed's: it is ordered by the source version and owned by the consume loop.
 No other module names a field or builds one of these names
 (tests/architecture/test_stores.py; tests/cache_state.py damages the cache behind their

@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString
 from plotly import graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.selectors import TopicOverview
+from dashboard.selectors.overview import TopicOverview
 from recon.models import Finding
 
 CATEGORY_LABELS = dict(Finding.Category.choices)

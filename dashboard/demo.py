@@ -1,7 +1,7 @@
 """Demo ledger traffic for screenshots and local trials (never run against production).
 
-Writes through the real ledger writers (recon.ledger) and reconciles with the real
-engine (recon.services.range_reconcile), so the windows, findings and charts are
+Writes through the real ledger writers (recon.services.ledger) and reconciles with the real
+engine (recon.services.windows.range_reconcile), so the windows, findings and charts are
 what the product would show for the same traffic: a steady flow with a few
 messages lost, duplicated, altered, delayed and dead-lettered. demo_scene_seed adds
 what the rest of the pages show (a cache divergence, a replay fixed and verified, one
@@ -25,14 +25,17 @@ from core.hashing import content_hash
 from kafkacache.cache import CacheOp, cache_apply
 from monitoring import services as alerting
 from monitoring.models import AlertRule, Silence
-from recon import breaks
-from recon.breaks import finding_acknowledge
-from recon.cache_check import cache_check
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from recon.models import ConsumedMessage, Finding, Load, ReconRun, Replay, ReplayItem, Topic, Window
-from recon.runs import replay_verify, run_execute
-from recon.services import due_windows_reconcile, finding_record, operator_action_record, rebalance_record
-from replay.requests import replay_request
+from recon.services import finding_lifecycle
+from recon.services.actions import operator_action_record
+from recon.services.cache_check import cache_check
+from recon.services.feed import rebalance_record
+from recon.services.finding_lifecycle import finding_acknowledge
+from recon.services.findings import finding_record
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
+from recon.services.runs import replay_verify, run_execute
+from recon.services.windows import due_windows_reconcile
+from replay.services.requests import replay_request
 
 DEAD_LETTER_REASON = "malformed Avro: value has 3 bytes left over"
 
@@ -126,21 +129,21 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
     # A dead letter as the feed's consumer records it: its ledger row and its finding, together.
     with transaction.atomic():
         consumed_record(topic=topic, rows=dead)
-        for row in dead:
+        for letter in dead:
             finding = finding_record(
                 topic=topic,
                 category=Finding.Category.DEAD_LETTERED,
-                uuid=row.uuid,
-                key=row.key,
+                uuid=letter.uuid,
+                key=letter.key,
                 detail={
                     "reason": DEAD_LETTER_REASON,
-                    "partition": row.partition,
-                    "offset": row.offset,
-                    "group": row.group,
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "group": letter.group,
                     "dead_letter_topic": settings.KAFKA_TOPIC_DEAD_LETTER,
                 },
             )
-            Finding.objects.filter(pk=finding.pk).update(created_at=row.consumed_at)
+            Finding.objects.filter(pk=finding.pk).update(created_at=letter.consumed_at)
     return {
         "published": len(published),
         "consumed": len(consumed) + len(dead),
@@ -194,17 +197,19 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="delayed")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="a slow batch after the broker restart")
-    # A few breaks along their lifecycle: owned (still open), under investigation, accepted with a reason.
+    # A few findings along their lifecycle: owned (still open), under investigation, accepted with a reason.
     standing = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).order_by("created_at")
     for category, step in (("missing", "own"), ("altered", "investigate"), ("delayed", "accept")):
-        finding = standing.filter(category=category).first() or standing.exclude(category="duplicate").first()
-        if finding is None:
+        picked = standing.filter(category=category).first() or standing.exclude(category="duplicate").first()
+        if picked is None:
             continue
-        breaks.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")
+        finding_lifecycle.finding_assign(finding=picked, user=operator, assignee=operator, comment="taking this one")
         if step == "investigate":
-            breaks.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
+            finding_lifecycle.finding_investigate(finding=picked, user=operator, comment="asked the ODS team")
         elif step == "accept":
-            breaks.finding_accept(finding=finding, user=operator, reason_code="timing", comment="within tolerance")
+            finding_lifecycle.finding_accept(
+                finding=picked, user=operator, reason_code="timing", comment="within tolerance"
+            )
     # A starting rule, shown on the Alerts pages (no channel: people add theirs).
     AlertRule.objects.get_or_create(
         name="Standing exceptions",
@@ -223,7 +228,7 @@ class DemoScene:
     accepted: Finding | None  # accepted as-is with a reason code
     divergence: ReconRun  # the cache leg that found a key differing and one absent
     window: Window | None  # a discrepant window
-    load: Load  # a load still running
+    load: Load | None  # a load still running
     replay: Replay  # done; the finding it fixed verified by a run
     pending: Replay  # awaiting a second operator's approval
     verify_run: ReconRun | None

@@ -41,7 +41,7 @@ from dashboard.models import DirectoryAccount
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
 from recon import access
 from recon.models import Topic
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
 

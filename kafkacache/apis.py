@@ -15,19 +15,21 @@ from rest_framework.views import APIView
 
 from config.errors import NotFound
 from config.openapi import paginated
-from kafkacache import change_feed, loads, selectors
+from kafkacache import selectors
 from kafkacache.serializers import (
     CacheRecordsSerializer,
     ChangeCreateSerializer,
     ChangeSerializer,
+    ChangeStatusSerializer,
     LoadCreateSerializer,
     LoadSerializer,
     LoadStartedSerializer,
 )
+from kafkacache.services import change_feed, loads
 from recon import access
 from recon.access import can_view_payload, topic_for_operate, topic_for_view, topics_payload
 from recon.models import Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 def _topic_named(name: str) -> Topic | None:
@@ -78,9 +80,13 @@ class LoadApi(APIView):
 
 
 class ChangesApi(APIView):
-    """Publish one change event (add / update / delete) to the change topic."""
+    """Publish one change event (add / update / delete) to the change topic.
 
-    @extend_schema(request=ChangeCreateSerializer, responses={201: ChangeSerializer})
+    202: published, not yet applied; its status URL says what the cache did once the feed
+    consumed it (stored, deleted, refused-older, ...). A version beyond the source's bound
+    is a 400 naming the bound; without a version, one is drawn from the source's sequence."""
+
+    @extend_schema(request=ChangeCreateSerializer, responses={202: ChangeSerializer})
     def post(self, request: Request) -> Response:
         body = ChangeCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -97,7 +103,22 @@ class ChangesApi(APIView):
             source="api",
             requested_by=request.user,
         )
-        return Response(ChangeSerializer(published).data, status=status.HTTP_201_CREATED)
+        return Response(ChangeSerializer(published).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ChangeApi(APIView):
+    """What became of one change: published, then what the cache did with it."""
+
+    @extend_schema(responses={200: ChangeStatusSerializer})
+    def get(self, request: Request, message_uuid) -> Response:
+        found = selectors.change_status(message_uuid)
+        if found is None:
+            raise NotFound("No such change.")
+        try:
+            topic_for_view(request.user, found["topic"])
+        except Http404:
+            raise NotFound("No such change.") from None
+        return Response(ChangeStatusSerializer({**found, "topic": found["topic"].name}).data)
 
 
 class CacheApi(APIView):

@@ -6,13 +6,18 @@ call, one ledger statement) and stores the offsets. A message becomes a cache op
 (missing key or header, unknown event or schema, oversize, a value that does not
 decode or holds card numbers in clear, or unsealed in format-preserving mode), also with a row.
 
-Checking values: a value that does not decode, or holds card numbers in clear,
-must not reach the cache. A message sealed by this project's producer
-(kafkacache.seal) was built from a checked record, so its seal is verified
-instead (a Merkle path of a few BLAKE2b calls and one Ed25519 verify per
-producer batch, against ~40 us for a full decode of a 1 KB record); any other
-value is decoded (fastavro, parsed schema reused) and checked in full. Hashing
-and the Redis write work on the raw bytes.
+Only verified messages decide. A message sealed by this project's producer
+(kafkacache.seal: a Merkle path of a few BLAKE2b calls and one Ed25519 verify per
+producer batch) is taken as its producer checked it. A message whose seal is missing
+or does not verify never writes, deletes or sets a version in the cache: it is a dead
+letter (reason `unsealed`, or `seal does not verify: <why>`) with a finding, unless its
+topic accepts unsealed producers (Topic.accepts_unsealed, off by default). There its
+versions must be within the source's bound (kafkacache.versions: the source sequence's
+value, read at most once a second and cached, never per message; beyond it: a dead
+letter), its value is decoded (fastavro, parsed schema reused) and checked in full,
+its ledger outcome says `unsealed`, and the cache leg re-checks its key. A restore
+(event `restore`: a write over any version or tombstone) is taken under a verified
+seal only, whatever the topic says. Hashing and the Redis write work on the raw bytes.
 
 Ordering: each cache op carries the message's source version (`version`
 header; absent: 0, unordered) and the Redis script decides by it
@@ -26,7 +31,7 @@ project's producer sealed with that load's `load` header: an unsealed message
 import datetime as dt
 import uuid as uuidlib
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -41,9 +46,9 @@ from core.records import MAX_VERSION, SENSITIVE, field_key_id, fpe_tag
 from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
-from kafkacache.seal import SealVerifier, problems_decode, seal_value_hash, seal_verifier
-from recon.ledger import ConsumedRow
+from kafkacache.seal import problems_decode, seal_value_hash, seal_verifier
 from recon.models import ConsumedMessage, Topic
+from recon.services.ledger import ConsumedRow
 
 Outcome = ConsumedMessage.Outcome
 _OUTCOME_TEXT = {outcome: str(outcome) for outcome in Outcome}
@@ -60,17 +65,29 @@ class BatchPlan:
     results: list[tuple[Message, str, str]] = field(default_factory=list)  # per message: outcome, reason
     checked_in_full: int = 0  # values decoded and checked here (no seal, or a seal that did not verify)
     op_results: list[int] = field(default_factory=list)  # per op: its message's index in `results`
+    op_rows: list[tuple[str, int]] = field(default_factory=list)  # per op: its ledger row (topic, index in `rows`)
     verdicts: list[str] = field(default_factory=list)  # per op, once Redis answered (kafkacache.cache VERDICTS)
     wait_short: list[WaitShort] = field(default_factory=list)  # nodes whose WAIT found fewer replicas
+    unsealed: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # per topic: keys to re-check
 
     @property
     def ledger_only(self) -> bool:
         """One topic's rows and nothing else to record: one statement, atomic by itself."""
-        return len(self.rows) == 1 and not (self.dead or self.invalid or self.audit)
+        return len(self.rows) == 1 and not (self.dead or self.invalid or self.audit or self.unsealed)
 
 
-def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], group: str) -> BatchPlan:
-    """What each message of a batch does to the cache and the ledger, or why it is a dead letter."""
+# The source's version bound for an unsealed message: called with the version it needs,
+# answers the bound (None: the source gives none; kafkacache.versions.SourceBound).
+Bound = Callable[[int], int | None]
+
+
+def batch_plan(
+    messages: Sequence[Message], *, topics: Mapping[str, Topic], group: str, bound: Bound | None = None
+) -> BatchPlan:
+    """What each message of a batch does to the cache and the ledger, or why it is a dead letter.
+
+    `bound` is asked only for an unsealed message of a topic that accepts them (None: no
+    source bound, so such a message with a version is a dead letter)."""
     plan = BatchPlan()
     consumed_at = timezone.now()
     max_bytes = settings.MESSAGE_MAX_BYTES
@@ -111,15 +128,19 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
             reason = f"unknown schema version {headers.get('schema', b'').decode(errors='replace')!r}"
         elif version is None or old_version is None or max(version, old_version) > MAX_VERSION:
             reason = f"invalid version header: expected an integer from 0 to {MAX_VERSION}"
-        elif event != "delete":
-            if not value:
-                reason = f"{event} without a value"
-            else:
-                reason, problems, in_full = _value_check(
-                    topic, key, raw_key or b"", value, digest, headers, schema, verifier
-                )
+        elif event not in ("delete", "restore") and not value:
+            reason = f"{event} without a value"
+        else:
+            value_hash = seal_value_hash(value or b"", content_hash_=digest, algorithm=topic.hash_algorithm)
+            unsealed = verifier.check(topic=topic.name, headers=headers, key=raw_key or b"", value_hash=value_hash)
+            sealed = not unsealed
+            if unsealed and (event == "restore" or not topic.accepts_unsealed):
+                reason = unsealed  # held: nothing unverified decides (docs/security.md, Feed integrity)
+            elif unsealed:
+                reason = _beyond_bound(max(version, old_version), bound)
+            if not reason and value:
+                reason, problems, in_full = _value_check(topic, key, value, headers, schema, sealed=sealed)
                 plan.checked_in_full += in_full
-                sealed = not in_full
         if created_ms is not None:
             published_at = ms_to_datetime(publish_time(created_ms, msg.timestamp(), max_skew_ms=max_skew).ms)
         else:
@@ -127,12 +148,14 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
         if reason:
             plan.dead.append((msg, reason, message_uuid, key))
             outcome = Outcome.DEAD_LETTERED
-        elif event == "delete":
+        elif event == "delete" or (event == "restore" and not value):
             plan.op_results.append(len(plan.results))
-            plan.ops.append(CacheOp("delete", key, version or 0, created_ms=created_ms or 0, topic=topic.name))
+            plan.op_rows.append((topic.name, len(plan.rows[topic.name])))
+            plan.ops.append(CacheOp(event, key, version or 0, created_ms=created_ms or 0, topic=topic.name))
             outcome = Outcome.DELETED
         else:
             plan.op_results.append(len(plan.results))
+            plan.op_rows.append((topic.name, len(plan.rows[topic.name])))
             plan.ops.append(
                 CacheOp(
                     event,
@@ -154,6 +177,11 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
                 plan.invalid.append((topic.name, message_uuid, key, problems))  # type: ignore[arg-type]
             if topic.method_audit:
                 plan.audit[topic.name].append((message_uuid, value or b"", consumed_at, schema))
+        if not reason and not sealed:
+            outcome = Outcome.UNSEALED
+            plan.unsealed[topic.name].add(key)
+            if event == "update" and plan.ops[-1].old_key:
+                plan.unsealed[topic.name].add(plan.ops[-1].old_key)
         outcome_text = _OUTCOME_TEXT[outcome]
         plan.outcomes[outcome_text] += 1
         plan.results.append((msg, outcome_text, reason))
@@ -175,23 +203,28 @@ def batch_plan(messages: Sequence[Message], *, topics: Mapping[str, Topic], grou
     return plan
 
 
+def _beyond_bound(version: int, bound: Bound | None) -> str:
+    """Why an unsealed message's version cannot be taken ("" when it can): beyond what the
+    source can have given, it could delete or pin any record."""
+    if version == 0:
+        return ""  # unordered: it may fill a key holding nothing ordered, never replace one
+    limit = bound(version) if bound is not None else None
+    if limit is None:
+        return "version of an unsealed message, and no source bound to check it against"
+    if version > limit:
+        return f"version beyond the source's bound: {version} > {limit}"
+    return ""
+
+
 def _value_check(
-    topic: Topic,
-    key: str,
-    raw_key: bytes,
-    value: bytes,
-    digest: bytes,
-    headers: dict[str, bytes],
-    schema: int,
-    verifier: SealVerifier,
+    topic: Topic, key: str, value: bytes, headers: dict[str, bytes], schema: int, *, sealed: bool
 ) -> tuple[str, list[str], bool]:
     """(why the value must not reach the cache, or ""; its validation problems; decoded in full?).
 
     A sealed message (kafkacache.seal) carries what its producer checked; any
     other is decoded and checked here.
     """
-    value_hash = seal_value_hash(value, content_hash_=digest, algorithm=topic.hash_algorithm)
-    if verifier.verified(topic=topic.name, headers=headers, key=raw_key, value_hash=value_hash):
+    if sealed:
         problems = problems_decode(headers) if topic.validate_payloads else []
         if problems is not None:
             return "", problems, False

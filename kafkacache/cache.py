@@ -70,7 +70,12 @@ logger = logging.getLogger(__name__)
 #   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, value, uuid, schema version, created, topic
 #   'd' (delete): KEYS rec, tombstone; ARGV 'd', version
 #   's' (sadd):   KEYS load set;       ARGV 's', member
-# It answers one verdict letter per put and delete (VERDICTS).
+#   'r' (restore): KEYS rec, tombstone; ARGV 'r', version, value, uuid, schema version, created, topic
+#   'x' (restore of a record the source no longer holds): KEYS rec, tombstone; ARGV 'x', version
+# A restore writes whatever the key holds, a higher version or a tombstone: the way back from
+# a bad version (replay.ways.restore). The consumer makes one only from a message this
+# product's producer sealed as a restore (kafkacache.batch_plan).
+# It answers one verdict letter per put, delete and restore (VERDICTS).
 _APPLY = """
 local ttl = ARGV[1]
 local k, a, n = 1, 2, #ARGV
@@ -125,6 +130,22 @@ while a <= n do
     end
     verdicts[#verdicts + 1] = verdict
     k = k + 2
+  elseif op == 'r' then
+    redis.call('DEL', KEYS[k])
+    redis.call('HSET', KEYS[k], 'p', ARGV[a + 2], 'u', ARGV[a + 3], 'v', ARGV[a + 4], 't', ARGV[a + 5],
+      'sv', ARGV[a + 1], 'tp', ARGV[a + 6])
+    redis.call('DEL', KEYS[k + 1])
+    verdicts[#verdicts + 1] = 'a'
+    k, a = k + 2, a + 7
+  elseif op == 'x' then
+    redis.call('DEL', KEYS[k])
+    if tonumber(ARGV[a + 1]) > 0 then
+      redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
+    else
+      redis.call('DEL', KEYS[k + 1])
+    end
+    verdicts[#verdicts + 1] = 'a'
+    k, a = k + 2, a + 2
   elseif op == 's' then
     redis.call('SADD', KEYS[k], ARGV[a + 1])
     k, a = k + 1, a + 2
@@ -162,7 +183,7 @@ def put_verdict(version: int, *, held: int | None, tombstone: int | None) -> str
 class CacheOp(NamedTuple):
     """One message's effect on the cache."""
 
-    event: str  # bulk | add | update | delete
+    event: str  # bulk | add | update | delete | restore (over any version; no value: the source deleted it)
     key: str
     version: int  # source version; 0: unordered
     value: bytes = b""
@@ -189,6 +210,15 @@ def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
     for op in ops:
         if op.event == "delete":
             steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("d", op.version)))
+            continue
+        if op.event == "restore":
+            pair = (rec_key(op.key), tombstone_key(op.key))
+            if not op.value:
+                steps.append(_Step(pair, ("x", op.version)))
+            else:
+                steps.append(
+                    _Step(pair, ("r", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic))
+                )
             continue
         if op.old_key and op.old_key != op.key:
             steps.append(_Step((rec_key(op.old_key), tombstone_key(op.old_key)), ("d", op.old_version or op.version)))
@@ -537,3 +567,25 @@ def relayout_moves(client: redis.Redis, page: Sequence[Untagged]) -> list[bool]:
         else:
             record(keys=[old.name, rec_key(old.key), tombstone_key(old.key)], client=pipe)
     return [verdict == b"m" for verdict in pipe.execute()]
+
+
+# A record written before records kept their topic gets it from the publish ledger
+# (kafkacache.relayout.cache_topics_set), only while it is still the same message's record
+# and no topic was set meanwhile. KEYS record; ARGV uuid, topic.
+_TOPIC_SET = """
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
+local held = redis.call('HGET', KEYS[1], 'tp')
+if held and held ~= '' then return 0 end
+redis.call('HSET', KEYS[1], 'tp', ARGV[2])
+return 1
+"""
+
+
+def record_topics_set(client: redis.Redis, records: Sequence[tuple[str, str, str]]) -> list[bool]:
+    """Set the topic of each (key, uuid of the message that wrote it, topic) whose record is
+    still that message's and has none (one pipelined round trip): True for each set."""
+    script = client.register_script(_TOPIC_SET)
+    pipe = client.pipeline(transaction=False)
+    for key, message_uuid, topic in records:
+        script(keys=[rec_key(key)], args=[message_uuid, topic], client=pipe)
+    return [bool(done) for done in pipe.execute()]

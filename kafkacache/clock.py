@@ -3,7 +3,7 @@
 Windows and delays are measured at a message's publish time. A producer's clock
 can be wrong: ahead, it would push messages into later windows and hide real
 delays; behind, it would fake delays. The feed's topics are created with
-LogAppendTime (kafkacache.topics), so every message also carries the broker's
+LogAppendTime (kafkacache.services.topics), so every message also carries the broker's
 own time of arrival, which the delivery report hands the producer and the
 message hands the consumer: both ledgers see the same two numbers.
 

@@ -10,6 +10,14 @@ Per batch (consume(num_messages=CONSUMER_BATCH_SIZE)):
    one transaction when there are any;
 5. store the offsets; librdkafka commits stored offsets in the background.
 
+The consume ledger says what the cache did: a message the cache refused (older than
+what it holds, or unversioned over a versioned record) is recorded `refused-older` or
+`refused-unordered`, never `stored`. Written the plain way, the rows wait for the
+verdicts; pipelined, the rows go out with the Redis call, and the few refused ones are
+set by one more statement before the offsets are stored (none in a batch without
+refusals). A message of an unsealed producer (a topic that accepts them) is recorded
+`unsealed`, and a cache run re-checks its keys against the source (recon.runs).
+
 Offsets are stored only after 2-4 succeeded (at-least-once). A Redis, Kafka or
 PostgreSQL failure in 2-4 retries the same stage with backoff, never skips the
 batch; a stop request during the retries abandons the batch uncommitted, so it
@@ -25,6 +33,7 @@ adding to it; threads would not (the GIL hands over too slowly; bench/ measured
 findings or audit payloads are written the plain way, waited for.
 """
 
+import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -36,6 +45,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.utils import timezone
 from redis.exceptions import LockError, RedisClusterException, RedisError
 
 from core.clients import make_consumer, redis_client
@@ -54,10 +64,13 @@ from kafkacache.cache import (
 from kafkacache.latencies import BatchLatencies
 from kafkacache.messages import Header
 from kafkacache.producer import producer
-from recon.audit import payloads_record
-from recon.ledger import consumed_record
-from recon.models import Finding, Topic
-from recon.services import feed_topics_ensure, finding_record, rebalance_record
+from kafkacache.versions import SourceBound
+from recon.models import ConsumedMessage, Finding, ReconRun, Topic
+from recon.services.audit import payloads_record
+from recon.services.feed import feed_topics_ensure, rebalance_record
+from recon.services.findings import finding_record
+from recon.services.ledger import ConsumedRow, consumed_outcomes_set, consumed_record
+from recon.services.runs import run_queue
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +94,26 @@ _REFUSED = {
     OLDER: "older than what the cache holds for this key (a newer version, or its delete)",
     UNORDERED: "it carries no version, and the cache holds a versioned record",
 }
+
+
+_REFUSED_OUTCOME = {OLDER: ConsumedMessage.Outcome.REFUSED_OLDER, UNORDERED: ConsumedMessage.Outcome.REFUSED_UNORDERED}
+
+
+def _verdicts_apply(plan: BatchPlan) -> dict[str, list[ConsumedRow]]:
+    """Each refused op's ledger row and outcome count made what the cache did; answers the
+    rows changed, per topic (a pipelined batch's ledger statement went out without them)."""
+    changed: dict[str, list[ConsumedRow]] = {}
+    for (name, index), verdict in zip(plan.op_rows, plan.verdicts, strict=False):
+        outcome = _REFUSED_OUTCOME.get(verdict)
+        if outcome is None:
+            continue
+        row = plan.rows[name][index]
+        plan.outcomes[row.outcome] -= 1
+        plan.outcomes[str(outcome)] += 1
+        row = row._replace(outcome=str(outcome))
+        plan.rows[name][index] = row
+        changed.setdefault(name, []).append(row)
+    return changed
 
 
 def _with_verdicts(plan: BatchPlan) -> list[tuple[Message, str, str]]:
@@ -139,6 +172,7 @@ class FeedConsumer:
         self.totals: Counter = Counter()
         self.consumer: Any = None
         self.redis = redis_client()
+        self.source_bound = SourceBound()  # read only for unsealed messages of topics that accept them
         self.latencies = BatchLatencies(group=self.group)
         self._sent: _Sent | None = None  # run(): the batch on the wire
         self._collect_error: BaseException | None = None  # collecting in a callback failed: the loop raises it
@@ -287,6 +321,7 @@ class FeedConsumer:
 
         self._until_done("redis", apply)
         redis_seconds = time.monotonic() - began
+        _verdicts_apply(plan)  # before the ledger: its rows say what the cache did
         if plan.dead:
             self._until_done("dead-letter", lambda: self._dead_letter(plan))
         self._until_done("ledger", lambda: self._record(plan))
@@ -349,8 +384,16 @@ class FeedConsumer:
                 sent.plan.verdicts, sent.plan.wait_short = cache_apply(self.redis, sent.plan.ops)
 
             self._until_done("redis", apply)
+        refused = _verdicts_apply(sent.plan)
         if ledger_failed:
             self._until_done("ledger", lambda: self._record(sent.plan))
+        elif refused:
+
+            def outcomes_set() -> None:
+                for name, rows in refused.items():
+                    consumed_outcomes_set(topic=self.topics[name], rows=rows)
+
+            self._until_done("ledger", outcomes_set)
         self._finish(sent.messages, sent.plan, sent.began, redis_seconds)
 
     def _collect_quietly(self) -> None:
@@ -395,7 +438,13 @@ class FeedConsumer:
             logger.warning("redis WAIT fell short (the batch is acknowledged): %s", short)
 
     def _plan(self, messages: Sequence[Message]) -> BatchPlan:
-        return batch_plan(messages, topics=self.topics, group=self.group)
+        return batch_plan(messages, topics=self.topics, group=self.group, bound=self._bound)
+
+    def _bound(self, wanted: int) -> int | None:
+        """The source's version bound, for an unsealed message of a topic that accepts them.
+        A batch on the wire is finished first: its ledger statement holds the connection."""
+        self._collect()
+        return self.source_bound(wanted)
 
     def _dead_letter(self, plan: BatchPlan) -> None:
         client = producer()
@@ -456,6 +505,21 @@ class FeedConsumer:
             if plan.audit:
                 for name, items in plan.audit.items():
                     payloads_record(topic=self.topics[name], side="consumed", items=items)
+            for name, keys in plan.unsealed.items():
+                self._unsealed_recheck(self.topics[name], keys)
+
+    def _unsealed_recheck(self, topic: Topic, keys: set[str]) -> None:
+        """Queue the cache leg of keys an unsealed producer wrote, against the source (or the
+        publish ledger where the source is not SQL): what nobody vouched for is checked."""
+        now = timezone.now()
+        run_queue(
+            kind=ReconRun.Kind.CACHE,
+            topic=topic,
+            start=now - dt.timedelta(seconds=1),
+            end=now,
+            trigger="unsealed",
+            params={"keys": sorted(keys), "keys_source": "ods"},
+        )
 
     def _offsets_store(self, messages: Sequence[Message]) -> None:
         if self.consumer is None:

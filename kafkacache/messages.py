@@ -1,6 +1,6 @@
 """Kafka messages of the feed: headers as the shared-record contract defines them.
 
-Headers (utf-8 bytes): uuid, event (bulk|add|update|delete), source, schema,
+Headers (utf-8 bytes): uuid, event (bulk|add|update|delete|restore), source, schema,
 created (publish time, epoch ms), hash (hex content hash of the exact value
 bytes), hash-alg, key-id (field-encryption key; only when a value is present),
 load (retrieval key; bulk), old-key (update whose key changed), replay-of,
@@ -9,7 +9,9 @@ by kafkacache.producer.publish to each batch's sealable messages), version (the
 record's source version, core.sources; absent: unordered) and old-version
 (the version the old key's delete carries; default: version).
 
-A delete carries no value (a Kafka tombstone); its hash is of the empty bytes.
+A delete carries no value (a Kafka tombstone); its hash is of the empty bytes. A
+restore (replay.ways.restore) writes the system of record's current state over whatever
+the cache holds, version or tombstone: the consumer takes it only under a verified seal.
 """
 
 import datetime as dt
@@ -21,7 +23,7 @@ from typing import NamedTuple
 from core.hashing import content_hash
 from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_reserve
 
-EVENTS = ("bulk", "add", "update", "delete")
+EVENTS = ("bulk", "add", "update", "delete", "restore")
 HEADER_OVERHEAD = 8  # per header: varint lengths and framing, an upper estimate
 
 Header = tuple[str, str | bytes | None]
@@ -43,6 +45,7 @@ class OutMessage(NamedTuple):
     replay_of: uuidlib.UUID | None = None
     version: int | None = None  # source version; None: unordered
     sealable: bool = False  # built here from a checked record: kafkacache.producer seals it per batch
+    leaf: bytes = b""  # its seal leaf, set when published (kafkacache.producer): the publish ledger keeps it
 
 
 def now_ms() -> int:
@@ -89,7 +92,9 @@ def message_build(
     """A message ready to publish. `problems` (the record's validation problems, [] for
     none) says the value was encoded here from a record this producer built and checked:
     the message is then sealed (kafkacache.seal). None: the value came from elsewhere
-    (an audit payload), and the consumer checks it in full."""
+    (an audit payload), and the consumer checks it in full. A message without a value (a
+    delete) built here passes `problems=[]` to be sealed: the consumer takes no unsealed one
+    unless its topic accepts unsealed producers."""
     if event not in EVENTS:
         raise ValueError(f"unknown event type {event!r}")
     message_uuid = message_uuid or uuidlib.uuid4()
@@ -116,9 +121,10 @@ def message_build(
         headers.append(("version", str(version).encode()))
     if old_key and old_version is not None and old_version != version:
         headers.append(("old-version", str(old_version).encode()))
-    sealable = bool(value and key_id and problems is not None)
+    sealable = problems is not None and (bool(value and key_id) or not value)
     if sealable and problems:
         headers.append((PROBLEMS_HEADER, problems_encode(problems)))
+    size = len(key.encode()) + len(value or b"") + headers_weight(headers)
     return OutMessage(
         uuid=message_uuid,
         key=key,
@@ -127,13 +133,24 @@ def message_build(
         event=event,
         created_ms=created_ms,
         content_hash=digest,
-        size=message_size(key.encode(), value, headers) + (seal_reserve() if sealable else 0),
+        size=size + (seal_reserve() if sealable else 0),
         schema_version=schema_version,
         load_id=load_id,
         replay_of=replay_of,
         version=version,
         sealable=sealable,
     )
+
+
+def headers_weight(headers: list[Header]) -> int:
+    """What headers weigh against MESSAGE_MAX_BYTES (headers_read's sum), without building the
+    dict where every value is bytes, as message_build makes them (names are ASCII constants)."""
+    total = 0
+    for name, item in headers:
+        if type(item) is not bytes:
+            return headers_read(headers)[1]
+        total += len(name) + len(item) + HEADER_OVERHEAD
+    return total
 
 
 def headers_read(headers: RawHeaders) -> tuple[dict[str, bytes], int]:

@@ -9,7 +9,7 @@ class FeedCursor(models.Model):
 
     The source's change table itself says what is left to publish (published
     rows are deleted from it); this keeps the last change id published and a
-    running count. Moved only by kafkacache.change_feed.change_feed_run, after the
+    running count. Moved only by kafkacache.services.change_feed.change_feed_run, after the
     batch is acknowledged by Kafka and in the ledger (at-least-once).
     """
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from confluent_kafka import KafkaError, Message, Producer
 
 from core.clients import make_producer
-from kafkacache.messages import Header, OutMessage, headers_dict, message_size
+from kafkacache.messages import Header, OutMessage, headers_dict, headers_weight
 from kafkacache.seal import HEADER as SEAL_HEADER
 from kafkacache.seal import seal_leaf, seal_signer, seal_value_hash
 
@@ -112,22 +112,26 @@ def publish(messages: Sequence[OutMessage], *, topic: str, client: Producer | No
 
 
 def messages_seal(messages: Sequence[OutMessage], *, topic: str) -> list[OutMessage]:
-    """The messages with a seal header on each sealable one (unchanged without a signing key)."""
+    """The messages with their seal leaf (the publish ledger keeps it, sealed or not) and a
+    seal header on each sealable one when this process holds a signing key: one signature
+    per batch. A leaf is one BLAKE2b of the headers, key and value hash per message."""
     signer = seal_signer()
-    todo = [i for i, m in enumerate(messages) if m.sealable and m.value]
-    if signer is None or not todo:
-        return list(messages)
+    out = list(messages)
     leaves = []
-    for i in todo:
-        message = messages[i]
+    for i, message in enumerate(messages):
         known = headers_dict(message.headers)
         algorithm = (known.get("hash-alg") or b"").decode()
         value_hash = seal_value_hash(message.value or b"", content_hash_=message.content_hash, algorithm=algorithm)
-        leaves.append(seal_leaf(topic=topic, headers=known, key=message.key.encode(), value_hash=value_hash))
-    out = list(messages)
-    for i, seal in zip(todo, signer.seal(leaves), strict=True):
+        leaf = seal_leaf(topic=topic, headers=known, key=message.key.encode(), value_hash=value_hash)
+        out[i] = message._replace(leaf=leaf)
+        if message.sealable:
+            leaves.append((i, leaf))
+    if signer is None or not leaves:
+        return out
+    for (i, _), seal in zip(leaves, signer.seal([leaf for _, leaf in leaves]), strict=True):
         headers: list[Header] = [*out[i].headers, (SEAL_HEADER, seal)]
-        out[i] = out[i]._replace(headers=headers, size=message_size(out[i].key, out[i].value, headers))
+        size = len(out[i].key.encode()) + len(out[i].value or b"") + headers_weight(headers)
+        out[i] = out[i]._replace(headers=headers, size=size)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Reads of the feed: loads, and a load's records back from the Redis cache."""
+"""Reads of the feed: loads, a load's records back from the Redis cache, what became of a change."""
 
 import uuid
 from typing import Any
@@ -11,7 +11,7 @@ from core.clients import redis_client
 from core.crypto import CryptoError
 from core.records import record_decode, record_mask
 from recon.access import topics_visible
-from recon.models import Load
+from recon.models import ConsumedMessage, Load, PublishedMessage
 
 
 def load_get(load_id: uuid.UUID | str) -> Load | None:
@@ -34,8 +34,9 @@ def load_records(
     A record is decrypted only when the caller may see payloads of the topic that
     wrote it (`payload_topics`, by name): a key of the load that a change topic
     wrote since is that topic's to show. Everyone else gets account and card
-    numbers masked, without touching the key. A key whose record has since been
-    deleted is listed with record None.
+    numbers masked, without touching the key. A record without its topic (written
+    before records kept one) is shown masked, topic None, to everyone. A key whose
+    record has since been deleted is listed with record None.
     """
     client = redis_client()
     keys = load_keys(client, load.retrieval_key)
@@ -47,8 +48,10 @@ def load_records(
         if hit is None:
             items.append({"key": key, "state": "deleted", "record": None})
             continue
-        written_by = hit.topic or load.topic.name  # a record from before topics were kept: the load's
-        decrypt = written_by in payload_topics
+        # A record written before records kept their topic decrypts for nobody: whose payload
+        # it is cannot be told until cache_topics_set sets it from the publish ledger.
+        written_by = hit.topic or None
+        decrypt = written_by is not None and written_by in payload_topics
         item: dict[str, Any] = {
             "key": key,
             "state": "cached",
@@ -66,3 +69,28 @@ def load_records(
             item.update(state="unreadable", record=None, error=str(exc))
         items.append(item)
     return len(keys), items
+
+
+def change_status(message_uuid: uuid.UUID) -> dict[str, Any] | None:
+    """What became of a published change: "published" until the feed consumed it, then its
+    latest delivery's outcome as the consume ledger has it (stored, deleted, refused-older,
+    refused-unordered, dead, ...), with every delivery listed. None: no such message."""
+    published = PublishedMessage.objects.select_related("topic").filter(uuid=message_uuid).first()
+    if published is None:
+        return None
+    deliveries = list(
+        ConsumedMessage.objects.filter(uuid=message_uuid, topic_id=published.topic_id)
+        .order_by("consumed_at", "id")
+        .values("group", "outcome", "consumed_at", "partition", "offset")
+    )
+    return {
+        "uuid": published.uuid,
+        "topic": published.topic,
+        "key": published.key,
+        "event": published.event_type,
+        "version": published.source_version,
+        "partition": published.partition,
+        "offset": published.offset,
+        "status": deliveries[-1]["outcome"] if deliveries else "published",
+        "deliveries": deliveries,
+    }

@@ -2,7 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from kafkacache.change_feed import CHANGE_EVENTS
+from kafkacache.services.change_feed import CHANGE_EVENTS
 from recon.models import Load
 
 
@@ -23,6 +23,8 @@ class LoadSerializer(serializers.ModelSerializer):
     # The retrieval key reads the load's records: shown only to who may read payloads
     # (context "payload_topics": their topic ids), null for everyone else.
     retrieval_key = serializers.SerializerMethodField()
+    # The client-id ranges it was split into, run by any number of workers (0 until split).
+    parts = serializers.IntegerField(source="part_count", read_only=True)
 
     class Meta:
         model = Load
@@ -38,6 +40,7 @@ class LoadSerializer(serializers.ModelSerializer):
             "published",
             "failed",
             "exceptions",
+            "parts",
             "error",
             "requested_by",
             "created_at",
@@ -70,7 +73,8 @@ class ChangeCreateSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     old_key = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
     record = serializers.JSONField(required=False, default=None)
-    # The record's version in the system of record; without it the change is unordered.
+    # The record's version in the system of record, at most the source's bound (a 400 names
+    # it); without one, the change gets a version drawn from the source's sequence.
     version = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1)
 
 
@@ -91,8 +95,38 @@ class CacheRecordsSerializer(serializers.Serializer):
 
 
 class ChangeSerializer(serializers.Serializer):
+    """A change accepted: published to the change topic, not yet applied (status_url says
+    what the cache did with it once the feed consumed it)."""
+
     uuid = serializers.UUIDField()
     key = serializers.CharField()
     event = serializers.CharField()
     partition = serializers.IntegerField()
     offset = serializers.IntegerField()
+    version = serializers.IntegerField()
+    status = serializers.CharField(default="published")
+    status_url = serializers.SerializerMethodField()
+
+    def get_status_url(self, change) -> str:
+        return reverse("api-change", args=[change.uuid])
+
+
+class ChangeDeliverySerializer(serializers.Serializer):
+    group = serializers.CharField()
+    outcome = serializers.CharField()
+    consumed_at = serializers.DateTimeField()
+    partition = serializers.IntegerField()
+    offset = serializers.IntegerField()
+
+
+class ChangeStatusSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    topic = serializers.CharField()
+    key = serializers.CharField()
+    event = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+    partition = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    # published (not consumed yet), or the latest delivery's outcome in the consume ledger
+    status = serializers.CharField()
+    deliveries = ChangeDeliverySerializer(many=True)

@@ -43,7 +43,7 @@ class AlertRuleAdminForm(forms.ModelForm):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(TopicScopedAdmin, admin.ModelAdmin):
-    """Alert rules of every kind: discrepancies (new, open, age), lag, break SLA, lag status."""
+    """Alert rules of every kind: findings (new, open, age), lag, findings past their SLA, lag status."""
 
     topic_null_visible = True  # as on the dashboard (monitoring.access): a rule over every topic
 

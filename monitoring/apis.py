@@ -1,14 +1,29 @@
+"""The monitoring API (alerts, lag status, alert rules, silences) and /metrics for Prometheus.
+
+Every list starts from what the caller may see (monitoring.access, recon.access): an outsider
+gets 404, a viewer changing something 403. /metrics answers the scrape token (every topic)
+or a user (the topics they may see)."""
+
+import hmac
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.auth import ThrottledTokenAuthentication
 from monitoring import access as monitoring_access
 from monitoring import selectors, services
 from monitoring.lag_status import STATUSES
+from monitoring.metrics import PipelineCollector
 from monitoring.models import Alert, AlertRule, Silence
 from recon import access
 from recon.models import Finding, Topic
@@ -247,3 +262,39 @@ class SilenceEndApi(APIView):
     def post(self, request: Request, silence_id: int) -> Response:
         silence = monitoring_access.silence_for_change(request.user, Silence.objects.filter(pk=silence_id).first())
         return Response(SilenceSerializer(services.silence_end(silence=silence, user=request.user)).data)
+
+
+# --- /metrics: for Prometheus (a text endpoint, not DRF) ------------------------------
+
+
+def _scrape_user(request: HttpRequest):
+    """Who scrapes: the scrape token ("token"), a user (session or API token), or None."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    # Bytes, not str: compare_digest refuses non-ASCII str (a 500 on a crafted header).
+    expected = settings.METRICS_TOKEN.encode()
+    if scheme == "Bearer" and expected and hmac.compare_digest(credential.encode("utf-8", "replace"), expected):
+        return "token"
+    if request.user.is_authenticated:
+        return request.user
+    if scheme == "Token" and credential:
+        try:  # the API's token check: hashed knox tokens, expiry, failures throttled
+            found = ThrottledTokenAuthentication().authenticate(request)
+        except APIException:
+            return None
+        return found[0] if found else None
+    return None
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics: every topic for the scrape token; for a user, the topics they
+    may see (recon.access.topics_visible, the rule of every list)."""
+    scraper = _scrape_user(request)
+    if scraper is None:
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    if request.method not in ("GET", "HEAD"):  # after the credentials: strangers learn nothing
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(None if scraper == "token" else access.topics_visible(scraper)))
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -6,9 +6,9 @@ State rules
   severity, older than its grace): new findings over the last `window_minutes`
   (measure NEW), findings still open (measure OPEN), or the age in minutes of the
   oldest open one (measure AGE). Kind LAG: the consumer lag of the topic's group
-  reaches `threshold` messages. Kind BREAK_SLA: `threshold` breaks of the topic
+  reaches `threshold` messages. Kind BREAK_SLA: `threshold` findings of the topic
   (its categories, at least its severity) are open past the SLA of their severity
-  (recon.breaks). Kind LAG_STATUS: `threshold` partitions of the topic's group are
+  (recon.selectors.findings). Kind LAG_STATUS: `threshold` partitions of the topic's group are
   judged WARNING / STALLED / STOPPED / REWIND (monitoring.lag_status). Every kind is
   evaluated by the same path (monitoring.services.alerts_evaluate).
 - `categories` is the list of finding categories a rule counts; the single
@@ -119,6 +119,9 @@ class Alert(models.Model):
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     value = models.BigIntegerField(help_text="Findings in the window, or lag, at the last evaluation.")
+    # Of the findings that fired it, at the last evaluation: {"severity": the highest, "category":
+    # theirs, comma-separated}. Empty for a rule that counts no finding (lag); notifications route on it.
+    labels = models.JSONField(default=dict, blank=True)
     evaluations = models.PositiveIntegerField(default=1, help_text="Evaluations that found the rule firing.")
     first_at = models.DateTimeField()
     last_at = models.DateTimeField()

@@ -4,49 +4,35 @@ deliver notifications, acknowledge."""
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Min, Q
-from django.urls import reverse
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
-from monitoring import webhooks
+from monitoring import payloads, webhooks
 from monitoring.lag import consumer_lag, group_active
 from monitoring.lag_status import NOT_OK
 from monitoring.models import Alert, AlertRule, LagSample, Notification, Silence
-from monitoring.selectors import lag_statuses
+from monitoring.selectors import findings_labels, lag_statuses, rule_findings, severities_from
+from recon import access
 from recon.models import Finding, Topic
-from recon.selectors import breaks_over_sla
-from recon.services import operator_action_record
+from recon.selectors.findings import findings_over_sla
+from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
 
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
 MAX_ATTEMPTS = 5
 
 
 def _firing_discrepancies(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
-    """{topic_id: the rule's measure}, for topics at or over threshold.
-
-    NEW counts findings created over the window, OPEN counts those still open, AGE
-    is the age in minutes of the oldest open one. Findings younger than the grace
-    are left out: the loop (replay, verification) may still close them by itself.
-    """
-    severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
-    findings = Finding.objects.filter(
-        created_at__lte=now - dt.timedelta(minutes=rule.grace_minutes), severity__in=severities
-    ).exclude(classification=Finding.Classification.MATCH)
-    if rule.measure == AlertRule.Measure.NEW:
-        findings = findings.filter(created_at__gte=now - dt.timedelta(minutes=rule.window_minutes))
-    else:
-        findings = findings.filter(status=Finding.Status.OPEN)
-    if rule.topic_id:
-        findings = findings.filter(topic_id=rule.topic_id)
-    if rule.category_list():
-        findings = findings.filter(category__in=rule.category_list())
+    """{topic_id: the rule's measure}, for topics at or over threshold, over monitoring.selectors.rule_findings:
+    NEW and OPEN count them, AGE is the age in minutes of the oldest."""
+    findings = rule_findings(rule, now=now)
+    assert findings is not None  # a discrepancy rule counts findings
     per_topic = findings.values("topic_id").annotate(n=Count("id"), oldest=Min("created_at"))
     if rule.measure == AlertRule.Measure.AGE:
         ages = {row["topic_id"]: int((now - row["oldest"]).total_seconds() // 60) for row in per_topic}
@@ -64,10 +50,11 @@ def _firing_lag(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
-def _firing_break_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
-    """{topic_id: unresolved breaks past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
-    severities = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[rule.min_severity]]
-    late = breaks_over_sla(now=now, topic_id=rule.topic_id, severities=severities, categories=rule.category_list())
+def _firing_over_sla(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: unresolved findings past their severity's SLA (BREAK_SLA_HOURS)}, at or over threshold."""
+    late = findings_over_sla(
+        now=now, topic_id=rule.topic_id, severities=severities_from(rule.min_severity), categories=rule.category_list()
+    )
     return {topic_id: n for topic_id, n in late.items() if n >= rule.threshold}
 
 
@@ -85,7 +72,7 @@ def _firing_lag_status(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
-    AlertRule.Kind.BREAK_SLA: _firing_break_sla,
+    AlertRule.Kind.BREAK_SLA: _firing_over_sla,
     AlertRule.Kind.LAG_STATUS: _firing_lag_status,
 }
 
@@ -137,12 +124,15 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> list[Notification]:
         except Exception:  # one broken rule (e.g. Kafka down for lag) must not stop the others
             logger.exception("alert rule %s could not be evaluated", rule.name)
             continue
+        labels = findings_labels(rule_findings(rule, now=now), topic_ids=firing) if firing else {}
         with transaction.atomic():
-            queued += _rule_apply(rule, firing, now)
+            queued += _rule_apply(rule, firing, labels, now)
     return queued
 
 
-def _rule_apply(rule: AlertRule, firing: dict[int, int], now: dt.datetime) -> list[Notification]:
+def _rule_apply(
+    rule: AlertRule, firing: dict[int, int], labels: dict[int, dict[str, str]], now: dt.datetime
+) -> list[Notification]:
     live = {
         a.topic_id: a
         for a in Alert.objects.select_for_update().filter(
@@ -154,10 +144,13 @@ def _rule_apply(rule: AlertRule, firing: dict[int, int], now: dt.datetime) -> li
     for topic_id, value in firing.items():
         alert = live.pop(topic_id, None)
         if alert is None:
-            alert = Alert.objects.create(rule=rule, topic_id=topic_id, value=value, first_at=now, last_at=now)
+            alert = Alert.objects.create(
+                rule=rule, topic_id=topic_id, value=value, first_at=now, last_at=now, labels=labels.get(topic_id, {})
+            )
             notify = True
         else:
             alert.value, alert.last_at, alert.evaluations = value, now, alert.evaluations + 1
+            alert.labels = labels.get(topic_id, {})
             quiet_over = alert.last_notified_at is None or now - alert.last_notified_at >= dt.timedelta(
                 minutes=rule.quiet_minutes
             )
@@ -196,130 +189,134 @@ def silences_active(*, now: dt.datetime, rule: AlertRule | None = None):
 
 
 def _notifications_create(alert: Alert) -> list[Notification]:
-    rule = alert.rule
-    targets = [(Notification.Channel.EMAIL, addr.strip()) for addr in rule.email_to.split(",") if addr.strip()]
-    if rule.webhook_url:
-        targets.append((Notification.Channel.WEBHOOK, rule.webhook_url))
-    return [Notification.objects.create(alert=alert, channel=channel, target=target) for channel, target in targets]
-
-
-def _send(channel: str, target: str, rule: AlertRule, payload: dict, alert: Alert | None) -> None:
-    if channel == Notification.Channel.EMAIL:
-        subject = f"[kafkacache] {payload['rule']}: {payload['value']} on {payload['topic']}"
-        body = "\n".join(f"{k}: {v}" for k, v in payload.items())
-        send_mail(subject, body, None, [target])
-    elif rule.webhook_format == AlertRule.WebhookFormat.ALERTMANAGER:
-        webhooks.post(target, alertmanager_payload(rule, payload, alert), secret=rule.webhook_secret)
-    else:
-        webhooks.post(target, payload, secret=rule.webhook_secret)
-
-
-def alertmanager_payload(rule: AlertRule, payload: dict, alert: Alert | None) -> list[dict]:
-    """The body of Alertmanager's POST /api/v2/alerts: one alert, labels to route on.
-
-    A firing alert's endsAt lies past the rule's quiet period (when it is sent again),
-    so Alertmanager keeps it firing in between; a resolved one ends at its resolution.
-    """
-    now = timezone.now()
-    resolved = payload["status"] == Alert.Status.RESOLVED
-    ends = (
-        (alert.resolved_at if alert and alert.resolved_at else now)
-        if resolved
-        else now + dt.timedelta(minutes=rule.quiet_minutes + 5)
-    )
-    labels = {
-        "alertname": rule.name,
-        "service": "kafkacache",
-        "topic": payload["topic"],
-        "severity": rule.min_severity,
-        "kind": rule.kind,
-    }
-    if payload.get("category"):
-        labels["category"] = payload["category"]
-    if payload.get("test"):
-        labels["test"] = "true"
-    what = {"new": "new findings", "open": "open findings", "age": "minutes the oldest open finding has waited"}
-    by_kind: dict[str, str] = {
-        AlertRule.Kind.LAG: "messages of lag",
-        AlertRule.Kind.BREAK_SLA: "breaks open past their SLA",
-        AlertRule.Kind.LAG_STATUS: "partitions not OK (growing, stalled, stopped or rewound)",
-    }
-    measure = by_kind.get(rule.kind) or what.get(rule.measure, "findings")
     return [
-        {
-            "labels": labels,
-            "annotations": {
-                "summary": f"{payload['value']} {measure} on {payload['topic']} (threshold {rule.threshold})",
-                "description": f"kafkacache alert rule {rule.name!r}",
-            },
-            "startsAt": payload["first_at"],
-            "endsAt": ends.isoformat(),
-            "generatorURL": payload.get("url", ""),
-        }
+        Notification.objects.create(alert=alert, channel=channel, target=target)
+        for channel, target in _targets(alert.rule)
     ]
 
 
-def alert_payload(alert: Alert) -> dict:
-    return {
-        "alert_id": alert.pk,
-        "rule": alert.rule.name,
-        "kind": alert.rule.kind,
-        "topic": alert.topic.name,
-        "category": ",".join(alert.rule.category_list()) or None,
-        "value": alert.value,
-        "threshold": alert.rule.threshold,
-        "window_minutes": alert.rule.window_minutes,
-        "status": alert.status,
-        "first_at": alert.first_at.isoformat(),
-        "last_at": alert.last_at.isoformat(),
-        "measure": alert.rule.measure,
-        "url": _absolute(reverse("monitoring:alerts") + f"?rule={alert.rule_id}"),
-    }
+def _send(
+    channel: str, target: str, rule: AlertRule, payload: dict, alert: Alert | None, *, wire: dict | list | None = None
+) -> str:
+    """Send one notification; answer what happened in words ("sent", "sent, HTTP 202").
+
+    `wire`: the webhook body, when the caller built it already (to record the very bytes it sent)."""
+    if channel == Notification.Channel.EMAIL:
+        subject = f"[kafkacache] {payload['severity']} {payload['rule']}: {payload['value']} on {payload['topic']}"
+        text = "\n".join(f"{k}: {v}" for k, v in payload.items())
+        send_mail(subject, text, None, [target])
+        return "sent"
+    wire = payloads.webhook_body(rule, payload, alert) if wire is None else wire
+    status = webhooks.post(target, wire, secret=rule.webhook_secret)
+    return f"sent, HTTP {status}"
 
 
-def _absolute(path: str) -> str:
-    return settings.ALERTS_BASE_URL.rstrip("/") + path
+@dataclass
+class RulePreview:
+    """What a rule would do now: the topics it fires on (value and labels), the findings it counts
+    (the first PREVIEW_FINDINGS), and each channel's exact body for the first firing topic (or for
+    a test when none fires)."""
+
+    firing: list[tuple[str, int, dict[str, str]]]
+    findings: list[Finding]
+    findings_total: int
+    bodies: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, target, exact body)
+    error: str = ""
+
+
+PREVIEW_FINDINGS = 20
+
+
+def alert_rule_preview(*, rule: AlertRule, user, now: dt.datetime | None = None) -> RulePreview:
+    """Evaluate a rule, saved or not, with the one evaluator, and build what it would send; writes nothing.
+
+    Beside the evaluators on purpose: the preview must be the evaluation, not a copy of it. The
+    body is the one monitoring.payloads builds and webhooks signs, so the page shows what a
+    receiver gets (but for the timestamps, which are those of the moment it is sent). The topics
+    and findings listed are those `user` may see."""
+    now = now or timezone.now()
+    visible = access.topics_visible(user)
+    try:
+        rows = _firing_now(rule, now)
+    except Exception as exc:  # Kafka down for a lag rule: the page says so
+        return RulePreview(firing=[], findings=[], findings_total=0, error=f"{type(exc).__name__}: {exc}"[:300])
+    findings = rule_findings(rule, now=now)
+    if findings is not None:
+        findings = findings.filter(topic__in=visible)
+    names = set(visible.values_list("name", flat=True))
+    rows = [row for row in rows if row[0] in names]
+    preview = RulePreview(
+        firing=rows,
+        findings=list(findings.select_related("topic").order_by("-created_at")[:PREVIEW_FINDINGS])
+        if findings is not None
+        else [],
+        findings_total=findings.count() if findings is not None else 0,
+    )
+    payload = _rule_payload_now(rule, rows, now, test=not rows)
+    for channel, target in _targets(rule):
+        if channel == Notification.Channel.EMAIL:
+            text = "\n".join(f"{k}: {v}" for k, v in payload.items())
+        else:
+            text = webhooks.body_of(payloads.webhook_body(rule, payload, None)).decode()
+        preview.bodies.append((channel, target, text))
+    return preview
+
+
+def _firing_now(rule: AlertRule, now: dt.datetime) -> list[tuple[str, int, dict[str, str]]]:
+    """(topic name, value, labels of the findings that fire) of each topic the rule fires on now."""
+    firing = _EVALUATORS[rule.kind](rule, now)
+    labels = findings_labels(rule_findings(rule, now=now), topic_ids=firing) if firing else {}
+    names = dict(Topic.objects.filter(pk__in=list(firing)).values_list("pk", "name"))
+    return sorted(((names[t], v, labels.get(t, {})) for t, v in firing.items()), key=lambda r: r[0])
+
+
+def _rule_payload_now(
+    rule: AlertRule, rows: list[tuple[str, int, dict[str, str]]], now: dt.datetime, *, test: bool
+) -> dict:
+    """The payload of the rule's first firing topic now (marked `test` for a test); with none firing,
+    a test of the rule's topic with its own severity."""
+    topic, value, labels = rows[0] if rows else (rule.topic.name if rule.topic else "(every topic)", 0, {})
+    payload = payloads.test_payload(rule, topic=topic, labels=labels, value=value, now=now)
+    if not test:
+        del payload["test"]
+        payload.update(status=Alert.Status.OPEN, url=payloads.alerts_url(rule))
+    return payload
+
+
+def _targets(rule: AlertRule) -> list[tuple[str, str]]:
+    targets: list[tuple[str, str]] = [
+        (Notification.Channel.EMAIL, a.strip()) for a in rule.email_to.split(",") if a.strip()
+    ]
+    if rule.webhook_url:
+        targets.append((Notification.Channel.WEBHOOK, rule.webhook_url))
+    return targets
 
 
 def alert_rule_test(*, rule: AlertRule, user) -> list[tuple[str, str, str]]:
     """Send a test notification on each of the rule's channels now; answer (channel, target, outcome).
 
-    Called outside any transaction (it talks to the network); recorded in the audit trail.
-    """
+    The test carries what the rule would send now (value, severity and category of the findings it
+    counts on its first firing topic; a lag rule is not evaluated for a test), marked `test`.
+    Called outside any transaction (it talks to the network); audited with the body it sent."""
     now = timezone.now()
-    topic = rule.topic.name if rule.topic else "(every topic)"
-    payload = {
-        "alert_id": None,
-        "rule": rule.name,
-        "kind": rule.kind,
-        "topic": topic,
-        "category": ",".join(rule.category_list()) or None,
-        "value": 0,
-        "threshold": rule.threshold,
-        "window_minutes": rule.window_minutes,
-        "status": "test",
-        "first_at": now.isoformat(),
-        "last_at": now.isoformat(),
-        "measure": rule.measure,
-        "url": _absolute(reverse("monitoring:rule", args=[rule.pk])),
-        "test": True,
-    }
-    targets = [(Notification.Channel.EMAIL, a.strip()) for a in rule.email_to.split(",") if a.strip()]
-    if rule.webhook_url:
-        targets.append((Notification.Channel.WEBHOOK, rule.webhook_url))
+    rows = _firing_now(rule, now) if rule_findings(rule, now=now) is not None else []
+    payload = _rule_payload_now(rule, rows, now, test=True)
+    wire = payloads.webhook_body(rule, payload, None)
     results = []
-    for channel, target in targets:
+    for channel, target in _targets(rule):
         try:
-            _send(channel, target, rule, payload, None)
-            results.append((str(channel), target, "sent"))
+            results.append((channel, target, _send(channel, target, rule, payload, None, wire=wire)))
         except Exception as exc:  # the person testing sees why, in words
-            results.append((str(channel), target, f"failed: {exc}"[:300]))
+            results.append((channel, target, f"failed: {exc}"[:300]))
     operator_action_record(
         user=user,
         action="alert-rule.test",
         topic=rule.topic,
         target=f"alert-rule:{rule.pk}",
-        detail={"results": [f"{c} {t}: {o}" for c, t, o in results]},
+        detail={
+            "results": [f"{c} {t}: {o}" for c, t, o in results],
+            "body": webhooks.body_of(wire).decode()[:4000],
+        },
         outcome="; ".join(o for _, _, o in results)[:255] or "no channel",
     )
     return results
@@ -332,7 +329,7 @@ def notification_deliver(*, notification_id: int) -> Notification:
         return notification
     Notification.objects.filter(pk=notification.pk).update(attempts=notification.attempts + 1)
     notification.attempts += 1
-    payload = alert_payload(notification.alert)
+    payload = payloads.alert_payload(notification.alert)
     try:
         _send(notification.channel, notification.target, notification.alert.rule, payload, notification.alert)
     except Exception as exc:

@@ -1,17 +1,14 @@
 from django.urls import path
 
-from monitoring import views
-
-app_name = "monitoring"
+from monitoring import apis
 
 urlpatterns = [
-    path("", views.alert_list, name="alerts"),
-    path("<int:alert_id>/acknowledge", views.alert_acknowledge, name="alert-acknowledge"),
-    path("rules/", views.rule_list, name="rules"),
-    path("rules/new", views.rule_create, name="rule-create"),
-    path("rules/<int:rule_id>/", views.rule_detail, name="rule"),
-    path("rules/<int:rule_id>/test", views.rule_test, name="rule-test"),
-    path("rules/<int:rule_id>/delete", views.rule_delete, name="rule-delete"),
-    path("silences/", views.silence_list, name="silences"),
-    path("silences/<int:silence_id>/end", views.silence_end, name="silence-end"),
+    path("alerts/", apis.AlertListApi.as_view(), name="api-alerts"),
+    path("alerts/<int:alert_id>/acknowledge", apis.AlertAcknowledgeApi.as_view(), name="api-alert-acknowledge"),
+    path("lag/", apis.LagStatusApi.as_view(), name="api-lag-status"),
+    path("alert-rules", apis.AlertRuleListCreateApi.as_view(), name="api-alert-rules"),
+    path("alert-rules/<int:rule_id>", apis.AlertRuleDetailApi.as_view(), name="api-alert-rule"),
+    path("alert-rules/<int:rule_id>/test", apis.AlertRuleTestApi.as_view(), name="api-alert-rule-test"),
+    path("silences", apis.SilenceListCreateApi.as_view(), name="api-silences"),
+    path("silences/<int:silence_id>/end", apis.SilenceEndApi.as_view(), name="api-silence-end"),
 ]

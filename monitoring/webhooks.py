@@ -140,9 +140,14 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
+def body_of(payload: dict | list) -> bytes:
+    """The bytes a webhook sends and signs (the alert rule page previews exactly these)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
 def post(url: str, payload: dict | list, *, secret: str) -> int:
     parts, address = destination_check(url)
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    body = body_of(payload)
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",

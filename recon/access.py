@@ -136,7 +136,7 @@ def topic_revoke(grantee, topic: Topic) -> int:
     how many were taken."""
     group = not hasattr(grantee, "username")
     model = get_group_obj_perms_model(topic) if group else get_user_obj_perms_model(topic)
-    # A queryset delete sends post_delete per row: recon.grants records each revoke with who made it.
+    # A queryset delete sends post_delete per row: recon.services.grants records each revoke with who made it.
     deleted, _ = model._default_manager.filter(
         **{"group" if group else "user": grantee},
         content_type=ContentType.objects.get_for_model(Topic),

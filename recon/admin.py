@@ -18,6 +18,7 @@ from recon.models import (
     FindingComment,
     FindingTransition,
     Load,
+    LoadPart,
     OperatorAction,
     PublishedMessage,
     ReasonCode,
@@ -29,7 +30,7 @@ from recon.models import (
     Topic,
     Window,
 )
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 def _hex(value) -> str:
@@ -44,7 +45,7 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
 
     # Who may see a topic is granted here: superusers only. guardian asks only for "Can
     # change topic", so staff with it could grant themselves payload access. Every grant
-    # and revoke is in the audit trail either way (recon.grants).
+    # and revoke is in the audit trail either way (recon.services.grants).
     def _grants_allowed(self, request) -> None:
         if not request.user.is_superuser:
             raise PermissionDenied("Object permissions are managed by superusers.")
@@ -80,7 +81,7 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
         "grace_seconds",
         "latency_limit_seconds",
     )
-    list_filter = ("kind", "method_audit", "hash_algorithm", "validate_payloads")
+    list_filter = ("kind", "method_audit", "hash_algorithm", "validate_payloads", "accepts_unsealed")
     search_fields = ("name", "consumer_group")
     fieldsets = (
         (None, {"fields": ("name", "kind", "consumer_group")}),
@@ -98,17 +99,21 @@ class TopicAdmin(TopicScopedAdmin, GuardedModelAdmin):  # type: ignore[misc]  # 
             },
         ),
         ("Four eyes (replay approvals)", {"fields": ("approval_threshold", "approval_always")}),
+        ("Feed integrity", {"fields": ("accepts_unsealed",)}),
     )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         # Policy changes change what reconciliation reports: they belong in the audit trail.
+        detail: dict = {"changed": sorted(form.changed_data)}
+        if "accepts_unsealed" in form.changed_data:  # who opened the feed to unverified producers, and when
+            detail["accepts_unsealed"] = {"before": not obj.accepts_unsealed, "after": obj.accepts_unsealed}
         operator_action_record(
             user=request.user,
             action="topic-change" if change else "topic-add",
             topic=obj,
             target=f"topic:{obj.pk}",
-            detail={"changed": sorted(form.changed_data)},
+            detail=detail,
         )
 
 
@@ -177,6 +182,48 @@ class AuditPayloadAdmin(TopicScopedAdmin, LedgerAdmin):
     exclude = ("payload",)
 
 
+_LOAD_PART_COLUMNS = (
+    "number",
+    "key_after",
+    "key_last",
+    "status",
+    "total",
+    "built",
+    "published",
+    "failed",
+    "attempts",
+    "worker",
+    "heartbeat_at",
+    "finished_at",
+    "error",
+)
+
+
+class LoadPartInline(admin.TabularInline):
+    """A load's client-id ranges, each run by whichever worker claimed it."""
+
+    model = LoadPart
+    fields = _LOAD_PART_COLUMNS
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(LoadPart)
+class LoadPartAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    """One part of a load (kafkacache.loads moves it); read here, e.g. which worker holds it."""
+
+    topic_path = "load__topic"
+
+    list_display = ("load", *_LOAD_PART_COLUMNS)
+    list_filter = ("status",)
+    list_select_related = ("load",)
+    readonly_fields = [f.name for f in LoadPart._meta.fields]
+    show_full_result_count = False
+
+
 @admin.register(Load)
 class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     """Loads are started from the dashboard or the API (which queue the work); here admins look at them."""
@@ -199,6 +246,7 @@ class LoadAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     search_help_text = "Exact retrieval key"
     list_select_related = ("topic", "requested_by")
     show_full_result_count = False
+    inlines = [LoadPartInline]
 
     # A retrieval key reads the load's records: the admin never shows one (not editable), and
     # finds a load by its key only for who may read payloads (recon.access), as the API does.
@@ -251,7 +299,7 @@ class FindingCommentInline(admin.TabularInline):
 
 @admin.register(FindingTransition)
 class FindingTransitionAdmin(TopicScopedAdmin, ReadOnlyAdmin):
-    """The history of breaks (recon.breaks writes it): read-only, admins included."""
+    """The history of findings (recon.services.finding_lifecycle writes it): read-only, admins included."""
 
     topic_path = "finding__topic"
 
@@ -273,14 +321,14 @@ class FindingCommentAdmin(TopicScopedAdmin, ReadOnlyAdmin):
 
 @admin.register(ReasonCode)
 class ReasonCodeAdmin(admin.ModelAdmin):
-    """The configurable list a break is accepted as-is from. Disable a code rather than delete it."""
+    """The configurable list a finding is accepted as-is from. Disable a code rather than delete it."""
 
     list_display = ("code", "label", "enabled", "position")
     list_editable = ("enabled", "position")
     search_fields = ("code", "label")
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # accepted breaks point at their code (PROTECT): disable instead
+        return False  # accepted findings point at their code (PROTECT): disable instead
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -294,7 +342,7 @@ class ReasonCodeAdmin(admin.ModelAdmin):
 
 @admin.register(Finding)
 class FindingAdmin(TopicScopedAdmin, UuidSearchMixin, admin.ModelAdmin):
-    """Findings change state through recon.breaks (the dashboard's and the API's buttons), not here."""
+    """Findings change state through recon.services.finding_lifecycle (the pages' and the API's buttons), not here."""
 
     inlines = [FindingTransitionInline, FindingCommentInline]
 

@@ -1,39 +1,31 @@
-"""The audit log (reconciliation phase 2, for replay): full payloads, encrypted at rest.
+"""The audit log's sealing: full payloads kept per topic (Topic.method_audit), encrypted at rest.
 
-Opt-in per topic (Topic.method_audit). The feed hands over each batch once per
-side with `payloads_record`; payloads are sealed with AES-GCM under the first
-key of AUDIT_ENCRYPTION_KEYS (all keys decrypt, so keys can rotate), kept
-`audit_retention_days` and removed by `audit_purge`. The engine uses them to
-say which fields of an altered message changed.
+Payloads are sealed with AES-GCM under the first key of AUDIT_ENCRYPTION_KEYS (every key
+decrypts, so keys can rotate), bound to their topic, message and side. Here: the keyring,
+seal and unseal, the hash a kept payload stands for, and the field diff of two records.
+The writes (a batch kept, the purge after `audit_retention_days`) are
+recon.services.audit; the reads (a message's payloads, its published/consumed diff, the
+changed fields of an altered finding) recon.selectors.audit.
 """
 
 import base64
 import binascii
 import datetime as dt
 import functools
-import logging
 import os
 import uuid
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
-from django.utils import timezone
 
 from core.hashing import content_hash, content_hash_in, content_hashes
 from core.records import record_decode, record_key_ids
-from recon.engine import Draft
-from recon.models import AuditPayload, Finding, Topic
-
-logger = logging.getLogger(__name__)
+from recon.models import AuditPayload
 
 SIDES = (AuditPayload.Side.PUBLISHED, AuditPayload.Side.CONSUMED)
 _NONCE = 12
-# A diff is worked out for at most this many altered messages per window pass.
-DIFF_LIMIT = 500
 
 
 @functools.cache
@@ -90,7 +82,7 @@ def unseal(row: AuditPayload) -> bytes:
 
 def payload_hash(row: AuditPayload, value: bytes, algorithm: str) -> bytes:
     """The hash `value` (row's unsealed bytes) stands for: the original published bytes' for a
-    payload still as re-encryption wrote it (kafkacache.rekey), else the value's own."""
+    payload still as re-encryption wrote it (kafkacache.services.reencrypt), else the value's own."""
     if row.reencrypted_hash and content_hash(value, "blake2b").hex() == row.reencrypted_hash:
         original = content_hash_in(row.original_hashes, algorithm)
         if original is not None:
@@ -113,7 +105,7 @@ def payload_reencrypted(row: AuditPayload, *, value: bytes, fresh: bytes, replac
 def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
     """What the drill-down and the evidence pack show of one kept payload (`value`, unsealed):
     its hash as recorded (the original bytes' for a re-encrypted one, payload_hash) and, when
-    kafkacache.rekey re-encrypted its fields, one line saying when and to which field key."""
+    kafkacache.services.reencrypt re-encrypted its fields, one line saying when and to which field key."""
     shown = {"side": row.side, "hash_algorithm": algorithm, "hash": payload_hash(row, value, algorithm).hex()}
     if row.reencrypted_at:
         to = ""
@@ -127,71 +119,6 @@ def payload_evidence(row: AuditPayload, value: bytes, algorithm: str) -> dict:
             f" (from {row.reencrypted_from or '?'}); hash as recorded"
         )
     return shown
-
-
-def payloads_record(*, topic: Topic, side: str, items: Sequence[tuple]) -> int:
-    """Keep one batch of payloads: items are (uuid, value_bytes, at_datetime[, schema_version]).
-
-    One bulk insert per call; nothing is kept when the topic's audit method is off.
-    Answers how many payloads were stored.
-    """
-    if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-    if not topic.method_audit or not items:
-        return 0
-    now = timezone.now()
-    expires = now + dt.timedelta(days=topic.audit_retention_days)
-    rows = []
-    for item in items:
-        message_uuid, value, at = item[0], item[1], item[2]
-        schema_version = item[3] if len(item) > 3 else None
-        value = bytes(value or b"")
-        key_id, blob = seal(value, topic_id=topic.pk, message_uuid=message_uuid, side=side)
-        rows.append(
-            AuditPayload(
-                uuid=message_uuid,
-                topic_id=topic.pk,
-                side=side,
-                key_id=key_id,
-                payload=blob,
-                size=len(value),
-                schema_version=schema_version,
-                at=at,
-                stored_at=now,
-                expires_at=expires,
-            )
-        )
-    AuditPayload.objects.bulk_create(rows, batch_size=1000)
-    return len(rows)
-
-
-def audit_purge(*, now: dt.datetime | None = None, chunk: int = 10_000) -> int:
-    """Delete payloads past their retention, a chunk per statement (short locks)."""
-    now = now or timezone.now()
-    total = 0
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "DELETE FROM recon_auditpayload WHERE id IN "
-                "(SELECT id FROM recon_auditpayload WHERE expires_at < %s LIMIT %s)",
-                [now, chunk],
-            )
-            total += cursor.rowcount
-            if cursor.rowcount < chunk:
-                break
-    if total:
-        logger.info("audit purge removed %s payloads", total)
-    return total
-
-
-def payloads_of(*, topic: Topic, uuids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[AuditPayload]]:
-    found: dict[uuid.UUID, list[AuditPayload]] = {}
-    for row in AuditPayload.objects.filter(topic=topic, uuid__in=list(uuids)).order_by("at", "id"):
-        found.setdefault(row.uuid, []).append(row)
-    return found
-
-
-# --- field-level difference ---------------------------------------------------------
 
 
 def _flatten(value: Any, path: str = "") -> dict[str, Any]:
@@ -215,73 +142,4 @@ def field_diff(published: dict, consumed: dict) -> list[dict]:
         {"path": path, "published": a.get(path), "consumed": b.get(path)}
         for path in sorted(set(a) | set(b))
         if a.get(path) != b.get(path)
-    ]
-
-
-def _decode(row: AuditPayload, value: bytes, *, decrypt: bool) -> dict:
-    return record_decode(value, schema_version=row.schema_version or 1, decrypt=decrypt)
-
-
-def message_diff(*, topic: Topic, message_uuid: uuid.UUID, decrypt: bool = False) -> dict:
-    """Published vs consumed payloads of one message, field by field.
-
-    With decrypt=False sensitive fields compare as ciphertext: a changed card
-    number shows as a changed path without revealing it. Callers check
-    recon.access.topic_for_payload before asking for values.
-    """
-    rows = payloads_of(topic=topic, uuids=[message_uuid]).get(message_uuid, [])
-    published = [r for r in rows if r.side == AuditPayload.Side.PUBLISHED]
-    consumed = [r for r in rows if r.side == AuditPayload.Side.CONSUMED]
-    if not published or not consumed:
-        return {"available": False, "reason": "no audit payload on " + ("both sides" if not rows else "one side")}
-    pub_row = published[0]
-    pub_value = unseal(pub_row)
-    # Re-encrypted payloads compare by the original bytes' hash they keep (payload_hash).
-    pub_hash = payload_hash(pub_row, pub_value, topic.hash_algorithm)
-    # The delivery that differs, if any; else the first one.
-    con_row, con_value = consumed[0], unseal(consumed[0])
-    con_hash = payload_hash(con_row, con_value, topic.hash_algorithm)
-    for row in consumed:
-        value = unseal(row)
-        if payload_hash(row, value, topic.hash_algorithm) != pub_hash:
-            con_row, con_value, con_hash = row, value, payload_hash(row, value, topic.hash_algorithm)
-            break
-    result: dict[str, Any] = {"available": True, "bytes_equal": pub_value == con_value or pub_hash == con_hash}
-    if result["bytes_equal"]:
-        result["fields"] = []
-        return result
-    try:
-        fields = field_diff(_decode(pub_row, pub_value, decrypt=decrypt), _decode(con_row, con_value, decrypt=decrypt))
-    except LookupError as exc:
-        result.update(fields=None, reason=str(exc))
-    except Exception as exc:  # an undecodable (corrupted) payload is itself the answer
-        result.update(fields=None, reason=f"payload does not decode: {exc.__class__.__name__}: {exc}")
-    else:
-        result["fields"] = fields
-    return result
-
-
-def altered_with_field_diff(*, topic: Topic, drafts: list[Draft]) -> list[Draft]:
-    """Add the changed field paths (not values: findings are seen by viewers) to altered drafts."""
-    altered = [d.uuid for d in drafts if d.category == Finding.Category.ALTERED and d.uuid][:DIFF_LIMIT]
-    if not altered:
-        return drafts
-    have = set(AuditPayload.objects.filter(topic=topic, uuid__in=altered).values_list("uuid", flat=True))
-    diffs: dict[uuid.UUID, dict] = {}
-    for message_uuid in altered:
-        if message_uuid not in have:
-            continue
-        try:
-            diff = message_diff(topic=topic, message_uuid=message_uuid, decrypt=False)
-        except Exception as exc:  # a bad row must not stop the reconcile
-            logger.warning("audit diff of %s failed: %s", message_uuid, exc)
-            diff = {"available": False, "reason": f"{exc.__class__.__name__}"}
-        if diff.get("fields") is not None:
-            diff["fields"] = [f["path"] for f in diff["fields"]]
-        diffs[message_uuid] = diff
-    return [
-        d._replace(detail={**d.detail, "audit": diffs[d.uuid]})
-        if d.category == Finding.Category.ALTERED and d.uuid in diffs
-        else d
-        for d in drafts
     ]

@@ -1,6 +1,6 @@
 """The cache leg's compare: Redis read in batches against what should be there.
 
-Pure reads (no findings, no runs): recon.cache_check decides what to compare
+Pure reads (no findings, no runs): recon.services.cache_check decides what to compare
 and stores the outcome. Redis is read through core.cache_records (one pipelined round
 trip per batch: a million keys cost a few hundred round trips, not millions); this
 module judges what it holds.
@@ -153,7 +153,7 @@ def batch_compare(
 
 
 def reencrypted(key: str, value: bytes, expected: bytes) -> bool:
-    """A value kafkacache.rekey re-encrypted to a newer field key: it replaced bytes that
+    """A value kafkacache.services.reencrypt re-encrypted to a newer field key: it replaced bytes that
     hashed to the published hash and is still the value it wrote. Anything else is drift.
     Only asked of the few keys whose hash did not match."""
     held = cache_records_get(redis_client(), [key]).get(key)
@@ -241,7 +241,7 @@ def in_flight(keys: Sequence[str], *, since: dt.datetime, topic_ids: Sequence[in
 
     A fix already on its way (published, still in the consumer's lag) is not a
     finding yet; one the feed has consumed is no longer on its way (so a check run
-    once the feed has consumed a replay or a load, recon.runs, judges its keys at
+    once the feed has consumed a replay or a load, recon.services.runs, judges its keys at
     once). The publish-time bound keeps the lookup in the newest partition; the
     consume ledger is asked by UUID (its hash index)."""
     if not keys:

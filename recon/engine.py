@@ -1,7 +1,7 @@
 """The per-UUID compare of one window, in set-based SQL.
 
 `window_compare` answers what is wrong in a window as a list of finding drafts;
-recon.services.window_reconcile decides when to call it (only when the window's
+recon.services.windows.window_reconcile decides when to call it (only when the window's
 counts, digests or slowest delivery say something is off), stores the findings
 and moves the window's status.
 

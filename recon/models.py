@@ -7,8 +7,8 @@ State rules
 - Both ledgers count a message in the window of its *publish* time, so the two
   sides of a window describe the same messages.
 - A Window is OPEN until its end + grace has passed, then the engine sets it
-  MATCHED or DISCREPANT. Only the engine (recon.services) changes its status.
-- A Finding is a break with a lifecycle (recon.breaks, one function per transition):
+  MATCHED or DISCREPANT. Only the reconcile (recon.services.windows) changes its status.
+- A Finding has a lifecycle (recon.services.finding_lifecycle, one function per transition):
   OPEN -> ACKNOWLEDGED / INVESTIGATING -> FIXED (a person says so) -> RESOLVED (the next
   reconcile, cache check or a replay no longer finds it: verified), or ACCEPTED as-is
   with a reason code; REOPENED when a person reopens it or a check finds a FIXED one again.
@@ -53,12 +53,22 @@ class Topic(models.Model):
     latency_limit_seconds = models.PositiveIntegerField(default=60)
     audit_retention_days = models.PositiveIntegerField(default=30)
     validate_payloads = models.BooleanField(default=True, help_text="Run business validation rules on consumed data.")
-    # Four eyes (replay.approval): a replay or reprocess naming more than this many
+    # Four eyes (replay.services.approval): a replay or reprocess naming more than this many
     # messages waits for a second operator of the topic; empty: never by size.
     approval_threshold = models.PositiveIntegerField(
         null=True, blank=True, help_text="Replays of more messages than this need a second operator's approval."
     )
     approval_always = models.BooleanField(default=False, help_text="Every replay of this topic needs an approval.")
+    # Feed integrity (docs/security.md): off, a message whose seal is missing or does not
+    # verify is dead-lettered; on, it is taken only within the source's version bound and
+    # the cache leg re-checks its key. Changed in the admin only, audited there.
+    accepts_unsealed = models.BooleanField(
+        default=False,
+        help_text=(
+            "Take messages without a verified seal (other producers), their versions bounded by the source's"
+            " sequence and their keys re-checked by the cache leg. Off: such messages are dead-lettered."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -80,13 +90,16 @@ def new_retrieval_key() -> str:
 class Load(models.Model):
     """A bulk load: what was asked for, how far it got, and the key to read it back.
 
-    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.services.loads
     through core.jobs (claimed with a conditional update, so two workers never run
-    the same load). A RUNNING load whose heartbeat is older than LOAD_STALE_SECONDS
-    lost its worker: it may be claimed again and restarts from the beginning
-    (at-least-once; the cache writes are idempotent). The feed writes it; the record
-    keeps it beside the ledger rows, findings and runs that name it. Its table kept
-    the name it had when the feed held the model.
+    the same load). Once claimed it is split into parts (LoadPart: client-id ranges,
+    `part_count` of them) that any number of workers run at once; its counters are
+    the sum of its parts', written in each part's batch transaction, and it is done
+    when every part is, failed (with each failed part's reason) when one failed. A
+    RUNNING load not yet split whose heartbeat is older than LOAD_STALE_SECONDS lost
+    its worker and is claimed again; a split one does not beat itself, its parts do.
+    The feed writes it; the record keeps it beside the ledger rows, findings and runs
+    that name it. Its table kept the name it had when the feed held the model.
     """
 
     class Status(models.TextChoices):
@@ -110,12 +123,13 @@ class Load(models.Model):
     # column): they fill keys but never replace an ordered record (kafkacache.cache).
     unordered = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    part_count = models.IntegerField(default=0)  # 0 until it is split into its parts
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch of any part
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -128,11 +142,63 @@ class Load(models.Model):
         return f"load {self.id} ({self.status})"
 
 
+class LoadPart(models.Model):
+    """One client-id range of a bulk load, run by whichever worker claims it.
+
+    The keys in (key_after, key_last] of the load's source (None: unbounded), and of
+    those only the load's chosen clients when it names some. State rules, as for any
+    job (core.jobs): QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads.
+    Each batch is ledgered, counted and checkpointed in one transaction: `position`
+    is the source position after the last ledgered batch (a client key; a line of a
+    file), `offsets` per partition of the topic where messages of this part that are
+    not ledgered yet can be (the high watermark at its first claim, then past each
+    ledgered batch). A RUNNING part whose heartbeat is older than LOAD_STALE_SECONDS
+    lost its worker: it is claimed again (`attempts` + 1), ledgers first what Kafka
+    acknowledged after `offsets` that the dead worker never ledgered (read back from
+    the topic, their seals verified), then reads on after `position`, so every
+    acknowledged message is ledgered once and none of its clients is sent twice.
+    """
+
+    Status = Load.Status  # one job lifecycle (core.jobs)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    load = models.ForeignKey(Load, on_delete=models.CASCADE, related_name="parts")
+    number = models.IntegerField()  # 1, 2, ... in key order
+    key_after = models.BigIntegerField(null=True, blank=True)
+    key_last = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.IntegerField(default=0)  # the source's count of its range when the load was split
+    built = models.IntegerField(default=0)
+    published = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    exceptions = models.IntegerField(default=0)
+    unordered = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    position = models.BigIntegerField(null=True, blank=True)
+    offsets = models.JSONField(default=dict, blank=True)  # {"<partition>": offset}
+    attempts = models.IntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # host:pid of the process that claimed it last
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # moved at every batch while running
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["load", "number"]
+        constraints = [models.UniqueConstraint(fields=["load", "number"], name="loadpart_number")]
+        # core.jobs.jobs_stalled: WHERE status = ? ... created_at
+        indexes = [models.Index(fields=["status", "created_at"], name="loadpart_status_time")]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of load {self.load_id} ({self.status})"
+
+
 class EventType(models.TextChoices):
     BULK = "bulk", "Bulk add"
     ADD = "add", "Add"
     UPDATE = "update", "Update"
     DELETE = "delete", "Delete"
+    RESTORE = "restore", "Restore from the system of record"
 
 
 class PublishedMessage(models.Model):
@@ -160,6 +226,11 @@ class PublishedMessage(models.Model):
     replay_of = models.UUIDField(null=True, blank=True)
     # The record's source version (core.sources); null: unordered, or published before versions.
     source_version = models.BigIntegerField(null=True, blank=True)
+    # What the message was, headers included: its seal leaf (kafkacache.seal.seal_leaf, over
+    # the topic, the sealed headers, the key and the value's hash), kept for every message
+    # whether sealed or not. Reprocessing a dead letter runs it only if its leaf is this one.
+    # Null: published before the ledger kept it.
+    seal_leaf = models.BinaryField(max_length=16, null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -190,6 +261,16 @@ class ConsumedMessage(models.Model):
         DELETED = "deleted", "Deleted from Redis"
         DEAD_LETTERED = "dead", "Dead-lettered"
         INVALID = "invalid", "Stored, failed validation"
+        # What the cache did instead (kafkacache.cache verdicts): consumed, not applied.
+        REFUSED_OLDER = "refused-older", "Refused: older than what the cache holds"
+        REFUSED_UNORDERED = "refused-unordered", "Refused: unversioned, the cache holds a versioned record"
+        # From a producer without a verified seal, on a topic that accepts them, within the
+        # source's version bound: applied, and its key re-checked by the cache leg.
+        UNSEALED = "unsealed", "Applied from an unsealed producer (key re-checked)"
+
+    # Outcomes of a message the cache took (stored, deleted or restored).
+    APPLIED = (Outcome.STORED, Outcome.DELETED, Outcome.INVALID, Outcome.UNSEALED)
+    REFUSED = (Outcome.REFUSED_OLDER, Outcome.REFUSED_UNORDERED)
 
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(null=True, blank=True)  # null: the message had no usable UUID
@@ -202,7 +283,7 @@ class ConsumedMessage(models.Model):
     content_hash = models.BinaryField(max_length=16)
     published_at = models.DateTimeField()
     consumed_at = models.DateTimeField()
-    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
 
     class Meta:
         indexes = [
@@ -309,9 +390,9 @@ class Finding(models.Model):
         REOPENED = "reopened", "Reopened"
         RESOLVED = "resolved", "Resolved (verified)"
 
-    # Breaks someone still owes work on: they age, count against the SLA, show as open.
+    # Findings someone still owes work on: they age, count against the SLA, show as open.
     UNRESOLVED = (Status.OPEN, Status.ACKNOWLEDGED, Status.INVESTIGATING, Status.REOPENED)
-    # Standing: a check that finds the break again updates it rather than adding a copy.
+    # Standing: a check that finds the same problem again updates it rather than adding a copy.
     STANDING = (*UNRESOLVED, Status.FIXED, Status.ACCEPTED)
 
     topic = models.ForeignKey(Topic, on_delete=models.CASCADE, related_name="findings")
@@ -327,7 +408,7 @@ class Finding(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # The break's owner: a person or a team (a Group), set by recon.breaks.finding_assign.
+    # The finding's owner: a person or a team (a Group), set by recon.services.finding_lifecycle.finding_assign.
     assigned_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -340,6 +421,10 @@ class Finding(models.Model):
     )
     comment = models.TextField(blank=True)
     rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The problem it is a member of (recon.problems.problem_of, set when raised): what one
+    # cause produced (a reload, a lost partition range, a failing consumer) is one problem,
+    # listed, aged, counted and exported once with its members a click away.
+    problem = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -351,12 +436,14 @@ class Finding(models.Model):
             )
         ]
         indexes = [
-            # discrepancy page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
+            # the findings page: WHERE topic_id IN (...) AND status = ? ORDER BY created_at DESC
             models.Index(fields=["topic", "status", "-created_at"], name="finding_topic_status_time"),
             models.Index(fields=["category", "-created_at"], name="finding_category_time"),
             models.Index(fields=["uuid"], name="finding_uuid"),
-            # My breaks: WHERE assigned_user_id = ? AND status IN (...)
+            # My findings: WHERE assigned_user_id = ? AND status IN (...)
             models.Index(fields=["assigned_user", "status"], name="finding_assignee_status"),
+            # problems list and members: WHERE topic_id IN (...) AND status IN (...) GROUP BY topic, problem
+            models.Index(fields=["topic", "problem", "status"], name="finding_topic_problem"),
         ]
         ordering = ["-created_at"]
 
@@ -365,7 +452,7 @@ class Finding(models.Model):
 
 
 class ReasonCode(models.Model):
-    """Why a break was accepted as-is (the configurable list, edited in the admin)."""
+    """Why a finding was accepted as-is (the configurable list, edited in the admin)."""
 
     code = models.SlugField(max_length=48, unique=True)
     label = models.CharField(max_length=200)
@@ -381,10 +468,10 @@ class ReasonCode(models.Model):
 
 
 class FindingTransition(models.Model):
-    """One change of a break: its status or owner, who did it (empty: the system), and why.
+    """One change of a finding: its status or owner, who did it (empty: the system), and why.
 
-    Written only by recon.breaks, in the same transaction as the change itself, so
-    the history is the break's full story (the evidence pack exports it).
+    Written only by recon.services.finding_lifecycle, in the same transaction as the change itself, so
+    the history is the finding's full story (the evidence pack exports it).
     """
 
     finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="transitions")
@@ -400,7 +487,7 @@ class FindingTransition(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        # a break's history: WHERE finding_id = ? ORDER BY at
+        # a finding's history: WHERE finding_id = ? ORDER BY at
         indexes = [models.Index(fields=["finding", "at"], name="transition_finding_time")]
 
     def __str__(self) -> str:
@@ -408,7 +495,7 @@ class FindingTransition(models.Model):
 
 
 class FindingComment(models.Model):
-    """The comment thread of a break (recon.breaks.finding_comment)."""
+    """The comment thread of a finding (recon.services.finding_lifecycle.finding_comment)."""
 
     finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="comments")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -428,8 +515,8 @@ class ReconRun(models.Model):
 
     State rules: the scheduler and the feed's checks start a run RUNNING; a run an
     operator (or a finished replay or load) asks for starts QUEUED and a worker
-    claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.runs.run_execute), so a
-    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_finish
+    claims it QUEUED -> RUNNING (core.jobs.job_claim, recon.services.runs.run_execute), so a
+    redelivered task does nothing. RUNNING -> DONE | FAILED by recon.services.run_lifecycle.run_finish
     (core.jobs.job_finish), whichever way it started. A queued run whose task was
     lost, or a transport run whose worker went silent (it beats `heartbeat_at` every
     window), is queued again by recon.tasks.runs_resume (core.jobs.jobs_resume).
@@ -489,7 +576,7 @@ class RebalanceEvent(models.Model):
         LOST = "lost", "Lost"
         ERROR = "error", "Error"
         # Not a group callback: a partition's leader or in-sync replicas changed (broker lost,
-        # back, or moved), seen by kafkacache.leaders; member names the watcher.
+        # back, or moved), seen by kafkacache.services.leaders; member names the watcher.
         LEADER = "leader", "Leader change"
 
     group = models.CharField(max_length=255)
@@ -566,11 +653,11 @@ class AuditPayload(models.Model):
     """Audit log (phase 2): the full message value, AES-GCM encrypted at rest.
 
     Written only when the topic's method_audit is on, one bulk insert per feed
-    batch (recon.audit.payloads_record). Kept audit_retention_days, then purged.
+    batch (recon.services.audit.payloads_record). Kept audit_retention_days, then purged.
     `payload` is nonce (12 bytes) + ciphertext; the associated data binds it to
     its topic, UUID and side so a row cannot be passed off as another.
 
-    Re-encryption (kafkacache.rekey) rewrites the card and account ciphertexts inside
+    Re-encryption (kafkacache.services.reencrypt) rewrites the card and account ciphertexts inside
     the value to the newest field key, so an old key can be retired. The row then
     keeps what proves the evidence: `original_hashes`, the published bytes' hash under
     every algorithm (set once, at the first re-encryption; the ledgers hold the same
@@ -611,22 +698,23 @@ class AuditPayload(models.Model):
 
 
 class Replay(models.Model):
-    """An operator's request to replay messages or to reprocess dead letters (replay.requests).
+    """An operator's request to replay messages or to reprocess dead letters (replay.services.requests).
 
     What: `scope` and its parameters in `target` (message UUIDs, a window, a
     publish-time range, a load, a partition's offset range, client keys, or
     dead-lettered findings). How: `way` (audit log, Kafka, source, dead letters).
 
-    Four eyes (replay.approval): a request the topic says needs approval starts
+    Four eyes (replay.services.approval): a request the topic says needs approval starts
     PENDING and moves to QUEUED when a second operator of the topic approves it, or to
     REJECTED / EXPIRED; only a QUEUED one is ever claimed, so nothing pending runs.
 
-    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by replay.requests and
+    State rules: QUEUED -> RUNNING -> DONE | FAILED, moved only by replay.services.requests and
     claimed with a conditional update, so a redelivered task finds the request
     taken and a finished request is never run again. A RUNNING replay whose
     heartbeat is older than REPLAY_STALE_SECONDS lost its worker: it may be claimed
-    again and starts over (its items are replaced). DONE means every message was
-    tried; what became of each is in its items (`outcome` counts them).
+    again and starts over (its items are replaced). DONE means every message got where
+    it belongs; PROBLEMS that every message was tried but some were skipped, failed or
+    dead-lettered again, each with its reason in its item (`outcome` counts them).
     """
 
     class Way(models.TextChoices):
@@ -634,6 +722,7 @@ class Replay(models.Model):
         KAFKA = "kafka", "Kafka (re-read offsets into Redis)"
         SOURCE = "source", "Source (rebuild from the system of record and republish)"
         DEAD_LETTER = "dead-letter", "Dead letters (reprocess from the dead-letter topic)"
+        RESTORE = "restore", "Restore from the system of record (over any version or delete)"
 
     class Scope(models.TextChoices):
         MESSAGES = "messages", "Messages"
@@ -649,6 +738,7 @@ class Replay(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
+        PROBLEMS = "problems", "Done with problems"
         FAILED = "failed", "Failed"
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"

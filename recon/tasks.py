@@ -8,10 +8,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from core.jobs import jobs_resume
-from recon import audit, partitions, runs, services
-from recon.cache_check import cache_check
 from recon.models import Load, ReconRun, Topic
-from recon.validation import validation_run
+from recon.services import audit, partitions, runs, windows
+from recon.services.cache_check import cache_check
+from recon.services.validation import validation_run
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +19,12 @@ logger = logging.getLogger(__name__)
 @shared_task(name="recon.tasks.windows_reconcile_due", ignore_result=True)
 def windows_reconcile_due() -> int:
     """Beat: reconcile the windows whose end + grace has passed."""
-    return len(services.due_windows_reconcile())
+    return len(windows.due_windows_reconcile())
 
 
 @shared_task(name="recon.tasks.window_reconcile", ignore_result=True)
 def window_reconcile(window_id: int) -> None:
-    services.window_reconcile(window_id=window_id)
+    windows.window_reconcile(window_id=window_id)
 
 
 @shared_task(name="recon.tasks.partitions_maintain", ignore_result=True)
@@ -74,7 +74,7 @@ def cache_legs_due() -> list[int]:
 
 @shared_task(name="recon.tasks.cache_leg", ignore_result=True)
 def cache_leg_task(topic_id: int) -> str:
-    """The whole topic against its system of record (a replay's keys: recon.runs.replay_verify)."""
+    """The whole topic against its system of record (a replay's keys: recon.services.runs.replay_verify)."""
     return str(cache_check(topic=Topic.objects.get(pk=topic_id), trigger="schedule").pk)
 
 
@@ -93,7 +93,7 @@ def validation_task(
 
 @shared_task(name=runs.RUN_EXECUTE, ignore_result=True)
 def run_execute_task(run_id: str) -> str:
-    """A queued run (recon.runs); its claim makes a redelivered task a no-op."""
+    """A queued run (recon.services.runs); its claim makes a redelivered task a no-op."""
     return runs.run_execute(run_id=run_id).status
 
 

@@ -20,10 +20,10 @@ from config.openapi import paginated
 from core.masking import mask_text
 from recon import access
 from recon.models import Finding, Replay, ReplayItem, Topic
-from replay.approval import replay_approve, replay_reject
 from replay.preview import preview_shown, replay_dry_run
-from replay.requests import replay_request, target_clean, topic_for_replay
 from replay.selectors import replay_for_view, replay_items, replays_visible
+from replay.services.approval import replay_approve, replay_reject
+from replay.services.requests import replay_request, target_clean, topic_for_replay
 
 API_MAX_ITEMS = 1000  # per-message outcomes in one answer (the page pages through them all)
 

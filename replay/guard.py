@@ -10,7 +10,7 @@ from django.db.models import Count
 
 from config.errors import AppError
 from recon.models import Replay, ReplayItem, Topic
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 Way = Replay.Way
 

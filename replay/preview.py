@@ -34,9 +34,11 @@ from core.clients import redis_client
 from core.records import record_decode, record_mask
 from kafkacache.cache import EQUAL, OLDER, UNORDERED, put_verdict
 from recon import audit
-from recon.models import AuditPayload, Finding, PublishedMessage, Replay, ReplayItem, Topic
+from recon.models import AuditPayload, Finding, Load, PublishedMessage, Replay, ReplayItem, Topic
+from recon.selectors.audit import payloads_of
 from replay.guard import replays_per_message
 from replay.ways.common import Original, originals_of
+from replay.ways_check import ways_check
 
 Way, Scope = Replay.Way, Replay.Scope
 
@@ -154,12 +156,18 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
             )
     replayed_before = replays_per_message(o.uuid for o in originals)
     versions = _source_versions(originals)
+    # Each way against what exists now: the chosen way's unreachable messages are skipped, never "same".
+    check: dict = {}
+    unreachable: dict[str, str] = {}
+    if way != Way.DEAD_LETTER:
+        check, failing = ways_check(topic=topic, originals=originals, source_name=_source_name(target))
+        unreachable = failing[str(way)]
     client = redis_client()
     batch = settings.REPLAY_BATCH_SIZE
     for start in range(0, len(originals), batch):
         chunk = originals[start : start + batch]
         shown = chunk[: max(shown_max - len(messages), 0)]
-        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in shown]) if topic.method_audit else {}
+        payloads = payloads_of(topic=topic, uuids=[o.uuid for o in shown]) if topic.method_audit else {}
         keys = [o.key for o in chunk]
         records, tombstones = cache_records_get(client, keys), tombstones_get(client, keys)
         for n, o in enumerate(chunk):
@@ -171,6 +179,7 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
                 replayed_version=versions.get(o.uuid),
                 before=_before(held, tombstones.get(o.key)),
                 times_replayed=replayed_before.get(o.uuid, 0),
+                unreachable=unreachable.get(str(o.uuid), ""),
             )
             counts[entry["verdict"]] += 1
             if n < len(shown):
@@ -186,8 +195,17 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
         "shown": len(messages),
         "truncated": len(originals) + len(unknown) > len(messages),
         "messages": messages,
+        **check,
     }
     return json.loads(json.dumps(preview, default=str))  # stored as JSON: dates as text
+
+
+def _source_name(target: dict) -> str:
+    if "load" in target:
+        load = Load.objects.filter(pk=target["load"]).only("source").first()
+        if load is not None:
+            return load.source
+    return str(target.get("source", "ods"))
 
 
 def _after_fields(row: AuditPayload) -> dict | None:
@@ -205,6 +223,7 @@ def _judge(
     replayed_version: int | None,
     before: dict[str, Any],
     times_replayed: int,
+    unreachable: str = "",
 ) -> dict:
     o = original
     ways: dict[str, str] = {
@@ -227,6 +246,8 @@ def _judge(
     }
     if times_replayed >= settings.REPLAY_MAX_PER_MESSAGE:
         verdict = Verdict("skipped", f"replayed {times_replayed} times already (REPLAY_MAX_PER_MESSAGE)")
+    elif unreachable:
+        verdict = Verdict("skipped", f"the {way} way cannot reach it: {unreachable}")
     elif way == Way.SOURCE:
         verdict = Verdict("apply", "rebuilt now from the system of record: the newest state of the key")
     else:

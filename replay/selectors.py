@@ -1,5 +1,5 @@
 """Reads about replays: what the pages and the API list. (Which replay delivered a message
-the reconcile asks recon.selectors.replays_delivered: it is part of the verdict.)"""
+the reconcile asks recon.selectors.replays.replays_delivered: it is part of the verdict.)"""
 
 from django.db.models import QuerySet
 

@@ -6,12 +6,12 @@ from django.conf import settings
 
 from core.jobs import jobs_resume
 from recon.models import Replay
-from replay import approval, runs
+from replay.services import approval, runs
 
 
 @shared_task(name=runs.REPLAY_RUN, ignore_result=True)
 def replay_run_task(replay_id: str) -> str:
-    """A replay or reprocess request (replay.runs); its claim makes a redelivered task a no-op."""
+    """A replay or reprocess request (replay.services.runs); its claim makes a redelivered task a no-op."""
     return runs.replay_run(replay_id=replay_id).status
 
 

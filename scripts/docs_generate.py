@@ -6,7 +6,7 @@
   them, plus the variables the shell scripts read for themselves;
 - the generated blocks of docs/*.md (between `<!-- generated: NAME -->` and
   `<!-- end generated -->`): the finding states of recon.models and the transitions
-  of recon.lifecycle.
+  of recon.services.finding_lifecycle.
 
     .venv/bin/python scripts/docs_generate.py           # write them (`make docs`)
     .venv/bin/python scripts/docs_generate.py --check   # exit 1 naming what is stale
@@ -132,10 +132,11 @@ def configuration_render(settings: list) -> str:
 
 
 def finding_states_render() -> str:
-    """The states of recon.models.Finding.Status and the transitions of recon.lifecycle.TRANSITIONS."""
-    from recon import breaks
-    from recon.lifecycle import TRANSITIONS
+    """The states of recon.models.Finding.Status and the transitions of
+    recon.services.finding_lifecycle.TRANSITIONS (imported here: Django is set up first)."""
     from recon.models import Finding
+    from recon.services import finding_lifecycle
+    from recon.services.finding_lifecycle import TRANSITIONS
 
     lines = [
         "| state | shown as | unresolved (ages, counts against the SLA) | standing (a check updates it) |",
@@ -147,8 +148,9 @@ def finding_states_render() -> str:
         lines.append(f"| `{status.value}` | {status.label} | {unresolved} | {standing} |")
     lines += ["", "| action | from | to | made by |", "| --- | --- | --- | --- |"]
     for action, (sources, to) in TRANSITIONS.items():
-        person = hasattr(breaks, f"finding_{action}")
-        by = f"a person: `recon.breaks.finding_{action}`" if person else "a check: `recon.lifecycle`"
+        person = hasattr(finding_lifecycle, f"finding_{action}")
+        where = "recon.services.finding_lifecycle"
+        by = f"a person: `{where}.finding_{action}`" if person else f"a check: `{where}`"
         lines.append(f"| {action} | {', '.join(f'`{s}`' for s in sources)} | `{to}` | {by} |")
     return "\n".join(lines) + "\n"
 

@@ -363,7 +363,7 @@ def _scene():
 
     from core.clients import redis_client
     from dashboard.demo import demo_scene_seed, demo_seed
-    from kafkacache.topics import topics_ensure
+    from kafkacache.services.topics import topics_ensure
     from recon.models import Topic
 
     call_command("migrate", verbosity=0)

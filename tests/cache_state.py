@@ -76,3 +76,8 @@ def cache_clear(client: redis.Redis) -> None:
                 batch = []
         if batch:
             client.unlink(*batch)
+
+
+def record_topic_drop(client: redis.Redis, key: str) -> None:
+    """The record as one written before records kept their topic (no tp field)."""
+    client.hdel(rec_key(key), TOPIC)

@@ -1,9 +1,11 @@
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,20 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database with the system of record's schema (no clients): the change API
+    draws its versions from the source's sequence and bounds given ones by it
+    (kafkacache.versions). A test that seeds the source recreates the schema in its own
+    transaction (rolled back after it) or keeps it (a transactional test): either way it exists."""
+    from core.ods import ods_seed
+    from tests.source_state import versions_given
+
+    with django_db_blocker.unblock():
+        ods_seed(clients=0, using="default")
+        versions_given(1000)  # versions a test names up to this are ones the source has given
+
+
 @pytest.fixture
 def unique_name():
     """A fresh name for topics and groups, so tests never see each other's messages."""
@@ -30,13 +46,16 @@ def unique_name():
     return make
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db):
-    """A real Celery worker process on the test broker and the test database."""
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real Celery worker process on the test broker and the test database: its node name
+    and process (the leader of its own process group). `env`: settings of its own."""
     from config.celery import QUEUES, app
 
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings_test", DATABASE_URL=_test_database_url())
+    env = dict(
+        os.environ, DJANGO_SETTINGS_MODULE="config.settings_test", DATABASE_URL=_test_database_url(), **(env or {})
+    )
     argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-n", name]
     proc = subprocess.Popen(
         [*argv, "-Q", ",".join(QUEUES), "--loglevel=WARNING"],
@@ -49,14 +68,22 @@ def celery_worker_process(transactional_db):
         while not app.control.ping(destination=[name], timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("Celery worker did not start")
-        yield name
+        yield name, proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real Celery worker process on the test broker and the test database."""
+    with celery_worker() as (name, _proc):
+        yield name
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from core.clients import make_consumer, make_producer, redis_client
-from kafkacache.topics import topics_ensure
+from kafkacache.services.topics import topics_ensure
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def test_postgresql_round_trip():
 
 def test_topics_delete_waits_for_the_broker(unique_name):
     from core.clients import make_admin
-    from kafkacache.topics import topics_delete
+    from kafkacache.services.topics import topics_delete
 
     topic = unique_name("smoke-delete")
     topics_ensure([topic], partitions=1)

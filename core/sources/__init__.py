@@ -28,13 +28,15 @@ from django.conf import settings
 
 from core.sources.files import FILE_SUFFIXES, FileSource
 from core.sources.sql import SqlSource, source_alias
-from core.sources.types import Change, Source, SourceError, SourceItem
+from core.sources.types import Change, PartRange, Source, SourceBatch, SourceError, SourceItem
 
 __all__ = [
     "FILE_SUFFIXES",
     "Change",
     "FileSource",
+    "PartRange",
     "Source",
+    "SourceBatch",
     "SourceError",
     "SourceItem",
     "SqlSource",

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from core.records import MAX_VERSION, RecordError, record_from_document, record_key
-from core.sources.types import SourceError, SourceItem
+from core.sources.types import PartRange, SourceBatch, SourceError, SourceItem
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
@@ -28,29 +28,52 @@ class FileSource:
         self.path = path
         self.name = name or f"file:{path.name}"
 
-    def _items(self) -> Iterator[SourceItem]:
+    def _items(self, after: int = 0) -> Iterator[tuple[int, SourceItem]]:
+        """(line number, item) of each record line past line `after`."""
         with self.path.open(newline="", encoding="utf-8") as handle:
             if self.path.suffix == ".csv":
                 for number, row in enumerate(csv.DictReader(handle), start=2):
-                    yield _document_item(_csv_document, row, f"line {number}")
+                    if number > after:
+                        yield number, _document_item(_csv_document, row, f"line {number}")
             else:
                 for number, line in enumerate(handle, start=1):
-                    if line.strip():
-                        yield _document_item(json.loads, line, f"line {number}")
+                    if number > after and line.strip():
+                        yield number, _document_item(json.loads, line, f"line {number}")
 
     def count(self, *, client_ids: Sequence[int] | None = None) -> int:
-        return sum(1 for item in self._items() if _wanted(item, client_ids))
+        return sum(1 for _, item in self._items() if _wanted(item, client_ids))
 
     def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]:
+        for batch in self.read(client_ids=client_ids, batch_size=batch_size):
+            yield batch.items
+
+    def read(
+        self,
+        *,
+        batch_size: int,
+        client_ids: Sequence[int] | None = None,
+        key_after: int | None = None,
+        key_last: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[SourceBatch]:
+        """The file's records from the line after `after` on (a file is one part: no key range)."""
+        if key_after is not None or key_last is not None:
+            raise SourceError(f"{self.path.name}: a file source is read whole, not by key range")
         batch: list[SourceItem] = []
-        for item in self._items():
+        number = 0
+        for number, item in self._items(after or 0):
             if _wanted(item, client_ids):
                 batch.append(item)
                 if len(batch) >= batch_size:
-                    yield batch
+                    yield SourceBatch(batch, number)
                     batch = []
         if batch:
-            yield batch
+            yield SourceBatch(batch, number)
+
+    def parts(self, *, client_ids: Sequence[int] | None = None, size: int) -> list[PartRange]:
+        """One part, the whole file: its lines are in no key order to split by."""
+        total = self.count(client_ids=client_ids)
+        return [PartRange(None, None, total)] if total else []
 
 
 def _wanted(item: SourceItem, client_ids: Sequence[int] | None) -> bool:

@@ -42,18 +42,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-CLIENT_FIELDS = ("name", "email", "segment", "status", "country", "updated_at")
-ACCOUNT_FIELDS = (
-    "account_number",
-    "product",
-    "currency",
-    "daily_limit_cents",
-    "overdraft_enabled",
-    "alerts_enabled",
-    "statement_day",
-    "language",
-)
-CARD_FIELDS = ("card_id", "card_number", "brand", "expiry", "status")
+from core.records import ACCOUNT_COLUMNS, CARD_COLUMNS, CLIENT_COLUMNS
+
+# The record's fields a source column holds, in the order the record builder takes them
+# (core.records.client_record_from_rows): the client's after its key, and all of each part's.
+CLIENT_FIELDS = CLIENT_COLUMNS[1:]
+ACCOUNT_FIELDS = ACCOUNT_COLUMNS
+CARD_FIELDS = CARD_COLUMNS
 
 DEFAULT: dict[str, Any] = {
     "schema": "ods",

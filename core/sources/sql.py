@@ -39,7 +39,7 @@ from django.db import connections, transaction
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from core.records import RecordError, client_record_build, record_key
+from core.records import RecordError, client_record_from_rows, record_key
 from core.sources.mapping import (
     ACCOUNT_FIELDS,
     CARD_FIELDS,
@@ -48,7 +48,7 @@ from core.sources.mapping import (
     mapping_load,
     version_micros,
 )
-from core.sources.types import Change, SourceError, SourceItem
+from core.sources.types import Change, PartRange, SourceBatch, SourceError, SourceItem
 
 # The record's fields by type (core.records checks them; these say how a column is read).
 _BOOL = {"overdraft_enabled", "alerts_enabled"}
@@ -77,24 +77,92 @@ class SqlSource:
             return int(conn.execute(query).scalar_one())
 
     def batches(self, *, client_ids: Sequence[int] | None = None, batch_size: int) -> Iterator[list[SourceItem]]:
-        after = 0
-        wanted = sorted(set(client_ids)) if client_ids else None
+        for batch in self.read(client_ids=client_ids, batch_size=batch_size):
+            yield batch.items
+
+    def read(
+        self,
+        *,
+        batch_size: int,
+        client_ids: Sequence[int] | None = None,
+        key_after: int | None = None,
+        key_last: int | None = None,
+        after: int | None = None,
+    ) -> Iterator[SourceBatch]:
+        """The clients with keys in (key_after, key_last] (None: unbounded), from `after` on,
+        in key order; with `client_ids`, only those. Each batch is one snapshot."""
+        start = after if key_after is None or (after is not None and after > key_after) else key_after
+        if client_ids:
+            low, high = start, key_last
+            wanted = [i for i in sorted(set(client_ids)) if (low is None or i > low) and (high is None or i <= high)]
+            # A batch is the next batch_size chosen keys: an IN list of the batch's keys, not of all of them.
+            for offset in range(0, len(wanted), batch_size):
+                chunk = wanted[offset : offset + batch_size]
+                with self.db.snapshot() as conn:
+                    clients = self.t.clients
+                    rows = conn.execute(
+                        self.t.client_select.where(clients.c["key"].in_(chunk)).order_by(clients.c["key"])
+                    ).all()
+                    parts = self._parts(conn, ids=[row[0] for row in rows]) if rows else ({}, {})
+                if rows:
+                    yield SourceBatch(self._items(rows, parts), chunk[-1])
+            return
         while True:
             with self.db.snapshot() as conn:
                 clients = self.t.clients
-                query = self.t.client_select.where(clients.c["key"] > after)
-                if wanted is not None:
-                    query = query.where(clients.c["key"].in_(wanted))
-                rows = conn.execute(query.order_by(clients.c["key"]).limit(batch_size)).all()
+                key = clients.c["key"]
+                query = self.t.client_select
+                if start is not None:
+                    query = query.where(key > start)
+                if key_last is not None:
+                    query = query.where(key <= key_last)
+                rows = conn.execute(query.order_by(key).limit(batch_size)).all()
                 if not rows:
                     return
-                ids = [row[0] for row in rows]
-                # Without a filter the batch is the key range (after, last]: one range scan
-                # per table; with one, the batch's keys.
-                in_batch = None if wanted is None else ids
-                parts = self._parts(conn, after=after, last=ids[-1], ids=in_batch)
-            yield self._items(rows, parts)
-            after = ids[-1]
+                # The batch is the key range (start, last]: one range scan per table.
+                last = rows[-1][0]
+                parts = self._parts(conn, after=start, last=last)
+            yield SourceBatch(self._items(rows, parts), last)
+            start = last
+
+    def parts(self, *, client_ids: Sequence[int] | None = None, size: int) -> list[PartRange]:
+        """Ranges of `size` clients in key order (the chosen ones, with client_ids), covering every key:
+        the first starts at the lowest key, the last runs to the end (a client added meanwhile is in it)."""
+        clients = self.t.clients
+        key = clients.c["key"]
+        if client_ids:
+            wanted = sorted(set(client_ids))
+            out: list[PartRange] = []
+            with self.db.snapshot() as conn:
+                for offset in range(0, len(wanted), size):
+                    chunk = wanted[offset : offset + size]
+                    total = conn.execute(sa.select(sa.func.count()).select_from(clients).where(key.in_(chunk)))
+                    out.append(PartRange(out[-1].key_last if out else None, chunk[-1], int(total.scalar_one())))
+            return out
+        bounds: list[int] = []
+        with self.db.snapshot() as conn:
+            # Each bound the size-th key after the one before: one index range of `size` keys per part.
+            while True:
+                query = sa.select(key)
+                if bounds:
+                    query = query.where(key > bounds[-1])
+                bound = conn.execute(query.order_by(key).offset(size - 1).limit(1)).scalar_one_or_none()
+                if bound is None:
+                    break
+                bounds.append(int(bound))
+            tail = sa.select(sa.func.count()).select_from(clients)
+            if bounds:
+                tail = tail.where(key > bounds[-1])
+            rest = int(conn.execute(tail).scalar_one())
+        if rest == 0 and bounds:
+            bounds.pop()  # the last full range runs to the end
+            rest = size
+        edges: list[int | None] = [None, *bounds, None]
+        return [
+            PartRange(edges[i], edges[i + 1], size if i < len(bounds) else rest)
+            for i in range(len(edges) - 1)
+            if i < len(bounds) or rest
+        ]
 
     def fetch(self, client_ids: Sequence[int]) -> dict[int, SourceItem]:
         """The current record and version of each client that exists, from one snapshot."""
@@ -106,7 +174,8 @@ class SqlSource:
             parts = self._parts(conn, ids=ids)
         return dict(zip((r[0] for r in rows), self._items(rows, parts), strict=True))
 
-    def _parts(self, conn: Connection, *, after: int = 0, last: int = 0, ids: Sequence[int] | None = None):
+    def _parts(self, conn: Connection, *, after: int | None = None, last: int = 0, ids: Sequence[int] | None = None):
+        """Each client's account-setting rows and card rows (ACCOUNT_COLUMNS, CARD_COLUMNS), by client key."""
         out = []
         t = self.t
         for table, select, roles in (
@@ -114,46 +183,67 @@ class SqlSource:
             (t.cards, t.card_select, t.card_roles),
         ):
             key = table.c["key"]
-            select = select.where(key > after, key <= last) if ids is None else select.where(key.in_(list(ids)))
-            by_client: dict[int, list[dict]] = {}
-            names = roles[1:]
-            for row in conn.execute(select.order_by(key, table.c["order"])):
-                by_client.setdefault(row[0], []).append(self._typed(dict(zip(names, row[1:], strict=True))))
+            if ids is not None:
+                select = select.where(key.in_(list(ids)))
+            else:
+                select = select.where(key <= last) if after is None else select.where(key > after, key <= last)
+            rows = self._typed(conn.execute(select.order_by(key, table.c["order"])).all(), roles)
+            by_client: dict[int, list] = {}
+            for row in rows:
+                by_client.setdefault(row[0], []).append(row[1:])
             out.append(by_client)
         return out
 
     def _items(self, rows, parts) -> list[SourceItem]:
         accounts, cards = parts
-        names = self.t.client_roles
         items = []
-        for row in rows:
-            client = self._typed(dict(zip(names, row, strict=True)))
-            cid = client.pop("key")
-            version = self._version(client.pop("version"))
-            client["client_id"] = cid
+        for row in self._typed(rows, self.t.client_roles):
+            cid = row[0]
+            version = self._version(row[1])
             key, where = record_key(cid), f"client {cid}"
             try:
-                record = client_record_build(client=client, accounts=accounts.get(cid, []), cards=cards.get(cid, []))
+                record = client_record_from_rows((cid, *row[2:]), accounts.get(cid, ()), cards.get(cid, ()))
             except RecordError as exc:
                 items.append(SourceItem(key, None, str(exc), where, version))
             else:
                 items.append(SourceItem(key, record, "", where, version))
         return items
 
-    def _typed(self, row: dict) -> dict:
-        """What drivers return differently made the record builder's types (it checks them all)."""
-        for name, value in row.items():
-            if value is None:
+    def _typed(self, rows: Sequence, roles: Sequence[str]) -> Sequence:
+        """The rows with what a driver returns differently made the record builder's types
+        (it checks them all): a Decimal for an integer, a timestamp without a zone, a 0/1
+        for a boolean. Decided per batch and column: a column whose values all have the
+        type already (PostgreSQL's, always) is left as it is."""
+        fix = []
+        wanted: type
+        for index, role in enumerate(roles):
+            if role in _TIME:
+                wanted, convert = dt.datetime, self._aware
+            elif role in _INT or role == "key":
+                wanted, convert = int, _integral
+            elif role in _BOOL:
+                wanted, convert = bool, _boolean
+            else:
                 continue
-            if name in _TIME:
-                if type(value) is dt.datetime and value.tzinfo is None:
-                    row[name] = value.replace(tzinfo=self._zone)
-            elif name in _INT or name == "key":
-                if type(value) is not int and isinstance(value, decimal.Decimal) and value == value.to_integral():
-                    row[name] = int(value)
-            elif name in _BOOL and type(value) is not bool and isinstance(value, int):
-                row[name] = bool(value)
-        return row
+            kinds = set(map(type, (row[index] for row in rows)))
+            kinds.discard(type(None))
+            if kinds - {wanted} or (
+                wanted is dt.datetime and any(row[index].tzinfo is None for row in rows if row[index] is not None)
+            ):
+                fix.append((index, convert))
+        if not fix:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, convert in fix:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+            out.append(values)
+        return out
+
+    def _aware(self, value):
+        return value.replace(tzinfo=self._zone) if type(value) is dt.datetime and value.tzinfo is None else value
 
     def _version(self, value) -> int:
         if self.mapping["clients"]["version_kind"] == "timestamp":
@@ -172,6 +262,23 @@ class SqlSource:
                 now = conn.execute(sa.select(sa.func.current_timestamp())).scalar_one()
                 return version_micros(now, self._zone) + 1
         raise SourceError("the SQL source has no version_sequence to draw a version from")
+
+    def version_bound(self) -> int:
+        """The highest version the source can have given so far: no record of it is newer.
+
+        PostgreSQL reads its sequence's last value without drawing; another database draws
+        one (also a bound, at the cost of a gap in the sequence); timestamp versions: now.
+        The feed bounds what it cannot verify by this (kafkacache.versions)."""
+        sequence = self.mapping["version_sequence"]
+        if sequence:
+            with self.db.snapshot() as conn:
+                if conn.dialect.name == "postgresql":
+                    quote = conn.dialect.identifier_preparer
+                    name = quote.quote(sequence)
+                    if self.mapping["schema"]:
+                        name = f"{quote.quote_schema(self.mapping['schema'])}.{name}"
+                    return int(conn.execute(sa.text(f"SELECT last_value FROM {name}")).scalar_one())  # noqa: S608
+        return self.version_draw()
 
     def versions(self, *, after: int = 0, limit: int) -> list[tuple[int, int]]:
         """(client key, version) of every client, in key order (the cache leg's full compare)."""
@@ -226,6 +333,16 @@ class SqlSource:
         if self.t.changes is None:
             raise SourceError("the SQL source's mapping has no change table: no change feed")
         return self.t.changes
+
+
+def _integral(value):
+    if type(value) is not int and isinstance(value, decimal.Decimal) and value == value.to_integral():
+        return int(value)
+    return value
+
+
+def _boolean(value):
+    return bool(value) if type(value) is not bool and isinstance(value, int) else value
 
 
 class _Tables:

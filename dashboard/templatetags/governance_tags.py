@@ -1,4 +1,4 @@
-"""Tags behind the governance partials (_ageing.html, _break.html, _lag_status.html).
+"""Tags behind the governance partials (_ageing.html, _finding_lifecycle.html, _lag_status.html).
 
 They read through the same selectors and access checks as the pages, with the
 user from the request, so a page includes a partial with one line.
@@ -11,7 +11,7 @@ from core.masking import mask_text
 from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import FindingComment, FindingTransition, ReasonCode
-from recon.selectors import breaks_ageing
+from recon.selectors.findings import findings_ageing
 
 register = template.Library()
 
@@ -19,7 +19,7 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def ageing_for(context) -> list[dict]:
     user = context["request"].user
-    return breaks_ageing(topics=access.topics_visible(user), now=timezone.now())
+    return findings_ageing(topics=access.topics_visible(user), now=timezone.now())
 
 
 @register.simple_tag(takes_context=True)

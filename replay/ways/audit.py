@@ -17,13 +17,14 @@ from django.conf import settings
 from core.cache_records import cache_read
 from core.clients import redis_client
 from core.record_checks import record_problems
-from core.records import SENSITIVE, fpe_tag, record_decode, record_key_ids
+from core.records import record_decode, record_key_ids
 from kafkacache.cache import OLDER, UNORDERED, put_verdict
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.publishing import messages_publish
+from kafkacache.services.publishing import messages_publish
 from recon import audit
 from recon.models import AuditPayload, Load, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from recon.selectors.audit import payloads_of
+from replay.services.progress import Progress
 from replay.ways.common import Original, Outcome, batched, item_with, originals_of
 
 
@@ -48,18 +49,15 @@ def _cache_newer(client: redis.Redis, originals: Sequence[Original]) -> dict[uui
     return newer
 
 
-def _payload_vouched(value: bytes, schema_version: int, key: str) -> tuple[str, list[str] | None]:
-    """The key-id header of a payload, and the problems to seal it with (None: sent unsealed).
+def _payload_vouched(value: bytes, schema_version: int, key: str) -> tuple[str, list[str]]:
+    """The key-id header of a payload, and the problems to seal it with.
 
-    A payload with a format-preserving (FF1) field is sealed: nothing else can show the
-    consumer that its digits are ciphertexts (kafkacache.batch_plan refuses them unsealed),
-    and the payload stands for what this project's producer built and sealed, since it
-    hashes to the published hash (checked before it is sent). The others go unsealed, and
-    the consumer checks them in full."""
+    Every republished payload is sealed (the consumer takes no unsealed message unless its
+    topic accepts unsealed producers): the payload stands for what this project's producer
+    built and checked, since it hashes to the published hash (checked before it is sent)."""
     record = record_decode(value, schema_version=schema_version, decrypt=False)
     key_ids = record_key_ids(record)
-    fpe = any(item.get(fpe_tag(field)) for name, field, _ in SENSITIVE for item in record[name])
-    return next(iter(key_ids), ""), record_problems(record, key=key) if fpe else None
+    return next(iter(key_ids), ""), record_problems(record, key=key)
 
 
 def _published_items(topic: Topic, messages: Sequence[tuple[Original, OutMessage]]) -> list[ReplayItem]:
@@ -84,7 +82,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
     progress.record(unknown)
     client = redis_client()
     for chunk in batched(originals, settings.REPLAY_BATCH_SIZE):
-        payloads = audit.payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
+        payloads = payloads_of(topic=topic, uuids=[o.uuid for o in chunk])
         newer = _cache_newer(client, chunk)
         loads = dict(
             Load.objects.filter(pk__in={o.load_id for o in chunk if o.load_id}).values_list("pk", "retrieval_key")
@@ -104,7 +102,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
             try:
                 value = audit.unseal(row)
                 schema_version = row.schema_version or 1
-                key_id, problems = _payload_vouched(value, schema_version, o.key) if value else ("", None)
+                key_id, problems = _payload_vouched(value, schema_version, o.key) if value else ("", [])
             except Exception as exc:  # a payload that cannot be read back is this message's outcome, not the run's
                 skipped.append(
                     item_with(item, Outcome.FAILED, f"audit payload unreadable: {type(exc).__name__}: {exc}")

@@ -1,11 +1,18 @@
 """The dead-letter way: dead-lettered messages read back from the dead-letter topic (found
 by the origin the feed put in their dlq-* headers), given back their original
 topic, partition and offset, and run through FeedConsumer.process_batch.
+
+Only exactly the message this product published is reprocessed: its uuid, key and
+content hash must be the finding's and the consume ledger's, and its seal leaf (over
+the topic, every header the consumer acts on, the key and the value's hash) the one
+the publish ledger kept when it was published. A letter with other headers (another
+event, a made-up version), or one the publish ledger does not hold, is refused.
 """
 
 import datetime as dt
 import logging
 import time
+import uuid as uuidlib
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -15,8 +22,9 @@ from django.conf import settings
 from config.errors import AppError
 from core.hashing import content_hash
 from kafkacache.messages import headers_dict
-from recon.models import ConsumedMessage, Finding, Replay, ReplayItem, Topic
-from replay.progress import Progress
+from kafkacache.seal import seal_leaf, seal_value_hash
+from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay, ReplayItem, Topic
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, batched, created_ms
 from replay.ways.reading import (
     dead_letters_resolve,
@@ -119,6 +127,24 @@ def _letter_mismatch(topic: Topic, origin: tuple[int, int], findings: Sequence[F
     ).values_list("content_hash", flat=True)
     if not any(bytes(h) == digest for h in ledger):
         return "content hash differs from the consume ledger's"
+    return _headers_mismatch(topic, letter, h, raw_key, digest)
+
+
+def _headers_mismatch(topic: Topic, letter: Message, h: dict[str, bytes], raw_key: bytes, digest: bytes) -> str:
+    """Why the letter is not the message as the publish ledger recorded it, headers included."""
+    try:
+        message_uuid = uuidlib.UUID(h.get("uuid", b"").decode(errors="replace"))
+    except ValueError:
+        return "no valid uuid header: not a message this product published"
+    kept = list(PublishedMessage.objects.filter(topic=topic, uuid=message_uuid).values_list("seal_leaf", flat=True)[:1])
+    if not kept:
+        return "not in the publish ledger: only a message this product published is reprocessed"
+    if kept[0] is None:
+        return "published before the ledger kept its headers: replay it from the source or the audit log"
+    original = {k: v for k, v in h.items() if not k.startswith("dlq-")}
+    value_hash = seal_value_hash(letter.value() or b"", content_hash_=digest, algorithm=topic.hash_algorithm)
+    if seal_leaf(topic=topic.name, headers=original, key=raw_key, value_hash=value_hash) != bytes(kept[0]):
+        return "headers differ from those the publish ledger recorded"
     return ""
 
 

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from kafkacache.consumer import FeedConsumer
 from recon.models import Replay, ReplayItem
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, originals_of
 from replay.ways.reading import (
     dead_letters_resolve,
@@ -45,6 +45,7 @@ def _absent(offset: int, low: int, high: int) -> str:
 def replay_kafka(replay: Replay, progress: Progress) -> None:
     topic = replay.topic
     wanted: dict[int, set[int] | None] = {}  # partition -> offsets (None: the whole range)
+    named: dict[tuple[int, int], tuple] = {}  # (partition, offset) -> (uuid, key): a skip names its message
     bounds: dict[int, tuple[int, int]] = {}
     if replay.scope == Scope.OFFSETS:
         p = replay.target["partition"]
@@ -56,6 +57,7 @@ def replay_kafka(replay: Replay, progress: Progress) -> None:
         progress.record(unknown)
         for o in originals:
             wanted.setdefault(o.partition, set()).add(o.offset)  # type: ignore[union-attr]
+            named[(o.partition, o.offset)] = (o.uuid, o.key)
         for p, offsets in wanted.items():
             assert offsets is not None
             bounds[p] = (min(offsets), max(offsets))
@@ -83,6 +85,8 @@ def replay_kafka(replay: Replay, progress: Progress) -> None:
             progress.record(
                 [
                     ReplayItem(
+                        original_uuid=named.get((partition, offset), (None, ""))[0],
+                        key=named.get((partition, offset), (None, ""))[1],
                         partition=partition,
                         offset=offset,
                         outcome=Outcome.SKIPPED,

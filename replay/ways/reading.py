@@ -14,9 +14,9 @@ from core.clients import make_consumer
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import headers_dict
 from recon.models import Finding, Replay, ReplayItem, Topic
-from replay.findings import dead_letter_findings_resolve
 from replay.guard import replays_per_message
-from replay.progress import Progress
+from replay.services.findings import dead_letter_findings_resolve
+from replay.services.progress import Progress
 from replay.ways.common import Outcome
 
 

@@ -13,10 +13,10 @@ from core import avro
 from core.records import client_id_of
 from core.sources import SourceError, source_get
 from kafkacache.messages import message_build
-from kafkacache.publishing import items_publish, messages_publish
+from kafkacache.services.publishing import items_publish, messages_publish
 from recon.models import Finding, Load, Replay, ReplayItem, Topic
 from replay.guard import replays_per_message
-from replay.progress import Progress
+from replay.services.progress import Progress
 from replay.ways.common import Outcome, Scope, batched, item_with, originals_of
 
 
@@ -71,6 +71,7 @@ def _deletes_publish(topic: Topic, source, keys: Sequence[str], by_key: dict[str
             key=key,
             event="delete",
             value=None,
+            problems=[],  # built here: sealed like the rest
             source=f"replay:{source.name}",
             schema_version=avro.current_version(),
             hash_algorithm=topic.hash_algorithm,

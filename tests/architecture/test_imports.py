@@ -112,10 +112,10 @@ def test_the_checks_catch_a_circle_and_an_unexplained_import(tmp_path):
     """The two checks above can fail: a planted circle is found, and an import in a
     function without a reason is told from one in AppConfig.ready or with its reason."""
     graph = grimp.ImportGraph()
-    graph.add_import(importer="recon.runs", imported="recon.tasks")
-    graph.add_import(importer="recon.tasks", imported="recon.runs")
+    graph.add_import(importer="recon.services.runs", imported="recon.tasks")
+    graph.add_import(importer="recon.tasks", imported="recon.services.runs")
     graph.add_import(importer="recon.tasks", imported="core.jobs")
-    assert _cycles(graph) == [["recon.runs", "recon.tasks"]]
+    assert _cycles(graph) == [["recon.services.runs", "recon.tasks"]]
 
     planted = tmp_path / "planted.py"
     planted.write_text(

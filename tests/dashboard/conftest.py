@@ -5,7 +5,7 @@
 - admin1:    superuser
 - outsider1: logged in, no topic at all
 Each logs in with tests.factories.PASSWORD; the browser fixtures are tests/browser.py's.
-Ledger rows go in through recon.ledger (COPY into the real partitioned tables).
+Ledger rows go in through recon.services.ledger (COPY into the real partitioned tables).
 """
 
 import datetime as dt
@@ -15,9 +15,9 @@ import pytest
 from django.test import Client
 
 from core.hashing import content_hash
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, RebalanceEvent, Topic, Window
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 from tests.factories import TopicFactory
 from tests.people import people_make

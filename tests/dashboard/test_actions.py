@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 
 from core.records import record_encode, record_from_document
-from recon import audit
 from recon.models import Load, OperatorAction
+from recon.services.audit import payloads_record
 from tests.dashboard.conftest import publish
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_audit_payload_shown_masked_to_payload_users_only(client_for, people, to
     topic_a.save()
     row = publish(topic_a, 1, at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))[0]
     encoded = record_encode(record_from_document(DOCUMENT))
-    audit.payloads_record(topic=topic_a, side="published", items=[(row.uuid, encoded.value, row.published_at, 1)])
+    payloads_record(topic=topic_a, side="published", items=[(row.uuid, encoded.value, row.published_at, 1)])
     url = reverse("dashboard:message", args=[row.uuid])
 
     as_operator = client_for("operator").get(url)

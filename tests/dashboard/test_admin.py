@@ -61,6 +61,12 @@ def test_topic_admin_grants_object_permissions_and_records_changes(client_for, d
     assert OperatorAction.objects.filter(
         action="topic-change", topic=topic_a, detail__changed=["window_seconds"]
     ).exists()
+    # Opening the topic to unsealed producers is in the trail with its before and after.
+    payload.update(accepts_unsealed="on")
+    assert client.post(reverse("admin:recon_topic_change", args=[topic_a.pk]), payload).status_code == 302
+    assert Topic.objects.get(pk=topic_a.pk).accepts_unsealed is True
+    opened = OperatorAction.objects.get(action="topic-change", topic=topic_a, detail__changed=["accepts_unsealed"])
+    assert opened.detail["accepts_unsealed"] == {"before": False, "after": True}
 
 
 def test_non_staff_cannot_enter_admin(client_for):

@@ -67,7 +67,7 @@ def test_windows_rebalances_actions(people, data, topic_a):
     rebalances = client.get(reverse("api-rebalance-list")).json()["results"]
     assert [r["member"] for r in rebalances] == ["member-1"]
     actions = client.get(reverse("api-operator-action-list")).json()["results"]
-    # the fixture's topic grants are in the trail too (recon.grants), as every grant is
+    # the fixture's topic grants are in the trail too (recon.services.grants), as every grant is
     assert [a["action"] for a in actions if a["action"] != "grant"] == ["reconcile"]
     assert {a["action"] for a in actions} == {"reconcile", "grant"}
 
@@ -75,7 +75,7 @@ def test_windows_rebalances_actions(people, data, topic_a):
 def test_dashboard_schema_is_valid_without_warnings():
     """The dashboard's part of the OpenAPI schema (other apps' endpoints are their owners' to keep clean)."""
     GENERATOR_STATS.reset()
-    generator = SchemaGenerator(patterns=[path("api/", include("dashboard.api_urls"))])
+    generator = SchemaGenerator(patterns=[path("api/", include("recon.urls"))])
     schema = generator.get_schema(request=None, public=True)
     validate_schema(schema)
     assert not GENERATOR_STATS, (

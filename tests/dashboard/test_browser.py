@@ -66,7 +66,7 @@ def test_overview_chart_renders_with_data(transactional_db, live_server, login, 
 
 
 def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transactional_db, live_server, login, data):
-    from recon.services import window_reconcile
+    from recon.services.windows import window_reconcile
     from tests.dashboard.conftest import consume
 
     missing = data["missing"]
@@ -113,10 +113,35 @@ def test_pages_draw_under_the_csp_with_no_violation(transactional_db, live_serve
     assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
     assert policy["style-src-attr"] == "'unsafe-inline'"  # plotly's SVG attributes only (config/settings.py)
     page.wait_for_selector("#flow-0.js-plotly-plot .main-svg", timeout=15000)
-    for name in ("dashboard:findings", "dashboard:replays", "dashboard:loads", "monitoring:alerts"):
+    for name in ("dashboard:findings", "dashboard:replays", "dashboard:loads", "dashboard:alerts"):
         page.goto(live_server.url + reverse(name))
     # The alerts filter submits on change through static/kafkacache/page.js.
     with page.expect_navigation():
         page.select_option("select[name=status]", index=1)
     assert "status=" in page.url
     assert violations == [], (page.url, violations)
+
+
+def test_on_call_sees_amber_while_the_consumer_is_down_and_finds_the_lost_message_by_key(
+    transactional_db, live_server, login, data, topic_a
+):
+    from monitoring.models import LagSample
+    from tests.dashboard.conftest import publish
+
+    now = dt.datetime.now(dt.UTC)
+    publish(topic_a, 4, at=now - dt.timedelta(seconds=30), key_prefix="late:")  # not consumed yet
+    LagSample.objects.create(
+        group=topic_a.consumer_group, topic=topic_a.name, partition=0, committed=1, end=5, lag=4, at=now
+    )
+    page = login("viewer1")
+    page.goto(live_server.url + reverse("dashboard:overview"))
+    card = page.locator(f"section.topic[data-topic='{topic_a.name}']")
+    assert card.get_attribute("data-state") == "bad"  # the fixture's missing finding is open
+    assert "not consumed yet, judged at" in card.inner_text()
+    assert "sampled" in card.inner_text()
+    lost = data["rows_a"][5]
+    page.goto(live_server.url + reverse("dashboard:message-search"))
+    page.fill("input[name=q]", lost.key)
+    page.click("form[role=search] button[type=submit]")
+    cell = page.locator(f"td[data-fate='{lost.uuid}']")
+    assert "lost: published, never consumed" in cell.inner_text()

@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 
 from core.records import record_encode, record_from_document
-from recon import breaks
-from recon.audit import payloads_record
 from recon.models import OperatorAction, Replay
+from recon.services import finding_lifecycle
+from recon.services.audit import payloads_record
 from tests.documents import DOC
 
 from .conftest import CARD
@@ -33,8 +33,10 @@ def _query(topic, fmt: str, data) -> dict:
 def story(data, people, topic_a):
     """A break with a history and a replay that was approved by a second person."""
     missing = data["missing"]
-    breaks.finding_assign(finding=missing, user=people["operator"], assignee=people["operator"], comment=f"card {CARD}")
-    breaks.finding_fix(finding=missing, user=people["operator"], comment="re-sent")
+    finding_lifecycle.finding_assign(
+        finding=missing, user=people["operator"], assignee=people["operator"], comment=f"card {CARD}"
+    )
+    finding_lifecycle.finding_fix(finding=missing, user=people["operator"], comment="re-sent")
     Replay.objects.create(
         topic=topic_a,
         way="kafka",

@@ -4,8 +4,8 @@ import pytest
 from django.core.cache import cache
 
 from core.clients import make_consumer, make_producer
-from dashboard.lag import consumer_lag
-from kafkacache.topics import topics_ensure
+from dashboard.selectors.lag import consumer_lag
+from kafkacache.services.topics import topics_ensure
 
 pytestmark = pytest.mark.integration
 

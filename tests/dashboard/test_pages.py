@@ -68,8 +68,8 @@ def test_charts_tell_the_truth(client_for, data, topic_a):
     assert (
         url.startswith(reverse("dashboard:findings") + "?") and "category=missing" in url and "severity=critical" in url
     )
-    listed = client_for("viewer").get(url)
-    assert [f.pk for f in listed.context["page"].rows] == [data["missing"].pk]
+    listed = client_for("viewer").get(url)  # one row per problem: the missing one
+    assert [p["first_id"] for p in listed.context["problems"]["rows"]] == [data["missing"].pk]
 
 
 def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
@@ -100,15 +100,18 @@ def test_plotly_js_is_served_locally(client_for):
 def test_findings_filters(client_for, data, topic_a):
     client = client_for("viewer")
     url = reverse("dashboard:findings")
-    assert [f.pk for f in client.get(url).context["page"].rows] == [data["altered_b"].pk, data["missing"].pk]
-    by_topic = client.get(url, {"topic": topic_a.name}).context["page"].rows
+    rows = {"rows": "finding"}  # one row per finding (the default is one per problem)
+    assert [f.pk for f in client.get(url, rows).context["page"].rows] == [data["altered_b"].pk, data["missing"].pk]
+    by_topic = client.get(url, {"topic": topic_a.name, **rows}).context["page"].rows
     assert [f.pk for f in by_topic] == [data["missing"].pk]
-    assert [f.pk for f in client.get(url, {"category": "altered"}).context["page"].rows] == [data["altered_b"].pk]
-    assert [f.pk for f in client.get(url, {"severity": "critical"}).context["page"].rows] == [data["missing"].pk]
-    assert client.get(url, {"status": "acknowledged"}).context["page"].rows == []
+    altered = client.get(url, {"category": "altered", **rows}).context["page"].rows
+    assert [f.pk for f in altered] == [data["altered_b"].pk]
+    critical = client.get(url, {"severity": "critical", **rows}).context["page"].rows
+    assert [f.pk for f in critical] == [data["missing"].pk]
+    assert client.get(url, {"status": "acknowledged", **rows}).context["page"].rows == []
     future = (data["now"] + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    assert client.get(url, {"since": future}).context["page"].rows == []
-    assert len(client.get(url, {"until": future}).context["page"].rows) == 2
+    assert client.get(url, {"since": future, **rows}).context["page"].rows == []
+    assert len(client.get(url, {"until": future, **rows}).context["page"].rows) == 2
     by_uuid = client.get(url, {"uuid": str(data["missing"].uuid)}).context["page"].rows
     assert [f.pk for f in by_uuid] == [data["missing"].pk]
 
@@ -121,7 +124,7 @@ def test_findings_keyset_pagination(client_for, topic_a, people):
     url = reverse("dashboard:findings")
     seen, cursor = [], ""
     while True:
-        page = client.get(url, {"cursor": cursor} if cursor else {}).context["page"]
+        page = client.get(url, {"rows": "finding", **({"cursor": cursor} if cursor else {})}).context["page"]
         seen.extend(f.pk for f in page.rows)
         cursor = page.next_cursor
         if not cursor:
@@ -219,7 +222,7 @@ def test_message_drill_down_with_real_redis(client_for, data, topic_a):
         records_drop(client, [row.key])
     missing = client_for("viewer").get(reverse("dashboard:message", args=[data["missing"].uuid])).context["t"]
     assert missing.deliveries == [] and not missing.cache.present
-    assert [e.kind for e in missing.events] == ["published", "finding"]
+    assert [e.kind for e in missing.events] == ["published", "lost", "finding"]
 
 
 def test_message_search_redirects_and_unknown_is_404(client_for, data):
@@ -248,7 +251,7 @@ def test_windows_rebalances_and_audit_pages(client_for, data, topic_a):
     rebalances = client.get(reverse("dashboard:rebalances")).context["page"].rows
     assert [r.member for r in rebalances] == ["member-1"]
     actions = client.get(reverse("dashboard:actions")).context["page"].rows
-    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.grants
+    assert [a.action for a in actions if a.action != "grant"] == ["reconcile"]  # grants: recon.services.grants
 
 
 def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
@@ -276,7 +279,11 @@ def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
     acked = Finding.objects.create(
         topic=topic_a, category="missing", classification="exception", uuid=uuid.uuid4(), status="acknowledged"
     )
-    html = client_for("operator").get(reverse("dashboard:findings"), {"topic": topic_a.name}).content.decode()
+    html = (
+        client_for("operator")
+        .get(reverse("dashboard:findings"), {"topic": topic_a.name, "rows": "finding"})
+        .content.decode()
+    )
 
     def row(finding) -> str:
         return re.search(rf'<tr data-finding="{finding.pk}">(.*?)</tr>', html, re.S).group(1)
@@ -300,8 +307,9 @@ def test_findings_rows_offer_only_what_applies(client_for, data, topic_a):
 
 def test_findings_sort_oldest_first(client_for, data, topic_a):
     client = client_for("viewer")
-    newest = [f.pk for f in client.get(reverse("dashboard:findings")).context["page"].rows]
-    oldest = [f.pk for f in client.get(reverse("dashboard:findings"), {"sort": "oldest"}).context["page"].rows]
+    url = reverse("dashboard:findings")
+    newest = [f.pk for f in client.get(url, {"rows": "finding"}).context["page"].rows]
+    oldest = [f.pk for f in client.get(url, {"sort": "oldest", "rows": "finding"}).context["page"].rows]
     assert oldest == list(reversed(newest)) and len(oldest) >= 2
 
 
@@ -333,7 +341,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
     import datetime as dt
 
     from core.hashing import content_hash
-    from recon.ledger import PublishedRow, published_record
+    from recon.services.ledger import PublishedRow, published_record
 
     load = Load.objects.create(
         topic=topic_a,
@@ -361,7 +369,7 @@ def test_load_page_summarises_ids_and_says_what_was_skipped(client_for, topic_a,
 
 
 def test_audit_outcomes_are_coloured_by_meaning(client_for, data, topic_a, people):
-    from recon.services import operator_action_record
+    from recon.services.actions import operator_action_record
 
     for outcome in ("queued", "done: 3 stored", "done: 1 dead, 2 stored", "refused"):
         operator_action_record(user=people["operator"], action="replay", topic=topic_a, outcome=outcome)

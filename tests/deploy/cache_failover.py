@@ -15,11 +15,11 @@ from django.utils import timezone
 from core.cache_records import cache_records_get
 from core.records import record_decode
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
-from recon.cache_check import cache_check
-from recon.services import feed_topics_ensure
-from replay.requests import replay_request
-from replay.runs import replay_run
+from kafkacache.services.loads import load_run, load_start
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 
 from ..kafkacache.conftest import cached_keys, source_records, subprocess_database_url, wait_for
 from .helpers import ROOT
@@ -56,6 +56,10 @@ def _consumer(settings, store_env: dict[str, str]) -> subprocess.Popen:
         KAFKA_TOPIC_DEAD_LETTER=settings.KAFKA_TOPIC_DEAD_LETTER,
         KAFKA_CONSUMER_GROUP=settings.KAFKA_CONSUMER_GROUP,
         CONSUMER_BATCH_SIZE="50",
+        # `consume` joins as the static member <group>-0 and leaves without a LeaveGroup; the
+        # in-process consumer after it (consume_here) is dynamic, and its join waits until the
+        # broker drops that member at the session timeout: the broker's minimum, not 45 s.
+        CONSUMER_SESSION_TIMEOUT_MS="6000",
         **store_env,
     )
     return subprocess.Popen(

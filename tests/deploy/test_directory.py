@@ -28,7 +28,7 @@ from dashboard.services import user_ensure
 from dashboard.tasks import directory_accounts_check_task
 from recon.access import can_operate, can_view
 from recon.models import OperatorAction
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .directory import PEOPLE, Directory, group_dn, make_tls, tmp_directory
 from .helpers import ROOT

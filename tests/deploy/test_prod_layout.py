@@ -21,9 +21,9 @@ import requests
 from django.core.management import call_command
 from knox.models import AuthToken
 
-from kafkacache.topics import topics_delete
+from kafkacache.services.topics import topics_delete
 from recon.access import topic_grant
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.factories import UserFactory
 
 from ..kafkacache.conftest import source_records, subprocess_database_url

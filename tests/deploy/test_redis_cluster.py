@@ -19,9 +19,9 @@ from core.ods import ods_seed
 from core.records import record_decode
 from core.redis_keys import load_key, rec_key, tombstone_key
 from kafkacache.cache import CacheOp, cache_apply
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon import access
-from recon.cache_check import cache_check
+from recon.services.cache_check import cache_check
 from tests.factories import UserFactory
 from tests.replay.conftest import feed_topics_make
 

@@ -57,11 +57,12 @@ def env(secure):
 PIPELINE = """
 import json, time
 from django.db import transaction
-from kafkacache import loads, selectors
+from kafkacache import selectors
+from kafkacache.services import loads
 from kafkacache.consumer import consume_run
 from recon.models import Load
-from recon.cache_check import cache_check
-from recon.services import feed_topics_ensure
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
 topics = feed_topics_ensure()
 with transaction.atomic():  # queued through the Celery broker on commit
     load = loads.load_start(topic=topics["bulk"], source="ods", client_ids=None, requested_by=None)

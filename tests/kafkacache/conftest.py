@@ -11,7 +11,7 @@ from core.records import record_encode, record_from_document
 from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import OutMessage, message_build
-from kafkacache.topics import topics_ensure
+from kafkacache.services.topics import topics_ensure
 from tests import cache_state
 
 

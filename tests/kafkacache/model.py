@@ -44,16 +44,16 @@ from core.clients import redis_client
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceItem, SqlSource
-from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
-from kafkacache.publishing import items_publish
-from kafkacache.topics import topics_delete, topics_ensure
-from recon.cache_check import cache_check
+from kafkacache.services.change_feed import change_feed_run
+from kafkacache.services.loads import load_run, load_start
+from kafkacache.services.publishing import items_publish
+from kafkacache.services.topics import topics_delete, topics_ensure
 from recon.models import Finding, PublishedMessage, Replay
-from recon.services import feed_topics_ensure
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, cached_keys, record_forge, records_drop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -275,6 +275,10 @@ class CacheModel(RuleBasedStateMachine):
         db = settings.DATABASES["default"]
         env["DATABASE_URL"] = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         env["REDIS_URL"] = settings.REDIS_URL
+        # The killed process is a static member (`consume` joins as <group>-0) and the next
+        # in-process consumer a dynamic one: its join waits until the broker drops the dead
+        # member at the session timeout. The broker's minimum (6 s), not the default 45 s.
+        env["CONSUMER_SESSION_TIMEOUT_MS"] = "6000"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "consume", "--drain", "--max-seconds", "30"],
             cwd=ROOT,

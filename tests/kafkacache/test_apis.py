@@ -7,7 +7,7 @@ from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from recon.access import topic_grant
 from recon.models import Load, OperatorAction, PublishedMessage
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 from tests.factories import UserFactory
 from tests.people import people_make
@@ -144,12 +144,13 @@ def test_operator_starts_a_load_and_gets_202_with_the_retrieval_key(people, topi
     assert len(queued) == 1  # the Celery task, queued on commit
     assert OperatorAction.objects.filter(user=people["operator"], action="load.start").count() == 1
     progress = operator.get(body["status_url"]).json()
-    assert {k: progress[k] for k in ("status", "built", "published", "failed", "exceptions")} == {
+    assert {k: progress[k] for k in ("status", "built", "published", "failed", "exceptions", "parts")} == {
         "status": "queued",
         "built": 0,
         "published": 0,
         "failed": 0,
         "exceptions": 0,
+        "parts": 0,  # split once a worker takes it
     }
 
 
@@ -170,8 +171,9 @@ def test_operator_publishes_a_change(people, topics):
     response = api(people["operator"]).post(
         "/api/changes", {"event": "update", "record": DOC, "old_key": "client:7"}, format="json"
     )
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 202, response.json()
     body = response.json()
+    assert (body["status"], body["status_url"]) == ("published", f"/api/changes/{body['uuid']}")
     row = PublishedMessage.objects.get(uuid=body["uuid"])
     assert (row.key, row.event_type, row.offset) == ("client:900001", "update", body["offset"])
     assert OperatorAction.objects.get(action="change.publish").target == f"message:{body['uuid']}"

@@ -8,11 +8,11 @@ from core.cache_records import cache_records_get, tombstones_get
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import Change, document_of
-from kafkacache.change_feed import change_feed_run, change_publish, changes_coalesce
-from kafkacache.loads import load_run, load_start
 from kafkacache.models import FeedCursor
+from kafkacache.services.change_feed import change_feed_run, change_publish, changes_coalesce
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Finding, OperatorAction, PublishedMessage
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, consume_all, source_records

@@ -20,7 +20,7 @@ from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, wait_for
@@ -43,8 +43,9 @@ def _message(
     load: str = "",
     created_ms=None,
     version: int | None = None,
-    sealed: bool = False,
+    sealed: bool = True,
 ):
+    """A message as this product's producer seals it (`sealed` False: as another producer)."""
     value = None
     key_id = ""
     plain = record_from_document({**DOC, "client_id": client_id})
@@ -63,7 +64,7 @@ def _message(
         load=load,
         created_ms=created_ms,
         version=version,
-        problems=record_problems(plain, key=f"client:{client_id}") if sealed else None,
+        problems=([] if event == "delete" else record_problems(plain, key=f"client:{client_id}")) if sealed else None,
     )
     if sealed:
         [out] = messages_seal([out], topic=topic)  # as kafkacache.producer.publish seals a batch
@@ -72,19 +73,21 @@ def _message(
 
 def test_batch_semantics_bulk_add_update_delete(feed, cache):
     change, bulk = feed_topics_ensure()["change"], feed_topics_ensure()["bulk"]
+    bulk.accepts_unsealed = True  # another producer writes to it too
+    bulk.save()
     consumer = FeedConsumer()
     outcomes = consumer.process_batch(
         [
             _message(bulk.name, 0, event="bulk", client_id=1, load="rk1", version=10, sealed=True),
             _message(bulk.name, 1, event="bulk", client_id=2, load="rk1", version=11, sealed=True),
-            _message(bulk.name, 2, event="bulk", client_id=5, load="rk1", version=12),  # unsealed: not the load's
+            _message(bulk.name, 2, event="bulk", client_id=5, load="rk1", version=12, sealed=False),  # not the load's
             _message(change.name, 0, event="add", client_id=3, version=13),
             _message(change.name, 1, event="update", client_id=4, old_key="client:3", version=14),
             _message(change.name, 2, event="delete", client_id=2, version=15),
             _message(change.name, 3, event="delete", client_id=99, version=16),  # never cached
         ]
     )
-    assert dict(outcomes) == {"stored": 5, "deleted": 2}
+    assert dict(outcomes) == {"stored": 4, "unsealed": 1, "deleted": 2}
     assert cached_keys(cache) == {"client:1", "client:4", "client:5"}
     assert load_keys(cache, "rk1") == ["client:1", "client:2"]
     moved = cache_records_get(cache, ["client:4"])["client:4"]
@@ -109,7 +112,9 @@ def test_invalid_records_are_stored_and_flagged(feed, cache):
         schema_version=1,
         hash_algorithm="blake2b",
         key_id=encoded.key_id,
+        problems=record_problems(record_from_document(bad), key="client:5"),
     )
+    [out] = messages_seal([out], topic=change.name)
     msg = Message(topic=change.name, partition=0, offset=0, key=b"client:5", value=out.value, headers=out.headers)
     assert dict(FeedConsumer().process_batch([msg])) == {"invalid": 1}
     assert cached_keys(cache) == {"client:5"}  # garbage in, garbage out: still cached
@@ -161,14 +166,14 @@ def test_a_pipelined_ledger_write_that_fails_is_written_again_once(feed, cache, 
     not doubled. The error here: a lock held by another session, and a statement timeout."""
     import psycopg
 
-    from kafkacache.change_feed import change_publish
+    from kafkacache.services.change_feed import change_publish
 
     from .conftest import subprocess_database_url
 
     change = feed_topics_ensure()["change"]
     keys = [f"client:{770000 + i}" for i in range(250)]
-    for n, key in enumerate(keys, start=1):
-        change_publish(topic=change, event="delete", key=key, version=n)
+    for key in keys:
+        change_publish(topic=change, event="delete", key=key)  # versions drawn from the source's sequence
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = '300ms'")  # this session only; a reconnect drops it
     blocker = psycopg.connect(subprocess_database_url().replace("postgres://", "postgresql://"))

@@ -18,9 +18,9 @@ import pytest
 from django.db import connection
 
 from core.ods import ods_seed
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, PublishedMessage, RebalanceEvent
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, source_records, subprocess_database_url, wait_for
 

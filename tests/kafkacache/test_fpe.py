@@ -24,7 +24,7 @@ from core.records import (
 from kafkacache.batch_plan import batch_plan
 from kafkacache.messages import message_build
 from kafkacache.producer import messages_seal
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 # Every FF1 sample of NIST's "Examples with intermediate values" for SP 800-38G
@@ -241,7 +241,11 @@ def test_the_consumer_takes_ff1_fields_only_under_a_verified_seal(feed, settings
     topics = {change.name: change}
     sealed = batch_plan([_consumer_message(change.name, _plain(1), sealed=True)], topics=topics, group="g")
     assert not sealed.dead and [op.key for op in sealed.ops] == ["client:1"]
-    # Unsealed, FF1 digits cannot be told from a number in clear: a dead letter, whatever key id they name.
+    # Unsealed, on a topic that takes no unsealed producer: a dead letter, before any other check.
+    closed = batch_plan([_consumer_message(change.name, _plain(2), sealed=False)], topics=topics, group="g")
+    assert not closed.ops and closed.dead[0][1] == "unsealed"
+    # On one that does, FF1 digits cannot be told from a number in clear: a dead letter, whatever key id they name.
+    change.accepts_unsealed = True
     unsealed = batch_plan([_consumer_message(change.name, _plain(2), sealed=False)], topics=topics, group="g")
     assert not unsealed.ops
     [(_, reason, _, key)] = unsealed.dead

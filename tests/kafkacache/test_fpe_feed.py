@@ -20,15 +20,15 @@ from core.cards import luhn_valid
 from core.ods import ods_seed
 from core.records import FPE_SCHEMA, record_decode, record_key_ids
 from core.sources import SqlSource
-from dashboard.evidence import evidence_pack
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
 from kafkacache.seal import HEADER as SEAL_HEADER
-from recon.cache_check import cache_check
+from kafkacache.services.loads import load_run, load_start
 from recon.models import Finding, PublishedMessage
-from recon.validation import validation_run
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.selectors.evidence import evidence_pack
+from recon.services.cache_check import cache_check
+from recon.services.validation import validation_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.people import people_make
 from tests.replay.conftest import feed_topics_make, fetch, fetch_uuid, finding_of, reconcile
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kafkacache.leaders import _state_key, leaders_now, leaders_watch
-from kafkacache.topics import feed_topics
+from kafkacache.services.leaders import _state_key, leaders_now, leaders_watch
+from kafkacache.services.topics import feed_topics
 from recon.models import RebalanceEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -14,9 +14,9 @@ from core.jobs import jobs_stalled
 from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SourceError, SqlSource
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Load, OperatorAction, PublishedMessage, Window
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all, source_records, wait_for
 
@@ -178,19 +178,20 @@ def test_a_load_failing_midway_still_ledgers_the_batches_already_handed_to_kafka
     settings.LOAD_BATCH_SIZE = 25
     settings.LOAD_BATCHES_IN_FLIGHT = 4
     ods_seed(clients=200, using="default")
-    batches = SqlSource.batches
+    read = SqlSource.read
 
     def failing(self, **kwargs):
-        for i, batch in enumerate(batches(self, **kwargs)):
+        for i, batch in enumerate(read(self, **kwargs)):
             if i == 3:
                 raise SourceError("the source went away")
             yield batch
 
-    monkeypatch.setattr(SqlSource, "batches", failing)
+    monkeypatch.setattr(SqlSource, "read", failing)
     topic = feed_topics_ensure()["bulk"]
     load = load_start(topic=topic, source="ods", client_ids=None, requested_by=None, queue=False)
     load = load_run(load_id=load.id)
     assert load.status == "failed" and "the source went away" in load.error
+    assert load.error.startswith("part 1 of 1 (every client): SourceError")
     # the three batches read before the failure were all in flight: acknowledged, so ledgered and counted
     assert load.published == 75 == PublishedMessage.objects.filter(load_id=load.id).count()
     assert set(_topic_offsets(topic.name, 75)) == set(

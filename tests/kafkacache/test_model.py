@@ -17,7 +17,7 @@ from .model import CacheModel, walk
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# The suite's bounds; bench/model_soak.py raises them.
+# The suite's bounds; bench/model_soak.py raises them (both tests read them).
 EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "3"))
 STEPS = int(os.environ.get("MODEL_STEPS", "20"))
 WALKS = int(os.environ.get("MODEL_WALKS", "2"))
@@ -27,8 +27,8 @@ def test_the_state_machine_ends_with_redis_equal_to_the_source(cache):
     run_state_machine_as_test(
         CacheModel,
         settings=settings(
-            max_examples=3,
-            stateful_step_count=10,
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS // 2,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),

@@ -17,14 +17,14 @@ from core.ods import ods_seed
 from core.record_checks import record_problems
 from core.records import record_decode, record_encode, record_from_document
 from core.sources import SqlSource, document_of
-from kafkacache.change_feed import change_feed_run, change_publish
-from kafkacache.loads import load_run, load_start
 from kafkacache.messages import message_build, now_ms
-from kafkacache.publishing import items_publish, messages_publish
+from kafkacache.services.change_feed import change_feed_run, change_publish
+from kafkacache.services.loads import load_run, load_start
+from kafkacache.services.publishing import items_publish, messages_publish
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Replay
-from recon.services import feed_topics_ensure
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.feed import feed_topics_ensure
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.documents import DOC
 
 from ..conftest import ROOT
@@ -187,6 +187,7 @@ def test_a_created_header_in_year_9999_counts_at_the_broker_time(feed, cache):
         hash_algorithm=change.hash_algorithm,
         created_ms=253_402_300_799_000,
         version=1,
+        problems=[],  # built by this product: sealed
     )
     messages_publish(topic=change, messages=[message])
     consume_all()

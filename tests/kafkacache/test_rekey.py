@@ -1,4 +1,4 @@
-"""Re-encryption to the newest keys (kafkacache.rekey, `manage.py keys_reencrypt`), against
+"""Re-encryption to the newest keys (kafkacache.services.reencrypt, `manage.py keys_reencrypt`), against
 the real Redis and PostgreSQL: every cached record and audit payload ends under the
 newest key, so the old one can be dropped from the settings; a stopped run resumes
 from its saved position; the cache leg still matches a re-encrypted record to its
@@ -22,18 +22,20 @@ from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import SENSITIVE, record_decode, record_encode, record_from_document
 from core.sources import SqlSource
-from dashboard.evidence import evidence_pack
-from dashboard.selectors import message_timeline
 from kafkacache.cache import CacheOp, cache_apply
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
-from kafkacache.rekey import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
+from kafkacache.services.loads import load_run, load_start
+from kafkacache.services.reencrypt import AUDIT_POSITION, RECORDS_POSITION, audit_reencrypt, records_reencrypt
 from recon import audit
-from recon.cache_check import cache_check
 from recon.cache_compare import reencrypted
 from recon.models import AuditPayload, Finding, Load, PublishedMessage
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.selectors.audit import message_diff
+from recon.selectors.evidence import evidence_pack
+from recon.selectors.messages import message_timeline
+from recon.services.audit import payloads_record
+from recon.services.cache_check import cache_check
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge
 from tests.documents import DOC
 from tests.people import people_make
@@ -127,8 +129,8 @@ def test_audit_payloads_are_rewrapped_under_the_newest_key_and_stay_byte_for_byt
     encoded.update({u: record_encode(plains[u]) for u in new_field})
     payloads = {u: e.value for u, e in encoded.items()}
     items = [(u, e.value, T0, e.schema_version) for u, e in encoded.items()]
-    audit.payloads_record(topic=topic, side="published", items=items)
-    audit.payloads_record(topic=topic, side="consumed", items=items[:1])  # one message delivered
+    payloads_record(topic=topic, side="published", items=items)
+    payloads_record(topic=topic, side="consumed", items=items[:1])  # one message delivered
     settings.FIELD_ENCRYPTION_KEYS = f"{NEW},{OLD}"  # both rotations: the new keys first
     settings.AUDIT_ENCRYPTION_KEYS = f"{AUDIT_NEW},{AUDIT_OLD}"
 
@@ -166,7 +168,7 @@ def test_audit_payloads_are_rewrapped_under_the_newest_key_and_stay_byte_for_byt
             assert row.size == len(value)
     first = [audit.unseal(r) for r in rows if r.uuid == old_field[0]]
     assert len(first) == 2 and first[0] == first[1]  # published and consumed copies stay equal
-    assert audit.message_diff(topic=topic, message_uuid=old_field[0]) == {
+    assert message_diff(topic=topic, message_uuid=old_field[0]) == {
         "available": True,
         "bytes_equal": True,
         "fields": [],
@@ -262,7 +264,7 @@ def test_the_old_field_key_retires_after_keys_reencrypt_and_everything_still_rea
         assert record_decode(value, schema_version=row.schema_version, decrypt=True) == expected[by_uuid[row.uuid].key]
         assert audit.payload_hash(row, value, topic.hash_algorithm) == bytes(by_uuid[row.uuid].content_hash)
     delivered = rows["client:1"].uuid
-    assert audit.message_diff(topic=topic, message_uuid=delivered)["bytes_equal"] is True
+    assert message_diff(topic=topic, message_uuid=delivered)["bytes_equal"] is True
 
     # The audit-way replay of the lost pre-rotation message.
     replay, _ = replay_request(

@@ -10,10 +10,10 @@ from django.db import connection
 from core.clients import redis_client
 from core.ods import ods_seed
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from kafkacache.tasks import change_feed_task, consume_task
 from recon.models import AuditPayload, RebalanceEvent
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all, wait_for
 

@@ -25,7 +25,7 @@ from kafkacache.seal import (
     seal_leaf,
 )
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 from .conftest import cached_keys, client_message
@@ -138,6 +138,24 @@ def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(
     sealed, unsealed, tampered = client_message(1), client_message(2, sealed=False), client_message(3)
     assert "seal" in headers_dict(sealed.headers) and "seal" not in headers_dict(unsealed.headers)
     garbage = tampered.value + b"\x00"  # bytes changed on the way: the seal no longer matches
+    # A topic that takes no unsealed producer (the default): only the sealed one is taken.
+    consumer = FeedConsumer()
+    outcomes = consumer.process_batch(
+        [
+            _kafka(change.name, 0, sealed),
+            _kafka(change.name, 1, unsealed),
+            _kafka(change.name, 2, tampered, value=garbage),
+        ]
+    )
+    assert dict(outcomes) == {"stored": 1, "dead": 2} and consumer.totals["checked_in_full"] == 0
+    reasons = dict(Finding.objects.filter(category="dead-lettered").values_list("key", "detail__reason"))
+    assert reasons["client:2"] == "unsealed"
+    assert reasons["client:3"].startswith("seal does not verify: the signature does not match")
+    Finding.objects.all().delete()
+    ConsumedMessage.objects.all().delete()
+    # One that accepts unsealed producers checks the others in full.
+    change.accepts_unsealed = True
+    change.save()
     consumer = FeedConsumer()
     outcomes = consumer.process_batch(
         [
@@ -147,7 +165,7 @@ def test_the_consumer_trusts_a_verified_seal_and_checks_everything_else_in_full(
         ]
     )
     assert consumer.totals["checked_in_full"] == 2  # the unsealed and the tampered one
-    assert dict(outcomes) == {"stored": 2, "dead": 1}
+    assert dict(outcomes) == {"stored": 1, "unsealed": 1, "dead": 1}
     assert cached_keys(cache) == {"client:1", "client:2"}
     dead = ConsumedMessage.objects.get(outcome="dead")
     assert dead.key == "client:3"
@@ -177,6 +195,8 @@ def test_a_seal_moved_onto_other_headers_does_not_hide_a_missing_problem_list(fe
     # Someone strips the problems header but keeps the seal: the seal fails, so the
     # consumer decodes and finds the problem itself.
     stripped = [(name, value) for name, value in bad.headers if name != "problems"]
+    change.accepts_unsealed = True  # else it is held at once: its seal does not verify
+    change.save()
     consumer = FeedConsumer()
-    assert dict(consumer.process_batch([_kafka(change.name, 0, bad, headers=stripped)])) == {"invalid": 1}
+    assert dict(consumer.process_batch([_kafka(change.name, 0, bad, headers=stripped)])) == {"unsealed": 1}
     assert consumer.totals["checked_in_full"] == 1

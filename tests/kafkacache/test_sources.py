@@ -7,9 +7,9 @@ import pytest
 
 from core.ods import demo_rows, luhn_complete, ods_seed
 from core.sources import FileSource, SourceError, SqlSource, document_of, source_get
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.loads import load_run, load_start
 from recon.models import Finding, Load, PublishedMessage
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.documents import DOC
 
 

@@ -15,11 +15,11 @@ from django.utils import timezone
 from core.cache_records import cache_records_get
 from core.records import client_record_build, record_decode, record_key
 from core.sources import SqlSource
-from kafkacache.change_feed import change_feed_run
-from kafkacache.loads import load_run, load_start
-from recon.cache_check import cache_check
+from kafkacache.services.change_feed import change_feed_run
+from kafkacache.services.loads import load_run, load_start
 from recon.models import Load
-from recon.services import feed_topics_ensure
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
 
 from .conftest import cached_keys, consume_all
 from .sql_engines import DB2_SKIP, DB2Engine, MariaDB, MariaDBEngine, PostgresEngine

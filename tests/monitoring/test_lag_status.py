@@ -7,7 +7,7 @@ from confluent_kafka import TopicPartition
 from django.utils import timezone
 
 from core.clients import make_consumer, make_producer
-from kafkacache.topics import topics_ensure
+from kafkacache.services.topics import topics_ensure
 from monitoring import services
 from monitoring.lag_status import Sample, lag_evaluate, worst
 from monitoring.models import Alert, AlertRule, LagSample

@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.clients import make_consumer, make_producer
 from core.hashing import content_hash
 from kafkacache.latencies import BatchLatencies
-from kafkacache.topics import topics_ensure
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from kafkacache.services.topics import topics_ensure
 from recon.models import ConsumedMessage, Finding, PublishedMessage, Topic
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -120,9 +120,9 @@ def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_consumer_records_its_batch_latencies(client, settings, unique_name):
-    from kafkacache.change_feed import change_publish
     from kafkacache.consumer import FeedConsumer
-    from recon.services import feed_topics_ensure
+    from kafkacache.services.change_feed import change_publish
+    from recon.services.feed import feed_topics_ensure
 
     settings.KAFKA_TOPIC_BULK = unique_name("m.bulk")
     settings.KAFKA_TOPIC_CHANGE = unique_name("m.change")

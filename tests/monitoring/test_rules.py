@@ -129,7 +129,7 @@ def test_send_a_test_reaches_every_channel_and_says_what_failed(topic, webhook_r
         name="tested", topic=topic, email_to="ops@bank.example", webhook_url=webhook_receiver.url, webhook_secret=SECRET
     )
     results = services.alert_rule_test(rule=rule, user=None)
-    assert results == [("email", "ops@bank.example", "sent"), ("webhook", webhook_receiver.url, "sent")]
+    assert results == [("email", "ops@bank.example", "sent"), ("webhook", webhook_receiver.url, "sent, HTTP 200")]
     assert "tested" in mailoutbox[0].subject
     headers, body = webhook_receiver.received[-1]
     assert json.loads(body)["test"] is True

@@ -5,8 +5,8 @@ import uuid
 from typing import NamedTuple
 
 from core.hashing import content_hash
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Topic
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 
 T0 = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
 

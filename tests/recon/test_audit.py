@@ -11,10 +11,12 @@ from django.utils import timezone
 from core.hashing import content_hash
 from core.records import record_encode
 from recon import audit
-from recon.audit import audit_purge, field_diff, message_diff, payloads_record, unseal
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.audit import field_diff, unseal
 from recon.models import AuditPayload, Finding
-from recon.services import range_reconcile
+from recon.selectors.audit import message_diff
+from recon.services.audit import audit_purge, payloads_record
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.services.windows import range_reconcile
 from tests.recon.helpers import T0, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -1,4 +1,4 @@
-"""The break lifecycle (recon.breaks): owners, one function per transition, history, thread, audit trail."""
+"""The finding lifecycle (recon.services.finding_lifecycle): owners, transitions, history, thread, audit trail."""
 
 import datetime as dt
 
@@ -9,11 +9,12 @@ from django.http import Http404
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
-from recon import access, breaks
-from recon.ledger import ConsumedRow, consumed_record
+from recon import access
 from recon.models import Finding, FindingComment, FindingTransition, OperatorAction, PublishedMessage, Window
-from recon.selectors import breaks_ageing, breaks_of, breaks_over_sla
-from recon.services import window_reconcile
+from recon.selectors.findings import findings_ageing, findings_assigned, findings_over_sla
+from recon.services import finding_lifecycle
+from recon.services.ledger import ConsumedRow, consumed_record
+from recon.services.windows import window_reconcile
 from tests.factories import UserFactory
 
 from .helpers import T0, scenario_write, topic_make
@@ -68,12 +69,12 @@ def _deliver(finding: Finding) -> None:
 
 def test_assign_investigate_fix_and_the_next_reconcile_verifies(missing, people, team):
     op = people["op"]
-    breaks.finding_assign(finding=missing, user=op, assignee=people["op2"], group=team, comment="yours")
+    finding_lifecycle.finding_assign(finding=missing, user=op, assignee=people["op2"], group=team, comment="yours")
     assert (missing.assigned_user, missing.assigned_group) == (people["op2"], team)
-    assert list(breaks_of(user=people["op2"], topics=access.topics_visible(people["op2"]))) == [missing]
-    breaks.finding_investigate(finding=missing, user=people["op2"])
+    assert list(findings_assigned(user=people["op2"], topics=access.topics_visible(people["op2"]))) == [missing]
+    finding_lifecycle.finding_investigate(finding=missing, user=people["op2"])
     assert missing.status == Finding.Status.INVESTIGATING
-    breaks.finding_fix(finding=missing, user=people["op2"], comment="ODS re-sent it")
+    finding_lifecycle.finding_fix(finding=missing, user=people["op2"], comment="ODS re-sent it")
     assert missing.status == Finding.Status.FIXED
     # Verify: the message arrives and the window is reconciled again; the break resolves.
     _deliver(missing)
@@ -99,47 +100,49 @@ def test_assign_investigate_fix_and_the_next_reconcile_verifies(missing, people,
         ("finding.fix", "op2"),
     ]
     assert actions[0].detail["assignee"] == "op2" and actions[0].detail["group"] == "recon-team"
-    assert breaks_of(user=people["op2"], topics=access.topics_visible(people["op2"])).count() == 0
+    assert findings_assigned(user=people["op2"], topics=access.topics_visible(people["op2"])).count() == 0
 
 
 def test_a_fix_that_did_not_work_reopens_at_the_next_reconcile(missing, people):
-    breaks.finding_fix(finding=missing, user=people["op"], comment="restarted")
+    finding_lifecycle.finding_fix(finding=missing, user=people["op"], comment="restarted")
     window_reconcile(window_id=missing.window_id, now=LATER + dt.timedelta(minutes=5))
     missing.refresh_from_db()
     assert missing.status == Finding.Status.REOPENED
     last = FindingTransition.objects.filter(finding=missing).order_by("id").last()
     assert (last.action, last.from_status, last.to_status, last.user) == ("recur", "fixed", "reopened", None)
     # A reopened break can be acknowledged again (the old acknowledge path is this lifecycle's).
-    breaks.finding_acknowledge(finding=missing, user=people["op"], comment="looking again")
+    finding_lifecycle.finding_acknowledge(finding=missing, user=people["op"], comment="looking again")
     assert missing.status == Finding.Status.ACKNOWLEDGED and missing.acknowledged_by == people["op"]
 
 
 def test_accept_needs_a_configured_reason_code_and_unknown_ones_are_refused_and_recorded(missing, people):
     with pytest.raises(AppError) as refused:
-        breaks.finding_accept(finding=missing, user=people["op"], reason_code="because")
+        finding_lifecycle.finding_accept(finding=missing, user=people["op"], reason_code="because")
     assert refused.value.code == "bad_reason_code" and "timing" in refused.value.details["known"]
     assert OperatorAction.objects.filter(action="finding.accept", outcome__startswith="refused").count() == 1
-    breaks.finding_accept(finding=missing, user=people["op"], reason_code="timing", comment="late, within tolerance")
+    finding_lifecycle.finding_accept(
+        finding=missing, user=people["op"], reason_code="timing", comment="late, within tolerance"
+    )
     assert missing.status == Finding.Status.ACCEPTED and missing.reason_code.code == "timing"
     # An accepted break is not open: a second accept is a clear conflict.
     with pytest.raises(Conflict):
-        breaks.finding_accept(finding=missing, user=people["op"], reason_code="timing")
-    breaks.finding_reopen(finding=missing, user=people["op"], comment="the tolerance changed")
+        finding_lifecycle.finding_accept(finding=missing, user=people["op"], reason_code="timing")
+    finding_lifecycle.finding_reopen(finding=missing, user=people["op"], comment="the tolerance changed")
     assert missing.status == Finding.Status.REOPENED and missing.reason_code is None
 
 
 def test_transitions_refuse_the_wrong_state_viewers_and_outsiders(missing, people):
     with pytest.raises(Conflict) as conflict:
-        breaks.finding_reopen(finding=missing, user=people["op"], comment="x")  # it is open
+        finding_lifecycle.finding_reopen(finding=missing, user=people["op"], comment="x")  # it is open
     assert conflict.value.details["status"] == "open"
     with pytest.raises(AppError):
-        breaks.finding_reopen(finding=missing, user=people["op"], comment="  ")
+        finding_lifecycle.finding_reopen(finding=missing, user=people["op"], comment="  ")
     with pytest.raises(PermissionDenied):
-        breaks.finding_fix(finding=missing, user=people["viewer"])
+        finding_lifecycle.finding_fix(finding=missing, user=people["viewer"])
     with pytest.raises(Http404):
-        breaks.finding_fix(finding=missing, user=people["outsider"])
+        finding_lifecycle.finding_fix(finding=missing, user=people["outsider"])
     with pytest.raises(AppError) as bad:
-        breaks.finding_assign(finding=missing, user=people["op"], assignee=people["outsider"])
+        finding_lifecycle.finding_assign(finding=missing, user=people["op"], assignee=people["outsider"])
     assert bad.value.code == "bad_assignee"
     assert OperatorAction.objects.filter(action="finding.fix", outcome="refused", user=people["viewer"]).count() == 1
     missing.refresh_from_db()
@@ -162,9 +165,10 @@ def test_ageing_buckets_oldest_and_sla(missing, people):
         topic=topic, category="missing", classification="exception", severity="critical", status="accepted"
     )
     Finding.objects.filter(pk=done.pk).update(created_at=now - dt.timedelta(days=20))  # accepted: not ageing
-    rows = {r["severity"]: r for r in breaks_ageing(topics=access.topics_visible(people["op"]), now=now)}
+    rows = {r["severity"]: r for r in findings_ageing(topics=access.topics_visible(people["op"]), now=now)}
     critical = rows["critical"]
-    assert [n for _, n in critical["buckets"]] == [1, 1, 1, 1] and critical["total"] == 4
+    # Each is its own problem (no shared cause): four problems, one per bucket, four findings.
+    assert [n for _, n in critical["buckets"]] == [1, 1, 1, 1] and critical["total"] == critical["findings"] == 4
     assert critical["oldest"].pk == old.pk and critical["over_sla"]
     # critical SLA is 4 h (BREAK_SLA_HOURS default): the 2-day and 9-day ones are late, the 3-hour one is not
-    assert breaks_over_sla(now=now, topic_id=topic.pk, severities=["critical"]) == {topic.pk: 2}
+    assert findings_over_sla(now=now, topic_id=topic.pk, severities=["critical"]) == {topic.pk: 2}

@@ -13,17 +13,17 @@ from core.hashing import content_hash
 from core.ods import ods_seed
 from core.records import record_encode
 from core.sources import SqlSource
-from kafkacache.change_feed import change_feed_run
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.change_feed import change_feed_run
+from kafkacache.services.loads import load_run, load_start
 from recon import access, tasks
-from recon.cache_check import cache_check
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import Finding, Load, ReconRun
-from recon.runs import replay_verify
-from recon.validation import expiry_end, luhn_valid, record_problems, validation_run
-from replay.requests import replay_request
-from replay.runs import replay_run
+from recon.services.cache_check import cache_check
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.services.runs import replay_verify
+from recon.services.validation import expiry_end, luhn_valid, record_problems, validation_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, record_forge, records_drop
 from tests.factories import UserFactory
 from tests.recon.helpers import T0, topic_make
@@ -316,7 +316,7 @@ def test_each_divergence_from_the_sql_source_is_found_and_a_replay_from_source_c
         assert finding.status == "resolved"
         assert (finding.detail["resolved_by"], finding.detail["replay"]) == ("replay", str(replay.pk))
     assert cached(cache, "client:3") is None and cached(cache, "client:999999") is None
-    # The cache leg after the replay (its verification, recon.runs.replay_verify), scoped to its keys.
+    # The cache leg after the replay (its verification, recon.services.runs.replay_verify), scoped to its keys.
     cache_run = next(r for r in replay_verify(replay_id=replay.pk) or [] if r.kind == "cache")
     assert tasks.run_execute_task(str(cache_run.pk)) == "done"
     after = ReconRun.objects.get(pk=cache_run.pk).report

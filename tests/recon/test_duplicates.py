@@ -6,9 +6,9 @@ import pytest
 
 from core.clients import make_producer
 from core.ods import ods_seed
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.loads import load_run, load_start
 from recon.models import Finding, PublishedMessage, Window
 from tests.documents import client_doc
 from tests.replay.conftest import feed_topics_make, fetch, reconcile

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from recon.models import Finding, Rule, Window
-from recon.services import due_windows_reconcile, range_reconcile, window_reconcile
+from recon.services.windows import due_windows_reconcile, range_reconcile, window_reconcile
 from tests.recon.helpers import T0, expected_uuids, report_uuids, scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -62,8 +62,8 @@ def test_re_reconciling_updates_findings_instead_of_adding_copies():
 
 def test_a_late_delivery_resolves_missing_and_reports_delayed():
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, consumed_record
     from recon.models import PublishedMessage
+    from recon.services.ledger import ConsumedRow, consumed_record
 
     topic = topic_make("late")
     faults = scenario_write(topic, n=20, missing=1)
@@ -184,7 +184,7 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
     import uuid as uuid_
 
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+    from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 
     topic = topic_make("republished")
     first, again, replayed = (uuid_.uuid4() for _ in range(3))
@@ -216,7 +216,7 @@ def test_one_version_published_twice_under_two_uuids_is_republished_info():
 
 def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
     from core.hashing import content_hash
-    from recon.ledger import ConsumedRow, consumed_record
+    from recon.services.ledger import ConsumedRow, consumed_record
 
     at = T0 + dt.timedelta(seconds=2)
     row = ConsumedRow(
@@ -228,7 +228,7 @@ def _stray(topic, *, offset: int, outcome: str, message_uuid=None):
 def test_a_dead_letter_is_one_finding_not_also_an_orphan():
     import uuid
 
-    from recon.services import finding_record
+    from recon.services.findings import finding_record
 
     topic = topic_make("dead-not-orphan")
     scenario_write(topic, n=20)
@@ -252,7 +252,7 @@ def test_a_dead_letter_is_one_finding_not_also_an_orphan():
 
 
 def test_a_message_dead_lettered_again_updates_its_finding():
-    from recon.services import finding_record
+    from recon.services.findings import finding_record
 
     topic = topic_make("dead-again")
     place = {"partition": 2, "offset": 41}

@@ -1,6 +1,6 @@
 """The issue's scenario through the feed itself: kafkacache publishes and consumes, recon names the faults.
 
-Publishing goes through kafkacache.change_feed.change_publish (Kafka + publish ledger),
+Publishing goes through kafkacache.services.change_feed.change_publish (Kafka + publish ledger),
 consuming through kafkacache.consumer.FeedConsumer.process_batch (Redis + consume
 ledger), on fresh topics. The messages are fetched with an assigned (group-less)
 consumer so that only the late ones are late. Faults:
@@ -22,14 +22,15 @@ from django.utils import timezone
 
 from core.clients import make_admin, make_consumer, redis_client
 from core.records import record_encode, record_from_document
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
 from kafkacache.messages import message_build
 from kafkacache.producer import publish
-from kafkacache.topics import topics_ensure
-from recon.cache_check import cache_check
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.topics import topics_ensure
 from recon.models import PublishedMessage, Window
-from recon.services import feed_topics_ensure, range_reconcile
+from recon.services.cache_check import cache_check
+from recon.services.feed import feed_topics_ensure
+from recon.services.windows import range_reconcile
 from tests.cache_state import records_drop
 from tests.documents import client_doc
 
@@ -73,6 +74,8 @@ def _fetch(topic: str, start: int, count: int) -> list:
 
 def test_feed_faults_are_named_exactly(feed):
     change, client_ids = feed
+    change.accepts_unsealed = True  # the rogue producer's messages reach the cache, so the legs must name them
+    change.save(update_fields=["accepts_unsealed"])
     began = time.monotonic()
     add = lambda: change_publish(topic=change, event="add", record=client_doc(next(client_ids)))  # noqa: E731
     lost = [add() for _ in range(2)]
@@ -96,6 +99,7 @@ def test_feed_faults_are_named_exactly(feed):
                 hash_algorithm="blake2b",
                 message_uuid=original.uuid,
                 created_ms=int(row.published_at.timestamp() * 1000),
+                version=row.source_version,  # the original's: the bytes differ, not the version
             )
         )
     clean = [add() for _ in range(6)]

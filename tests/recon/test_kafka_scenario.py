@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from core.clients import make_admin, make_consumer, make_producer
 from core.hashing import content_hash
-from kafkacache.topics import topics_ensure
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from kafkacache.services.topics import topics_ensure
 from recon.models import Window
-from recon.services import range_reconcile
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.services.windows import range_reconcile
 from tests.recon.helpers import topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -6,8 +6,8 @@ import uuid
 import pytest
 
 from core.hashing import MOD64, content_hash, digest_sum, window_digest
-from recon.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 from recon.models import ConsumedMessage, PublishedMessage, Topic, Window
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 
 from recon.models import ConsumedMessage, PublishedMessage, Window
-from recon.partitions import partition_name, partitions_drop_expired, partitions_ensure, partitions_list
-from recon.services import window_reconcile
+from recon.services.partitions import partition_name, partitions_drop_expired, partitions_ensure, partitions_list
+from recon.services.windows import window_reconcile
 from tests.recon.helpers import scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recon.models import Window
-from recon.services import range_reconcile
+from recon.services.windows import range_reconcile
 from tests.recon.helpers import T0, expected_uuids, report_uuids, scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from recon import tasks
-from recon.audit import payloads_record
 from recon.models import AuditPayload, ReconRun, Window
+from recon.services.audit import payloads_record
 from tests.recon.helpers import scenario_write, topic_make
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -7,7 +7,8 @@ from tests.documents import DOC
 
 
 def good_message(client_id: int, **overrides):
-    """A valid change message of DOC as client `client_id` (event "add" unless `event=` says otherwise)."""
+    """A valid change message of DOC as client `client_id` (event "add" unless `event=` says
+    otherwise; other keywords go to message_build, e.g. `problems=[]` for a sealable one)."""
     encoded = record_encode(record_from_document({**DOC, "client_id": client_id}))
     return message_build(
         key=f"client:{client_id}",
@@ -17,6 +18,7 @@ def good_message(client_id: int, **overrides):
         schema_version=encoded.schema_version,
         hash_algorithm="blake2b",
         key_id=encoded.key_id,
+        **overrides,
     )
 
 

@@ -445,8 +445,8 @@ class _Run:
     # the run ----------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        from kafkacache.topics import topics_ensure
-        from recon.services import feed_topics_ensure
+        from kafkacache.services.topics import topics_ensure
+        from recon.services.feed import feed_topics_ensure
 
         with _db_cursor() as cursor:
             cursor.execute("SELECT to_regclass('ods.clients') IS NOT NULL")
@@ -497,9 +497,9 @@ class _Run:
         from core.clients import redis_client
         from core.records import record_decode
         from core.sources import SqlSource
-        from recon.cache_check import cache_check
         from recon.models import Finding, Load, RebalanceEvent, Window
-        from recon.services import range_reconcile
+        from recon.services.cache_check import cache_check
+        from recon.services.windows import range_reconcile
         from tests.cache_state import cached_keys
 
         load = Load.objects.filter(topic=self.bulk).latest("created_at")
@@ -759,7 +759,7 @@ def _cluster_node(run: _Run, action: str, node: int, *, sig: str = "KILL") -> No
 
 def _leader_change_recorded(run: _Run, *, timeout: float = 60) -> None:
     """Run the product's leader watch (as beat does) until it records the change."""
-    from kafkacache.leaders import leaders_watch
+    from kafkacache.services.leaders import leaders_watch
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -778,8 +778,8 @@ def _leader_change_recorded(run: _Run, *, timeout: float = 60) -> None:
 
 def _cluster_whole(run: _Run, *, timeout: float = 90) -> None:
     """Wait until every partition of the feed's topics has all three replicas in sync again."""
-    from kafkacache.leaders import leaders_now
-    from kafkacache.topics import feed_topics
+    from kafkacache.services.leaders import leaders_now
+    from kafkacache.services.topics import feed_topics
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -796,7 +796,7 @@ def _cluster_whole(run: _Run, *, timeout: float = 90) -> None:
 def _broker(run: _Run) -> None:
     """3-broker cluster, replication 3, min ISR 2: a broker SIGKILLed while the load publishes and the
     consumer reads, back once 60% are consumed; then another broker SIGKILLed mid-consume, and back."""
-    from kafkacache.leaders import leaders_watch
+    from kafkacache.services.leaders import leaders_watch
     from recon.models import RebalanceEvent
 
     run.consumer_start(0)

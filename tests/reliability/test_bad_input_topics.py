@@ -21,8 +21,9 @@ from core.cache_records import cache_records_get
 from core.clients import make_producer
 from core.crypto import Keyring
 from core.records import record_decode
+from kafkacache.producer import publish
 from recon.models import ConsumedMessage, Finding
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.kafka_reads import headers_read_all
 from tests.kafkacache.conftest import cached_keys, consume_all
 from tests.reliability.bad_input import good_message, headers_replaced, plain_and_sealed, sealed_with
@@ -137,22 +138,28 @@ def corpus() -> list[tuple[str, bytes | None, bytes | None, list, str]]:
 
 def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(feed, cache, settings):
     change = feed_topics_ensure()["change"]
+    # The good messages come sealed from the project's producer; the bad ones from a
+    # producer without the signing key, on a topic that takes unsealed producers, so each
+    # is judged on its own content rather than held for its missing seal.
+    change.accepts_unsealed = True
+    change.save(update_fields=["accepts_unsealed"])
     cases = corpus()
     producer = make_producer()
-    good_keys = []
-    for i, (_what, key, value, headers, _reason) in enumerate(cases):
-        before = good_message(1000 + i)
-        producer.produce(change.name, key=before.key.encode(), value=before.value, headers=before.headers)
+    good = []
+    for i, (_what, key, value, headers, _reason) in enumerate(cases):  # each bad one after a good one
+        good.append(good_message(1000 + i, problems=[]))
+        assert not publish(good[-1:], topic=change.name)[0].error
         producer.produce(change.name, key=key, value=value, headers=headers)
-        good_keys.append(before.key)
+        assert producer.flush(15) == 0
     # A null written into a required field decodes (Avro writes null and "" alike): it is
     # cached as the subscriber's garbage-in-garbage-out contract says, flagged invalid.
+    # This producer holds no signing key: the message is applied as unsealed, checked in full.
     null_name = good_message(12)
     producer.produce(change.name, key=b"client:12", value=_null_name_value(12), headers=headers_replaced(null_name))
-    last = good_message(2000)
-    producer.produce(change.name, key=last.key.encode(), value=last.value, headers=last.headers)
-    good_keys.append(last.key)
     assert producer.flush(15) == 0
+    good.append(good_message(2000, problems=[]))
+    assert not publish(good[-1:], topic=change.name)[0].error
+    good_keys = [message.key for message in good]
 
     consumer = consume_all()
 
@@ -174,9 +181,10 @@ def test_bad_messages_are_dead_lettered_with_a_finding_and_every_good_one_lands(
     letters = headers_read_all(settings.KAFKA_TOPIC_DEAD_LETTER, expected=len(cases))
     assert sorted(h["dlq-reason"].decode() for h in letters) == reasons
 
-    # the null: stored, outcome invalid, an invalid-data finding naming the field
+    # the null: stored (from an unsealed producer, so its key is re-checked by the cache
+    # leg), with an invalid-data finding naming the field
     row = ConsumedMessage.objects.get(topic=change, key="client:12")
-    assert row.outcome == "invalid"
+    assert row.outcome == "unsealed"
     invalid = Finding.objects.get(topic=change, category="invalid-data", key="client:12")
     assert "name: required" in invalid.detail["problems"]
 

@@ -17,7 +17,7 @@ import pytest
 from core.clients import make_consumer, make_producer
 from kafkacache.consumer import FeedConsumer
 from recon.models import RebalanceEvent
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.kafkacache.conftest import cached_keys
 from tests.reliability.bad_input import good_message
 
@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120
 
 def test_a_fenced_static_member_joins_again_with_a_new_client(feed, cache, transactional_db):
     change = feed_topics_ensure()["change"]
+    change.accepts_unsealed = True  # the intruder's producer holds no signing key
+    change.save(update_fields=["accepts_unsealed"])
     instance = f"{feed.KAFKA_CONSUMER_GROUP}-0"
     loop = FeedConsumer(instance_id=instance, poll_timeout=0.2)
     failures: list[str] = []

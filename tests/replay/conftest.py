@@ -15,11 +15,12 @@ from confluent_kafka import Message, TopicPartition
 from django.utils import timezone
 
 from core.clients import make_consumer, redis_client
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
-from kafkacache.topics import topics_ensure
+from kafkacache.services.change_feed import change_publish
+from kafkacache.services.topics import topics_ensure
 from recon.models import Finding, PublishedMessage, ReconRun, Topic
-from recon.services import feed_topics_ensure, range_reconcile
+from recon.services.feed import feed_topics_ensure
+from recon.services.windows import range_reconcile
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 from tests.cache_state import cached
 from tests.documents import client_doc

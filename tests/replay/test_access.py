@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from knox.models import AuthToken
 
-from kafkacache.change_feed import change_publish
+from kafkacache.services.change_feed import change_publish
 from recon.models import Finding, OperatorAction, Replay
 from tests.documents import client_doc
 

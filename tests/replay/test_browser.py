@@ -10,8 +10,8 @@ import time
 import pytest
 from django.urls import reverse
 
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.services.change_feed import change_publish
 from recon.models import Finding, Replay
 from tests.cache_state import cached
 from tests.documents import client_doc

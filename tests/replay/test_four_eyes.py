@@ -1,4 +1,4 @@
-"""Four eyes on replays (replay.approval) and the replay guard, against the real Kafka, Redis and PostgreSQL."""
+"""Four eyes on replays (replay.services.approval) and the replay guard, on the real Kafka, Redis and PostgreSQL."""
 
 import datetime as dt
 
@@ -8,12 +8,12 @@ from django.http import Http404
 from django.utils import timezone
 
 from config.errors import AppError, Conflict
-from kafkacache.change_feed import change_publish
+from kafkacache.services.change_feed import change_publish
 from recon import access
 from recon.models import OperatorAction, PublishedMessage, Replay, Window
-from replay.approval import replay_approve, replay_reject
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.approval import replay_approve, replay_reject
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from replay.tasks import replay_approvals_expire_task
 from tests.documents import client_doc
 from tests.factories import PASSWORD, UserFactory

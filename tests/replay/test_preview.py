@@ -3,7 +3,7 @@
 import pytest
 
 from kafkacache.cache import CacheOp, cache_apply
-from kafkacache.change_feed import change_publish
+from kafkacache.services.change_feed import change_publish
 from recon.models import PublishedMessage
 from replay.preview import field_changes, replay_dry_run, version_verdict
 from tests.documents import client_doc

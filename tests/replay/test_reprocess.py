@@ -5,11 +5,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.services.change_feed import change_publish
 from recon.models import ConsumedMessage, Finding
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached
 from tests.documents import client_doc
 
@@ -49,7 +49,7 @@ def test_dead_letters_reprocessed_after_the_fix_land_in_redis(feed, client_ids, 
     # Reprocessed before the fix: dead again, with the reason; the finding stays open.
     replay = _reprocess(topic, operator, findings=[dead_first.pk])
     item = replay.items.get()
-    assert (replay.status, item.outcome, item.original_uuid) == ("done", "dead", first.uuid)
+    assert (replay.status, item.outcome, item.original_uuid) == ("problems", "dead", first.uuid)
     assert "oversize" in item.detail
     dead_first.refresh_from_db()
     assert dead_first.status == Finding.Status.OPEN

@@ -3,11 +3,11 @@
 import pytest
 
 from config.errors import AppError
-from kafkacache.change_feed import change_publish
 from kafkacache.consumer import FeedConsumer
+from kafkacache.services.change_feed import change_publish
 from recon.models import OperatorAction, PublishedMessage, Replay
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.documents import client_doc
 
 from .conftest import fetch
@@ -58,7 +58,7 @@ def test_the_same_request_twice_gives_the_same_replay_and_a_second_run_does_noth
     assert created and second.pk != first.pk
     second = replay_run(replay_id=second.pk)
     item = second.items.get()
-    assert (second.status, item.outcome) == ("done", "skipped") and "superseded" in item.detail
+    assert (second.status, item.outcome) == ("problems", "skipped") and "superseded" in item.detail
     assert PublishedMessage.objects.filter(replay_of=lost.uuid).count() == 1
 
 

@@ -8,12 +8,12 @@ import pytest
 from django.utils import timezone
 
 from kafkacache.consumer import FeedConsumer
-from recon.cache_check import cache_check
 from recon.models import Finding, ReconRun, Replay, ReplayItem
-from recon.runs import replay_verify
+from recon.services.cache_check import cache_check
+from recon.services.runs import replay_verify
 from recon.tasks import replay_verify_task, run_execute_task
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import records_drop
 
 from .conftest import fetch_uuid, finding_of, lose_one
@@ -59,13 +59,16 @@ def test_a_kafka_repair_closes_the_missing_and_the_cache_finding_verified_by_run
     absent = Finding.objects.get(topic=topic, category="cache", key=gone.key)
     assert absent.status == Finding.Status.OPEN and absent.detail["problem"] == "absent" and run.status == "done"
 
-    # Its finish queues the verification (on commit, a task taking the replay's id).
+    # The kafka way writes Redis itself: its end queues the verification runs at once (on commit,
+    # one task per run), nothing waits for the feed.
     with django_capture_on_commit_callbacks(execute=False) as finished:
         replay = _replay(topic, people["operator"], "kafka", [lost.uuid, gone.uuid])
     assert replay.status == "done" and replay.outcome == {"stored": 2}
-    assert len(finished) == 1
-
-    runs = _verified(replay, django_capture_on_commit_callbacks)
+    runs = list(ReconRun.objects.filter(replay=replay))
+    assert runs and all(r.status == "queued" for r in runs) and len(finished) == len(runs)
+    for run in runs:
+        assert run_execute_task(str(run.pk)) == "done"
+    runs = [ReconRun.objects.get(pk=r.pk) for r in runs]
     transport = next(r for r in runs if r.kind == "transport")
     assert {r.kind for r in runs} == {"transport", "cache"} and all(r.replay_id == replay.pk for r in runs)
     assert transport.trigger == "replay" and transport.total == transport.processed == 1
@@ -108,9 +111,9 @@ def test_an_audit_replay_is_verified_once_the_feed_has_consumed_it(
 
 def test_a_finished_load_is_judged_in_both_legs_once_consumed(feed, cache, people, django_capture_on_commit_callbacks):
     from core.ods import ods_seed
-    from kafkacache.loads import load_run, load_start
+    from kafkacache.services.loads import load_run, load_start
     from recon.models import Load
-    from recon.runs import load_verify
+    from recon.services.runs import load_verify
 
     from .conftest import fetch
 

@@ -8,11 +8,11 @@ from core.ods import ods_seed
 from core.records import record_decode
 from core.sources import SqlSource
 from kafkacache.consumer import FeedConsumer
-from kafkacache.loads import load_run, load_start
 from kafkacache.messages import headers_dict
+from kafkacache.services.loads import load_run, load_start
 from recon.models import ConsumedMessage, Finding, Load, OperatorAction, PublishedMessage, Replay, ReplayItem, Window
-from replay.requests import replay_request
-from replay.runs import replay_run
+from replay.services.requests import replay_request
+from replay.services.runs import replay_run
 from tests.cache_state import cached, records_drop
 
 from .conftest import fetch, fetch_uuid, finding_of, lose_one, reconcile
@@ -192,5 +192,6 @@ def test_a_replay_of_an_unknown_message_reports_it_skipped(feed, people):
     )
     replay = replay_run(replay_id=replay.pk)
     item = replay.items.get()
-    assert (replay.status, item.original_uuid, item.outcome) == ("done", stranger, ReplayItem.Outcome.SKIPPED)
+    # Skipped something: done with problems, never plain done, with the reason on the item.
+    assert (replay.status, item.original_uuid, item.outcome) == ("problems", stranger, ReplayItem.Outcome.SKIPPED)
     assert "not in the publish ledger" in item.detail

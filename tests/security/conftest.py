@@ -23,8 +23,8 @@ from core.records import record_encode, record_from_document
 from kafkacache.cache import CacheOp, cache_apply
 from monitoring.models import Alert, AlertRule
 from recon import access
-from recon.audit import payloads_record
 from recon.models import Load, ReconRun, Replay
+from recon.services.audit import payloads_record
 from tests.dashboard import conftest as dashboard_base
 from tests.documents import DOC
 from tests.factories import PASSWORD, UserFactory
@@ -79,7 +79,14 @@ def world(secrets, data, topic_a, people, cache) -> World:
     load = Load.objects.create(topic=topic_a, source="ods", status=Load.Status.DONE)
     encoded = record_encode(record_from_document({**DOC, "client_id": 1}))
     message = data["rows_a"][1]  # key client:1
-    cache_apply(cache, [CacheOp("bulk", message.key, 1, encoded.value, str(message.uuid), 1, load=load.retrieval_key)])
+    cache_apply(
+        cache,
+        [
+            CacheOp(
+                "bulk", message.key, 1, encoded.value, str(message.uuid), 1, load=load.retrieval_key, topic=topic_a.name
+            )
+        ],
+    )
     payloads_record(topic=topic_a, side="published", items=[(message.uuid, encoded.value, message.published_at, 1)])
     now = dt.datetime.now(dt.UTC)
     replay = Replay.objects.create(

@@ -28,7 +28,7 @@ from schemathesis.checks import (
 )
 
 from recon import access
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.kafkacache import conftest as feed_base
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.timeout(300)]

@@ -25,7 +25,7 @@ from django.test import Client
 
 from core.clients import redis_client
 from recon.models import Finding, OperatorAction
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 from tests.dashboard.conftest import CARD
 from tests.url_walk import OPEN_BY_DESIGN
 

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from knox.models import AuthToken
 
 from core.usernames import username_normalise
-from recon.services import operator_action_record
+from recon.services.actions import operator_action_record
 
 
 class Command(BaseCommand):

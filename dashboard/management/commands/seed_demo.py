@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
 from dashboard.services import demo_grants_ensure, user_ensure
 from recon.models import Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 class Command(BaseCommand):

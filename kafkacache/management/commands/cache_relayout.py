@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.progress import Progress
-from kafkacache.relayout import RelayoutCounts, cache_relayout
+from core.progress import Progress
+from kafkacache.services.relayout import RelayoutCounts, cache_relayout
 
 
 class Command(BaseCommand):
@@ -22,4 +22,7 @@ class Command(BaseCommand):
 
         counts = cache_relayout(batch=batch, progress=progress)
         bar.finish()
-        self.stdout.write(f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer)")
+        self.stdout.write(
+            f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer);"
+            f" topics set on {counts.topics_set} records, {counts.topics_unknown} unknown to the publish ledger"
+        )

@@ -3,8 +3,8 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand
 
+from core.progress import Progress
 from kafkacache.consumer import FeedConsumer, consume_run
-from kafkacache.progress import Progress
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.topics import topics_ensure
-from recon.services import feed_topics_ensure
+from kafkacache.services.topics import topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from kafkacache.progress import Progress
-from kafkacache.rekey import RekeyCounts, audit_reencrypt, records_reencrypt
+from core.progress import Progress
+from kafkacache.services.reencrypt import RekeyCounts, audit_reencrypt, records_reencrypt
 
 
 class Command(BaseCommand):

@@ -2,10 +2,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import AppError
-from kafkacache.loads import BatchCounts, load_run, load_start
-from kafkacache.progress import Progress
+from core.progress import Progress
+from kafkacache.services.loads import BatchCounts, load_run, load_start
 from recon.models import Load, Topic
-from recon.services import feed_topics_ensure
+from recon.services.feed import feed_topics_ensure
 
 
 class Command(BaseCommand):

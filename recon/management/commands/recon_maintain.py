@@ -5,7 +5,9 @@ manage.py recon_maintain [--partitions] [--windows] [--audit]   (default: all th
 
 from django.core.management.base import BaseCommand
 
-from recon import audit, partitions, services
+from recon.services import partitions
+from recon.services.audit import audit_purge
+from recon.services.windows import due_windows_reconcile
 
 
 class Command(BaseCommand):
@@ -22,7 +24,7 @@ class Command(BaseCommand):
             outcome = partitions.partitions_maintain()
             self.stdout.write(f"partitions: created {len(outcome['created'])}, dropped {len(outcome['dropped'])}")
         if everything or options["windows"]:
-            runs = services.due_windows_reconcile()
+            runs = due_windows_reconcile()
             self.stdout.write(f"windows: {len(runs)} scheduled run(s)")
         if everything or options["audit"]:
-            self.stdout.write(f"audit: {audit.audit_purge()} payload(s) purged")
+            self.stdout.write(f"audit: {audit_purge()} payload(s) purged")

@@ -1,0 +1,213 @@
+"""The overview page's read: per visible topic, the flow of its windows over a range (folded into
+wider buckets on long ranges), its findings by category and severity, the busiest second,
+the consumer lag. Charts read the windows table (one row per topic per window, kept up to
+date by the ledger writers), never a count of ledger rows; the busiest second is counted in
+the publish ledger by its topic and publish-time index, over the busiest windows only on a
+huge range."""
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Count, DateTimeField, F, Func, Sum, Value
+
+from dashboard.selectors.lag import Lag, sampled_lag
+from recon import access
+from recon.models import (
+    Finding,
+    Topic,
+    Window,
+)
+from recon.selectors.topics import topics_visible
+
+MAX_CHART_POINTS = 300  # more windows than this in a range are added up into wider buckets
+
+
+@dataclass
+class SeriesPoint:
+    start: dt.datetime
+    published: int
+    consumed: int
+
+
+@dataclass
+class TopicOverview:
+    topic: Topic
+    series: list[SeriesPoint]
+    bucket_seconds: int
+    published: int
+    consumed: int
+    windows_by_status: dict[str, int]
+    findings_by_category: dict[str, int]
+    open_findings: int
+    throughput_avg: float  # published messages per second over the range
+    throughput_peak: float  # the busiest second's published messages (from the ledger)
+    lag: Lag | None
+    can_operate: bool
+    findings_by_severity: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> severity -> n
+    peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
+    pending: int = 0  # published, not consumed yet, in windows not yet judged
+    pending_judged_at: dt.datetime | None = None  # when the first of those windows is judged
+
+    @property
+    def state(self) -> str:
+        """bad: something is known to be wrong (open findings, a gap in judged windows); warn: not yet
+        known (messages pending judgement, lag, no recent lag sample); ok otherwise."""
+        if self.open_findings or self.windows_by_status.get("discrepant"):
+            return "bad"
+        if self.pending or (self.lag is not None and self.lag.messages != 0):
+            return "warn"
+        return "ok"
+
+    @property
+    def gap(self) -> int:
+        return self.published - self.consumed
+
+
+def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = True) -> list[TopicOverview]:
+    topics = list(topics_visible(user))
+    findings = _findings_by_category(topics, start, end)
+    severities = _findings_by_severity(topics, start, end)
+    open_counts = dict(
+        Finding.objects.filter(topic__in=topics, status=Finding.Status.OPEN)
+        .values_list("topic_id")
+        .annotate(n=Count("id"))
+        .values_list("topic_id", "n")
+    )
+    result = []
+    for topic in topics:
+        series, bucket_seconds, by_status = _window_series(topic, start, end)
+        published = sum(p.published for p in series)
+        consumed = sum(p.consumed for p in series)
+        span = max((end - start).total_seconds(), 1.0)
+        peak, peak_scope = _peak_per_second(topic, start, end, published)
+        pending, judged_at = _pending(topic)
+        result.append(
+            TopicOverview(
+                topic=topic,
+                series=series,
+                bucket_seconds=bucket_seconds,
+                published=published,
+                consumed=consumed,
+                windows_by_status=by_status,
+                findings_by_category=findings.get(topic.pk, {}),
+                open_findings=open_counts.get(topic.pk, 0),
+                throughput_avg=published / span,
+                throughput_peak=peak,
+                lag=sampled_lag(topic.name, topic.consumer_group) if with_lag else None,
+                can_operate=access.can_operate(user, topic),
+                findings_by_severity=severities.get(topic.pk, {}),
+                peak_scope=peak_scope,
+                pending=pending,
+                pending_judged_at=judged_at,
+            )
+        )
+    return result
+
+
+def _pending(topic: Topic) -> tuple[int, dt.datetime | None]:
+    """Messages published and not consumed yet in the topic's open windows (not judged yet), and when
+    the first such window is judged (its end plus the grace). Served by window_topic_start."""
+    rows = (
+        Window.objects.filter(topic=topic, status=Window.Status.OPEN, published_count__gt=F("consumed_count"))
+        .order_by()
+        .values_list("end", "published_count", "consumed_count")
+    )
+    pending, first = 0, None
+    for window_end, published, consumed in rows:
+        pending += published - consumed
+        first = window_end if first is None else min(first, window_end)
+    return pending, (first + dt.timedelta(seconds=topic.grace_seconds) if first else None)
+
+
+# Above this many messages in the range, the busiest second is looked for only in the
+# busiest windows (a bounded read of the ledger), and the page says so.
+PEAK_SCAN_MAX = 200_000
+
+
+PEAK_WINDOWS = 5
+
+
+_PEAK_SQL = """
+SELECT coalesce(max(n), 0) FROM (
+    SELECT count(*) AS n FROM recon_publishedmessage
+    WHERE topic_id = %s AND published_at >= %s AND published_at < %s
+    GROUP BY date_trunc('second', published_at)
+) s
+"""
+
+
+def _peak_per_second(topic: Topic, start: dt.datetime, end: dt.datetime, published: int) -> tuple[int, str]:
+    """The true peak rate: the most messages published in one second, counted in the ledger."""
+    if not published:
+        return 0, "range"
+    if published <= PEAK_SCAN_MAX:
+        spans = [(start, end)]
+        scope = "range"
+    else:
+        busiest = Window.objects.filter(topic=topic, start__gte=start, start__lt=end).order_by("-published_count")
+        spans = list(busiest.values_list("start", "end")[:PEAK_WINDOWS])
+        scope = "busiest windows"
+    peak = 0
+    with connection.cursor() as cursor:
+        for span_start, span_end in spans:
+            cursor.execute(_PEAK_SQL, [topic.pk, span_start, span_end])
+            peak = max(peak, int(cursor.fetchone()[0]))
+    return peak, scope
+
+
+def _findings_by_severity(
+    topics: list[Topic], start: dt.datetime, end: dt.datetime
+) -> dict[int, dict[str, dict[str, int]]]:
+    rows = (
+        Finding.objects.filter(topic__in=topics, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values_list("topic_id", "category", "severity")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, dict[str, dict[str, int]]] = {}
+    for topic_id, category, severity, n in rows:
+        out.setdefault(topic_id, {}).setdefault(category, {})[severity] = n
+    return out
+
+
+def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[list[SeriesPoint], int, dict]:
+    windows = Window.objects.filter(topic=topic, start__gte=start, start__lt=end)
+    by_status = dict(windows.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    span = (end - start).total_seconds()
+    per_bucket = max(1, math.ceil(span / topic.window_seconds / MAX_CHART_POINTS))
+    bucket_seconds = per_bucket * topic.window_seconds
+    if per_bucket == 1:
+        rows = windows.order_by("start").values_list("start", "published_count", "consumed_count")
+    else:
+        # date_bin (PostgreSQL 14+) folds windows into wider buckets inside the database.
+        bucket = Func(
+            Value(dt.timedelta(seconds=bucket_seconds)),
+            F("start"),
+            Value(dt.datetime(2000, 1, 1, tzinfo=dt.UTC)),
+            function="date_bin",
+            output_field=DateTimeField(),
+        )
+        rows = (
+            windows.annotate(bucket=bucket)
+            .values("bucket")
+            .annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+            .order_by("bucket")
+            .values_list("bucket", "p", "c")
+        )
+    series = [SeriesPoint(start=s, published=int(p), consumed=int(c)) for s, p, c in rows]
+    return series, bucket_seconds, by_status
+
+
+def _findings_by_category(topics: list[Topic], start: dt.datetime, end: dt.datetime) -> dict[int, dict[str, int]]:
+    rows = (
+        Finding.objects.filter(topic__in=topics, created_at__gte=start, created_at__lt=end)
+        .order_by()
+        .values_list("topic_id", "category")
+        .annotate(n=Count("id"))
+    )
+    out: dict[int, dict[str, int]] = {}
+    for topic_id, category, n in rows:
+        out.setdefault(topic_id, {})[category] = n
+    return out

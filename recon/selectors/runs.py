@@ -1,0 +1,80 @@
+"""Reads of runs: the runs of visible topics, a transport run's report."""
+
+import datetime as dt
+from collections import defaultdict
+
+from django.conf import settings
+from django.db.models import Count, QuerySet, Sum
+
+from recon import access
+from recon.engine import ENGINE_CATEGORIES
+from recon.models import Finding, ReconRun, Topic, Window
+
+
+def runs_visible(topics: QuerySet[Topic]) -> QuerySet[ReconRun]:
+    return ReconRun.objects.filter(topic__in=topics).select_related("topic", "requested_by")
+
+
+def run_report(*, topic: Topic, start: dt.datetime, end: dt.datetime, window_ids: list[int], now: dt.datetime) -> dict:
+    """A run's report: window states, totals, and the UUIDs of each category still standing."""
+    windows = Window.objects.filter(pk__in=window_ids)
+    states = dict(windows.order_by().values("status").annotate(n=Count("pk")).values_list("status", "n"))
+    totals = windows.aggregate(published=Sum("published_count"), consumed=Sum("consumed_count"))
+    summaries = list(windows.values_list("summary", flat=True))
+    cap = settings.RECON_REPORT_MAX_UUIDS
+    findings: dict[str, dict] = {}
+    classification: dict[str, int] = defaultdict(int)
+    standing = (
+        Finding.objects.filter(window_id__in=window_ids, category__in=ENGINE_CATEGORIES)
+        .exclude(status=Finding.Status.RESOLVED)
+        .order_by("category", "uuid")
+        .values_list("category", "uuid", "classification")
+    )
+    for category, message_uuid, verdict in standing.iterator(chunk_size=5000):
+        entry = findings.setdefault(category, {"count": 0, "uuids": [], "truncated": False})
+        entry["count"] += 1
+        classification[verdict] += 1
+        if message_uuid is not None:
+            if len(entry["uuids"]) < cap:
+                entry["uuids"].append(str(message_uuid))
+            else:
+                entry["truncated"] = True
+    n_windows = len(window_ids)
+    return {
+        "topic": topic.name,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "as_of": now.isoformat(),
+        "windows": {
+            "total": n_windows,
+            "matched": states.get(Window.Status.MATCHED, 0),
+            "discrepant": states.get(Window.Status.DISCREPANT, 0),
+            "open": states.get(Window.Status.OPEN, 0),
+        },
+        "published": totals["published"] or 0,
+        "consumed": totals["consumed"] or 0,
+        "pending": sum(s.get("pending", 0) for s in summaries),
+        "all_matched": states.get(Window.Status.MATCHED, 0) == n_windows and not findings,
+        "findings": findings,
+        "classification": dict(classification),
+        "truncated": any(s.get("truncated") for s in summaries),
+        "methods": {
+            "counts": topic.method_counts,
+            "uuid": topic.method_uuid,
+            "hash": topic.method_hash,
+            "audit": topic.method_audit,
+        },
+    }
+
+
+def runs_of_load(load, *, limit: int = 20) -> list[ReconRun]:
+    """A load's runs (its verification, and any asked for), newest first."""
+    return list(ReconRun.objects.filter(load=load).order_by("-started_at")[:limit])
+
+
+def run_visible(user, *, pk) -> ReconRun:
+    """A run by id, 404 when it is unknown or on a topic the user may not see."""
+    run = ReconRun.objects.select_related("topic", "requested_by", "load", "replay").filter(pk=pk).first()
+    access.topic_for_view(user, run.topic if run else None)
+    assert run is not None  # topic_for_view raised otherwise
+    return run
