@@ -12,7 +12,7 @@ The data: a database of its own (the DATABASE_URL's server, the database name wi
 `_screenshots` added, dropped and made anew), the demo users, six hours of demo
 traffic written by the real ledger writers and judged by the real engine, with
 problems in it (dashboard.demo: messages missing, altered, delayed, duplicated and
-dead-lettered, a cache divergence, breaks owned, investigated and accepted, a replay
+dead-lettered, a cache divergence, findings owned, investigated and accepted, a replay
 fixed and verified, one awaiting a second operator, alerts). Redis database 10 of
 the REDIS_URL's server holds the cache entries and Celery's broker for the run
 (flushed before and after). The topics are always the defaults' names, so the pictures
@@ -81,19 +81,19 @@ def _day(scene) -> str:
 
 SHOTS = [
     Shot("overview", "dashboard:overview", "Overview", query=lambda s: "?range=6h"),
-    Shot("discrepancies", "dashboard:findings", "Discrepancies"),
+    Shot("findings", "dashboard:findings", "Findings"),
     Shot(
-        "discrepancies-viewer",
+        "findings-viewer",
         "dashboard:findings",
-        "Discrepancies, as a viewer",
+        "Findings, as a viewer",
         "viewer",
         query=lambda s: "?status=open",
     ),
-    Shot("finding", "dashboard:finding", "An open break: owner, age, thread", args=lambda s: [s.owned.pk], full=True),
+    Shot("finding", "dashboard:finding", "An open finding: owner, age, thread", args=lambda s: [s.owned.pk], full=True),
     Shot(
         "finding-accepted",
         "dashboard:finding",
-        "A break accepted with a reason code",
+        "A finding accepted with a reason code",
         args=lambda s: [s.accepted.pk],
         full=True,
     ),
@@ -106,7 +106,7 @@ SHOTS = [
         press="form.replay button[formaction$='dry-run']",
         full=True,
     ),
-    Shot("my-breaks", "dashboard:my-breaks", "My breaks"),
+    Shot("my-findings", "dashboard:my-breaks", "My findings"),
     Shot("message", "dashboard:message", "Message drill-down", args=lambda s: [s.message.uuid], full=True),
     Shot("message-search", "dashboard:message-search", "Message search", query=lambda s: f"?q={quote(s.message.key)}"),
     Shot("windows", "dashboard:windows", "Windows"),
@@ -138,10 +138,10 @@ SHOTS = [
         query=lambda s: f"?topic={quote(s.bulk.name)}{_day(s)}&format=html",
         full=True,
     ),
-    Shot("alerts", "monitoring:alerts", "Alerts"),
-    Shot("alert-rules", "monitoring:rules", "Alert rules", "admin"),
-    Shot("alert-rule", "monitoring:rule", "An alert rule", "admin", args=lambda s: [s.rule.pk], full=True),
-    Shot("silences", "monitoring:silences", "Silences"),
+    Shot("alerts", "dashboard:alerts", "Alerts"),
+    Shot("alert-rules", "dashboard:alert-rules", "Alert rules", "admin"),
+    Shot("alert-rule", "dashboard:alert-rule", "An alert rule", "admin", args=lambda s: [s.rule.pk], full=True),
+    Shot("silences", "dashboard:silences", "Silences"),
     Shot("audit-trail", "dashboard:actions", "Audit trail", "admin"),
     Shot("login", "login", "Log in", None),
     Shot("api-docs", "api-docs", "API docs", "admin"),
@@ -167,11 +167,11 @@ NOT_PAGES = {
     "dashboard:run-request": "a form's POST; it answers with the run's page",
     "dashboard:plotly-js": "an asset the overview loads",
     "dashboard:plotly-css": "an asset the overview loads",
-    "monitoring:alert-acknowledge": "a form's POST; it answers with the alerts page",
-    "monitoring:rule-create": "a form's POST; it answers with the rule's page",
-    "monitoring:rule-test": "a form's POST; it answers with the rule's page",
-    "monitoring:rule-delete": "a form's POST; it answers with the rules page",
-    "monitoring:silence-end": "a form's POST; it answers with the silences page",
+    "dashboard:alert-acknowledge": "a form's POST; it answers with the alerts page",
+    "dashboard:alert-rule-create": "a form's POST; it answers with the rule's page",
+    "dashboard:alert-rule-test": "a form's POST; it answers with the rule's page",
+    "dashboard:alert-rule-delete": "a form's POST; it answers with the rules page",
+    "dashboard:silence-end": "a form's POST; it answers with the silences page",
     "healthz": "JSON for the probes",
     "healthz-role": "JSON for the probes",
     "healthz-queue": "JSON for the probes",
@@ -307,7 +307,7 @@ def gallery_render() -> str:
         "(`scripts/screenshots.py`, which also writes this page): demo traffic written by the",
         "real ledger writers and judged by the real engine, with the problems operators meet",
         "(lost, altered, late, duplicated and dead-lettered messages, a cache divergence,",
-        "breaks owned and accepted, replays verified or awaiting a second operator, alerts).",
+        "findings owned and accepted, replays verified or awaiting a second operator, alerts).",
         "`docs/screenshots/manifest.json` records what rendered each page; `tests/docs` fails",
         "when a page's templates, view or stylesheets changed since its screenshots.",
     ]

@@ -15,8 +15,8 @@ from scripts import screenshots as s
 
 CURE = "make screenshots (or: .venv/bin/python scripts/screenshots.py --only {names})"
 # The PNGs are in git: a ceiling that a long page shot whole, or a new page shot badly,
-# runs into (the set is about 9 MB today; one page's four screenshots rarely pass 1.2 MB).
-TOTAL_BYTES_MAX = 12 * 1024 * 1024
+# runs into (the set is about 12.3 MB today; one page's four screenshots rarely pass 1.2 MB).
+TOTAL_BYTES_MAX = 14 * 1024 * 1024
 FILE_BYTES_MAX = 600 * 1024
 
 
@@ -70,7 +70,9 @@ def test_the_manifest_vouches_for_what_rendered_each_page(manifest):
         if entry is None:
             continue  # named by the test above
         ours = shot.url.startswith(("dashboard:", "monitoring:")) or shot.url == "login"
-        if not entry.get("png") or not entry["view"] or (ours and not (entry["templates"] and entry["static"])):
+        # A page on base.html loads our stylesheet; one that is not (the evidence summary) need not.
+        styled = entry["static"] or "base.html" not in entry["templates"]
+        if not entry.get("png") or not entry["view"] or (ours and not (entry["templates"] and styled)):
             empty.append(shot.name)
     assert empty == [], f"manifest entries that record nothing to check: {', '.join(empty)}; run {_cure(empty)}"
     extra = sorted(set(manifest["shots"]) - {shot.name for shot in s.SHOTS})
