@@ -1,4 +1,4 @@
-.PHONY: run prod test services-up services-down services-status bench lint format audit
+.PHONY: run prod test services-up services-down services-status bench lint format audit docs screenshots
 
 run:            ## install what is missing, start services and the app with demo data
 	bin/run
@@ -24,6 +24,13 @@ bench:          ## performance: this machine's limits and the product side by si
 
 audit:          ## dependency audit (pip-audit) of both locks; says plainly when it cannot run offline
 	bin/audit
+
+docs:           ## docs drawn from the code: docs/configuration.md (every setting) and the generated blocks of docs/*.md
+	.venv/bin/python scripts/docs_generate.py
+
+screenshots:    ## every page at 1280 and 390 px, light and dark, from demo data with problems in it (docs/screenshots.md)
+	bin/services up
+	.venv/bin/python scripts/screenshots.py
 
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .

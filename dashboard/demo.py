@@ -3,25 +3,41 @@
 Writes through the real ledger writers (recon.services.ledger) and reconciles with the real
 engine (recon.services.windows.range_reconcile), so the windows, findings and charts are
 what the product would show for the same traffic: a steady flow with a few
-messages lost, duplicated, altered and delayed.
+messages lost, duplicated, altered, delayed and dead-lettered. demo_scene_seed adds
+what the rest of the pages show (a cache divergence, a replay fixed and verified, one
+awaiting a second operator, alerts), through the same services an operator's clicks call.
 """
 
 import datetime as dt
 import math
 import random
 import uuid
+from dataclasses import dataclass
 
+import redis
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, OuterRef, Subquery, Value
+from django.utils import timezone
 
 from core.hashing import content_hash
-from monitoring.models import AlertRule
-from recon.models import Finding, Load, Topic
+from kafkacache.cache import CacheOp, cache_apply
+from monitoring import services as alerting
+from monitoring.models import AlertRule, Silence
+from recon.models import ConsumedMessage, Finding, Load, ReconRun, Replay, ReplayItem, Topic, Window
 from recon.services import finding_lifecycle
 from recon.services.actions import operator_action_record
+from recon.services.cache_check import cache_check
 from recon.services.feed import rebalance_record
 from recon.services.finding_lifecycle import finding_acknowledge
+from recon.services.findings import finding_record
 from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
+from recon.services.runs import replay_verify, run_execute
 from recon.services.windows import due_windows_reconcile
+from replay.services.requests import replay_request
+
+DEAD_LETTER_REASON = "malformed Avro: value has 3 bytes left over"
 
 
 def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_window: int = 40, seed: int = 7) -> dict:
@@ -31,7 +47,9 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
     first = window_start(topic, now - dt.timedelta(hours=hours))
     published: list[PublishedRow] = []
     consumed: list[ConsumedRow] = []
-    counts = {"missing": 0, "duplicate": 0, "altered": 0, "delayed": 0}
+    counts = {"missing": 0, "duplicate": 0, "altered": 0, "delayed": 0, "dead": 0}
+    dead: list[ConsumedRow] = []
+    twice: list[uuid.UUID] = []  # delivered twice (a redelivery after a rebalance)
     values: dict[uuid.UUID, bytes] = {}
     offset = 0
     start = first
@@ -69,8 +87,26 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
             digest = row.content_hash
             if 0.5 < roll < 0.502:
                 digest, counts["altered"] = content_hash(value + b"!", topic.hash_algorithm), counts["altered"] + 1
+            if 0.7 < roll < 0.7015:  # the feed could not store it: dead-lettered
+                counts["dead"] += 1
+                dead.append(
+                    ConsumedRow(
+                        uuid=row.uuid,
+                        group=topic.consumer_group,
+                        partition=row.partition,
+                        offset=row.offset,
+                        key=row.key,
+                        content_hash=digest,
+                        published_at=at,
+                        consumed_at=at + dt.timedelta(seconds=delay),
+                        outcome=ConsumedMessage.Outcome.DEAD_LETTERED,
+                    )
+                )
+                continue
             deliveries = 2 if 0.3 < roll < 0.305 else 1
             counts["duplicate"] += deliveries - 1
+            if deliveries > 1:
+                twice.append(row.uuid)
             for d in range(deliveries):
                 consumed.append(
                     ConsumedRow(
@@ -90,7 +126,32 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
         published_record(topic=topic, rows=published[i : i + 5000])
     for i in range(0, len(consumed), 5000):
         consumed_record(topic=topic, rows=consumed[i : i + 5000])
-    return {"published": len(published), "consumed": len(consumed), **counts, "rows": published, "values": values}
+    # A dead letter as the feed's consumer records it: its ledger row and its finding, together.
+    with transaction.atomic():
+        consumed_record(topic=topic, rows=dead)
+        for letter in dead:
+            finding = finding_record(
+                topic=topic,
+                category=Finding.Category.DEAD_LETTERED,
+                uuid=letter.uuid,
+                key=letter.key,
+                detail={
+                    "reason": DEAD_LETTER_REASON,
+                    "partition": letter.partition,
+                    "offset": letter.offset,
+                    "group": letter.group,
+                    "dead_letter_topic": settings.KAFKA_TOPIC_DEAD_LETTER,
+                },
+            )
+            Finding.objects.filter(pk=finding.pk).update(created_at=letter.consumed_at)
+    return {
+        "published": len(published),
+        "consumed": len(consumed) + len(dead),
+        **counts,
+        "rows": published,
+        "values": values,
+        "twice": twice,
+    }
 
 
 def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: int = 6) -> dict:
@@ -102,8 +163,16 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         parts = [{"topic": topic.name, "partition": p} for p in (0, 1)]
         rebalance_record(group=topic.consumer_group, member=member, kind="assigned", partitions=parts)
         rebalance_record(group=topic.consumer_group, member=member, kind="revoked", partitions=parts[1:])
-    # Windows whose grace has passed are reconciled the way the scheduler does it.
+    # Windows whose grace has passed are reconciled the way the scheduler does it; each
+    # finding is dated when the scheduler would have found it (its window's end + grace).
     due_windows_reconcile(now=now, limit=10_000)
+    for topic in topics:
+        found_at = Subquery(Window.objects.filter(pk=OuterRef("window_id")).values("end")[:1])
+        Finding.objects.filter(topic=topic, window__isnull=False).update(
+            created_at=ExpressionWrapper(
+                found_at + Value(dt.timedelta(seconds=topic.grace_seconds)), output_field=DateTimeField()
+            )
+        )
     bulk = next((t for t in topics if t.kind == Topic.Kind.BULK), topics[0])
     rebalance_record(
         group=bulk.consumer_group,
@@ -126,17 +195,20 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
             requested_by=operator,
         )
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
-    for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="duplicate")[:2]:
-        finding_acknowledge(finding=finding, user=operator, comment="redelivery after a rebalance, expected")
-    # A few findings along their lifecycle: owned and under investigation, accepted with a reason.
-    others = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).exclude(category="duplicate")
-    for n, finding in enumerate(others.order_by("created_at")[:3]):
-        finding_lifecycle.finding_assign(finding=finding, user=operator, assignee=operator, comment="taking this one")
-        if n == 0:
-            finding_lifecycle.finding_investigate(finding=finding, user=operator, comment="asked the ODS team")
-        elif n == 1:
+    for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="delayed")[:2]:
+        finding_acknowledge(finding=finding, user=operator, comment="a slow batch after the broker restart")
+    # A few findings along their lifecycle: owned (still open), under investigation, accepted with a reason.
+    standing = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).order_by("created_at")
+    for category, step in (("missing", "own"), ("altered", "investigate"), ("delayed", "accept")):
+        picked = standing.filter(category=category).first() or standing.exclude(category="duplicate").first()
+        if picked is None:
+            continue
+        finding_lifecycle.finding_assign(finding=picked, user=operator, assignee=operator, comment="taking this one")
+        if step == "investigate":
+            finding_lifecycle.finding_investigate(finding=picked, user=operator, comment="asked the ODS team")
+        elif step == "accept":
             finding_lifecycle.finding_accept(
-                finding=finding, user=operator, reason_code="timing", comment="within tolerance"
+                finding=picked, user=operator, reason_code="timing", comment="within tolerance"
             )
     # A starting rule, shown on the Alerts pages (no channel: people add theirs).
     AlertRule.objects.get_or_create(
@@ -144,3 +216,142 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
     )
     return written
+
+
+@dataclass
+class DemoScene:
+    """The demo objects the pages show (scripts/screenshots.py's table picks them)."""
+
+    bulk: Topic
+    message: PublishedRow  # delivered twice, held by the cache as published (the message page)
+    owned: Finding | None  # an open break with an owner, a comment and an age
+    accepted: Finding | None  # accepted as-is with a reason code
+    divergence: ReconRun  # the cache leg that found a key differing and one absent
+    window: Window | None  # a discrepant window
+    load: Load | None  # a load still running
+    replay: Replay  # done; the finding it fixed verified by a run
+    pending: Replay  # awaiting a second operator's approval
+    verify_run: ReconRun | None
+    rule: AlertRule
+
+
+def _latest(rows: list[PublishedRow]) -> dict[str, PublishedRow]:
+    latest: dict[str, PublishedRow] = {}
+    for row in sorted(rows, key=lambda r: r.published_at):
+        latest[row.key] = row
+    return latest
+
+
+def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis.Redis) -> DemoScene:
+    """On top of demo_seed's traffic: what the cache, replay, approval and alert pages show.
+
+    The cache leg, the replay request, its verification and the alerts run through their
+    real services. A replay's run itself is what a worker's Kafka way does, written
+    directly: the demo's messages live in the ledger only, not in Kafka."""
+    now = timezone.now()
+    rows, values = written[bulk.name]["rows"], written[bulk.name]["values"]
+    latest = _latest(rows)
+    standing = Finding.objects.filter(topic=bulk).order_by("created_at")
+    # The cache: one message held as published (the message page), one key with other bytes, one absent.
+    settled = now - dt.timedelta(hours=1)  # long consumed: the cache leg judges it, not "in flight"
+    flagged = set(standing.values_list("key", flat=True))
+    clean = [r for r in latest.values() if r.published_at < settled and r.key not in flagged]
+    twice = set(written[bulk.name]["twice"])
+    message = next(r for r in clean if r.uuid in twice)
+    differs, absent = [r for r in clean if r is not message][:2]
+    ops = [
+        CacheOp(
+            "bulk", r.key, 0, value, str(r.uuid), 1, created_ms=int(r.published_at.timestamp() * 1000), topic=bulk.name
+        )
+        for r, value in ((message, values[message.uuid]), (differs, values[differs.uuid] + b" (edited)"))
+    ]
+    cache_apply(client, ops)
+    divergence = cache_check(
+        topic=bulk, keys=[message.key, differs.key, absent.key], trigger="dashboard", requested_by=operator
+    )
+    # A missing message replayed by an operator, then verified by the runs its finding names.
+    lost = standing.filter(category="missing", status=Finding.Status.OPEN, assigned_user__isnull=True).last()
+    assert lost is not None and lost.uuid is not None, "the demo traffic lost no message"
+    replay, _ = replay_request(
+        topic=bulk,
+        way=Replay.Way.KAFKA,
+        scope=Replay.Scope.MESSAGES,
+        target={"uuids": [str(lost.uuid)]},
+        reason="lost when the consumer was killed during the 10:40 deploy",
+        requested_by=operator,
+        queue=False,
+    )
+    original = next(r for r in rows if r.uuid == lost.uuid)
+    consumed_record(
+        topic=bulk,
+        rows=[
+            ConsumedRow(
+                uuid=original.uuid,
+                group=bulk.consumer_group,
+                partition=original.partition,
+                offset=original.offset,
+                key=original.key,
+                content_hash=original.content_hash,
+                published_at=original.published_at,
+                consumed_at=now,
+                outcome="stored",
+            )
+        ],
+    )
+    ReplayItem.objects.create(
+        replay=replay,
+        original_uuid=original.uuid,
+        uuid=original.uuid,
+        key=original.key,
+        partition=original.partition,
+        offset=original.offset,
+        outcome=ReplayItem.Outcome.STORED,
+    )
+    Replay.objects.filter(pk=replay.pk).update(
+        status=Replay.Status.DONE, total=1, processed=1, outcome={"stored": 1}, started_at=now, finished_at=now
+    )
+    runs = replay_verify(replay_id=replay.pk, force=True) or []
+    for run in runs:
+        run_execute(run_id=run.pk)
+    # Four eyes: past 20 messages a second operator approves; the operator asks for a whole window.
+    Topic.objects.filter(pk=bulk.pk).update(approval_threshold=20)
+    bulk.refresh_from_db()
+    window = Window.objects.filter(topic=bulk, status=Window.Status.DISCREPANT).order_by("-start").first()
+    assert window is not None, "the demo traffic made no discrepant window"
+    pending, _ = replay_request(
+        topic=bulk,
+        way=Replay.Way.KAFKA,
+        scope=Replay.Scope.WINDOW,
+        target={"window": window.pk},
+        reason="re-read the 40 minutes the consumer group lagged",
+        requested_by=operator,
+        queue=False,
+    )
+    # Alerts: open breaks standing, and critical ones past their SLA; one rule silenced for a change.
+    rule = AlertRule.objects.get(name="Standing exceptions")
+    AlertRule.objects.get_or_create(
+        name="Critical breaks past SLA", defaults={"kind": AlertRule.Kind.BREAK_SLA, "min_severity": "critical"}
+    )
+    alerting.alerts_evaluate(now=now + dt.timedelta(minutes=30))
+    Silence.objects.create(
+        rule=rule,
+        starts_at=now,
+        ends_at=now + dt.timedelta(hours=2),
+        reason="broker upgrade CHG-1042",
+        created_by=operator,
+    )
+    owned = standing.filter(assigned_user=operator, status=Finding.Status.OPEN).first()
+    return DemoScene(
+        bulk=bulk,
+        message=message,
+        owned=owned,
+        accepted=standing.filter(status=Finding.Status.ACCEPTED).first(),
+        divergence=divergence,
+        window=window,
+        load=Load.objects.filter(topic=bulk, status=Load.Status.RUNNING).first()
+        or Load.objects.filter(topic=bulk).first(),
+        replay=replay,
+        pending=pending,
+        verify_run=next((r for r in ReconRun.objects.filter(replay=replay, kind=ReconRun.Kind.TRANSPORT)), None),
+        rule=rule,
+    )

@@ -1,5 +1,4 @@
-import os
-
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from dashboard.roles import ADMIN, OPERATOR, ROLES, VIEWER
@@ -12,7 +11,7 @@ class Command(BaseCommand):
     help = "Demo users for each role (viewer, operator, admin) and their topic grants."
 
     def handle(self, *args, **options):
-        password = os.environ.get("DEMO_PASSWORD", "kafkacache-demo")
+        password = settings.DEMO_PASSWORD
         users = {role: user_ensure(username=role, password=password, role=role) for role in ROLES}
         # `kafka_topics` usually made these rows already; get_or_create either way.
         rows = feed_topics_ensure()
