@@ -58,7 +58,7 @@ from recon import cache_compare as cc
 from recon.cache_compare import Expected, Problem
 from recon.models import Finding, Load, ReconRun, Replay, ReplayItem, Topic
 from recon.services.findings import key_findings_sync
-from recon.services.run_lifecycle import run_finish, run_start
+from recon.services.run_lifecycle import run_finish, run_for_check
 
 logger = logging.getLogger(__name__)
 
@@ -107,18 +107,16 @@ def cache_check(
     if full or keys is not None:
         start = start or min(topic.created_at, now - dt.timedelta(seconds=1))
         end = end or now
-    if run is None:
-        run = run_start(
-            kind=ReconRun.Kind.CACHE,
-            topic=topic,
-            start=start,
-            end=end,
-            load=load,
-            trigger=trigger,
-            requested_by=requested_by,
-        )
-    elif run.kind != ReconRun.Kind.CACHE or run.topic_id != topic.pk:
-        raise ValueError(f"run {run.pk} is a {run.kind} run of topic {run.topic_id}, not this cache leg's")
+    run = run_for_check(
+        run,
+        kind=ReconRun.Kind.CACHE,
+        topic=topic,
+        start=start,
+        end=end,
+        load=load,
+        trigger=trigger,
+        requested_by=requested_by,
+    )
     with run_finish(run) as report:
         started = time.monotonic()
         leg = _Leg(topic=topic, now=now)

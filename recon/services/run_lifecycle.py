@@ -47,6 +47,17 @@ def run_start(
     )
 
 
+def run_for_check(run: ReconRun | None, *, kind: str, topic: Topic, **started) -> ReconRun:
+    """The run a check fills: the queued run a worker claimed (recon.services.runs.run_execute),
+    refused when it is another kind's or topic's, or else one started now (run_start's
+    `start`, `end`, `load`, `trigger` and `requested_by`)."""
+    if run is None:
+        return run_start(kind=kind, topic=topic, **started)
+    if run.kind != kind or run.topic_id != topic.pk:
+        raise ValueError(f"run {run.pk} is a {run.kind} run of topic {run.topic_id}, not a {kind} run of this topic")
+    return run
+
+
 @contextmanager
 def run_finish(run: ReconRun) -> Iterator[dict]:
     """Yield the run's report to fill; store it DONE, or FAILED with the error."""

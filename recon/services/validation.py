@@ -27,7 +27,7 @@ from core.record_checks import record_problems as clear_field_problems
 from core.records import record_decode
 from recon.models import ConsumedMessage, Finding, ReconRun, Topic
 from recon.services.findings import key_findings_sync
-from recon.services.run_lifecycle import run_finish, run_start
+from recon.services.run_lifecycle import run_finish, run_for_check
 
 logger = logging.getLogger(__name__)
 
@@ -158,18 +158,16 @@ def validation_run(
     a new one (trigger and requested_by are then its own).
     """
     today = today or timezone.now().date()
-    if run is None:
-        run = run_start(
-            kind=ReconRun.Kind.VALIDATION,
-            topic=topic,
-            start=start,
-            end=end,
-            load=load,
-            trigger=trigger,
-            requested_by=requested_by,
-        )
-    elif run.kind != ReconRun.Kind.VALIDATION or run.topic_id != topic.pk:
-        raise ValueError(f"run {run.pk} is a {run.kind} run of topic {run.topic_id}, not this validation's")
+    run = run_for_check(
+        run,
+        kind=ReconRun.Kind.VALIDATION,
+        topic=topic,
+        start=start,
+        end=end,
+        load=load,
+        trigger=trigger,
+        requested_by=requested_by,
+    )
     with run_finish(run) as report:
         keys = keys_handled(topic=topic, start=start, end=end, load_id=load.pk if load else None)
         problems = cached_problems(keys, today=today)
