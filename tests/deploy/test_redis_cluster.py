@@ -117,7 +117,7 @@ def _state(client) -> dict:
     out: dict = {}
     for key in keys:
         tomb = client.get(tombstone_key(key))
-        out[key] = (client.hgetall(rec_key(key)), tomb, tomb is not None and client.ttl(tombstone_key(key)) > 0)
+        out[key] = (client.get(rec_key(key)), tomb, tomb is not None and client.ttl(tombstone_key(key)) > 0)
     for load in ("r0", "r1", "r2"):
         out[load] = sorted(client.smembers(load_key(load)))
     return out
