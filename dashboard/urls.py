@@ -1,6 +1,18 @@
 from django.urls import path
 
-from dashboard.views import activity, alerts, evidence, findings, loads, messages, overview, replays, runs, windows
+from dashboard.views import (
+    activity,
+    alerts,
+    approvals,
+    evidence,
+    findings,
+    loads,
+    messages,
+    overview,
+    replays,
+    runs,
+    windows,
+)
 
 app_name = "dashboard"
 
@@ -30,6 +42,7 @@ urlpatterns = [
     path("loads/<uuid:pk>/", loads.load_detail, name="load"),
     path("rebalances/", activity.rebalances, name="rebalances"),
     path("audit/", activity.actions, name="actions"),
+    path("approvals/", approvals.approvals, name="approvals"),
     path("replays/", replays.replays, name="replays"),
     path("replays/start", replays.replay_start, name="replay-start"),
     path("replays/reprocess", replays.reprocess, name="reprocess"),
