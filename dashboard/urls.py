@@ -11,6 +11,7 @@ from dashboard.views import (
     overview,
     replays,
     runs,
+    topics,
     windows,
 )
 
@@ -43,6 +44,10 @@ urlpatterns = [
     path("rebalances/", activity.rebalances, name="rebalances"),
     path("audit/", activity.actions, name="actions"),
     path("approvals/", approvals.approvals, name="approvals"),
+    path("topics/", topics.topics, name="topics"),
+    path("topics/<int:pk>/", topics.topic_detail, name="topic"),
+    path("topics/<int:pk>/people", topics.topic_member_set_view, name="topic-member-set"),
+    path("topics/<int:pk>/people/remove", topics.topic_member_remove_view, name="topic-member-remove"),
     path("replays/", replays.replays, name="replays"),
     path("replays/start", replays.replay_start, name="replay-start"),
     path("replays/reprocess", replays.reprocess, name="reprocess"),
