@@ -23,6 +23,7 @@ urlpatterns = [
     path("assets/plotly.css", overview.plotly_css, name="plotly-css"),
     path("findings/", findings.findings, name="findings"),
     path("findings/export.csv", findings.findings_csv, name="findings-csv"),
+    path("findings/bulk", findings.findings_bulk, name="findings-bulk"),
     path("findings/<int:pk>/", findings.finding_detail, name="finding"),
     path("findings/<int:pk>/acknowledge", findings.finding_acknowledge, name="finding-acknowledge"),
     path("findings/<int:pk>/assign", findings.finding_assign, name="finding-assign"),

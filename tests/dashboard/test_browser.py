@@ -72,13 +72,16 @@ def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transact
     missing = data["missing"]
     page = login("operator1")
     page.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
-    page.fill("#assign input[name=assignee]", "operator1")
-    page.click("#assign button")
+    assert page.get_attribute("#next-step", "data-next") == "replay"  # a lost message: the repair comes first
+    page.click("#assign-me button")
     page.wait_for_selector(".msg")
     assert f"Finding {missing.pk} assigned." in page.inner_text(".msg")
     assert page.inner_text("#break-owner") == "operator1"
+    assert page.locator("#assign-me").count() == 0  # mine now
+    page.click("#more-actions summary")  # the lifecycle's other steps, folded away
     page.click("#investigate button")
     page.wait_for_selector("#break-status:has-text('Investigating')")
+    page.click("#more-actions summary")
     page.fill("#fix input[name=comment]", "ODS re-sent the record")
     page.click("#fix button")
     page.wait_for_selector("#break-status:has-text('Fixed')")
