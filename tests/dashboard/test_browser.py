@@ -148,3 +148,44 @@ def test_on_call_sees_amber_while_the_consumer_is_down_and_finds_the_lost_messag
     page.click("form[role=search] button[type=submit]")
     cell = page.locator(f"td[data-fate='{lost.uuid}']")
     assert "lost: published, never consumed" in cell.inner_text()
+
+
+def test_operator_ticks_findings_and_assigns_them_to_themselves_in_one_click(
+    transactional_db, live_server, login, data, topic_a
+):
+    """The list's bulk form: every finding the operator may act on has a tick box (the viewed-only
+    topic's have none); one Apply assigns them all, each audited; every control is labelled."""
+    from tests.browser import unlabelled_controls
+
+    extra = [
+        Finding.objects.create(
+            topic=topic_a,
+            key=f"client:{n}",
+            category=Finding.Category.DUPLICATE,
+            classification=Finding.Classification.EXCEPTION,
+            severity=Finding.Severity.WARNING,
+        )
+        for n in (900, 901)
+    ]
+    mine = [data["missing"], *extra]
+    page = login("operator1")
+    page.goto(live_server.url + reverse("dashboard:findings") + "?rows=finding")
+    assert page.locator(f"#pick-{data['altered_b'].pk}").count() == 0  # topic B: viewed only
+    assert unlabelled_controls(page) == []
+    page.check("#pick-all")  # page.js ticks every box of the bulk form
+    assert all(page.is_checked(f"#pick-{f.pk}") for f in mine)
+    page.select_option("#bulk-action", "assign_me")
+    with page.expect_navigation():
+        page.click("#bulk button[type=submit]:not([formaction])")
+    assert page.inner_text(".msg") == "3 done."
+    for f in mine:
+        f.refresh_from_db()
+        assert f.assigned_user.username == "operator1"
+        assert OperatorAction.objects.filter(action="finding.assign", target=f"finding:{f.pk}").exists()
+
+    # The finding page: one primary next step, the rest folded away, every control labelled.
+    page.goto(live_server.url + reverse("dashboard:finding", args=[extra[0].pk]))
+    assert page.get_attribute("#next-step", "data-next") == "acknowledge"
+    assert page.locator("#next-step button:not(.secondary)").count() == 1
+    page.click("#more-actions summary")
+    assert unlabelled_controls(page) == []
