@@ -189,3 +189,38 @@ def test_operator_ticks_findings_and_assigns_them_to_themselves_in_one_click(
     assert page.locator("#next-step button:not(.secondary)").count() == 1
     page.click("#more-actions summary")
     assert unlabelled_controls(page) == []
+
+
+def test_a_topic_admin_makes_a_second_operator_in_four_clicks(transactional_db, live_server, login, data, topic_a):
+    """Topics -> the topic -> a username typed, the role chosen -> Add: the person operates the topic,
+    audited. The role list starts at viewer (the least), so choosing operator counts as a click."""
+    from recon import access
+    from tests.browser import unlabelled_controls
+    from tests.factories import PASSWORD, UserFactory
+
+    lead = UserFactory(username="lead1", password=PASSWORD)
+    access.topic_grant(lead, topic_a, "admin")
+    second = UserFactory(username="second1", password=PASSWORD)
+    clicks = 0
+    page = login("lead1")
+    with page.expect_navigation():
+        page.click("header nav a:has-text('Topics')")
+    clicks += 1
+    with page.expect_navigation():
+        page.click(f"#topics tr[data-topic='{topic_a.name}'] a")
+    clicks += 1
+    assert unlabelled_controls(page) == []
+    page.fill("#add-member input[name=username]", "second1")  # typed, not a click
+    page.select_option("#add-member select[name=role]", "operator")
+    clicks += 1
+    with page.expect_navigation():
+        page.click("#add-member button")
+    clicks += 1
+    assert page.inner_text(".msg") == f"second1 is now operator of {topic_a.name}."
+    assert page.inner_text("#members tr[data-member='second1'] [data-field=role]") == "operator"
+    assert access.can_operate(second, topic_a)
+    entry = OperatorAction.objects.get(action="topic.member_set", target="user:second1")
+    assert (entry.user, entry.detail["before"], entry.detail["after"]) == (lead, None, "operator")
+    assert clicks == 4
+    # The lead's own row offers no change: another admin changes it.
+    assert page.locator("#members form[data-change='lead1']").count() == 0
