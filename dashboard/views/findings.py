@@ -38,7 +38,7 @@ from recon.selectors.findings import (
     reason_codes_listed,
 )
 from recon.services import finding_lifecycle
-from recon.services.finding_bulk import findings_bulk_act
+from recon.services.finding_bulk import findings_bulk_act, findings_bulk_check
 
 EXPORT_MAX_ROWS = 100_000
 PROBLEMS_SHOWN = 500  # problems on the grouped list, worst first (members are paged)
@@ -305,6 +305,7 @@ def finding_comment(request: HttpRequest, pk: int) -> HttpResponse:
 def findings_bulk(request: HttpRequest) -> HttpResponse:
     """One action on the ticked findings, each through its own service; one summary message."""
     back = safe_next(request, reverse("dashboard:findings"))
+    findings_bulk_check(user=request.user)  # 403 for someone who operates nothing
     form = BulkForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
@@ -316,7 +317,7 @@ def findings_bulk(request: HttpRequest) -> HttpResponse:
         action, assignee = "assign", cast(User, request.user)  # login_required: a real user
     elif action == "assign":
         assignee = User.objects.filter(username=username_normalise(data["assignee"]), is_active=True).first()
-        if assignee is None:
+        if assignee is None:  # said only to an operator (findings_bulk_check), as the finding page does
             messages.error(request, f"Nothing done: no user {data['assignee']}.")
             return redirect(back)
     try:

@@ -15,6 +15,7 @@ from config.errors import AppError, Conflict
 from recon import access
 from recon.models import Finding
 from recon.services import finding_lifecycle
+from recon.services.actions import operator_action_record
 
 BULK_MAX = 500  # findings per click: each is its own transaction and audit row
 ACTIONS = ("assign", "accept", "comment", "acknowledge")
@@ -49,6 +50,14 @@ def _one(finding: Finding, *, user, action: str, assignee, reason_code: str, com
         finding_lifecycle.finding_acknowledge(finding=finding, user=user, comment=comment)
 
 
+def findings_bulk_check(*, user) -> None:
+    """Someone who operates no topic at all may not use the bulk form (403, recorded), before
+    anything of the post is read: their ticks could only ever be refused."""
+    if not access.topics_operable(user).exists():
+        operator_action_record(user=user, action="finding.bulk", outcome="refused")
+        raise PermissionDenied("You may not act on any topic's findings.")
+
+
 def findings_bulk_act(
     *,
     user,
@@ -60,6 +69,7 @@ def findings_bulk_act(
 ) -> BulkOutcome:
     """`action` (one of ACTIONS) on each of `ids` (at most BULK_MAX) through its own service.
     A finding the user may not see counts as "no such finding" (its existence is not disclosed)."""
+    findings_bulk_check(user=user)
     if action not in ACTIONS:
         raise AppError(f"No bulk action {action!r}: one of {', '.join(ACTIONS)}.", code="bad_action")
     ids = list(dict.fromkeys(ids))

@@ -91,11 +91,15 @@ def test_bulk_comment_and_assign_to_a_person(people, operator, topic_a):
     assert _message(_bulk(operator, findings, "assign", assignee="nobody")) == "Nothing done: no user nobody."
 
 
-def test_a_viewer_gets_nothing_done_in_bulk(people, client_for, topic_a):
+def test_someone_who_operates_nothing_is_refused_the_bulk_form_and_learns_nothing(people, client_for, topic_a):
     findings = [_finding(topic_a) for _ in range(2)]
-    response = _bulk(client_for("viewer"), findings, "assign_me")
-    assert _message(response) == "0 done, 2 refused: you may not act on its topic (2)."
+    for fields in ({"action": "assign_me"}, {"action": "assign", "assignee": "nobody"}, {"action": "bogus"}):
+        response = client_for("viewer").post(
+            reverse("dashboard:findings-bulk"), {"findings": [f.pk for f in findings], **fields}
+        )
+        assert response.status_code == 403
     assert not Finding.objects.filter(pk__in=[f.pk for f in findings], assigned_user__isnull=False).exists()
+    assert OperatorAction.objects.filter(user=people["viewer"], action="finding.bulk", outcome="refused").count() == 3
 
 
 @pytest.mark.parametrize(
