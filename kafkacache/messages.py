@@ -18,7 +18,7 @@ import datetime as dt
 import time
 import uuid as uuidlib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from core.hashing import content_hash
 from kafkacache.seal import PROBLEMS_HEADER, problems_encode, seal_reserve
@@ -166,7 +166,8 @@ def headers_read(headers: RawHeaders) -> tuple[dict[str, bytes], int]:
         else:
             text = "".join(names)
             weight += len(text) if text.isascii() else len(text.encode())
-            return dict(headers), weight + HEADER_OVERHEAD * len(headers)
+            pairs = cast("list[tuple[str, bytes]]", headers)  # every value is bytes: the join took them
+            return dict(pairs), weight + HEADER_OVERHEAD * len(headers)
     out: dict[str, bytes] = {}
     weight = 0
     for name, item in _items(headers):
