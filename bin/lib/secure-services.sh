@@ -89,7 +89,7 @@ EOF
   umask 022
 }
 
-secure_kafka_up() {
+secure_kafka_start() {
   local dir=$SECURE_DIR/kafka
   mkdir -p "$dir"
   if pid_alive "$dir/kafka.pid"; then log "secure kafka already running"; return 0; fi
@@ -151,7 +151,6 @@ EOF
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! >"$dir/kafka.pid"
-  wait_port 127.0.0.1 "$SECURE_KAFKA_PORT" 90 "secure kafka"
 }
 
 secure_redis_up() {
@@ -222,9 +221,10 @@ EOF
 secure_up() {
   secure_tls
   secure_secrets
+  secure_kafka_start # the broker's JVM boots while PostgreSQL and Redis start
   secure_pg_up
   secure_redis_up
-  secure_kafka_up
+  wait_port 127.0.0.1 "$SECURE_KAFKA_PORT" 90 "secure kafka"
   secure_product_env
   log "product settings for the secured services: $SECURE_DIR/product.env"
 }
