@@ -124,7 +124,10 @@ class Services:
 
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: round(after[k] - before[k], 3) for k in after}
+    """CPU seconds between two samples, never below 0: a PostgreSQL shared process (an
+    autovacuum worker) that exits between them takes its seconds out of the second sample,
+    so that figure is then a floor (seen: postgres_shared below 0 on a loaded machine)."""
+    return {k: round(max(0.0, after[k] - before[k]), 3) for k in after}
 
 
 class PrivateRedis:

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.reliability.harness import CLUSTER_SCENARIOS, SCENARIOS, PrivateServices, scenario_run
 
+# How long each stopped service stays down (at least; always until the consumer met the fault).
+OUTAGES = {"redis": 5.0, "kafka": 5.0, "postgres": 8.0}
 LABELS = {
     "kill": "consumer SIGKILLed mid-run, 3 times",
     "redis": "Redis stopped 5 s, restarted",
@@ -95,7 +97,7 @@ def main() -> None:
               " seen by the consumer | run |")  # fmt: skip
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for scenario in chosen:
-            result = scenario_run(services, scenario, messages=args.messages)
+            result = scenario_run(services, scenario, messages=args.messages, outage=OUTAGES.get(scenario, 0.0))
             results.append(result)
             print(row(result), flush=True)
     finally:

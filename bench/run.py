@@ -104,7 +104,7 @@ RESULTS = ROOT / "bench" / "results"
 PY = sys.executable
 
 FULL = {"messages": 200_000, "recon": 1_000_000, "pages": 1_000_000, "requests": 40}
-QUICK = {"messages": 3_000, "recon": 20_000, "pages": 20_000, "requests": 5}
+QUICK = {"messages": 3_000, "recon": 5_000, "pages": 5_000, "requests": 3}
 
 
 def log(text: str) -> None:

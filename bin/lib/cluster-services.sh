@@ -81,19 +81,23 @@ cluster_node_down() { # index [signal]
 }
 
 cluster_up() {
-  local cp i cluster_id
-  cp=$(kafka_classpath)
+  local i cluster_id
+  kafka_classpath >/dev/null # resolved once, before the formats run at once
   mkdir -p "$CLUSTER_DIR"
-  [ -s "$CLUSTER_DIR/cluster.id" ] || java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1 >"$CLUSTER_DIR/cluster.id"
+  [ -s "$CLUSTER_DIR/cluster.id" ] || kafka_cluster_id >"$CLUSTER_DIR/cluster.id"
   cluster_id=$(cat "$CLUSTER_DIR/cluster.id")
+  # The three formats at once: each is a JVM start of its own.
+  local formats=()
   for i in 0 1 2; do
     cluster_node_config "$i"
     local dir=$CLUSTER_DIR/node$((i + 1))
     if [ ! -f "$dir/data/meta.properties" ]; then
-      java -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$cp" kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted >"$dir/format.log" 2>&1 \
-        || { cat "$dir/format.log" >&2; die "cluster node $((i + 1)) storage format failed"; }
+      kafka_format "$dir" "$cluster_id" &
+      formats[i]=$!
     fi
+  done
+  for i in "${!formats[@]}"; do
+    wait "${formats[i]}" || { cat "$CLUSTER_DIR/node$((i + 1))/format.log" >&2; die "cluster node $((i + 1)) storage format failed"; }
   done
   for i in 0 1 2; do cluster_node_up "$i"; done
   for i in 0 1 2; do wait_port 127.0.0.1 "${CLUSTER_PORTS[$i]}" 90 "cluster node $((i + 1))"; done

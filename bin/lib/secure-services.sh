@@ -89,7 +89,7 @@ EOF
   umask 022
 }
 
-secure_kafka_up() {
+secure_kafka_start() {
   local dir=$SECURE_DIR/kafka
   mkdir -p "$dir"
   if pid_alive "$dir/kafka.pid"; then log "secure kafka already running"; return 0; fi
@@ -139,12 +139,11 @@ EOF
   kafka_log4j "$dir"
   if [ ! -f "$dir/data/meta.properties" ]; then
     local cluster_id
-    cluster_id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    cluster_id=$(kafka_cluster_id)
     log "formatting secure kafka (SCRAM-SHA-512 users admin and kafkacache)"
-    java -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$cp" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$dir/server.properties" --standalone --ignore-formatted \
+    kafka_format "$dir" "$cluster_id" --standalone \
       --add-scram "SCRAM-SHA-512=[name=admin,password=$KAFKA_ADMIN_PASSWORD]" \
-      --add-scram "SCRAM-SHA-512=[name=kafkacache,password=$KAFKA_APP_PASSWORD]" >"$dir/format.log" 2>&1 \
+      --add-scram "SCRAM-SHA-512=[name=kafkacache,password=$KAFKA_APP_PASSWORD]" \
       || { cat "$dir/format.log" >&2; die "secure kafka storage format failed"; }
   fi
   log "starting secure kafka: SASL_SSL localhost:$SECURE_KAFKA_PORT, mutual TLS localhost:$SECURE_KAFKA_MTLS_PORT"
@@ -152,7 +151,6 @@ EOF
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties" \
     -cp "$cp" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
   echo $! >"$dir/kafka.pid"
-  wait_port 127.0.0.1 "$SECURE_KAFKA_PORT" 90 "secure kafka"
 }
 
 secure_redis_up() {
@@ -223,9 +221,10 @@ EOF
 secure_up() {
   secure_tls
   secure_secrets
+  secure_kafka_start # the broker's JVM boots while PostgreSQL and Redis start
   secure_pg_up
   secure_redis_up
-  secure_kafka_up
+  wait_port 127.0.0.1 "$SECURE_KAFKA_PORT" 90 "secure kafka"
   secure_product_env
   log "product settings for the secured services: $SECURE_DIR/product.env"
 }

@@ -104,15 +104,23 @@ class PrivateServices:
     def services(self, action: str, *args: str) -> float:
         """bin/services <action> against the private instances; answers its duration in seconds."""
         started = time.monotonic()
-        subprocess.run(
-            [str(ROOT / "bin" / "services"), action, *args],
-            env=self.bin_env(),
-            check=True,
-            timeout=180,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        self._services_wait(self._services_start(action, *args))
         return time.monotonic() - started
+
+    def _services_start(self, action: str, *args: str) -> subprocess.Popen:
+        argv = [str(ROOT / "bin" / "services"), action, *args]
+        return subprocess.Popen(argv, env=self.bin_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def _services_wait(proc: subprocess.Popen, timeout: float = 180) -> None:
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
 
     def product_env(self) -> dict[str, str]:
         """Settings that point the product at the private services."""
@@ -137,18 +145,24 @@ class PrivateServices:
         }
 
     def up(self) -> None:
-        if self.cluster_ports:  # PostgreSQL, Redis and the cluster; no single broker
+        """Kafka (the cluster, or one broker) starts while PostgreSQL and Redis start and the
+        database is migrated: the brokers' JVM start is the longest step, and needs neither."""
+        kafka = self._services_start(*(("up", "--cluster") if self.cluster_ports else ("kafka-up",)))
+        try:
             self.services("postgres-up")
             self.services("redis-up")
-            self.services("up", "--cluster")
-        else:
-            self.services("up")
-        self.manage("migrate", "--no-input", "-v", "0")
+            self.manage("migrate", "--no-input", "-v", "0")
+        finally:
+            self._services_wait(kafka)
 
     def down(self) -> None:
         try:
+            # The data goes below: the brokers are SIGKILLed, not left to wait out a controlled
+            # shutdown for a quorum that leaves with them (down --cluster: up to 15 s).
             if self.cluster_ports:
-                self.services("down", "--cluster")
+                kills = [self._services_start("kafka-node-down", "--cluster", str(n), "KILL") for n in (1, 2, 3)]
+                for proc in kills:
+                    self._services_wait(proc)
             self.services("down")
         finally:
             shutil.rmtree(self.var_dir, ignore_errors=True)
@@ -188,10 +202,13 @@ def scenario_run(
     messages: int,
     timeout: float | None = None,
     env_extra: dict[str, str] | None = None,
+    outage: float = 0.0,
 ) -> dict:
     """Run one scenario in a child process; answers its result (see `_Run.result`).
 
-    `env_extra`: settings for the product's processes (e.g. CONSUMER_COMMIT_INTERVAL_MS)."""
+    `env_extra`: settings for the product's processes (e.g. CONSUMER_COMMIT_INTERVAL_MS).
+    `outage`: the least seconds a stopped service stays down (redis, kafka, postgres); it
+    always stays down until the consumer has met the fault."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}")
     tag = f"{scenario}-{uuid.uuid4().hex[:8]}"
@@ -244,6 +261,8 @@ def scenario_run(
             str(log_dir),
             "--timeout",
             str(limit),
+            "--outage",
+            str(outage),
         ],
         cwd=ROOT,
         env=env,
@@ -304,11 +323,13 @@ def logs_grep(log_dir: Path, secrets: dict[str, list[str]]) -> dict[str, list[st
 class _Run:
     """The scenario's processes, progress probes and accounting (runs inside Django)."""
 
-    def __init__(self, *, scenario: str, messages: int, services: PrivateServices, log_dir: Path, timeout: float):
+    def __init__(
+        self, *, scenario: str, messages: int, services: PrivateServices, log_dir: Path, timeout: float, outage: float
+    ):
         from django.conf import settings
 
         self.scenario, self.messages, self.services = scenario, messages, services
-        self.log_dir, self.timeout = log_dir, timeout
+        self.log_dir, self.timeout, self.outage = log_dir, timeout, outage
         self.settings = settings
         self.consumers: dict[int, subprocess.Popen] = {}
         self.producer: subprocess.Popen | None = None
@@ -441,6 +462,21 @@ class _Run:
             time.sleep(0.05)
         self.event(f"{what}: no progress within {timeout} s")
         return None
+
+    def outage_hold(self, name: str, before: int, stopped_at: float, *, timeout: float = 30) -> None:
+        """Keep a stopped service down until the consumers' logs count more of `name` (a
+        `retries()` entry) than `before` (the loop met the fault), and at least `outage`
+        seconds from `stopped_at` (bench/faults.py holds a fixed outage; the suite none)."""
+        deadline = time.monotonic() + timeout
+        while self.retries().get(name, 0) <= before:
+            if time.monotonic() > deadline:
+                self.event(f"no {name} within {timeout} s")
+                break
+            self.supervise()
+            time.sleep(0.1)
+        else:
+            self.event(f"{name} seen", count=self.retries()[name])
+        time.sleep(max(0.0, stopped_at + self.outage - time.monotonic()))
 
     # the run ----------------------------------------------------------------------------------
 
@@ -679,21 +715,23 @@ def _kill(run: _Run) -> None:
 
 
 def _redis(run: _Run) -> None:
-    """Redis stopped for 5 s and started again while the consumer writes to it."""
+    """Redis stopped while the consumer writes to it, and started again once a write failed."""
     run.producer_start()
     run.consumer_start(0)
     run.wait("30% consumed", run.consumed, int(run.messages * 0.3))
+    before, stopped_at = run.retries().get("redis retries", 0), time.monotonic()
     seconds = run.services.services("redis-down")
     run.event("redis stopped", took=round(seconds, 2))
-    time.sleep(5)
+    run.outage_hold("redis retries", before, stopped_at)
     run.services.services("redis-up")
     run.event("redis started")
     run.progress_resumed("redis back")
 
 
 def _kafka(run: _Run) -> None:
-    """The broker stopped for 5 s and started again while the load publishes and the consumer reads
-    (the consumer joins first, so both are in full flow when the broker goes)."""
+    """The broker stopped while the load publishes and the consumer reads, and started again once the
+    consumer's client reported it gone (the consumer joins first, so both are in full flow when the
+    broker goes)."""
     from recon.models import RebalanceEvent
 
     run.consumer_start(0)
@@ -701,25 +739,27 @@ def _kafka(run: _Run) -> None:
     run.wait("consumer assigned", RebalanceEvent.objects.filter(group=group, kind="assigned").count, 1, timeout=60)
     run.producer_start()
     run.wait("30% published", run.published, int(run.messages * 0.3))
+    before, stopped_at = run.retries().get("kafka errors", 0), time.monotonic()
     seconds = run.services.services("kafka-down")
     run.event("kafka stopped", took=round(seconds, 2), published=run.published(), consumed=run.consumed())
-    time.sleep(5)
+    run.outage_hold("kafka errors", before, stopped_at)
     seconds = run.services.services("kafka-up")
     run.event("kafka started", took=round(seconds, 2))
     run.progress_resumed("kafka back")
 
 
 def _postgres(run: _Run) -> None:
-    """PostgreSQL stopped for 8 s while the consumer works through a load (the load is published first:
-    the loop that must pause is the consumer's)."""
+    """PostgreSQL stopped while the consumer works through a load, and started again once a ledger
+    write failed (the load is published first: the loop that must pause is the consumer's)."""
     run.producer_start()
     assert run.producer is not None
     run.producer.wait(timeout=run.timeout)
     run.consumer_start(0)
     run.wait("30% consumed", run.consumed, int(run.messages * 0.3))
+    before, stopped_at = run.retries().get("ledger retries", 0), time.monotonic()
     run.services.services("postgres-down")
     run.event("postgres stopped")
-    time.sleep(8)
+    run.outage_hold("ledger retries", before, stopped_at)
     run.services.services("postgres-up")
     run.event("postgres started")
     run.progress_resumed("postgres back")
@@ -858,6 +898,7 @@ def main() -> None:
     parser.add_argument("--services", required=True, help="PrivateServices.describe() as JSON")
     parser.add_argument("--log-dir", required=True)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--outage", type=float, default=0.0, help="least seconds a stopped service stays down")
     args = parser.parse_args()
 
     import django
@@ -869,6 +910,7 @@ def main() -> None:
         services=PrivateServices.from_description(json.loads(args.services)),
         log_dir=Path(args.log_dir),
         timeout=args.timeout,
+        outage=args.outage,
     )
     try:
         run.prepare()
