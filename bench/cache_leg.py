@@ -40,6 +40,7 @@ def _value(client_id: int, version: int) -> bytes:
 def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_name: str) -> None:
     """Records as the feed writes them: bulk puts through the cache's one writer, BATCH per script
     call, sent the consume loop's way (packed by hiredis)."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
     from kafkacache.cache import CacheOp, cache_apply_send, cache_apply_wait
 
     for i in range(0, len(rows), BATCH):
@@ -52,6 +53,7 @@ def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_nam
 
 def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     """Seed, inject, run the leg; answers the figures and what was injected and found."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
     from django.db import connection, connections, transaction
 
     from core.clients import redis_client
@@ -167,9 +169,11 @@ def main() -> None:
     parser.add_argument("--inject", type=int, default=300, help="divergences of each kind")
     parser.add_argument("--runs", type=int, default=1, help="leg runs on the same data (the fastest is shown)")
     args = parser.parse_args()
+    # Django is set up only here, once DJANGO_SETTINGS_MODULE is in place (above).
     import django
 
     django.setup()
+    # After django.setup(): management commands need the app registry.
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -38,8 +40,6 @@ WINDOW_S = 300
 
 
 def database_recreate(url: str) -> None:
-    import psycopg
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
@@ -49,6 +49,7 @@ def database_recreate(url: str) -> None:
 
 def ledger_generate(topics, messages: int, now: dt.datetime, rnd: random.Random) -> dict:
     """COPY `messages` published rows and their deliveries; answers the anomalies made."""
+    # Django is set up by main() before this runs: project modules need the app registry.
     from django.db import connection
 
     from core.hashing import content_hash
@@ -96,6 +97,7 @@ def ledger_generate(topics, messages: int, now: dt.datetime, rnd: random.Random)
 
 def windows_and_findings(topics, anomalies: dict, now: dt.datetime) -> tuple[int, int]:
     """Windows as the ledger writers keep them (one SQL pass), findings as the engine raises them."""
+    # Django is set up by main() before this runs: project modules need the app registry.
     from django.db import connection
 
     from recon.models import Finding, Window
@@ -172,9 +174,11 @@ def main() -> None:
     args = parser.parse_args()
 
     database_recreate(os.environ["DATABASE_URL"])
+    # Django is set up only once the bench database exists (database_recreate, above).
     import django
 
     django.setup()
+    # After django.setup(): models and project modules need the app registry.
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.test import Client

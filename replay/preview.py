@@ -14,7 +14,7 @@ masked (when the audit log holds the payload); and the verdict:
 - refused: the cache already holds something newer (a write or a delete);
 - skipped: nothing to replay (not in the ledger, no payload, over the replay guard).
 
-The verdict is `version_verdict` (the contract of issue 12: a message is applied
+The verdict is `version_verdict` (the cache's ordering rule: a message is applied
 only when its version is newer than the key's `sv` and tombstone; equal is
 idempotent). A message without a version (published before versions existed) is
 judged by publish time, as the cache's older guard does.

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 GALLERY = ROOT / "docs" / "screenshots.md"
@@ -185,6 +187,7 @@ NOT_PAGES = {
 
 def url_patterns() -> Iterator[tuple[str | None, Any]]:
     """(URL name with its namespaces, or None when unnamed; pattern) for every route of the urlconf."""
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.urls import URLPattern, URLResolver, get_resolver
 
     def walk(patterns, prefix: str) -> Iterator[tuple[str | None, Any]]:
@@ -200,6 +203,7 @@ def url_patterns() -> Iterator[tuple[str | None, Any]]:
 
 def url_exclusion(name: str | None, pattern) -> str | None:
     """Why a route is left out by rule (the admin's, the JSON API's), else None."""
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from rest_framework.views import APIView
 
     if name is not None and name.startswith("admin:"):
@@ -236,6 +240,7 @@ def template_is_ours(path: str) -> bool:
 
 
 def template_digest(name: str) -> str | None:
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.template import TemplateDoesNotExist
     from django.template.loader import get_template
 
@@ -247,6 +252,7 @@ def template_digest(name: str) -> str | None:
 
 
 def static_digest(path: str) -> str | None:
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.contrib.staticfiles import finders
 
     found = finders.find(path)
@@ -346,8 +352,6 @@ def _environment() -> None:
 
 
 def _database_recreate(url: str) -> None:
-    import psycopg
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     assert name.endswith("_screenshots"), name  # never anyone's own database
@@ -358,6 +362,7 @@ def _database_recreate(url: str) -> None:
 
 def _scene():
     """The demo data every page shows (dashboard.demo), through the real writers and services."""
+    # After main()'s django.setup(): models and project modules need the app registry.
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
@@ -380,6 +385,7 @@ class _Rendered:
     """The templates the server renders (Django's test instrumentation, which sends template_rendered)."""
 
     def __init__(self) -> None:
+        # After main()'s django.setup(): the test instrumentation needs the settings.
         from django.template import Template
         from django.test import signals
         from django.test.utils import instrumented_test_render
@@ -396,6 +402,7 @@ class _Rendered:
 
 def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) -> dict:
     """Every shot in every variant; answers the manifest's entries (from the first variant)."""
+    # After main()'s django.setup(); Playwright only when shooting (the suite reads this file without it).
     from django.conf import settings
     from django.urls import resolve, reverse
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -475,9 +482,11 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"no such shot: {', '.join(sorted(only - {s.name for s in shots}))}")
     _environment()
     _database_recreate(os.environ["DATABASE_URL"])
+    # Django is set up only now, after _environment() chose this run's database and Redis.
     import django
 
     django.setup()
+    # After django.setup(): Django's server and project modules need the app registry; Playwright only here.
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.test.testcases import LiveServerThread
     from playwright.sync_api import sync_playwright
