@@ -167,6 +167,10 @@ def timed(client, url: str, n: int) -> list[float]:
 
 
 def main() -> None:
+    """Build the data, then time each page and print p50/p95 (and write them with --json).
+
+    Long because it is the bench's script from data to figures, step by step, in the order
+    it prints them; the data builders are functions of their own above."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=40)

@@ -151,6 +151,10 @@ def _baseline(window: Window) -> None:
 
 
 def main() -> None:
+    """The recon window bench: generate both windows, time each reconcile, check the verdicts, print.
+
+    Long because it is the bench's script, one measured step after another, and its
+    clean-up in `finally` must see every topic it made."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="leave the bench data in place (to EXPLAIN it)")

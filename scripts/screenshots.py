@@ -413,15 +413,7 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
         pages: dict[str | None, Any] = {}
         for shot in shots:
             if shot.user not in pages:
-                context = browser.new_context(viewport=viewport, color_scheme=scheme)
-                page = context.new_page()
-                if shot.user is not None:
-                    page.goto(base + reverse("login"))
-                    page.fill("input[name=username]", shot.user)
-                    page.fill("input[name=password]", password)
-                    page.click("button[type=submit]")
-                    page.wait_for_url(base + "/")
-                pages[shot.user] = page
+                pages[shot.user] = _page_open(browser, base, viewport, scheme, user=shot.user, password=password)
             page = pages[shot.user]
             began = time.monotonic()
             static: list[str] = []
@@ -453,14 +445,7 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
             shown = resolve(urlsplit(page.url).path).view_name
             assert shown == shot.url, f"{shot.name}: the browser shows {shown} ({page.url}), not {shot.url}"
             target = OUT / f"{shot.name}{suffix}.png"
-            clip = None
-            if shot.full:
-                width, height = page.evaluate(
-                    "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
-                )
-                if height > FULL_PAGE_MAX_HEIGHT:
-                    clip = {"x": 0, "y": 0, "width": width, "height": FULL_PAGE_MAX_HEIGHT}
-            page.screenshot(path=str(target), full_page=shot.full, clip=clip)
+            _screenshot(page, target, full=shot.full)
             done = time.monotonic()
             print(
                 f"  {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KB; "
@@ -473,6 +458,31 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
         for page in pages.values():
             page.context.close()
     return records
+
+
+def _page_open(browser, base: str, viewport, scheme: str, *, user: str | None, password: str):
+    """A page of its own browser context, logged in as `user` (None: nobody)."""
+    # After main()'s django.setup(): URL names need the urlconf.
+    from django.urls import reverse
+
+    page = browser.new_context(viewport=viewport, color_scheme=scheme).new_page()
+    if user is not None:
+        page.goto(base + reverse("login"))
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+    return page
+
+
+def _screenshot(page, target: Path, *, full: bool) -> None:
+    """The page as shown, or in full up to FULL_PAGE_MAX_HEIGHT pixels high."""
+    clip = None
+    if full:
+        width, height = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        if height > FULL_PAGE_MAX_HEIGHT:
+            clip = {"x": 0, "y": 0, "width": width, "height": FULL_PAGE_MAX_HEIGHT}
+    page.screenshot(path=str(target), full_page=full, clip=clip)
 
 
 def main(argv: list[str]) -> None:
