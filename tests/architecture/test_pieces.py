@@ -10,10 +10,13 @@ import ast
 import importlib
 import importlib.util
 import io
+import os
 import re
 import tokenize
 from pathlib import Path
 
+import django
+import pytest
 from celery import current_app
 from django.apps import apps
 
@@ -37,6 +40,14 @@ PENDING_NAMES = {
     ("kafkacache/cache.py", "kafkacache.relayout.cache_topics_set"),
     ("kafkacache/consumer.py", "recon.runs"),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _django_set_up():
+    """The names resolve against the project's modules, which need Django set up (also under -p no:django)."""
+    if not apps.ready:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
+        django.setup()
 
 
 def _files():
