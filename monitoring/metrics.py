@@ -54,7 +54,7 @@ class PipelineCollector(Collector):
         yield from _ledger_counts(names)
         yield from _finding_counts(names)
         yield _consumer_lag(topics)
-        yield _lag_status()
+        yield _lag_status(rows)
         for name, metric in HISTOGRAMS.items():
             yield _histogram(name, metric, sorted({group for _, _, group in topics}))
 
@@ -117,13 +117,14 @@ def _consumer_lag(topics: list[tuple[int, str, str]]) -> GaugeMetricFamily:
     return lag
 
 
-def _lag_status() -> GaugeMetricFamily:
+def _lag_status(topics: QuerySet[Topic]) -> GaugeMetricFamily:
+    """Each partition's lag status, of the scraped topics only (like every other family)."""
     status = GaugeMetricFamily(
         "kafkacache_lag_status",
         "Lag status per partition (1 for the current one): ok, warning, stalled, stopped, rewind, unknown",
         labels=["group", "topic", "partition", "status"],
     )
-    for topic_status in lag_statuses(topics=Topic.objects.all(), now=timezone.now()):
+    for topic_status in lag_statuses(topics=topics, now=timezone.now()):
         for judged in topic_status.partitions:
             for name in STATUSES:
                 value = 1 if judged.judgement.status == name else 0
