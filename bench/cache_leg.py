@@ -40,6 +40,7 @@ def _value(client_id: int, version: int) -> bytes:
 def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_name: str) -> None:
     """Records as the feed writes them: bulk puts through the cache's one writer, BATCH per script
     call, sent the consume loop's way (packed by hiredis)."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
     from kafkacache.cache import CacheOp, cache_apply_send, cache_apply_wait
 
     for i in range(0, len(rows), BATCH):
@@ -52,17 +53,13 @@ def _redis_write(client, rows: list[tuple[str, bytes, str, int, int]], topic_nam
 
 def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     """Seed, inject, run the leg; answers the figures and what was injected and found."""
-    from django.db import connection, connections, transaction
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from django.db import connection
 
     from core.clients import redis_client
-    from core.hashing import content_hash
-    from core.ods import ods_write
-    from core.sources import source_alias
     from recon.models import Topic
-    from recon.services.cache_check import cache_check
-    from recon.services.ledger import PublishedRow, published_record
-    from recon.services.partitions import LEDGERS, _partition_create, partition_name
-    from tests.cache_state import cache_clear, record_forge, records_drop
+    from recon.services.partitions import LEDGERS, partition_name
+    from tests.cache_state import cache_clear
 
     rng = random.Random(seed)
     redis = redis_client()
@@ -70,6 +67,35 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     figures: dict = {"keys": keys, "inject_per_kind": inject}
 
     began = time.perf_counter()
+    versions = _ods_seed(keys)
+    figures["seed_ods_seconds"] = round(time.perf_counter() - began, 1)
+    topic = Topic.objects.create(
+        name=f"bench.cache-leg-{uuid.uuid4().hex[:8]}", kind=Topic.Kind.BULK, consumer_group="bench"
+    )
+    _ledger_partitions_ensure()
+    began = time.perf_counter()
+    _cache_and_ledger_seed(redis, topic, versions)
+    figures["seed_cache_and_ledger_seconds"] = round(time.perf_counter() - began, 1)
+    injected = _divergences_inject(redis, rng, keys=keys, inject=inject)
+    try:
+        figures.update(_leg_runs(topic, runs=runs, injected=injected))
+    finally:
+        cache_clear(redis)
+        with connection.cursor() as cursor:
+            for table in LEDGERS:
+                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")
+        topic.delete()
+    return figures
+
+
+def _ods_seed(keys: int) -> list[tuple[int, int]]:
+    """`keys` clients in schema `ods` of the source; answers their (client id, row version)."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from django.db import connections
+
+    from core.ods import ods_write
+    from core.sources import source_alias
+
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     ods_write(
         [(i, f"Client {i}", None, "retail", "active", "DE", at) for i in range(1, keys + 1)],
@@ -79,19 +105,31 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     )
     with connections[source_alias()].cursor() as cursor:
         cursor.execute("SELECT client_id, row_version FROM ods.clients ORDER BY client_id")
-        versions = cursor.fetchall()
-    figures["seed_ods_seconds"] = round(time.perf_counter() - began, 1)
+        return cursor.fetchall()
 
-    topic = Topic.objects.create(
-        name=f"bench.cache-leg-{uuid.uuid4().hex[:8]}", kind=Topic.Kind.BULK, consumer_group="bench"
-    )
+
+def _ledger_partitions_ensure() -> None:
+    """The ledgers' partitions of DAY (dropped at the end of the run)."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from django.db import connection, transaction
+
+    from recon.services.partitions import LEDGERS, _partition_create, partition_name
+
     with transaction.atomic(), connection.cursor() as cursor:
         for table in LEDGERS:
             cursor.execute("SELECT to_regclass(%s)", [partition_name(table, DAY)])
             if cursor.fetchone()[0] is None:
                 _partition_create(cursor, table, DAY)
-    began = time.perf_counter()
-    for start in range(0, len(versions), 50_000):  # in chunks: a million values do not sit in memory
+
+
+def _cache_and_ledger_seed(redis, topic, versions: list[tuple[int, int]]) -> None:
+    """The matching cached records (through the cache's writer) and publish-ledger rows,
+    50,000 at a time: a million values do not sit in memory."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from core.hashing import content_hash
+    from recon.services.ledger import PublishedRow, published_record
+
+    for start in range(0, len(versions), 50_000):
         cache_rows, ledger_rows = [], []
         for n, (cid, version) in enumerate(versions[start : start + 50_000], start=start):
             key, message, value = f"client:{cid}", uuid.uuid4(), _value(cid, version)
@@ -112,9 +150,16 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
             )
         published_record(topic=topic, rows=ledger_rows)
         _redis_write(redis, cache_rows, topic.name)
-    figures["seed_cache_and_ledger_seconds"] = round(time.perf_counter() - began, 1)
 
-    # Divergences: each kind on its own clients.
+
+def _divergences_inject(redis, rng: random.Random, *, keys: int, inject: int) -> dict[str, list[str]]:
+    """`inject` divergences of each kind, each kind on its own clients; answers their keys by kind."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from django.db import connections
+
+    from core.sources import source_alias
+    from tests.cache_state import record_forge, records_drop
+
     chosen = rng.sample(range(1, keys + 1), 4 * inject)
     stale, absent, unexpected, differs = (sorted(chosen[k * inject : (k + 1) * inject]) for k in range(4))
     with connections[source_alias()].cursor() as cursor:
@@ -122,43 +167,42 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
         cursor.execute("DELETE FROM ods.clients WHERE client_id = ANY(%s)", [unexpected])
     records_drop(redis, [f"client:{i}" for i in absent])
     record_forge(redis, [f"client:{i}" for i in differs], value=b"tampered:" + PAD)
-    injected = {
+    return {
         "stale": [f"client:{i}" for i in stale],
         "absent": [f"client:{i}" for i in absent],
         "unexpected": [f"client:{i}" for i in unexpected],
         "differs": [f"client:{i}" for i in differs],
     }
 
-    try:
-        each = []
-        for _ in range(runs):  # again on the same data: the findings are kept, not added again
-            began, cpu = time.perf_counter(), time.process_time()
-            run = cache_check(topic=topic, now=T0 + dt.timedelta(days=1), trigger="bench")
-            each.append((time.perf_counter() - began, time.process_time() - cpu, run.report, os.getloadavg()[0]))
-        seconds, cpu, report, load = min(each, key=lambda e: e[0])
-        figures["runs_seconds"] = [round(e[0], 1) for e in each]
-        figures["timings"] = report["timings"]
-        found = {kind: sorted(entry["keys"]) for kind, entry in report["problems"].items()}
-        counts = {kind: entry["count"] for kind, entry in report["problems"].items()}
-        figures.update(
-            leg_seconds=round(seconds, 2),
-            leg_cpu_seconds=round(cpu, 2),  # this process only (PostgreSQL and Redis work apart)
-            load_average=load,
-            keys_per_second=round(report["checked"] / seconds),
-            checked=report["checked"],
-            findings=counts,
-            findings_stored=each[0][2]["findings"],
-        )
-        assert counts == {kind: len(v) for kind, v in injected.items()}, counts
-        if max(counts.values()) <= 1000:  # the report lists up to 1000 keys per kind
-            assert found == {kind: sorted(v) for kind, v in injected.items()}
-    finally:
-        cache_clear(redis)
-        with connection.cursor() as cursor:
-            for table in LEDGERS:
-                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(table, DAY)}")
-        topic.delete()
-    return figures
+
+def _leg_runs(topic, *, runs: int, injected: dict[str, list[str]]) -> dict:
+    """The leg `runs` times on the same data (the findings are kept, not added again); the
+    fastest run's figures. Asserts every injected divergence is found, and nothing else."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from recon.services.cache_check import cache_check
+
+    each = []
+    for _ in range(runs):
+        began, cpu = time.perf_counter(), time.process_time()
+        run = cache_check(topic=topic, now=T0 + dt.timedelta(days=1), trigger="bench")
+        each.append((time.perf_counter() - began, time.process_time() - cpu, run.report, os.getloadavg()[0]))
+    seconds, cpu, report, load = min(each, key=lambda e: e[0])
+    found = {kind: sorted(entry["keys"]) for kind, entry in report["problems"].items()}
+    counts = {kind: entry["count"] for kind, entry in report["problems"].items()}
+    assert counts == {kind: len(v) for kind, v in injected.items()}, counts
+    if max(counts.values()) <= 1000:  # the report lists up to 1000 keys per kind
+        assert found == {kind: sorted(v) for kind, v in injected.items()}
+    return {
+        "runs_seconds": [round(e[0], 1) for e in each],
+        "timings": report["timings"],
+        "leg_seconds": round(seconds, 2),
+        "leg_cpu_seconds": round(cpu, 2),  # this process only (PostgreSQL and Redis work apart)
+        "load_average": load,
+        "keys_per_second": round(report["checked"] / seconds),
+        "checked": report["checked"],
+        "findings": counts,
+        "findings_stored": each[0][2]["findings"],
+    }
 
 
 def main() -> None:
@@ -167,9 +211,11 @@ def main() -> None:
     parser.add_argument("--inject", type=int, default=300, help="divergences of each kind")
     parser.add_argument("--runs", type=int, default=1, help="leg runs on the same data (the fastest is shown)")
     args = parser.parse_args()
+    # Django is set up only here, once DJANGO_SETTINGS_MODULE is in place (above).
     import django
 
     django.setup()
+    # After django.setup(): management commands need the app registry.
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

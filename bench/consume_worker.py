@@ -66,6 +66,10 @@ class AssignedConsumer(FeedConsumer):
 
 
 def main() -> None:
+    """One consume worker of the bench, measured from the start signal until drained.
+
+    Long because it is one measured run: the timers and counters it sets up around the
+    consumer are read back into its result, and split they would travel as a dozen arguments."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", required=True, help="comma-separated partition numbers")

@@ -11,8 +11,15 @@ span (`adjusted`), as well as reporting the raw figure.
 """
 
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+import redis
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -137,12 +144,6 @@ class PrivateRedis:
     would stall the runs."""
 
     def __init__(self) -> None:
-        import shutil
-        import socket
-        import subprocess
-        import tempfile
-        import time
-
         exe = shutil.which("redis-server")
         if not exe:
             raise RuntimeError("redis-server is not installed")
@@ -174,10 +175,6 @@ class PrivateRedis:
         """Wait until no AOF rewrite or save runs or is scheduled: the fork that rewrites the
         AOF after a run's writes would otherwise burn a core during the next run (and be
         counted as that run's Redis CPU)."""
-        import time
-
-        import redis
-
         client = redis.Redis(host="127.0.0.1", port=self.port)
         busy = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
         deadline = time.monotonic() + timeout_s
@@ -191,8 +188,6 @@ class PrivateRedis:
         """Rewrite the AOF now and wait for it: every run then starts from a compact AOF, so
         the rewrite its own writes trigger (auto-aof-rewrite-percentage) falls in each run
         alike, not in whichever run the earlier runs' writes happened to push past the threshold."""
-        import redis
-
         self.settle(timeout_s)
         redis.Redis(host="127.0.0.1", port=self.port).bgrewriteaof()
         self.settle(timeout_s)

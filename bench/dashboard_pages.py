@@ -23,6 +23,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -38,8 +40,6 @@ WINDOW_S = 300
 
 
 def database_recreate(url: str) -> None:
-    import psycopg
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
@@ -49,6 +49,7 @@ def database_recreate(url: str) -> None:
 
 def ledger_generate(topics, messages: int, now: dt.datetime, rnd: random.Random) -> dict:
     """COPY `messages` published rows and their deliveries; answers the anomalies made."""
+    # Django is set up by main() before this runs: project modules need the app registry.
     from django.db import connection
 
     from core.hashing import content_hash
@@ -96,6 +97,7 @@ def ledger_generate(topics, messages: int, now: dt.datetime, rnd: random.Random)
 
 def windows_and_findings(topics, anomalies: dict, now: dt.datetime) -> tuple[int, int]:
     """Windows as the ledger writers keep them (one SQL pass), findings as the engine raises them."""
+    # Django is set up by main() before this runs: project modules need the app registry.
     from django.db import connection
 
     from recon.models import Finding, Window
@@ -165,6 +167,7 @@ def timed(client, url: str, n: int) -> list[float]:
 
 
 def main() -> None:
+    """Build the data, then time each page and print p50/p95 (and write them with --json)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=40)
@@ -172,22 +175,40 @@ def main() -> None:
     args = parser.parse_args()
 
     database_recreate(os.environ["DATABASE_URL"])
+    # Django is set up only once the bench database exists (database_recreate, above).
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
+    # After django.setup(): models and project modules need the app registry.
     from django.core.management import call_command
-    from django.test import Client
     from django.urls import reverse
 
-    from dashboard.paging import keyset_page
-    from dashboard.views.common import PAGE_SIZE
-    from kafkacache.services.topics import topics_ensure
-    from recon import access
-    from recon.models import Finding, Topic
-    from recon.selectors.findings import findings_filtered
-
     call_command("migrate", verbosity=0)
+    topics, n_windows, n_findings = data_build(args.messages)
+    client, pages = pages_to_time(topics)
+    print(f"\n{'page':<26}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   ({args.requests} requests each)")
+    figures: dict = {"messages": args.messages, "windows": n_windows, "findings": n_findings, "pages": {}}
+    for name, url in pages.items():
+        samples = sorted(timed(client, url, args.requests))
+        p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
+        print(f"{name:<26}{statistics.median(samples):>9.1f}{p95:>9.1f}{samples[-1]:>9.1f}")
+        figures["pages"][name] = {
+            "p50_ms": round(statistics.median(samples), 1),
+            "p95_ms": round(p95, 1),
+            "max_ms": round(samples[-1], 1),
+        }
+    csv_ms = timed(client, reverse("dashboard:findings-csv"), 3)
+    print(f"{'CSV export (all findings)':<26}{statistics.median(csv_ms):>9.1f}   ({n_findings:,} rows)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures))
+
+
+def data_build(messages: int) -> tuple[list, int, int]:
+    """Two topics, seven days of ledger, their windows and findings; answers (topics, windows, findings)."""
+    # Django is set up by main() before this runs: project modules need the app registry.
+    from kafkacache.services.topics import topics_ensure
+    from recon.models import Topic
+
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     topics = [
         Topic.objects.create(name="bench.cache.bulk", kind="bulk", consumer_group="bench-feeder"),
@@ -195,12 +216,27 @@ def main() -> None:
     ]
     topics_ensure([t.name for t in topics])  # the overview asks Kafka for the consumer lag
     started = time.perf_counter()
-    anomalies = ledger_generate(topics, args.messages, now, random.Random(11))
+    anomalies = ledger_generate(topics, messages, now, random.Random(11))
     n_windows, n_findings = windows_and_findings(topics, anomalies, now)
     print(
-        f"data: {args.messages:,} published + {args.messages:,}-ish consumed ledger rows, "
+        f"data: {messages:,} published + {messages:,}-ish consumed ledger rows, "
         f"{n_windows:,} windows, {n_findings:,} findings; built in {time.perf_counter() - started:.0f} s"
     )
+    return topics, n_windows, n_findings
+
+
+def pages_to_time(topics) -> tuple:
+    """A client logged in as a viewer of both topics, and the pages it times by name."""
+    # Django is set up by main() before this runs: project modules need the app registry.
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
+
+    from dashboard.paging import keyset_page
+    from dashboard.views.common import PAGE_SIZE
+    from recon import access
+    from recon.models import Finding
+    from recon.selectors.findings import findings_filtered
 
     viewer = User.objects.create_user("bench-viewer")
     for topic in topics:
@@ -222,21 +258,7 @@ def main() -> None:
         "windows": reverse("dashboard:windows"),
         "api findings": reverse("api-finding-list"),
     }
-    print(f"\n{'page':<26}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   ({args.requests} requests each)")
-    figures: dict = {"messages": args.messages, "windows": n_windows, "findings": n_findings, "pages": {}}
-    for name, url in pages.items():
-        samples = sorted(timed(client, url, args.requests))
-        p95 = samples[max(0, int(len(samples) * 0.95) - 1)]
-        print(f"{name:<26}{statistics.median(samples):>9.1f}{p95:>9.1f}{samples[-1]:>9.1f}")
-        figures["pages"][name] = {
-            "p50_ms": round(statistics.median(samples), 1),
-            "p95_ms": round(p95, 1),
-            "max_ms": round(samples[-1], 1),
-        }
-    csv_ms = timed(client, reverse("dashboard:findings-csv"), 3)
-    print(f"{'CSV export (all findings)':<26}{statistics.median(csv_ms):>9.1f}   ({n_findings:,} rows)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures))
+    return client, pages
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ encrypted by the product like any other): 6 + 6 encode to ~980 bytes.
 import random
 from urllib.parse import urlsplit
 
+import psycopg
+
 ACCOUNTS = 6
 CARDS = 6
 
 
 def database_ensure(url: str) -> None:
     """Create the database of `url` when it does not exist (kept between runs)."""
-    import psycopg
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
@@ -27,6 +27,7 @@ def database_ensure(url: str) -> None:
 
 def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
     """The demo rows of `clients` clients, each topped up to `accounts` and `cards` rows."""
+    # core.ods reads Django's database connections: imported once the caller has set Django up.
     from core.ods import demo_rows, luhn_complete
 
     client_rows, account_rows, card_rows = demo_rows(clients)
@@ -62,6 +63,7 @@ def bench_rows(clients: int, *, accounts: int = ACCOUNTS, cards: int = CARDS):
 
 def ods_seed_bench(clients: int, *, using: str = "default") -> dict[str, int]:
     """Schema `ods` in the bench database with `clients` clients of ~1 KB (dropped and made anew)."""
+    # core.ods reads Django's database connections: imported once the caller has set Django up.
     from core.ods import ods_write
 
     return ods_write(*bench_rows(clients), using=using)

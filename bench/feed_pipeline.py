@@ -96,6 +96,10 @@ def records(clients: int) -> list[dict]:
 
 
 def main() -> None:
+    """The feed bench: the product's figures and this machine's limits, from one run.
+
+    Long because it is the bench's script, one measured step after another, each printing
+    its figure where it is taken."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=settings.CONSUMER_BATCH_SIZE)

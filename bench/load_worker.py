@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/load_worker.py --load <load id> --out w.json [--ready F --go G]
 
-Runs kafkacache.loads.load_parts_run unchanged: it claims the load's parts one after
+Runs kafkacache.services.loads.load_parts_run unchanged: it claims the load's parts one after
 another (those no other worker holds) and runs each (read, build, encrypt, Avro,
 seal, publish with acks, ledger, checkpoint, a batch at a time with batches in
 flight), as a Celery worker's LOAD_PART_RUN tasks do, until none is left. Several

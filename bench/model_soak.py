@@ -1,4 +1,4 @@
-"""The cache's model-based test, long: many hypothesis examples and random walks (issue 12).
+"""The cache's model-based test, long: many hypothesis examples and random walks.
 
 The suite runs tests/kafkacache/test_model.py bounded (3 examples, 2 walks of 20
 steps); this runs the same machine against the real services with the bounds

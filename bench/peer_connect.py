@@ -43,7 +43,10 @@ def _lines(path: Path) -> int:
 
 
 def connect_file_sink(topic: str, expected: int, *, timeout_s: float = 300) -> dict:
-    """Run Connect standalone with FileStreamSink on `topic` until `expected` records are written."""
+    """Run Connect standalone with FileStreamSink on `topic` until `expected` records are written.
+
+    Long because it writes the peer's whole configuration inline, as its operator would,
+    and waits for it in one place; a helper per file would hide what the peer runs with."""
     if not shutil.which("java") or not shutil.which("mvn"):
         return {"error": "java and mvn are needed for the Kafka Connect peer"}
     classpath = connect_classpath()

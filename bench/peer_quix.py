@@ -95,7 +95,10 @@ TUNED_COMMIT_INTERVAL_S = 2.0
 def quix_redis_sink(topic: str, expected: int, *, tuned: bool = False, timeout_s: float = 600) -> dict:
     """Run the Quix Streams RedisSink app until the topic's last keys are in Redis (the
     Redis of settings.REDIS_URL, whose CPU the bench counts). Defaults, or `tuned`: the
-    commit interval TUNED_COMMIT_INTERVAL_S and run(count=expected)."""
+    commit interval TUNED_COMMIT_INTERVAL_S and run(count=expected).
+
+    Long because it starts the peer with its whole command line inline, waits for it and
+    stops it in one place: the `finally` that stops it must see the process."""
     python = quix_python()
     version = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('quixstreams'))"],

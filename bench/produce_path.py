@@ -1,4 +1,4 @@
-"""The bulk-load produce path alone (issue 17), against its baseline in the same run.
+"""The bulk-load produce path alone, against its baseline in the same run.
 
     .venv/bin/python bench/produce_path.py                 # 20,000 records of ~1 KB
     .venv/bin/python bench/produce_path.py -n 50000 --repeat 2

@@ -168,7 +168,6 @@ def main() -> None:
     clean_topic = Topic.objects.create(name=f"{name}-clean", consumer_group="g", window_seconds=3600)
     faulty_topic = Topic.objects.create(name=f"{name}-faulty", consumer_group="g", window_seconds=3600)
     topics = [clean_topic, faulty_topic]
-    later = T0 + dt.timedelta(days=1)
     try:
         print("generate (both ledgers via recon.services.ledger COPY, windows kept by UPSERT):")
         _, gen_clean = _timed(
@@ -182,79 +181,97 @@ def main() -> None:
             "ANALYZE both ledgers",
             lambda: connection.cursor().execute("ANALYZE recon_publishedmessage; ANALYZE recon_consumedmessage"),
         )
-
-        clean = Window.objects.get(topic=clean_topic)
-        faulty = Window.objects.get(topic=faulty_topic)
-        print("measure:")
-        _baseline(clean)  # warm the cache like the runs below will be
-        _, base = _timed("baseline: COUNT(*) of both ledgers over the window", lambda: _baseline(clean))
-        _, fast = _timed(
-            "clean window reconcile (counts + digests -> MATCHED)",
-            lambda: window_reconcile(window_id=clean.pk, now=later),
-        )
-        comparison, full = _timed(
-            "clean window, full set-based compare forced",
-            lambda: _in_transaction(lambda: window_compare(window=clean, topic=clean_topic, now=later, cap=200_000)),
-        )
-        _, slow = _timed(
-            "1% window reconcile (compare + findings)", lambda: window_reconcile(window_id=faulty.pk, now=later)
-        )
-        _, again = _timed(
-            "1% window re-reconciled (findings updated in place)",
-            lambda: window_reconcile(window_id=faulty.pk, now=later),
-        )
-
-        (leg, by_uuid), _ = _timed(
-            "cache leg (10,000 keys) and drill-down (200 UUIDs)", lambda: _lookups(clean_topic, n)
-        )
         insert_topic = Topic.objects.create(name=f"{name}-insert", consumer_group="g", window_seconds=3600)
         topics.append(insert_topic)
-        (insert_wall, insert_server), _ = _timed(
-            "consume ledger insert, 100 rows a statement", lambda: _insert_cost(insert_topic, min(n, 50_000))
-        )
-        print(f"  cache leg {leg:.3f} s for 10,000 keys; drill-down {by_uuid:.2f} ms a UUID")
-        print(f"  consume ledger insert: {insert_wall:.1f} us a row, of it {insert_server:.1f} us PostgreSQL CPU")
-
-        clean.refresh_from_db()
-        faulty.refresh_from_db()
-        found = dict(faulty.summary["findings"])
-        assert clean.status == "matched" and not comparison.drafts, "clean window not clean"
-        assert faulty.status == "discrepant"
-        assert found == {k: v for k, v in faults.items() if v}, (found, faults)
-        assert Finding.objects.filter(window=faulty).count() == sum(faults.values())
-        print("results:")
-        print(f"  clean window:  {clean.status}, summary {clean.summary['findings'] or 'no findings'}")
-        print(f"  faulty window: {faulty.status}, findings {found}")
-        print(f"  ledger write throughput: {4 * n / (gen_clean + gen_faulty):,.0f} rows/s (both sides, both windows)")
-        print(
-            f"  ratio to baseline: fast path {fast / base:.2f}x, full compare {full / base:.1f}x, "
-            f"1% discrepancies {slow / base:.1f}x, re-run {again / base:.1f}x"
-        )
-        print(
-            f"  target < 20 s for 1,000,000: {'met' if max(fast, slow, full) < 20 else 'MISSED'} "
-            f"(worst {max(fast, slow, full):.2f} s)"
-        )
+        t = _measure(clean_topic, faulty_topic, insert_topic, n)
+        t["ledger_rows_per_s"] = 4 * n / (gen_clean + gen_faulty)
+        _results(clean_topic, faulty_topic, faults, t)
         if args.json:
-            figures = {
-                "messages": n,
-                "baseline_count_s": round(base, 4),
-                "clean_fast_path_s": round(fast, 4),
-                "clean_full_compare_s": round(full, 4),
-                "discrepant_1pct_s": round(slow, 4),
-                "rerun_s": round(again, 4),
-                "findings": sum(faults.values()),
-                "ledger_rows_per_s": round(4 * n / (gen_clean + gen_faulty)),
-                "cache_leg_10k_keys_s": round(leg, 4),
-                "drill_down_uuid_ms": round(by_uuid, 3),
-                "consumed_insert_us_per_row": round(insert_wall, 2),
-                "consumed_insert_server_us_per_row": round(insert_server, 2),
-            }
-            Path(args.json).write_text(json.dumps(figures))
+            Path(args.json).write_text(json.dumps(_figures(n, faults, t)))
     finally:
         if args.keep:
             print(f"kept: topics {clean_topic.pk} (clean) and {faulty_topic.pk} (faulty), partitions of {DAY}")
         else:
             _cleanup(*topics)
+
+
+def _measure(clean_topic: Topic, faulty_topic: Topic, insert_topic: Topic, n: int) -> dict:
+    """Each reconcile timed against the baseline count, then the cache leg, drill-down and
+    consume-ledger insert; answers the seconds (and the forced compare) by name."""
+    later = T0 + dt.timedelta(days=1)
+    clean = Window.objects.get(topic=clean_topic)
+    faulty = Window.objects.get(topic=faulty_topic)
+    print("measure:")
+    _baseline(clean)  # warm the cache like the runs below will be
+    t: dict = {}
+    _, t["base"] = _timed("baseline: COUNT(*) of both ledgers over the window", lambda: _baseline(clean))
+    _, t["fast"] = _timed(
+        "clean window reconcile (counts + digests -> MATCHED)",
+        lambda: window_reconcile(window_id=clean.pk, now=later),
+    )
+    t["comparison"], t["full"] = _timed(
+        "clean window, full set-based compare forced",
+        lambda: _in_transaction(lambda: window_compare(window=clean, topic=clean_topic, now=later, cap=200_000)),
+    )
+    _, t["slow"] = _timed(
+        "1% window reconcile (compare + findings)", lambda: window_reconcile(window_id=faulty.pk, now=later)
+    )
+    _, t["again"] = _timed(
+        "1% window re-reconciled (findings updated in place)",
+        lambda: window_reconcile(window_id=faulty.pk, now=later),
+    )
+    (t["leg"], t["by_uuid"]), _ = _timed(
+        "cache leg (10,000 keys) and drill-down (200 UUIDs)", lambda: _lookups(clean_topic, n)
+    )
+    (t["insert_wall"], t["insert_server"]), _ = _timed(
+        "consume ledger insert, 100 rows a statement", lambda: _insert_cost(insert_topic, min(n, 50_000))
+    )
+    print(f"  cache leg {t['leg']:.3f} s for 10,000 keys; drill-down {t['by_uuid']:.2f} ms a UUID")
+    print(f"  consume ledger insert: {t['insert_wall']:.1f} us a row, of it {t['insert_server']:.1f} us PostgreSQL CPU")
+    return t
+
+
+def _results(clean_topic: Topic, faulty_topic: Topic, faults: dict, t: dict) -> None:
+    """The verdicts checked (the clean window matched, the faulty one found exactly what was
+    injected) and printed with the ratios to the baseline."""
+    clean = Window.objects.get(topic=clean_topic)
+    faulty = Window.objects.get(topic=faulty_topic)
+    found = dict(faulty.summary["findings"])
+    assert clean.status == "matched" and not t["comparison"].drafts, "clean window not clean"
+    assert faulty.status == "discrepant"
+    assert found == {k: v for k, v in faults.items() if v}, (found, faults)
+    assert Finding.objects.filter(window=faulty).count() == sum(faults.values())
+    base, fast, full, slow, again = t["base"], t["fast"], t["full"], t["slow"], t["again"]
+    print("results:")
+    print(f"  clean window:  {clean.status}, summary {clean.summary['findings'] or 'no findings'}")
+    print(f"  faulty window: {faulty.status}, findings {found}")
+    print(f"  ledger write throughput: {t['ledger_rows_per_s']:,.0f} rows/s (both sides, both windows)")
+    print(
+        f"  ratio to baseline: fast path {fast / base:.2f}x, full compare {full / base:.1f}x, "
+        f"1% discrepancies {slow / base:.1f}x, re-run {again / base:.1f}x"
+    )
+    print(
+        f"  target < 20 s for 1,000,000: {'met' if max(fast, slow, full) < 20 else 'MISSED'} "
+        f"(worst {max(fast, slow, full):.2f} s)"
+    )
+
+
+def _figures(n: int, faults: dict, t: dict) -> dict:
+    """The figures bench/run.py reads (--json)."""
+    return {
+        "messages": n,
+        "baseline_count_s": round(t["base"], 4),
+        "clean_fast_path_s": round(t["fast"], 4),
+        "clean_full_compare_s": round(t["full"], 4),
+        "discrepant_1pct_s": round(t["slow"], 4),
+        "rerun_s": round(t["again"], 4),
+        "findings": sum(faults.values()),
+        "ledger_rows_per_s": round(t["ledger_rows_per_s"]),
+        "cache_leg_10k_keys_s": round(t["leg"], 4),
+        "drill_down_uuid_ms": round(t["by_uuid"], 3),
+        "consumed_insert_us_per_row": round(t["insert_wall"], 2),
+        "consumed_insert_server_us_per_row": round(t["insert_server"], 2),
+    }
 
 
 def _cleanup(*topics: Topic) -> None:

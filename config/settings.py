@@ -695,7 +695,7 @@ CACHE_TOMBSTONE_SECONDS = env_int(
     doc="how long a delete keeps older writes of its key out; at least `LEDGER_RETENTION_DAYS`",
     doc_default="`LEDGER_RETENTION_DAYS` + 1 day",
 )
-# Audit payloads (phase 2), AES-GCM at rest: "id:base64key,..." first encrypts, all
+# Audit payloads, AES-GCM at rest: "id:base64key,..." first encrypts, all
 # decrypt. The default is a dev-only key.
 AUDIT_ENCRYPTION_KEYS = env_str(
     "AUDIT_ENCRYPTION_KEYS",

@@ -1,10 +1,10 @@
 """Avro (de)serialization of message values: schemaless fastavro, schemas from .avsc files.
 
 The schema version travels in the `schema` header, not in the value, so a value
-is plain Avro binary (the smallest form; the note wants messages under 10 KB).
+is plain Avro binary (the smallest form: a message stays under 10 KB).
 Schemas are versioned files, core/schemas/<name>.v<N>.avsc; a published
 version is never edited, a change is a new file. Parsed schemas are cached: the
-calibration note measured the reader at ~66k/s only with the parse reused. Values
+reader was measured at ~66k/s only with the parse reused. Values
 are written by a writer compiled from each schema once (core.avro_writer: the same
 bytes as fastavro's, in under half its time), fastavro taking whatever it does not.
 """

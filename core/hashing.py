@@ -2,7 +2,7 @@
 
 The producer hashes the exact bytes it publishes; the consumer hashes the exact
 bytes it receives. Equal hashes mean the subscriber got what was published,
-without storing the content (reconciliation phase 1).
+without storing the content.
 """
 
 import hashlib

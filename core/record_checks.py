@@ -1,4 +1,4 @@
-"""Business checks on a consumed record (the note's use case 2, "beyond recon").
+"""Business checks on a consumed record, beyond reconciliation.
 
 A record that decodes but breaks these rules is still cached (garbage in,
 garbage out is the subscriber's contract) and its consume-ledger row says

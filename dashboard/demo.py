@@ -51,8 +51,7 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
     dead: list[ConsumedRow] = []
     twice: list[uuid.UUID] = []  # delivered twice (a redelivery after a rebalance)
     values: dict[uuid.UUID, bytes] = {}
-    offset = 0
-    start = first
+    offset, start = 0, first
     while start < now:
         # A daily-looking wave with noise, so the chart has a shape.
         n = max(1, int(per_window * (1 + 0.5 * math.sin(start.timestamp() / 3600)) + rnd.randint(-5, 5)))
@@ -61,17 +60,7 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
         span = min(width, now - start).total_seconds()
         for i in range(n):
             at = start + dt.timedelta(seconds=rnd.uniform(0, max(span - 1, 0)))
-            value = f"{topic.name}:{offset}:{rnd.random()}".encode()
-            row = PublishedRow(
-                uuid=uuid.uuid4(),
-                partition=offset % 2,
-                offset=offset // 2,
-                key=f"client:{rnd.randint(1, 5000)}",
-                event_type="bulk" if topic.kind == Topic.Kind.BULK else rnd.choice(["add", "update", "delete"]),
-                content_hash=content_hash(value, topic.hash_algorithm),
-                size=len(value) + 520,
-                published_at=at,
-            )
+            row, value = _published(topic, rnd, offset=offset, at=at)
             published.append(row)
             values[row.uuid] = value
             offset += 1
@@ -89,44 +78,66 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
                 digest, counts["altered"] = content_hash(value + b"!", topic.hash_algorithm), counts["altered"] + 1
             if 0.7 < roll < 0.7015:  # the feed could not store it: dead-lettered
                 counts["dead"] += 1
-                dead.append(
-                    ConsumedRow(
-                        uuid=row.uuid,
-                        group=topic.consumer_group,
-                        partition=row.partition,
-                        offset=row.offset,
-                        key=row.key,
-                        content_hash=digest,
-                        published_at=at,
-                        consumed_at=at + dt.timedelta(seconds=delay),
-                        outcome=ConsumedMessage.Outcome.DEAD_LETTERED,
-                    )
-                )
+                dead.append(_delivery(topic, row, digest, at + dt.timedelta(seconds=delay), DEAD_LETTERED))
                 continue
             deliveries = 2 if 0.3 < roll < 0.305 else 1
             counts["duplicate"] += deliveries - 1
             if deliveries > 1:
                 twice.append(row.uuid)
             for d in range(deliveries):
-                consumed.append(
-                    ConsumedRow(
-                        uuid=row.uuid,
-                        group=topic.consumer_group,
-                        partition=row.partition,
-                        offset=row.offset,
-                        key=row.key,
-                        content_hash=digest,
-                        published_at=at,
-                        consumed_at=at + dt.timedelta(seconds=delay + d * 2),
-                        outcome="stored",
-                    )
-                )
+                consumed.append(_delivery(topic, row, digest, at + dt.timedelta(seconds=delay + d * 2), "stored"))
         start += width
     for i in range(0, len(published), 5000):
         published_record(topic=topic, rows=published[i : i + 5000])
     for i in range(0, len(consumed), 5000):
         consumed_record(topic=topic, rows=consumed[i : i + 5000])
-    # A dead letter as the feed's consumer records it: its ledger row and its finding, together.
+    _dead_letters_record(topic, dead)
+    return {
+        "published": len(published),
+        "consumed": len(consumed) + len(dead),
+        **counts,
+        "rows": published,
+        "values": values,
+        "twice": twice,
+    }
+
+
+DEAD_LETTERED = ConsumedMessage.Outcome.DEAD_LETTERED
+
+
+def _published(topic: Topic, rnd: random.Random, *, offset: int, at: dt.datetime) -> tuple[PublishedRow, bytes]:
+    """The `offset`-th message of the demo traffic (two partitions), and its value."""
+    value = f"{topic.name}:{offset}:{rnd.random()}".encode()
+    row = PublishedRow(
+        uuid=uuid.uuid4(),
+        partition=offset % 2,
+        offset=offset // 2,
+        key=f"client:{rnd.randint(1, 5000)}",
+        event_type="bulk" if topic.kind == Topic.Kind.BULK else rnd.choice(["add", "update", "delete"]),
+        content_hash=content_hash(value, topic.hash_algorithm),
+        size=len(value) + 520,
+        published_at=at,
+    )
+    return row, value
+
+
+def _delivery(topic: Topic, row: PublishedRow, digest: bytes, consumed_at: dt.datetime, outcome: str) -> ConsumedRow:
+    """One delivery of a published row, with the content hash the subscriber saw."""
+    return ConsumedRow(
+        uuid=row.uuid,
+        group=topic.consumer_group,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        content_hash=digest,
+        published_at=row.published_at,
+        consumed_at=consumed_at,
+        outcome=outcome,
+    )
+
+
+def _dead_letters_record(topic: Topic, dead: list[ConsumedRow]) -> None:
+    """Dead letters as the feed's consumer records them: the ledger rows and their findings, together."""
     with transaction.atomic():
         consumed_record(topic=topic, rows=dead)
         for letter in dead:
@@ -144,14 +155,6 @@ def demo_traffic_seed(*, topic: Topic, now: dt.datetime, hours: int = 6, per_win
                 },
             )
             Finding.objects.filter(pk=finding.pk).update(created_at=letter.consumed_at)
-    return {
-        "published": len(published),
-        "consumed": len(consumed) + len(dead),
-        **counts,
-        "rows": published,
-        "values": values,
-        "twice": twice,
-    }
 
 
 def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: int = 6) -> dict:
@@ -182,6 +185,18 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         error="commit failed: REBALANCE_IN_PROGRESS",
         topic=bulk,
     )
+    _loads_seed(bulk, operator)
+    _findings_worked(bulk, operator)
+    # A starting rule, shown on the Alerts pages (no channel: people add theirs).
+    AlertRule.objects.get_or_create(
+        name="Standing exceptions",
+        defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
+    )
+    return written
+
+
+def _loads_seed(bulk: Topic, operator: User) -> None:
+    """Three loads, done, running and failed, each started by the operator."""
     for status, published, total in (("done", 1200, 1200), ("running", 340, 900), ("failed", 10, 500)):
         load = Load.objects.create(
             topic=bulk,
@@ -195,9 +210,13 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
             requested_by=operator,
         )
         operator_action_record(user=operator, action="load.start", topic=bulk, target=f"load:{load.pk}")
+
+
+def _findings_worked(bulk: Topic, operator: User) -> None:
+    """Findings people have worked on: two acknowledged, and a few along their lifecycle:
+    owned (still open), under investigation, accepted with a reason."""
     for finding in Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN, category="delayed")[:2]:
         finding_acknowledge(finding=finding, user=operator, comment="a slow batch after the broker restart")
-    # A few findings along their lifecycle: owned (still open), under investigation, accepted with a reason.
     standing = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).order_by("created_at")
     worked: list[int] = []
     for category, step in (("missing", "own"), ("altered", "investigate"), ("delayed", "accept")):
@@ -215,12 +234,6 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
             finding_lifecycle.finding_accept(
                 finding=picked, user=operator, reason_code="timing", comment="within tolerance"
             )
-    # A starting rule, shown on the Alerts pages (no channel: people add theirs).
-    AlertRule.objects.get_or_create(
-        name="Standing exceptions",
-        defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
-    )
-    return written
 
 
 @dataclass
@@ -247,21 +260,17 @@ def _latest(rows: list[PublishedRow]) -> dict[str, PublishedRow]:
     return latest
 
 
-def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis.Redis) -> DemoScene:
-    """On top of demo_seed's traffic: what the cache, replay, approval and alert pages show.
-
-    The cache leg, the replay request, its verification and the alerts run through their
-    real services. A replay's run itself is what a worker's Kafka way does, written
-    directly: the demo's messages live in the ledger only, not in Kafka."""
-    now = timezone.now()
-    rows, values = written[bulk.name]["rows"], written[bulk.name]["values"]
+def _cache_divergence(
+    *, written: dict, bulk: Topic, standing, operator: User, client: redis.Redis, now: dt.datetime
+) -> tuple[PublishedRow, ReconRun]:
+    """The cache: one message held as published (the message page), one key with other bytes,
+    one absent, judged by a cache leg; answers (the message, the run)."""
+    rows, values = written["rows"], written["values"]
     latest = _latest(rows)
-    standing = Finding.objects.filter(topic=bulk).order_by("created_at")
-    # The cache: one message held as published (the message page), one key with other bytes, one absent.
     settled = now - dt.timedelta(hours=1)  # long consumed: the cache leg judges it, not "in flight"
     flagged = set(standing.values_list("key", flat=True))
     clean = [r for r in latest.values() if r.published_at < settled and r.key not in flagged]
-    twice = set(written[bulk.name]["twice"])
+    twice = set(written["twice"])
     message = next(r for r in clean if r.uuid in twice)
     differs, absent = [r for r in clean if r is not message][:2]
     ops = [
@@ -274,35 +283,30 @@ def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis
     divergence = cache_check(
         topic=bulk, keys=[message.key, differs.key, absent.key], trigger="dashboard", requested_by=operator
     )
-    # A missing message replayed by an operator, then verified by the runs its finding names.
-    lost = standing.filter(category="missing", status=Finding.Status.OPEN, assigned_user__isnull=True).last()
-    assert lost is not None and lost.uuid is not None, "the demo traffic lost no message"
-    replay, _ = replay_request(
-        topic=bulk,
-        way=Replay.Way.KAFKA,
-        scope=Replay.Scope.MESSAGES,
-        target={"uuids": [str(lost.uuid)]},
-        reason="lost when the consumer was killed during the 10:40 deploy",
-        requested_by=operator,
-        queue=False,
+    return message, divergence
+
+
+def _alerts_seed(*, operator: User, now: dt.datetime) -> AlertRule:
+    """Alerts: open breaks standing, and critical ones past their SLA; one rule silenced for a change."""
+    rule = AlertRule.objects.get(name="Standing exceptions")
+    AlertRule.objects.get_or_create(
+        name="Critical breaks past SLA", defaults={"kind": AlertRule.Kind.BREAK_SLA, "min_severity": "critical"}
     )
-    original = next(r for r in rows if r.uuid == lost.uuid)
-    consumed_record(
-        topic=bulk,
-        rows=[
-            ConsumedRow(
-                uuid=original.uuid,
-                group=bulk.consumer_group,
-                partition=original.partition,
-                offset=original.offset,
-                key=original.key,
-                content_hash=original.content_hash,
-                published_at=original.published_at,
-                consumed_at=now,
-                outcome="stored",
-            )
-        ],
+    alerting.alerts_evaluate(now=now + dt.timedelta(minutes=30))
+    Silence.objects.create(
+        rule=rule,
+        starts_at=now,
+        ends_at=now + dt.timedelta(hours=2),
+        reason="broker upgrade CHG-1042",
+        created_by=operator,
     )
+    return rule
+
+
+def _replay_done(replay: Replay, *, original: PublishedRow, bulk: Topic, now: dt.datetime) -> None:
+    """The replay's run as a worker's Kafka way leaves it (the original consumed again, the
+    request done), then verified by the runs its finding names."""
+    consumed_record(topic=bulk, rows=[_delivery(bulk, original, original.content_hash, now, "stored")])
     ReplayItem.objects.create(
         replay=replay,
         original_uuid=original.uuid,
@@ -318,6 +322,33 @@ def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis
     runs = replay_verify(replay_id=replay.pk, force=True) or []
     for run in runs:
         run_execute(run_id=run.pk)
+
+
+def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis.Redis) -> DemoScene:
+    """On top of demo_seed's traffic: what the cache, replay, approval and alert pages show.
+
+    The cache leg, the replay request, its verification and the alerts run through their
+    real services. A replay's run itself is what a worker's Kafka way does, written
+    directly: the demo's messages live in the ledger only, not in Kafka."""
+    now = timezone.now()
+    rows = written[bulk.name]["rows"]
+    standing = Finding.objects.filter(topic=bulk).order_by("created_at")
+    message, divergence = _cache_divergence(
+        written=written[bulk.name], bulk=bulk, standing=standing, operator=operator, client=client, now=now
+    )
+    # A missing message replayed by an operator, then verified by the runs its finding names.
+    lost = standing.filter(category="missing", status=Finding.Status.OPEN, assigned_user__isnull=True).last()
+    assert lost is not None and lost.uuid is not None, "the demo traffic lost no message"
+    replay, _ = replay_request(
+        topic=bulk,
+        way=Replay.Way.KAFKA,
+        scope=Replay.Scope.MESSAGES,
+        target={"uuids": [str(lost.uuid)]},
+        reason="lost when the consumer was killed during the 10:40 deploy",
+        requested_by=operator,
+        queue=False,
+    )
+    _replay_done(replay, original=next(r for r in rows if r.uuid == lost.uuid), bulk=bulk, now=now)
     # Four eyes: past 20 messages a second operator approves; the operator asks for a whole window.
     Topic.objects.filter(pk=bulk.pk).update(approval_threshold=20)
     bulk.refresh_from_db()
@@ -332,19 +363,7 @@ def demo_scene_seed(*, written: dict, bulk: Topic, operator: User, client: redis
         requested_by=operator,
         queue=False,
     )
-    # Alerts: open breaks standing, and critical ones past their SLA; one rule silenced for a change.
-    rule = AlertRule.objects.get(name="Standing exceptions")
-    AlertRule.objects.get_or_create(
-        name="Critical breaks past SLA", defaults={"kind": AlertRule.Kind.BREAK_SLA, "min_severity": "critical"}
-    )
-    alerting.alerts_evaluate(now=now + dt.timedelta(minutes=30))
-    Silence.objects.create(
-        rule=rule,
-        starts_at=now,
-        ends_at=now + dt.timedelta(hours=2),
-        reason="broker upgrade CHG-1042",
-        created_by=operator,
-    )
+    rule = _alerts_seed(operator=operator, now=now)
     owned = standing.filter(assigned_user=operator, status=Finding.Status.OPEN).first()
     return DemoScene(
         bulk=bulk,

@@ -1,7 +1,7 @@
 """What Kafka acknowledged of a load part that its dead worker never ledgered, read back.
 
 A part ledgers a batch once Kafka has acknowledged all of it, a few batches behind
-what it hands to Kafka (kafkacache.loads). A worker killed in between leaves
+what it hands to Kafka (kafkacache.services.loads). A worker killed in between leaves
 messages on the topic that the publish ledger lacks: they were acknowledged (they
 are there, below the high watermark), so the ledger must hold them, once. The part
 records per partition where such messages can start (LoadPart.offsets: past its last

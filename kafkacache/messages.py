@@ -94,7 +94,10 @@ def message_build(
     the message is then sealed (kafkacache.seal). None: the value came from elsewhere
     (an audit payload), and the consumer checks it in full. A message without a value (a
     delete) built here passes `problems=[]` to be sealed: the consumer takes no unsealed one
-    unless its topic accepts unsealed producers."""
+    unless its topic accepts unsealed producers.
+
+    Long because it is one step per message on the load's produce path: the keywords are its
+    header list, and moving their checks into a helper would add a call per message."""
     if event not in EVENTS:
         raise ValueError(f"unknown event type {event!r}")
     message_uuid = message_uuid or uuidlib.uuid4()

@@ -9,7 +9,7 @@ Two places take versions nobody sealed, and both hold them to this bound:
   (kafkacache.batch_plan): `SourceBound` reads the bound at most once every
   SOURCE_BOUND_SECONDS, and again (at most once a second) when a message needs a
   higher one, never per message;
-- the change API (kafkacache.change_feed.change_publish): a given version above the
+- the change API (kafkacache.services.change_feed.change_publish): a given version above the
   bound is refused; a change without one gets a version drawn from the same
   sequence, so API changes, source changes, replays and deletes follow one order.
 """

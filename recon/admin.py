@@ -213,7 +213,7 @@ class LoadPartInline(admin.TabularInline):
 
 @admin.register(LoadPart)
 class LoadPartAdmin(TopicScopedAdmin, ReadOnlyAdmin):
-    """One part of a load (kafkacache.loads moves it); read here, e.g. which worker holds it."""
+    """One part of a load (kafkacache.services.loads moves it); read here, e.g. which worker holds it."""
 
     topic_path = "load__topic"
 

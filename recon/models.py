@@ -148,7 +148,7 @@ class LoadPart(models.Model):
 
     The keys in (key_after, key_last] of the load's source (None: unbounded), and of
     those only the load's chosen clients when it names some. State rules, as for any
-    job (core.jobs): QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.loads.
+    job (core.jobs): QUEUED -> RUNNING -> DONE | FAILED, moved only by kafkacache.services.loads.
     Each batch is ledgered, counted and checkpointed in one transaction: `position`
     is the source position after the last ledgered batch (a client key; a line of a
     file), `offsets` per partition of the topic where messages of this part that are
@@ -542,7 +542,8 @@ class ReconRun(models.Model):
     load = models.ForeignKey(Load, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     range_start = models.DateTimeField()
     range_end = models.DateTimeField()
-    trigger = models.CharField(max_length=16, default="schedule")  # schedule, api, dashboard, task, load, replay
+    # schedule, api, dashboard, task, load, replay, unsealed (the consumer), bench
+    trigger = models.CharField(max_length=16, default="schedule")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -651,7 +652,7 @@ class Rule(models.Model):
 
 
 class AuditPayload(models.Model):
-    """Audit log (phase 2): the full message value, AES-GCM encrypted at rest.
+    """Audit log: the full message value, AES-GCM encrypted at rest.
 
     Written only when the topic's method_audit is on, one bulk insert per feed
     batch (recon.services.audit.payloads_record). Kept audit_retention_days, then purged.

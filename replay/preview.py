@@ -14,7 +14,7 @@ masked (when the audit log holds the payload); and the verdict:
 - refused: the cache already holds something newer (a write or a delete);
 - skipped: nothing to replay (not in the ledger, no payload, over the replay guard).
 
-The verdict is `version_verdict` (the contract of issue 12: a message is applied
+The verdict is `version_verdict` (the cache's ordering rule: a message is applied
 only when its version is newer than the key's `sv` and tombstone; equal is
 idempotent). A message without a version (published before versions existed) is
 judged by publish time, as the cache's older guard does.
@@ -141,19 +141,7 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
     for item in unknown:
         counts["skipped"] += 1
         if len(messages) < shown_max:
-            messages.append(
-                {
-                    "uuid": str(item.original_uuid) if item.original_uuid else None,
-                    "key": item.key,
-                    "partition": item.partition,
-                    "offset": item.offset,
-                    "verdict": "skipped",
-                    "reason": item.detail,
-                    "cache_before": {},
-                    "after": {},
-                    "changes": [],
-                }
-            )
+            messages.append(_unknown_entry(item))
     replayed_before = replays_per_message(o.uuid for o in originals)
     versions = _source_versions(originals)
     # Each way against what exists now: the chosen way's unreachable messages are skipped, never "same".
@@ -183,12 +171,7 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
             )
             counts[entry["verdict"]] += 1
             if n < len(shown):
-                published = [p for p in payloads.get(o.uuid, []) if p.side == AuditPayload.Side.PUBLISHED]
-                after = _after_fields(published[0]) if published else None
-                before = _masked(held.value, held.schema_version or 1) if held else None
-                entry["cache_before"]["fields"] = before
-                entry["after"]["fields"] = after
-                entry["changes"] = field_changes(before, after)
+                _fields_show(entry, held, payloads.get(o.uuid, []))
                 messages.append(entry)
     preview = {
         "totals": {"messages": len(originals) + len(unknown), **dict(counts)},
@@ -198,6 +181,32 @@ def replay_dry_run(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
         **check,
     }
     return json.loads(json.dumps(preview, default=str))  # stored as JSON: dates as text
+
+
+def _unknown_entry(item) -> dict:
+    """A message the scope names that the ledgers do not know: skipped."""
+    return {
+        "uuid": str(item.original_uuid) if item.original_uuid else None,
+        "key": item.key,
+        "partition": item.partition,
+        "offset": item.offset,
+        "verdict": "skipped",
+        "reason": item.detail,
+        "cache_before": {},
+        "after": {},
+        "changes": [],
+    }
+
+
+def _fields_show(entry: dict, held, payloads: list) -> None:
+    """A shown message's fields, masked: what the cache holds, what the replay would write
+    (its published audit payload), and which fields change."""
+    published = [p for p in payloads if p.side == AuditPayload.Side.PUBLISHED]
+    after = _after_fields(published[0]) if published else None
+    before = _masked(held.value, held.schema_version or 1) if held else None
+    entry["cache_before"]["fields"] = before
+    entry["after"]["fields"] = after
+    entry["changes"] = field_changes(before, after)
 
 
 def _source_name(target: dict) -> str:

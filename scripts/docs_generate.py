@@ -42,16 +42,19 @@ def environment_clear() -> None:
 
 def settings_load() -> list:
     """Django set up (config.settings read), then gunicorn's config file: the register, in reading order."""
+    # Django is set up only after environment_clear() has emptied the environment.
     import django
 
     django.setup()
     runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    # Imported after django.setup() and gunicorn's file: both add settings to the register.
     from config.env import SETTINGS
 
     return list(SETTINGS.values())
 
 
 def area_order() -> list[str]:
+    # config/ is importable once environment_clear() has put the repository on sys.path.
     from config.env import AREAS, SETTINGS
 
     return [*AREAS, *dict.fromkeys(s.area for s in SETTINGS.values() if s.area not in AREAS)]

@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 GALLERY = ROOT / "docs" / "screenshots.md"
@@ -193,6 +195,7 @@ NOT_PAGES = {
 
 def url_patterns() -> Iterator[tuple[str | None, Any]]:
     """(URL name with its namespaces, or None when unnamed; pattern) for every route of the urlconf."""
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.urls import URLPattern, URLResolver, get_resolver
 
     def walk(patterns, prefix: str) -> Iterator[tuple[str | None, Any]]:
@@ -208,6 +211,7 @@ def url_patterns() -> Iterator[tuple[str | None, Any]]:
 
 def url_exclusion(name: str | None, pattern) -> str | None:
     """Why a route is left out by rule (the admin's, the JSON API's), else None."""
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from rest_framework.views import APIView
 
     if name is not None and name.startswith("admin:"):
@@ -244,6 +248,7 @@ def template_is_ours(path: str) -> bool:
 
 
 def template_digest(name: str) -> str | None:
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.template import TemplateDoesNotExist
     from django.template.loader import get_template
 
@@ -255,6 +260,7 @@ def template_digest(name: str) -> str | None:
 
 
 def static_digest(path: str) -> str | None:
+    # Django is set up by main() after _environment() (or by the suite, which reads these).
     from django.contrib.staticfiles import finders
 
     found = finders.find(path)
@@ -354,8 +360,6 @@ def _environment() -> None:
 
 
 def _database_recreate(url: str) -> None:
-    import psycopg
-
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
     assert name.endswith("_screenshots"), name  # never anyone's own database
@@ -366,6 +370,7 @@ def _database_recreate(url: str) -> None:
 
 def _scene():
     """The demo data every page shows (dashboard.demo), through the real writers and services."""
+    # After main()'s django.setup(): models and project modules need the app registry.
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
@@ -388,6 +393,7 @@ class _Rendered:
     """The templates the server renders (Django's test instrumentation, which sends template_rendered)."""
 
     def __init__(self) -> None:
+        # After main()'s django.setup(): the test instrumentation needs the settings.
         from django.template import Template
         from django.test import signals
         from django.test.utils import instrumented_test_render
@@ -404,6 +410,7 @@ class _Rendered:
 
 def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) -> dict:
     """Every shot in every variant; answers the manifest's entries (from the first variant)."""
+    # After main()'s django.setup(); Playwright only when shooting (the suite reads this file without it).
     from django.conf import settings
     from django.urls import resolve, reverse
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -414,15 +421,7 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
         pages: dict[str | None, Any] = {}
         for shot in shots:
             if shot.user not in pages:
-                context = browser.new_context(viewport=viewport, color_scheme=scheme)
-                page = context.new_page()
-                if shot.user is not None:
-                    page.goto(base + reverse("login"))
-                    page.fill("input[name=username]", shot.user)
-                    page.fill("input[name=password]", password)
-                    page.click("button[type=submit]")
-                    page.wait_for_url(base + "/")
-                pages[shot.user] = page
+                pages[shot.user] = _page_open(browser, base, viewport, scheme, user=shot.user, password=password)
             page = pages[shot.user]
             began = time.monotonic()
             static: list[str] = []
@@ -454,14 +453,7 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
             shown = resolve(urlsplit(page.url).path).view_name
             assert shown == shot.url, f"{shot.name}: the browser shows {shown} ({page.url}), not {shot.url}"
             target = OUT / f"{shot.name}{suffix}.png"
-            clip = None
-            if shot.full:
-                width, height = page.evaluate(
-                    "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
-                )
-                if height > FULL_PAGE_MAX_HEIGHT:
-                    clip = {"x": 0, "y": 0, "width": width, "height": FULL_PAGE_MAX_HEIGHT}
-            page.screenshot(path=str(target), full_page=shot.full, clip=clip)
+            _screenshot(page, target, full=shot.full)
             done = time.monotonic()
             print(
                 f"  {target.relative_to(ROOT)} ({target.stat().st_size // 1024} KB; "
@@ -476,6 +468,31 @@ def _shoot(browser, base: str, scene, rendered: _Rendered, shots: list[Shot]) ->
     return records
 
 
+def _page_open(browser, base: str, viewport, scheme: str, *, user: str | None, password: str):
+    """A page of its own browser context, logged in as `user` (None: nobody)."""
+    # After main()'s django.setup(): URL names need the urlconf.
+    from django.urls import reverse
+
+    page = browser.new_context(viewport=viewport, color_scheme=scheme).new_page()
+    if user is not None:
+        page.goto(base + reverse("login"))
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+    return page
+
+
+def _screenshot(page, target: Path, *, full: bool) -> None:
+    """The page as shown, or in full up to FULL_PAGE_MAX_HEIGHT pixels high."""
+    clip = None
+    if full:
+        width, height = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        if height > FULL_PAGE_MAX_HEIGHT:
+            clip = {"x": 0, "y": 0, "width": width, "height": FULL_PAGE_MAX_HEIGHT}
+    page.screenshot(path=str(target), full_page=full, clip=clip)
+
+
 def main(argv: list[str]) -> None:
     only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else None
     shots = [s for s in SHOTS if only is None or s.name in only]
@@ -483,9 +500,11 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"no such shot: {', '.join(sorted(only - {s.name for s in shots}))}")
     _environment()
     _database_recreate(os.environ["DATABASE_URL"])
+    # Django is set up only now, after _environment() chose this run's database and Redis.
     import django
 
     django.setup()
+    # After django.setup(): Django's server and project modules need the app registry; Playwright only here.
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.test.testcases import LiveServerThread
     from playwright.sync_api import sync_playwright

@@ -66,45 +66,12 @@ def change_publish(
     published. Published is not applied: the consume ledger says what the cache did
     (change_status).
     """
-    if event not in CHANGE_EVENTS:
-        raise AppError(f"event must be one of {', '.join(CHANGE_EVENTS)}", code="bad_event")
-    plain: dict | None = None
-    if event == "delete":
-        if not key:
-            raise AppError("a delete needs the key of the record", code="bad_key")
-    else:
-        try:
-            plain = record_from_document(record)
-        except RecordError as exc:
-            raise AppError(f"record: {exc}", code="bad_record") from None
-        derived = record_key(plain["client_id"])
-        if key and key != derived:
-            raise AppError(f"key {key!r} does not match the record's key {derived!r}", code="bad_key")
-        if old_key and event != "update":
-            raise AppError("old_key is only for update", code="bad_key")
-        key = derived
+    plain, key = _change_clean(event=event, key=key, record=record, old_key=old_key)
     version = change_version(version)  # checked against, or drawn from, the source's sequence
     pending = Pending()
-    if plain is None:
-        message: OutMessage | None = message_build(
-            key=key,
-            event="delete",
-            value=None,
-            problems=[],  # built here: sealed like the rest
-            source=source,
-            schema_version=avro.current_version(),
-            hash_algorithm=topic.hash_algorithm,
-            version=version,
-        )
-    else:
-        message = message_record(
-            topic=topic,
-            item=SourceItem(key, plain, "", "request", version),
-            event=event,
-            source=source,
-            pending=pending,
-            old_key=old_key if old_key != key else "",
-        )
+    message = _change_message(
+        topic=topic, event=event, key=key, plain=plain, old_key=old_key, version=version, source=source, pending=pending
+    )
     if message is None:  # oversize: record the finding, refuse the request
         with transaction.atomic():
             for spec in pending.findings:
@@ -127,6 +94,60 @@ def change_publish(
             detail={"event": event, "key": message.key, "old_key": old_key, "version": version},
         )
     return Published(message.uuid, message.key, event, delivery.partition, delivery.offset, version)
+
+
+def _change_clean(*, event: str, key: str, record: dict | None, old_key: str) -> tuple[dict | None, str]:
+    """(the record in clear, None for a delete; its key) of a change request, or an AppError."""
+    if event not in CHANGE_EVENTS:
+        raise AppError(f"event must be one of {', '.join(CHANGE_EVENTS)}", code="bad_event")
+    if event == "delete":
+        if not key:
+            raise AppError("a delete needs the key of the record", code="bad_key")
+        return None, key
+    try:
+        plain = record_from_document(record)
+    except RecordError as exc:
+        raise AppError(f"record: {exc}", code="bad_record") from None
+    derived = record_key(plain["client_id"])
+    if key and key != derived:
+        raise AppError(f"key {key!r} does not match the record's key {derived!r}", code="bad_key")
+    if old_key and event != "update":
+        raise AppError("old_key is only for update", code="bad_key")
+    return plain, derived
+
+
+def _change_message(
+    *,
+    topic: Topic,
+    event: str,
+    key: str,
+    plain: dict | None,
+    old_key: str,
+    version: int,
+    source: str,
+    pending: Pending,
+) -> OutMessage | None:
+    """The change's message, sealed like the rest: a delete's built here, a record's by the
+    load path's message_record (None when oversize: its finding is in `pending`)."""
+    if plain is None:
+        return message_build(
+            key=key,
+            event="delete",
+            value=None,
+            problems=[],
+            source=source,
+            schema_version=avro.current_version(),
+            hash_algorithm=topic.hash_algorithm,
+            version=version,
+        )
+    return message_record(
+        topic=topic,
+        item=SourceItem(key, plain, "", "request", version),
+        event=event,
+        source=source,
+        pending=pending,
+        old_key=old_key if old_key != key else "",
+    )
 
 
 class ChangePlan(NamedTuple):

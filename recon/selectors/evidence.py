@@ -81,8 +81,64 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
     )
     problems = _problems(findings)
     ids = [f.pk for f, _ in problems]
+    history, thread = _histories(ids), _threads(ids)
+    replays = capped("replays", _replays_in(topic, start, end, limit=cap + 1))
+    items = {
+        r["replay_id"]: r["n"]
+        for r in ReplayItem.objects.filter(replay__in=replays).values("replay_id").annotate(n=Count("id"))
+    }
+    restored, verified = _restores(replays)
+    actions = capped("operator_actions", _actions_in(topic, start, end, limit=cap + 1))
+    runs = _runs_in(topic, start, end, limit=cap)
+    pack: dict[str, Any] = {
+        "schema": SCHEMA,
+        "topic": topic.name,
+        "range": {"start": _iso(start), "end": _iso(end)},
+        "generated_at": _iso(timezone.now()),
+        "generated_by": _user(user),
+        "payloads_included": with_payloads,
+        "truncated": truncated,
+        "legs": _legs(windows, findings, runs),
+        "windows": [_window_row(w) for w in windows],
+        # One row per problem (recon.problems), worst first: its first finding, with the count
+        # and a few member keys; every member is listed by the findings API with ?problem=.
+        "findings": [_finding_row(f, members, history.get(f.pk, []), thread.get(f.pk, [])) for f, members in problems],
+        "replays": [_replay_row(r, items.get(r.pk, 0), restored, verified) for r in replays],
+        "operator_actions": [_action_row(a) for a in actions],
+    }
+    if with_payloads:
+        pack["payloads"] = _payloads(topic, [f.uuid for f in findings if f.uuid][:cap])
+    return pack
+
+
+def _replays_in(topic: Topic, start: dt.datetime, end: dt.datetime, *, limit: int) -> list[Replay]:
+    return list(
+        Replay.objects.filter(topic=topic, created_at__gte=start, created_at__lt=end)
+        .select_related("requested_by", "decided_by")
+        .order_by("created_at")[:limit]
+    )
+
+
+def _actions_in(topic: Topic, start: dt.datetime, end: dt.datetime, *, limit: int) -> list[OperatorAction]:
+    return list(
+        OperatorAction.objects.filter(topic=topic, at__gte=start, at__lt=end)
+        .select_related("user")
+        .order_by("at", "id")[:limit]
+    )
+
+
+def _runs_in(topic: Topic, start: dt.datetime, end: dt.datetime, *, limit: int) -> list[ReconRun]:
+    return list(
+        ReconRun.objects.filter(topic=topic, started_at__gte=start, started_at__lt=end)
+        .select_related("requested_by")
+        .order_by("started_at")[:limit]
+    )
+
+
+def _histories(finding_ids: list[int]) -> dict[int, list[dict]]:
+    """Each finding's transitions, oldest first: who moved it, from what to what, and why."""
     history: dict[int, list[dict]] = {}
-    for t in FindingTransition.objects.filter(finding_id__in=ids).select_related("user", "reason_code"):
+    for t in FindingTransition.objects.filter(finding_id__in=finding_ids).select_related("user", "reason_code"):
         history.setdefault(t.finding_id, []).append(
             {
                 "at": _iso(t.at),
@@ -94,23 +150,22 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
                 "detail": mask_sensitive(t.detail),
             }
         )
+    return history
+
+
+def _threads(finding_ids: list[int]) -> dict[int, list[dict]]:
+    """Each finding's comment thread, masked."""
     thread: dict[int, list[dict]] = {}
-    for c in FindingComment.objects.filter(finding_id__in=ids).select_related("user"):
+    for c in FindingComment.objects.filter(finding_id__in=finding_ids).select_related("user"):
         thread.setdefault(c.finding_id, []).append({"at": _iso(c.at), "by": _user(c.user), "text": mask_text(c.text)})
-    replays = capped(
-        "replays",
-        list(
-            Replay.objects.filter(topic=topic, created_at__gte=start, created_at__lt=end)
-            .select_related("requested_by", "decided_by")
-            .order_by("created_at")[: cap + 1]
-        ),
-    )
-    items = {
-        r["replay_id"]: r["n"]
-        for r in ReplayItem.objects.filter(replay__in=replays).values("replay_id").annotate(n=Count("id"))
-    }
-    # A restore (replay.ways.restore) writes over any version: each key's before and after,
-    # and the cache leg that verified it, go in the pack.
+    return thread
+
+
+def _restores(replays: list[Replay]) -> tuple[dict, dict]:
+    """(items by replay, cache runs by replay) of the restores among `replays`.
+
+    A restore (replay.ways.restore) writes over any version: each key's before and after,
+    and the cache leg that verified it, go in the pack."""
     restores = [r.pk for r in replays if r.way == Replay.Way.RESTORE]
     restored: dict = {}
     for item in ReplayItem.objects.filter(replay_id__in=restores).order_by("id"):
@@ -120,148 +175,122 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
         verified.setdefault(run.replay_id, []).append(
             {"run": str(run.pk), "status": run.status, "all_matched": (run.report or {}).get("all_matched")}
         )
-    actions = capped(
-        "operator_actions",
-        list(
-            OperatorAction.objects.filter(topic=topic, at__gte=start, at__lt=end)
-            .select_related("user")
-            .order_by("at", "id")[: cap + 1]
-        ),
-    )
-    runs = list(
-        ReconRun.objects.filter(topic=topic, started_at__gte=start, started_at__lt=end)
-        .select_related("requested_by")
-        .order_by("started_at")[:cap]
-    )
+    return restored, verified
+
+
+def _legs(windows: list[Window], findings: list[Finding], runs: list[ReconRun]) -> dict[str, dict]:
+    """Per leg: its findings by category and its runs; the transport leg also its windows' figures."""
     totals = Window.objects.filter(pk__in=[w.pk for w in windows]).aggregate(
         published=Sum("published_count"), consumed=Sum("consumed_count")
     )
-    by_status = _count(w.status for w in windows)
-    pack: dict[str, Any] = {
-        "schema": SCHEMA,
-        "topic": topic.name,
-        "range": {"start": _iso(start), "end": _iso(end)},
-        "generated_at": _iso(timezone.now()),
-        "generated_by": _user(user),
-        "payloads_included": with_payloads,
-        "truncated": truncated,
-        "legs": {
-            kind: {
-                **(
-                    {
-                        "windows": len(windows),
-                        "windows_by_status": by_status,
-                        "published": totals["published"] or 0,
-                        "consumed": totals["consumed"] or 0,
-                        "findings_by_category": _count(f.category for f in findings),
-                        "findings_by_status": _count(f.status for f in findings),
-                    }
-                    if kind == ReconRun.Kind.TRANSPORT
-                    else {}
-                ),
-                "findings": _count(f.category for f in findings if _leg_of(f) == kind),
-                "runs": [
-                    {
-                        "id": str(r.pk),
-                        "started_at": _iso(r.started_at),
-                        "finished_at": _iso(r.finished_at),
-                        "status": r.status,
-                        "trigger": r.trigger,
-                        "by": _user(r.requested_by),
-                        "report": mask_sensitive(r.report),
-                    }
-                    for r in runs
-                    if r.kind == kind
-                ],
-            }
-            for kind in ReconRun.Kind.values
-        },
-        "windows": [
-            {
-                "id": w.pk,
-                "start": _iso(w.start),
-                "end": _iso(w.end),
-                "status": w.status,
-                "published": w.published_count,
-                "consumed": w.consumed_count,
-                "published_digest": str(w.published_digest),
-                "consumed_digest": str(w.consumed_digest),
-                "max_latency_ms": w.consumed_max_latency_ms,
-                "reconciled_at": _iso(w.reconciled_at),
-            }
-            for w in windows
-        ],
-        # One row per problem (recon.problems), worst first: its first finding, with the count
-        # and a few member keys; every member is listed by the findings API with ?problem=.
-        "findings": [
-            {
-                "id": f.pk,
-                "problem": f.problem,
-                "members": len(members),
-                "member_keys": [m.key or str(m.uuid or "") for m in members[:MEMBER_KEYS_SHOWN]],
-                "members_by_status": _count(m.status for m in members),
-                "created_at": _iso(f.created_at),
-                "window": f.window_id,
-                "uuid": str(f.uuid) if f.uuid else None,
-                "key": f.key,
-                "category": f.category,
-                "classification": f.classification,
-                "severity": f.severity,
-                "status": f.status,
-                "owner": _user(f.assigned_user),
-                "team": f.assigned_group.name if f.assigned_group else None,
-                "reason_code": f.reason_code.code if f.reason_code else None,
-                "acknowledged_by": _user(f.acknowledged_by),
-                "comment": mask_text(f.comment),
-                "detail": mask_sensitive(f.detail),
-                "history": history.get(f.pk, []),
-                "comments": thread.get(f.pk, []),
-            }
-            for f, members in problems
-        ],
-        "replays": [
-            {
-                "id": str(r.pk),
-                "created_at": _iso(r.created_at),
-                "way": r.way,
-                "scope": r.scope,
-                "target": r.target,
-                "reason": mask_text(r.reason),
-                "status": r.status,
-                "size": r.size,
-                "requested_by": _user(r.requested_by),
-                "needs_approval": r.needs_approval,
-                "decided_by": _user(r.decided_by),
-                "decided_at": _iso(r.decided_at),
-                "decision_comment": mask_text(r.decision_comment),
-                "expires_at": _iso(r.expires_at),
-                "outcome": r.outcome,
-                "items": items.get(r.pk, 0),
-                "dry_run": (r.preview or {}).get("totals", {}),
-                "finished_at": _iso(r.finished_at),
-                **(
-                    {"restored": restore_evidence(restored.get(r.pk, [])), "verified_by": verified.get(r.pk, [])}
-                    if r.way == Replay.Way.RESTORE
-                    else {}
-                ),
-            }
-            for r in replays
-        ],
-        "operator_actions": [
-            {
-                "at": _iso(a.at),
-                "user": _user(a.user),
-                "action": a.action,
-                "target": a.target,
-                "outcome": a.outcome,
-                "detail": mask_sensitive(a.detail),
-            }
-            for a in actions
-        ],
+    transport = {
+        "windows": len(windows),
+        "windows_by_status": _count(w.status for w in windows),
+        "published": totals["published"] or 0,
+        "consumed": totals["consumed"] or 0,
+        "findings_by_category": _count(f.category for f in findings),
+        "findings_by_status": _count(f.status for f in findings),
     }
-    if with_payloads:
-        pack["payloads"] = _payloads(topic, [f.uuid for f in findings if f.uuid][:cap])
-    return pack
+    return {
+        kind: {
+            **(transport if kind == ReconRun.Kind.TRANSPORT else {}),
+            "findings": _count(f.category for f in findings if _leg_of(f) == kind),
+            "runs": [_run_row(r) for r in runs if r.kind == kind],
+        }
+        for kind in ReconRun.Kind.values
+    }
+
+
+def _run_row(r: ReconRun) -> dict:
+    return {
+        "id": str(r.pk),
+        "started_at": _iso(r.started_at),
+        "finished_at": _iso(r.finished_at),
+        "status": r.status,
+        "trigger": r.trigger,
+        "by": _user(r.requested_by),
+        "report": mask_sensitive(r.report),
+    }
+
+
+def _window_row(w: Window) -> dict:
+    return {
+        "id": w.pk,
+        "start": _iso(w.start),
+        "end": _iso(w.end),
+        "status": w.status,
+        "published": w.published_count,
+        "consumed": w.consumed_count,
+        "published_digest": str(w.published_digest),
+        "consumed_digest": str(w.consumed_digest),
+        "max_latency_ms": w.consumed_max_latency_ms,
+        "reconciled_at": _iso(w.reconciled_at),
+    }
+
+
+def _finding_row(f: Finding, members: list[Finding], history: list[dict], comments: list[dict]) -> dict:
+    return {
+        "id": f.pk,
+        "problem": f.problem,
+        "members": len(members),
+        "member_keys": [m.key or str(m.uuid or "") for m in members[:MEMBER_KEYS_SHOWN]],
+        "members_by_status": _count(m.status for m in members),
+        "created_at": _iso(f.created_at),
+        "window": f.window_id,
+        "uuid": str(f.uuid) if f.uuid else None,
+        "key": f.key,
+        "category": f.category,
+        "classification": f.classification,
+        "severity": f.severity,
+        "status": f.status,
+        "owner": _user(f.assigned_user),
+        "team": f.assigned_group.name if f.assigned_group else None,
+        "reason_code": f.reason_code.code if f.reason_code else None,
+        "acknowledged_by": _user(f.acknowledged_by),
+        "comment": mask_text(f.comment),
+        "detail": mask_sensitive(f.detail),
+        "history": history,
+        "comments": comments,
+    }
+
+
+def _replay_row(r: Replay, items: int, restored: dict, verified: dict) -> dict:
+    return {
+        "id": str(r.pk),
+        "created_at": _iso(r.created_at),
+        "way": r.way,
+        "scope": r.scope,
+        "target": r.target,
+        "reason": mask_text(r.reason),
+        "status": r.status,
+        "size": r.size,
+        "requested_by": _user(r.requested_by),
+        "needs_approval": r.needs_approval,
+        "decided_by": _user(r.decided_by),
+        "decided_at": _iso(r.decided_at),
+        "decision_comment": mask_text(r.decision_comment),
+        "expires_at": _iso(r.expires_at),
+        "outcome": r.outcome,
+        "items": items,
+        "dry_run": (r.preview or {}).get("totals", {}),
+        "finished_at": _iso(r.finished_at),
+        **(
+            {"restored": restore_evidence(restored.get(r.pk, [])), "verified_by": verified.get(r.pk, [])}
+            if r.way == Replay.Way.RESTORE
+            else {}
+        ),
+    }
+
+
+def _action_row(a: OperatorAction) -> dict:
+    return {
+        "at": _iso(a.at),
+        "user": _user(a.user),
+        "action": a.action,
+        "target": a.target,
+        "outcome": a.outcome,
+        "detail": mask_sensitive(a.detail),
+    }
 
 
 MEMBER_KEYS_SHOWN = 20

@@ -120,62 +120,14 @@ def cache_check(
     with run_finish(run) as report:
         started = time.monotonic()
         leg = _Leg(topic=topic, now=now)
-        if full:
-            last = _last_load(topic)
-            if last is not None and last.source != SqlSource.name:
-                leg.ledger(scope="load", params=[last.pk], reference=f"load {last.pk} of {last.source}")
-            elif SqlSource().readable():
-                leg.sql_full()
-            else:
-                leg.ledger(scope="topic", params=[], reference="publish ledger")
-        elif keys is not None:
-            if keys_source == SqlSource.name:
-                leg.sql_keys(list(keys))
-            else:
-                leg.ledger(scope="keys", params=[list(keys)], reference="publish ledger")
-        elif load is not None:
-            if load.source == SqlSource.name:
-                leg.sql_keys(_load_keys(load))
-            else:
-                leg.ledger(scope="load", params=[load.pk], reference=f"load {load.pk} of {load.source}")
-        else:
-            leg.ledger(scope="range", params=[start, end], reference="publish ledger")
+        _compare(leg, full=full, keys=keys, keys_source=keys_source, load=load, start=start, end=end)
         with leg._timed("settle"):
             problems = leg.settle()
-        drafts = {p.key: (_uuid(p.cached.uuid), _detail(p, topic, leg)) for p in problems}
-        checked = None if leg.whole else sorted(leg.keys_checked)
-        resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending)
-        began = time.monotonic()
-        outcome = key_findings_sync(
-            topic=topic,
-            category=Finding.Category.CACHE,
-            source=SOURCE,
-            checked=checked,
-            problems=drafts,
-            run=run,
-            load_id=load.pk if load else None,
-            keep=leg.pending,
-            resolutions=resolutions,
-        )
-        leg.timings["findings"] = time.monotonic() - began
+        outcome = _findings_sync(leg, problems, run=run, load=load)
         by_kind: dict[str, list[str]] = {}
         for p in sorted(problems, key=lambda p: (p.kind, p.key)):
             by_kind.setdefault(p.kind, []).append(p.key)
-        seconds = time.monotonic() - started
-        report.update(
-            reference=leg.reference,
-            checked=leg.checked,
-            deleted_checked=leg.deleted_checked,
-            other_topic=leg.other_topic,
-            pending=len(leg.pending),
-            problems={kind: {"count": len(k), "keys": k[:REPORT_KEYS]} for kind, k in by_kind.items()},
-            all_matched=not problems,
-            findings=outcome,
-            seconds=round(seconds, 3),
-            keys_per_second=round(leg.checked / seconds) if seconds > 0 else None,
-            timings={phase: round(t, 2) for phase, t in leg.timings.items()},
-            as_of=now.isoformat(),
-        )
+        report.update(_report(leg, by_kind=by_kind, findings=outcome, seconds=time.monotonic() - started, now=now))
     log = logger.warning if problems else logger.info
     log(
         "cache leg of %s against %s: %s keys, %s",
@@ -185,6 +137,82 @@ def cache_check(
         {k: len(v) for k, v in by_kind.items()} if by_kind else "all matched",
     )
     return run
+
+
+def _compare(
+    leg: "_Leg",
+    *,
+    full: bool,
+    keys: Sequence[str] | None,
+    keys_source: str | None,
+    load: Load | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> None:
+    """Compare the cache with the run's reference: the topic's last load when it came from
+    another source, else the SQL source (whole, or the run's keys), else the publish ledger."""
+    if full:
+        last = _last_load(leg.topic)
+        if last is not None and last.source != SqlSource.name:
+            leg.ledger(scope="load", params=[last.pk], reference=f"load {last.pk} of {last.source}")
+        elif SqlSource().readable():
+            leg.sql_full()
+        else:
+            leg.ledger(scope="topic", params=[], reference="publish ledger")
+    elif keys is not None:
+        if keys_source == SqlSource.name:
+            leg.sql_keys(list(keys))
+        else:
+            leg.ledger(scope="keys", params=[list(keys)], reference="publish ledger")
+    elif load is not None:
+        if load.source == SqlSource.name:
+            leg.sql_keys(_load_keys(load))
+        else:
+            leg.ledger(scope="load", params=[load.pk], reference=f"load {load.pk} of {load.source}")
+    else:
+        leg.ledger(scope="range", params=[start, end], reference="publish ledger")
+
+
+def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | None) -> dict:
+    """The leg's findings made equal to its problems: new ones raised, changed ones updated, and
+    the standing ones of keys now matching resolved (naming the replay that fixed them)."""
+    topic = leg.topic
+    drafts = {p.key: (_uuid(p.cached.uuid), _detail(p, topic, leg)) for p in problems}
+    checked = None if leg.whole else sorted(leg.keys_checked)
+    resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending)
+    began = time.monotonic()
+    outcome = key_findings_sync(
+        topic=topic,
+        category=Finding.Category.CACHE,
+        source=SOURCE,
+        checked=checked,
+        problems=drafts,
+        run=run,
+        load_id=load.pk if load else None,
+        keep=leg.pending,
+        resolutions=resolutions,
+    )
+    leg.timings["findings"] = time.monotonic() - began
+    return outcome
+
+
+def _report(leg: "_Leg", *, by_kind: dict[str, list[str]], findings: dict, seconds: float, now: dt.datetime) -> dict:
+    """The run's report: what was compared with what, the problems by kind (REPORT_KEYS keys
+    each, exact counts), the findings synced and the time by phase."""
+    return {
+        "reference": leg.reference,
+        "checked": leg.checked,
+        "deleted_checked": leg.deleted_checked,
+        "other_topic": leg.other_topic,
+        "pending": len(leg.pending),
+        "problems": {kind: {"count": len(k), "keys": k[:REPORT_KEYS]} for kind, k in by_kind.items()},
+        "all_matched": not by_kind,
+        "findings": findings,
+        "seconds": round(seconds, 3),
+        "keys_per_second": round(leg.checked / seconds) if seconds > 0 else None,
+        "timings": {phase: round(t, 2) for phase, t in leg.timings.items()},
+        "as_of": now.isoformat(),
+    }
 
 
 class _Leg:

@@ -83,6 +83,8 @@ def _dead_letter_again(*, topic: Topic, message_uuid: uuid.UUID | None, detail: 
 
 # What a replay can fix: the subscriber lacks the published bytes.
 REPLAY_FIXES = (Finding.Category.MISSING, Finding.Category.ALTERED)
+# What a sync changes on a finding it found again or resolved.
+SYNCED_FIELDS = ["status", "detail", "classification", "severity", "rule", "run", "updated_at", "status_changed_at"]
 
 
 def window_findings_sync(
@@ -99,10 +101,7 @@ def window_findings_sync(
     }
     # A missing or altered message that a replay delivered counts as delivered: its draft
     # goes, and its finding is resolved below naming the replay (replay.services.requests).
-    delivered = replays_delivered(
-        {d.uuid for d in drafts if d.category in REPLAY_FIXES}
-        | {f.uuid for f in existing.values() if f.category in REPLAY_FIXES and f.status != Finding.Status.RESOLVED}
-    )
+    delivered = _replays_delivered(drafts, existing.values())
     drafts = [d for d in drafts if not (d.category in REPLAY_FIXES and d.uuid in delivered)]
     verdicts, new, changed = [], [], []
     transitions: list = []
@@ -111,76 +110,128 @@ def window_findings_sync(
         verdicts.append((draft, verdict))
         finding = existing.pop(draft.identity, None)
         if finding is None:
-            new.append(
-                Finding(
-                    topic=topic,
-                    window=window,
-                    run=run,
-                    load_id=draft.load_id,
-                    uuid=draft.uuid,
-                    key=draft.key[:512],
-                    category=draft.category,
-                    classification=verdict.classification,
-                    severity=verdict.severity,
-                    rule_id=verdict.rule_id,
-                    detail=draft.detail,
-                    problem=problem_of(
-                        category=draft.category,
-                        window_id=window.pk,
-                        load_id=draft.load_id,
-                        detail=draft.detail,
-                        key=draft.key,
-                        message_uuid=draft.uuid,
-                    ),
-                )
-            )
-            continue
-        # Found again after a person said it was fixed, or after a reconcile resolved it: it recurs.
-        recurs = finding.status == Finding.Status.FIXED or (
-            finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile"
-        )
-        status = Finding.Status.REOPENED if recurs else finding.status
-        resolution = {
-            k: finding.detail[k]
-            for k in ("resolved_by", "resolved_at", "replay", "replay_uuid", "verified_by_run")
-            if k in finding.detail
-        }
-        detail = {**draft.detail, **(resolution if status == Finding.Status.RESOLVED else {})}
-        same = (finding.status, finding.detail, finding.classification, finding.severity, finding.rule_id) == (
-            status,
-            detail,
-            *verdict,
-        )
-        if same:
-            continue  # found again as it was: leave the row (and the run that found it) alone
-        if recurs:  # the only status change here, through the lifecycle's own transition
-            transitions.append(finding_mark_reopened(finding, by="reconcile", now=now))
-        finding.detail = detail
-        finding.classification, finding.severity, finding.rule_id = verdict
-        finding.run = run or finding.run
-        finding.updated_at = now
-        changed.append(finding)
+            new.append(_engine_finding_new(draft, verdict, topic=topic, window=window, run=run))
+        elif _engine_finding_update(finding, draft, verdict, run=run, now=now, transitions=transitions):
+            changed.append(finding)
     if not comparison.truncated:  # beyond the cap we do not know, so resolve nothing
         for finding in existing.values():
             if finding.status != Finding.Status.RESOLVED:
-                by = delivered.get(finding.uuid) if finding.category in REPLAY_FIXES else None
-                resolution = {"replay": str(by.replay_id), "replay_uuid": str(by.uuid)} if by else {}
-                if run is not None:  # "fixed by replay N, verified by run M"
-                    resolution["verified_by_run"] = str(run.pk)
-                transitions.append(
-                    finding_mark_resolved(
-                        finding, by="replay" if by else "reconcile", now=now, detail=resolution or None
-                    )
-                )
+                transitions.append(_engine_finding_resolve(finding, delivered, run=run, now=now))
                 changed.append(finding)
-    Finding.objects.bulk_create(new, batch_size=2000)
-    Finding.objects.bulk_update(
-        changed,
-        ["status", "detail", "classification", "severity", "rule", "run", "updated_at", "status_changed_at"],
-        batch_size=2000,
-    )
-    transitions_save(transitions)
+    _findings_save(new, changed, SYNCED_FIELDS, transitions)
     return verdicts
+
+
+def _replays_delivered(drafts: list[Draft], existing: Collection[Finding]) -> dict:
+    """The replayed messages consumed in place of the drafts' and standing findings' missing or altered ones."""
+    return replays_delivered(
+        {d.uuid for d in drafts if d.category in REPLAY_FIXES}
+        | {f.uuid for f in existing if f.category in REPLAY_FIXES and f.status != Finding.Status.RESOLVED}
+    )
+
+
+def _engine_finding_new(
+    draft: Draft, verdict: Verdict, *, topic: Topic, window: Window, run: ReconRun | None
+) -> Finding:
+    problem = problem_of(
+        category=draft.category,
+        window_id=window.pk,
+        load_id=draft.load_id,
+        detail=draft.detail,
+        key=draft.key,
+        message_uuid=draft.uuid,
+    )
+    return _finding_new(
+        topic=topic,
+        category=draft.category,
+        verdict=verdict,
+        detail=draft.detail,
+        key=draft.key,
+        message_uuid=draft.uuid,
+        run=run,
+        load_id=draft.load_id,
+        window=window,
+        problem=problem,
+    )
+
+
+def _finding_new(
+    *,
+    topic: Topic,
+    category: str,
+    verdict: Verdict,
+    detail: dict,
+    key: str,
+    message_uuid: uuid.UUID | None,
+    run: ReconRun | None,
+    load_id: uuid.UUID | None,
+    problem: str,
+    window: Window | None = None,
+) -> Finding:
+    """A finding a check raises (saved by _findings_save, in bulk), classified by `verdict`."""
+    return Finding(
+        topic=topic,
+        window=window,
+        run=run,
+        load_id=load_id,
+        uuid=message_uuid,
+        key=key[:512],
+        category=category,
+        classification=verdict.classification,
+        severity=verdict.severity,
+        rule_id=verdict.rule_id,
+        detail=detail,
+        problem=problem,
+    )
+
+
+def _engine_finding_update(
+    finding: Finding, draft: Draft, verdict: Verdict, *, run: ReconRun | None, now: dt.datetime, transitions: list
+) -> bool:
+    """An engine finding found again, brought up to its draft; False when it is as it was (the
+    row, and the run that found it, are left alone)."""
+    # Found again after a person said it was fixed, or after a reconcile resolved it: it recurs.
+    recurs = finding.status == Finding.Status.FIXED or (
+        finding.status == Finding.Status.RESOLVED and finding.detail.get("resolved_by") == "reconcile"
+    )
+    status = Finding.Status.REOPENED if recurs else finding.status
+    resolution = {
+        k: finding.detail[k]
+        for k in ("resolved_by", "resolved_at", "replay", "replay_uuid", "verified_by_run")
+        if k in finding.detail
+    }
+    detail = {**draft.detail, **(resolution if status == Finding.Status.RESOLVED else {})}
+    same = (finding.status, finding.detail, finding.classification, finding.severity, finding.rule_id) == (
+        status,
+        detail,
+        *verdict,
+    )
+    if same:
+        return False
+    if recurs:  # the only status change here, through the lifecycle's own transition
+        transitions.append(finding_mark_reopened(finding, by="reconcile", now=now))
+    finding.detail = detail
+    finding.classification, finding.severity, finding.rule_id = verdict
+    finding.run = run or finding.run
+    finding.updated_at = now
+    return True
+
+
+def _engine_finding_resolve(finding: Finding, delivered: dict, *, run: ReconRun | None, now: dt.datetime):
+    """An engine finding the compare no longer finds, resolved: by the replay that delivered its
+    message when one did, else by the reconcile."""
+    by = delivered.get(finding.uuid) if finding.category in REPLAY_FIXES else None
+    resolution = {"replay": str(by.replay_id), "replay_uuid": str(by.uuid)} if by else {}
+    if run is not None:  # "fixed by replay N, verified by run M"
+        resolution["verified_by_run"] = str(run.pk)
+    return finding_mark_resolved(finding, by="replay" if by else "reconcile", now=now, detail=resolution or None)
+
+
+def _findings_save(new: list[Finding], changed: list[Finding], fields: list[str], transitions: list) -> None:
+    """A sync's writes, in bulk: the new findings, the changed ones' `fields`, their transitions."""
+    Finding.objects.bulk_create(new, batch_size=2000)
+    Finding.objects.bulk_update(changed, fields, batch_size=2000)
+    transitions_save(transitions)
 
 
 @transaction.atomic
@@ -206,6 +257,58 @@ def key_findings_sync(
     """
     rules = rules_for(topic)
     now = timezone.now()
+    standing = _standing_by_key(topic=topic, category=category, source=source, checked=checked, keep=keep)
+    new, changed, transitions = [], [], []
+    for key, (message_uuid, detail) in problems.items():
+        detail = {**detail, "source": source}
+        verdict = classify(rules, category=category, detail=detail)
+        finding = standing.pop(key, None)
+        if finding is None:
+            run_id = run.pk if run else None
+            problem = problem_of(
+                category=category, load_id=load_id, run_id=run_id, detail=detail, key=key, message_uuid=message_uuid
+            )
+            new.append(
+                _finding_new(
+                    topic=topic,
+                    category=category,
+                    verdict=verdict,
+                    detail=detail,
+                    key=key,
+                    message_uuid=message_uuid,
+                    run=run,
+                    load_id=load_id,
+                    problem=problem,
+                )
+            )
+            continue
+        if finding.status == Finding.Status.FIXED:  # said fixed, found again
+            transitions.append(finding_mark_reopened(finding, by=source, now=now))
+        _finding_refresh(finding, message_uuid=message_uuid, detail=detail, verdict=verdict, run=run, now=now)
+        changed.append(finding)
+    for finding in standing.values():  # checked, and no problem now
+        resolution = dict((resolutions or {}).get(finding.key) or {})
+        by = str(resolution.pop("resolved_by", source))
+        transitions.append(finding_mark_resolved(finding, by=by, now=now, detail=resolution))
+        changed.append(finding)
+    _findings_save(new, changed, ["uuid", *SYNCED_FIELDS], transitions)
+    resolved = sum(1 for f in changed if f.status == Finding.Status.RESOLVED)
+    return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
+
+
+def _finding_refresh(
+    finding: Finding, *, message_uuid: uuid.UUID | None, detail: dict, verdict: Verdict, run: ReconRun | None, now
+) -> None:
+    """A per-key finding found again: its latest message, detail, verdict and run."""
+    finding.uuid, finding.detail, finding.run = message_uuid, detail, run or finding.run
+    finding.classification, finding.severity, finding.rule_id = verdict
+    finding.updated_at = now
+
+
+def _standing_by_key(
+    *, topic: Topic, category: str, source: str, checked: Sequence[str] | None, keep: Collection[str]
+) -> dict[str, Finding]:
+    """The source's standing findings of the checked keys (every key when None) but those in `keep`."""
     open_findings = Finding.objects.filter(
         topic=topic,
         category=category,
@@ -215,53 +318,4 @@ def key_findings_sync(
     if checked is not None:
         open_findings = open_findings.filter(key__in=list(checked))
     kept = set(keep)
-    standing = {f.key: f for f in open_findings if f.key not in kept}
-    new, changed, transitions = [], [], []
-    for key, (message_uuid, detail) in problems.items():
-        detail = {**detail, "source": source}
-        verdict = classify(rules, category=category, detail=detail)
-        finding = standing.pop(key, None)
-        if finding is None:
-            new.append(
-                Finding(
-                    topic=topic,
-                    run=run,
-                    load_id=load_id,
-                    uuid=message_uuid,
-                    key=key[:512],
-                    category=category,
-                    classification=verdict.classification,
-                    severity=verdict.severity,
-                    rule_id=verdict.rule_id,
-                    detail=detail,
-                    problem=problem_of(
-                        category=category,
-                        load_id=load_id,
-                        run_id=run.pk if run else None,
-                        detail=detail,
-                        key=key,
-                        message_uuid=message_uuid,
-                    ),
-                )
-            )
-        else:
-            if finding.status == Finding.Status.FIXED:  # said fixed, found again
-                transitions.append(finding_mark_reopened(finding, by=source, now=now))
-            finding.uuid, finding.detail, finding.run = message_uuid, detail, run or finding.run
-            finding.classification, finding.severity, finding.rule_id = verdict
-            finding.updated_at = now
-            changed.append(finding)
-    for finding in standing.values():
-        resolution = dict((resolutions or {}).get(finding.key) or {})
-        by = str(resolution.pop("resolved_by", source))
-        transitions.append(finding_mark_resolved(finding, by=by, now=now, detail=resolution))
-        changed.append(finding)
-    Finding.objects.bulk_create(new, batch_size=2000)
-    Finding.objects.bulk_update(
-        changed,
-        ["uuid", "status", "detail", "classification", "severity", "rule", "run", "updated_at", "status_changed_at"],
-        batch_size=2000,
-    )
-    transitions_save(transitions)
-    resolved = sum(1 for f in changed if f.status == Finding.Status.RESOLVED)
-    return {"new": len(new), "updated": len(changed) - resolved, "resolved": resolved}
+    return {f.key: f for f in open_findings if f.key not in kept}

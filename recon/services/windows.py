@@ -10,8 +10,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import AppError
-from recon.engine import Comparison, window_compare, window_republished
+from recon.engine import Comparison, Draft, window_compare, window_republished
 from recon.models import Finding, ReconRun, Topic, Window
+from recon.rules import Verdict
 from recon.selectors.runs import run_report
 from recon.selectors.windows import windows_due
 from recon.services.findings import window_findings_sync
@@ -37,12 +38,8 @@ def window_reconcile(
     now = now or timezone.now()
     started = time.monotonic()
     with transaction.atomic(), connection.cursor() as cursor:
-        if wait:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
-        else:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
-            if not cursor.fetchone()[0]:
-                return None
+        if not _window_lock(cursor, window_id, wait=wait):
+            return None
         window = Window.objects.select_related("topic").get(pk=window_id)
         if window.ledger_dropped_at is not None:
             return window  # its ledger is gone; counts, digests and findings are all that remain
@@ -61,31 +58,13 @@ def window_reconcile(
         republished, cut = window_republished(window=window, topic=topic, cap=settings.RECON_WINDOW_MAX_FINDINGS)
         comparison = comparison._replace(drafts=comparison.drafts + republished, truncated=comparison.truncated or cut)
         verdicts = window_findings_sync(window=window, topic=topic, comparison=comparison, run=run, now=now)
-        by_category: dict[str, int] = defaultdict(int)
-        by_classification: dict[str, int] = defaultdict(int)
-        for draft, verdict in verdicts:
-            by_category[str(draft.category)] += 1
-            by_classification[str(verdict.classification)] += 1
         if not closed:
             status = Window.Status.OPEN
         elif any(v.classification != Finding.Classification.MATCH for _, v in verdicts):
             status = Window.Status.DISCREPANT
         else:
             status = Window.Status.MATCHED
-        summary = {
-            "as_of": now.isoformat(),
-            "closed": closed,
-            "fast_path": fast,
-            "published": window.published_count,
-            "consumed": window.consumed_count,
-            "pending": comparison.pending,
-            "redelivered": comparison.redelivered,
-            "findings": dict(by_category),
-            "classification": dict(by_classification),
-            "truncated": comparison.truncated,
-            "methods": _methods(topic),
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
-        }
+        summary = _summary(window, comparison, verdicts, now=now, closed=closed, fast=fast, started=started)
         # Only if no batch landed meanwhile: a late row reopened the window and the
         # next scheduler tick must see it again.
         changed = Window.objects.filter(
@@ -103,6 +82,48 @@ def window_reconcile(
     log = logger.warning if status == Window.Status.DISCREPANT else logger.info
     log("window %s of %s %s: %s", window.pk, topic.name, status, summary["findings"] or "clean")
     return window
+
+
+def _window_lock(cursor, window_id: int, *, wait: bool) -> bool:
+    """The window's lock for this transaction: waited for, or False when `wait` is False and another worker holds it."""
+    if wait:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
+        return True
+    cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_WINDOW_LOCK, window_id])
+    return bool(cursor.fetchone()[0])
+
+
+def _summary(
+    window: Window,
+    comparison: Comparison,
+    verdicts: list[tuple[Draft, Verdict]],
+    *,
+    now: dt.datetime,
+    closed: bool,
+    fast: bool,
+    started: float,
+) -> dict:
+    """The window's summary: its counts, what the compare found by category and
+    classification, and how it was judged (fast path, methods, time taken)."""
+    by_category: dict[str, int] = defaultdict(int)
+    by_classification: dict[str, int] = defaultdict(int)
+    for draft, verdict in verdicts:
+        by_category[str(draft.category)] += 1
+        by_classification[str(verdict.classification)] += 1
+    return {
+        "as_of": now.isoformat(),
+        "closed": closed,
+        "fast_path": fast,
+        "published": window.published_count,
+        "consumed": window.consumed_count,
+        "pending": comparison.pending,
+        "redelivered": comparison.redelivered,
+        "findings": dict(by_category),
+        "classification": dict(by_classification),
+        "truncated": comparison.truncated,
+        "methods": _methods(window.topic),
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+    }
 
 
 def _methods(topic: Topic) -> dict[str, bool]:

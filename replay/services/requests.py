@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -76,13 +77,8 @@ def replay_request(
         raise AppError("Say why: a replay needs a reason.", code="reason_required")
     target = target_clean(topic=topic, way=way, scope=scope, target=target)
     fingerprint = hashlib.sha256(json.dumps([topic.pk, way, scope, target], sort_keys=True).encode()).hexdigest()
-    action = "reprocess" if way == Way.DEAD_LETTER else "replay"
     size = replay_size(topic=topic, way=way, scope=scope, target=target)
-    if scope == Scope.MESSAGES:
-        replay_guard_check(topic=topic, uuids=target["uuids"], user=requested_by, way=way)
-    elif scope == Scope.FINDINGS:
-        named = Finding.objects.filter(pk__in=target["findings"], uuid__isnull=False).values_list("uuid", flat=True)
-        replay_guard_check(topic=topic, uuids=[u for u in named if u], user=requested_by, way=way)
+    _guard_check(topic=topic, way=way, scope=scope, target=target, user=requested_by)
     # Before the transaction: the dry run reads Redis. The approver sees this same preview.
     preview = replay_dry_run(topic=topic, way=way, scope=scope, target=target)
     now = timezone.now()
@@ -116,7 +112,7 @@ def replay_request(
             detail["expires_at"] = replay.expires_at.isoformat() if replay.expires_at else None
         operator_action_record(
             user=requested_by,
-            action=action,
+            action="reprocess" if way == Way.DEAD_LETTER else "replay",
             topic=topic,
             target=f"replay:{replay.pk}",
             detail=detail,
@@ -125,6 +121,15 @@ def replay_request(
         if created and queue and not needs:
             job_enqueue(REPLAY_RUN, str(replay.pk))
     return replay, created
+
+
+def _guard_check(*, topic: Topic, way: str, scope: str, target: dict, user) -> None:
+    """The replay guard (replay.guard) on the messages a request names, by uuid or by finding."""
+    if scope == Scope.MESSAGES:
+        replay_guard_check(topic=topic, uuids=target["uuids"], user=user, way=way)
+    elif scope == Scope.FINDINGS:
+        named = Finding.objects.filter(pk__in=target["findings"], uuid__isnull=False).values_list("uuid", flat=True)
+        replay_guard_check(topic=topic, uuids=[u for u in named if u], user=user, way=way)
 
 
 def _target_summary(target: dict) -> dict:
@@ -145,75 +150,107 @@ def target_clean(*, topic: Topic, way: str, scope: str, target: dict) -> dict:
     if way == Way.AUDIT and not topic.method_audit:
         raise AppError(f"{topic.name} keeps no audit payloads (audit method off)", code="no_audit_log")
     target = target or {}
-    limit = settings.REPLAY_MAX_MESSAGES
-
-    def many(name: str, convert) -> list:
-        values = target.get(name)
-        if not isinstance(values, list) or not values:
-            raise AppError(f"{scope}: give a non-empty list '{name}'", code="bad_target")
-        if len(values) > limit:
-            raise AppError(f"{scope}: at most {limit} per request", code="bad_target")
-        try:
-            return sorted({convert(v) for v in values}, key=str)
-        except (TypeError, ValueError, AttributeError):
-            raise AppError(f"{scope}: '{name}' holds a malformed value", code="bad_target") from None
-
-    def number(name: str, minimum: int = 0) -> int:
-        value = target.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-            raise AppError(f"{scope}: '{name}' must be a whole number >= {minimum}", code="bad_target")
-        if int(value) < minimum:
-            raise AppError(f"{scope}: '{name}' must be >= {minimum}", code="bad_target")
-        return int(value)
-
-    clean: dict
-    if scope == Scope.MESSAGES:
-        clean = {"uuids": [str(u) for u in many("uuids", lambda v: uuid.UUID(str(v)))]}
-    elif scope == Scope.WINDOW:
-        window_id = number("window", 1)
-        if not Window.objects.filter(pk=window_id, topic=topic).exists():
-            raise AppError(f"no window {window_id} on {topic.name}", code="bad_target")
-        clean = {"window": window_id}
-    elif scope == Scope.RANGE:
-        start, end = _when(target.get("start"), "start"), _when(target.get("end"), "end")
-        if start >= end:
-            raise AppError("start must be before end", code="bad_target")
-        if end - start > dt.timedelta(days=settings.RECON_RANGE_MAX_DAYS):
-            raise AppError(f"a range may span at most {settings.RECON_RANGE_MAX_DAYS} days", code="bad_target")
-        clean = {"start": start.isoformat(), "end": end.isoformat()}
-    elif scope == Scope.LOAD:
-        try:
-            load_id = uuid.UUID(str(target.get("load")))
-        except ValueError:
-            raise AppError("load: give the load's id", code="bad_target") from None
-        if not Load.objects.filter(pk=load_id, topic=topic).exists():
-            raise AppError(f"no load {load_id} on {topic.name}", code="bad_target")
-        clean = {"load": str(load_id)}
-    elif scope == Scope.OFFSETS:
-        partition, start_offset, end_offset = number("partition"), number("start_offset"), number("end_offset")
-        if end_offset < start_offset:
-            raise AppError("end_offset must not be before start_offset", code="bad_target")
-        if end_offset - start_offset + 1 > limit:
-            raise AppError(f"at most {limit} offsets per request", code="bad_target")
-        clean = {"partition": partition, "start_offset": start_offset, "end_offset": end_offset}
-    elif scope == Scope.CLIENTS:
-        clean = {"keys": many("keys", _client_key)}
-    else:  # FINDINGS
-        ids = many("findings", int)
-        found = set(
-            Finding.objects.filter(pk__in=ids, topic=topic, category=Finding.Category.DEAD_LETTERED).values_list(
-                "pk", flat=True
-            )
-        )
-        if found != set(ids):
-            raise AppError(
-                f"not dead-lettered findings of {topic.name}: {sorted(set(ids) - found)[:20]}", code="bad_target"
-            )
-        clean = {"findings": sorted(ids)}
+    clean = _TARGET_CLEANERS[scope](topic, scope, target)
     source = target.get("source")
     if way == Way.SOURCE and source and scope != Scope.LOAD:  # a load is rebuilt from its own source
         clean["source"] = str(source)[:128]
     return clean
+
+
+# --- one cleaner per scope: (topic, scope, target) -> the target's canonical form ----------
+
+
+def _many(target: dict, scope: str, name: str, convert) -> list:
+    """target[name]: a non-empty list of at most REPLAY_MAX_MESSAGES values, converted, sorted, once each."""
+    limit = settings.REPLAY_MAX_MESSAGES
+    values = target.get(name)
+    if not isinstance(values, list) or not values:
+        raise AppError(f"{scope}: give a non-empty list '{name}'", code="bad_target")
+    if len(values) > limit:
+        raise AppError(f"{scope}: at most {limit} per request", code="bad_target")
+    try:
+        return sorted({convert(v) for v in values}, key=str)
+    except (TypeError, ValueError, AttributeError):
+        raise AppError(f"{scope}: '{name}' holds a malformed value", code="bad_target") from None
+
+
+def _number(target: dict, scope: str, name: str, minimum: int = 0) -> int:
+    value = target.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise AppError(f"{scope}: '{name}' must be a whole number >= {minimum}", code="bad_target")
+    if int(value) < minimum:
+        raise AppError(f"{scope}: '{name}' must be >= {minimum}", code="bad_target")
+    return int(value)
+
+
+def _messages_clean(topic: Topic, scope: str, target: dict) -> dict:
+    return {"uuids": [str(u) for u in _many(target, scope, "uuids", lambda v: uuid.UUID(str(v)))]}
+
+
+def _window_clean(topic: Topic, scope: str, target: dict) -> dict:
+    window_id = _number(target, scope, "window", 1)
+    if not Window.objects.filter(pk=window_id, topic=topic).exists():
+        raise AppError(f"no window {window_id} on {topic.name}", code="bad_target")
+    return {"window": window_id}
+
+
+def _range_clean(topic: Topic, scope: str, target: dict) -> dict:
+    start, end = _when(target.get("start"), "start"), _when(target.get("end"), "end")
+    if start >= end:
+        raise AppError("start must be before end", code="bad_target")
+    if end - start > dt.timedelta(days=settings.RECON_RANGE_MAX_DAYS):
+        raise AppError(f"a range may span at most {settings.RECON_RANGE_MAX_DAYS} days", code="bad_target")
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def _load_clean(topic: Topic, scope: str, target: dict) -> dict:
+    try:
+        load_id = uuid.UUID(str(target.get("load")))
+    except ValueError:
+        raise AppError("load: give the load's id", code="bad_target") from None
+    if not Load.objects.filter(pk=load_id, topic=topic).exists():
+        raise AppError(f"no load {load_id} on {topic.name}", code="bad_target")
+    return {"load": str(load_id)}
+
+
+def _offsets_clean(topic: Topic, scope: str, target: dict) -> dict:
+    limit = settings.REPLAY_MAX_MESSAGES
+    partition = _number(target, scope, "partition")
+    start_offset, end_offset = _number(target, scope, "start_offset"), _number(target, scope, "end_offset")
+    if end_offset < start_offset:
+        raise AppError("end_offset must not be before start_offset", code="bad_target")
+    if end_offset - start_offset + 1 > limit:
+        raise AppError(f"at most {limit} offsets per request", code="bad_target")
+    return {"partition": partition, "start_offset": start_offset, "end_offset": end_offset}
+
+
+def _clients_clean(topic: Topic, scope: str, target: dict) -> dict:
+    return {"keys": _many(target, scope, "keys", _client_key)}
+
+
+def _findings_clean(topic: Topic, scope: str, target: dict) -> dict:
+    ids = _many(target, scope, "findings", int)
+    found = set(
+        Finding.objects.filter(pk__in=ids, topic=topic, category=Finding.Category.DEAD_LETTERED).values_list(
+            "pk", flat=True
+        )
+    )
+    if found != set(ids):
+        raise AppError(
+            f"not dead-lettered findings of {topic.name}: {sorted(set(ids) - found)[:20]}", code="bad_target"
+        )
+    return {"findings": sorted(ids)}
+
+
+_TARGET_CLEANERS: dict[str, Callable[[Topic, str, dict], dict]] = {
+    Scope.MESSAGES: _messages_clean,
+    Scope.WINDOW: _window_clean,
+    Scope.RANGE: _range_clean,
+    Scope.LOAD: _load_clean,
+    Scope.OFFSETS: _offsets_clean,
+    Scope.CLIENTS: _clients_clean,
+    Scope.FINDINGS: _findings_clean,
+}
 
 
 def _when(value, name: str) -> dt.datetime:

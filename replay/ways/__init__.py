@@ -1,4 +1,4 @@
-"""The ways a replay gets messages where they belong (called by replay.runs.replay_run),
+"""The ways a replay gets messages where they belong (called by replay.services.runs.replay_run),
 one module each: audit, kafka, source, dead_letters, and restore, the way back from any bad
 version (their docstrings say how).
 """

@@ -122,7 +122,7 @@ def replay_audit(replay: Replay, progress: Progress) -> None:
                 version=o.version,
                 problems=problems,
             )
-            # A re-encrypted payload (kafkacache.rekey) stands for the published bytes by the hash it kept.
+            # A re-encrypted payload (kafkacache.services.reencrypt) stands for the published bytes by the hash it kept.
             if audit.payload_hash(row, value, topic.hash_algorithm) != bytes(o.content_hash):
                 skipped.append(item_with(item, Outcome.FAILED, "audit payload does not hash to the published hash"))
                 continue

@@ -149,15 +149,12 @@ def _headers_mismatch(topic: Topic, letter: Message, h: dict[str, bytes], raw_ke
 
 
 def replay_dead_letters(replay: Replay, progress: Progress) -> None:
+    """Reprocess the request's dead-lettered findings: each one's letter found in the
+    dead-letter topic by its origin, checked to be exactly the message published there,
+    and run through the feed's process_batch; the rest recorded as skipped or refused."""
     topic = replay.topic
     findings = _dead_lettered(replay)
-    by_origin: dict[tuple[int, int], list[Finding]] = defaultdict(list)
-    unplaced = []
-    for f in findings:
-        try:
-            by_origin[(int(f.detail["partition"]), int(f.detail["offset"]))].append(f)
-        except (KeyError, TypeError, ValueError):
-            unplaced.append(f)
+    by_origin, unplaced = _by_origin(findings)
     progress.total(len(by_origin) + len(unplaced))
     progress.record(
         [
@@ -185,6 +182,33 @@ def replay_dead_letters(replay: Replay, progress: Progress) -> None:
         if origin not in letters
     ]
     progress.record(absent)
+    progress.record(_letters_refused(topic, by_origin, letters))
+    consumer = feed_consumer(topic)
+    for chunk in batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
+        batch = messages_guarded([_as_original(topic, origin, letters[origin]) for origin in chunk], progress)
+        if not batch:
+            continue
+        items = messages_process(consumer, batch)
+        progress.record(items)
+        dead_letters_resolve(replay, items)
+
+
+def _by_origin(findings: Sequence[Finding]) -> tuple[dict[tuple[int, int], list[Finding]], list[Finding]]:
+    """The findings by the (partition, offset) their message had on the topic; and those naming none."""
+    by_origin: dict[tuple[int, int], list[Finding]] = defaultdict(list)
+    unplaced = []
+    for f in findings:
+        try:
+            by_origin[(int(f.detail["partition"]), int(f.detail["offset"]))].append(f)
+        except (KeyError, TypeError, ValueError):
+            unplaced.append(f)
+    return by_origin, unplaced
+
+
+def _letters_refused(
+    topic: Topic, by_origin: dict[tuple[int, int], list[Finding]], letters: dict[tuple[int, int], Message]
+) -> list[ReplayItem]:
+    """The letters that are not exactly their finding's message, taken out of `letters`, as failed items."""
     refused = []
     for origin in sorted(letters):
         why = _letter_mismatch(topic, origin, by_origin[origin], letters[origin])
@@ -201,12 +225,4 @@ def replay_dead_letters(replay: Replay, progress: Progress) -> None:
                 )
             )
             del letters[origin]
-    progress.record(refused)
-    consumer = feed_consumer(topic)
-    for chunk in batched(sorted(letters), settings.REPLAY_BATCH_SIZE):
-        batch = messages_guarded([_as_original(topic, origin, letters[origin]) for origin in chunk], progress)
-        if not batch:
-            continue
-        items = messages_process(consumer, batch)
-        progress.record(items)
-        dead_letters_resolve(replay, items)
+    return refused

@@ -9,13 +9,13 @@ tombstone at a version drawn now.
 
 It is its own operation, held tighter than the other ways: the SQL source only (its
 versions come from one sequence), client keys only, and always four-eyes
-(replay.requests). Its messages carry the event `restore`, sealed by this product's
+(replay.services.requests). Its messages carry the event `restore`, sealed by this product's
 producer; the consumer takes a restore under a verified seal only (kafkacache.batch_plan)
 and the cache's one writer applies it with its own op (kafkacache.cache 'r' / 'x').
 Each item's detail keeps the before (what the cache held: version, tombstone, uuid,
 content hash) and the after (what the restore wrote), for the evidence pack. Nothing
 is resolved here: the cache leg of the touched keys, against the source, verifies it
-when the replay is done (recon.runs.replay_verify) and closes the findings it clears.
+when the replay is done (recon.services.runs.replay_verify) and closes the findings it clears.
 """
 
 import json

@@ -1,5 +1,5 @@
 """The source way: the clients rebuilt from the system of record (core.sources) and
-published through the feed's load path (kafkacache.publishing.items_publish): new
+published through the feed's load path (kafkacache.services.publishing.items_publish): new
 UUIDs, `replay-of` the message they stand in for when one is known.
 """
 

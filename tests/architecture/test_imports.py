@@ -1,7 +1,7 @@
 """The dependency rule's second half (docs/architecture.md): no import circles between
-files, and an import written inside a function only where that function's docstring
-says why. The layers themselves are .importlinter's contract, checked by
-`lint-imports` in `make test`."""
+files, and an import written inside a function only where a docstring or comment says
+why. The layers themselves are .importlinter's contract, checked by `lint-imports` in
+`make test`."""
 
 import ast
 from pathlib import Path
@@ -10,10 +10,14 @@ import grimp
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("config", "core", "recon", "kafkacache", "replay", "monitoring", "dashboard")
+SCANNED = (*PACKAGES, "bench", "scripts")  # the product and its scripts; not tests/
+# Inline imports in a file another change is rewriting at the moment (file, import); given
+# their reason there, then removed from here.
+PENDING_REASON = {("bench/run.py", "from bench.profile_summary import summarise")}
 
 
 def _source_files():
-    for package in PACKAGES:
+    for package in SCANNED:
         for path in sorted((ROOT / package).rglob("*.py")):
             if "migrations" not in path.parts:
                 yield path
@@ -34,36 +38,64 @@ def _app_config_ready(tree: ast.Module, function: ast.FunctionDef | ast.AsyncFun
     )
 
 
+def _commented(lines: list[str], imports: list[ast.Import | ast.ImportFrom], node: ast.stmt) -> bool:
+    """A comment on the import's line, or on the line above the run of imports it is in
+    (one comment may give the reason for a block of them)."""
+    if "#" in lines[node.lineno - 1]:
+        return True
+    spans = {line for other in imports for line in range(other.lineno, other.end_lineno + 1)}  # type: ignore[operator]
+    above = node.lineno - 1
+    while above in spans or (not lines[above - 1].strip() and above - 1 in spans):  # blank lines inside the run
+        above -= 1
+    return above >= 1 and lines[above - 1].strip().startswith("#")
+
+
 def _inline_imports(path: Path) -> list[tuple[int, str, bool]]:
     """(line, text, explained) of every import statement inside a function of `path`;
-    explained: the function is AppConfig.ready, or its docstring says why it imports there."""
+    explained: the function is AppConfig.ready, or its docstring says why it imports
+    there, or a comment beside or above the import does."""
     source = path.read_text()
     lines = source.splitlines()
     tree = ast.parse(source)
-    found = []
+    found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             docstring = (ast.get_docstring(node) or "").lower()
             explained = _app_config_ready(tree, node) or "import" in docstring
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Import | ast.ImportFrom) and not (
-                    isinstance(inner, ast.ImportFrom) and inner.level
-                ):
-                    found.append((inner.lineno, lines[inner.lineno - 1], explained))
-    return found
+            imports = [
+                inner
+                for inner in ast.walk(node)
+                if isinstance(inner, ast.Import | ast.ImportFrom)
+                and not (isinstance(inner, ast.ImportFrom) and inner.level)
+            ]
+            for inner in imports:
+                said = explained or _commented(lines, imports, inner) or found.get(inner.lineno, (0, "", False))[2]
+                found[inner.lineno] = (inner.lineno, lines[inner.lineno - 1], said)
+    return sorted(found.values())
 
 
-def test_an_import_inside_a_function_is_explained_by_its_docstring():
-    """Django's AppConfig.ready, or a function whose docstring says why it imports there
-    (a module that must not load before Django is set up, a native library loaded only
-    when configured). Never to break a circle: there are none (below)."""
+def test_an_import_inside_a_function_says_why():
+    """Django's AppConfig.ready, or a function whose docstring, or a comment at the
+    import, says why it imports there (a module that must not load before Django is set
+    up, a native library loaded only when configured, a heavy module kept off start-up).
+    Never to break a circle: there are none (below)."""
     unexplained = [
         f"{path.relative_to(ROOT)}:{line}: {text.strip()}"
         for path in _source_files()
         for line, text, explained in _inline_imports(path)
-        if not explained
+        if not explained and (path.relative_to(ROOT).as_posix(), text.strip()) not in PENDING_REASON
     ]
     assert unexplained == []
+
+
+def test_every_pending_reason_is_still_missing():
+    """An entry whose import was given its reason (or moved) is removed from PENDING_REASON."""
+    given = sorted(
+        (rel, text)
+        for rel, text in PENDING_REASON
+        if (rel, text) not in {(rel, t.strip()) for _, t, explained in _inline_imports(ROOT / rel) if not explained}
+    )
+    assert given == []
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -125,15 +157,28 @@ def test_the_checks_catch_a_circle_and_an_unexplained_import(tmp_path):
         "        from recon import grants\n"
         "def service():\n"
         '    """Queues its task."""\n'
-        "    from recon.tasks import run_execute_task  # a comment is not a reason any more\n"
+        "    from recon.tasks import run_execute_task\n"
         "def hook():\n"
         '    """Imports Django here: the file is read before Django is set up."""\n'
         "    import django\n"
+        "def main():\n"
+        "    django.setup()\n"
+        "    # Django is set up only now: these read the app registry.\n"
+        "    from recon.models import Topic\n"
+        "\n"
+        "    from recon.services.runs import run_execute\n"
+        "    x = 1\n"
+        "    from recon.tasks import run_execute_task\n"
+        "    from core import jobs  # a heavy module, kept off start-up\n"
     )
-    assert sorted((line, explained) for line, _, explained in _inline_imports(planted)) == [
+    assert [(line, explained) for line, _, explained in _inline_imports(planted)] == [
         (4, True),
         (7, False),
         (10, True),
+        (14, True),
+        (16, True),
+        (18, False),
+        (19, True),
     ]
 
 

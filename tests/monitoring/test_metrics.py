@@ -65,6 +65,26 @@ def test_a_user_scrapes_only_the_topics_they_may_see(client, unique_name):
     assert other.name not in body
 
 
+def test_a_user_scrapes_the_lag_status_of_their_topics_only(client, unique_name):
+    """kafkacache_lag_status narrows to the user's topics like every other family: a topic
+    with lag samples that the user may not see is not named."""
+    from monitoring.models import LagSample
+    from recon import access
+
+    mine = Topic.objects.create(name=unique_name("m.mine"), consumer_group=unique_name("g"), window_seconds=60)
+    other = Topic.objects.create(name=unique_name("m.other"), consumer_group=unique_name("g"), window_seconds=60)
+    now = dt.datetime.now(dt.UTC)
+    for topic in (mine, other):
+        LagSample.objects.create(
+            group=topic.consumer_group, topic=topic.name, partition=0, committed=1, end=5, lag=4, at=now
+        )
+    user = UserFactory(username="lag-scraper", password="pw")
+    access.topic_grant(user, mine, "viewer")
+    client.login(username="lag-scraper", password="pw")
+    statuses = [labels for (name, labels) in _scrape(client) if name == "kafkacache_lag_status"]
+    assert {dict(labels)["topic"] for labels in statuses} == {mine.name}
+
+
 def test_counters_match_the_ledger_and_lag_matches_kafka(client, unique_name):
     topic_name, group = unique_name("metrics"), unique_name("metrics-group")
     topics_ensure([topic_name], partitions=2)
