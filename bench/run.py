@@ -309,7 +309,11 @@ def quix_sink(topic: str, n: int, *, tuned: bool) -> dict:
 
 
 def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None = None, partitions: int = 2) -> dict:
-    """FeedConsumer in `processes` worker processes sharing the topic's partitions evenly, until drained."""
+    """FeedConsumer in `processes` worker processes sharing the topic's partitions evenly, until drained.
+
+    Long because it is one measured run in order (start the workers, release them together,
+    wait, read their figures): each step uses the ones before it, and the order is what the
+    figures mean."""
     cache_clear()
     group = f"bench-consume-{uuid.uuid4().hex[:8]}"
     shares = [",".join(str(p) for p in range(partitions) if p % processes == i) for i in range(processes)]
@@ -480,6 +484,10 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    """The bench's script, section by section, in the order its figures are compared.
+
+    Long because the sections share the run's topics, values and result, and the order is
+    part of the measurement (a later section runs on what an earlier one loaded)."""
     size = QUICK if args.quick else FULL
     n = args.messages or size["messages"]
     recon_n = args.recon_messages or size["recon"]
@@ -617,7 +625,7 @@ def _consume_run(
         f" {cpu_run['us_per_message_adjusted']} us a message (workers {cpu_run['clients_us_per_message']})"
     )
     if profile is not None:
-        from bench.profile_summary import summarise
+        from bench.profile_summary import summarise  # only a profiled run reads its samples
 
         total, top = summarise(profile)
         result["profile"] = {

@@ -3,8 +3,8 @@
 Every write of a record, a tombstone or a load's set goes through a script here: the
 consumer's batch (`cache_apply`: every load, change and replay reaches Redis through
 it), the re-encryption's compare-and-set of a value (`record_value_swap`,
-kafkacache.rekey) and the move of a key from the layout before hash tags
-(`relayout_moves`, kafkacache.relayout). No other module writes these keys.
+kafkacache.services.reencrypt) and the move of a key from the layout before hash tags
+(`relayout_moves`, kafkacache.services.relayout). No other module writes these keys.
 
 The consumer hands a whole batch to `cache_apply`: on a standalone Redis one
 script call, one round trip, applied atomically, so a reader never sees half a
@@ -561,7 +561,7 @@ return 1
 
 def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: bytes, schema_version: int) -> bool:
     """Replace a record's value `held` by `fresh` of `schema_version` (a re-encryption:
-    kafkacache.rekey), unless it changed meanwhile (False). The record keeps what the cache
+    kafkacache.services.reencrypt), unless it changed meanwhile (False). The record keeps what the cache
     leg needs to tell the new bytes from drift: rx, `held`'s hashes under every algorithm,
     and rn, `fresh`'s BLAKE2b."""
     swap = client.register_script(_SWAP)
@@ -592,7 +592,7 @@ def records_restring(client: redis.Redis, keys: Sequence[str]) -> int:
     return sum(pipe.execute())
 
 
-# The move from the layout before hash tags (kafkacache.relayout), by the source version.
+# The move from the layout before hash tags (kafkacache.services.relayout), by the source version.
 # KEYS old record, new record, new tombstone. 'm': moved (a tombstone older than the record
 # is dropped: a key holds one or the other); 'k': the new layout held an equal or newer
 # version (or a newer delete), the old record dropped.
@@ -647,7 +647,7 @@ def relayout_moves(client: redis.Redis, page: Sequence[Untagged]) -> list[bool]:
 
 
 # A record written before records kept their topic gets it from the publish ledger
-# (kafkacache.relayout.cache_topics_set), only while it is still the same message's record
+# (kafkacache.services.relayout.cache_topics_set), only while it is still the same message's record
 # and no topic was set meanwhile. KEYS record; ARGV uuid, topic.
 _TOPIC_SET = (
     _FIELDS

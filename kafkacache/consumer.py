@@ -16,7 +16,7 @@ what it holds, or unversioned over a versioned record) is recorded `refused-olde
 verdicts; pipelined, the rows go out with the Redis call, and the few refused ones are
 set by one more statement before the offsets are stored (none in a batch without
 refusals). A message of an unsealed producer (a topic that accepts them) is recorded
-`unsealed`, and a cache run re-checks its keys against the source (recon.runs).
+`unsealed`, and a cache run re-checks its keys against the source (recon.services.runs).
 
 Offsets are stored only after 2-4 succeeded (at-least-once). A Redis, Kafka or
 PostgreSQL failure in 2-4 retries the same stage with backoff, never skips the

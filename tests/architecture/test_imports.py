@@ -13,7 +13,6 @@ PACKAGES = ("config", "core", "recon", "kafkacache", "replay", "monitoring", "da
 SCANNED = (*PACKAGES, "bench", "scripts")  # the product and its scripts; not tests/
 # Inline imports in a file another change is rewriting at the moment (file, import); given
 # their reason there, then removed from here.
-PENDING_REASON = {("bench/run.py", "from bench.profile_summary import summarise")}
 
 
 def _source_files():
@@ -83,19 +82,9 @@ def test_an_import_inside_a_function_says_why():
         f"{path.relative_to(ROOT)}:{line}: {text.strip()}"
         for path in _source_files()
         for line, text, explained in _inline_imports(path)
-        if not explained and (path.relative_to(ROOT).as_posix(), text.strip()) not in PENDING_REASON
+        if not explained
     ]
     assert unexplained == []
-
-
-def test_every_pending_reason_is_still_missing():
-    """An entry whose import was given its reason (or moved) is removed from PENDING_REASON."""
-    given = sorted(
-        (rel, text)
-        for rel, text in PENDING_REASON
-        if (rel, text) not in {(rel, t.strip()) for _, t, explained in _inline_imports(ROOT / rel) if not explained}
-    )
-    assert given == []
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:

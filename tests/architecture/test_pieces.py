@@ -26,21 +26,6 @@ SCANNED = (*PACKAGES, "bench", "scripts")
 MAX_LINES = 60
 REASON = "Long because"
 
-# Long functions in files other changes are rewriting at the moment; they are split there,
-# and their entries go with them.
-PENDING_SPLIT = {
-    "kafkacache/batch_plan.py:batch_plan",
-    "bench/run.py:_run",
-    "bench/run.py:consume_path",
-}
-# Names of moved modules in comments of those files (file, name); fixed there, then removed.
-PENDING_NAMES = {
-    ("kafkacache/cache.py", "kafkacache.rekey"),
-    ("kafkacache/cache.py", "kafkacache.relayout"),
-    ("kafkacache/cache.py", "kafkacache.relayout.cache_topics_set"),
-    ("kafkacache/consumer.py", "recon.runs"),
-}
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _django_set_up():
@@ -89,16 +74,9 @@ def _long_functions() -> dict[str, tuple[int, bool]]:
 
 def test_a_long_function_says_why_in_its_docstring():
     unexplained = sorted(
-        f"{where} ({lines} lines)"
-        for where, (lines, explained) in _long_functions().items()
-        if not explained and where not in PENDING_SPLIT
+        f"{where} ({lines} lines)" for where, (lines, explained) in _long_functions().items() if not explained
     )
     assert unexplained == []
-
-
-def test_every_pending_split_is_still_long():
-    """An entry whose function was split (or renamed) is removed from PENDING_SPLIT."""
-    assert sorted(PENDING_SPLIT - set(_long_functions())) == []
 
 
 NAME = re.compile(r"(?<![\w.])(?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+")
@@ -165,24 +143,8 @@ def test_comments_name_code_that_exists():
         if importlib.util.find_spec(module):
             importlib.import_module(module)  # registers its tasks' names
     known = _django_names()
-    stale = [
-        f"{rel}:{line}: {name}"
-        for rel, path in _files()
-        for line, name in _stale_names(path.read_text(), known)
-        if (rel, name) not in PENDING_NAMES
-    ]
+    stale = [f"{rel}:{line}: {name}" for rel, path in _files() for line, name in _stale_names(path.read_text(), known)]
     assert stale == []
-
-
-def test_every_pending_name_is_still_stale():
-    """An entry whose comment was fixed is removed from PENDING_NAMES."""
-    known = _django_names()
-    fixed = sorted(
-        (rel, name)
-        for rel, name in PENDING_NAMES
-        if name not in {stale for _, stale in _stale_names((ROOT / rel).read_text(), known)}
-    )
-    assert fixed == []
 
 
 def test_the_checks_catch_a_long_function_and_a_stale_name():
