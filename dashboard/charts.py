@@ -85,7 +85,7 @@ def categories_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, en
     top = max((sum(v.values()) for v in by_category.values()), default=0)
     fig.update_layout(
         barmode="stack",
-        height=max(200, 60 + 34 * len(order)),
+        height=max(200, 90 + 34 * len(order)),
         margin={"l": 170, "r": 16, "t": 48, "b": 44},
         legend=_LEGEND,
         font=_FONT,
@@ -93,7 +93,32 @@ def categories_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, en
     )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="findings", rangemode="tozero", **_count_ticks(top))
+    totals = [sum(v.values()) for v in by_category.values() if sum(v.values())]
+    if totals and max(totals) >= LOG_TOGGLE_RATIO * min(totals):
+        fig.update_layout(updatemenus=[_scale_toggle()], margin={"b": 84}, height=fig.layout.height + 40)
     return _chart_html(fig, div_id=div_id, label=f"Findings of {item.topic.name} by category and severity")
+
+
+# Categories this many times apart get a linear/log switch: a bar of 3 beside one of 3,000 is
+# otherwise invisible.
+LOG_TOGGLE_RATIO = 100
+
+
+def _scale_toggle() -> dict:
+    """Plotly's own buttons (no script of ours) switching the count axis between linear and log."""
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "x": 0,
+        "xanchor": "left",
+        "y": -0.12,
+        "yanchor": "top",
+        "showactive": True,
+        "buttons": [
+            {"label": "linear", "method": "relayout", "args": [{"xaxis.type": "linear", "xaxis.dtick": None}]},
+            {"label": "log scale", "method": "relayout", "args": [{"xaxis.type": "log", "xaxis.dtick": None}]},
+        ],
+    }
 
 
 def _findings_url(item: TopicOverview, category: str, severity: str, start: dt.datetime, end: dt.datetime) -> str:

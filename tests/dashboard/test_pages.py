@@ -91,6 +91,30 @@ def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
     assert "Showing the last 24h instead." in garbled.content.decode()
 
 
+def test_categories_orders_of_magnitude_apart_get_a_log_toggle(client_for, data, topic_a):
+    import json
+    import re
+
+    def categories_figure() -> dict:
+        html = client_for("viewer").get(reverse("dashboard:overview")).content.decode()
+        return json.loads(re.search(r'id="categories-0-figure">(.*?)</script>', html).group(1))
+
+    assert "updatemenus" not in categories_figure()["layout"]  # one category: nothing to compare
+    Finding.objects.bulk_create(
+        Finding(
+            topic=topic_a,
+            uuid=uuid.uuid4(),
+            key=f"k{n}",
+            category=Finding.Category.ALTERED,
+            classification=Finding.Classification.EXCEPTION,
+            severity=Finding.Severity.WARNING,
+        )
+        for n in range(100)
+    )
+    [toggle] = categories_figure()["layout"]["updatemenus"]  # 100 altered beside 1 missing
+    assert [b["args"][0]["xaxis.type"] for b in toggle["buttons"]] == ["linear", "log"]
+
+
 def test_default_range_bars_are_binned_to_the_range(client_for, data, topic_a):
     """24 h of 5-minute windows would be 288 groups of two 2-pixel bars: they are added up
     into at most MAX_CHART_POINTS buckets."""
