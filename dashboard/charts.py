@@ -30,6 +30,8 @@ CATEGORY_LABELS = dict(Finding.Category.choices)
 SEVERITY_COLOURS = {"critical": "#b3261e", "warning": "#d68a00", "info": "#7a8796"}
 _CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 _FONT = {"family": "system-ui, sans-serif", "size": 12}
+# Above the plot area at the right, opposite the title: never drawn over a bar.
+_LEGEND = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1, "yanchor": "bottom"}
 
 
 def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.datetime) -> str:
@@ -47,16 +49,16 @@ def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.
     fig.update_layout(
         barmode="group",
         height=320,
-        margin={"l": 64, "r": 16, "t": 36, "b": 44},
-        legend={"orientation": "h", "y": 1.12},
+        margin={"l": 64, "r": 16, "t": 48, "b": 44},
+        legend=_LEGEND,
         font=_FONT,
-        title={"text": f"Messages per {unit} of publish time", "font": {"size": 13}},
+        title={"text": f"Messages per {unit} of publish time", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_xaxes(range=[start, end], type="date", row=1, col=1)
     fig.update_xaxes(range=[start, end], type="date", title_text="publish time (UTC)", row=2, col=1)
     fig.update_yaxes(title_text=f"messages / {unit}", rangemode="tozero", **_count_ticks(top), row=1, col=1)
     low, high = min([*gap, 0]), max([*gap, 0])
-    fig.update_yaxes(title_text="gap", zeroline=True, **_count_ticks(max(high - low, 1)), row=2, col=1)
+    fig.update_yaxes(title_text="gap", zeroline=True, **_gap_ticks(high - low), row=2, col=1)
     return _chart_html(fig, div_id=div_id, label=f"Published and consumed messages of {item.topic.name}")
 
 
@@ -83,15 +85,40 @@ def categories_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, en
     top = max((sum(v.values()) for v in by_category.values()), default=0)
     fig.update_layout(
         barmode="stack",
-        height=max(200, 60 + 34 * len(order)),
-        margin={"l": 170, "r": 16, "t": 36, "b": 44},
-        legend={"orientation": "h", "y": 1.15},
+        height=max(200, 90 + 34 * len(order)),
+        margin={"l": 170, "r": 16, "t": 48, "b": 44},
+        legend=_LEGEND,
         font=_FONT,
-        title={"text": "Findings raised in the range, by category", "font": {"size": 13}},
+        title={"text": "Findings raised in the range, by category", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="findings", rangemode="tozero", **_count_ticks(top))
+    totals = [sum(v.values()) for v in by_category.values() if sum(v.values())]
+    if totals and max(totals) >= LOG_TOGGLE_RATIO * min(totals):
+        fig.update_layout(updatemenus=[_scale_toggle()], margin={"b": 84}, height=fig.layout.height + 40)
     return _chart_html(fig, div_id=div_id, label=f"Findings of {item.topic.name} by category and severity")
+
+
+# Categories this many times apart get a linear/log switch: a bar of 3 beside one of 3,000 is
+# otherwise invisible.
+LOG_TOGGLE_RATIO = 100
+
+
+def _scale_toggle() -> dict:
+    """Plotly's own buttons (no script of ours) switching the count axis between linear and log."""
+    return {
+        "type": "buttons",
+        "direction": "right",
+        "x": 0,
+        "xanchor": "left",
+        "y": -0.12,
+        "yanchor": "top",
+        "showactive": True,
+        "buttons": [
+            {"label": "linear", "method": "relayout", "args": [{"xaxis.type": "linear", "xaxis.dtick": None}]},
+            {"label": "log scale", "method": "relayout", "args": [{"xaxis.type": "log", "xaxis.dtick": None}]},
+        ],
+    }
 
 
 def _findings_url(item: TopicOverview, category: str, severity: str, start: dt.datetime, end: dt.datetime) -> str:
@@ -115,6 +142,13 @@ def _count_ticks(top: int) -> dict:
     if top <= 6:
         return {"tick0": 0, "dtick": 1, "tickformat": ",d"}
     return {"tickformat": ",d"}
+
+
+def _gap_ticks(span: int) -> dict:
+    """At most four whole-number ticks on the short gap panel (1, 2, 5, 10, 20, ... apart):
+    a step under 1 would print the same rounded label twice."""
+    step = next(m * 10**e for e in range(19) for m in (1, 2, 5) if span / (m * 10**e) <= 3)
+    return {"tick0": 0, "dtick": step, "tickformat": ",d"}
 
 
 def _chart_html(fig: go.Figure, *, div_id: str, label: str) -> str:

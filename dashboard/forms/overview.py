@@ -42,6 +42,19 @@ class RangeForm(forms.Form):
             data["start"], data["end"] = start, end
         return data
 
+    def complaint(self) -> str:
+        """Why the page shows the default range instead of the one asked for ("" when it
+        shows the one asked for): a bad value in the URL is explained, not ignored."""
+        if self.is_valid():
+            return ""
+        parts = [
+            " ".join(map(str, errors))
+            if name == "__all__"
+            else f"{self[name].label} {self.data.get(name)!r}: {' '.join(map(str, errors))}"
+            for name, errors in self.errors.items()
+        ]
+        return " ".join(parts) + f" Showing the last {DEFAULT_RANGE} instead."
+
     def bounds(self) -> tuple[dt.datetime, dt.datetime, str]:
         """(start, end, preset) - the default range when the form is invalid or empty."""
         if self.is_valid():

@@ -21,7 +21,9 @@ from recon.models import (
 )
 from recon.selectors.topics import topics_visible
 
-MAX_CHART_POINTS = 300  # more windows than this in a range are added up into wider buckets
+# More windows than this in a range are added up into wider buckets: 96 keeps two grouped
+# bars per bucket several pixels wide at the default 24 h (15-minute bars of 5-minute windows).
+MAX_CHART_POINTS = 96
 
 
 @dataclass

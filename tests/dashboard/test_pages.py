@@ -60,6 +60,10 @@ def test_charts_tell_the_truth(client_for, data, topic_a):
     assert layout["xaxis2"]["title"]["text"] == "publish time (UTC)"
     assert layout["yaxis"]["title"]["text"] == "messages / 5 min" and layout["yaxis"]["dtick"] == 1
     assert layout["yaxis"]["tickformat"] == ",d"
+    # The legend sits above the plot area (outside it), and the short gap panel has whole steps
+    # of at least 1: no tick label printed twice.
+    assert layout["legend"]["y"] >= 1 and layout["legend"]["yanchor"] == "bottom"
+    assert layout["yaxis2"]["dtick"] >= 1 and layout["yaxis2"]["tickformat"] == ",d"
     categories = json.loads(re.search(r'id="categories-0-figure">(.*?)</script>', html).group(1))
     [critical] = categories["data"]
     # Severity colours, and each bar opens the findings list filtered to it.
@@ -80,6 +84,46 @@ def test_overview_range_picker_and_bad_range(client_for, data, topic_a):
     assert bad.status_code == 200
     assert b"The start must be before the end." in bad.content
     assert bad.context["preset"] == "24h"  # fell back to the default range
+    # A value the form cannot read is named in the page with the range shown instead.
+    garbled = client.get(reverse("dashboard:overview"), {"range": "2w"})
+    assert garbled.context["preset"] == "24h"
+    assert "Range &#x27;2w&#x27;: Select a valid choice." in garbled.content.decode()
+    assert "Showing the last 24h instead." in garbled.content.decode()
+
+
+def test_categories_orders_of_magnitude_apart_get_a_log_toggle(client_for, data, topic_a):
+    import json
+    import re
+
+    def categories_figure() -> dict:
+        html = client_for("viewer").get(reverse("dashboard:overview")).content.decode()
+        return json.loads(re.search(r'id="categories-0-figure">(.*?)</script>', html).group(1))
+
+    assert "updatemenus" not in categories_figure()["layout"]  # one category: nothing to compare
+    Finding.objects.bulk_create(
+        Finding(
+            topic=topic_a,
+            uuid=uuid.uuid4(),
+            key=f"k{n}",
+            category=Finding.Category.ALTERED,
+            classification=Finding.Classification.EXCEPTION,
+            severity=Finding.Severity.WARNING,
+        )
+        for n in range(100)
+    )
+    [toggle] = categories_figure()["layout"]["updatemenus"]  # 100 altered beside 1 missing
+    assert [b["args"][0]["xaxis.type"] for b in toggle["buttons"]] == ["linear", "log"]
+
+
+def test_default_range_bars_are_binned_to_the_range(client_for, data, topic_a):
+    """24 h of 5-minute windows would be 288 groups of two 2-pixel bars: they are added up
+    into at most MAX_CHART_POINTS buckets."""
+    from dashboard.selectors.overview import MAX_CHART_POINTS
+
+    response = client_for("viewer").get(reverse("dashboard:overview"))
+    a = {i.topic.pk: i for i in response.context["items"]}[topic_a.pk]
+    assert a.bucket_seconds == 15 * 60 and len(a.series) <= MAX_CHART_POINTS
+    assert sum(p.published for p in a.series) == 6
 
 
 def test_overview_buckets_long_ranges(client_for, data, topic_a):
