@@ -54,7 +54,7 @@ def window_reconcile(
             and window.consumed_max_latency_ms <= topic.latency_limit_seconds * 1000
         )
         if fast:
-            comparison = Comparison([], 0, False)
+            comparison = Comparison([], 0, False, delivered=window.published_count)
         else:
             comparison = window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS)
         # Clean counts and digests cannot show a version published twice: always looked for.
@@ -72,12 +72,15 @@ def window_reconcile(
             status = Window.Status.DISCREPANT
         else:
             status = Window.Status.MATCHED
+        # What the gap leaves out: consume rows that delivered no message of this window's producer.
+        consumed_other = window.consumed_count - comparison.delivered
         summary = {
             "as_of": now.isoformat(),
             "closed": closed,
             "fast_path": fast,
             "published": window.published_count,
             "consumed": window.consumed_count,
+            "delivered": comparison.delivered,
             "pending": comparison.pending,
             "redelivered": comparison.redelivered,
             "findings": dict(by_category),
@@ -94,10 +97,16 @@ def window_reconcile(
             consumed_count=window.consumed_count,
             published_digest=window.published_digest,
             consumed_digest=window.consumed_digest,
-        ).update(status=status, summary=summary, reconciled_at=now, redelivered=comparison.redelivered)
+        ).update(
+            status=status,
+            summary=summary,
+            reconciled_at=now,
+            redelivered=comparison.redelivered,
+            consumed_other=consumed_other,
+        )
         if changed:
             window.status, window.summary, window.reconciled_at = status, summary, now
-            window.redelivered = comparison.redelivered
+            window.redelivered, window.consumed_other = comparison.redelivered, consumed_other
         else:
             logger.info("window %s changed while being reconciled; left open for the next pass", window.pk)
     log = logger.warning if status == Window.Status.DISCREPANT else logger.info
