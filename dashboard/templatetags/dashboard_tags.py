@@ -94,3 +94,8 @@ def age(at) -> str:
 def category_label(finding) -> str:
     """The category as people say it; a cache finding names its problem (an absent key does not "differ")."""
     return wording.category_label(finding.category, finding.get_category_display(), finding.detail)
+
+
+@register.filter
+def target_items(target) -> list:
+    return wording.target_items(target or {})
