@@ -1,6 +1,18 @@
 from django.urls import path
 
-from dashboard.views import activity, alerts, evidence, findings, loads, messages, overview, replays, runs, windows
+from dashboard.views import (
+    activity,
+    alerts,
+    evidence,
+    findings,
+    loads,
+    messages,
+    overview,
+    replays,
+    runs,
+    tokens,
+    windows,
+)
 
 app_name = "dashboard"
 
@@ -49,4 +61,6 @@ urlpatterns = [
     path("alerts/rules/<int:rule_id>/delete", alerts.rule_delete, name="alert-rule-delete"),
     path("alerts/silences/", alerts.silence_list, name="silences"),
     path("alerts/silences/<int:silence_id>/end", alerts.silence_end, name="silence-end"),
+    path("account/tokens/", tokens.api_tokens, name="api-tokens"),
+    path("account/tokens/<str:key>/revoke", tokens.api_token_revoke_view, name="api-token-revoke"),
 ]
