@@ -5,8 +5,10 @@ The pages are the screenshot set's (scripts/screenshots.py SHOTS: every page wit
 it shows), over the demo data of dashboard.demo, plus the error pages."""
 
 import datetime as dt
+import importlib
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -17,20 +19,17 @@ from dashboard.demo import demo_scene_seed, demo_seed
 from recon.models import Topic
 from scripts.screenshots import SHOTS
 
-# serialized_rollback: the demo needs the reason codes the migrations seed, which an earlier
-# transactional test's flush took away.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.integration,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WIDTH = 390
 NOT_OURS = {"admin-topic"}  # Django's admin is not a page of ours
 
 
 @pytest.fixture
-def scene(feed_topics):
+def scene(transactional_db, feed_topics):
+    # The demo needs the reason codes the migrations seed, which an earlier transactional test's flush took away.
+    migration = importlib.import_module("recon.migrations.0001_squashed_0015_audit_reencrypted")
+    migration.reason_codes_seed(django_apps, None)
     call_command("seed_demo", verbosity=0)
     topics = list(Topic.objects.filter(kind__in=[Topic.Kind.BULK, Topic.Kind.CHANGE]).order_by("name"))
     operator = User.objects.get(username="operator")
