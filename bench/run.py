@@ -308,11 +308,11 @@ def quix_sink(topic: str, n: int, *, tuned: bool) -> dict:
     return figures
 
 
-def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None = None) -> dict:
-    """FeedConsumer in `processes` worker processes on the topic's 2 partitions, until drained."""
+def consume_path(topic: str, *, processes: int, batch: int, profile: Path | None = None, partitions: int = 2) -> dict:
+    """FeedConsumer in `processes` worker processes sharing the topic's partitions evenly, until drained."""
     cache_clear()
     group = f"bench-consume-{uuid.uuid4().hex[:8]}"
-    shares = ["0,1"] if processes == 1 else ["0", "1"]
+    shares = [",".join(str(p) for p in range(partitions) if p % processes == i) for i in range(processes)]
     outs = [RESULTS / f".worker-{RUN}-{i}.json" for i in range(processes)]
     procs = []
     # Workers start consuming together, once all are set up, so the 2-process span
@@ -457,6 +457,12 @@ def main() -> None:
         help="the consume path alone (1-worker load, bare consume and SET limits, 1 and 2 processes at batch 100,"
         " the minimal sink and Quix at its defaults): a lever measured in minutes",
     )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="docs/capacity.md's check: the messages in 6 partitions, the consume path in 1 and 3 processes,"
+        " each part's CPU per message and the model's rate beside the measured one",
+    )
     parser.add_argument("--out", type=Path, help="JSON file (default bench/results/<time>.json)")
     parser.add_argument(
         "--shared-redis", action="store_true", help="use REDIS_URL, not a redis-server of the bench's own"
@@ -488,7 +494,7 @@ def _run(args: argparse.Namespace) -> None:
     cache_clear()
     log(f"bench {RUN}: {n:,} messages, {os.cpu_count()} cores, database {connection.settings_dict['NAME']}")
     seeded = ods_seed_bench(n)
-    topics_ensure()
+    topics_ensure(partitions=CAPACITY_PARTITIONS if args.capacity else None)
     topic = settings.KAFKA_TOPIC_BULK
     scratch = f"bench.run-{RUN}.scratch"
     # The 2-worker load's own topic: the consume runs read the 1-worker load's messages.
@@ -510,6 +516,15 @@ def _run(args: argparse.Namespace) -> None:
         "limits": {},
         "product": {},
     }
+    if args.capacity:
+        result["capacity_check"] = True
+        try:
+            _capacity_check(result, topic, n)
+        finally:
+            topics_delete([topic, settings.KAFKA_TOPIC_CHANGE, settings.KAFKA_TOPIC_DEAD_LETTER, scratch, second])
+            cache_clear()
+        _results_write(result, out_path, began, (_capacity_rows,))
+        return
     if args.consume_only:
         result["consume_only"] = True
         try:
@@ -590,10 +605,12 @@ def _run(args: argparse.Namespace) -> None:
     _results_write(result, out_path, began, SECTIONS)
 
 
-def _consume_run(result: dict, topic: str, *, processes: int, batch: int, profile: Path | None) -> None:
+def _consume_run(
+    result: dict, topic: str, *, processes: int, batch: int, profile: Path | None, partitions: int = 2
+) -> None:
     runs = result["product"].setdefault("consume", {})
-    key = f"{processes}p_b{batch}"
-    runs[key] = consume_path(topic, processes=processes, batch=batch, profile=profile)
+    key = f"{processes}p_b{batch}" + (f"_{partitions}parts" if partitions != 2 else "")
+    runs[key] = consume_path(topic, processes=processes, batch=batch, profile=profile, partitions=partitions)
     cpu_run = runs[key]["cpu"]
     log(
         f"  {key}: {runs[key]['msgs_per_s']:,}/s {runs[key]['per_process_msgs_per_s']},"
@@ -630,6 +647,57 @@ def _consume_only(result: dict, topic: str, n: int, *, profile_to: Path | None) 
     log("peer: Quix Streams RedisSink at its defaults")
     result["quix"] = quix_sink(topic, n, tuned=False)
     log(f"  {result['quix'].get('msgs_per_s')}/s")
+
+
+def _capacity_check(result: dict, topic: str, n: int) -> None:
+    """--capacity: the model of docs/capacity.md against a measurement. The messages are
+    loaded once into 6 partitions; the consume path runs in 1 process on all six, then in 3
+    processes on two each. Every process shares this machine's cores, so the model's rate
+    is cores / CPU per message (all processes); the figure that carries to a sized
+    deployment is each part's CPU per message."""
+    log(f"capacity: bulk load into {CAPACITY_PARTITIONS} partitions, 1 worker")
+    result["product"]["load"] = {"1_worker": bulk_load(feed_topics_ensure()["bulk"], n, workers=1)}
+    for processes in (1, CAPACITY_CONSUMERS):
+        _consume_run(result, topic, processes=processes, batch=100, profile=None, partitions=CAPACITY_PARTITIONS)
+    runs = result["product"]["consume"]
+    cores = os.cpu_count() or 1
+    check = result["capacity"] = {"cores": cores, "runs": {}}
+    for key, run in runs.items():
+        parts = {k: round(v / run["messages"] * 1e6, 1) for k, v in run["cpu"]["seconds"].items()}
+        total = run["cpu"]["us_per_message_adjusted"]
+        busy = run["machine_busy_cpu_seconds"] / max(run["machine_cpu_capacity_seconds"], 1e-9)
+        modelled = round(cores * 1e6 / total) if total else 0
+        check["runs"][key] = {
+            "us_per_message": parts,
+            "us_per_message_all": total,
+            "modelled_msgs_per_s": modelled,
+            "measured_msgs_per_s": run["msgs_per_s"],
+            "machine_busy_share": round(busy, 2),
+        }
+        log(
+            f"  {key}: measured {run['msgs_per_s']:,}/s, model {modelled:,}/s (cores / {total} us);"
+            f" per message {parts}; machine busy {busy:.0%}"
+        )
+
+
+def _capacity_rows(r: dict) -> list[dict]:
+    """--capacity's table: per run the measured rate beside the model's, and CPU per message."""
+    rows = []
+    for key, run in r.get("capacity", {}).get("runs", {}).items():
+        rows.append(
+            row(
+                f"capacity {key}: msgs/s measured",
+                run["measured_msgs_per_s"],
+                "/s",
+                baseline=run["modelled_msgs_per_s"],
+                baseline_name="model: cores / CPU per message",
+                baseline_unit="/s",
+            )
+        )
+        rows.append(row(f"capacity {key}: CPU per message, all processes", run["us_per_message_all"], "us"))
+        for part, us in run["us_per_message"].items():
+            rows.append(row(f"capacity {key}: CPU per message, {part}", us, "us"))
+    return rows
 
 
 def _results_write(result: dict, out_path: Path, began: float, sections: tuple) -> None:
@@ -955,6 +1023,8 @@ SECTIONS = (
 )
 
 # --consume-only: the consume path beside the minimal sink and Quix
+CAPACITY_PARTITIONS = 6
+CAPACITY_CONSUMERS = 3
 CONSUME_SECTIONS = (_peer_rows, _consume_rows, _cpu_rows, _redis_cpu_rows)
 
 

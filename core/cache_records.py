@@ -6,9 +6,11 @@ the layout changes this module and the writer only. Reads are batched: one pipel
 round trip per batch (per node on a Redis Cluster, multi-key reads split per slot),
 SCAN over every master.
 
-A record is held when its value is (a hash without one serves nothing). A number field
-that is absent or not an integer reads as 0 (unordered, unknown): a record written
-behind the writer's back is read, not a crash.
+A record is one value (core.redis_keys.record_pack). A value without the record's head
+(written behind the writer's back) reads as a record of version 0 holding those bytes, and
+a record of the hash layout before is read field by field (one more round trip, for those
+keys only) until it is rewritten: a bad hand is read, not a crash. A number field that is
+absent or not an integer reads as 0 (unordered, unknown).
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,21 +18,19 @@ from typing import NamedTuple
 
 import hiredis
 import redis
+from redis.exceptions import ResponseError
 
 from core.clients import is_cluster, mget_across_slots
 from core.redis_keys import (
-    CREATED,
+    LEGACY_FIELDS,
     REC_MATCH,
     REC_PREFIX,
-    RECORD_FIELDS,
-    SOURCE_VERSION,
     TOMBSTONE_PREFIX,
-    TOPIC,
-    UUID,
-    VALUE,
+    Packed,
     load_key,
     rec_key,
     record_key_of,
+    record_unpack,
     tombstone_key,
     untagged_record_key,
 )
@@ -54,22 +54,46 @@ def cache_records_get(client: redis.Redis, keys: Iterable[str]) -> dict[str, Cac
     keys = list(keys)
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.hmget(rec_key(key), RECORD_FIELDS)
+        pipe.get(rec_key(key))
     out = {}
-    for key, fields in zip(keys, pipe.execute(), strict=True):
-        value, message_uuid, schema, created, version, topic, replaced, rewritten = fields
-        if value is not None:
-            out[key] = CachedRecord(
-                key,
-                value,
-                _text(message_uuid),
-                _number(schema),
-                _number(created),
-                _number(version),
-                _text(topic),
-                _text(replaced),
-                _text(rewritten),
+    for key, packed in zip(keys, _records(client, keys, pipe.execute(raise_on_error=False)), strict=True):
+        if packed is not None:
+            out[key] = CachedRecord(key, *packed)
+    return out
+
+
+def _records(client: redis.Redis, keys: Sequence[str], replies: list) -> list[Packed | None]:
+    """Each GET reply as its record (None: no record); a record of the hash layout (WRONGTYPE)
+    is read with HMGET, all such keys in one more round trip."""
+    legacy = [i for i, reply in enumerate(replies) if isinstance(reply, ResponseError)]
+    fields: dict[int, list] = {}
+    if legacy:
+        pipe = client.pipeline(transaction=False)
+        for i in legacy:
+            pipe.hmget(rec_key(keys[i]), LEGACY_FIELDS)
+        fields = dict(zip(legacy, pipe.execute(), strict=True))
+    out: list[Packed | None] = []
+    for i, reply in enumerate(replies):
+        if i in fields:
+            value, message_uuid, schema, created, version, topic, replaced, rewritten = fields[i]
+            out.append(
+                None
+                if value is None
+                else Packed(
+                    value,
+                    _text(message_uuid),
+                    _number(schema),
+                    _number(created),
+                    _number(version),
+                    _text(topic),
+                    _text(replaced),
+                    _text(rewritten),
+                )
             )
+        elif isinstance(reply, ResponseError):
+            raise reply
+        else:
+            out.append(None if reply is None else record_unpack(reply))
     return out
 
 
@@ -91,6 +115,13 @@ def record_keys_scan(client: redis.Redis, *, count: int, position: str = "") -> 
     master of a cluster), each page with the position to resume after it (core.redis_scan)."""
     for after, names in scan_pages(client, match=REC_MATCH, count=count, position=position):
         yield after, [record_key_of(name) for name in names]
+
+
+def legacy_records_scan(client: redis.Redis, *, count: int) -> Iterator[list[str]]:
+    """The record keys still held in the hash layout before one-value records, a SCAN page
+    at a time (the server filters by type; kafkacache.services.relayout rewrites them)."""
+    for _position, names in scan_pages(client, match=REC_MATCH, count=count, kind="hash"):
+        yield [record_key_of(name) for name in names]
 
 
 class Untagged(NamedTuple):
@@ -128,12 +159,10 @@ class Cached(NamedTuple):
     created_ms: int = 0  # the message's created header (finds its ledger partition)
 
 
-# A batch is one pipelined write of an HMGET per key (plain commands: Redis serves
-# other clients between them, where a script reading 10,000 keys held the server for
-# a quarter of a second on a busy machine, and cost seven times the commands' own
-# time), then one MGET of the tombstones of the keys without a record (a put drops
-# the tombstone, so only those can have one).
-_FIELDS = (VALUE, SOURCE_VERSION, UUID, TOPIC, CREATED)
+# A batch is one pipelined write of a GET per key (plain commands: Redis serves other
+# clients between them, where a script reading 10,000 keys held the server for a quarter
+# of a second on a busy machine), then one MGET of the tombstones of the keys without a
+# record (a put drops the tombstone, so only those can have one).
 
 
 class SentRead(NamedTuple):
@@ -154,10 +183,10 @@ def cache_read_send(client: redis.Redis, keys: Sequence[str]) -> SentRead:
     if is_cluster(client):
         pipe = client.pipeline(transaction=False)
         for key in keys:
-            pipe.hmget(rec_key(key), _FIELDS)
-        return SentRead(None, keys, pipe.execute())
+            pipe.get(rec_key(key))
+        return SentRead(None, keys, pipe.execute(raise_on_error=False))
     # hiredis packs the commands in C: redis-py's per-argument encoding cost more than the read.
-    packed = b"".join(hiredis.pack_command(("HMGET", rec_key(key), *_FIELDS)) for key in keys)  # type: ignore[arg-type]  # stub: a 1-tuple
+    packed = b"".join(hiredis.pack_command(("GET", rec_key(key))) for key in keys)  # type: ignore[arg-type]  # stub: a 1-tuple
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
@@ -177,6 +206,13 @@ def cache_read_discard(client: redis.Redis, sent: SentRead) -> None:
     client.connection_pool.release(sent.connection)
 
 
+def _reply(conn: redis.Connection):
+    try:
+        return conn.read_response()
+    except ResponseError as exc:  # WRONGTYPE: a record of the hash layout (_records reads it)
+        return exc
+
+
 def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
     """The replies of a cache_read_send, one Cached per key in order."""
     conn = sent.connection
@@ -184,27 +220,22 @@ def cache_read_wait(client: redis.Redis, sent: SentRead) -> list[Cached]:
         replies = sent.replies or []
     else:
         try:
-            replies = [conn.read_response() for _ in sent.keys]
+            replies = [_reply(conn) for _ in sent.keys]
         except BaseException:
             cache_read_discard(client, sent)  # replies may still be on the way
             raise
         client.connection_pool.release(conn)
-    unheld = [key for key, (value, *_) in zip(sent.keys, replies, strict=True) if value is None]
+    records = _records(client, sent.keys, replies)
+    unheld = [key for key, record in zip(sent.keys, records, strict=True) if record is None]
     found = mget_across_slots(client, [tombstone_key(k) for k in unheld]) if unheld else []
     tombstones = dict(zip(unheld, found, strict=True))
     out = []
-    for key, (value, version, message_uuid, topic, created) in zip(sent.keys, replies, strict=True):
-        tombstone = tombstones.get(key)
-        out.append(
-            Cached(
-                value,
-                int(version) if version else 0,
-                message_uuid.decode(errors="replace") if message_uuid else "",
-                topic.decode(errors="replace") if topic else "",
-                int(tombstone) if tombstone else 0,
-                int(created) if created and created.isdigit() else 0,
-            )
-        )
+    for key, record in zip(sent.keys, records, strict=True):
+        if record is None:
+            tombstone = tombstones.get(key)
+            out.append(Cached(None, 0, "", "", int(tombstone) if tombstone else 0, 0))
+        else:
+            out.append(Cached(record.value, record.version, record.uuid, record.topic, 0, record.created_ms))
     return out
 
 

@@ -1,18 +1,26 @@
-"""The Redis layout of the cache (the shared-record contract): every key and field.
+"""The Redis layout of the cache (the shared-record contract): every key and how a record is packed.
 
-kc:rec:{<record key>}    HASH   a cached record:
-                                p  = the published Kafka value bytes (Avro, numbers still encrypted)
-                                u  = the message uuid
-                                v  = the Avro schema version of p
-                                t  = created (publish time, epoch ms; shown, finds the ledger
-                                     partition, orders nothing)
-                                sv = the source version (orders every write; 0: unordered)
-                                tp = the topic that wrote it (whose payload permission reads it)
-                                rx = only after a re-encryption (kafkacache.services.reencrypt): the replaced
-                                     bytes' hashes, "alg:hex,..." (core.hashing.content_hashes)
-                                rn = with rx: the BLAKE2b hex of the bytes it wrote
-                                A record is held when p is. A later write sets the first six and
-                                leaves rx and rn, inert: rn no longer names p's hash.
+kc:rec:{<record key>}    STRING a cached record, one value (record_pack / record_unpack):
+                                b"K1" + the source version as 16 decimal digits (orders every
+                                write; 0: unordered), then "|"-ended fields:
+                                uuid    the message that wrote it
+                                schema  the Avro schema version of the value
+                                created publish time, epoch ms (shown, finds the ledger
+                                        partition, orders nothing)
+                                topic   the topic that wrote it (whose payload permission reads it)
+                                rx      only after a re-encryption (kafkacache.services.reencrypt): the
+                                        replaced bytes' hashes, "alg:hex,..." (core.hashing.content_hashes)
+                                rn      with rx: the BLAKE2b hex of the bytes it wrote
+                                then the published Kafka value bytes (Avro, numbers still encrypted).
+                                The write script reads only the first HEAD_BYTES (the version).
+                                A value without the K1 head (a hand-written one) is a record of
+                                version 0 whose value is those bytes.
+                                One value, not a hash: a ~1 KB field made every record a
+                                hashtable of six entries, and its HSET cost the consumer's
+                                Redis more than the rest of the script.
+                                A record of the layout before (a HASH of fields p, u, v, t, sv, tp,
+                                rx, rn: LEGACY_FIELDS) is still read, and becomes a string when
+                                it is next written or when `manage.py cache_relayout` runs.
 kc:load:<retrieval key>  SET    the record keys a bulk load delivered
 kc:dv:{<record key>}     STRING the source version of the key's last delete (a tombstone), kept
                                 CACHE_TOMBSTONE_SECONDS so an older write, arriving late,
@@ -41,6 +49,8 @@ The tombstone prefix changed with versioned writes (it was kc:del: holding a
 publish time): an old tombstone is never read as a version, it just expires.
 """
 
+from typing import NamedTuple
+
 REC_PREFIX = "kc:rec:"
 LOAD_PREFIX = "kc:load:"
 TOMBSTONE_PREFIX = "kc:dv:"
@@ -48,7 +58,15 @@ TOMBSTONE_PREFIX = "kc:dv:"
 REC_MATCH = REC_PREFIX + "{*"
 TOMBSTONE_MATCH = TOMBSTONE_PREFIX + "{*"
 
-# The record hash's fields (the writer's scripts name the same ones: tests/architecture/test_stores.py).
+# The packed record (see above). The write scripts (kafkacache.cache) read the head and
+# split the fields with the same constants.
+RECORD_MAGIC = b"K1"
+VERSION_DIGITS = 16  # MAX_VERSION (2**53 - 1) has 16 digits: a Lua number holds it exactly
+HEAD_BYTES = len(RECORD_MAGIC) + VERSION_DIGITS
+FIELD_END = b"|"  # no field holds one: a uuid, digits, a Kafka topic name, hashes "alg:hex,..."
+PACKED_FIELDS = 6  # uuid, schema, created, topic, rx, rn; then the value
+
+# The fields of the layout before (a HASH per record), read until it is rewritten.
 VALUE = "p"
 UUID = "u"
 SCHEMA_VERSION = "v"
@@ -57,7 +75,62 @@ SOURCE_VERSION = "sv"
 TOPIC = "tp"
 REPLACED_HASHES = "rx"
 REWRITTEN_HASH = "rn"
-RECORD_FIELDS = (VALUE, UUID, SCHEMA_VERSION, CREATED, SOURCE_VERSION, TOPIC, REPLACED_HASHES, REWRITTEN_HASH)
+LEGACY_FIELDS = (VALUE, UUID, SCHEMA_VERSION, CREATED, SOURCE_VERSION, TOPIC, REPLACED_HASHES, REWRITTEN_HASH)
+
+
+class Packed(NamedTuple):
+    """A record as the cache packs it."""
+
+    value: bytes
+    uuid: str
+    schema_version: int
+    created_ms: int
+    version: int
+    topic: str
+    replaced_hashes: str = ""
+    rewritten_hash: str = ""
+
+
+def record_pack(
+    value: bytes,
+    uuid: str,
+    schema_version: int,
+    created_ms: int,
+    version: int,
+    topic: str,
+    replaced_hashes: str = "",
+    rewritten_hash: str = "",
+) -> bytes:
+    """One record as the one value the cache stores (positional: the consumer packs a batch)."""
+    return b"K1%016d%b|%d|%d|%b|%b|%b|%b" % (
+        version,
+        uuid.encode(),
+        schema_version,
+        created_ms,
+        topic.encode(),
+        replaced_hashes.encode(),
+        rewritten_hash.encode(),
+        value,
+    )
+
+
+def record_unpack(raw: bytes) -> Packed:
+    """A stored value as its record; one without the head (written by hand) is version 0, all value."""
+    if raw[:2] == RECORD_MAGIC:
+        parts = raw[HEAD_BYTES:].split(FIELD_END, PACKED_FIELDS)
+        if len(parts) == PACKED_FIELDS + 1 and raw[2:HEAD_BYTES].isdigit():
+            message_uuid, schema, created, topic, replaced, rewritten, value = parts
+            return Packed(
+                value,
+                message_uuid.decode(errors="replace"),
+                int(schema) if schema.isdigit() else 0,
+                int(created) if created.isdigit() else 0,
+                int(raw[2:HEAD_BYTES]),
+                topic.decode(errors="replace"),
+                replaced.decode(errors="replace"),
+                rewritten.decode(errors="replace"),
+            )
+    return Packed(raw, "", 0, 0, 0, "")
 
 
 def rec_key(record_key: str) -> str:

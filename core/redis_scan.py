@@ -11,16 +11,19 @@ import redis
 from core.clients import is_cluster
 
 
-def scan_pages(client: redis.Redis, *, match: str, count: int, position: str = "") -> Iterator[tuple[str, list]]:
+def scan_pages(
+    client: redis.Redis, *, match: str, count: int, position: str = "", kind: str | None = None
+) -> Iterator[tuple[str, list]]:
     """Each page of names matching `match`, with the position to resume after it
-    ("" after the last page). `position` "" starts from the beginning.
+    ("" after the last page). `position` "" starts from the beginning; `kind` keeps only
+    keys of that Redis type (SCAN's TYPE filter, applied by the server).
 
     Standalone positions are SCAN's cursor ("1234"); cluster ones "<master index>:<cursor>".
     A resume after a fail-over changed the masters may see keys twice (SCAN may anyway)."""
     if not is_cluster(client):
         cursor = int(position or 0)
         while True:
-            cursor, names = client.scan(cursor, match=match, count=count)
+            cursor, names = client.scan(cursor, match=match, count=count, _type=kind)
             yield (str(cursor) if cursor else ""), names
             if not cursor:
                 return
@@ -30,7 +33,7 @@ def scan_pages(client: redis.Redis, *, match: str, count: int, position: str = "
     for index in range(start, len(masters)):
         node = client.get_redis_connection(masters[index])  # type: ignore[attr-defined]
         while True:
-            cursor, names = node.scan(cursor, match=match, count=count)
+            cursor, names = node.scan(cursor, match=match, count=count, _type=kind)
             if cursor:
                 yield f"{index}:{cursor}", names
                 continue

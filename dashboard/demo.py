@@ -199,10 +199,15 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         finding_acknowledge(finding=finding, user=operator, comment="a slow batch after the broker restart")
     # A few findings along their lifecycle: owned (still open), under investigation, accepted with a reason.
     standing = Finding.objects.filter(topic=bulk, status=Finding.Status.OPEN).order_by("created_at")
+    worked: list[int] = []
     for category, step in (("missing", "own"), ("altered", "investigate"), ("delayed", "accept")):
-        picked = standing.filter(category=category).first() or standing.exclude(category="duplicate").first()
+        # Another one where the traffic made none of the category, never one already worked
+        # (it is still open once owned: taken twice, the demo would show one break fewer).
+        left = standing.exclude(pk__in=worked)
+        picked = left.filter(category=category).first() or left.exclude(category="duplicate").first()
         if picked is None:
             continue
+        worked.append(picked.pk)
         finding_lifecycle.finding_assign(finding=picked, user=operator, assignee=operator, comment="taking this one")
         if step == "investigate":
             finding_lifecycle.finding_investigate(finding=picked, user=operator, comment="asked the ODS team")

@@ -9,3 +9,12 @@ VIEWER = "viewer"
 OPERATOR = "operator"
 ADMIN = "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
+
+# A person's one role on one topic (recon.access.ROLE_PERMS says what each holds), as the
+# topic page words it: people choose a role, never a permission.
+TOPIC_ROLE_LABELS = {
+    "viewer": "Viewer: sees the topic, its findings and windows",
+    "auditor": "Auditor: sees the topic and downloads its evidence pack",
+    "operator": "Operator: also replays, reprocesses, loads, reconciles and works findings",
+    "admin": "Admin: an operator who also gives people their roles here",
+}

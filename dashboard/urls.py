@@ -3,6 +3,7 @@ from django.urls import path
 from dashboard.views import (
     activity,
     alerts,
+    approvals,
     evidence,
     findings,
     loads,
@@ -11,6 +12,7 @@ from dashboard.views import (
     replays,
     runs,
     tokens,
+    topics,
     windows,
 )
 
@@ -22,6 +24,7 @@ urlpatterns = [
     path("assets/plotly.css", overview.plotly_css, name="plotly-css"),
     path("findings/", findings.findings, name="findings"),
     path("findings/export.csv", findings.findings_csv, name="findings-csv"),
+    path("findings/bulk", findings.findings_bulk, name="findings-bulk"),
     path("findings/<int:pk>/", findings.finding_detail, name="finding"),
     path("findings/<int:pk>/acknowledge", findings.finding_acknowledge, name="finding-acknowledge"),
     path("findings/<int:pk>/assign", findings.finding_assign, name="finding-assign"),
@@ -42,6 +45,11 @@ urlpatterns = [
     path("loads/<uuid:pk>/", loads.load_detail, name="load"),
     path("rebalances/", activity.rebalances, name="rebalances"),
     path("audit/", activity.actions, name="actions"),
+    path("approvals/", approvals.approvals, name="approvals"),
+    path("topics/", topics.topics, name="topics"),
+    path("topics/<int:pk>/", topics.topic_detail, name="topic"),
+    path("topics/<int:pk>/people", topics.topic_member_set_view, name="topic-member-set"),
+    path("topics/<int:pk>/people/remove", topics.topic_member_remove_view, name="topic-member-remove"),
     path("replays/", replays.replays, name="replays"),
     path("replays/start", replays.replay_start, name="replay-start"),
     path("replays/reprocess", replays.reprocess, name="reprocess"),

@@ -57,9 +57,25 @@ from redis.exceptions import (
 from core.cache_records import Untagged
 from core.clients import is_cluster
 from core.hashing import content_hash, content_hashes
-from core.redis_keys import load_key, rec_key, tombstone_key
+from core.redis_keys import load_key, rec_key, record_pack, tombstone_key
 
 logger = logging.getLogger(__name__)
+
+# What a record key holds, for the scripts: held_version(key) is the record's source version
+# (0: unordered or hand-written), nil when the key holds no record. It reads the record's head
+# only (core.redis_keys: HEAD_BYTES), never the value; a record of the hash layout before
+# answers WRONGTYPE to GETRANGE and is read by its field (a write then replaces it by one value).
+_HELD = """
+local function held_version(key)
+  local head = redis.pcall('GETRANGE', key, 0, 17)
+  if type(head) == 'table' then
+    return tonumber(redis.call('HGET', key, 'sv') or '0') or 0
+  end
+  if head == '' then return nil end
+  if string.sub(head, 1, 2) == 'K1' then return tonumber(string.sub(head, 3, 18)) or 0 end
+  return 0
+end
+"""
 
 # One script call applies a whole batch, in order: Redis runs a script atomically
 # (a reader never sees half a batch, as with MULTI/EXEC) and the client sends one
@@ -67,16 +83,20 @@ logger = logging.getLogger(__name__)
 # quarter of the consumer's time. The version check is in the same call, so it
 # costs no round trip. KEYS and ARGV are consumed op by op; ARGV[1] is the
 # tombstone TTL; each op is
-#   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, value, uuid, schema version, created, topic
+#   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, packed record (core.redis_keys.record_pack)
 #   'd' (delete): KEYS rec, tombstone; ARGV 'd', version
 #   's' (sadd):   KEYS load set;       ARGV 's', member
-#   'r' (restore): KEYS rec, tombstone; ARGV 'r', version, value, uuid, schema version, created, topic
+#   'r' (restore): KEYS rec, tombstone; ARGV 'r', version, packed record
 #   'x' (restore of a record the source no longer holds): KEYS rec, tombstone; ARGV 'x', version
+# A put reads the record's head and, only when the key holds no record, its tombstone (a
+# key never holds both), then SETs one value: two or three calls a key.
 # A restore writes whatever the key holds, a higher version or a tombstone: the way back from
 # a bad version (replay.ways.restore). The consumer makes one only from a message this
 # product's producer sealed as a restore (kafkacache.batch_plan).
 # It answers one verdict letter per put, delete and restore (VERDICTS).
-_APPLY = """
+_APPLY = (
+    _HELD
+    + """
 local ttl = ARGV[1]
 local k, a, n = 1, 2, #ARGV
 local verdicts = {}
@@ -84,10 +104,11 @@ while a <= n do
   local op = ARGV[a]
   if op == 'p' or op == 'd' then
     local v = tonumber(ARGV[a + 1])
-    local held = redis.call('HMGET', KEYS[k], 'sv', 'u')
-    local absent = not held[1] and not held[2]
-    local cur = tonumber(held[1] or '0')
-    local tomb = tonumber(redis.call('GET', KEYS[k + 1]) or '0')
+    local held = held_version(KEYS[k])
+    local absent = held == nil
+    local cur = held or 0
+    local tomb = 0
+    if absent then tomb = tonumber(redis.call('GET', KEYS[k + 1]) or '0') end
     local verdict
     if op == 'p' then
       if v > 0 then
@@ -102,15 +123,14 @@ while a <= n do
         verdict = 'u'
       end
       if verdict ~= 'o' and verdict ~= 'u' then
-        redis.call('HSET', KEYS[k], 'p', ARGV[a + 2], 'u', ARGV[a + 3], 'v', ARGV[a + 4], 't', ARGV[a + 5],
-          'sv', ARGV[a + 1], 'tp', ARGV[a + 6])
+        redis.call('SET', KEYS[k], ARGV[a + 2])
         if tomb > 0 then redis.call('DEL', KEYS[k + 1]) end
       end
-      a = a + 7
+      a = a + 3
     else
       if v > 0 then
         if absent or v > cur then
-          redis.call('DEL', KEYS[k])
+          if not absent then redis.call('DEL', KEYS[k]) end
           if v > tomb then
             redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
             verdict = 'a'
@@ -121,7 +141,7 @@ while a <= n do
           verdict = 'o'
         end
       elseif absent or cur == 0 then
-        redis.call('DEL', KEYS[k])
+        if not absent then redis.call('DEL', KEYS[k]) end
         verdict = 'a'
       else
         verdict = 'u'
@@ -131,12 +151,10 @@ while a <= n do
     verdicts[#verdicts + 1] = verdict
     k = k + 2
   elseif op == 'r' then
-    redis.call('DEL', KEYS[k])
-    redis.call('HSET', KEYS[k], 'p', ARGV[a + 2], 'u', ARGV[a + 3], 'v', ARGV[a + 4], 't', ARGV[a + 5],
-      'sv', ARGV[a + 1], 'tp', ARGV[a + 6])
+    redis.call('SET', KEYS[k], ARGV[a + 2])
     redis.call('DEL', KEYS[k + 1])
     verdicts[#verdicts + 1] = 'a'
-    k, a = k + 2, a + 7
+    k, a = k + 2, a + 3
   elseif op == 'x' then
     redis.call('DEL', KEYS[k])
     if tonumber(ARGV[a + 1]) > 0 then
@@ -155,6 +173,7 @@ while a <= n do
 end
 return table.concat(verdicts)
 """
+)
 _APPLY_SHA = hashlib.sha1(_APPLY.encode(), usedforsecurity=False).hexdigest()
 
 # One letter per put and delete, in op order (an update with a key change is two: the old key's delete, then the put).
@@ -216,18 +235,13 @@ def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
             if not op.value:
                 steps.append(_Step(pair, ("x", op.version)))
             else:
-                steps.append(
-                    _Step(pair, ("r", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic))
-                )
+                packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
+                steps.append(_Step(pair, ("r", op.version, packed)))
             continue
         if op.old_key and op.old_key != op.key:
             steps.append(_Step((rec_key(op.old_key), tombstone_key(op.old_key)), ("d", op.old_version or op.version)))
-        steps.append(
-            _Step(
-                (rec_key(op.key), tombstone_key(op.key)),
-                ("p", op.version, op.value, op.uuid, op.schema_version, op.created_ms, op.topic),
-            )
-        )
+        packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
+        steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("p", op.version, packed)))
         if op.load:
             steps.append(_Step((load_key(op.load),), ("s", op.key)))
     return steps
@@ -503,13 +517,46 @@ def _read_node(call: _NodeCall, scripts: dict[int, list], short: list[WaitShort]
 
 # --- the writes outside the consume loop -------------------------------------------------
 
-# Replace p only if it is still the value read: the consumer may have written since.
-# v: the schema version, which moves from 1 to 2 when a field moves to FF1 (core.records).
-_SWAP = """
-if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
+# A packed record's fields, for the scripts that change one of them: record_fields(raw) is
+# the six fields (core.redis_keys: uuid, schema, created, topic, rx, rn) and where the value
+# starts, or nil for a value without the record's head. record_repack puts them back.
+_FIELDS = """
+local function record_fields(raw)
+  if not raw or string.sub(raw, 1, 2) ~= 'K1' then return nil end
+  local f, p = {}, 19
+  for i = 1, 6 do
+    local j = string.find(raw, '|', p, true)
+    if not j then return nil end
+    f[i] = string.sub(raw, p, j - 1)
+    p = j + 1
+  end
+  return f, p
+end
+local function record_repack(raw, f, value)
+  return string.sub(raw, 1, 18) .. table.concat(f, '|') .. '|' .. value
+end
+"""
+
+# Replace the value only if it is still the one read: the consumer may have written since.
+# The schema version moves from 1 to 2 when a field moves to FF1 (core.records). KEYS
+# record; ARGV held value, fresh value, rx, rn, schema. A record of the hash layout before
+# is swapped in that layout (cache_relayout makes it one value).
+_SWAP = (
+    _FIELDS
+    + """
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'table' then
+  if redis.call('HGET', KEYS[1], 'p') ~= ARGV[1] then return 0 end
+  redis.call('HSET', KEYS[1], 'p', ARGV[2], 'rx', ARGV[3], 'rn', ARGV[4], 'v', ARGV[5])
+  return 1
+end
+local f, at = record_fields(raw)
+if not f or string.sub(raw, at) ~= ARGV[1] then return 0 end
+f[2], f[5], f[6] = ARGV[5], ARGV[3], ARGV[4]
+redis.call('SET', KEYS[1], record_repack(raw, f, ARGV[2]))
 return 1
 """
+)
 
 
 def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: bytes, schema_version: int) -> bool:
@@ -522,14 +569,40 @@ def record_value_swap(client: redis.Redis, key: str, *, held: bytes, fresh: byte
     return bool(swap(keys=[rec_key(key)], args=[held, fresh, replaced, rewritten, schema_version]))
 
 
+# A record of the hash layout before made one value (core.redis_keys.record_pack's bytes),
+# unless it is one already (0). KEYS record.
+_RESTRING = """
+local f = redis.pcall('HMGET', KEYS[1], 'p', 'u', 'v', 't', 'sv', 'tp', 'rx', 'rn')
+if f.err or not f[1] then return 0 end
+local function digits(text) return (text and string.match(text, '^%d+$')) and text or '0' end
+local version = string.format('%016d', tonumber(digits(f[5])))
+local fields = {f[2] or '', digits(f[3]), digits(f[4]), f[6] or '', f[7] or '', f[8] or ''}
+redis.call('SET', KEYS[1], 'K1' .. version .. table.concat(fields, '|') .. '|' .. f[1])
+return 1
+"""
+
+
+def records_restring(client: redis.Redis, keys: Sequence[str]) -> int:
+    """Make each of these records of the hash layout one value (one pipelined round trip):
+    answers how many were rewritten (a key written meanwhile is one value already)."""
+    script = client.register_script(_RESTRING)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        script(keys=[rec_key(key)], client=pipe)
+    return sum(pipe.execute())
+
+
 # The move from the layout before hash tags (kafkacache.relayout), by the source version.
 # KEYS old record, new record, new tombstone. 'm': moved (a tombstone older than the record
 # is dropped: a key holds one or the other); 'k': the new layout held an equal or newer
 # version (or a newer delete), the old record dropped.
-_RELAYOUT_RECORD = """
+_RELAYOUT_RECORD = (
+    _HELD
+    + """
 local old = tonumber(redis.call('HGET', KEYS[1], 'sv') or '0')
-local held = tonumber(redis.call('HGET', KEYS[2], 'sv') or '0')
-local present = redis.call('EXISTS', KEYS[2]) == 1
+local held = held_version(KEYS[2])
+local present = held ~= nil
+held = held or 0
 local tomb = tonumber(redis.call('GET', KEYS[3]) or '0')
 if (not present or old > held) and (old > tomb or (old == 0 and tomb == 0)) then
   redis.call('RENAME', KEYS[1], KEYS[2])
@@ -539,11 +612,14 @@ end
 redis.call('DEL', KEYS[1])
 return 'k'
 """
+)
 # KEYS old tombstone, new tombstone, new record.
-_RELAYOUT_TOMBSTONE = """
+_RELAYOUT_TOMBSTONE = (
+    _HELD
+    + """
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 local tomb = tonumber(redis.call('GET', KEYS[2]) or '0')
-local held = tonumber(redis.call('HGET', KEYS[3], 'sv') or '0')
+local held = held_version(KEYS[3]) or 0
 if old > tomb and old > held then
   redis.call('RENAME', KEYS[1], KEYS[2])
   redis.call('DEL', KEYS[3])  -- a record older than the delete
@@ -552,6 +628,7 @@ end
 redis.call('DEL', KEYS[1])
 return 'k'
 """
+)
 
 
 def relayout_moves(client: redis.Redis, page: Sequence[Untagged]) -> list[bool]:
@@ -572,13 +649,24 @@ def relayout_moves(client: redis.Redis, page: Sequence[Untagged]) -> list[bool]:
 # A record written before records kept their topic gets it from the publish ledger
 # (kafkacache.relayout.cache_topics_set), only while it is still the same message's record
 # and no topic was set meanwhile. KEYS record; ARGV uuid, topic.
-_TOPIC_SET = """
-if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
-local held = redis.call('HGET', KEYS[1], 'tp')
-if held and held ~= '' then return 0 end
-redis.call('HSET', KEYS[1], 'tp', ARGV[2])
+_TOPIC_SET = (
+    _FIELDS
+    + """
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'table' then
+  if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then return 0 end
+  local held = redis.call('HGET', KEYS[1], 'tp')
+  if held and held ~= '' then return 0 end
+  redis.call('HSET', KEYS[1], 'tp', ARGV[2])
+  return 1
+end
+local f, at = record_fields(raw)
+if not f or f[1] ~= ARGV[1] or f[4] ~= '' then return 0 end
+f[4] = ARGV[2]
+redis.call('SET', KEYS[1], record_repack(raw, f, string.sub(raw, at)))
 return 1
 """
+)
 
 
 def record_topics_set(client: redis.Redis, records: Sequence[tuple[str, str, str]]) -> list[bool]:

@@ -5,6 +5,7 @@ Per topic (object permissions):
 - recon.operate_topic       replay, reprocess, start loads, reconcile, acknowledge
 - recon.view_topic_payload  see audit payloads and decrypted cache records
 - recon.export_topic_evidence  download the topic's evidence pack (operators, auditors)
+- recon.manage_topic_people    give people their role on the topic (the topic's admins)
 
 An outsider gets 404 (the topic's existence is not disclosed); a viewer who
 tries to act gets 403. Pages hide buttons with the same `can_*` functions.
@@ -34,13 +35,23 @@ VIEW = "recon.view_topic"
 OPERATE = "recon.operate_topic"
 VIEW_PAYLOAD = "recon.view_topic_payload"
 EXPORT_EVIDENCE = "recon.export_topic_evidence"
-TOPIC_PERMS = (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE)
+MANAGE_PEOPLE = "recon.manage_topic_people"
+TOPIC_PERMS = (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE, MANAGE_PEOPLE)
 
 ROLE_PERMS = {
     "viewer": (VIEW,),
     "operator": (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE),
     "auditor": (VIEW, EXPORT_EVIDENCE),  # reads everything of the topic and takes the evidence away
+    "admin": (VIEW, OPERATE, VIEW_PAYLOAD, EXPORT_EVIDENCE, MANAGE_PEOPLE),  # an operator who also gives roles
 }
+TOPIC_ROLES = tuple(ROLE_PERMS)
+
+
+def role_of(perms) -> str:
+    """The role a set of one topic's permission codenames (with or without "recon.") amounts
+    to, or "" when it is none of them (permissions given one by one in the admin)."""
+    held = {p if "." in p else f"recon.{p}" for p in perms}
+    return next((role for role, granted in ROLE_PERMS.items() if held == set(granted)), "")
 
 
 def _active(user) -> bool:
@@ -101,6 +112,10 @@ def can_view_payload(user, topic: Topic) -> bool:
 
 def can_export_evidence(user, topic: Topic) -> bool:
     return _can(user, EXPORT_EVIDENCE, topic)
+
+
+def can_manage_people(user, topic: Topic) -> bool:
+    return _can(user, MANAGE_PEOPLE, topic)
 
 
 def topic_for_view(user, topic: Topic | None) -> Topic:

@@ -77,6 +77,7 @@ class Topic(models.Model):
             ("operate_topic", "Can replay, reprocess, load and reconcile this topic"),
             ("view_topic_payload", "Can see audit payloads of this topic"),
             ("export_topic_evidence", "Can download the evidence pack of this topic"),
+            ("manage_topic_people", "Can give people roles on this topic (its admins)"),
         ]
 
     def __str__(self) -> str:

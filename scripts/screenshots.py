@@ -124,6 +124,7 @@ SHOTS = [
         args=lambda s: [s.pending.pk],
         full=True,
     ),
+    Shot("approvals", "dashboard:approvals", "Approvals waiting for you", "admin"),
     Shot("runs", "dashboard:runs", "Runs"),
     Shot("run", "dashboard:run", "A run verifying a replay", args=lambda s: [s.verify_run.pk], full=True),
     Shot(
@@ -144,6 +145,10 @@ SHOTS = [
     Shot("silences", "dashboard:silences", "Silences"),
     Shot("audit-trail", "dashboard:actions", "Audit trail", "admin"),
     Shot("api-tokens", "dashboard:api-tokens", "Your API tokens"),
+    Shot("topics", "dashboard:topics", "Topics and your role on each"),
+    Shot(
+        "topic", "dashboard:topic", "A topic's people and their roles", "admin", args=lambda s: [s.bulk.pk], full=True
+    ),
     Shot("login", "login", "Log in", None),
     Shot("api-docs", "api-docs", "API docs", "admin"),
     Shot("admin-topic", "admin:recon_topic_changelist", "Admin: topics", "admin"),
@@ -153,6 +158,9 @@ SHOTS = [
 # (url_exclusion): the admin site's (one admin page stands for them) and the JSON API's.
 NOT_PAGES = {
     "dashboard:findings-csv": "a CSV download",
+    "dashboard:findings-bulk": "a form's POST; it answers with the findings list",
+    "dashboard:topic-member-set": "a form's POST; it answers with the topic's page",
+    "dashboard:topic-member-remove": "a form's POST; it answers with the topic's page",
     "dashboard:finding-acknowledge": "a form's POST; it answers with the finding page",
     "dashboard:finding-assign": "a form's POST; it answers with the finding page",
     "dashboard:finding-investigate": "a form's POST; it answers with the finding page",

@@ -62,3 +62,26 @@ def login(browser, live_server):
     yield as_user
     for page in pages:
         page.close()
+
+
+# Roles of form controls: each needs an accessible name (axe-core's "label" rule asks the same).
+CONTROL_ROLES = {"textbox", "searchbox", "combobox", "listbox", "checkbox", "radio", "spinbutton", "slider", "switch"}
+
+
+def unlabelled_controls(page) -> list[str]:
+    """The form controls shown on the page whose accessible name Chromium computes as empty,
+    read from the browser's own accessibility tree (hidden inputs and folded-away content are
+    not in it: open what the check should see first)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    out = []
+    for node in nodes:
+        role = (node.get("role") or {}).get("value")
+        if node.get("ignored") or role not in CONTROL_ROLES:
+            continue
+        if not str((node.get("name") or {}).get("value", "")).strip():
+            out.append(f"{role} (DOM node {node.get('backendDOMNodeId')})")
+    return out

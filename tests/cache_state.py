@@ -11,27 +11,7 @@ from collections.abc import Iterable
 import redis
 
 from core.cache_records import CachedRecord, cache_records_get, record_keys_scan
-from core.redis_keys import (
-    CREATED,
-    LOAD_PREFIX,
-    REC_PREFIX,
-    SCHEMA_VERSION,
-    SOURCE_VERSION,
-    TOMBSTONE_PREFIX,
-    TOPIC,
-    UUID,
-    VALUE,
-    rec_key,
-)
-
-_FIELD = {
-    "value": VALUE,
-    "uuid": UUID,
-    "schema_version": SCHEMA_VERSION,
-    "created_ms": CREATED,
-    "version": SOURCE_VERSION,
-    "topic": TOPIC,
-}
+from core.redis_keys import LOAD_PREFIX, REC_PREFIX, TOMBSTONE_PREFIX, Packed, rec_key, record_pack
 
 
 def cached(client: redis.Redis, key: str) -> CachedRecord | None:
@@ -57,12 +37,24 @@ def records_drop(client: redis.Redis, keys: Iterable[str]) -> None:
 def record_forge(client: redis.Redis, keys: str | Iterable[str], **fields: bytes | str | int) -> None:
     """Set these fields of each key's record as given, the writer's version rule not applied:
     a value changed in place, a version set back, a record some other hand wrote (only the
-    fields named: value, uuid, schema_version, created_ms, version, topic)."""
-    mapping = {_FIELD[name]: value for name, value in fields.items()}
+    fields named: value, uuid, schema_version, created_ms, version, topic; the others kept)."""
+    names = [keys] if isinstance(keys, str) else list(keys)
+    held = cache_records_get(client, names)
     pipe = client.pipeline(transaction=False)
-    for key in [keys] if isinstance(keys, str) else keys:
-        pipe.hset(rec_key(key), mapping=mapping)  # type: ignore[arg-type]
+    for key in names:
+        record = held.get(key)
+        packed = Packed(*record[1:]) if record is not None else Packed(b"", "", 0, 0, 0, "")
+        forged = packed._replace(**{name: _typed(name, value) for name, value in fields.items()})
+        pipe.set(rec_key(key), record_pack(*forged))
     pipe.execute()
+
+
+def _typed(name: str, value: bytes | str | int) -> bytes | str | int:
+    if name == "value":
+        return value.encode() if isinstance(value, str) else value
+    if name in ("uuid", "topic"):
+        return value.decode() if isinstance(value, bytes) else str(value)
+    return int(value)
 
 
 def cache_clear(client: redis.Redis) -> None:
@@ -79,5 +71,5 @@ def cache_clear(client: redis.Redis) -> None:
 
 
 def record_topic_drop(client: redis.Redis, key: str) -> None:
-    """The record as one written before records kept their topic (no tp field)."""
-    client.hdel(rec_key(key), TOPIC)
+    """The record as one written before records kept their topic (no topic)."""
+    record_forge(client, key, topic="")

@@ -6,6 +6,7 @@ from django.utils.safestring import SafeString
 from dashboard import wording
 from dashboard.charts import duration_words
 from dashboard.plotly_assets import GLOBAL_STYLE_ID, plotly_styles
+from replay.selectors import replays_awaiting
 
 register = template.Library()
 
@@ -99,3 +100,13 @@ def category_label(finding) -> str:
 @register.filter
 def target_items(target) -> list:
     return wording.target_items(target or {})
+
+
+@register.simple_tag(takes_context=True)
+def approvals_waiting(context) -> int:
+    """How many requests wait for this user's approval (the header's count): one COUNT query."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return 0
+    return replays_awaiting(user).count()

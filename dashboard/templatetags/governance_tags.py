@@ -12,6 +12,7 @@ from monitoring.selectors import lag_statuses
 from recon import access
 from recon.models import FindingComment, FindingTransition, ReasonCode
 from recon.selectors.findings import findings_ageing
+from recon.services.finding_lifecycle import allowed
 
 register = template.Library()
 
@@ -31,12 +32,46 @@ def break_of(context, finding) -> dict:
     for c in comments:
         c.shown = c.text if clear else mask_text(c.text)  # type: ignore[attr-defined]
     history = list(FindingTransition.objects.filter(finding=finding).select_related("user", "reason_code"))
+    status = finding.status
     return {
         "can_operate": access.can_operate(user, finding.topic),
+        "next": next_step(finding, context.get("replayable", ())),
+        # What else the transition table allows from here (the page shows it as secondary).
+        "may": {
+            action: allowed(action, status) for action in ("acknowledge", "investigate", "fix", "accept", "reopen")
+        },
+        "mine": finding.assigned_user_id is not None and finding.assigned_user_id == user.pk,
         "comments": comments,
         "history": history,
         "reason_codes": list(ReasonCode.objects.filter(enabled=True)),
     }
+
+
+SECONDARY = ("acknowledge", "investigate", "fix", "accept", "reopen")
+NEXT_TRANSITION = {
+    "open": "acknowledge",
+    "reopened": "acknowledge",
+    "acknowledged": "investigate",
+    "investigating": "fix",
+}
+
+
+def next_step(finding, replayable) -> str:
+    """The one primary action of the finding page for the finding's state: the repair while
+    it is not in hand (a replay or reprocess resolves it, verified), else the lifecycle's next
+    transition; "" when the next step is a check's (fixed: the next reconcile verifies it)."""
+    status, category = finding.status, finding.category
+    if status in ("open", "reopened", "acknowledged", "investigating"):
+        if category == "dead-lettered":
+            return "reprocess"
+        if finding.uuid and category in replayable:
+            return "replay"
+    return {
+        "open": "acknowledge",
+        "reopened": "acknowledge",
+        "acknowledged": "investigate",
+        "investigating": "fix",
+    }.get(status, "")
 
 
 @register.simple_tag(takes_context=True)

@@ -1,5 +1,6 @@
-"""The findings pages: the list (and its CSV export), one finding with its lifecycle buttons
-(acknowledge, assign, investigate, fix, accept, reopen, comment), and My findings.
+"""The findings pages: the list (and its CSV export, and one action on the ticked findings),
+one finding with its lifecycle buttons (acknowledge, assign, investigate, fix, accept, reopen,
+comment), and My findings.
 
 Each post checks access through the service (recon.services.finding_lifecycle: outsider
 404, viewer 403, recorded) and redirects back to the finding with what happened.
@@ -8,6 +9,7 @@ Each post checks access through the service (recon.services.finding_lifecycle: o
 import csv
 import json
 from collections.abc import Iterator
+from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,7 +23,7 @@ from config.errors import AppError
 from core.masking import mask_sensitive, mask_text
 from core.usernames import username_normalise
 from dashboard import wording
-from dashboard.forms.findings import AcknowledgeForm
+from dashboard.forms.findings import AcknowledgeForm, BulkForm
 from dashboard.paging import keyset_page
 from dashboard.views.common import PAGE_SIZE, payload_topic_ids, query_without_cursor, safe_next
 from recon import access
@@ -33,8 +35,10 @@ from recon.selectors.findings import (
     findings_assigned,
     findings_filtered,
     problems_of,
+    reason_codes_listed,
 )
 from recon.services import finding_lifecycle
+from recon.services.finding_bulk import findings_bulk_act, findings_bulk_check
 
 EXPORT_MAX_ROWS = 100_000
 PROBLEMS_SHOWN = 500  # problems on the grouped list, worst first (members are paged)
@@ -82,6 +86,7 @@ def findings(request: HttpRequest) -> HttpResponse:
             f.can_operate and f.category == Finding.Category.DEAD_LETTERED and f.status == Finding.Status.OPEN
             for f in page.rows
         )
+    shown = [p["first"] for p in problems["rows"] if p["members"] == 1] if problems else (page.rows if page else [])
     unsorted = request.GET.copy()
     for name in ("cursor", "sort"):
         unsorted.pop(name, None)
@@ -93,6 +98,10 @@ def findings(request: HttpRequest) -> HttpResponse:
         "query_unsorted": unsorted.urlencode(),
         "sort": sort,
         "replayable": REPLAYABLE,
+        # The bulk form, when a row shown is one the user may act on (the service checks each again).
+        "bulk": any(getattr(f, "can_operate", False) for f in shown),
+        "bulk_actions": BulkForm.ACTIONS,
+        "reason_codes": reason_codes_listed(),
     }
     return render(request, "dashboard/findings.html", context)
 
@@ -289,6 +298,42 @@ def finding_comment(request: HttpRequest, pk: int) -> HttpResponse:
         "commented",
         lambda f: finding_lifecycle.finding_comment(finding=f, user=request.user, text=_comment(request)),
     )
+
+
+@login_required
+@require_POST
+def findings_bulk(request: HttpRequest) -> HttpResponse:
+    """One action on the ticked findings, each through its own service; one summary message."""
+    back = safe_next(request, reverse("dashboard:findings"))
+    findings_bulk_check(user=request.user)  # 403 for someone who operates nothing
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Nothing done: {errors}")
+        return redirect(back)
+    data = form.cleaned_data
+    action, assignee = data["action"], None
+    if action == "assign_me":
+        action, assignee = "assign", cast(User, request.user)  # login_required: a real user
+    elif action == "assign":
+        assignee = User.objects.filter(username=username_normalise(data["assignee"]), is_active=True).first()
+        if assignee is None:  # said only to an operator (findings_bulk_check), as the finding page does
+            messages.error(request, f"Nothing done: no user {data['assignee']}.")
+            return redirect(back)
+    try:
+        outcome = findings_bulk_act(
+            user=request.user,
+            ids=data["findings"],
+            action=action,
+            assignee=assignee,
+            reason_code=data["reason_code"],
+            comment=data["comment"],
+        )
+    except AppError as exc:
+        messages.error(request, f"Nothing done: {exc.message}")
+        return redirect(back)
+    (messages.success if not outcome.refused else messages.warning)(request, outcome.summary() + ".")
+    return redirect(back)
 
 
 @login_required

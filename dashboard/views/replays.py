@@ -137,7 +137,7 @@ def replays(request: HttpRequest) -> HttpResponse:
         if "until" in filters:
             qs = qs.filter(created_at__lt=filters["until"])
         page = keyset_page(qs, time_field="created_at", cursor=form.cleaned_data["cursor"], size=PAGE_SIZE)
-        _mask_reasons(request, page.rows)
+        reasons_masked(request, page.rows)
     operable = access.topics_operable(request.user).order_by("name")
     context = {
         "form": form,
@@ -174,7 +174,7 @@ def _status_text(replay: Replay) -> str:
     return replay.status
 
 
-def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
+def reasons_masked(request: HttpRequest, replays: list[Replay]) -> None:
     clear = {t.pk for t in access.topics_visible(request.user) if access.can_view_payload(request.user, t)}
     for replay in replays:
         replay.reason_shown = replay.reason if replay.topic_id in clear else mask_text(replay.reason)  # type: ignore[attr-defined]
@@ -184,7 +184,7 @@ def _mask_reasons(request: HttpRequest, replays: list[Replay]) -> None:
 @require_GET
 def replay_detail(request: HttpRequest, pk) -> HttpResponse:
     replay = replay_for_view(request.user, pk)
-    _mask_reasons(request, [replay])
+    reasons_masked(request, [replay])
     items = list(replay_items(replay)[: ITEMS_SHOWN + 1])
     mine = replay.requested_by_id is not None and replay.requested_by_id == request.user.pk
     verify_runs = list(replay.runs.order_by("started_at")[:30])
@@ -235,14 +235,16 @@ def replay_dry_run(request: HttpRequest) -> HttpResponse:
 
 
 def _decision(request: HttpRequest, pk, decide) -> HttpResponse:
+    """Approve or reject, then back to where the click was (the replay page or the inbox)."""
     replay = replay_for_view(request.user, pk)
     try:
         replay = decide(replay)
     except AppError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Replay {replay.pk} {replay.get_status_display().lower()}.")
-    return redirect("dashboard:replay", pk=replay.pk)
+        verb = "approved and queued" if replay.status != Replay.Status.REJECTED else "rejected"
+        messages.success(request, f"Replay {replay.pk} {verb}.")
+    return redirect(safe_next(request, reverse("dashboard:replay", args=[replay.pk])))
 
 
 @login_required

@@ -1,5 +1,5 @@
-"""Moving a cache written before hash tags (kc:rec:<key>, kc:dv:<key>) to the tagged
-layout (core.redis_keys), in place, on a standalone Redis.
+"""Moving a cache of an older layout to the current one (core.redis_keys), in place: the names
+before hash tags (kc:rec:<key>, kc:dv:<key>, standalone Redis only), records of the hash layout.
 
 Run once after upgrading, before the consumers start (docs/deploy.md). Each key moves
 in one script call of the writer (kafkacache.cache.relayout_moves) with the same rule
@@ -9,8 +9,13 @@ the old entry is renamed (its fields, its tombstone's expiry and a re-encryption
 come along). Idempotent: a run that stopped leaves only old names still to move, and the
 next run finds just those.
 
-The old layout never ran on Redis Cluster (its batch write could not), so the command
-refuses one: an old name and its new one would sit in different slots anyway.
+The untagged layout never ran on Redis Cluster (its batch write could not), so that step is
+skipped on one: an old name and its new one would sit in different slots anyway.
+
+A record of the hash layout before one-value records (core.redis_keys) is made one value
+by `records_restring`, which cache_relayout runs after moving (the consumer also rewrites
+each such record as one value when it next writes the key; until then every reader reads
+it). Run the command once after upgrading; on Redis Cluster it does this step only.
 
 A record written before records kept their topic (`tp`) decrypts for nobody (whose
 payload it is cannot be told: kafkacache.selectors.load_records): `cache_topics_set`
@@ -24,9 +29,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.cache_records import cache_read, record_keys_scan, untagged_scan
+from core.cache_records import cache_read, legacy_records_scan, record_keys_scan, untagged_scan
 from core.clients import is_cluster, redis_client
-from kafkacache.cache import record_topics_set, relayout_moves
+from kafkacache.cache import record_topics_set, records_restring, relayout_moves
 from recon.models import PublishedMessage
 
 logger = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ logger = logging.getLogger(__name__)
 class RelayoutCounts:
     moved: int = 0
     kept_newer: int = 0  # the tagged layout already held an equal or newer version
+    restrung: int = 0  # records of the hash layout made one value
     topics_set: int = 0  # records without a topic given theirs from the publish ledger
     topics_unknown: int = 0  # records without a topic whose message the ledger does not hold
 
@@ -48,22 +54,29 @@ class TopicCounts:
 
 
 def cache_relayout(*, batch: int = 1000, progress: Callable[[RelayoutCounts], None] | None = None) -> RelayoutCounts:
-    """Move every record and tombstone of the untagged layout to its tagged name."""
+    """Move every record and tombstone of the untagged layout to its tagged name (standalone
+    Redis only: that layout never ran on a cluster), then make every record of the hash
+    layout one value, then give records without a topic theirs."""
     client = redis_client()
-    if is_cluster(client):
-        raise RuntimeError("cache_relayout runs on the standalone Redis the old layout was written to")
     counts = RelayoutCounts()
-    for page in untagged_scan(client, count=batch):
-        for moved in relayout_moves(client, page):
-            if moved:
-                counts.moved += 1
-            else:
-                counts.kept_newer += 1
+    if not is_cluster(client):
+        for page in untagged_scan(client, count=batch):
+            for moved in relayout_moves(client, page):
+                if moved:
+                    counts.moved += 1
+                else:
+                    counts.kept_newer += 1
+            if progress:
+                progress(counts)
+    for keys in legacy_records_scan(client, count=batch):
+        counts.restrung += records_restring(client, keys)
         if progress:
             progress(counts)
     topics = cache_topics_set(batch=batch)
     counts.topics_set, counts.topics_unknown = topics.set, topics.unknown
-    logger.info("cache relayout: %d moved, %d kept newer", counts.moved, counts.kept_newer)
+    logger.info(
+        "cache relayout: %d moved, %d kept newer, %d made one value", counts.moved, counts.kept_newer, counts.restrung
+    )
     return counts
 
 

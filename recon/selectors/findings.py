@@ -11,6 +11,7 @@ from core.masking import mask_sensitive
 from recon import access
 from recon.models import (
     Finding,
+    ReasonCode,
     Topic,
     Window,
 )
@@ -222,3 +223,8 @@ def problems_of(qs: QuerySet[Finding], *, limit: int | None = None) -> list[dict
         }
         for row in listed
     ]
+
+
+def reason_codes_listed() -> list[ReasonCode]:
+    """The enabled reason codes, for the pages' choosers (accepting needs one)."""
+    return list(ReasonCode.objects.filter(enabled=True))

@@ -5,4 +5,12 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const select of document.querySelectorAll("select[data-autosubmit]")) {
     select.addEventListener("change", () => select.form.submit());
   }
+  // <input type=checkbox data-select-all="FORM">: tick or untick every checkbox of that form.
+  for (const all of document.querySelectorAll("input[data-select-all]")) {
+    all.addEventListener("change", () => {
+      for (const box of document.querySelectorAll(`input[type=checkbox][form="${all.dataset.selectAll}"]`)) {
+        box.checked = all.checked;
+      }
+    });
+  }
 });

@@ -72,13 +72,16 @@ def test_operator_assigns_fixes_and_the_next_reconcile_verifies_a_break(transact
     missing = data["missing"]
     page = login("operator1")
     page.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
-    page.fill("#assign input[name=assignee]", "operator1")
-    page.click("#assign button")
+    assert page.get_attribute("#next-step", "data-next") == "replay"  # a lost message: the repair comes first
+    page.click("#assign-me button")
     page.wait_for_selector(".msg")
     assert f"Finding {missing.pk} assigned." in page.inner_text(".msg")
     assert page.inner_text("#break-owner") == "operator1"
+    assert page.locator("#assign-me").count() == 0  # mine now
+    page.click("#more-actions summary")  # the lifecycle's other steps, folded away
     page.click("#investigate button")
     page.wait_for_selector("#break-status:has-text('Investigating')")
+    page.click("#more-actions summary")
     page.fill("#fix input[name=comment]", "ODS re-sent the record")
     page.click("#fix button")
     page.wait_for_selector("#break-status:has-text('Fixed')")
@@ -145,3 +148,79 @@ def test_on_call_sees_amber_while_the_consumer_is_down_and_finds_the_lost_messag
     page.click("form[role=search] button[type=submit]")
     cell = page.locator(f"td[data-fate='{lost.uuid}']")
     assert "lost: published, never consumed" in cell.inner_text()
+
+
+def test_operator_ticks_findings_and_assigns_them_to_themselves_in_one_click(
+    transactional_db, live_server, login, data, topic_a
+):
+    """The list's bulk form: every finding the operator may act on has a tick box (the viewed-only
+    topic's have none); one Apply assigns them all, each audited; every control is labelled."""
+    from tests.browser import unlabelled_controls
+
+    extra = [
+        Finding.objects.create(
+            topic=topic_a,
+            key=f"client:{n}",
+            category=Finding.Category.DUPLICATE,
+            classification=Finding.Classification.EXCEPTION,
+            severity=Finding.Severity.WARNING,
+        )
+        for n in (900, 901)
+    ]
+    mine = [data["missing"], *extra]
+    page = login("operator1")
+    page.goto(live_server.url + reverse("dashboard:findings") + "?rows=finding")
+    assert page.locator(f"#pick-{data['altered_b'].pk}").count() == 0  # topic B: viewed only
+    assert unlabelled_controls(page) == []
+    page.check("#pick-all")  # page.js ticks every box of the bulk form
+    assert all(page.is_checked(f"#pick-{f.pk}") for f in mine)
+    page.select_option("#bulk-action", "assign_me")
+    with page.expect_navigation():
+        page.click("#bulk button[type=submit]:not([formaction])")
+    assert page.inner_text(".msg") == "3 done."
+    for f in mine:
+        f.refresh_from_db()
+        assert f.assigned_user.username == "operator1"
+        assert OperatorAction.objects.filter(action="finding.assign", target=f"finding:{f.pk}").exists()
+
+    # The finding page: one primary next step, the rest folded away, every control labelled.
+    page.goto(live_server.url + reverse("dashboard:finding", args=[extra[0].pk]))
+    assert page.get_attribute("#next-step", "data-next") == "acknowledge"
+    assert page.locator("#next-step button:not(.secondary)").count() == 1
+    page.click("#more-actions summary")
+    assert unlabelled_controls(page) == []
+
+
+def test_a_topic_admin_makes_a_second_operator_in_four_clicks(transactional_db, live_server, login, data, topic_a):
+    """Topics -> the topic -> a username typed, the role chosen -> Add: the person operates the topic,
+    audited. The role list starts at viewer (the least), so choosing operator counts as a click."""
+    from recon import access
+    from tests.browser import unlabelled_controls
+    from tests.factories import PASSWORD, UserFactory
+
+    lead = UserFactory(username="lead1", password=PASSWORD)
+    access.topic_grant(lead, topic_a, "admin")
+    second = UserFactory(username="second1", password=PASSWORD)
+    clicks = 0
+    page = login("lead1")
+    with page.expect_navigation():
+        page.click("header nav a:has-text('Topics')")
+    clicks += 1
+    with page.expect_navigation():
+        page.click(f"#topics tr[data-topic='{topic_a.name}'] a")
+    clicks += 1
+    assert unlabelled_controls(page) == []
+    page.fill("#add-member input[name=username]", "second1")  # typed, not a click
+    page.select_option("#add-member select[name=role]", "operator")
+    clicks += 1
+    with page.expect_navigation():
+        page.click("#add-member button")
+    clicks += 1
+    assert page.inner_text(".msg") == f"second1 is now operator of {topic_a.name}."
+    assert page.inner_text("#members tr[data-member='second1'] [data-field=role]") == "operator"
+    assert access.can_operate(second, topic_a)
+    entry = OperatorAction.objects.get(action="topic.member_set", target="user:second1")
+    assert (entry.user, entry.detail["before"], entry.detail["after"]) == (lead, None, "operator")
+    assert clicks == 4
+    # The lead's own row offers no change: another admin changes it.
+    assert page.locator("#members form[data-change='lead1']").count() == 0

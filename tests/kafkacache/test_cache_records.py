@@ -13,7 +13,6 @@ from core.cache_records import (
     tombstones_get,
 )
 from kafkacache.cache import CacheOp, cache_apply, record_value_swap
-from tests.cache_state import record_forge
 
 pytestmark = pytest.mark.integration
 
@@ -63,19 +62,20 @@ def test_a_re_encrypted_value_keeps_what_it_replaced_and_a_changed_one_is_left_a
 
 
 def test_a_record_written_behind_the_writers_back_is_read_not_a_crash(cache):
-    record_forge(cache, "client:1", value=b"junk", uuid="x", version="not a number", created_ms="soon")
-    record_forge(cache, "client:2", uuid="a uuid without a value")
-    records = cache_records_get(cache, ["client:1", "client:2"])
-    assert set(records) == {"client:1"}  # a hash without a value serves nothing
-    one = records["client:1"]
-    assert (one.value, one.uuid, one.version, one.created_ms, one.schema_version, one.topic) == (
-        b"junk",
-        "x",
-        0,
-        0,
-        0,
-        "",
-    )
+    cache.set("kc:rec:{client:1}", b"junk")  # no record head: a hand's value, version 0
+    cache.set("kc:rec:{client:2}", b"K1" + b"x" * 16 + b"a head that is none")
+    cache.hset("kc:rec:{client:3}", mapping={"u": "a uuid without a value"})  # the hash layout, no value
+    cache.hset("kc:rec:{client:4}", mapping={"p": b"old", "u": "x", "sv": "not a number", "t": "soon"})
+    records = cache_records_get(cache, ["client:1", "client:2", "client:3", "client:4"])
+    assert set(records) == {"client:1", "client:2", "client:4"}  # a hash without a value serves nothing
+    fields = [(r.value, r.uuid, r.version, r.created_ms, r.schema_version, r.topic) for r in records.values()]
+    assert fields == [
+        (b"junk", "", 0, 0, 0, ""),
+        (b"K1" + b"x" * 16 + b"a head that is none", "", 0, 0, 0, ""),
+        (b"old", "x", 0, 0, 0, ""),
+    ]
+    read = cache_read(cache, ["client:1", "client:3", "client:4"])
+    assert [(c.value, c.version) for c in read] == [(b"junk", 0), (None, 0), (b"old", 0)]
 
 
 def test_every_record_key_is_scanned_in_resumable_pages(cache):

@@ -192,3 +192,62 @@ def test_an_ops_engineer_closes_a_missing_message_from_the_overview_in_four_clic
     assert (missing.detail["replay"], missing.detail["resolved_by"]) == (str(replay.pk), "replay")
     assert missing.detail["verified_by_run"]
     assert clicks == 4
+
+
+def test_an_approver_sees_the_request_counted_in_the_header_and_approves_it_from_the_inbox(
+    transactional_db,
+    live_server,
+    login,
+    feed,
+    people,
+    client_ids,
+    cache,
+    celery_worker_process,
+):
+    """Four eyes as people use it: the operator asks; the approver, on any page, sees the count
+    in the header, opens the inbox and approves in one click; the replay runs and says who approved."""
+    from recon import access
+    from tests.factories import PASSWORD
+
+    topic = feed.change
+    topic.approval_always = True
+    topic.save()
+    checker = UserFactory(username="checker1", password=PASSWORD)
+    access.topic_grant(checker, topic, "operator")
+    kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
+    messages = fetch(topic.name, kept.offset, 2)
+    FeedConsumer().process_batch(messages[:1])
+    reconcile(topic)
+    missing = finding_of(topic, "missing", lost.uuid)
+
+    maker = login("operator1")
+    maker.goto(live_server.url + reverse("dashboard:finding", args=[missing.pk]))
+    maker.fill(f"#replay-{lost.uuid} input[name=reason]", "lost between Kafka and Redis")
+    maker.click(f"#replay-{lost.uuid} button[value=kafka]")
+    maker.wait_for_selector("#replay-status")
+    replay = Replay.objects.get()
+    assert "Verification starts when the replay ends" in maker.inner_text("#verify-note")
+    assert maker.locator("#approvals-count").count() == 0  # nothing waits for the requester
+
+    approver = login("checker1")  # lands on the overview
+    assert approver.inner_text("#approvals-count .badge") == "1"
+    with approver.expect_navigation():
+        approver.click("#approvals-count")
+    row = approver.locator(f"#approvals tr[data-replay='{replay.pk}']")
+    assert "operator1" in row.inner_text() and "lost between Kafka and Redis" in row.inner_text()
+    with approver.expect_navigation():
+        row.locator("button", has_text="Approve and run").click()
+    assert approver.url == live_server.url + reverse("dashboard:approvals")
+    assert "approved and queued" in approver.inner_text(".msg")
+    assert approver.locator("#approvals-count").count() == 0
+    assert approver.locator("#inbox-empty").count() == 1
+
+    deadline = time.monotonic() + 60
+    while cached(cache, lost.key) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cached(cache, lost.key).value == messages[1].value()
+    approver.goto(live_server.url + reverse("dashboard:replay", args=[replay.pk]))
+    assert approver.inner_text("#approved-by") == "checker1"
+    assert "Approved by checker1" in approver.inner_text("#approval")
+    replay.refresh_from_db()
+    assert (replay.requested_by, replay.decided_by) == (people["operator"], checker)

@@ -6,9 +6,9 @@ from kafkacache.services.relayout import RelayoutCounts, cache_relayout
 
 class Command(BaseCommand):
     help = (
-        "Move a cache written before hash tags (kc:rec:<key>, kc:dv:<key>) to the tagged layout "
-        "(kc:rec:{<key>}, kc:dv:{<key>}), the source version deciding where both exist. Run once after "
-        "upgrading, before the consumers start; idempotent."
+        "Move a cache of an older layout to the current one: names before hash tags (kc:rec:<key>,"
+        " kc:dv:<key>) to the tagged ones, the source version deciding where both exist, and records of"
+        " the hash layout made one value. Run once after upgrading, before the consumers start; idempotent."
     )
 
     def add_arguments(self, parser):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
         counts = cache_relayout(batch=batch, progress=progress)
         bar.finish()
         self.stdout.write(
-            f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer);"
+            f"cache relayout: {counts.moved} moved, {counts.kept_newer} kept (the new layout was newer),"
+            f" {counts.restrung} made one value;"
             f" topics set on {counts.topics_set} records, {counts.topics_unknown} unknown to the publish ledger"
         )
