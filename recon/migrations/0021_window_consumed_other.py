@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recon', '0019_findings_problem_replay_problems'),
+        ('recon', '0020_topic_people_permission'),
     ]
 
     operations = [
