@@ -55,9 +55,36 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+def _api_error(code: str, message: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "details": {}}}, status=status)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A URL nothing matches: under /api/ the one JSON error shape (clients parse it), elsewhere the page."""
-    if request.path.startswith("/api/"):
-        error = {"code": "not_found", "message": "No such endpoint or object.", "details": {}}
-        return JsonResponse({"error": error}, status=404)
+    if _is_api(request):
+        return _api_error("not_found", "No such endpoint or object.", 404)
     return defaults.page_not_found(request, exception)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A request Django refused before any view (a bad Host, a malformed body): 400.html, or JSON under /api/."""
+    if _is_api(request):
+        return _api_error("bad_request", "Bad request.", 400)
+    return defaults.bad_request(request, exception or Exception())
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _api_error("permission_denied", "You do not have permission to perform this action.", 403)
+    return defaults.permission_denied(request, exception or Exception())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """An unexpected failure: 500.html (no internals; the log has the traceback), or JSON under /api/."""
+    if _is_api(request):
+        return _api_error("server_error", "Internal error; it has been logged.", 500)
+    return defaults.server_error(request)

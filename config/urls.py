@@ -11,6 +11,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.health import healthz, healthz_queue, healthz_role
+from config.openapi import api_docs
 from monitoring.apis import metrics
 
 urlpatterns = [
@@ -23,7 +24,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Split: the page's init script is a request of its own (the CSP allows no inline script).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # Logged out: the login page, then back here (config.openapi.api_docs).
+    path("api/docs/", api_docs(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/", include("kafkacache.urls")),
     path("api/", include("recon.urls")),
     path("api/recon/", include("replay.urls")),
@@ -34,5 +36,9 @@ urlpatterns = [
 if settings.OIDC_RP_CLIENT_ID:  # optional login through the bank's OIDC provider (config/directory.py)
     urlpatterns.insert(0, path("oidc/", include("mozilla_django_oidc.urls")))
 
-# An unknown URL under /api/ answers the API's one JSON error shape (config.errors).
+# Under /api/ every Django-level error answers the API's one JSON error shape (config.errors);
+# elsewhere the pages 400.html, 403.html, 404.html and 500.html.
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
 handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -41,7 +41,7 @@ def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
     fig.add_bar(x=x, y=[p.published for p in item.series], name="published", marker_color="#1d5fd1", row=1, col=1)
     fig.add_bar(x=x, y=[p.consumed for p in item.series], name="consumed", marker_color="#34a853", row=1, col=1)
-    gap = [p.published - p.consumed for p in item.series]
+    gap = [p.gap for p in item.series]
     fig.add_scatter(
         x=x, y=gap, name="published - consumed", mode="lines+markers", line={"color": "#b3261e"}, row=2, col=1
     )

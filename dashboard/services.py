@@ -3,6 +3,7 @@
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from knox.models import AuthToken
 
 from config.errors import AppError
 from core.usernames import username_normalise
@@ -38,6 +39,28 @@ def demo_grants_ensure(*, viewer: User, operator: User, bulk: Topic, change: Top
         access.topic_grant(viewer, topic, VIEWER)
         access.topic_grant(operator, topic, OPERATOR if topic.pk == bulk.pk else VIEWER)
     access.topic_grant(operator, change, VIEWER)
+
+
+@transaction.atomic
+def api_token_create(*, user: User) -> tuple[AuthToken, str]:
+    """A personal API token (the API's knox token, API_TOKEN_TTL_DAYS): the secret is answered once,
+    only its hash is kept; audited."""
+    row, secret = AuthToken.objects.create(user=user)
+    operator_action_record(
+        user=user, action="token-issue", target=f"user:{user.username}", detail={"token": row.token_key}
+    )
+    return row, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User, token_key: str) -> None:
+    """Revoke one of the user's own tokens (by its shown prefix); audited. Another's token is not found."""
+    count, _ = AuthToken.objects.filter(user=user, token_key=token_key).delete()
+    if not count:
+        raise AppError("No such token of yours.", code="not_found", status_code=404)
+    operator_action_record(
+        user=user, action="token-revoke", target=f"user:{user.username}", detail={"token": token_key}
+    )
 
 
 def topic_people_check(*, topic: Topic, actor, action: str, member: User | None = None) -> None:

@@ -11,6 +11,7 @@ from dashboard.views import (
     overview,
     replays,
     runs,
+    tokens,
     topics,
     windows,
 )
@@ -68,4 +69,6 @@ urlpatterns = [
     path("alerts/rules/<int:rule_id>/delete", alerts.rule_delete, name="alert-rule-delete"),
     path("alerts/silences/", alerts.silence_list, name="silences"),
     path("alerts/silences/<int:silence_id>/end", alerts.silence_end, name="silence-end"),
+    path("account/tokens/", tokens.api_tokens, name="api-tokens"),
+    path("account/tokens/<str:key>/revoke", tokens.api_token_revoke_view, name="api-token-revoke"),
 ]

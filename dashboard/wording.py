@@ -170,3 +170,48 @@ def category_label(category: str, display: str, detail: dict) -> str:
             "present after delete": "Cache: not deleted",
         }.get(problem, display)
     return display
+
+
+_SUMMARY_LABELS = {
+    "as_of": "Judged as of",
+    "closed": "Closed (end and grace passed)",
+    "fast_path": "Proved by counts and digests alone",
+    "published": "Published",
+    "consumed": "Consume rows",
+    "delivered": "Published messages consumed",
+    "pending": "Not consumed yet (window open)",
+    "redelivered": "Redeliveries",
+    "findings": "Findings by category",
+    "classification": "Findings by classification",
+    "truncated": "More discrepancies than listed",
+    "methods": "Methods on",
+    "duration_ms": "Took (ms)",
+}
+
+
+def window_summary_items(summary: dict) -> list[tuple[str, str]]:
+    """A window's last reconcile as (label, text) lines, in words: never its JSON."""
+    items = []
+    for key in [k for k in _SUMMARY_LABELS if k in summary] + sorted(k for k in summary if k not in _SUMMARY_LABELS):
+        value = summary[key]
+        if key == "methods" and isinstance(value, dict):
+            text = ", ".join(name for name, on in value.items() if on) or "none"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{v} {k}" for k, v in value.items()) or "none"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) or "none"
+        else:
+            text = str(value)
+        items.append((_SUMMARY_LABELS.get(key, key.replace("_", " ").capitalize()), text))
+    return items
+
+
+def target_items(target: dict) -> list[tuple[str, list[str], bool]]:
+    """What a replay names, as (label, values, values are message UUIDs): a list stays a list."""
+    items = []
+    for key, value in target.items():
+        values = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+        items.append((key.replace("_", " ").capitalize(), values, key in ("uuid", "uuids")))
+    return items

@@ -108,6 +108,18 @@ WHERE r.topic_id = %(topic)s AND r.way IN ('kafka', 'dead-letter') AND i.uuid = 
 GROUP BY i.uuid
 """
 
+# Published messages of the window with at least one consume row: what the window's consumed
+# count is once another producer's messages, garbage and redeliveries are left out. One hash
+# semi-join over the same rows as _JOIN_SQL.
+_DELIVERED_SQL = """
+SELECT count(*) FROM recon_publishedmessage p
+WHERE p.topic_id = %(topic)s AND p.published_at >= %(start)s AND p.published_at < %(end)s
+  AND EXISTS (
+    SELECT 1 FROM recon_consumedmessage c
+    WHERE c.topic_id = %(topic)s AND c.published_at >= %(start)s AND c.published_at < %(end)s AND c.uuid = p.uuid
+  )
+"""
+
 _LOADS_SQL = """
 SELECT uuid, load_id FROM recon_publishedmessage
 WHERE topic_id = %(topic)s AND published_at >= %(start)s AND published_at < %(end)s
@@ -143,6 +155,7 @@ class Comparison(NamedTuple):
     pending: int  # published, not consumed yet, window not closed: in flight, not missing
     truncated: bool  # more discrepant UUIDs than the cap; the first `cap` are reported
     redelivered: int = 0  # consume rows that re-read a (group, partition, offset) already taken
+    delivered: int = 0  # published messages of the window consumed at least once (_DELIVERED_SQL)
 
 
 def _iso(at: dt.datetime | None) -> str | None:
@@ -172,6 +185,7 @@ class _Ledger:
     replayed: dict[uuid.UUID, int] = field(default_factory=dict)
     no_uuid: list[tuple] = field(default_factory=list)
     redelivered: int = 0
+    delivered: int = 0
     truncated: bool = False
 
     def base(self, message_uuid: uuid.UUID) -> dict:
@@ -206,7 +220,9 @@ def window_compare(*, window: Window, topic: Topic, now: dt.datetime, cap: int) 
     if topic.method_counts and not topic.method_uuid and window.published_count != window.consumed_count and closed:
         detail = {"published": window.published_count, "consumed": window.consumed_count}
         drafts.append(Draft(Cat.COUNT, None, "", detail))
-    return Comparison(_with_loads(drafts, topic, window), pending, ledger.truncated, ledger.redelivered)
+    return Comparison(
+        _with_loads(drafts, topic, window), pending, ledger.truncated, ledger.redelivered, ledger.delivered
+    )
 
 
 def _ledger_read(*, window: Window, topic: Topic, cap: int) -> _Ledger:
@@ -232,6 +248,8 @@ def _ledger_read(*, window: Window, topic: Topic, cap: int) -> _Ledger:
         ledger.published_twice = dict(cursor.fetchall())
         cursor.execute(_NO_UUID_SQL, params)
         ledger.no_uuid = cursor.fetchall()
+        cursor.execute(_DELIVERED_SQL, params)
+        ledger.delivered = int(cursor.fetchone()[0])
         ledger.truncated = any(
             len(found) > cap for found in (rows, ledger.consumed_twice, ledger.published_twice, ledger.no_uuid)
         )

@@ -330,6 +330,11 @@ class Window(models.Model):
     # Consume rows that re-read a (group, partition, offset) already taken (a consumer that
     # died before committing): counted by the reconcile, never duplicate findings.
     redelivered = models.BigIntegerField(default=0, db_default=0)  # the ledger writers insert windows in SQL
+    # Consume rows that delivered no message this window published (another producer's, garbage
+    # without a known uuid, redeliveries), counted by the reconcile: the gap is
+    # published - (consumed - consumed_other), so they never hide a lost message. Negative only
+    # when the publish ledger holds a uuid twice (the engine's republished finding says so).
+    consumed_other = models.BigIntegerField(default=0, db_default=0)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     reconciled_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)

@@ -146,6 +146,7 @@ SHOTS = [
     Shot("alert-rule", "dashboard:alert-rule", "An alert rule", "admin", args=lambda s: [s.rule.pk], full=True),
     Shot("silences", "dashboard:silences", "Silences"),
     Shot("audit-trail", "dashboard:actions", "Audit trail", "admin"),
+    Shot("api-tokens", "dashboard:api-tokens", "Your API tokens"),
     Shot("topics", "dashboard:topics", "Topics and your role on each"),
     Shot(
         "topic", "dashboard:topic", "A topic's people and their roles", "admin", args=lambda s: [s.bulk.pk], full=True
@@ -182,6 +183,7 @@ NOT_PAGES = {
     "dashboard:alert-rule-test": "a form's POST; it answers with the rule's page",
     "dashboard:alert-rule-delete": "a form's POST; it answers with the rules page",
     "dashboard:silence-end": "a form's POST; it answers with the silences page",
+    "dashboard:api-token-revoke": "a form's POST; it answers with the API tokens page",
     "healthz": "JSON for the probes",
     "healthz-role": "JSON for the probes",
     "healthz-queue": "JSON for the probes",

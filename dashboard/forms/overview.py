@@ -42,18 +42,21 @@ class RangeForm(forms.Form):
             data["start"], data["end"] = start, end
         return data
 
-    def complaint(self) -> str:
-        """Why the page shows the default range instead of the one asked for ("" when it
-        shows the one asked for): a bad value in the URL is explained, not ignored."""
+    def complaints(self) -> list[tuple[str, str]]:
+        """Why the page shows the default range instead of the one asked for, per field
+        ("__all__" for the range as a whole; [] when it shows the one asked for): a bad
+        value in the URL is named with what was typed, not ignored."""
         if self.is_valid():
-            return ""
-        parts = [
-            " ".join(map(str, errors))
-            if name == "__all__"
-            else f"{self[name].label} {self.data.get(name)!r}: {' '.join(map(str, errors))}"
+            return []
+        return [
+            (
+                name,
+                " ".join(map(str, errors))
+                if name == "__all__"
+                else f"{self[name].label} {self.data.get(name)!r}: {' '.join(map(str, errors))}",
+            )
             for name, errors in self.errors.items()
         ]
-        return " ".join(parts) + f" Showing the last {DEFAULT_RANGE} instead."
 
     def bounds(self) -> tuple[dt.datetime, dt.datetime, str]:
         """(start, end, preset) - the default range when the form is invalid or empty."""

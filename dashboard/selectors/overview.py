@@ -31,6 +31,12 @@ class SeriesPoint:
     start: dt.datetime
     published: int
     consumed: int
+    consumed_other: int = 0  # consume rows that delivered no message the topic published (Window.consumed_other)
+
+    @property
+    def gap(self) -> int:
+        """Published and never consumed: another producer's messages or redeliveries hide no loss."""
+        return self.published - self.consumed + self.consumed_other
 
 
 @dataclass
@@ -51,6 +57,7 @@ class TopicOverview:
     peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
     pending: int = 0  # published, not consumed yet, in windows not yet judged
     pending_judged_at: dt.datetime | None = None  # when the first of those windows is judged
+    consumed_other: int = 0  # of `consumed`: not a delivery of a message the topic published
 
     @property
     def state(self) -> str:
@@ -64,7 +71,7 @@ class TopicOverview:
 
     @property
     def gap(self) -> int:
-        return self.published - self.consumed
+        return self.published - self.consumed + self.consumed_other
 
 
 def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = True) -> list[TopicOverview]:
@@ -82,6 +89,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
         series, bucket_seconds, by_status = _window_series(topic, start, end)
         published = sum(p.published for p in series)
         consumed = sum(p.consumed for p in series)
+        consumed_other = sum(p.consumed_other for p in series)
         span = max((end - start).total_seconds(), 1.0)
         peak, peak_scope = _peak_per_second(topic, start, end, published)
         pending, judged_at = _pending(topic)
@@ -103,6 +111,7 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
                 peak_scope=peak_scope,
                 pending=pending,
                 pending_judged_at=judged_at,
+                consumed_other=consumed_other,
             )
         )
     return result
@@ -112,13 +121,17 @@ def _pending(topic: Topic) -> tuple[int, dt.datetime | None]:
     """Messages published and not consumed yet in the topic's open windows (not judged yet), and when
     the first such window is judged (its end plus the grace). Served by window_topic_start."""
     rows = (
-        Window.objects.filter(topic=topic, status=Window.Status.OPEN, published_count__gt=F("consumed_count"))
+        Window.objects.filter(
+            topic=topic,
+            status=Window.Status.OPEN,
+            published_count__gt=F("consumed_count") - F("consumed_other"),
+        )
         .order_by()
-        .values_list("end", "published_count", "consumed_count")
+        .values_list("end", "published_count", "consumed_count", "consumed_other")
     )
     pending, first = 0, None
-    for window_end, published, consumed in rows:
-        pending += published - consumed
+    for window_end, published, consumed, other in rows:
+        pending += published - consumed + other
         first = window_end if first is None else min(first, window_end)
     return pending, (first + dt.timedelta(seconds=topic.grace_seconds) if first else None)
 
@@ -181,7 +194,7 @@ def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[
     per_bucket = max(1, math.ceil(span / topic.window_seconds / MAX_CHART_POINTS))
     bucket_seconds = per_bucket * topic.window_seconds
     if per_bucket == 1:
-        rows = windows.order_by("start").values_list("start", "published_count", "consumed_count")
+        rows = windows.order_by("start").values_list("start", "published_count", "consumed_count", "consumed_other")
     else:
         # date_bin (PostgreSQL 14+) folds windows into wider buckets inside the database.
         bucket = Func(
@@ -194,11 +207,11 @@ def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[
         rows = (
             windows.annotate(bucket=bucket)
             .values("bucket")
-            .annotate(p=Sum("published_count"), c=Sum("consumed_count"))
+            .annotate(p=Sum("published_count"), c=Sum("consumed_count"), o=Sum("consumed_other"))
             .order_by("bucket")
-            .values_list("bucket", "p", "c")
+            .values_list("bucket", "p", "c", "o")
         )
-    series = [SeriesPoint(start=s, published=int(p), consumed=int(c)) for s, p, c in rows]
+    series = [SeriesPoint(start=s, published=int(p), consumed=int(c), consumed_other=int(o)) for s, p, c, o in rows]
     return series, bucket_seconds, by_status
 
 

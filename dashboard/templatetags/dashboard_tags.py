@@ -97,6 +97,11 @@ def category_label(finding) -> str:
     return wording.category_label(finding.category, finding.get_category_display(), finding.detail)
 
 
+@register.filter
+def target_items(target) -> list:
+    return wording.target_items(target or {})
+
+
 @register.simple_tag(takes_context=True)
 def approvals_waiting(context) -> int:
     """How many requests wait for this user's approval (the header's count): one COUNT query."""

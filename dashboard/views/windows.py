@@ -1,12 +1,11 @@
 """The windows pages: the list, and one window with its figures and findings."""
 
-import json
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from dashboard import wording
 from dashboard.paging import keyset_page
 from dashboard.views.common import PAGE_SIZE, filtered_page, query_without_cursor
 from recon import access
@@ -29,11 +28,10 @@ def windows(request: HttpRequest) -> HttpResponse:
 def window_detail(request: HttpRequest, pk: int) -> HttpResponse:
     window = window_visible(request.user, pk=pk)
     page = keyset_page(findings_filtered(user=request.user, window=window), time_field="created_at", size=PAGE_SIZE)
-    summary = json.dumps(window.summary, indent=2, default=str, ensure_ascii=False)
     context = {
         "window": window,
         "page": page,
-        "summary": summary,
+        "summary": wording.window_summary_items(window.summary),
         "can_operate": access.can_operate(request.user, window.topic),
     }
     return render(request, "dashboard/window_detail.html", context)

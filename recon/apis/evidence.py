@@ -1,6 +1,10 @@
 """The evidence pack API: GET api/evidence/?topic=&start=&end=&format= (json by default, csv: a zip,
 html: the printable summary); the pack's SHA-256 in the X-Evidence-SHA256 header."""
 
+import base64
+import hashlib
+import re
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -29,6 +33,12 @@ def evidence_response(user, data: dict, *, default_format: str) -> HttpResponse:
     response["Content-Disposition"] = f'{disposition}; filename="{export.filename}"'
     response["X-Evidence-SHA256"] = export.checksum
     response["Cache-Control"] = "no-store"
+    if disposition == "inline":
+        # The printable pack is one self-contained file (its style inline): the CSP allows that block by its hash.
+        style = re.search(rb"<style>(.*?)</style>", export.body, re.S)
+        if style:
+            digest = base64.b64encode(hashlib.sha256(style[1]).digest()).decode()
+            response._csp_update = {"style-src": [f"'sha256-{digest}'"]}  # type: ignore[attr-defined]
     return response
 
 

@@ -45,25 +45,14 @@ def window_reconcile(
             return window  # its ledger is gone; counts, digests and findings are all that remain
         topic = window.topic
         closed = now >= window.end + dt.timedelta(seconds=topic.grace_seconds)
-        fast = (
-            window.published_count == window.consumed_count
-            and window.published_digest == window.consumed_digest
-            and window.consumed_max_latency_ms <= topic.latency_limit_seconds * 1000
-        )
-        if fast:
-            comparison = Comparison([], 0, False)
-        else:
-            comparison = window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS)
+        comparison, fast = _comparison(window, topic, now=now)
         # Clean counts and digests cannot show a version published twice: always looked for.
         republished, cut = window_republished(window=window, topic=topic, cap=settings.RECON_WINDOW_MAX_FINDINGS)
         comparison = comparison._replace(drafts=comparison.drafts + republished, truncated=comparison.truncated or cut)
         verdicts = window_findings_sync(window=window, topic=topic, comparison=comparison, run=run, now=now)
-        if not closed:
-            status = Window.Status.OPEN
-        elif any(v.classification != Finding.Classification.MATCH for _, v in verdicts):
-            status = Window.Status.DISCREPANT
-        else:
-            status = Window.Status.MATCHED
+        status = _status(closed=closed, verdicts=verdicts)
+        # What the gap leaves out: consume rows that delivered no message of this window's producer.
+        consumed_other = window.consumed_count - comparison.delivered
         summary = _summary(window, comparison, verdicts, now=now, closed=closed, fast=fast, started=started)
         # Only if no batch landed meanwhile: a late row reopened the window and the
         # next scheduler tick must see it again.
@@ -73,15 +62,43 @@ def window_reconcile(
             consumed_count=window.consumed_count,
             published_digest=window.published_digest,
             consumed_digest=window.consumed_digest,
-        ).update(status=status, summary=summary, reconciled_at=now, redelivered=comparison.redelivered)
+        ).update(
+            status=status,
+            summary=summary,
+            reconciled_at=now,
+            redelivered=comparison.redelivered,
+            consumed_other=consumed_other,
+        )
         if changed:
             window.status, window.summary, window.reconciled_at = status, summary, now
-            window.redelivered = comparison.redelivered
+            window.redelivered, window.consumed_other = comparison.redelivered, consumed_other
         else:
             logger.info("window %s changed while being reconciled; left open for the next pass", window.pk)
     log = logger.warning if status == Window.Status.DISCREPANT else logger.info
     log("window %s of %s %s: %s", window.pk, topic.name, status, summary["findings"] or "clean")
     return window
+
+
+def _comparison(window: Window, topic: Topic, *, now: dt.datetime) -> tuple[Comparison, bool]:
+    """The window's comparison, and whether its counts, digests and latency proved it clean
+    without reading its rows (the fast path: every published message taken as delivered)."""
+    fast = (
+        window.published_count == window.consumed_count
+        and window.published_digest == window.consumed_digest
+        and window.consumed_max_latency_ms <= topic.latency_limit_seconds * 1000
+    )
+    if fast:
+        return Comparison([], 0, False, delivered=window.published_count), True
+    return window_compare(window=window, topic=topic, now=now, cap=settings.RECON_WINDOW_MAX_FINDINGS), False
+
+
+def _status(*, closed: bool, verdicts: list[tuple[Draft, Verdict]]) -> str:
+    """Open until its grace has passed; then discrepant if any finding is not a match."""
+    if not closed:
+        return Window.Status.OPEN
+    if any(v.classification != Finding.Classification.MATCH for _, v in verdicts):
+        return Window.Status.DISCREPANT
+    return Window.Status.MATCHED
 
 
 def _window_lock(cursor, window_id: int, *, wait: bool) -> bool:
@@ -116,6 +133,7 @@ def _summary(
         "fast_path": fast,
         "published": window.published_count,
         "consumed": window.consumed_count,
+        "delivered": comparison.delivered,
         "pending": comparison.pending,
         "redelivered": comparison.redelivered,
         "findings": dict(by_category),
