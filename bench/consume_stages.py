@@ -35,10 +35,10 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench import cpu  # noqa: E402
+from bench.data import bench_rows  # noqa: E402
 from core.clients import redis_client  # noqa: E402
-from core.ods import luhn_complete  # noqa: E402
 from core.record_checks import record_problems  # noqa: E402
-from core.records import record_encode, record_from_document  # noqa: E402
+from core.records import client_record_from_rows, record_encode, record_key  # noqa: E402
 from kafkacache.batch_plan import batch_plan  # noqa: E402
 from kafkacache.cache import cache_apply  # noqa: E402
 from kafkacache.messages import message_build  # noqa: E402
@@ -50,49 +50,24 @@ from recon.services.ledger import consumed_record  # noqa: E402
 BATCH = 100
 
 
-def document(client_id: int) -> dict:
-    """A client of 6 account settings and 6 cards: ~1 KB of Avro, as bench/data.py seeds."""
-    return {
-        "client_id": client_id,
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "segment": "private",
-        "status": "active",
-        "country": "GB",
-        "updated_at": "2026-11-25T10:00:00+00:00",
-        "accounts": [
-            {
-                "account_number": f"30{client_id:08d}{j:02d}",
-                "product": "current",
-                "currency": "GBP",
-                "daily_limit_cents": 250000,
-                "overdraft_enabled": True,
-                "alerts_enabled": False,
-                "statement_day": 3,
-                "language": "en",
-            }
-            for j in range(6)
-        ],
-        "cards": [
-            {
-                "card_id": client_id * 10 + j,
-                "card_number": luhn_complete(f"4{client_id:010d}{j:04d}"),
-                "brand": "visa",
-                "expiry": "09/30",
-                "status": "active",
-            }
-            for j in range(6)
-        ],
-    }
+def records(n: int) -> list[dict]:
+    """N clients of ~1 KB, the bench's own rows (bench/data.py: 6 account settings and 6 cards
+    each), built as the SQL source builds them."""
+    clients, accounts, cards = bench_rows(n)
+    mine: dict[int, tuple[list, list]] = {client[0]: ([], []) for client in clients}
+    for row in accounts:  # (account_number, client_id, *columns, updated_at)
+        mine[row[1]][0].append((row[0], *row[2:-1]))
+    for row in cards:  # (card_id, client_id, *columns, updated_at)
+        mine[row[1]][1].append((row[0], *row[2:-1]))
+    return [client_record_from_rows(client, *mine[client[0]]) for client in clients]
 
 
 def messages_make(topic: str, n: int) -> list:
     """N sealed bulk messages on `topic`, read back from Kafka."""
     out = []
-    for i in range(n):
-        plain = record_from_document(document(i + 1))
+    for i, plain in enumerate(records(n)):
         encoded = record_encode(plain)
-        key = f"client:{i + 1}"
+        key = record_key(plain["client_id"])
         out.append(
             message_build(
                 key=key,
