@@ -20,6 +20,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import HashIndex
 from django.db import models
 from django.utils import timezone
@@ -335,6 +336,12 @@ class Window(models.Model):
     # published - (consumed - consumed_other), so they never hide a lost message. Negative only
     # when the publish ledger holds a uuid twice (the engine's republished finding says so).
     consumed_other = models.BigIntegerField(default=0, db_default=0)
+    # Messages published in each second of the window (index: seconds after start, up to its
+    # last busy second) and the largest of them, kept by the publish ledger writer in the
+    # statement that bumps the counts: a range's busiest second is its windows' largest peak,
+    # read without a ledger row.
+    published_seconds = ArrayField(models.IntegerField(), default=list, db_default=[], blank=True)
+    published_peak = models.BigIntegerField(default=0, db_default=0)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     reconciled_at = models.DateTimeField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True)

@@ -1,16 +1,15 @@
 """The overview page's read: per visible topic, the flow of its windows over a range (folded into
 wider buckets on long ranges), its findings by category and severity, the busiest second,
-the consumer lag. Charts read the windows table (one row per topic per window, kept up to
-date by the ledger writers), never a count of ledger rows; the busiest second is counted in
-the publish ledger by its topic and publish-time index, over the busiest windows only on a
-huge range."""
+the consumer lag. Every figure reads the windows table (one row per topic per window, kept up
+to date by the ledger writers) and the findings, never a ledger row: the busiest second is
+the largest of the windows' peaks (Window.published_peak), so a page costs the same over a
+ledger of any size."""
 
 import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-from django.db import connection
-from django.db.models import Count, DateTimeField, F, Func, Sum, Value
+from django.db.models import Count, DateTimeField, F, Func, Max, Sum, Value
 
 from dashboard.selectors.lag import Lag, sampled_lag
 from recon import access
@@ -32,6 +31,7 @@ class SeriesPoint:
     published: int
     consumed: int
     consumed_other: int = 0  # consume rows that delivered no message the topic published (Window.consumed_other)
+    peak: int = 0  # the busiest second's published messages (Window.published_peak)
 
     @property
     def gap(self) -> int:
@@ -50,11 +50,10 @@ class TopicOverview:
     findings_by_category: dict[str, int]
     open_findings: int
     throughput_avg: float  # published messages per second over the range
-    throughput_peak: float  # the busiest second's published messages (from the ledger)
+    throughput_peak: float  # the busiest second's published messages (of the windows in the range)
     lag: Lag | None
     can_operate: bool
     findings_by_severity: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> severity -> n
-    peak_scope: str = "range"  # "range": every second of it; "busiest windows": only theirs (a huge range)
     pending: int = 0  # published, not consumed yet, in windows not yet judged
     pending_judged_at: dt.datetime | None = None  # when the first of those windows is judged
     consumed_other: int = 0  # of `consumed`: not a delivery of a message the topic published
@@ -91,7 +90,6 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
         consumed = sum(p.consumed for p in series)
         consumed_other = sum(p.consumed_other for p in series)
         span = max((end - start).total_seconds(), 1.0)
-        peak, peak_scope = _peak_per_second(topic, start, end, published)
         pending, judged_at = _pending(topic)
         result.append(
             TopicOverview(
@@ -104,11 +102,10 @@ def overview(*, user, start: dt.datetime, end: dt.datetime, with_lag: bool = Tru
                 findings_by_category=findings.get(topic.pk, {}),
                 open_findings=open_counts.get(topic.pk, 0),
                 throughput_avg=published / span,
-                throughput_peak=peak,
+                throughput_peak=max((p.peak for p in series), default=0),
                 lag=sampled_lag(topic.name, topic.consumer_group) if with_lag else None,
                 can_operate=access.can_operate(user, topic),
                 findings_by_severity=severities.get(topic.pk, {}),
-                peak_scope=peak_scope,
                 pending=pending,
                 pending_judged_at=judged_at,
                 consumed_other=consumed_other,
@@ -136,42 +133,6 @@ def _pending(topic: Topic) -> tuple[int, dt.datetime | None]:
     return pending, (first + dt.timedelta(seconds=topic.grace_seconds) if first else None)
 
 
-# Above this many messages in the range, the busiest second is looked for only in the
-# busiest windows (a bounded read of the ledger), and the page says so.
-PEAK_SCAN_MAX = 200_000
-
-
-PEAK_WINDOWS = 5
-
-
-_PEAK_SQL = """
-SELECT coalesce(max(n), 0) FROM (
-    SELECT count(*) AS n FROM recon_publishedmessage
-    WHERE topic_id = %s AND published_at >= %s AND published_at < %s
-    GROUP BY date_trunc('second', published_at)
-) s
-"""
-
-
-def _peak_per_second(topic: Topic, start: dt.datetime, end: dt.datetime, published: int) -> tuple[int, str]:
-    """The true peak rate: the most messages published in one second, counted in the ledger."""
-    if not published:
-        return 0, "range"
-    if published <= PEAK_SCAN_MAX:
-        spans = [(start, end)]
-        scope = "range"
-    else:
-        busiest = Window.objects.filter(topic=topic, start__gte=start, start__lt=end).order_by("-published_count")
-        spans = list(busiest.values_list("start", "end")[:PEAK_WINDOWS])
-        scope = "busiest windows"
-    peak = 0
-    with connection.cursor() as cursor:
-        for span_start, span_end in spans:
-            cursor.execute(_PEAK_SQL, [topic.pk, span_start, span_end])
-            peak = max(peak, int(cursor.fetchone()[0]))
-    return peak, scope
-
-
 def _findings_by_severity(
     topics: list[Topic], start: dt.datetime, end: dt.datetime
 ) -> dict[int, dict[str, dict[str, int]]]:
@@ -194,7 +155,9 @@ def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[
     per_bucket = max(1, math.ceil(span / topic.window_seconds / MAX_CHART_POINTS))
     bucket_seconds = per_bucket * topic.window_seconds
     if per_bucket == 1:
-        rows = windows.order_by("start").values_list("start", "published_count", "consumed_count", "consumed_other")
+        rows = windows.order_by("start").values_list(
+            "start", "published_count", "consumed_count", "consumed_other", "published_peak"
+        )
     else:
         # date_bin (PostgreSQL 14+) folds windows into wider buckets inside the database.
         bucket = Func(
@@ -207,11 +170,16 @@ def _window_series(topic: Topic, start: dt.datetime, end: dt.datetime) -> tuple[
         rows = (
             windows.annotate(bucket=bucket)
             .values("bucket")
-            .annotate(p=Sum("published_count"), c=Sum("consumed_count"), o=Sum("consumed_other"))
+            .annotate(
+                p=Sum("published_count"), c=Sum("consumed_count"), o=Sum("consumed_other"), k=Max("published_peak")
+            )
             .order_by("bucket")
-            .values_list("bucket", "p", "c", "o")
+            .values_list("bucket", "p", "c", "o", "k")
         )
-    series = [SeriesPoint(start=s, published=int(p), consumed=int(c), consumed_other=int(o)) for s, p, c, o in rows]
+    series = [
+        SeriesPoint(start=s, published=int(p), consumed=int(c), consumed_other=int(o), peak=int(k))
+        for s, p, c, o, k in rows
+    ]
     return series, bucket_seconds, by_status
 
 

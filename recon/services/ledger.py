@@ -92,9 +92,7 @@ def published_record(*, topic: Topic, rows: Sequence[PublishedRow]) -> None:
                         r.seal_leaf,
                     )
                 )
-        _windows_bump(
-            cursor, topic, "published", [(r.published_at, message_digest(r.uuid, r.content_hash), 0) for r in rows]
-        )
+        _published_windows_bump(cursor, topic, rows)
 
 
 class _WindowSums(NamedTuple):
@@ -128,29 +126,62 @@ def _window_sums(seconds: int, items: Iterable[tuple[dt.datetime, int, int]]) ->
     )
 
 
-def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime, int, int]]) -> None:
-    sums = _window_sums(topic.window_seconds, items)
+def _published_windows_bump(cursor, topic: Topic, rows: Sequence[PublishedRow]) -> None:
+    """Each touched window's publish count, digest and per-second counts, one UPSERT per window.
+
+    The per-second counts are added element by element to the window's (the row lock of the
+    UPSERT orders concurrent writers, as for the counts), and the window's peak is the largest
+    of the sums: exact, whatever batches a second's messages came in.
+    """
+    sums = _window_sums(
+        topic.window_seconds, [(r.published_at, message_digest(r.uuid, r.content_hash), 0) for r in rows]
+    )
+    seconds = _second_counts(topic.window_seconds, [r.published_at for r in rows])
     width = dt.timedelta(seconds=topic.window_seconds)
-    values = []
-    for start, count, digest, latency in zip(*sums, strict=True):
-        pub, con = ((count, digest), (0, 0)) if side == "published" else ((0, 0), (count, digest))
-        values.append((topic.pk, start, start + width, pub[0], con[0], pub[1], con[1], latency))
+    values = [
+        (topic.pk, start, start + width, count, digest, seconds[start])
+        for start, count, digest, _ in zip(*sums, strict=True)
+    ]
     # A late row reopens a reconciled window, so the scheduler looks at it again.
-    assert side in ("published", "consumed")  # column names below come from this literal
     sql = f"""
-        INSERT INTO recon_window AS w (topic_id, start, "end", published_count, consumed_count,
-                                       published_digest, consumed_digest, consumed_max_latency_ms, status, summary)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'open', '{{}}')
+        INSERT INTO recon_window AS w (topic_id, start, "end", published_count, consumed_count, published_digest,
+                                       consumed_digest, consumed_max_latency_ms, published_seconds, published_peak,
+                                       status, summary)
+        SELECT %s, %s, %s, %s, 0, %s, 0, 0, n, (SELECT max(x) FROM unnest(n) AS x), 'open', '{{}}'
+        FROM (SELECT %s::int[] AS n) AS batch
         ON CONFLICT (topic_id, start) DO UPDATE SET
-            {side}_count = w.{side}_count + EXCLUDED.{side}_count,
-            {side}_digest = mod(w.{side}_digest + EXCLUDED.{side}_digest, {MOD64}),
-            consumed_max_latency_ms = GREATEST(w.consumed_max_latency_ms, EXCLUDED.consumed_max_latency_ms),
+            published_count = w.published_count + EXCLUDED.published_count,
+            published_digest = mod(w.published_digest + EXCLUDED.published_digest, {MOD64}),
+            published_seconds = ARRAY(
+                SELECT coalesce(a, 0) + coalesce(b, 0)
+                FROM unnest(w.published_seconds, EXCLUDED.published_seconds) WITH ORDINALITY AS s(a, b, i)
+                ORDER BY i
+            ),
+            published_peak = (
+                SELECT max(coalesce(a, 0) + coalesce(b, 0))
+                FROM unnest(w.published_seconds, EXCLUDED.published_seconds) AS s(a, b)
+            ),
             status = 'open'
     """  # noqa: S608
     if len(values) == 1:  # the usual batch: one window, no executemany pipeline to set up
         cursor.execute(sql, values[0])
     else:
         cursor.executemany(sql, values)
+
+
+def _second_counts(seconds: int, published: Iterable[dt.datetime]) -> dict[dt.datetime, list[int]]:
+    """Per window start: the messages published in each of its seconds, up to its last busy one."""
+    counts: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for at in published:
+        epoch = int(at.timestamp())
+        counts[epoch // seconds * seconds][epoch % seconds] += 1
+    out = {}
+    for start, by_second in counts.items():
+        dense = [0] * (max(by_second) + 1)
+        for i, n in by_second.items():
+            dense[i] = n
+        out[dt.datetime.fromtimestamp(start, tz=dt.UTC)] = dense
+    return out
 
 
 # The consumed rows and their windows in one statement (see the module docstring);
