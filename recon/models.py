@@ -243,6 +243,9 @@ class PublishedMessage(models.Model):
             models.Index(fields=["topic", "key", "source_version"], name="pub_topic_key_version"),
             # drill-down and the per-UUID join
             models.Index(fields=["uuid"], name="pub_uuid"),
+            # the message search by place: WHERE topic_id = ? AND partition = ? AND "offset" = ?
+            # (offsets grow per partition: each insert lands at the index's right edge)
+            models.Index(fields=["topic", "partition", "offset"], name="pub_topic_place"),
             # load progress and retrieval: WHERE load_id = ?
             models.Index(fields=["load"], name="pub_load"),
         ]

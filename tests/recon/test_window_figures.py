@@ -86,7 +86,7 @@ def test_reconcile_and_a_late_message_into_the_reconciled_window_keep_the_figure
 
 
 def test_the_migration_fills_windows_written_before_it_from_the_ledger():
-    backfill = import_module("recon.migrations.0022_window_published_peak").BACKFILL
+    backfill = import_module("recon.migrations.0022_window_published_peak_ledger_place").BACKFILL
     topic = topic_make("figures-backfill", window_seconds=60)
     published_record(topic=topic, rows=_rows([T0 + dt.timedelta(seconds=s % 70) for s in range(200)]))
     kept = [(w.published_seconds, w.published_peak) for w in figures_match_ledger(topic)]

@@ -45,4 +45,8 @@ class Migration(migrations.Migration):
             field=django.contrib.postgres.fields.ArrayField(base_field=models.IntegerField(), blank=True, db_default=[], default=list, size=None),
         ),
         migrations.RunSQL(BACKFILL, reverse_sql=migrations.RunSQL.noop),
+        migrations.AddIndex(
+            model_name='publishedmessage',
+            index=models.Index(fields=['topic', 'partition', 'offset'], name='pub_topic_place'),
+        ),
     ]
