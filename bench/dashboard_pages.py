@@ -6,7 +6,7 @@
 Builds its own database (kafkacache_dashbench, dropped and made anew): two topics,
 seven days of traffic generated inside PostgreSQL into the partitioned ledgers (every
 message published once and consumed once or twice, ~0.3% lost, some delayed or
-altered; the ledgers' indexes built after the rows, 10,000,000 rows in a few minutes),
+altered; the ledgers' indexes built after the rows),
 the windows the ledger writers would have kept (their per-second counts and busiest
 second included), and findings at the rate the engine would raise for that traffic.
 Then times pages through Django's test client, logged in as a viewer of both topics,
