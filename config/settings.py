@@ -310,9 +310,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 env_area("API")
 REST_FRAMEWORK = {
+    # The token first: DRF answers a missing or bad credential with the first class's
+    # challenge, and only a token has one (401 with "WWW-Authenticate: Token"; a session
+    # has none, so it would be 403). A request without a token header still falls through
+    # to the session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "config.auth.ThrottledTokenAuthentication",  # knox: "Authorization: Token <token>"
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Per user and per address (anonymous and bad credentials: config.throttles).
