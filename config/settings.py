@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the app itself (gunicorn has no static server)
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.ErrorPagesInDebug",  # the product's 404/400 pages with DEBUG on too
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -310,9 +311,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 env_area("API")
 REST_FRAMEWORK = {
+    # The token first: DRF answers a missing or bad credential with the first class's
+    # challenge, and only a token has one (401 with "WWW-Authenticate: Token"; a session
+    # has none, so it would be 403). A request without a token header still falls through
+    # to the session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "config.auth.ThrottledTokenAuthentication",  # knox: "Authorization: Token <token>"
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Per user and per address (anonymous and bad credentials: config.throttles).

@@ -56,14 +56,19 @@ def digest_sum(digests: list[bytes]) -> int:
 _NO_UUID = bytes(16)
 
 
-def message_digest(message_uuid: uuid.UUID | None, content: bytes) -> int:
+def message_digest(message_uuid: uuid.UUID | str | None, content: bytes) -> int:
     """A message's 64-bit share of its window digest: binds the UUID to the content hash.
 
     Summing content hashes alone would let a lost message and an extra delivery of
     another with the same bytes (two deletes, an unchanged record sent twice)
-    cancel out; with the UUID in, equal sums mean the same messages.
+    cancel out; with the UUID in, equal sums mean the same messages. A UUID given as
+    text is canonical (8-4-4-4-12 hex digits), as the consumer keeps it.
     """
-    return xxhash.xxh3_64_intdigest((message_uuid.bytes if message_uuid else _NO_UUID) + content)
+    if isinstance(message_uuid, str):
+        raw = bytes.fromhex(message_uuid.replace("-", ""))
+    else:
+        raw = message_uuid.bytes if message_uuid else _NO_UUID
+    return xxhash.xxh3_64_intdigest(raw + content)
 
 
 def window_digest(items: list[tuple[uuid.UUID | None, bytes]]) -> int:

@@ -9,7 +9,8 @@ copy inside the plotly package: the pages work on a closed network.
 
 What the charts promise: counts on integer axes with titles and units; the gap
 (published - consumed) on its own panel, never on the scale of thousands of
-messages; the x-axis spans exactly the chosen range; findings coloured by severity.
+messages; the x-axis spans the data present in the chosen range (a bucket either side),
+with a note saying so when that is less than the range; findings coloured by severity.
 """
 
 import datetime as dt
@@ -38,12 +39,27 @@ def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.
     """Published and consumed per window (or bucket of windows); the gap on a panel of its own."""
     x = [p.start for p in item.series]
     unit = duration_words(item.bucket_seconds)
+    shown = data_span(item, start=start, end=end)
+    # Bars as wide as their bucket allows (two side by side): plotly's own guess for a lone bar on a date axis is 1 ms.
+    bar_width = item.bucket_seconds * 1000 * 0.4
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
-    fig.add_bar(x=x, y=[p.published for p in item.series], name="published", marker_color="#1d5fd1", row=1, col=1)
-    fig.add_bar(x=x, y=[p.consumed for p in item.series], name="consumed", marker_color="#34a853", row=1, col=1)
+    # Each point drawn in the middle of its bucket (x is the bucket's start).
+    period = {"xperiod": item.bucket_seconds * 1000, "xperiodalignment": "middle"}
+    for name, colour, counts in (
+        ("published", "#1d5fd1", [p.published for p in item.series]),
+        ("consumed", "#34a853", [p.consumed for p in item.series]),
+    ):
+        fig.add_bar(x=x, y=counts, name=name, marker_color=colour, width=bar_width, **period, row=1, col=1)
     gap = [p.gap for p in item.series]
     fig.add_scatter(
-        x=x, y=gap, name="published - consumed", mode="lines+markers", line={"color": "#b3261e"}, row=2, col=1
+        x=x,
+        y=gap,
+        name="published - consumed",
+        mode="lines+markers",
+        line={"color": "#b3261e"},
+        **period,
+        row=2,
+        col=1,
     )
     top = max([*(p.published for p in item.series), *(p.consumed for p in item.series), 0])
     fig.update_layout(
@@ -54,12 +70,32 @@ def flow_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.
         font=_FONT,
         title={"text": f"Messages per {unit} of publish time", "font": {"size": 13}, "x": 0, "xanchor": "left"},
     )
-    fig.update_xaxes(range=[start, end], type="date", row=1, col=1)
-    fig.update_xaxes(range=[start, end], type="date", title_text="publish time (UTC)", row=2, col=1)
+    fig.update_xaxes(range=list(shown), type="date", row=1, col=1)
+    fig.update_xaxes(range=list(shown), type="date", title_text="publish time (UTC)", row=2, col=1)
     fig.update_yaxes(title_text=f"messages / {unit}", rangemode="tozero", **_count_ticks(top), row=1, col=1)
     low, high = min([*gap, 0]), max([*gap, 0])
     fig.update_yaxes(title_text="gap", zeroline=True, **_gap_ticks(high - low), row=2, col=1)
-    return _chart_html(fig, div_id=div_id, label=f"Published and consumed messages of {item.topic.name}")
+    chart = _chart_html(fig, div_id=div_id, label=f"Published and consumed messages of {item.topic.name}")
+    if shown == (start, end):
+        return chart
+    note = format_html(
+        '<p class="muted chart-note" id="{}-span" data-from="{}" data-to="{}">Windows only from {} to {} UTC of the '
+        "chosen range: the chart shows that span.</p>",
+        div_id,
+        shown[0].isoformat(),
+        shown[1].isoformat(),
+        f"{shown[0]:%Y-%m-%d %H:%M}",
+        f"{shown[1]:%Y-%m-%d %H:%M}",
+    )
+    return format_html("{}{}", note, chart)
+
+
+def data_span(item: TopicOverview, *, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The part of [start, end] holding windows, widened by a bucket either side (never past the range)."""
+    if not item.series:
+        return start, end
+    bucket = dt.timedelta(seconds=item.bucket_seconds)
+    return max(start, item.series[0].start - bucket), min(end, item.series[-1].start + 2 * bucket)
 
 
 def categories_chart(item: TopicOverview, *, div_id: str, start: dt.datetime, end: dt.datetime) -> str:
@@ -158,7 +194,7 @@ def _chart_html(fig: go.Figure, *, div_id: str, label: str) -> str:
     payload = json.dumps(figure, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
     payload = payload.replace("&", "\\u0026")
     return format_html(
-        '<div class="chart" id="{}" data-chart role="img" aria-label="{}"></div>'
+        '<div class="chart" id="{}" data-chart role="figure" aria-label="{}"></div>'
         '<script type="application/json" id="{}-figure">{}</script>',
         div_id,
         label,

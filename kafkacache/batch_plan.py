@@ -29,6 +29,7 @@ project's producer sealed with that load's `load` header: an unsealed message
 """
 
 import datetime as dt
+import re
 import uuid as uuidlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -106,12 +107,22 @@ def batch_plan(
         size += len(raw_key or b"") + len(value or b"")
         digest = content_hash(value or b"", topic.hash_algorithm)
         key = _text(raw_key)
-        message_uuid = _uuid(headers.get("uuid"))
-        event = _text(headers.get("event"))
-        created_ms = _epoch_ms(headers.get("created"))
-        schema = _int(headers.get("schema"))
-        version = _int(headers.get("version")) if "version" in headers else 0
-        old_version = _int(headers.get("old-version")) if "old-version" in headers else version
+        # Header values are bytes (headers_read): compared and parsed as bytes, decoded only
+        # where text is needed; integers inline (a call per header is paid per message).
+        raw = headers.get("uuid")
+        message_uuid = raw.decode() if raw and _UUID_CANONICAL(raw) else _uuid(raw)
+        raw = headers.get("event")
+        event = _EVENT_TEXT.get(raw) or _text(raw)  # type: ignore[arg-type]
+        raw = headers.get("created")
+        created_ms = int(raw) if raw and raw.isdigit() and len(raw) <= _INT_DIGITS else None
+        if created_ms is not None and created_ms > _MAX_EPOCH_MS:
+            created_ms = None
+        raw = headers.get("schema")
+        schema = int(raw) if raw and raw.isdigit() and len(raw) <= _INT_DIGITS else None
+        raw = headers.get("version")
+        version = (int(raw) if raw.isdigit() and len(raw) <= _INT_DIGITS else None) if raw is not None else 0
+        raw = headers.get("old-version")
+        old_version = (int(raw) if raw.isdigit() and len(raw) <= _INT_DIGITS else None) if raw is not None else version
         reason = ""
         problems: list[str] = []
         sealed = False
@@ -150,7 +161,7 @@ def batch_plan(
         else:
             published_at = _timestamp(msg, consumed_at)
         if reason:
-            plan.dead.append((msg, reason, message_uuid, key))
+            plan.dead.append((msg, reason, _uuid_object(message_uuid), key))
             outcome = Outcome.DEAD_LETTERED
         elif event == "delete" or (event == "restore" and not value):
             plan.op_results.append(len(plan.results))
@@ -166,7 +177,7 @@ def batch_plan(
                     key,
                     version or 0,
                     value or b"",
-                    str(message_uuid),
+                    message_uuid or "",
                     schema or current,
                     _text(headers.get("old-key")) if event == "update" else "",  # old_key
                     _text(headers.get("load")) if event == "bulk" and sealed else "",  # load
@@ -178,9 +189,9 @@ def batch_plan(
             outcome = Outcome.STORED
             if problems:
                 outcome = Outcome.INVALID
-                plan.invalid.append((topic.name, message_uuid, key, problems))  # type: ignore[arg-type]
+                plan.invalid.append((topic.name, _uuid_object(message_uuid), key, problems))  # type: ignore[arg-type]
             if topic.method_audit:
-                plan.audit[topic.name].append((message_uuid, value or b"", consumed_at, schema))
+                plan.audit[topic.name].append((_uuid_object(message_uuid), value or b"", consumed_at, schema))
         if not reason and not sealed:
             outcome = Outcome.UNSEALED
             plan.unsealed[topic.name].add(key)
@@ -253,16 +264,26 @@ def _text(raw: bytes | str | None) -> str:
         return ""
 
 
-def _uuid(raw: bytes | None) -> uuidlib.UUID | None:
+# The uuid header as this project's producer writes it (str(uuid4())): taken as text with
+# no UUID object made; any other spelling is parsed, and kept in this canonical form.
+_UUID_CANONICAL = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+_EVENT_TEXT = {event.encode(): event for event in EVENTS}
+# Digits an integer header may have: every valid one fits (MAX_VERSION and the epoch bound
+# have 16 and 15), and a longer run of digits is invalid rather than a slow or failing int().
+_INT_DIGITS = 19
+
+
+def _uuid(raw: bytes | None) -> str | None:
+    """The uuid header in canonical text, or None when it is no UUID."""
     try:
-        return uuidlib.UUID(_text(raw))
+        return str(uuidlib.UUID(_text(raw)))
     except ValueError:
         return None
 
 
-def _int(raw: bytes | None) -> int | None:
-    text = _text(raw)
-    return int(text) if text.isdigit() and text.isascii() else None
+def _uuid_object(text: str | None) -> uuidlib.UUID | None:
+    """For the rare paths (findings, audit payloads), which take UUID objects."""
+    return uuidlib.UUID(text) if text else None
 
 
 def _sealing_problem(record: dict) -> str:
@@ -294,11 +315,6 @@ def _sealing_problem(record: dict) -> str:
 # 9999-12-31T23:59:59.999Z, the last instant a datetime holds: a larger "created" is
 # no time at all, and must make a dead letter rather than crash the batch.
 _MAX_EPOCH_MS = 253_402_300_799_999
-
-
-def _epoch_ms(raw: bytes | None) -> int | None:
-    ms = _int(raw)
-    return ms if ms is not None and ms <= _MAX_EPOCH_MS else None
 
 
 def _timestamp(msg: Message, fallback: dt.datetime) -> dt.datetime:

@@ -20,7 +20,7 @@ def problem_of(
     run_id: uuid.UUID | str | None = None,
     detail: dict | None = None,
     key: str = "",
-    message_uuid: uuid.UUID | None = None,
+    message_uuid: uuid.UUID | str | None = None,
 ) -> str:
     """The problem key of a finding about to be raised (at most 200 characters)."""
     detail = detail or {}

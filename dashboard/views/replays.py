@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
@@ -243,7 +244,9 @@ def _decision(request: HttpRequest, pk, decide) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         verb = "approved and queued" if replay.status != Replay.Status.REJECTED else "rejected"
-        messages.success(request, f"Replay {replay.pk} {verb}.")
+        # A link to follow it from the inbox: the approver sees it run and verified in one click.
+        url = reverse("dashboard:replay", args=[replay.pk])
+        messages.success(request, format_html('Replay <a href="{}" id="decided">{}</a> {}.', url, replay.pk, verb))
     return redirect(safe_next(request, reverse("dashboard:replay", args=[replay.pk])))
 
 

@@ -25,7 +25,7 @@ def finding_record(
     *,
     topic: Topic,
     category: str,
-    uuid: uuid.UUID | None = None,
+    uuid: uuid.UUID | str | None = None,
     key: str = "",
     detail: dict | None = None,
     load_id: uuid.UUID | None = None,
@@ -58,7 +58,7 @@ def finding_record(
     return finding
 
 
-def _dead_letter_again(*, topic: Topic, message_uuid: uuid.UUID | None, detail: dict) -> Finding | None:
+def _dead_letter_again(*, topic: Topic, message_uuid: uuid.UUID | str | None, detail: dict) -> Finding | None:
     standing = (
         Finding.objects.select_for_update()
         .filter(

@@ -4,7 +4,8 @@ Callers hand over whole batches; nothing here runs per message against the
 database, and each touched window's counts and digest are bumped in the same
 write. The publish side (a few thousand messages a second) COPYs the rows and
 then upserts the windows. The consume side is one statement per batch: the rows
-as arrays (binary, server-side binding: psycopg prepares it after a few uses),
+as arrays (binary, server-side binding; not prepared, as Django's connections run
+with prepare_threshold None: preparing it measured no cheaper, the rows dominate),
 inserted and counted in one INSERT ... SELECT FROM unnest with a data-modifying
 CTE, so it is atomic with no BEGIN/COMMIT round trips, and it can be sent in
 pipeline mode without waiting (kafkacache.consumer). Inside a caller's
@@ -45,7 +46,7 @@ class PublishedRow(NamedTuple):
 
 
 class ConsumedRow(NamedTuple):
-    uuid: uuid.UUID | None
+    uuid: uuid.UUID | str | None  # str: canonical text, as the consumer keeps it (no UUID object per message)
     group: str
     partition: int
     offset: int
@@ -154,12 +155,16 @@ def _windows_bump(cursor, topic: Topic, side: str, items: list[tuple[dt.datetime
 
 
 # The consumed rows and their windows in one statement (see the module docstring);
-# a late row reopens a reconciled window, as above.
+# a late row reopens a reconciled window, as above. A column the whole batch shares (the
+# group, the partition, the batch's consumed_at, its outcome, as in a consumer's batch)
+# goes as one value and an empty array: unnest pads the shorter arrays with NULLs, and
+# each array parameter costs the client a Python step per element.
 _CONSUMED_INSERT = """
 WITH rows AS (
     INSERT INTO recon_consumedmessage (uuid, topic_id, "group", partition, "offset", key, content_hash,
                                        published_at, consumed_at, outcome)
-    SELECT u, %(topic)s, g, p, o, k, h, pa, ca, oc
+    SELECT u, %(topic)s, coalesce(g, %(group)s), coalesce(p, %(partition)s), o, k, h, pa,
+           coalesce(ca, %(consumed_at)s), coalesce(oc, %(outcome)s)
     FROM unnest(%(uuids)b::uuid[], %(groups)b::text[], %(partitions)b::int[], %(offsets)b::bigint[],
                 %(keys)b::text[], %(hashes)b::bytea[], %(published)b::timestamptz[], %(consumed)b::timestamptz[],
                 %(outcomes)b::text[]) AS r(u, g, p, o, k, h, pa, ca, oc)
@@ -176,23 +181,50 @@ ON CONFLICT (topic_id, start) DO UPDATE SET
     consumed_max_latency_ms = GREATEST(w.consumed_max_latency_ms, EXCLUDED.consumed_max_latency_ms),
     status = 'open'
 """
+# ConsumedRow's columns that may go as one value for the batch (_CONSUMED_INSERT).
+_SHARED = {"groups": "group", "partitions": "partition", "consumed": "consumed_at", "outcomes": "outcome"}
+
+
+def _consumed_sums(seconds: int, rows: Sequence[ConsumedRow]) -> _WindowSums:
+    """_window_sums of consumed rows. A window's slowest delivery is, among rows consumed at
+    one time, the one published first: one latency per (window, consumed_at), not per row."""
+    counts: dict[int, int] = defaultdict(int)
+    sums: dict[int, int] = defaultdict(int)
+    first: dict[tuple[int, dt.datetime], dt.datetime] = {}
+    for r in rows:
+        at = r.published_at
+        epoch = int(at.timestamp()) // seconds * seconds
+        counts[epoch] += 1
+        sums[epoch] += message_digest(r.uuid, r.content_hash)
+        slot = (epoch, r.consumed_at)
+        earliest = first.get(slot)
+        if earliest is None or at < earliest:
+            first[slot] = at
+    latencies: dict[int, int] = defaultdict(int)
+    for (epoch, consumed_at), at in first.items():
+        latencies[epoch] = max(latencies[epoch], int((consumed_at - at).total_seconds() * 1000))
+    epochs = sorted(counts)
+    return _WindowSums(
+        [dt.datetime.fromtimestamp(e, tz=dt.UTC) for e in epochs],
+        [counts[e] for e in epochs],
+        [sums[e] % MOD64 for e in epochs],
+        [latencies[e] for e in epochs],
+    )
 
 
 def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
     if not rows:
         return
-    sums = _window_sums(
-        topic.window_seconds,
-        (
-            (
-                r.published_at,
-                message_digest(r.uuid, r.content_hash),
-                max(0, int((r.consumed_at - r.published_at).total_seconds() * 1000)),
-            )
-            for r in rows
-        ),
-    )
-    columns = list(zip(*rows, strict=True))
+    sums = _consumed_sums(topic.window_seconds, rows)
+    params: dict = {"topic": topic.pk}
+    for name, column in zip(_CONSUMED_ARRAYS, zip(*rows, strict=True), strict=True):
+        scalar = _SHARED.get(name)
+        if scalar is None:
+            params[name] = list(column)
+        elif column.count(column[0]) == len(column):
+            params[name], params[scalar] = [], column[0]
+        else:
+            params[name], params[scalar] = list(column), None
     connection.ensure_connection()
     # A psycopg cursor, not Django's: Django binds parameters client-side, as SQL text,
     # which for these arrays cost more than the whole statement.
@@ -200,8 +232,7 @@ def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
         cursor.execute(
             _CONSUMED_INSERT,
             {
-                "topic": topic.pk,
-                **{name: list(column) for name, column in zip(_CONSUMED_ARRAYS, columns, strict=True)},
+                **params,
                 "width": topic.window_seconds,
                 "starts": sums.starts,
                 "counts": sums.counts,

@@ -13,4 +13,28 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // A region that scrolls sideways (a wide table on a phone) and holds nothing focusable gets a
+  // tab stop, so it scrolls from the keyboard too (axe-core: scrollable-region-focusable), named
+  // after its table's caption. Looked at again whenever the width changes.
+  const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  const scrollStops = () => {
+    for (const region of document.querySelectorAll(".table-scroll, main table, pre")) {
+      const scrolls = region.scrollWidth > region.clientWidth;
+      if (scrolls && !region.hasAttribute("tabindex") && !region.querySelector(FOCUSABLE)) {
+        region.tabIndex = 0;
+        region.dataset.scrollStop = "";
+        const caption = region.tagName === "TABLE" ? null : region.querySelector("caption");
+        if (caption) {
+          region.setAttribute("role", "region");
+          region.setAttribute("aria-label", caption.textContent.trim());
+        }
+      } else if (!scrolls && "scrollStop" in region.dataset) {
+        for (const name of ["tabindex", "role", "aria-label", "data-scroll-stop"]) {
+          region.removeAttribute(name);
+        }
+      }
+    }
+  };
+  scrollStops();
+  window.addEventListener("resize", scrollStops);
 });

@@ -26,7 +26,8 @@ def test_a_token_is_created_shown_once_used_and_revoked_in_the_ui(transactional_
     page.wait_for_selector(".msg")
     assert page.locator("#tokens").count() == 0
     refused = api.get(reverse("api-topic-list"), HTTP_AUTHORIZATION=f"Token {secret}")
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "authentication_failed"
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "authentication_failed"
+    assert refused["WWW-Authenticate"] == "Token"
     actions = OperatorAction.objects.filter(user=people["viewer"]).values_list("action", flat=True)
     assert sorted(actions) == ["token-issue", "token-revoke"]
 

@@ -12,6 +12,7 @@ from plotly import offline as plotly_offline
 from recon.models import Finding, OperatorAction
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+DASH = "\N{EN DASH}"  # between a range's two ends on the page
 
 
 def test_viewer_sees_no_action_buttons_and_a_forged_post_gets_403(transactional_db, live_server, login, data):
@@ -224,3 +225,61 @@ def test_a_topic_admin_makes_a_second_operator_in_four_clicks(transactional_db, 
     assert clicks == 4
     # The lead's own row offers no change: another admin changes it.
     assert page.locator("#members form[data-change='lead1']").count() == 0
+
+
+def _utc(value: str) -> dt.datetime:
+    """A time as plotly keeps an axis range ("2026-01-01 10:00:00", its own zone dropped or kept) or ISO."""
+    at = dt.datetime.fromisoformat(value)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def test_the_chosen_range_is_in_the_url_and_survives_reload_back_and_forward(
+    transactional_db, live_server, login, data, topic_a
+):
+    """The range picker's choice lives in the URL: a reload, Back and Forward show the same range,
+    and the flow chart's x range is the span of windows its note names (fitted to the data)."""
+    overview = live_server.url + reverse("dashboard:overview")
+    page = login("viewer1")  # lands on the overview, the default 24 h
+
+    def shown() -> tuple[list[str], str]:
+        page.wait_for_selector("#flow-0.js-plotly-plot .main-svg", timeout=15000)
+        note = page.locator("#flow-0-span")
+        drawn = [_utc(v) for v in page.evaluate("() => document.getElementById('flow-0').layout.xaxis.range")]
+        asked = [_utc(note.get_attribute(name)) for name in ("data-from", "data-to")]
+        assert drawn == asked  # the chart draws what the note says
+        bar = page.locator("#flow-0 .barlayer .point path").first.bounding_box()
+        assert bar is not None and bar["width"] >= 8  # not a sliver at the edge of the range
+        return page.locator("#range a.button:not(.secondary)").all_inner_texts(), page.inner_text("#range-shown")
+
+    def hours(printed: str) -> float:
+        start, end = (
+            dt.datetime.strptime(v.strip(), "%Y-%m-%d %H:%M") for v in printed.removesuffix(" UTC").split(DASH)
+        )
+        return (end - start).total_seconds() / 3600
+
+    assert shown()[0] == ["24h"]
+    with page.expect_navigation():
+        page.click("#range a:has-text('6h')")
+    assert page.url == overview + "?range=6h"
+    preset, printed = shown()
+    assert preset == ["6h"] and hours(printed) == 6
+    page.reload()
+    assert page.url == overview + "?range=6h" and shown()[0] == ["6h"]
+
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    start, end = now - dt.timedelta(hours=3), now + dt.timedelta(minutes=1)
+    page.fill("#range input[name=start]", f"{start:%Y-%m-%dT%H:%M}")
+    page.fill("#range input[name=end]", f"{end:%Y-%m-%dT%H:%M}")
+    with page.expect_navigation():
+        page.click("#range button[type=submit]")
+    assert f"start={start:%Y-%m-%dT%H%%3A%M}" in page.url and f"end={end:%Y-%m-%dT%H%%3A%M}" in page.url
+    custom = shown()
+    assert custom == ([], f"{start:%Y-%m-%d %H:%M} {DASH} {end:%Y-%m-%d %H:%M} UTC")
+    custom_url = page.url
+    page.reload()
+    assert page.url == custom_url and shown() == custom
+
+    page.go_back()
+    assert page.url == overview + "?range=6h" and shown()[0] == ["6h"]
+    page.go_forward()
+    assert page.url == custom_url and shown() == custom

@@ -1,5 +1,7 @@
 """Every page fits a 390 px phone in the real Chromium: the page body never scrolls sideways (a wide
 table scrolls inside its own container), and the findings list shows its key columns at once.
+On each of those pages axe-core (pinned: tests/browser.py) finds nothing, whatever its impact: all
+its rules in the light theme, its colour rules again in the dark one.
 
 The pages are the screenshot set's (scripts/screenshots.py SHOTS: every page with the demo object
 it shows), over the demo data of dashboard.demo, plus the error pages."""
@@ -18,11 +20,15 @@ from core.clients import redis_client
 from dashboard.demo import demo_scene_seed, demo_seed
 from recon.models import Topic
 from scripts.screenshots import SHOTS
+from tests.browser import AXE_COLOUR_RULES, AXE_FAIL_IMPACTS, AXE_VERSION, axe_source, axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 WIDTH = 390
 NOT_OURS = {"admin-topic"}  # Django's admin is not a page of ours
+THEMES = ("light", "dark")  # prefers-color-scheme: dashboard/static/dashboard/ops.css and charts.js
+# drf-spectacular's Swagger UI page: its template and swagger-ui's own widget, not markup of ours.
+AXE_NOT_OURS = {"api-docs"}
 
 
 @pytest.fixture
@@ -48,7 +54,7 @@ def feed_topics(settings, unique_name):
 
 
 def _phone_page(browser, live_server, username: str | None):
-    context = browser.new_context(viewport={"width": WIDTH, "height": 844})
+    context = browser.new_context(viewport={"width": WIDTH, "height": 844}, color_scheme=THEMES[0])
     page = context.new_page()
     if username is not None:
         page.goto(live_server.url + reverse("login"))
@@ -80,10 +86,15 @@ _CULPRITS = """(width) => {
 }"""
 
 
-def test_every_page_fits_390_px(live_server, browser, scene):
-    pages: dict[str | None, object] = {}
+# Thirty-odd pages walked once, axe-core run on each twice: longer than the suite's 300 s per test
+# on a loaded machine (axe is about half of it).
+@pytest.mark.timeout(600)
+def test_every_page_fits_390_px_and_axe_finds_nothing_in_either_theme(live_server, browser, scene):
+    axe = axe_source()
     widths: dict[str, int] = {}
     culprits: dict[str, str] = {}
+    violations: dict[str, list[str]] = {}
+    pages: dict[str | None, object] = {}
     try:
         for shot in SHOTS:
             if shot.name in NOT_OURS:
@@ -103,16 +114,39 @@ def test_every_page_fits_390_px(live_server, browser, scene):
             widths[shot.name] = _overflow(page)
             if widths[shot.name] > WIDTH:
                 culprits[shot.name] = page.evaluate(_CULPRITS, WIDTH)
+            if shot.name not in AXE_NOT_OURS:
+                violations.update(_axe_in_both_themes(page, axe, shot.name))
         operator = pages["operator"]
         operator.goto(live_server.url + "/no-such-page/")
         widths["404"] = _overflow(operator)
+        violations.update(_axe_in_both_themes(operator, axe, "404"))
         too_wide = {name: width for name, width in widths.items() if width > WIDTH}
         assert not too_wide, " ".join(f"{name}={width}px ({culprits.get(name)})" for name, width in too_wide.items())
         assert len(widths) >= 30  # every page of the set was walked
+        assert not violations, f"axe-core {AXE_VERSION}, {'/'.join(AXE_FAIL_IMPACTS)}: " + "; ".join(
+            f"{name}: {' | '.join(found)}" for name, found in violations.items()
+        )
         _findings_key_columns(live_server, pages["operator"])
     finally:
         for page in pages.values():
             page.context.close()
+
+
+def _axe_in_both_themes(page, axe: str, name: str) -> dict[str, list[str]]:
+    """axe-core's findings on the page in each theme: every rule in the first, the colour rules (all a
+    theme changes) in the other. The theme is switched in place (the stylesheets follow
+    prefers-color-scheme at once; charts.js recolours its charts and marks each data-theme): one
+    page load serves both."""
+    found = {}
+    for theme in THEMES:
+        page.emulate_media(color_scheme=theme)
+        page.wait_for_function(
+            "(theme) => [...document.querySelectorAll('[data-chart]')].every((el) => el.dataset.theme === theme)",
+            arg=theme,
+        )
+        if problems := axe_violations(page, axe, () if theme == THEMES[0] else AXE_COLOUR_RULES):
+            found[f"{name} ({theme})"] = problems
+    return found
 
 
 def _findings_key_columns(live_server, page) -> None:

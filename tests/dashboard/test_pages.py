@@ -54,9 +54,21 @@ def test_charts_tell_the_truth(client_for, data, topic_a):
     # The gap on its own panel and axis, not on the scale of the message bars.
     gap = next(t for t in flow["data"] if t["name"] == "published - consumed")
     assert gap["yaxis"] == "y2" and all(t["yaxis"] == "y" for t in flow["data"] if t["type"] == "bar")
-    # The x-axis is the chosen range, with titles and units; counts on whole-number ticks.
+    # The x-axis is fitted to the windows present (an hour ago, in a 6 h range): from a bucket
+    # before the first to a bucket after the last, and the page says the chart shows only that span.
     start, end = response.context["start"], response.context["end"]
-    assert [v[:16] for v in layout["xaxis2"]["range"]] == [start.isoformat()[:16], end.isoformat()[:16]]
+    [item] = [i for i in response.context["items"] if i.topic.pk == topic_a.pk]
+    bucket = dt.timedelta(seconds=item.bucket_seconds)
+    first, last = item.series[0].start, item.series[-1].start
+    assert start < first - bucket and last + 2 * bucket < end
+    shown = [dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC) for v in layout["xaxis2"]["range"]]
+    assert shown == [first - bucket, last + 2 * bucket] and layout["xaxis"]["range"] == layout["xaxis2"]["range"]
+    note = re.search(r'<p class="muted chart-note" id="flow-0-span" data-from="([^"]+)" data-to="([^"]+)">', html)
+    assert note and [dt.datetime.fromisoformat(v) for v in note.groups()] == shown
+    assert "of the chosen range: the chart shows that span." in html
+    # Bars as wide as their bucket allows, drawn in its middle (not a 1 ms sliver at its start).
+    bars = [t for t in flow["data"] if t["type"] == "bar"]
+    assert all(t["width"] == item.bucket_seconds * 400 and t["xperiodalignment"] == "middle" for t in bars)
     assert layout["xaxis2"]["title"]["text"] == "publish time (UTC)"
     assert layout["yaxis"]["title"]["text"] == "messages / 5 min" and layout["yaxis"]["dtick"] == 1
     assert layout["yaxis"]["tickformat"] == ",d"
@@ -74,6 +86,24 @@ def test_charts_tell_the_truth(client_for, data, topic_a):
     )
     listed = client_for("viewer").get(url)  # one row per problem: the missing one
     assert [p["first_id"] for p in listed.context["problems"]["rows"]] == [data["missing"].pk]
+
+
+def test_a_range_full_of_windows_is_charted_whole():
+    """Windows from the first bucket to the last of the range: the x-axis is the range itself
+    (flow_chart then adds no note); never wider than the range asked for."""
+    from types import SimpleNamespace
+
+    from dashboard.charts import data_span
+
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    end = start + dt.timedelta(hours=1)
+    full = SimpleNamespace(bucket_seconds=300, series=[SimpleNamespace(start=start), SimpleNamespace(start=end)])
+    assert data_span(full, start=start, end=end) == (start, end)  # type: ignore[arg-type]
+    middle = SimpleNamespace(bucket_seconds=300, series=[SimpleNamespace(start=start + dt.timedelta(minutes=30))])
+    assert data_span(middle, start=start, end=end) == (  # type: ignore[arg-type]
+        start + dt.timedelta(minutes=25),
+        start + dt.timedelta(minutes=40),
+    )
 
 
 def test_overview_range_picker_and_bad_range(client_for, data, topic_a):

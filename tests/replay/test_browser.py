@@ -251,3 +251,87 @@ def test_an_approver_sees_the_request_counted_in_the_header_and_approves_it_from
     assert "Approved by checker1" in approver.inner_text("#approval")
     replay.refresh_from_db()
     assert (replay.requested_by, replay.decided_by) == (people["operator"], checker)
+
+
+def test_the_on_call_loop_with_four_eyes_takes_seven_clicks(
+    transactional_db,
+    live_server,
+    login,
+    feed,
+    people,
+    client_ids,
+    cache,
+    celery_worker_process,
+):
+    """docs/operations.md "The on-call loop in clicks", with a second operator approving: see the
+    problem, follow it to its cause, ask for the fix, have it approved, see it verified. Typing is
+    not a click; every click is counted, each person's included."""
+    from recon import access
+    from tests.factories import PASSWORD
+
+    topic = feed.change
+    topic.approval_always = True
+    topic.save()
+    checker = UserFactory(username="checker1", password=PASSWORD)
+    access.topic_grant(checker, topic, "operator")
+    kept, lost = (change_publish(topic=topic, event="add", record=client_doc(next(client_ids))) for _ in range(2))
+    messages = fetch(topic.name, kept.offset, 2)
+    FeedConsumer().process_batch(messages[:1])  # the subscriber never got the second one
+    reconcile(topic)
+    missing = finding_of(topic, "missing", lost.uuid)
+    clicks = 0
+
+    # See it: the red bar of the findings chart on the overview (where the login lands).
+    maker = login("operator1")
+    bar = maker.locator(f"section[data-topic='{topic.name}'] [id^=categories-] .barlayer .point path").first
+    bar.wait_for(timeout=15000)
+    bar.scroll_into_view_if_needed()
+    box = bar.bounding_box()
+    assert box is not None
+    with maker.expect_navigation():
+        maker.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly's drag layer
+    clicks += 1
+    row = maker.locator(f"tr[data-finding='{missing.pk}']")
+    assert "published, never consumed" in row.inner_text()
+
+    # Follow it to its cause: the message's timeline.
+    with maker.expect_navigation():
+        row.locator(f"a[href*='{lost.uuid}']").click()
+    clicks += 1
+    assert "Not consumed (yet)." in maker.inner_text("body")
+
+    # Fix it: a replay from Kafka, which this topic runs only once a second operator approves.
+    maker.fill(f"#replay-{lost.uuid} input[name=reason]", "lost between Kafka and Redis")
+    with maker.expect_navigation():
+        maker.click(f"#replay-{lost.uuid} button[value=kafka]")
+    clicks += 1
+    assert "awaits a second operator" in maker.inner_text(".msg")
+    time.sleep(1)
+    assert cached(cache, lost.key) is None  # nothing runs before the approval
+
+    # The second operator: the count in the header on any page, the inbox, Approve and run.
+    approver = login("checker1")
+    with approver.expect_navigation():
+        approver.click("#approvals-count")
+    clicks += 1
+    replay = Replay.objects.get()
+    with approver.expect_navigation():
+        approver.locator(f"#approvals tr[data-replay='{replay.pk}'] button", has_text="Approve and run").click()
+    clicks += 1
+
+    # See it verified: the replay page follows the run and then its verification by itself.
+    with approver.expect_navigation():
+        approver.click(".msg a#decided")
+    clicks += 1
+    approver.wait_for_function("() => document.body.innerText.includes('all verified')", timeout=60000)
+    assert cached(cache, lost.key).value == messages[1].value()
+    with approver.expect_navigation():
+        approver.locator(f"tr[data-item] a[href*='{lost.uuid}']").first.click()
+    clicks += 1
+    body = approver.inner_text("body")
+    assert "fixed by replay" in body and "verified by run" in body
+    missing.refresh_from_db()
+    assert missing.status == Finding.Status.RESOLVED and missing.detail["verified_by_run"]
+    replay.refresh_from_db()
+    assert (replay.requested_by, replay.decided_by) == (people["operator"], checker)
+    assert clicks == 7

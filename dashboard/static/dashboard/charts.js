@@ -1,20 +1,40 @@
 // Draws the overview's plotly figures from their JSON data blocks (no inline script:
 // the pages run under a strict CSP). A click on a bar whose point carries a URL
 // (customdata) opens it: the findings list filtered to that category and severity.
+// Colours follow the light or dark theme (prefers-color-scheme), also when it changes
+// while the page is open; each chart says which it drew in data-theme.
 (function () {
   "use strict";
-  var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+  var scheme = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
 
-  function themed(layout) {
+  function theme() {
+    return scheme && scheme.matches ? "dark" : "light";
+  }
+
+  // The layout keys a theme sets, as Plotly.relayout takes them ("font.color", "xaxis.gridcolor").
+  function colours(layout) {
+    var dark = theme() === "dark";
     var ink = dark ? "#e3e7ec" : "#1d2430";
     var grid = dark ? "#2c3440" : "#e3e6ea";
-    layout.paper_bgcolor = "rgba(0,0,0,0)";
-    layout.plot_bgcolor = "rgba(0,0,0,0)";
-    layout.font = Object.assign({}, layout.font || {}, { color: ink });
+    var update = { paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", "font.color": ink };
     Object.keys(layout).forEach(function (key) {
       if (/^[xy]axis\d*$/.test(key)) {
-        layout[key].gridcolor = grid;
-        layout[key].zerolinecolor = grid;
+        update[key + ".gridcolor"] = grid;
+        update[key + ".zerolinecolor"] = grid;
+      }
+    });
+    return update;
+  }
+
+  function themed(layout) {
+    var update = colours(layout);
+    Object.keys(update).forEach(function (path) {
+      var parts = path.split(".");
+      if (parts.length === 1) {
+        layout[path] = update[path];
+      } else {
+        layout[parts[0]] = Object.assign({}, layout[parts[0]] || {});
+        layout[parts[0]][parts[1]] = update[path];
       }
     });
     return layout;
@@ -26,7 +46,9 @@
       return;
     }
     var figure = JSON.parse(block.textContent);
+    var drawn = theme();
     window.Plotly.newPlot(el, figure.data, themed(figure.layout || {}), figure.config || {}).then(function () {
+      el.dataset.theme = drawn;
       el.on("plotly_click", function (event) {
         var point = event && event.points && event.points[0];
         var url = point && point.customdata;
@@ -37,8 +59,26 @@
     });
   }
 
+  function charts() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-chart]"));
+  }
+
+  function recolour() {
+    var now = theme();
+    charts().forEach(function (el) {
+      if (el.layout && el.dataset.theme && el.dataset.theme !== now) {
+        window.Plotly.relayout(el, colours(el.layout)).then(function () {
+          el.dataset.theme = now;
+        });
+      }
+    });
+  }
+
   function start() {
-    Array.prototype.forEach.call(document.querySelectorAll("[data-chart]"), draw);
+    charts().forEach(draw);
+    if (scheme && scheme.addEventListener) {
+      scheme.addEventListener("change", recolour);
+    }
   }
 
   if (document.readyState === "loading") {
