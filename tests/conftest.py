@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.names import TOKENS, name_make, names_made
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Shared checks outside test modules still get pytest's assertion messages.
@@ -36,14 +38,39 @@ def django_db_setup(django_db_setup, django_db_blocker):
         versions_given(1000)  # versions a test names up to this are ones the source has given
 
 
+_TOPICS_LEFT: list[str] = []  # what the end of the run says about its topics
+
+
+def pytest_sessionfinish(session):
+    """The topics this run created are deleted from the broker at its end (a developer's broker
+    would otherwise keep every test's topics: thousands of log directories, minutes to start)."""
+    if not TOKENS:
+        return
+    from core.clients import make_admin  # the product's modules only once Django is set up
+    from kafkacache.services.topics import topics_delete
+
+    try:
+        made = names_made(make_admin().list_topics(timeout=15).topics)
+        outcome: dict[str, str] = {}
+        for start in range(0, len(made), 500):
+            outcome |= topics_delete(made[start : start + 500])
+    except Exception as exc:  # the run's outcome stands; what was left is said
+        outcome = {"*": f"{type(exc).__name__}: {exc}"}
+    failed = sorted((name, why) for name, why in outcome.items() if why != "deleted")
+    _TOPICS_LEFT.append(f"this run's topics deleted: {len(outcome) - len(failed)}")
+    _TOPICS_LEFT.extend(f"not deleted: {name}: {why}" for name, why in failed[:10])
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _TOPICS_LEFT:
+        terminalreporter.write_line(f"[topics] {line}")
+
+
 @pytest.fixture
 def unique_name():
     """A fresh name for topics and groups, so tests never see each other's messages."""
 
-    def make(prefix: str) -> str:
-        return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-    return make
+    return name_make
 
 
 @contextlib.contextmanager

@@ -12,12 +12,9 @@ import factory
 from django.contrib.auth.models import Group, User
 
 from recon.models import Topic
+from tests.names import name_make
 
 PASSWORD = "test-pass-123"
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -44,6 +41,6 @@ class TopicFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Topic
 
-    name = factory.LazyFunction(lambda: _unique("topic"))
-    consumer_group = factory.LazyFunction(lambda: _unique("grp"))
+    name = factory.LazyFunction(lambda: name_make("topic"))
+    consumer_group = factory.LazyFunction(lambda: name_make("grp"))
     kind = Topic.Kind.OTHER

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 
@@ -55,6 +54,7 @@ from recon.services.feed import feed_topics_ensure
 from replay.services.requests import replay_request
 from replay.services.runs import replay_run
 from tests.cache_state import cached, cached_keys, record_forge, records_drop
+from tests.names import token_make
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IDS = range(1, 13)  # a small id space, so renumbering and reuse collide often
@@ -108,7 +108,7 @@ class CacheModel(RuleBasedStateMachine):
 
     @initialize()
     def start(self):
-        name = uuid.uuid4().hex[:10]
+        name = token_make()  # its topics are deleted at the end of the run (tests/names.py)
         self.names = {
             "KAFKA_TOPIC_BULK": f"m.{name}.bulk",
             "KAFKA_TOPIC_CHANGE": f"m.{name}.change",
