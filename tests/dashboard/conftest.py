@@ -17,7 +17,7 @@ from django.test import Client
 from core.hashing import content_hash
 from recon.models import Finding, RebalanceEvent, Topic, Window
 from recon.services.actions import operator_action_record
-from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record
+from recon.services.ledger import ConsumedRow, PublishedRow, consumed_record, published_record, window_start
 from tests.browser import browser, login  # noqa: F401  (Debian's Chromium; a logged-in page)
 from tests.factories import TopicFactory
 from tests.people import people_make
@@ -92,7 +92,9 @@ def consume(topic: Topic, rows: list[PublishedRow], *, group: str, delay_s: floa
 def data(topic_a, topic_b, people):
     """A little of everything on both topics: ledger rows, windows, findings, a rebalance, actions."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    at = now - dt.timedelta(hours=1)
+    # An hour ago, at the start of a window: the six rows a second apart are in one window
+    # (from any moment they could straddle two, and `.first()` would hold fewer).
+    at = window_start(topic_a, now - dt.timedelta(hours=1))
     rows_a = publish(topic_a, 6, at=at)
     consume(topic_a, rows_a[:5], group=topic_a.consumer_group)  # the sixth is missing
     rows_b = publish(topic_b, 3, at=at)

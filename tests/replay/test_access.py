@@ -47,7 +47,7 @@ def test_api_replay_permissions(feed, people, message):
     url = reverse("api-recon-replays")
     body = _body(feed, message)
     anonymous = _api().post(url, body, content_type="application/json")
-    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (403, "not_authenticated")
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "not_authenticated")
     outsider = _api(people["outsider"]).post(url, body, content_type="application/json")
     assert outsider.status_code == 404 and outsider.json()["error"]["code"] == "not_found"
     viewer = _api(people["viewer"]).post(url, body, content_type="application/json")
@@ -95,7 +95,7 @@ def test_api_reprocess_permissions(feed, people, message):
     url = reverse("api-recon-reprocess")
     body = {"findings": [dead.pk], "reason": "limit raised"}
     anonymous = _api().post(url, body, content_type="application/json")
-    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (403, "not_authenticated")
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "not_authenticated")
     assert _api(people["outsider"]).post(url, body, content_type="application/json").status_code == 404
     assert _api(people["viewer"]).post(url, body, content_type="application/json").status_code == 403
     accepted = _api(people["operator"]).post(url, body, content_type="application/json")

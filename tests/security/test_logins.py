@@ -89,14 +89,14 @@ def test_bad_api_tokens_are_throttled_per_address(throttles):
     _, token = AuthToken.objects.create(user=user)
     guesser = Client(REMOTE_ADDR="10.1.1.1")
     answers = [guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code for i in range(5)]
-    assert set(answers) == {403}  # refused (DRF answers 403: session auth comes first)
+    assert set(answers) == {401}  # refused, with the token challenge
     assert guesser.get("/api/topics/", HTTP_AUTHORIZATION="Token 00").status_code == 429
     # even a valid token from that address waits: the address is guessing
     assert guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 429
     # another address is not affected; a non-UTF-8 token is refused, not a 500
     other = Client(REMOTE_ADDR="10.1.1.2")
     assert other.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
-    assert other.get("/api/topics/", HTTP_AUTHORIZATION=b"Token \xff\xfe".decode("latin-1")).status_code == 403
+    assert other.get("/api/topics/", HTTP_AUTHORIZATION=b"Token \xff\xfe".decode("latin-1")).status_code == 401
 
 
 @pytest.mark.parametrize("weak", ["weakpw12", "93718264", "982374650192", "password1234", "api-user-2026"])
@@ -119,7 +119,7 @@ def test_api_tokens_are_hashed_expire_and_can_be_revoked(settings):
     api = Client(HTTP_AUTHORIZATION=f"Token {token}")
     assert api.get("/api/topics/").status_code == 200
     AuthToken.objects.filter(pk=row.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
-    assert api.get("/api/topics/").status_code == 403  # expired: refused
+    assert api.get("/api/topics/").status_code == 401  # expired: refused
     call_command("api_token", "token-owner", stdout=io.StringIO())
     call_command("api_token", "token-owner", "--revoke", stdout=io.StringIO())
     assert not AuthToken.objects.filter(user=user).exists()
@@ -153,7 +153,7 @@ def test_old_clear_text_tokens_end_at_the_migration_to_knox(settings):
     old = Token.objects.create(user=user)
     importlib.import_module("config.migrations.0001_sec_tokens_to_knox").tokens_delete(apps, None)
     assert not Token.objects.exists() and not AuthToken.objects.filter(user=user).exists()
-    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 403
+    assert Client(HTTP_AUTHORIZATION=f"Token {old.key}").get("/api/topics/").status_code == 401
 
 
 def test_failures_from_elsewhere_cannot_lock_the_break_glass_admin_out(lockout):
@@ -209,7 +209,7 @@ def test_a_client_sent_forwarded_for_is_ignored_without_trusted_proxies(throttle
         answer = guesser.get(
             "/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
         )
-        assert answer.status_code == 403
+        assert answer.status_code == 401
     assert (
         guesser.get("/api/topics/", HTTP_X_FORWARDED_FOR="198.51.100.99", HTTP_AUTHORIZATION="Token 00").status_code
         == 429
@@ -225,7 +225,7 @@ def test_behind_a_trusted_proxy_each_client_counts_on_its_own(throttles, setting
     proxy = "10.0.0.1"
     guesser = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.7, 10.0.1.9")  # a spoof, then real
     for i in range(5):
-        assert guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code == 403
+        assert guesser.get("/api/topics/", HTTP_AUTHORIZATION=f"Token {i:064x}").status_code == 401
     assert guesser.get("/api/topics/", HTTP_AUTHORIZATION="Token 00").status_code == 429
     neighbour = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.8")
     user = UserFactory(username="api-user-2", password=PASSWORD)
