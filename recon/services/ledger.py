@@ -103,27 +103,28 @@ class _WindowSums(NamedTuple):
     latencies: list[int]  # slowest delivery, ms
 
 
-def _window_sums(seconds: int, items: Iterable[tuple[dt.datetime, int, int]]) -> _WindowSums:
-    """(publish time, message digest, latency ms) per row -> per window, oldest first.
+def _published_sums(seconds: int, rows: Sequence[PublishedRow]) -> _WindowSums:
+    """Published rows per window, oldest first (no latencies: those are the consumed side's).
 
     Grouped on integer epoch seconds (window_start's arithmetic): a datetime per
     window rather than per row.
     """
     counts: dict[int, int] = defaultdict(int)
     sums: dict[int, int] = defaultdict(int)
-    latencies: dict[int, int] = defaultdict(int)
-    for at, digest, latency_ms in items:
-        epoch = int(at.timestamp()) // seconds * seconds
+    for r in rows:
+        epoch = int(r.published_at.timestamp()) // seconds * seconds
         counts[epoch] += 1
-        sums[epoch] += digest
-        if latency_ms > latencies[epoch]:
-            latencies[epoch] = latency_ms
+        sums[epoch] += message_digest(r.uuid, r.content_hash)
+    return _sums_listed(counts, sums, {})
+
+
+def _sums_listed(counts: dict[int, int], sums: dict[int, int], latencies: dict[int, int]) -> _WindowSums:
     epochs = sorted(counts)
     return _WindowSums(
         [dt.datetime.fromtimestamp(e, tz=dt.UTC) for e in epochs],
         [counts[e] for e in epochs],
         [sums[e] % MOD64 for e in epochs],
-        [latencies[e] for e in epochs],
+        [latencies.get(e, 0) for e in epochs],
     )
 
 
@@ -134,9 +135,7 @@ def _published_windows_bump(cursor, topic: Topic, rows: Sequence[PublishedRow]) 
     UPSERT orders concurrent writers, as for the counts), and the window's peak is the largest
     of the sums: exact, whatever batches a second's messages came in.
     """
-    sums = _window_sums(
-        topic.window_seconds, [(r.published_at, message_digest(r.uuid, r.content_hash), 0) for r in rows]
-    )
+    sums = _published_sums(topic.window_seconds, rows)
     seconds = _second_counts(topic.window_seconds, [r.published_at for r in rows])
     width = dt.timedelta(seconds=topic.window_seconds)
     values = [
@@ -217,7 +216,7 @@ _SHARED = {"groups": "group", "partitions": "partition", "consumed": "consumed_a
 
 
 def _consumed_sums(seconds: int, rows: Sequence[ConsumedRow]) -> _WindowSums:
-    """_window_sums of consumed rows. A window's slowest delivery is, among rows consumed at
+    """Consumed rows per window, oldest first. A window's slowest delivery is, among rows consumed at
     one time, the one published first: one latency per (window, consumed_at), not per row."""
     counts: dict[int, int] = defaultdict(int)
     sums: dict[int, int] = defaultdict(int)
@@ -234,13 +233,7 @@ def _consumed_sums(seconds: int, rows: Sequence[ConsumedRow]) -> _WindowSums:
     latencies: dict[int, int] = defaultdict(int)
     for (epoch, consumed_at), at in first.items():
         latencies[epoch] = max(latencies[epoch], int((consumed_at - at).total_seconds() * 1000))
-    epochs = sorted(counts)
-    return _WindowSums(
-        [dt.datetime.fromtimestamp(e, tz=dt.UTC) for e in epochs],
-        [counts[e] for e in epochs],
-        [sums[e] % MOD64 for e in epochs],
-        [latencies[e] for e in epochs],
-    )
+    return _sums_listed(counts, sums, latencies)
 
 
 def consumed_record(*, topic: Topic, rows: Sequence[ConsumedRow]) -> None:
