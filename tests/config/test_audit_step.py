@@ -43,3 +43,28 @@ def test_both_locks_pin_every_package_with_a_hash_and_bootstrap_requires_them():
     runtime = (ROOT / "requirements.txt").read_text()
     assert "pytest==" not in runtime and "ruff==" not in runtime  # development only
     assert "--require-hashes -r requirements.txt -r requirements-dev.txt" in (ROOT / "bin/bootstrap").read_text()
+
+
+def test_every_extra_a_locked_package_asks_for_is_on_its_pin():
+    """pip before 23.3 (Debian's venv brings 23.2) resolves `name[extra]` apart from
+    `name==version`: a newer release of `name` on PyPI then fails a fresh install under
+    --require-hashes. Read from what is installed: each locked package's requirements."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, set[str]] = {}
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / name).read_text().splitlines():
+            if line and not line.startswith(("#", " ")):
+                req = Requirement(line.split()[0])
+                pinned[canonicalize_name(req.name)] = set(req.extras)
+    missing = []
+    for package in pinned:
+        for raw in metadata.distribution(package).requires or []:
+            req = Requirement(raw)
+            name = canonicalize_name(req.name)
+            if req.extras and name in pinned and (req.marker is None or req.marker.evaluate({"extra": ""})):
+                missing += [f"{name}[{extra}] (asked by {package})" for extra in req.extras - pinned[name]]
+    assert not missing, missing
