@@ -4,6 +4,7 @@ import datetime as dt
 import uuid as uuid_lib
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Case, CharField, Count, F, IntegerField, Max, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Cast, Concat
 
@@ -32,35 +33,78 @@ AGEING_BUCKETS = (
 )
 
 
-def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
-    """Unresolved problems per topic and severity in the four age buckets (a problem in the bucket of
-    each member's age), with the findings they hold and the oldest of each (a Finding).
+def _ageing_counts(unresolved: QuerySet[Finding], now: dt.datetime) -> dict[tuple[int, str], dict]:
+    """(topic id, severity) -> problems (total), findings and each bucket's problems, and the first time.
 
-    One grouped query (served by finding_topic_status_time) and one DISTINCT ON for the oldest."""
-    counts = {  # problems, not findings: a reload of 5,000 keys is one line of work
-        name: Count(
-            PROBLEM_KEY,
-            distinct=True,
-            filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()),
-        )
+    A finding raised without a problem key (before problems, or written directly) is its own
+    problem: those are counted per topic and severity in one pass. The others are grouped per
+    problem first (few groups: a problem holds many findings), then per topic and severity.
+    Distinct counts per bucket instead sorted every unresolved finding once per bucket."""
+    in_bucket = {
+        name: Count("id", filter=Q(created_at__lte=now - low) & (Q(created_at__gt=now - high) if high else Q()))
         for name, _, low, high in AGEING_BUCKETS
     }
-    rows = (
-        Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
-        .values("topic_id", "topic__name", "severity")
-        .annotate(total=Count(PROBLEM_KEY, distinct=True), findings=Count("id"), oldest_at=Min("created_at"), **counts)
-        .order_by("topic__name", "severity")
-    )
-    oldest = {
-        (f.topic_id, f.severity): f
-        for f in Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED)
-        .order_by("topic_id", "severity", "created_at", "id")
-        .distinct("topic_id", "severity")
+    groups: dict[tuple[int, str], dict] = {  # the bucket names are keys mypy cannot know
+        (keyless["topic_id"], keyless["severity"]): dict(keyless)
+        for keyless in unresolved.filter(problem="")
+        .values("topic_id", "severity")
+        .annotate(total=Count("id"), findings=Count("id"), oldest_at=Min("created_at"), **in_bucket)
     }
+    problems = (
+        unresolved.exclude(problem="")
+        .values("topic_id", "severity", "problem")
+        .annotate(members=Count("id"), first_at=Min("created_at"), **in_bucket)
+        .values("topic_id", "severity", "members", "first_at", *in_bucket)
+    )
+    inner, params = problems.query.sql_with_params()
+    per_bucket = ", ".join(f'count(*) FILTER (WHERE "{name}" > 0)' for name in in_bucket)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT topic_id, severity, count(*), sum(members), min(first_at), {per_bucket}"  # noqa: S608 (our names)
+            f" FROM ({inner}) problems GROUP BY topic_id, severity",
+            params,
+        )
+        grouped = cursor.fetchall()
+    for topic_id, severity, total, held, first_at, *counts in grouped:
+        group = groups.setdefault(
+            (topic_id, severity),
+            {"topic_id": topic_id, "severity": severity, "total": 0, "findings": 0, "oldest_at": first_at}
+            | dict.fromkeys(in_bucket, 0),
+        )
+        group["total"] += total
+        group["findings"] += int(held)
+        group["oldest_at"] = min(group["oldest_at"], first_at)
+        for name, count in zip(in_bucket, counts, strict=True):
+            group[name] += count
+    return groups
+
+
+def findings_ageing(*, topics: QuerySet[Topic], now: dt.datetime) -> list[dict]:
+    """Unresolved problems per topic and severity in the four age buckets (a problem in the bucket of
+    each member's age), with the findings they hold and the oldest of each (a Finding)."""
+    groups = _ageing_counts(Finding.objects.filter(topic__in=topics, status__in=Finding.UNRESOLVED), now)
+    names = dict(Topic.objects.filter(pk__in={t for t, _ in groups}).values_list("pk", "name"))
+    rows: list[dict] = sorted(
+        ({**group, "topic__name": names[group["topic_id"]]} for group in groups.values()),
+        key=lambda group: (group["topic__name"], group["severity"]),
+    )
+    # The oldest of each: the findings at each group's first time (index probes), not a sort of all.
+    at_first = Q()
+    for row in rows:
+        at_first |= Q(topic_id=row["topic_id"], severity=row["severity"], created_at=row["oldest_at"])
+    oldest = (
+        {
+            (f.topic_id, f.severity): f
+            for f in Finding.objects.filter(at_first, status__in=Finding.UNRESOLVED)
+            .order_by("topic_id", "severity", "id")
+            .distinct("topic_id", "severity")
+        }
+        if rows
+        else {}
+    )
     sla = settings.BREAK_SLA_HOURS
     out = []
-    for values in rows:
-        row: dict = dict(values)  # the bucket names are keys mypy cannot know
+    for row in rows:
         limit = dt.timedelta(hours=sla.get(row["severity"], 0))
         out.append(
             {

@@ -25,6 +25,7 @@ fenced block, or as a link. Each is judged by its shape:
 import ast
 import fnmatch
 import importlib
+import os
 import re
 import shlex
 from collections.abc import Iterator
@@ -106,6 +107,19 @@ def _ignored_prefixes() -> tuple[str, ...]:
 
 IGNORED = _ignored_prefixes()
 TOP_LEVEL = {p.name for p in ROOT.iterdir() if p.name not in (".git",)}
+
+
+def named_anywhere(name: str) -> bool:
+    """A file or folder called `name` somewhere in the repository. Never under .git, .venv or
+    the ignored runtime output (var/: the running services' data, whose files come and go)."""
+    for folder, dirs, files in os.walk(ROOT):
+        here = Path(folder).relative_to(ROOT).as_posix()
+        dirs[:] = [
+            d for d in dirs if d not in (".git", ".venv") and not f"{here}/{d}".removeprefix("./").startswith(IGNORED)
+        ]
+        if name in dirs or name in files:
+            return True
+    return False
 
 
 def make_targets() -> set[str]:
@@ -191,7 +205,7 @@ def path_problem(text: str) -> str | None:
     path, _, test = text.partition("::")
     path = path.rstrip(".,;:")
     if not is_repo_path(path):
-        if re.fullmatch(r"[\w-]+\.py", path) and not any(True for _ in ROOT.rglob(path)):
+        if re.fullmatch(r"[\w-]+\.py", path) and not named_anywhere(path):
             return f"no file named {path} in the repository"
         return None
     if not repo_path_exists(path):
@@ -204,7 +218,7 @@ def path_problem(text: str) -> str | None:
 def dotted_problem(text: str, *, model_labels: set[str], source: str) -> str | None:
     if text.split(".", 1)[0] not in PACKAGES:
         return None
-    if text in model_labels or f'"{text}"' in source or any(True for _ in ROOT.rglob(text)):
+    if text in model_labels or f'"{text}"' in source or named_anywhere(text):
         return None
     module_part, _, attr = text.partition(":")
     parts = module_part.split(".")

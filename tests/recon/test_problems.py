@@ -131,3 +131,41 @@ def test_in_chromium_the_list_shows_one_row_per_problem_and_its_members_a_click_
     assert members.count() == 2
     for message in lost:
         assert page.locator(f"tr[data-finding] a[href*='{message.uuid}']").count() == 1
+
+
+def test_the_ageing_table_counts_a_problem_in_each_bucket_its_members_are_in_and_a_keyless_finding_alone(
+    unique_name,
+):
+    """Findings written without a problem key are each their own problem; a problem whose members
+    span buckets counts once in each of them and once in the total; the oldest is the oldest member."""
+    import datetime as dt
+
+    topic = Topic.objects.create(name=unique_name("ageing"))
+    now = timezone.now()
+
+    def finding(problem: str, age: dt.timedelta, status: str = Finding.Status.OPEN) -> Finding:
+        made = Finding.objects.create(
+            topic=topic,
+            category="missing",
+            classification="exception",
+            severity="critical",
+            problem=problem,
+            status=status,
+        )
+        Finding.objects.filter(pk=made.pk).update(created_at=now - age)
+        return made
+
+    minutes, hours, days = dt.timedelta(minutes=1), dt.timedelta(hours=1), dt.timedelta(days=1)
+    finding("", 10 * minutes)
+    keyless_oldest = finding("", 3 * days)
+    finding("lost:range:1", 20 * minutes)
+    finding("lost:range:1", 2 * hours)
+    finding("lost:range:1", 5 * hours)
+    finding("lost:range:2", 30 * minutes)
+    finding("lost:range:2", 9 * days, status=Finding.Status.RESOLVED)  # resolved: not counted
+    finding("", 2 * minutes, status=Finding.Status.ACCEPTED)
+
+    (row,) = findings_ageing(topics=Topic.objects.filter(pk=topic.pk), now=now)
+    assert (row["severity"], row["total"], row["findings"]) == ("critical", 4, 6)
+    assert row["buckets"] == [("< 1 h", 3), ("1-24 h", 1), ("1-7 days", 1), ("> 7 days", 0)]
+    assert row["oldest"] == keyless_oldest and row["oldest_at"] == now - 3 * days
