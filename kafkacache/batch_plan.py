@@ -29,6 +29,8 @@ project's producer sealed with that load's `load` header: an unsealed message
 """
 
 import datetime as dt
+import functools
+import hashlib
 import re
 import uuid as uuidlib
 from collections import Counter, defaultdict
@@ -47,7 +49,7 @@ from core.records import MAX_VERSION, SENSITIVE, field_key_id, fpe_tag
 from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
-from kafkacache.seal import problems_decode, seal_value_hash, seal_verifier
+from kafkacache.seal import PROBLEMS_HEADER, problems_decode, seal_verifier
 from recon.models import ConsumedMessage, Topic
 from recon.services.ledger import ConsumedRow
 
@@ -100,12 +102,30 @@ def batch_plan(
     current = avro.current_version()
     versions = avro.schema_versions()
     verifier = seal_verifier()
+    # Per batch rather than per message: the topic and its row list (a batch is mostly one
+    # topic), the outcome counts, and one datetime per distinct publish millisecond.
+    name: str | None = None
+    topic: Topic | None = None
+    rows: list[ConsumedRow] = []
+    blake2b = False
+    published: dict[int, dt.datetime] = {}
+    counts: dict[str, int] = defaultdict(int)
+    results, ops, op_results, op_rows = plan.results, plan.ops, plan.op_results, plan.op_rows
     for msg in messages:
-        topic = topics[msg.topic() or ""]
+        if topic is None or msg.topic() != name:
+            name = msg.topic()
+            topic = topics[name or ""]
+            rows = plan.rows[topic.name]
+            blake2b = topic.hash_algorithm == "blake2b"
         raw_key, value, raw_headers = msg.key(), msg.value(), msg.headers()
         headers, size = headers_read(raw_headers)
         size += len(raw_key or b"") + len(value or b"")
-        digest = content_hash(value or b"", topic.hash_algorithm)
+        # The BLAKE2b call inline (the default): content_hash's dispatch is paid per message.
+        digest = (
+            _blake2b(value or b"", digest_size=16).digest()
+            if blake2b
+            else content_hash(value or b"", topic.hash_algorithm)
+        )
         key = _text(raw_key)
         # Header values are bytes (headers_read): compared and parsed as bytes, decoded only
         # where text is needed; integers inline (a call per header is paid per message).
@@ -146,44 +166,49 @@ def batch_plan(
         elif event not in ("delete", "restore") and not value:
             reason = f"{event} without a value"
         else:
-            value_hash = seal_value_hash(value or b"", content_hash_=digest, algorithm=topic.hash_algorithm)
+            value_hash = digest if blake2b else content_hash(value or b"", "blake2b")  # seal_value_hash, inline
             unsealed = verifier.check(topic=topic.name, headers=headers, key=raw_key or b"", value_hash=value_hash)
             sealed = not unsealed
             if unsealed and (event == "restore" or not topic.accepts_unsealed):
                 reason = unsealed  # held: nothing unverified decides (docs/security.md, Feed integrity)
             elif unsealed:
                 reason = _beyond_bound(max(version, old_version), bound)
-            if not reason and value:
+            if not reason and value and not (sealed and PROBLEMS_HEADER not in headers):
                 reason, problems, in_full = _value_check(topic, key, value, headers, schema, sealed=sealed)
                 plan.checked_in_full += in_full
         if created_ms is not None:
-            published_at = ms_to_datetime(publish_time(created_ms, msg.timestamp(), max_skew_ms=max_skew).ms)
+            at = publish_time(created_ms, msg.timestamp(), max_skew_ms=max_skew).ms
+            published_at = published.get(at)
+            if published_at is None:
+                published_at = published[at] = ms_to_datetime(at)
         else:
             published_at = _timestamp(msg, consumed_at)
         if reason:
             plan.dead.append((msg, reason, _uuid_object(message_uuid), key))
             outcome = Outcome.DEAD_LETTERED
         elif event == "delete" or (event == "restore" and not value):
-            plan.op_results.append(len(plan.results))
-            plan.op_rows.append((topic.name, len(plan.rows[topic.name])))
-            plan.ops.append(CacheOp(event, key, version or 0, created_ms=created_ms or 0, topic=topic.name))
+            op_results.append(len(results))
+            op_rows.append((topic.name, len(rows)))
+            ops.append(_op((event, key, version or 0, b"", "", 0, "", "", created_ms or 0, topic.name, 0)))
             outcome = Outcome.DELETED
         else:
-            plan.op_results.append(len(plan.results))
-            plan.op_rows.append((topic.name, len(plan.rows[topic.name])))
-            plan.ops.append(
-                CacheOp(
-                    event,
-                    key,
-                    version or 0,
-                    value or b"",
-                    message_uuid or "",
-                    schema or current,
-                    _text(headers.get("old-key")) if event == "update" else "",  # old_key
-                    _text(headers.get("load")) if event == "bulk" and sealed else "",  # load
-                    created_ms or 0,
-                    topic.name,
-                    old_version or 0,
+            op_results.append(len(results))
+            op_rows.append((topic.name, len(rows)))
+            ops.append(
+                _op(
+                    (
+                        event,
+                        key,
+                        version or 0,
+                        value or b"",
+                        message_uuid or "",
+                        schema or current,
+                        _text(headers.get("old-key")) if event == "update" else "",  # old_key
+                        _text(headers.get("load")) if event == "bulk" and sealed else "",  # load
+                        created_ms or 0,
+                        topic.name,
+                        old_version or 0,
+                    )
                 )
             )
             outcome = Outcome.STORED
@@ -195,27 +220,37 @@ def batch_plan(
         if not reason and not sealed:
             outcome = Outcome.UNSEALED
             plan.unsealed[topic.name].add(key)
-            if event == "update" and plan.ops[-1].old_key:
-                plan.unsealed[topic.name].add(plan.ops[-1].old_key)
+            if event == "update" and ops[-1].old_key:
+                plan.unsealed[topic.name].add(ops[-1].old_key)
         outcome_text = _OUTCOME_TEXT[outcome]
-        plan.outcomes[outcome_text] += 1
-        plan.results.append((msg, outcome_text, reason))
+        counts[outcome_text] += 1
+        results.append((msg, outcome_text, reason))
         # Positional (uuid, group, partition, offset, key, content_hash,
         # published_at, consumed_at, outcome): keywords cost a microsecond a row.
-        plan.rows[topic.name].append(
-            ConsumedRow(
-                message_uuid,
-                group,
-                msg.partition() or 0,
-                msg.offset() or 0,
-                key[:512],
-                digest,
-                published_at,
-                consumed_at,
-                outcome,
+        rows.append(
+            _row(
+                (
+                    message_uuid,
+                    group,
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    key[:512],
+                    digest,
+                    published_at,
+                    consumed_at,
+                    outcome,
+                )
             )
         )
+    plan.outcomes.update(counts)
     return plan
+
+
+# A NamedTuple's own constructor is a Python frame of its own; these make the same tuples in C
+# (the plan makes two per message, in field order: CacheOp's and ConsumedRow's).
+_op = functools.partial(tuple.__new__, CacheOp)
+_row = functools.partial(tuple.__new__, ConsumedRow)
+_blake2b = hashlib.blake2b
 
 
 def _beyond_bound(version: int, bound: Bound | None) -> str:
