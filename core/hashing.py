@@ -8,20 +8,38 @@ without storing the content.
 import hashlib
 import uuid
 import zlib
+from collections.abc import Callable
 
 import xxhash
 
 MOD64 = 1 << 64
 
 
+def _blake2b128(value: bytes) -> bytes:
+    return hashlib.blake2b(value, digest_size=16).digest()
+
+
+def _crc32(value: bytes) -> bytes:
+    return zlib.crc32(value).to_bytes(4, "big")
+
+
+_HASHERS: dict[str, Callable[[bytes], bytes]] = {
+    "blake2b": _blake2b128,
+    "xxh3": xxhash.xxh3_128_digest,
+    "crc32": _crc32,
+}
+
+
+def content_hasher(algorithm: str) -> Callable[[bytes], bytes]:
+    """The hash function of `algorithm`: a loop over many values looks it up once."""
+    try:
+        return _HASHERS[algorithm]
+    except KeyError:
+        raise ValueError(f"unknown hash algorithm {algorithm!r}") from None
+
+
 def content_hash(value: bytes, algorithm: str = "blake2b") -> bytes:
-    if algorithm == "blake2b":
-        return hashlib.blake2b(value, digest_size=16).digest()
-    if algorithm == "xxh3":
-        return xxhash.xxh3_128_digest(value)
-    if algorithm == "crc32":
-        return zlib.crc32(value).to_bytes(4, "big")
-    raise ValueError(f"unknown hash algorithm {algorithm!r}")
+    return content_hasher(algorithm)(value)
 
 
 HASH_ALGORITHMS = ("blake2b", "xxh3", "crc32")

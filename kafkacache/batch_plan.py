@@ -30,7 +30,6 @@ project's producer sealed with that load's `load` header: an unsealed message
 
 import datetime as dt
 import functools
-import hashlib
 import re
 import uuid as uuidlib
 from collections import Counter, defaultdict
@@ -43,13 +42,13 @@ from django.utils import timezone
 
 from core import avro
 from core.crypto import CryptoError, keyring
-from core.hashing import content_hash
+from core.hashing import content_hasher
 from core.record_checks import record_problems
 from core.records import MAX_VERSION, SENSITIVE, field_key_id, fpe_tag
 from kafkacache.cache import CacheOp, WaitShort
 from kafkacache.clock import publish_time
 from kafkacache.messages import EVENTS, headers_read, ms_to_datetime
-from kafkacache.seal import PROBLEMS_HEADER, problems_decode, seal_verifier
+from kafkacache.seal import PROBLEMS_HEADER, problems_decode, seal_value_hash, seal_verifier
 from recon.models import ConsumedMessage, Topic
 from recon.services.ledger import ConsumedRow
 
@@ -107,7 +106,7 @@ def batch_plan(
     name: str | None = None
     topic: Topic | None = None
     rows: list[ConsumedRow] = []
-    blake2b = False
+    hasher = content_hasher("blake2b")
     published: dict[int, dt.datetime] = {}
     counts: dict[str, int] = defaultdict(int)
     results, ops, op_results, op_rows = plan.results, plan.ops, plan.op_results, plan.op_rows
@@ -116,16 +115,11 @@ def batch_plan(
             name = msg.topic()
             topic = topics[name or ""]
             rows = plan.rows[topic.name]
-            blake2b = topic.hash_algorithm == "blake2b"
+            hasher = content_hasher(topic.hash_algorithm)  # looked up per topic, not per message
         raw_key, value, raw_headers = msg.key(), msg.value(), msg.headers()
         headers, size = headers_read(raw_headers)
         size += len(raw_key or b"") + len(value or b"")
-        # The BLAKE2b call inline (the default): content_hash's dispatch is paid per message.
-        digest = (
-            _blake2b(value or b"", digest_size=16).digest()
-            if blake2b
-            else content_hash(value or b"", topic.hash_algorithm)
-        )
+        digest = hasher(value or b"")
         key = _text(raw_key)
         # Header values are bytes (headers_read): compared and parsed as bytes, decoded only
         # where text is needed; integers inline (a call per header is paid per message).
@@ -166,7 +160,7 @@ def batch_plan(
         elif event not in ("delete", "restore") and not value:
             reason = f"{event} without a value"
         else:
-            value_hash = digest if blake2b else content_hash(value or b"", "blake2b")  # seal_value_hash, inline
+            value_hash = seal_value_hash(value or b"", content_hash_=digest, algorithm=topic.hash_algorithm)
             unsealed = verifier.check(topic=topic.name, headers=headers, key=raw_key or b"", value_hash=value_hash)
             sealed = not unsealed
             if unsealed and (event == "restore" or not topic.accepts_unsealed):
@@ -250,7 +244,6 @@ def batch_plan(
 # (the plan makes two per message, in field order: CacheOp's and ConsumedRow's).
 _op = functools.partial(tuple.__new__, CacheOp)
 _row = functools.partial(tuple.__new__, ConsumedRow)
-_blake2b = hashlib.blake2b
 
 
 def _beyond_bound(version: int, bound: Bound | None) -> str:
