@@ -3,6 +3,7 @@ run apart from a `make run` on the same machine (own Redis databases, own topic
 names, own consumer group)."""
 
 import os
+from urllib.parse import urlsplit
 
 _TEST_DEFAULTS = {
     "REDIS_URL": "redis://127.0.0.1:6379/13",
@@ -22,6 +23,30 @@ _TEST_DEFAULTS = {
 }
 for _name, _value in _TEST_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
+
+
+def _worker_world(worker: str) -> None:
+    """Under pytest-xdist (`make test` runs two workers), each worker gets a world of its own:
+    its Redis databases (gw0: 13 and 14, as a run in one process; gw1: 11 and 12; ...), its
+    topic and group names, and pytest-django gives it its own test database. Written into
+    the environment once (KC_TEST_WORLD): the Celery workers and scripts a test starts
+    inherit it and must not shift it again."""
+    if os.environ.get("KC_TEST_WORLD") == worker:
+        return
+    n = int(worker.removeprefix("gw"))
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        url = urlsplit(os.environ[name])
+        db = int(url.path.lstrip("/") or 0) - 2 * n
+        if db < 0:
+            raise RuntimeError(f"{name}: too many test workers for its Redis databases ({worker})")
+        os.environ[name] = url._replace(path=f"/{db}").geturl()
+    for name in ("KAFKA_TOPIC_BULK", "KAFKA_TOPIC_CHANGE", "KAFKA_TOPIC_DEAD_LETTER", "KAFKA_CONSUMER_GROUP"):
+        os.environ[name] = f"{os.environ[name]}.{worker}"
+    os.environ["KC_TEST_WORLD"] = worker
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _worker_world(os.environ["PYTEST_XDIST_WORKER"])
 
 from config.settings import *  # noqa: E402,F403
 
