@@ -26,7 +26,7 @@ for _name, _value in _TEST_DEFAULTS.items():
 
 
 def _worker_world(worker: str) -> None:
-    """Under pytest-xdist (`pytest -n 2`; `make test` runs one process), each worker gets a world of its own:
+    """Under pytest-xdist (`make test` runs `pytest -n 2`), each worker gets a world of its own:
     its Redis databases (gw0: 13 and 14, as a run in one process; gw1: 11 and 12; ...), its
     topic and group names, and pytest-django gives it its own test database. Written into
     the environment once (KC_TEST_WORLD): the Celery workers and scripts a test starts

@@ -89,7 +89,7 @@ def consume(topic: Topic, rows: list[PublishedRow], *, group: str, delay_s: floa
 
 
 @pytest.fixture
-def data(topic_a, topic_b, people):
+def data(topic_a, topic_b, people, reason_codes):
     """A little of everything on both topics: ledger rows, windows, findings, a rebalance, actions."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     # An hour ago, at the start of a window: the six rows a second apart are in one window

@@ -12,7 +12,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_seed_leaves_breaks_owned_investigated_and_accepted():
+def test_demo_seed_leaves_breaks_owned_investigated_and_accepted(reason_codes):
     # The traffic is drawn from the topic's name and the time: both fixed, so the breaks it
     # makes are the same every run (a random name and the clock could make too few).
     topic = Topic.objects.create(name="demo.bulk", kind=Topic.Kind.BULK, consumer_group="demo.group")

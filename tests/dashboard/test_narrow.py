@@ -7,10 +7,8 @@ The pages are the screenshot set's (scripts/screenshots.py SHOTS: every page wit
 it shows), over the demo data of dashboard.demo, plus the error pages."""
 
 import datetime as dt
-import importlib
 
 import pytest
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -32,10 +30,7 @@ AXE_NOT_OURS = {"api-docs"}
 
 
 @pytest.fixture
-def scene(transactional_db, feed_topics):
-    # The demo needs the reason codes the migrations seed, which an earlier transactional test's flush took away.
-    migration = importlib.import_module("recon.migrations.0001_squashed_0015_audit_reencrypted")
-    migration.reason_codes_seed(django_apps, None)
+def scene(transactional_db, reason_codes, feed_topics):
     call_command("seed_demo", verbosity=0)
     topics = list(Topic.objects.filter(kind__in=[Topic.Kind.BULK, Topic.Kind.CHANGE]).order_by("name"))
     operator = User.objects.get(username="operator")

@@ -115,7 +115,7 @@ def test_a_fix_that_did_not_work_reopens_at_the_next_reconcile(missing, people):
     assert missing.status == Finding.Status.ACKNOWLEDGED and missing.acknowledged_by == people["op"]
 
 
-def test_accept_needs_a_configured_reason_code_and_unknown_ones_are_refused_and_recorded(missing, people):
+def test_accept_needs_a_configured_reason_code_and_unknown_ones_are_refused_and_recorded(missing, people, reason_codes):
     with pytest.raises(AppError) as refused:
         finding_lifecycle.finding_accept(finding=missing, user=people["op"], reason_code="because")
     assert refused.value.code == "bad_reason_code" and "timing" in refused.value.details["known"]

@@ -426,6 +426,36 @@ class _Run:
     def consumed_distinct(self) -> int | None:
         return self._count("SELECT count(DISTINCT uuid) FROM recon_consumedmessage WHERE topic_id = %s", [self.bulk.pk])
 
+    def group_members(self) -> set[str]:
+        """The group's members as its coordinator tells it now: "<group.instance.id>:<partitions held>"
+        (or why it could not be asked)."""
+        from core.clients import make_admin
+
+        group = self.settings.KAFKA_CONSUMER_GROUP
+        admin = make_admin()  # held: a client dropped before its future resolves never resolves it
+        try:
+            described = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+        except Exception as exc:  # a broker away or the group rebalancing: nobody named this time
+            return {f"(describe failed: {exc!r})"}
+        return {f"{m.group_instance_id or m.member_id}:{len(m.assignment.topic_partitions)}" for m in described.members}
+
+    def holding_wait(self, what: str, instances: set[int], *, timeout: float = 120) -> None:
+        """Until each of these consumer instances holds partitions: a step of a plan that counts on a
+        member (to kill it, or to show a member added) waits for its assignment, not for a time."""
+        wanted = {f"{self.settings.KAFKA_CONSUMER_GROUP}-{i}" for i in instances}
+        seen: set[str] = set()
+
+        def holding() -> int:
+            seen.clear()
+            seen.update(self.group_members())
+            return sum(1 for m in seen if m.rsplit(":", 1)[0] in wanted and not m.endswith(":0"))
+
+        try:
+            self.wait(what, holding, len(wanted), timeout=timeout)
+        except TimeoutError as exc:  # what the coordinator said last: members and their partition counts
+            raise TimeoutError(f"{exc}; the group's members: {sorted(seen) or 'none'}") from None
+        self.event(what)
+
     def published(self) -> int | None:
         return self._count("SELECT count(*) FROM recon_publishedmessage WHERE topic_id = %s", [self.bulk.pk])
 
@@ -868,6 +898,7 @@ def _scale(run: _Run) -> None:
     run.scheduled_loop_start(slots=3)
     run.consumer_start(0)
     run.consumer_start(1)
+    run.holding_wait("three consumers assigned", {0, 1, 2})  # each records its assignment
     run.producer_start()
     run.wait("30% consumed", run.consumed_distinct, int(run.messages * 0.3))
     run.stopping.add(1)  # a killed process stays dead: the schedule is what brings instance 1 back
@@ -878,6 +909,7 @@ def _scale(run: _Run) -> None:
     run.wait("50% consumed", run.consumed_distinct, int(run.messages * 0.5))
     run.consumer_start(3)
     run.event("consumer 3 added")
+    run.holding_wait("consumer 3 assigned", {3})  # 6 partitions, 4 members: the sticky assignor gives it some
 
 
 _PLANS: dict[str, Callable[[_Run], None]] = {
