@@ -86,6 +86,12 @@ def test_charts_tell_the_truth(client_for, data, topic_a):
     )
     listed = client_for("viewer").get(url)  # one row per problem: the missing one
     assert [p["first_id"] for p in listed.context["problems"]["rows"]] == [data["missing"].pk]
+    # The figures are plain dicts (dashboard/charts.py): plotly's graph objects, which check every
+    # property name and value, accept both (a misspelt property raises ValueError here).
+    from plotly import graph_objects as go
+
+    for figure in (flow, categories):
+        assert go.Figure(data=figure["data"], layout=figure["layout"]).layout.template.layout.font.color
 
 
 def test_a_range_full_of_windows_is_charted_whole():
