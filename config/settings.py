@@ -729,6 +729,13 @@ CACHE_LEG_BATCH_SIZE = env_int(
     minimum=100,
     doc="keys per pipelined Redis read and per source or ledger batch of the cache leg",
 )
+CACHE_REPROVED_HOURS = env_int(
+    "CACHE_REPROVED_HOURS",
+    24,
+    minimum=1,
+    doc="the period within which a whole-topic cache leg must have compared every key with its reference;"
+    " past it the topic page and the evidence pack say the keys were not re-proved",
+)
 CELERY_BEAT_SCHEDULE["recon-cache-legs"] = {
     "task": "recon.tasks.cache_legs_due",
     "schedule": float(CACHE_LEG_SCHEDULE_SECONDS),

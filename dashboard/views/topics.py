@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import AppError
@@ -16,6 +17,7 @@ from dashboard.roles import TOPIC_ROLE_LABELS
 from dashboard.services import topic_member_remove, topic_member_set, topic_people_check
 from recon import access
 from recon.models import Topic
+from recon.selectors.runs import keys_reproved
 from recon.selectors.topics import topic_members, topic_roles_of, topics_visible
 
 PEOPLE_SUGGESTED = 500  # usernames offered to an admin while typing
@@ -40,6 +42,7 @@ def _page(request: HttpRequest, topic: Topic, form: MemberForm, status: int = 20
         "labels": TOPIC_ROLE_LABELS,
         "roles": list(TOPIC_ROLE_LABELS.items()),
         "can_manage": manage,
+        "reproved": keys_reproved(topic, at=timezone.now()),
         "form": form,
         "suggested": (
             User.objects.filter(is_active=True, is_superuser=False)

@@ -32,6 +32,7 @@ from recon.models import (
     Window,
 )
 from recon.selectors.audit import payloads_of
+from recon.selectors.runs import keys_reproved
 
 SCHEMA = "kafkacache-evidence/1"
 
@@ -106,6 +107,9 @@ def evidence_pack(*, topic: Topic, start: dt.datetime, end: dt.datetime, user, w
         "replays": [_replay_row(r, items.get(r.pk, 0), restored, verified) for r in replays],
         "operator_actions": [_action_row(a) for a in actions],
     }
+    # Whether every key was compared with its reference within the period before the range's end.
+    reproved = keys_reproved(topic, at=min(end, timezone.now()))
+    pack["legs"][ReconRun.Kind.CACHE]["keys_reproved"] = {name: _iso(value) for name, value in reproved.items()}
     if with_payloads:
         pack["payloads"] = _payloads(topic, [f.uuid for f in findings if f.uuid][:cap])
     return pack

@@ -67,6 +67,39 @@ def run_report(*, topic: Topic, start: dt.datetime, end: dt.datetime, window_ids
     }
 
 
+def keys_reproved(topic: Topic, *, at: dt.datetime) -> dict:
+    """Whether every key of the topic was compared with its reference (the system of record, or
+    its last load from another source) within CACHE_REPROVED_HOURS before `at`: by the last
+    whole-topic cache leg that started by then and finished (recon.services.cache_check). The
+    run's start is the proof's time: a key it read later was proved later, never earlier."""
+    hours = settings.CACHE_REPROVED_HOURS
+    run = (
+        ReconRun.objects.filter(
+            topic=topic,
+            kind=ReconRun.Kind.CACHE,
+            status=ReconRun.Status.DONE,
+            started_at__lte=at,
+            report__whole_topic=True,
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    if run is None:
+        return {"within_hours": hours, "met": False, "run": None}
+    report = run.report
+    return {
+        "within_hours": hours,
+        "met": run.started_at >= at - dt.timedelta(hours=hours),
+        "run": str(run.pk),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "reference": report.get("reference", ""),
+        "checked": report.get("checked", 0),
+        "all_matched": bool(report.get("all_matched")),
+        "problems": sum(p.get("count", 0) for p in report.get("problems", {}).values()),
+    }
+
+
 def runs_of_load(load, *, limit: int = 20) -> list[ReconRun]:
     """A load's runs (its verification, and any asked for), newest first."""
     return list(ReconRun.objects.filter(load=load).order_by("-started_at")[:limit])

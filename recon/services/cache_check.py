@@ -127,7 +127,8 @@ def cache_check(
         by_kind: dict[str, list[str]] = {}
         for p in sorted(problems, key=lambda p: (p.kind, p.key)):
             by_kind.setdefault(p.kind, []).append(p.key)
-        report.update(_report(leg, by_kind=by_kind, findings=outcome, seconds=time.monotonic() - started, now=now))
+        seconds = time.monotonic() - started
+        report.update(_report(leg, by_kind=by_kind, findings=outcome, seconds=seconds, now=now, whole_topic=full))
     log = logger.warning if problems else logger.info
     log(
         "cache leg of %s against %s: %s keys, %s",
@@ -196,10 +197,14 @@ def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | N
     return outcome
 
 
-def _report(leg: "_Leg", *, by_kind: dict[str, list[str]], findings: dict, seconds: float, now: dt.datetime) -> dict:
+def _report(
+    leg: "_Leg", *, by_kind: dict[str, list[str]], findings: dict, seconds: float, now: dt.datetime, whole_topic: bool
+) -> dict:
     """The run's report: what was compared with what, the problems by kind (REPORT_KEYS keys
-    each, exact counts), the findings synced and the time by phase."""
+    each, exact counts), the findings synced and the time by phase. `whole_topic`: every key
+    of the topic was compared (no range, load or keys asked for): recon.selectors.runs.keys_reproved."""
     return {
+        "whole_topic": whole_topic,
         "reference": leg.reference,
         "checked": leg.checked,
         "deleted_checked": leg.deleted_checked,
