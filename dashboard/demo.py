@@ -192,6 +192,10 @@ def demo_seed(*, topics: list[Topic], operator: User, now: dt.datetime, hours: i
         name="Standing exceptions",
         defaults={"measure": AlertRule.Measure.OPEN, "threshold": 1, "grace_minutes": 15, "min_severity": "warning"},
     )
+    AlertRule.objects.get_or_create(
+        name="Keys not re-proved in a day",
+        defaults={"kind": AlertRule.Kind.NOT_REPROVED, "threshold": settings.CACHE_REPROVED_HOURS},
+    )
     return written
 
 

@@ -9,7 +9,9 @@ State rules
   reaches `threshold` messages. Kind BREAK_SLA: `threshold` findings of the topic
   (its categories, at least its severity) are open past the SLA of their severity
   (recon.selectors.findings). Kind LAG_STATUS: `threshold` partitions of the topic's group are
-  judged WARNING / STALLED / STOPPED / REWIND (monitoring.lag_status). Every kind is
+  judged WARNING / STALLED / STOPPED / REWIND (monitoring.lag_status). Kind NOT_REPROVED: the
+  topic's keys were last re-proved (a whole-topic cache leg started, recon.selectors.runs.keys_reproved)
+  `threshold` hours ago or more, or never while the topic is that old. Every kind is
   evaluated by the same path (monitoring.services.alerts_evaluate).
 - `categories` is the list of finding categories a rule counts; the single
   `category` is the older form of the same thing (read through `category_list()`,
@@ -37,6 +39,7 @@ class AlertRule(models.Model):
         LAG = "lag", "Consumer lag (messages)"
         BREAK_SLA = "break-sla", "Breaks open past their severity's SLA"
         LAG_STATUS = "lag-status", "Lag status (partitions not OK: growing, stalled, stopped, rewound)"
+        NOT_REPROVED = "not-reproved", "Keys not re-proved (hours since a whole-topic cache leg started)"
 
     name = models.CharField(max_length=120, unique=True)
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.DISCREPANCY)
@@ -62,7 +65,7 @@ class AlertRule(models.Model):
     measure = models.CharField(max_length=8, choices=Measure.choices, default=Measure.NEW)
     min_severity = models.CharField(max_length=8, choices=Finding.Severity.choices, default=Finding.Severity.WARNING)
     threshold = models.PositiveIntegerField(
-        default=1, help_text="Findings (new, open), minutes (age) or messages (lag)."
+        default=1, help_text="Findings (new, open), minutes (age), messages (lag) or hours (keys not re-proved)."
     )
     window_minutes = models.PositiveIntegerField(default=15)
     grace_minutes = models.PositiveIntegerField(

@@ -96,6 +96,7 @@ def alertmanager_payload(rule: AlertRule, payload: dict, alert: Alert | None) ->
         AlertRule.Kind.LAG: "messages of lag",
         AlertRule.Kind.BREAK_SLA: "findings open past their SLA",
         AlertRule.Kind.LAG_STATUS: "partitions not OK (growing, stalled, stopped or rewound)",
+        AlertRule.Kind.NOT_REPROVED: "hours since every key was last re-proved",
     }
     measure = by_kind.get(rule.kind) or what.get(rule.measure, "findings")
     return [

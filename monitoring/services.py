@@ -21,6 +21,7 @@ from monitoring.selectors import findings_labels, lag_statuses, rule_findings, s
 from recon import access
 from recon.models import Finding, Topic
 from recon.selectors.findings import findings_over_sla
+from recon.selectors.runs import keys_reproved
 from recon.services.actions import operator_action_record
 
 logger = logging.getLogger(__name__)
@@ -69,11 +70,28 @@ def _firing_lag_status(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
     return firing
 
 
+def _firing_not_reproved(rule: AlertRule, now: dt.datetime) -> dict[int, int]:
+    """{topic_id: hours since the topic's keys were last re-proved (since it was made, if never)}, at or
+    over threshold, for the bulk and change topics: the cache leg has stopped proving the cache."""
+    topics = Topic.objects.filter(kind__in=(Topic.Kind.BULK, Topic.Kind.CHANGE))
+    if rule.topic_id:
+        topics = topics.filter(pk=rule.topic_id)
+    firing = {}
+    for topic in topics:
+        proof = keys_reproved(topic, at=now)
+        since = proof["started_at"] if proof["run"] else topic.created_at
+        hours = int((now - since).total_seconds() // 3600)
+        if hours >= rule.threshold:
+            firing[topic.pk] = hours
+    return firing
+
+
 _EVALUATORS: dict[str, Callable[[AlertRule, dt.datetime], dict[int, int]]] = {
     AlertRule.Kind.DISCREPANCY: _firing_discrepancies,
     AlertRule.Kind.LAG: _firing_lag,
     AlertRule.Kind.BREAK_SLA: _firing_over_sla,
     AlertRule.Kind.LAG_STATUS: _firing_lag_status,
+    AlertRule.Kind.NOT_REPROVED: _firing_not_reproved,
 }
 
 

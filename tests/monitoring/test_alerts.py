@@ -240,3 +240,36 @@ def test_admin_edits_rules_of_the_new_kinds_and_never_shows_the_webhook_secret(c
     rule.refresh_from_db()
     assert (rule.kind, rule.webhook_secret) == (AlertRule.Kind.BREAK_SLA, SECRET)  # empty keeps the secret
     assert OperatorAction.objects.filter(action="alert-rule.change", user=admin_user).exists()
+
+
+def test_keys_not_re_proved_for_the_threshold_raise_an_alert_and_a_whole_topic_leg_resolves_it():
+    from recon.models import ReconRun
+
+    bulk = Topic.objects.create(name="cards.reproved", consumer_group="g", kind=Topic.Kind.BULK)
+    young = Topic.objects.create(name="cards.young", consumer_group="g", kind=Topic.Kind.CHANGE)
+    rule = AlertRule.objects.create(name="not re-proved", kind=AlertRule.Kind.NOT_REPROVED, threshold=24)
+    now = timezone.now()
+    Topic.objects.filter(pk=bulk.pk).update(created_at=now - dt.timedelta(hours=30))  # never re-proved, 30 h old
+    services.alerts_evaluate(now=now)
+    alert = Alert.objects.get(rule=rule)
+    assert (alert.topic, alert.value, alert.status) == (bulk, 30, Alert.Status.OPEN)  # the young topic: not yet
+
+    def whole_leg(topic, *, hours_ago: float, status=ReconRun.Status.DONE):
+        run = ReconRun.objects.create(
+            kind=ReconRun.Kind.CACHE, topic=topic, range_start=now, range_end=now, status=status
+        )
+        run.report = {"whole_topic": True, "reference": "ods", "checked": 3, "all_matched": True, "problems": {}}
+        run.save()
+        ReconRun.objects.filter(pk=run.pk).update(started_at=now - dt.timedelta(hours=hours_ago))
+
+    whole_leg(bulk, hours_ago=2, status=ReconRun.Status.FAILED)  # a failed leg proves nothing
+    services.alerts_evaluate(now=now)
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.OPEN
+    whole_leg(bulk, hours_ago=1)
+    services.alerts_evaluate(now=now)
+    alert.refresh_from_db()
+    assert alert.status == Alert.Status.RESOLVED
+    whole_leg(young, hours_ago=25)  # re-proved, but 25 h ago
+    services.alerts_evaluate(now=now)
+    assert Alert.objects.get(rule=rule, topic=young).value == 25
