@@ -471,10 +471,12 @@ class _Run:
             time.sleep(0.05)
         raise TimeoutError(f"{what}: did not reach {target} within the bound")
 
-    def progress_resumed(self, what: str, *, timeout: float = 120) -> float | None:
-        """Seconds from now until the consume ledger grows again (the loop has recovered)."""
+    def progress_resumed(self, what: str, *, since: int | None = None, timeout: float = 120) -> float | None:
+        """Seconds from now until the consume ledger grows again (the loop has recovered). `since`: its
+        count while the fault still held (before the restart), so a loop that catches up on all that
+        is left before the first look here still counts as progress; else the count now."""
         began = time.monotonic()
-        base = None
+        base = since
         while base is None and time.monotonic() - began < timeout:
             base = self.consumed()
             time.sleep(0.05)
@@ -739,9 +741,10 @@ def _kill(run: _Run) -> None:
         run.wait(f"{share:.0%} consumed", run.consumed_distinct, int(run.messages * share))
         run.kill(run.consumers[0])
         run.consumers[0].wait(timeout=10)
-        run.event("consumer SIGKILLed", at=run.consumed())
+        held = run.consumed()
+        run.event("consumer SIGKILLed", at=held)
         run.consumer_start(0)
-        run.progress_resumed("restarted consumer")
+        run.progress_resumed("restarted consumer", since=held)
 
 
 def _redis(run: _Run) -> None:
@@ -753,9 +756,10 @@ def _redis(run: _Run) -> None:
     seconds = run.services.services("redis-down")
     run.event("redis stopped", took=round(seconds, 2))
     run.outage_hold("redis retries", before, stopped_at)
+    held = run.consumed()
     run.services.services("redis-up")
     run.event("redis started")
-    run.progress_resumed("redis back")
+    run.progress_resumed("redis back", since=held)
 
 
 def _kafka(run: _Run) -> None:
@@ -773,9 +777,10 @@ def _kafka(run: _Run) -> None:
     seconds = run.services.services("kafka-down")
     run.event("kafka stopped", took=round(seconds, 2), published=run.published(), consumed=run.consumed())
     run.outage_hold("kafka errors", before, stopped_at)
+    held = run.consumed()
     seconds = run.services.services("kafka-up")
     run.event("kafka started", took=round(seconds, 2))
-    run.progress_resumed("kafka back")
+    run.progress_resumed("kafka back", since=held)
 
 
 def _postgres(run: _Run) -> None:
@@ -790,9 +795,10 @@ def _postgres(run: _Run) -> None:
     run.services.services("postgres-down")
     run.event("postgres stopped")
     run.outage_hold("ledger retries", before, stopped_at)
+    held = run.consumed()  # None: PostgreSQL is down, so the count is taken once it is back
     run.services.services("postgres-up")
     run.event("postgres started")
-    run.progress_resumed("postgres back")
+    run.progress_resumed("postgres back", since=held)
 
 
 def _rebalance(run: _Run) -> None:

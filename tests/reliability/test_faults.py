@@ -31,7 +31,7 @@ def test_consumer_sigkilled_three_times_mid_run(private_services):
     accounted_for(result)
     kills = [e for e in result["events"] if e["what"] == "consumer SIGKILLed"]
     assert len(kills) == 3
-    assert len(result["recovery_seconds"]) == 3  # each restarted consumer made progress
+    assert len(result["recovery_seconds"]) == 3, result["events"]  # each restarted consumer made progress
     assert result["unexpected_exits"] == 0
 
 
@@ -39,7 +39,7 @@ def test_redis_stopped_and_restarted_mid_run(private_services):
     result = scenario_run(private_services, "redis", messages=FAULT_MESSAGES)
     accounted_for(result)
     assert result["retries"]["redis retries"] >= 1  # the batch in hand was retried, not skipped
-    assert result["recovery_seconds"] and result["unexpected_exits"] == 0
+    assert result["recovery_seconds"] and result["unexpected_exits"] == 0, result["events"]
 
 
 def test_kafka_broker_stopped_and_restarted_mid_run(private_services):
@@ -48,14 +48,14 @@ def test_kafka_broker_stopped_and_restarted_mid_run(private_services):
     stopped = next(e for e in result["events"] if e["what"] == "kafka stopped")
     assert 0 < stopped["published"] < FAULT_MESSAGES  # the load was publishing when the broker went
     assert result["retries"]["kafka errors"] >= 1
-    assert result["recovery_seconds"] and result["unexpected_exits"] == 0
+    assert result["recovery_seconds"] and result["unexpected_exits"] == 0, result["events"]
 
 
 def test_postgres_unavailable_for_a_while_mid_run(private_services):
     result = scenario_run(private_services, "postgres", messages=FAULT_MESSAGES)
     accounted_for(result)
     assert result["retries"]["ledger retries"] >= 1  # the loop paused on the ledger write
-    assert result["recovery_seconds"] and result["unexpected_exits"] == 0
+    assert result["recovery_seconds"] and result["unexpected_exits"] == 0, result["events"]
 
 
 def test_consumer_added_to_and_removed_from_the_group_mid_run(private_services):
@@ -64,4 +64,4 @@ def test_consumer_added_to_and_removed_from_the_group_mid_run(private_services):
     # recorded: the first member's assignment, the newcomer's, the hand-back after it left
     assert result["rebalances"].get("assigned", 0) >= 3, result["rebalances"]
     assert result["rebalances"].get("revoked", 0) >= 1
-    assert result["recovery_seconds"] and result["unexpected_exits"] == 0
+    assert result["recovery_seconds"] and result["unexpected_exits"] == 0, result["events"]
