@@ -85,11 +85,13 @@ end
 # tombstone TTL; each op is
 #   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, packed record (core.redis_keys.record_pack)
 #   'd' (delete): KEYS rec, tombstone; ARGV 'd', version
-#   's' (sadd):   KEYS load set;       ARGV 's', member
+#   's' (sadd):   KEYS load set;       ARGV 's', count, members
 #   'r' (restore): KEYS rec, tombstone; ARGV 'r', version, packed record
 #   'x' (restore of a record the source no longer holds): KEYS rec, tombstone; ARGV 'x', version
 # A put reads the record's head and, only when the key holds no record, its tombstone (a
-# key never holds both), then SETs one value: two or three calls a key.
+# key never holds both), then SETs one value: two or three calls a key. A load set's
+# members come last, in one SADD per set and batch (unconditional, inside the same atomic
+# call, so no reader can tell the order; a SADD a message was a quarter of the script's CPU).
 # A restore writes whatever the key holds, a higher version or a tombstone: the way back from
 # a bad version (replay.ways.restore). The consumer makes one only from a message this
 # product's producer sealed as a restore (kafkacache.batch_plan).
@@ -165,8 +167,9 @@ while a <= n do
     verdicts[#verdicts + 1] = 'a'
     k, a = k + 2, a + 2
   elseif op == 's' then
-    redis.call('SADD', KEYS[k], ARGV[a + 1])
-    k, a = k + 1, a + 2
+    local count = tonumber(ARGV[a + 1])
+    redis.call('SADD', KEYS[k], unpack(ARGV, a + 2, a + 1 + count))
+    k, a = k + 1, a + 2 + count
   else
     return redis.error_reply('cache apply: unknown op ' .. tostring(op))
   end
@@ -222,10 +225,15 @@ class _Step(NamedTuple):
     args: tuple[str | bytes | int, ...]
 
 
+# Members per SADD: unpack() puts them all on Lua's C stack (LUAI_MAXCSTACK, 8,000).
+_SADD_MAX = 1000
+
+
 def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
-    """The batch as the script's primitives, in op order (an update with a key change is
-    the old key's delete, then the put)."""
+    """The batch as the script's primitives: the puts and deletes in op order (an update
+    with a key change is the old key's delete, then the put), then each load set's adds."""
     steps: list[_Step] = []
+    loads: dict[str, list[str]] = {}
     for op in ops:
         if op.event == "delete":
             steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("d", op.version)))
@@ -243,7 +251,11 @@ def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
         packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
         steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("p", op.version, packed)))
         if op.load:
-            steps.append(_Step((load_key(op.load),), ("s", op.key)))
+            loads.setdefault(op.load, []).append(op.key)
+    for load, members in loads.items():
+        for start in range(0, len(members), _SADD_MAX):
+            chunk = members[start : start + _SADD_MAX]
+            steps.append(_Step((load_key(load),), ("s", len(chunk), *chunk)))
     return steps
 
 
@@ -264,7 +276,7 @@ class _SlotPlan(NamedTuple):
     scripts: dict[int, list[str | bytes | int]]  # slot -> EVALSHA args
     letters: dict[int, list[int]]  # slot -> positions of its letters in the batch's reply
     total: int  # verdict letters in the batch
-    sadds: list[tuple[str, str]]  # (load set, member), in op order
+    sadds: list[tuple[str, tuple[str, ...]]]  # (load set, members)
 
 
 def slot_plan(client: RedisCluster, ops: Sequence[CacheOp]) -> _SlotPlan:
@@ -273,11 +285,11 @@ def slot_plan(client: RedisCluster, ops: Sequence[CacheOp]) -> _SlotPlan:
     slot's script checks and writes its keys in the batch's order."""
     by_slot: dict[int, list[_Step]] = {}
     letters: dict[int, list[int]] = {}
-    sadds: list[tuple[str, str]] = []
+    sadds: list[tuple[str, tuple[str, ...]]] = []
     total = 0
     for step in _steps(ops):
         if step.args[0] == "s":
-            sadds.append((step.keys[0], str(step.args[1])))
+            sadds.append((step.keys[0], tuple(str(m) for m in step.args[2:])))
             continue
         slot = client.keyslot(step.keys[0])
         by_slot.setdefault(slot, []).append(step)
@@ -472,8 +484,8 @@ def cache_apply_wait(client: redis.Redis, sent: SentApply | None) -> Reply:
         return Reply(replies[0], short)
     if sent.plan.sadds:
         pipe = client.pipeline(transaction=False)
-        for name, member in sent.plan.sadds:
-            pipe.sadd(name, member)
+        for name, members in sent.plan.sadds:
+            pipe.sadd(name, *members)
         pipe.execute()
     return Reply(slot_letters(sent.plan, replies).encode(), short)
 
