@@ -85,3 +85,24 @@ def test_rows_split_across_windows_by_publish_time():
     published_record(topic=topic, rows=_published(3, T0) + _published(2, T0 + dt.timedelta(seconds=61)))
     counts = list(Window.objects.filter(topic=topic).order_by("start").values_list("published_count", "consumed_count"))
     assert counts == [(3, 0), (2, 0)]
+
+
+def test_consumed_rows_land_as_given():
+    """Every column of a consumed row reads back as written: a UUID given as text (as the
+    consumer keeps it), a missing one as NULL, a key beyond ASCII, empty and NUL-holding hashes."""
+    topic = Topic.objects.create(name="ledger-exact", consumer_group="g", window_seconds=60)
+    text_uuid, other_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+    at = T0 + dt.timedelta(microseconds=123_457)
+    given = [
+        ConsumedRow(text_uuid, "g", 1, 2**40, "clé:1 ✓", b"\x00\x01" * 8, at, T0, "stored"),
+        ConsumedRow(other_uuid, "g", 1, 7, "", b"", at, T0, "stored"),
+        ConsumedRow(None, "g", 1, 0, "client:3", b"\xff" * 16, T0 + dt.timedelta(seconds=61), T0, "dead"),
+    ]
+    consumed_record(topic=topic, rows=given)
+    fields = ("uuid", "group", "partition", "offset", "key", "content_hash", "published_at", "consumed_at", "outcome")
+    stored = [
+        (*row[:5], bytes(row[5]), *row[6:])
+        for row in ConsumedMessage.objects.filter(topic=topic).order_by("offset").values_list(*fields)
+    ]
+    expected = [(uuid.UUID(text_uuid), *given[0][1:]), (uuid.UUID(other_uuid), *given[1][1:]), tuple(given[2])]
+    assert stored == sorted(expected, key=lambda row: row[3])
