@@ -91,7 +91,7 @@ end
 # A put reads the record's head and, only when the key holds no record, its tombstone (a
 # key never holds both), then SETs one value: two or three calls a key. A load set's
 # members come last, in one SADD per set and batch (unconditional, inside the same atomic
-# call, so no reader can tell the order; a SADD a message was a quarter of the script's CPU).
+# call, so no reader can tell the order; a SADD a message was a tenth of the script's CPU).
 # A restore writes whatever the key holds, a higher version or a tombstone: the way back from
 # a bad version (replay.ways.restore). The consumer makes one only from a message this
 # product's producer sealed as a restore (kafkacache.batch_plan).
