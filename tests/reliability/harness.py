@@ -426,34 +426,32 @@ class _Run:
     def consumed_distinct(self) -> int | None:
         return self._count("SELECT count(DISTINCT uuid) FROM recon_consumedmessage WHERE topic_id = %s", [self.bulk.pk])
 
-    def group_members(self) -> set[str]:
-        """The group's members as its coordinator tells it now: "<group.instance.id>:<partitions held>"
-        (or why it could not be asked)."""
+    def holding_wait(self, what: str, instances: set[int], *, timeout: float = 120) -> None:
+        """Until each of these consumer instances holds partitions, as the group coordinator tells it:
+        a step of a plan that counts on a member (to kill it, or to show a member added) waits for
+        its assignment, not for a time."""
         from core.clients import make_admin
 
         group = self.settings.KAFKA_CONSUMER_GROUP
-        admin = make_admin()  # held: a client dropped before its future resolves never resolves it
-        try:
-            described = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
-        except Exception as exc:  # a broker away or the group rebalancing: nobody named this time
-            return {f"(describe failed: {exc!r})"}
-        return {f"{m.group_instance_id or m.member_id}:{len(m.assignment.topic_partitions)}" for m in described.members}
-
-    def holding_wait(self, what: str, instances: set[int], *, timeout: float = 120) -> None:
-        """Until each of these consumer instances holds partitions: a step of a plan that counts on a
-        member (to kill it, or to show a member added) waits for its assignment, not for a time."""
-        wanted = {f"{self.settings.KAFKA_CONSUMER_GROUP}-{i}" for i in instances}
-        seen: set[str] = set()
+        wanted = {f"{group}-{i}" for i in instances}
+        admin = make_admin()  # one for the wait, held: a client dropped before its future resolves never resolves it
+        members: dict[str, int | str] = {}  # member -> partitions held (or why the coordinator could not say)
 
         def holding() -> int:
-            seen.clear()
-            seen.update(self.group_members())
-            return sum(1 for m in seen if m.rsplit(":", 1)[0] in wanted and not m.endswith(":0"))
+            members.clear()
+            try:
+                described = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            except Exception as exc:  # a broker away or the group rebalancing: nobody holds anything this time
+                members["(describe failed)"] = repr(exc)
+                return 0
+            for m in described.members:
+                members[m.group_instance_id or m.member_id] = len(m.assignment.topic_partitions)
+            return sum(1 for name, held in members.items() if name in wanted and held)
 
         try:
             self.wait(what, holding, len(wanted), timeout=timeout)
         except TimeoutError as exc:  # what the coordinator said last: members and their partition counts
-            raise TimeoutError(f"{exc}; the group's members: {sorted(seen) or 'none'}") from None
+            raise TimeoutError(f"{exc}; the group's members: {members or 'none'}") from None
         self.event(what)
 
     def published(self) -> int | None:
@@ -795,10 +793,9 @@ def _postgres(run: _Run) -> None:
     run.services.services("postgres-down")
     run.event("postgres stopped")
     run.outage_hold("ledger retries", before, stopped_at)
-    held = run.consumed()  # None: PostgreSQL is down, so the count is taken once it is back
     run.services.services("postgres-up")
     run.event("postgres started")
-    run.progress_resumed("postgres back", since=held)
+    run.progress_resumed("postgres back")  # no count while PostgreSQL is down: taken once it is back
 
 
 def _rebalance(run: _Run) -> None:
