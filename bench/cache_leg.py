@@ -8,9 +8,11 @@ through the cache's writer (kafkacache.cache, batches of BATCH, with their sourc
 version and topic) and their publish-ledger rows (COPY, in a partition of 2099, dropped
 at the end), injects --inject divergences of each kind (tests.cache_state: behind the
 writer's back), runs the leg (recon.services.cache_check, the whole source: keyset stream +
-pipelined Redis + SCAN) and prints its time, keys per second and findings per kind.
-It asserts that every injected divergence is found and nothing else. The Redis
-database of REDIS_URL has its kc:* keys removed before and after.
+pipelined Redis + SCAN) key by key, then by bucket digests before and after one whole pass of
+the rolling scrub (kafkacache.services.cache_scrub), and prints each one's time, keys per
+second and findings per kind. It asserts that the key-by-key leg, and the digest leg with the
+scrub, find every injected divergence and nothing else. The Redis database of REDIS_URL has its
+kc:* keys removed before and after.
 
 The suite runs a small version (tests/bench/test_cache_leg.py).
 """
@@ -79,6 +81,7 @@ def bench_run(*, keys: int, inject: int, seed: int = 12, runs: int = 1) -> dict:
     injected = _divergences_inject(redis, rng, keys=keys, inject=inject)
     try:
         figures.update(_leg_runs(topic, runs=runs, injected=injected))
+        figures.update(_digest_runs(topic, injected=injected))
     finally:
         cache_clear(redis)
         with connection.cursor() as cursor:
@@ -150,6 +153,9 @@ def _cache_and_ledger_seed(redis, topic, versions: list[tuple[int, int]]) -> Non
             )
         published_record(topic=topic, rows=ledger_rows)
         _redis_write(redis, cache_rows, topic.name)
+    from kafkacache.cache import digests_mark_complete  # the app registry is set up by now, as above
+
+    digests_mark_complete(redis)  # every record came through the writer, into an empty cache
 
 
 def _divergences_inject(redis, rng: random.Random, *, keys: int, inject: int) -> dict[str, list[str]]:
@@ -184,7 +190,7 @@ def _leg_runs(topic, *, runs: int, injected: dict[str, list[str]]) -> dict:
     each = []
     for _ in range(runs):
         began, cpu = time.perf_counter(), time.process_time()
-        run = cache_check(topic=topic, now=T0 + dt.timedelta(days=1), trigger="bench")
+        run = cache_check(topic=topic, now=T0 + dt.timedelta(days=1), trigger="bench", method="keys")
         each.append((time.perf_counter() - began, time.process_time() - cpu, run.report, os.getloadavg()[0]))
     seconds, cpu, report, load = min(each, key=lambda e: e[0])
     found = {kind: sorted(entry["keys"]) for kind, entry in report["problems"].items()}
@@ -203,6 +209,56 @@ def _leg_runs(topic, *, runs: int, injected: dict[str, list[str]]) -> dict:
         "findings": counts,
         "findings_stored": each[0][2]["findings"],
     }
+
+
+def _digest_runs(topic, *, injected: dict[str, list[str]]) -> dict:
+    """The digest leg, then one whole scrub pass, then the digest leg again. The first sees what
+    changed in the source (stale, unexpected); after the scrub, the two together see every kind.
+    Asserts that they find exactly what was injected."""
+    # Django is set up by main() (or the suite) before this runs: project modules need the app registry.
+    from django.conf import settings
+
+    from core.cache_records import SLOTS
+    from kafkacache.services.cache_scrub import cache_scrub_slice
+    from recon.services.cache_check import cache_check
+
+    later = T0 + dt.timedelta(days=1)
+    out: dict = {}
+    saved, settings.CACHE_DIGEST_RECHECK_MS = settings.CACHE_DIGEST_RECHECK_MS, 0  # nothing is in flight here
+    try:
+        for name, before_scrub in (("digest_before_scrub", True), ("digest_after_scrub", False)):
+            if not before_scrub:
+                began, cpu = time.perf_counter(), time.process_time()
+                scrub = cache_scrub_slice(slots=SLOTS)
+                seconds = time.perf_counter() - began
+                out["scrub"] = {
+                    "seconds": round(seconds, 2),
+                    "cpu_seconds": round(time.process_time() - cpu, 2),
+                    "keys_read": scrub.keys_read,
+                    "keys_per_second": round(scrub.keys_read / seconds),
+                    "buckets_repaired": scrub.buckets_repaired,
+                    "values_differ": scrub.values_differ,
+                }
+            began, cpu = time.perf_counter(), time.process_time()
+            report = cache_check(topic=topic, now=later, trigger="bench", method="digest").report
+            seconds = time.perf_counter() - began
+            assert report["method"] == "digest", report.get("method")
+            out[name] = {
+                "seconds": round(seconds, 2),
+                "cpu_seconds": round(time.process_time() - cpu, 2),
+                "keys_per_second": round(report["checked"] / seconds),
+                "digests": report["digests"],
+                "timings": report["timings"],
+                "findings": {kind: entry["count"] for kind, entry in report["problems"].items()},
+            }
+    finally:
+        settings.CACHE_DIGEST_RECHECK_MS = saved
+    first = out["digest_before_scrub"]["findings"]
+    assert first == {k: len(injected[k]) for k in ("stale", "unexpected")}, first
+    found = dict(out["digest_after_scrub"]["findings"])
+    found["differs"] = found.get("differs", 0) + out["scrub"]["values_differ"]  # raised by the scrub's own leg
+    assert found == {kind: len(v) for kind, v in injected.items()}, found
+    return out
 
 
 def main() -> None:
@@ -228,6 +284,19 @@ def main() -> None:
         f" cache + ledger {figures['seed_cache_and_ledger_seconds']} s"
     )
     print(f"runs: {figures['runs_seconds']} s; fastest by phase (s): {figures['timings']}")
+    for name in ("digest_before_scrub", "digest_after_scrub"):
+        leg = figures[name]
+        print(
+            f"{name.replace('_', ' ')}: {leg['seconds']} s ({leg['keys_per_second']:,} keys/s,"
+            f" {leg['cpu_seconds']} s CPU in this process); buckets {leg['digests']}; findings {leg['findings']};"
+            f" by phase (s): {leg['timings']}"
+        )
+    scrub = figures["scrub"]
+    print(
+        f"scrub, one whole pass: {scrub['keys_read']:,} records in {scrub['seconds']} s ({scrub['keys_per_second']:,}"
+        f" keys/s, {scrub['cpu_seconds']} s CPU in this process); buckets repaired {scrub['buckets_repaired']},"
+        f" values that differ {scrub['values_differ']}"
+    )
 
 
 if __name__ == "__main__":

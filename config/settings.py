@@ -729,6 +729,40 @@ CACHE_LEG_BATCH_SIZE = env_int(
     minimum=100,
     doc="keys per pipelined Redis read and per source or ledger batch of the cache leg",
 )
+CACHE_LEG_METHOD = env_str(
+    "CACHE_LEG_METHOD",
+    "digest",
+    doc="how a whole-topic cache leg compares the cache with the SQL source: digest (bucket digests"
+    " first, then only the keys of buckets that differ) or keys (every key and value)",
+)
+if CACHE_LEG_METHOD not in ("digest", "keys"):
+    raise EnvError(f"CACHE_LEG_METHOD: digest or keys, not {CACHE_LEG_METHOD!r}")
+CACHE_DIGEST_RECHECK_MS = env_int(
+    "CACHE_DIGEST_RECHECK_MS",
+    2000,
+    minimum=0,
+    doc="the pause before a digest leg reads its problem keys again: a key that moved meanwhile is in"
+    " flight, judged by the next run",
+)
+CACHE_SCRUB_PERIOD_HOURS = env_int(
+    "CACHE_SCRUB_PERIOD_HOURS",
+    24,
+    minimum=1,
+    doc="the rolling scrub reads every record of the cache once in this period: it rebuilds the bucket"
+    " digests from what Redis holds and checks each value against its published bytes",
+)
+CACHE_SCRUB_SLICES = env_int(
+    "CACHE_SCRUB_SLICES",
+    96,
+    minimum=1,
+    doc="slices of the hash slots a scrub pass takes, one every CACHE_SCRUB_PERIOD_HOURS / CACHE_SCRUB_SLICES"
+    " (more slices: less Redis work at a time)",
+)
+CELERY_BEAT_SCHEDULE["kafkacache-cache-scrub"] = {
+    "task": "kafkacache.tasks.cache_scrub_task",
+    "schedule": CACHE_SCRUB_PERIOD_HOURS * 3600.0 / CACHE_SCRUB_SLICES,
+    "options": {"expires": CACHE_SCRUB_PERIOD_HOURS * 3600.0 / CACHE_SCRUB_SLICES},
+}
 CACHE_REPROVED_HOURS = env_int(
     "CACHE_REPROVED_HOURS",
     24,

@@ -21,19 +21,31 @@ import redis
 from redis.exceptions import ResponseError
 
 from core.clients import is_cluster, mget_across_slots
+
+# The digests' arithmetic, for the digest leg and the scrub (where a key's share goes and what
+# it is), named here so that no other module imports the layout.
+from core.redis_keys import BUCKETS_PER_SLOT as BUCKETS_PER_SLOT
+from core.redis_keys import DIGEST_MOD as DIGEST_MOD
 from core.redis_keys import (
+    DIGESTS_COMPLETE,
     LEGACY_FIELDS,
     REC_MATCH,
     REC_PREFIX,
     TOMBSTONE_PREFIX,
     Packed,
+    digest_key,
     load_key,
     rec_key,
     record_key_of,
     record_unpack,
+    slot_of,
     tombstone_key,
     untagged_record_key,
 )
+from core.redis_keys import SLOTS as SLOTS
+from core.redis_keys import bucket_of as bucket_of
+from core.redis_keys import digest_share as digest_share
+from core.redis_keys import digests_of as digests_of
 from core.redis_scan import scan_pages
 
 
@@ -122,6 +134,54 @@ def legacy_records_scan(client: redis.Redis, *, count: int) -> Iterator[list[str
     at a time (the server filters by type; kafkacache.services.relayout rewrites them)."""
     for _position, names in scan_pages(client, match=REC_MATCH, count=count, kind="hash"):
         yield [record_key_of(name) for name in names]
+
+
+def bucket_digests(client: redis.Redis, slots: Iterable[int] | None = None) -> dict[int, int]:
+    """The digest the cache keeps of each bucket (core.redis_keys), modulo DIGEST_MOD, zeros
+    left out: one HGETALL per slot (all SLOTS unless `slots`), pipelined a thousand at a time."""
+    wanted = list(range(SLOTS) if slots is None else slots)
+    out: dict[int, int] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        pipe = client.pipeline(transaction=False)
+        for slot in chunk:
+            pipe.hgetall(digest_key(slot))
+        for slot, fields in zip(chunk, pipe.execute(), strict=True):
+            for field, raw in fields.items():
+                value = int(raw) % DIGEST_MOD
+                if value:
+                    out[slot * BUCKETS_PER_SLOT + int(field)] = value
+    return out
+
+
+def slot_digests_read(client: redis.Redis, slots: Sequence[int]) -> dict[int, list[bytes]]:
+    """Each slot's digests as Redis holds them, flat (field, value, ...) in the server's order:
+    what kafkacache.cache.digests_swap compares before it replaces them."""
+    pipe = client.pipeline(transaction=False)
+    for slot in slots:
+        pipe.hgetall(digest_key(slot))
+    out = {}
+    for slot, fields in zip(slots, pipe.execute(), strict=True):
+        out[slot] = [item for pair in fields.items() for item in pair]
+    return out
+
+
+def slot_record_keys(client: redis.Redis, slots: set[int], *, count: int) -> dict[int, list[str]]:
+    """The record keys Redis holds in these slots, each once: one SCAN of every record name
+    (names only), kept by slot (SCAN may answer a key twice)."""
+    found: dict[int, set[str]] = {}
+    for _position, names in scan_pages(client, match=REC_MATCH, count=count):
+        for name in names:
+            key = record_key_of(name)
+            slot = slot_of(key)
+            if slot in slots:
+                found.setdefault(slot, set()).add(key)
+    return {slot: sorted(keys) for slot, keys in found.items()}
+
+
+def digests_complete(client: redis.Redis) -> bool:
+    """Whether the bucket digests cover every record (kafkacache.cache marks it)."""
+    return bool(client.exists(DIGESTS_COMPLETE))
 
 
 class Untagged(NamedTuple):

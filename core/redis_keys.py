@@ -26,6 +26,17 @@ kc:dv:{<record key>}     STRING the source version of the key's last delete (a t
                                 CACHE_TOMBSTONE_SECONDS so an older write, arriving late,
                                 cannot bring the record back. A key never holds both: a put
                                 drops the tombstone, a delete the record.
+kc:dg:{<slot tag>}       HASH   the bucket digests of one Redis Cluster hash slot (digest_key):
+                                field <sub> (0..BUCKETS_PER_SLOT-1) holds the sum of
+                                digest_share(key, version) over every record key of bucket
+                                slot * BUCKETS_PER_SLOT + sub (bucket_of), read modulo
+                                DIGEST_MOD. The tag hashes to the slot itself, so on a cluster
+                                the script that writes a record updates its bucket on the same
+                                node, in the same call. A sum, not a XOR: a write subtracts the
+                                old share and adds the new one, in any order.
+kc:dg:complete           STRING present once the digests cover every record (written on an
+                                empty cache, or by a rebuild that ended): until then the digest
+                                leg compares key by key.
 
 One reader, one writer:
 - `core.cache_records` is the one reader: records, tombstones, a load's keys, the cache
@@ -49,14 +60,34 @@ The tombstone prefix changed with versioned writes (it was kc:del: holding a
 publish time): an old tombstone is never read as a version, it just expires.
 """
 
+import functools
+import hashlib
+import zlib
+from binascii import crc_hqx
+from collections.abc import Iterable
 from typing import NamedTuple
+
+from redis.crc import key_slot
 
 REC_PREFIX = "kc:rec:"
 LOAD_PREFIX = "kc:load:"
 TOMBSTONE_PREFIX = "kc:dv:"
+DIGEST_PREFIX = "kc:dg:"
+DIGESTS_COMPLETE = DIGEST_PREFIX + "complete"
 # SCAN patterns of the tagged layout (Redis globs treat braces as plain characters).
 REC_MATCH = REC_PREFIX + "{*"
 TOMBSTONE_MATCH = TOMBSTONE_PREFIX + "{*"
+DIGEST_MATCH = DIGEST_PREFIX + "{*"
+
+# The digests' buckets: a Redis Cluster hash slot (16,384 of them, as on a cluster, also on a
+# standalone Redis: one layout) split by another hash of the key into BUCKETS_PER_SLOT, so
+# ~1M buckets: at 10M keys ~10 keys a bucket, and a drill-down reads only the few keys of
+# the buckets that differ.
+SLOTS = 16384
+BUCKETS_PER_SLOT = 64
+BUCKETS = SLOTS * BUCKETS_PER_SLOT
+DIGEST_HEX = 10  # a share is the first 40 bits of SHA-1: the one hash Redis scripts have
+DIGEST_MOD = 1 << (4 * DIGEST_HEX)
 
 # The packed record (see above). The write scripts (kafkacache.cache) read the head and
 # split the fields with the same constants.
@@ -143,6 +174,74 @@ def load_key(retrieval_key: str) -> str:
 
 def tombstone_key(record_key: str) -> str:
     return f"{TOMBSTONE_PREFIX}{{{record_key}}}"
+
+
+def slot_of(record_key: str) -> int:
+    """The Redis Cluster hash slot of the key's record (and of its tombstone and digest)."""
+    if not record_key or "}" in record_key:
+        return key_slot(rec_key(record_key).encode())
+    return crc_hqx(record_key.encode(), 0) % SLOTS  # the hash tag is the whole key
+
+
+def bucket_of(record_key: str) -> int:
+    """The key's digest bucket: slot * BUCKETS_PER_SLOT + sub."""
+    encoded = record_key.encode()
+    if not record_key or "}" in record_key:
+        slot = key_slot(rec_key(record_key).encode())
+    else:
+        slot = crc_hqx(encoded, 0) % SLOTS
+    return slot * BUCKETS_PER_SLOT + (zlib.crc32(encoded) & (BUCKETS_PER_SLOT - 1))
+
+
+def digest_share(record_key: str, version: int) -> int:
+    """A record's share of its bucket's digest; the write script computes the same
+    (kafkacache.cache: SHA-1 of the record's Redis name, "|" and the version in decimal)."""
+    text = f"{REC_PREFIX}{{{record_key}}}|{version}".encode()
+    return int(hashlib.sha1(text, usedforsecurity=False).hexdigest()[:DIGEST_HEX], 16)
+
+
+def digests_of(records: Iterable[tuple[str, int]]) -> dict[int, int]:
+    """The bucket digests of these (record key, version) pairs, zeros left out: what the cache
+    should keep for exactly these records (the digest leg sums the source with it)."""
+    sums: dict[int, int] = {}
+    for key, version in records:
+        bucket = bucket_of(key)
+        sums[bucket] = (sums.get(bucket, 0) + digest_share(key, version)) % DIGEST_MOD
+    return {bucket: value for bucket, value in sums.items() if value}
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    # The first decimal string that hashes to each slot (~170,000 tries, once a process).
+    tags: list[str | None] = [None] * SLOTS
+    missing, n = SLOTS, 0
+    while missing:
+        slot = crc_hqx(str(n).encode(), 0) % SLOTS
+        if tags[slot] is None:
+            tags[slot] = str(n)
+            missing -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
+
+
+@functools.cache
+def _digest_keys() -> tuple[str, ...]:
+    return tuple(f"{DIGEST_PREFIX}{{{tag}}}" for tag in _slot_tags())
+
+
+_FIELDS = tuple(str(sub) for sub in range(BUCKETS_PER_SLOT))
+
+
+def digest_key(slot: int) -> str:
+    """The HASH of one slot's bucket digests: its tag hashes to that slot."""
+    return _digest_keys()[slot]
+
+
+def digest_place(record_key: str) -> tuple[str, int, str]:
+    """(digest key, bucket, field) of a record key: where its share is summed."""
+    bucket = bucket_of(record_key)
+    slot, sub = divmod(bucket, BUCKETS_PER_SLOT)
+    return _digest_keys()[slot], bucket, _FIELDS[sub]
 
 
 def record_key_of(redis_key: str | bytes) -> str:

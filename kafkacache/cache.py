@@ -57,7 +57,16 @@ from redis.exceptions import (
 from core.cache_records import Untagged
 from core.clients import is_cluster
 from core.hashing import content_hash, content_hashes
-from core.redis_keys import load_key, rec_key, record_pack, tombstone_key
+from core.redis_keys import (
+    DIGEST_HEX,
+    DIGESTS_COMPLETE,
+    digest_key,
+    digest_place,
+    load_key,
+    rec_key,
+    record_pack,
+    tombstone_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +86,34 @@ local function held_version(key)
 end
 """
 
+# A record's share of its bucket's digest (core.redis_keys.digest_share: the same on both
+# sides), and the one update of a bucket a write makes: plus the new share, minus the old.
+_DIGEST = """
+local function share(key, v)
+  return tonumber(string.sub(redis.sha1hex(key .. '|' .. string.format('%d', v)), 1, DIGEST_HEX), 16)
+end
+local function digest_move(dkey, field, key, old, new)
+  if old == new then return end
+  local delta = 0
+  if new ~= nil then delta = share(key, new) end
+  if old ~= nil then delta = delta - share(key, old) end
+  redis.call('HINCRBY', dkey, field, string.format('%d', delta))
+end
+""".replace("DIGEST_HEX", str(DIGEST_HEX))
+
 # One script call applies a whole batch, in order: Redis runs a script atomically
 # (a reader never sees half a batch, as with MULTI/EXEC) and the client sends one
 # command instead of one EVALSHA per message plus MULTI/EXEC framing, which was a
 # quarter of the consumer's time. The version check is in the same call, so it
 # costs no round trip. KEYS and ARGV are consumed op by op; ARGV[1] is the
 # tombstone TTL; each op is
-#   'p' (put):    KEYS rec, tombstone; ARGV 'p', version, packed record (core.redis_keys.record_pack)
-#   'd' (delete): KEYS rec, tombstone; ARGV 'd', version
-#   's' (sadd):   KEYS load set;       ARGV 's', count, members
-#   'r' (restore): KEYS rec, tombstone; ARGV 'r', version, packed record
-#   'x' (restore of a record the source no longer holds): KEYS rec, tombstone; ARGV 'x', version
+#   'p' (put):    KEYS rec, tombstone, digest; ARGV 'p', version, field, packed record (core.redis_keys.record_pack)
+#   'd' (delete): KEYS rec, tombstone, digest; ARGV 'd', version, field
+#   's' (sadd):   KEYS load set;               ARGV 's', count, members
+#   'r' (restore): KEYS rec, tombstone, digest; ARGV 'r', version, field, packed record
+#   'x' (restore of a record the source no longer holds): KEYS rec, tombstone, digest; ARGV 'x', version, field
+# Every op that adds, replaces or drops a record moves its bucket's digest (digest_move: one
+# HINCRBY, none when the version stays) in the same atomic call.
 # A put reads the record's head and, only when the key holds no record, its tombstone (a
 # key never holds both), then SETs one value: two or three calls a key. A load set's
 # members come last, in one SADD per set and batch (unconditional, inside the same atomic
@@ -98,6 +124,7 @@ end
 # It answers one verdict letter per put, delete and restore (VERDICTS).
 _APPLY = (
     _HELD
+    + _DIGEST
     + """
 local ttl = ARGV[1]
 local k, a, n = 1, 2, #ARGV
@@ -125,14 +152,18 @@ while a <= n do
         verdict = 'u'
       end
       if verdict ~= 'o' and verdict ~= 'u' then
-        redis.call('SET', KEYS[k], ARGV[a + 2])
+        redis.call('SET', KEYS[k], ARGV[a + 3])
         if tomb > 0 then redis.call('DEL', KEYS[k + 1]) end
+        digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, v)
       end
-      a = a + 3
+      a = a + 4
     else
       if v > 0 then
         if absent or v > cur then
-          if not absent then redis.call('DEL', KEYS[k]) end
+          if not absent then
+            redis.call('DEL', KEYS[k])
+            digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur, nil)
+          end
           if v > tomb then
             redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
             verdict = 'a'
@@ -143,29 +174,36 @@ while a <= n do
           verdict = 'o'
         end
       elseif absent or cur == 0 then
-        if not absent then redis.call('DEL', KEYS[k]) end
+        if not absent then
+          redis.call('DEL', KEYS[k])
+          digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur, nil)
+        end
         verdict = 'a'
       else
         verdict = 'u'
       end
-      a = a + 2
+      a = a + 3
     end
     verdicts[#verdicts + 1] = verdict
-    k = k + 2
+    k = k + 3
   elseif op == 'r' then
-    redis.call('SET', KEYS[k], ARGV[a + 2])
+    local held = held_version(KEYS[k])
+    redis.call('SET', KEYS[k], ARGV[a + 3])
     redis.call('DEL', KEYS[k + 1])
+    digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, tonumber(ARGV[a + 1]))
     verdicts[#verdicts + 1] = 'a'
-    k, a = k + 2, a + 3
+    k, a = k + 3, a + 4
   elseif op == 'x' then
+    local held = held_version(KEYS[k])
     redis.call('DEL', KEYS[k])
+    digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, nil)
     if tonumber(ARGV[a + 1]) > 0 then
       redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
     else
       redis.call('DEL', KEYS[k + 1])
     end
     verdicts[#verdicts + 1] = 'a'
-    k, a = k + 2, a + 2
+    k, a = k + 3, a + 3
   elseif op == 's' then
     local count = tonumber(ARGV[a + 1])
     redis.call('SADD', KEYS[k], unpack(ARGV, a + 2, a + 1 + count))
@@ -229,27 +267,35 @@ class _Step(NamedTuple):
 _SADD_MAX = 1000
 
 
+def _where(key: str) -> tuple[tuple[str, str, str], str]:
+    """A put's or delete's KEYS (the record, its tombstone and its slot's digests: one slot)
+    and its bucket's field in the digests."""
+    digests, _, field = digest_place(key)
+    return (rec_key(key), tombstone_key(key), digests), field
+
+
 def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
     """The batch as the script's primitives: the puts and deletes in op order (an update
     with a key change is the old key's delete, then the put), then each load set's adds."""
     steps: list[_Step] = []
     loads: dict[str, list[str]] = {}
     for op in ops:
+        keys, field = _where(op.key)
         if op.event == "delete":
-            steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("d", op.version)))
+            steps.append(_Step(keys, ("d", op.version, field)))
             continue
         if op.event == "restore":
-            pair = (rec_key(op.key), tombstone_key(op.key))
             if not op.value:
-                steps.append(_Step(pair, ("x", op.version)))
+                steps.append(_Step(keys, ("x", op.version, field)))
             else:
                 packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
-                steps.append(_Step(pair, ("r", op.version, packed)))
+                steps.append(_Step(keys, ("r", op.version, field, packed)))
             continue
         if op.old_key and op.old_key != op.key:
-            steps.append(_Step((rec_key(op.old_key), tombstone_key(op.old_key)), ("d", op.old_version or op.version)))
+            old_keys, old_field = _where(op.old_key)
+            steps.append(_Step(old_keys, ("d", op.old_version or op.version, old_field)))
         packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
-        steps.append(_Step((rec_key(op.key), tombstone_key(op.key)), ("p", op.version, packed)))
+        steps.append(_Step(keys, ("p", op.version, field, packed)))
         if op.load:
             loads.setdefault(op.load, []).append(op.key)
     for load, members in loads.items():
@@ -689,3 +735,35 @@ def record_topics_set(client: redis.Redis, records: Sequence[tuple[str, str, str
     for key, message_uuid, topic in records:
         script(keys=[rec_key(key)], args=[message_uuid, topic], client=pipe)
     return [bool(done) for done in pipe.execute()]
+
+
+# A slot's bucket digests replaced by the ones rebuilt from what Redis holds
+# (kafkacache.services.cache_scrub), only if no write moved them since they were read: a
+# write between the read and the rebuild is in the records read or in the digests, never
+# in both. KEYS the slot's digests; ARGV the count of fields read, the HGETALL as read,
+# then the rebuilt field, value pairs.
+_DIGESTS_SWAP = """
+local now = redis.call('HGETALL', KEYS[1])
+local n = tonumber(ARGV[1])
+if #now ~= n then return 0 end
+for i = 1, n do
+  if now[i] ~= ARGV[i + 1] then return 0 end
+end
+redis.call('DEL', KEYS[1])
+if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
+return 1
+"""
+
+
+def digests_swap(client: redis.Redis, slot: int, *, read: Sequence[bytes], rebuilt: Mapping[int, int]) -> bool:
+    """Replace the digests of one slot by `rebuilt` (sub -> sum) unless they moved since
+    they were read as `read` (the flat HGETALL reply): False, the next pass tries again."""
+    swap = client.register_script(_DIGESTS_SWAP)
+    pairs = [item for sub, value in sorted(rebuilt.items()) if value for item in (sub, value)]
+    return bool(swap(keys=[digest_key(slot)], args=[len(read), *read, *pairs]))
+
+
+def digests_mark_complete(client: redis.Redis) -> None:
+    """Say the digests cover every record: a scrub pass rebuilt every slot, or the cache
+    held no record yet (from then on every record comes through the write script)."""
+    client.set(DIGESTS_COMPLETE, "1")

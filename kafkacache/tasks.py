@@ -6,6 +6,7 @@ from django.conf import settings
 from core.jobs import job_enqueue, jobs_resume
 from kafkacache.consumer import consume_run
 from kafkacache.services import change_feed, loads
+from kafkacache.services.cache_scrub import cache_scrub_slice
 from kafkacache.services.leaders import leaders_watch
 from recon.models import Load, LoadPart
 from recon.services.runs import LOAD_VERIFY
@@ -54,3 +55,10 @@ def loads_resume_task() -> list[str]:
 @shared_task(name="kafkacache.tasks.leaders_watch_task")
 def leaders_watch_task() -> int:
     return len(leaders_watch())
+
+
+@shared_task(name="kafkacache.tasks.cache_scrub_task")
+def cache_scrub_task() -> dict:
+    """The rolling scrub's next slice (kafkacache.services.cache_scrub)."""
+    scrub = cache_scrub_slice()
+    return {"pass": scrub.pk, "next_slot": scrub.next_slot, "finished": scrub.finished_at is not None}

@@ -13,6 +13,7 @@ from recon import access
 from recon.admin_access import TopicScopedAdmin
 from recon.models import (
     AuditPayload,
+    CacheScrub,
     ConsumedMessage,
     Finding,
     FindingComment,
@@ -378,6 +379,21 @@ class ReconRunAdmin(TopicScopedAdmin, ReadOnlyAdmin):
     list_display = ("id", "topic", "range_start", "range_end", "trigger", "requested_by", "status", "started_at")
     list_filter = ("status", "trigger", "topic")
     list_select_related = ("topic", "requested_by")
+
+
+@admin.register(CacheScrub)
+class CacheScrubAdmin(TopicScopedAdmin, ReadOnlyAdmin):
+    topic_path = None  # a pass reads the records of every topic: superusers only
+    list_display = (
+        "started_at",
+        "finished_at",
+        "next_slot",
+        "slices",
+        "keys_read",
+        "buckets_repaired",
+        "values_differ",
+        "seconds",
+    )
 
 
 @admin.register(RebalanceEvent)

@@ -611,6 +611,30 @@ class RebalanceEvent(models.Model):
         return f"{self.group} {self.member} {self.kind}"
 
 
+class CacheScrub(models.Model):
+    """One pass of the rolling scrub over every hash slot of the cache
+    (kafkacache.services.cache_scrub): the bucket digests rebuilt from what Redis holds and
+    every record's value checked against its published hash, a slice of slots at a time.
+    Moved only by recon.services.scrubs. A pass that finished re-proved every key Redis held
+    (with the digest leg, every key of the source: recon.selectors.runs.keys_reproved)."""
+
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_slot = models.IntegerField(default=0)  # the first slot of the next slice
+    retry = models.JSONField(default=list, blank=True)  # slots whose digests a write moved mid-rebuild
+    slices = models.IntegerField(default=0)
+    keys_read = models.BigIntegerField(default=0)
+    buckets_repaired = models.IntegerField(default=0)  # digests that were not what Redis holds
+    values_differ = models.IntegerField(default=0)  # records whose value is not their published bytes
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["-started_at"], name="scrub_time")]
+
+    def __str__(self) -> str:
+        return f"scrub from {self.started_at:%Y-%m-%d %H:%M} at slot {self.next_slot}"
+
+
 class OperatorAction(models.Model):
     """Audit trail of what people did: replay, reprocess, load, reconcile, acknowledge."""
 

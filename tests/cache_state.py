@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import redis
 
 from core.cache_records import CachedRecord, cache_records_get, record_keys_scan
-from core.redis_keys import LOAD_PREFIX, REC_PREFIX, TOMBSTONE_PREFIX, Packed, rec_key, record_pack
+from core.redis_keys import DIGEST_PREFIX, LOAD_PREFIX, REC_PREFIX, TOMBSTONE_PREFIX, Packed, rec_key, record_pack
 
 
 def cached(client: redis.Redis, key: str) -> CachedRecord | None:
@@ -58,8 +58,8 @@ def _typed(name: str, value: bytes | str | int) -> bytes | str | int:
 
 
 def cache_clear(client: redis.Redis) -> None:
-    """Every record, tombstone and load set of this Redis database (a bench's own)."""
-    for prefix in (REC_PREFIX, TOMBSTONE_PREFIX, LOAD_PREFIX):
+    """Every record, tombstone, load set and digest of this Redis database (a bench's own)."""
+    for prefix in (REC_PREFIX, TOMBSTONE_PREFIX, LOAD_PREFIX, DIGEST_PREFIX):
         batch = []
         for name in client.scan_iter(prefix + "*", count=10_000):
             batch.append(name)

@@ -34,6 +34,12 @@ class RunCreateSerializer(serializers.Serializer):
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     load = serializers.UUIDField(required=False, help_text="cache and validation runs: check one bulk load.")
+    method = serializers.ChoiceField(
+        choices=["digest", "keys"],
+        required=False,
+        help_text="a whole-topic cache run against the SQL source: by bucket digests, or every key (default:"
+        " CACHE_LEG_METHOD)",
+    )
 
     def validate(self, attrs: dict) -> dict:
         has_range = "start" in attrs and "end" in attrs
@@ -41,6 +47,8 @@ class RunCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError("A reconcile run needs start and end.")
         if not has_range and "load" not in attrs and attrs["kind"] != ReconRun.Kind.CACHE:
             raise serializers.ValidationError("Give start and end, or a load.")
+        if "method" in attrs and (attrs["kind"] != ReconRun.Kind.CACHE or has_range or "load" in attrs):
+            raise serializers.ValidationError({"method": "only a whole-topic cache run has a method."})
         if has_range and attrs["start"] >= attrs["end"]:
             raise serializers.ValidationError({"end": "end must be after start."})
         return attrs
@@ -108,7 +116,13 @@ class RunListCreateApi(APIView):
             if load is None:
                 raise Http404("No such load on this topic.")
         kind = data["kind"]
-        detail = {"kind": kind, "start": data.get("start"), "end": data.get("end"), "load": data.get("load")}
+        detail = {
+            "kind": kind,
+            "start": data.get("start"),
+            "end": data.get("end"),
+            "load": data.get("load"),
+            "method": data.get("method"),
+        }
         detail = {k: str(v) for k, v in detail.items() if v is not None}
         try:
             with transaction.atomic():
@@ -120,6 +134,7 @@ class RunListCreateApi(APIView):
                     load=load,
                     trigger="api",
                     requested_by=request.user,
+                    params={"method": data["method"]} if "method" in data else None,
                 )
         except AppError as exc:
             operator_action_record(

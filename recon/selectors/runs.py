@@ -8,7 +8,7 @@ from django.db.models import Count, QuerySet, Sum
 
 from recon import access
 from recon.engine import ENGINE_CATEGORIES
-from recon.models import Finding, ReconRun, Topic, Window
+from recon.models import CacheScrub, Finding, ReconRun, Topic, Window
 
 
 def runs_visible(topics: QuerySet[Topic]) -> QuerySet[ReconRun]:
@@ -71,8 +71,13 @@ def keys_reproved(topic: Topic, *, at: dt.datetime) -> dict:
     """Whether every key of the topic was compared with its reference (the system of record, or
     its last load from another source) within CACHE_REPROVED_HOURS before `at`: by the last
     whole-topic cache leg that started by then and finished (recon.services.cache_check). The
-    run's start is the proof's time: a key it read later was proved later, never earlier."""
+    run's start is the proof's time: a key it read later was proved later, never earlier.
+
+    A leg by digests compares what the cache's writer counted: it proves the cache only
+    together with a scrub pass (recon.models.CacheScrub) that read every record within the
+    period, so both must be recent; the older start of the two is the proof's time."""
     hours = settings.CACHE_REPROVED_HOURS
+    since = at - dt.timedelta(hours=hours)
     run = (
         ReconRun.objects.filter(
             topic=topic,
@@ -87,17 +92,27 @@ def keys_reproved(topic: Topic, *, at: dt.datetime) -> dict:
     if run is None:
         return {"within_hours": hours, "met": False, "run": None}
     report = run.report
-    return {
+    proved_at: dt.datetime | None = run.started_at
+    out = {
         "within_hours": hours,
-        "met": run.started_at >= at - dt.timedelta(hours=hours),
         "run": str(run.pk),
         "started_at": run.started_at,
         "finished_at": run.finished_at,
+        "method": report.get("method", "keys"),
         "reference": report.get("reference", ""),
         "checked": report.get("checked", 0),
         "all_matched": bool(report.get("all_matched")),
         "problems": sum(p.get("count", 0) for p in report.get("problems", {}).values()),
     }
+    if out["method"] == "digest":
+        scrub = (
+            CacheScrub.objects.filter(finished_at__isnull=False, finished_at__lte=at).order_by("-started_at").first()
+        )
+        out["scrub_started_at"] = scrub.started_at if scrub else None
+        out["scrub_finished_at"] = scrub.finished_at if scrub else None
+        proved_at = min(run.started_at, scrub.started_at) if scrub else None
+    out["met"] = proved_at is not None and proved_at >= since
+    return out
 
 
 def runs_of_load(load, *, limit: int = 20) -> list[ReconRun]:

@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,12 +43,17 @@ from django.db import connection
 from django.utils import timezone
 
 from core.cache_records import (
+    DIGEST_MOD,
     Cached,
     SentRead,
+    bucket_digests,
+    bucket_of,
     cache_read,
     cache_read_discard,
     cache_read_send,
     cache_read_wait,
+    digest_share,
+    digests_complete,
     record_keys_scan,
 )
 from core.clients import redis_client
@@ -63,6 +69,8 @@ from recon.services.run_lifecycle import run_finish, run_for_check
 logger = logging.getLogger(__name__)
 
 SOURCE = "cache-check"  # the findings' detail.source: this leg's standing findings
+DIGEST, KEYS = "digest", "keys"  # a whole-source run's methods (cache_check's `method`)
+METHODS = (DIGEST, KEYS)
 REPORT_KEYS = 1000  # keys listed per problem in a run's report (the counts stay exact)
 READS_IN_FLIGHT = 3  # Redis batch reads sent ahead of the one being compared
 
@@ -92,6 +100,7 @@ def cache_check(
     requested_by=None,
     now: dt.datetime | None = None,
     run: ReconRun | None = None,
+    method: str | None = None,
 ) -> ReconRun:
     """Run the cache leg of a topic and store it as a run of kind "cache".
 
@@ -100,8 +109,9 @@ def cache_check(
     `keys` alone: against the publish ledger. `now` moves the latency limit's
     clock (a test judging "later"). `run`: the queued run a worker claimed
     (recon.services.runs.run_execute), filled instead of a new one (trigger and
-    requested_by are then its own).
-    """
+    requested_by are then its own). `method` of a whole-topic run against the SQL source:
+    "digest" (compare bucket digests, read only the keys of buckets that differ) or "keys"
+    (read every key); None: CACHE_LEG_METHOD."""
     now = now or timezone.now()
     full = load is None and keys is None and (start is None or end is None)
     if full or keys is not None:
@@ -119,7 +129,7 @@ def cache_check(
     )
     with run_finish(run) as report:
         started = time.monotonic()
-        leg = _Leg(topic=topic, now=now)
+        leg = _Leg(topic=topic, now=now, method=method or settings.CACHE_LEG_METHOD)
         _compare(leg, full=full, keys=keys, keys_source=keys_source, load=load, start=start, end=end)
         with leg._timed("settle"):
             problems = leg.settle()
@@ -157,7 +167,8 @@ def _compare(
         if last is not None and last.source != SqlSource.name:
             leg.ledger(scope="load", params=[last.pk], reference=f"load {last.pk} of {last.source}")
         elif SqlSource().readable():
-            leg.sql_full()
+            if not (leg.method == DIGEST and leg.sql_digest()):
+                leg.sql_full()
         else:
             leg.ledger(scope="topic", params=[], reference="publish ledger")
     elif keys is not None:
@@ -180,7 +191,7 @@ def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | N
     topic = leg.topic
     drafts = {p.key: (_uuid(p.cached.uuid), _detail(p, topic, leg)) for p in problems}
     checked = None if leg.whole else sorted(leg.keys_checked)
-    resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending)
+    resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending - leg.unjudged)
     began = time.monotonic()
     outcome = key_findings_sync(
         topic=topic,
@@ -190,7 +201,7 @@ def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | N
         problems=drafts,
         run=run,
         load_id=load.pk if load else None,
-        keep=leg.pending,
+        keep=leg.pending | leg.unjudged,
         resolutions=resolutions,
     )
     leg.timings["findings"] = time.monotonic() - began
@@ -217,15 +228,19 @@ def _report(
         "keys_per_second": round(leg.checked / seconds) if seconds > 0 else None,
         "timings": {phase: round(t, 2) for phase, t in leg.timings.items()},
         "as_of": now.isoformat(),
+        **({"method": leg.used, "digests": leg.digests} if leg.used else {}),
     }
 
 
 class _Leg:
     """One run's compare: problems found so far, keys judged, keys pending."""
 
-    def __init__(self, *, topic: Topic, now: dt.datetime):
+    def __init__(self, *, topic: Topic, now: dt.datetime, method: str = KEYS):
         self.topic = topic
         self.now = now
+        self.method = method
+        self.used = ""  # the method a whole-source run used ("": not one)
+        self.digests: dict[str, Any] = {}  # a digest run's buckets: compared, differing, keys read
         self.redis = redis_client()
         self.batch = settings.CACHE_LEG_BATCH_SIZE
         self.reference = ""
@@ -238,6 +253,7 @@ class _Leg:
         self.whole = False  # every key was judged (the whole source or ledger): resolve any other
         self.keys_checked: set[str] = set()  # otherwise the keys judged
         self.pending: set[str] = set()
+        self.unjudged: set[str] = set()  # standing findings this run could not judge: kept as they are
         self.timings: dict[str, float] = {}  # seconds per phase (the report's `timings`)
 
     @contextmanager
@@ -264,7 +280,7 @@ class _Leg:
     def sql_full(self) -> None:
         """The whole SQL source, then every record Redis holds that the source does not."""
         self.reference, self.keys_how = SqlSource.name, "way source, scope clients, source ods"
-        self.whole = True
+        self.whole, self.used = True, KEYS
         source = SqlSource()
         name = self.topic.name
         held: set[str] = set()  # every key the source holds (the SCAN looks for the others)
@@ -310,6 +326,129 @@ class _Leg:
             now_held = source.versions_of([client_id_of(p.key) or 0 for p in late])
             self._pend({p.key for p in late if client_id_of(p.key) in now_held})
         self._unpublished_absent()
+
+    def sql_digest(self) -> bool:
+        """The whole SQL source by bucket digests (core.redis_keys): the source's (key,
+        version) summed per bucket in one pass, against the digests the cache's writer keeps
+        in the same script call as each write; only the keys of buckets that differ are
+        read and judged as sql_full judges them (values against the published hashes
+        included). A bucket whose Redis keys the source does not explain is looked up by
+        one SCAN of record names (the keys the source no longer holds). Problems are read
+        again after CACHE_DIGEST_RECHECK_MS: a key that moved meanwhile is in flight.
+        False, nothing done, when the digests do not cover every record yet."""
+        if not digests_complete(self.redis):
+            return False
+        self.reference, self.keys_how = SqlSource.name, "way source, scope clients, source ods"
+        self.whole, self.used = True, DIGEST
+        source = SqlSource()
+        ids, versions, buckets, expected_sums = self._source_digests(source)
+        with self._timed("digests"):
+            held = bucket_digests(self.redis)
+        differing = {
+            b for b in expected_sums.keys() | held.keys() if expected_sums.get(b, 0) % DIGEST_MOD != held.get(b, 0)
+        }
+        self.digests = {"buckets": len(expected_sums.keys() | held.keys()), "differing": len(differing)}
+        self.checked = len(ids)  # every key of the source was compared, by its bucket
+        drilled = [Expected(record_key(ids[i]), versions[i]) for i in range(len(ids)) if buckets[i] in differing]
+        known: dict[int, int] = {}  # per differing bucket: the digest of the Redis records read
+        name = self.topic.name
+        for i in range(0, len(drilled), self.batch):
+            expected = drilled[i : i + self.batch]
+            with self._timed("redis"):
+                cached = cache_read(self.redis, [e.key for e in expected])
+            self._drill(expected, cached, known, name)
+        drilled_keys = {e.key for e in drilled}
+        # A value that differs at an equal version leaves the digests equal: the scrub found it
+        # (kafkacache.services.cache_scrub) and only a read of the value can clear it.
+        self.unjudged = _standing_keys(self.topic, problem=cc.DIFFERS) - drilled_keys
+        unexplained = {b for b in differing if known.get(b, 0) % DIGEST_MOD != held.get(b, 0)}
+        extra_keys = self._extras(unexplained, drilled_keys, known, name) if unexplained else 0
+        # Late additions, as sql_full: a key added after the pass read its id is the next run's.
+        late = [p for p in self.problems if p.kind == cc.UNEXPECTED and (client_id_of(p.key) or 0) > 0]
+        if late:
+            now_held = source.versions_of([client_id_of(p.key) or 0 for p in late])
+            self._pend({p.key for p in late if client_id_of(p.key) in now_held})
+        self._recheck(source)
+        self._unpublished_absent()
+        self.digests.update(
+            keys_read=len(drilled) + extra_keys,
+            # Buckets whose digest is not the sum of the records Redis holds: changed behind the
+            # writer's back (the scrub, kafkacache.services.cache_scrub, rebuilds them).
+            stale=sum(1 for b in differing if known.get(b, 0) % DIGEST_MOD != held.get(b, 0)),
+        )
+        return True
+
+    def _source_digests(self, source: SqlSource) -> tuple[array, array, array, dict[int, int]]:
+        """The source's client ids, versions and buckets (compact arrays: ten million keys in a
+        few hundred MB), and its digest per bucket, in one keyset pass."""
+        ids, versions, buckets = array("q"), array("q"), array("q")
+        sums: dict[int, int] = {}
+        after = 0
+        while True:
+            with self._timed("source"):
+                rows = source.versions(after=after, limit=self.batch)
+            if not rows:
+                return ids, versions, buckets, sums
+            after = rows[-1][0]
+            with self._timed("source_digests"):
+                for cid, version in rows:
+                    key = record_key(cid)
+                    bucket = bucket_of(key)
+                    sums[bucket] = sums.get(bucket, 0) + digest_share(key, version)
+                    ids.append(cid)
+                    versions.append(version)
+                    buckets.append(bucket)
+
+    def _extras(self, unexplained: set[int], drilled: set[str], known: dict[int, int], name: str) -> int:
+        """The records of these buckets the source does not hold (one SCAN of record names),
+        judged as unexpected; answers how many were read."""
+        read = 0
+        for found in self._scan():
+            extra = [k for k in found if k not in drilled and bucket_of(k) in unexplained]
+            if extra:
+                read += len(extra)
+                self._drill([Expected(k, 0, present=False) for k in extra], cache_read(self.redis, extra), known, name)
+        return read
+
+    def _drill(self, expected: list[Expected], cached: list[Cached], known: dict[int, int], name: str) -> None:
+        """Judge keys of differing buckets, and sum the records read into `known` (every
+        topic's: a bucket's digest covers them all)."""
+        for e, c in zip(expected, cached, strict=True):
+            if c.value is not None:
+                bucket = bucket_of(e.key)
+                known[bucket] = known.get(bucket, 0) + digest_share(e.key, c.version)
+        mine = [(e, c) for e, c in zip(expected, cached, strict=True) if not c.topic or c.topic == name]
+        self.other_topic += len(expected) - len(mine)
+        checked = self.checked
+        with self._timed("compare"):
+            self._compare([e for e, _ in mine], [c for _, c in mine], remember=False)
+        self.checked = checked  # already counted by the pass
+        self.deleted_checked = sum(1 for e, _ in mine if not e.present) + self.deleted_checked
+
+    def _recheck(self, source: SqlSource) -> None:
+        """Read the problems' keys again after a pause: one whose source version or cached
+        record moved meanwhile is in flight (a change on its way through the feed), judged
+        by the next run; the others stand."""
+        if not self.problems or settings.CACHE_DIGEST_RECHECK_MS <= 0:
+            return
+        _pause(settings.CACHE_DIGEST_RECHECK_MS / 1000)
+        first = {p.key: p for p in self.problems}
+        keys = list(first)
+        moved: set[str] = set()
+        for i in range(0, len(keys), self.batch):
+            chunk = keys[i : i + self.batch]
+            held = source.versions_of([cid for cid in map(client_id_of, chunk) if cid is not None])
+            for key, now in zip(chunk, cache_read(self.redis, chunk), strict=True):
+                p = first[key]
+                version = held.get(client_id_of(key) or 0)
+                was = p.expected.version if p.expected.present else None
+                if (
+                    (version != was and not (was is None and version is None))
+                    or (now.value is None) != (p.cached.value is None)
+                    or now.version != p.cached.version
+                ):
+                    moved.add(key)
+        self._pend(moved)
 
     def _source_batches(self, source: SqlSource, held: set[str]) -> Iterator[tuple[list[Expected], list[Cached]]]:
         """The source's versions in keyset batches, each with what Redis holds. Reads of the
@@ -422,6 +561,10 @@ class _Leg:
         return self.problems
 
 
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def _last_load(topic: Topic) -> Load | None:
     if topic.kind == Topic.Kind.CHANGE:
         return None  # the change feed reads the SQL source
@@ -468,15 +611,16 @@ def _detail(p: Problem, topic: Topic, leg: _Leg) -> dict:
     return detail
 
 
-def _standing_keys(topic: Topic) -> set[str]:
-    return set(
-        Finding.objects.filter(
-            topic=topic,
-            category=Finding.Category.CACHE,
-            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
-            detail__source=SOURCE,
-        ).values_list("key", flat=True)
+def _standing_keys(topic: Topic, *, problem: str | None = None) -> set[str]:
+    standing = Finding.objects.filter(
+        topic=topic,
+        category=Finding.Category.CACHE,
+        status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+        detail__source=SOURCE,
     )
+    if problem is not None:
+        standing = standing.filter(detail__problem=problem)
+    return set(standing.values_list("key", flat=True))
 
 
 def _fixed_by(topic: Topic, keys: set[str]) -> dict[str, dict]:

@@ -121,15 +121,12 @@ def run_execute(*, run_id: uuid.UUID | str) -> ReconRun:
         source = run.params.get("keys_source")
         cache_check(topic=run.topic, keys=run.params["keys"], keys_source=source, run=run)
     else:
-        check = cache_check if run.kind == Kind.CACHE else validation_run
         ranged = run.load is None and not run.params.get("whole")
-        check(
-            topic=run.topic,
-            start=run.range_start if ranged else None,
-            end=run.range_end if ranged else None,
-            load=run.load,
-            run=run,
-        )
+        start, end = (run.range_start, run.range_end) if ranged else (None, None)
+        if run.kind == Kind.CACHE:
+            cache_check(topic=run.topic, start=start, end=end, load=run.load, run=run, method=run.params.get("method"))
+        else:
+            validation_run(topic=run.topic, start=start, end=end, load=run.load, run=run)
     run.refresh_from_db()
     if run.replay_id:
         _replay_findings_verified(run)

@@ -146,3 +146,42 @@ def test_a_discarded_call_never_hands_its_reply_to_the_next_command(cache):
     cache_module.cache_apply_discard(cache, sent)  # reply unread: the connection is dropped
     for _ in range(5):  # any pooled connection answers its own command
         assert cache.set("kc:probe", "x") is True and cache.get("kc:probe") == b"x"
+
+
+def _digests_from_content(cache) -> dict[int, int]:
+    from core.redis_keys import digests_of
+
+    keys = [name.decode()[len("kc:rec:{") : -1] for name in cache.scan_iter("kc:rec:{*", count=1000)]
+    records = cache_records_get(cache, keys)
+    return digests_of((key, record.version) for key, record in records.items())
+
+
+def test_every_write_keeps_its_bucket_digest_equal_to_what_the_cache_holds(cache):
+    """Puts, updates, deletes, key changes, restores and refused writes, in random batches:
+    the digests the script keeps are the digests of the records Redis ends with."""
+    import random
+
+    from core.cache_records import bucket_digests
+
+    rng = random.Random(23)
+    versions: dict[str, int] = {}
+    for _ in range(30):
+        ops = []
+        for _ in range(rng.randrange(1, 40)):
+            key = f"client:{rng.randrange(60)}"
+            v = versions.get(key, 0) + rng.choice((-1, 0, 1, 2, 3))
+            kind = rng.random()
+            if kind < 0.15:
+                ops.append(CacheOp("delete", key, max(v, 0)))
+            elif kind < 0.22:
+                ops.append(_put(f"client:{rng.randrange(60)}", max(v, 1), event="update", old_key=key))
+            elif kind < 0.27:
+                ops.append(CacheOp("restore", key, max(v, 0), b"r" if rng.random() < 0.5 else b"", "ur", 1))
+            elif kind < 0.30:
+                ops.append(_put(key, 0))
+            else:
+                ops.append(_put(key, max(v, 1), bytes([rng.randrange(256)])))
+            versions[key] = max(versions.get(key, 0), v)
+        cache_apply(cache, ops)
+        assert bucket_digests(cache) == _digests_from_content(cache)
+    assert bucket_digests(cache)  # the run left records behind
