@@ -65,6 +65,7 @@ import hashlib
 import zlib
 from binascii import crc_hqx
 from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 from redis.crc import key_slot
@@ -210,9 +211,12 @@ def digests_of(records: Iterable[tuple[str, int]]) -> dict[int, int]:
     return {bucket: value for bucket, value in sums.items() if value}
 
 
-@functools.cache
-def _slot_tags() -> tuple[str, ...]:
-    # The first decimal string that hashes to each slot (~170,000 tries, once a process).
+SLOT_TAGS_FILE = Path(__file__).with_name("redis_slot_tags.txt")  # written by slot_tags_search
+
+
+def slot_tags_search() -> list[str]:
+    """The first decimal string that hashes to each slot, in slot order (~170,000 tries: a third
+    of a second, so the result ships as SLOT_TAGS_FILE; tests/core/test_redis_keys.py checks it)."""
     tags: list[str | None] = [None] * SLOTS
     missing, n = SLOTS, 0
     while missing:
@@ -221,7 +225,12 @@ def _slot_tags() -> tuple[str, ...]:
             tags[slot] = str(n)
             missing -= 1
         n += 1
-    return tuple(t for t in tags if t is not None)
+    return [t for t in tags if t is not None]
+
+
+@functools.cache
+def _slot_tags() -> tuple[str, ...]:
+    return tuple(SLOT_TAGS_FILE.read_text().split())
 
 
 @functools.cache

@@ -185,3 +185,14 @@ def test_every_write_keeps_its_bucket_digest_equal_to_what_the_cache_holds(cache
         cache_apply(cache, ops)
         assert bucket_digests(cache) == _digests_from_content(cache)
     assert bucket_digests(cache)  # the run left records behind
+
+
+def test_each_slots_digests_are_named_by_a_tag_of_that_slot():
+    """The shipped tag table is what the search finds, and each tag hashes to its own slot:
+    a slot's digests sit on the node of its records."""
+    from redis.crc import key_slot
+
+    from core.redis_keys import SLOT_TAGS_FILE, SLOTS, digest_key, slot_tags_search
+
+    assert SLOT_TAGS_FILE.read_text().split() == slot_tags_search()
+    assert [key_slot(digest_key(slot).encode()) for slot in range(SLOTS)] == list(range(SLOTS))

@@ -243,3 +243,15 @@ def test_an_on_demand_whole_topic_run_may_ask_for_every_key(fed, cache, django_c
         format="json",
     )
     assert refused.status_code == 400 and "method" in refused.content.decode()
+
+
+def test_the_scrub_command_runs_a_whole_pass(fed, cache):
+    import io
+
+    from django.core.management import call_command
+
+    records_drop(cache, ["client:5"])
+    out = io.StringIO()
+    call_command("cache_scrub", "--pass", stdout=out)
+    assert "finished" in out.getvalue() and f"{CLIENTS - 1} records read, 1 bucket digests rebuilt" in out.getvalue()
+    assert _problems(cache_check(topic=fed.bulk, now=_later())) == {"absent": ["client:5"]}
