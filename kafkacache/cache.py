@@ -62,6 +62,7 @@ from core.redis_keys import (
     DIGESTS_COMPLETE,
     digest_key,
     digest_place,
+    digest_share,
     load_key,
     rec_key,
     record_pack,
@@ -99,6 +100,14 @@ local function digest_move(dkey, field, key, old, new)
   if old ~= nil then delta = delta - share(key, old) end
   redis.call('HINCRBY', dkey, field, string.format('%d', delta))
 end
+local function digest_put(dkey, field, key, old, new, new_share)
+  if old == new then return end
+  if old == nil then
+    redis.call('HINCRBY', dkey, field, new_share)
+  else
+    redis.call('HINCRBY', dkey, field, string.format('%d', tonumber(new_share) - share(key, old)))
+  end
+end
 """.replace("DIGEST_HEX", str(DIGEST_HEX))
 
 # One script call applies a whole batch, in order: Redis runs a script atomically
@@ -107,13 +116,16 @@ end
 # quarter of the consumer's time. The version check is in the same call, so it
 # costs no round trip. KEYS and ARGV are consumed op by op; ARGV[1] is the
 # tombstone TTL; each op is
-#   'p' (put):    KEYS rec, tombstone, digest; ARGV 'p', version, field, packed record (core.redis_keys.record_pack)
+#   'p' (put):    KEYS rec, tombstone, digest; ARGV 'p', version, field, share, packed record
+#                 (core.redis_keys.record_pack)
 #   'd' (delete): KEYS rec, tombstone, digest; ARGV 'd', version, field
 #   's' (sadd):   KEYS load set;               ARGV 's', count, members
-#   'r' (restore): KEYS rec, tombstone, digest; ARGV 'r', version, field, packed record
+#   'r' (restore): KEYS rec, tombstone, digest; ARGV 'r', version, field, share, packed record
 #   'x' (restore of a record the source no longer holds): KEYS rec, tombstone, digest; ARGV 'x', version, field
-# Every op that adds, replaces or drops a record moves its bucket's digest (digest_move: one
-# HINCRBY, none when the version stays) in the same atomic call.
+# Every op that adds, replaces or drops a record moves its bucket's digest (one HINCRBY, none
+# when the version stays) in the same atomic call. A put brings the new record's share
+# (core.redis_keys.digest_share, computed by the consumer): a new key adds it as it came,
+# without a hash in the script; only the share of a replaced or dropped version is hashed here.
 # A put reads the record's head and, only when the key holds no record, its tombstone (a
 # key never holds both), then SETs one value: two or three calls a key. A load set's
 # members come last, in one SADD per set and batch (unconditional, inside the same atomic
@@ -152,11 +164,11 @@ while a <= n do
         verdict = 'u'
       end
       if verdict ~= 'o' and verdict ~= 'u' then
-        redis.call('SET', KEYS[k], ARGV[a + 3])
+        redis.call('SET', KEYS[k], ARGV[a + 4])
         if tomb > 0 then redis.call('DEL', KEYS[k + 1]) end
-        digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, v)
+        digest_put(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, v, ARGV[a + 3])
       end
-      a = a + 4
+      a = a + 5
     else
       if v > 0 then
         if absent or v > cur then
@@ -188,11 +200,11 @@ while a <= n do
     k = k + 3
   elseif op == 'r' then
     local held = held_version(KEYS[k])
-    redis.call('SET', KEYS[k], ARGV[a + 3])
+    redis.call('SET', KEYS[k], ARGV[a + 4])
     redis.call('DEL', KEYS[k + 1])
-    digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, tonumber(ARGV[a + 1]))
+    digest_put(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, tonumber(ARGV[a + 1]), ARGV[a + 3])
     verdicts[#verdicts + 1] = 'a'
-    k, a = k + 3, a + 4
+    k, a = k + 3, a + 5
   elseif op == 'x' then
     local held = held_version(KEYS[k])
     redis.call('DEL', KEYS[k])
@@ -289,13 +301,13 @@ def _steps(ops: Sequence[CacheOp]) -> list[_Step]:
                 steps.append(_Step(keys, ("x", op.version, field)))
             else:
                 packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
-                steps.append(_Step(keys, ("r", op.version, field, packed)))
+                steps.append(_Step(keys, ("r", op.version, field, digest_share(op.key, op.version), packed)))
             continue
         if op.old_key and op.old_key != op.key:
             old_keys, old_field = _where(op.old_key)
             steps.append(_Step(old_keys, ("d", op.old_version or op.version, old_field)))
         packed = record_pack(op.value, op.uuid, op.schema_version, op.created_ms, op.version, op.topic)
-        steps.append(_Step(keys, ("p", op.version, field, packed)))
+        steps.append(_Step(keys, ("p", op.version, field, digest_share(op.key, op.version), packed)))
         if op.load:
             loads.setdefault(op.load, []).append(op.key)
     for load, members in loads.items():

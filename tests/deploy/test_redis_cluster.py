@@ -13,14 +13,16 @@ import random
 import pytest
 import redis
 
-from core.cache_records import cache_records_get, load_keys
+from core.cache_records import SLOTS, bucket_digests, cache_records_get, load_keys
 from core.clients import is_cluster, redis_client
 from core.ods import ods_seed
 from core.records import record_decode
 from core.redis_keys import load_key, rec_key, tombstone_key
-from kafkacache.cache import CacheOp, cache_apply
+from kafkacache.cache import CacheOp, cache_apply, digests_mark_complete
+from kafkacache.services.cache_scrub import cache_scrub_slice
 from kafkacache.services.loads import load_run, load_start
 from recon import access
+from recon.models import Finding
 from recon.services.cache_check import cache_check
 from tests.factories import UserFactory
 from tests.replay.conftest import feed_topics_make
@@ -141,6 +143,8 @@ def test_the_batch_write_per_slot_answers_as_the_one_script_of_a_standalone_redi
     assert sum(1 for record, _, _ in entries if record) > 10  # the ops leave records,
     assert sum(1 for _, tomb, ttl in entries if tomb and ttl) > 5  # tombstones with their expiry,
     assert all(standalone[load] for load in ("r0", "r1", "r2"))  # and retrieval sets to compare
+    # Each slot's bucket digests sit beside its records, and are the standalone Redis's.
+    assert bucket_digests(on_cluster) == bucket_digests(cache) != {}
 
 
 @pytest.mark.django_db
@@ -175,6 +179,30 @@ def test_a_load_fed_through_the_cluster_is_whole_reconciles_and_a_replay_closes_
     assert fixed["all_matched"] is True and fixed["findings"]["resolved"] == 2
 
 
+@pytest.mark.django_db
+def test_the_scrub_and_the_digest_leg_on_the_cluster_find_what_changed_behind_the_writers_back(
+    redis_cluster, on_cluster, cache, settings, unique_name
+):
+    settings.CACHE_DIGEST_RECHECK_MS = 0
+    feed = feed_topics_make(settings, unique_name)
+    ods_seed(clients=40, using="default")
+    load_run(load_id=load_start(topic=feed.bulk, source="ods", client_ids=[], requested_by=None, queue=False).id)
+    consume_here()
+    scrub = cache_scrub_slice(slots=SLOTS)
+    assert (scrub.finished_at is not None, scrub.keys_read, scrub.buckets_repaired) == (True, 40, 0)
+    clean = cache_check(topic=feed.bulk, now=later()).report
+    assert (clean["method"], clean["checked"], clean["all_matched"]) == ("digest", 40, True)
+
+    redis_cluster.node(redis_cluster.master_of(rec_key("client:3"))).delete(rec_key("client:3"))
+    redis_cluster.node(redis_cluster.master_of(rec_key("client:9"))).setrange(rec_key("client:9"), 200, b"tampered")
+    scrub = cache_scrub_slice(slots=SLOTS)
+    assert (scrub.buckets_repaired, scrub.values_differ) == (1, 1)
+    run = cache_check(topic=feed.bulk, now=later(), trigger="test")
+    assert {kind: entry["keys"] for kind, entry in run.report["problems"].items()} == {"absent": ["client:3"]}
+    standing = Finding.objects.filter(topic=feed.bulk, category="cache", status="open")
+    assert {f.key: f.detail["problem"] for f in standing} == {"client:3": "absent", "client:9": "differs"}
+
+
 @pytest.mark.slow
 def test_masters_failed_over_mid_consume_lose_nothing_the_leg_does_not_find_and_a_replay_restore(
     redis_cluster, on_cluster, settings, unique_name, transactional_db
@@ -185,6 +213,8 @@ def test_masters_failed_over_mid_consume_lose_nothing_the_leg_does_not_find_and_
     ods_seed(clients=2100, using="default")
     store = {"REDIS_CLUSTER_NODES": ",".join(redis_cluster.seeds())}
     figures = {}
+    settings.CACHE_DIGEST_RECHECK_MS = 0
+    digests_mark_complete(on_cluster)  # an empty cache: every record will come through the writer
 
     # A clean fail-over (CLUSTER FAILOVER: the replica catches up first): nothing lost.
     victim = redis_cluster.master_of(rec_key("client:1"))
