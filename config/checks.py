@@ -33,6 +33,23 @@ def dev_secrets_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+@checks.register()
+def reproved_period_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A digest leg proves the cache with the last finished scrub pass, which started up to two
+    scrub periods ago: past CACHE_REPROVED_HOURS, "every key re-proved" could never be met."""
+    if settings.CACHE_LEG_METHOD != "digest" or 2 * settings.CACHE_SCRUB_PERIOD_HOURS <= settings.CACHE_REPROVED_HOURS:
+        return []
+    return [
+        checks.Warning(
+            f"CACHE_SCRUB_PERIOD_HOURS={settings.CACHE_SCRUB_PERIOD_HOURS} is more than half of"
+            f" CACHE_REPROVED_HOURS={settings.CACHE_REPROVED_HOURS}: the last finished scrub pass may have"
+            " started before the period, so the topic pages would say the keys were not re-proved.",
+            hint="Set CACHE_SCRUB_PERIOD_HOURS to at most half of CACHE_REPROVED_HOURS.",
+            id="kafkacache.W001",
+        )
+    ]
+
+
 @checks.register(checks.Tags.database)
 def squashed_history_check(app_configs, databases=None, **kwargs) -> list[checks.CheckMessage]:
     """A database part-way through the migrations a squashed one replaces, when those are no

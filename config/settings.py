@@ -746,10 +746,11 @@ CACHE_DIGEST_RECHECK_MS = env_int(
 )
 CACHE_SCRUB_PERIOD_HOURS = env_int(
     "CACHE_SCRUB_PERIOD_HOURS",
-    24,
+    8,
     minimum=1,
     doc="the rolling scrub reads every record of the cache once in this period: it rebuilds the bucket"
-    " digests from what Redis holds and checks each value against its published bytes",
+    " digests from what Redis holds and checks each value against its published bytes; at most half of"
+    " CACHE_REPROVED_HOURS (the last finished pass started up to two periods ago)",
 )
 CACHE_SCRUB_SLICES = env_int(
     "CACHE_SCRUB_SLICES",

@@ -196,9 +196,10 @@ def bucket_of(record_key: str) -> int:
 
 def digest_share(record_key: str, version: int) -> int:
     """A record's share of its bucket's digest; the write script computes the same
-    (kafkacache.cache: SHA-1 of the record's Redis name, "|" and the version in decimal)."""
+    (kafkacache.cache: SHA-1 of the record's Redis name, "|" and the version in decimal; its
+    first DIGEST_HEX hex digits)."""
     text = f"{REC_PREFIX}{{{record_key}}}|{version}".encode()
-    return int(hashlib.sha1(text, usedforsecurity=False).hexdigest()[:DIGEST_HEX], 16)
+    return int.from_bytes(hashlib.sha1(text, usedforsecurity=False).digest()[: DIGEST_HEX // 2], "big")
 
 
 def digests_of(records: Iterable[tuple[str, int]]) -> dict[int, int]:

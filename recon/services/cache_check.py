@@ -380,16 +380,15 @@ class _Leg:
 
     def _source_digests(self, source: SqlSource) -> tuple[array, array, array, dict[int, int]]:
         """The source's client ids, versions and buckets (compact arrays: ten million keys in a
-        few hundred MB), and its digest per bucket, in one keyset pass."""
+        few hundred MB), and its digest per bucket, in one streamed pass of one snapshot."""
         ids, versions, buckets = array("q"), array("q"), array("q")
         sums: dict[int, int] = {}
-        after = 0
+        batches = source.versions_all(batch=self.batch)
         while True:
             with self._timed("source"):
-                rows = source.versions(after=after, limit=self.batch)
-            if not rows:
+                rows = next(batches, None)
+            if rows is None:
                 return ids, versions, buckets, sums
-            after = rows[-1][0]
             with self._timed("source_digests"):
                 for cid, version in rows:
                     key = record_key(cid)

@@ -124,6 +124,10 @@ def test_each_engine_versions_every_change_and_feeds_it_from_its_change_table(en
         (10, before[10]),
     ]
     assert source.versions_of([3, 4, 999]) == {3: before[3], 4: before[4]}
+    streamed = list(source.versions_all(batch=3))  # the digest leg's one pass, in batches
+    assert [len(b) for b in streamed] == [3, 3, 3, 1] and sorted(r for b in streamed for r in b) == sorted(
+        before.items()
+    )
     drawn = source.version_draw()
     assert drawn > max(before.values()) and source.version_draw() > drawn
     assert source.changes_read(limit=10) == []  # the seed is a starting state, not changes

@@ -255,3 +255,13 @@ def test_the_scrub_command_runs_a_whole_pass(fed, cache):
     call_command("cache_scrub", "--pass", stdout=out)
     assert "finished" in out.getvalue() and f"{CLIENTS - 1} records read, 1 bucket digests rebuilt" in out.getvalue()
     assert _problems(cache_check(topic=fed.bulk, now=_later())) == {"absent": ["client:5"]}
+
+
+def test_a_scrub_period_too_long_for_the_proof_is_a_warning(settings):
+    from config.checks import reproved_period_check
+
+    assert reproved_period_check(None) == []  # the defaults: 8 h passes, proofs within 24 h
+    settings.CACHE_SCRUB_PERIOD_HOURS = 13
+    assert [w.id for w in reproved_period_check(None)] == ["kafkacache.W001"]
+    settings.CACHE_LEG_METHOD = "keys"
+    assert reproved_period_check(None) == []
