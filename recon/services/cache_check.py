@@ -191,7 +191,7 @@ def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | N
     topic = leg.topic
     drafts = {p.key: (_uuid(p.cached.uuid), _detail(p, topic, leg)) for p in problems}
     checked = None if leg.whole else sorted(leg.keys_checked)
-    resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending - leg.unjudged)
+    resolutions = _fixed_by(topic, _standing_keys(topic) - set(drafts) - leg.pending)
     began = time.monotonic()
     outcome = key_findings_sync(
         topic=topic,
@@ -201,7 +201,7 @@ def _findings_sync(leg: "_Leg", problems: list, *, run: ReconRun, load: Load | N
         problems=drafts,
         run=run,
         load_id=load.pk if load else None,
-        keep=leg.pending | leg.unjudged,
+        keep=leg.pending,
         resolutions=resolutions,
     )
     leg.timings["findings"] = time.monotonic() - began
@@ -253,7 +253,6 @@ class _Leg:
         self.whole = False  # every key was judged (the whole source or ledger): resolve any other
         self.keys_checked: set[str] = set()  # otherwise the keys judged
         self.pending: set[str] = set()
-        self.unjudged: set[str] = set()  # standing findings this run could not judge: kept as they are
         self.timings: dict[str, float] = {}  # seconds per phase (the report's `timings`)
 
     @contextmanager
@@ -358,9 +357,12 @@ class _Leg:
                 cached = cache_read(self.redis, [e.key for e in expected])
             self._drill(expected, cached, known, name)
         drilled_keys = {e.key for e in drilled}
-        # A value that differs at an equal version leaves the digests equal: the scrub found it
-        # (kafkacache.services.cache_scrub) and only a read of the value can clear it.
-        self.unjudged = _standing_keys(self.topic, problem=cc.DIFFERS) - drilled_keys
+        # A standing finding is judged by reading its key, whatever its bucket says: a change
+        # behind the writer's back (found by the scrub or a key-by-key run) leaves the digests
+        # equal, so an equal bucket does not prove such a key fixed.
+        standing = sorted(_standing_keys(self.topic) - drilled_keys)
+        self._standing_read(source, standing, known, name)
+        drilled_keys.update(standing)
         unexplained = {b for b in differing if known.get(b, 0) % DIGEST_MOD != held.get(b, 0)}
         extra_keys = self._extras(unexplained, drilled_keys, known, name) if unexplained else 0
         # Late additions, as sql_full: a key added after the pass read its id is the next run's.
@@ -371,7 +373,7 @@ class _Leg:
         self._recheck(source)
         self._unpublished_absent()
         self.digests.update(
-            keys_read=len(drilled) + extra_keys,
+            keys_read=len(drilled) + len(standing) + extra_keys,
             # Buckets whose digest is not the sum of the records Redis holds: changed behind the
             # writer's back (the scrub, kafkacache.services.cache_scrub, rebuilds them).
             stale=sum(1 for b in differing if known.get(b, 0) % DIGEST_MOD != held.get(b, 0)),
@@ -397,6 +399,19 @@ class _Leg:
                     ids.append(cid)
                     versions.append(version)
                     buckets.append(bucket)
+
+    def _standing_read(self, source: SqlSource, keys: list[str], known: dict[int, int], name: str) -> None:
+        """These keys (of standing findings) read and judged against the source, one batch at a time."""
+        for i in range(0, len(keys), self.batch):
+            chunk = keys[i : i + self.batch]
+            held = source.versions_of([cid for cid in map(client_id_of, chunk) if cid is not None])
+            expected = [
+                Expected(k, held[cid]) if (cid := client_id_of(k)) in held else Expected(k, 0, present=False)
+                for k in chunk
+            ]
+            with self._timed("redis"):
+                cached = cache_read(self.redis, chunk)
+            self._drill(expected, cached, known, name)
 
     def _extras(self, unexplained: set[int], drilled: set[str], known: dict[int, int], name: str) -> int:
         """The records of these buckets the source does not hold (one SCAN of record names),
@@ -426,11 +441,13 @@ class _Leg:
 
     def _recheck(self, source: SqlSource) -> None:
         """Read the problems' keys again after a pause: one whose source version or cached
-        record moved meanwhile is in flight (a change on its way through the feed), judged
-        by the next run; the others stand."""
-        if not self.problems or settings.CACHE_DIGEST_RECHECK_MS <= 0:
+        record moved meanwhile is in flight (a change on its way through the feed, or a write
+        between the source's snapshot and the read of the digests), judged by the next run;
+        the others stand."""
+        if not self.problems:
             return
-        _pause(settings.CACHE_DIGEST_RECHECK_MS / 1000)
+        if settings.CACHE_DIGEST_RECHECK_MS > 0:
+            _pause(settings.CACHE_DIGEST_RECHECK_MS / 1000)
         first = {p.key: p for p in self.problems}
         keys = list(first)
         moved: set[str] = set()
@@ -610,16 +627,15 @@ def _detail(p: Problem, topic: Topic, leg: _Leg) -> dict:
     return detail
 
 
-def _standing_keys(topic: Topic, *, problem: str | None = None) -> set[str]:
-    standing = Finding.objects.filter(
-        topic=topic,
-        category=Finding.Category.CACHE,
-        status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
-        detail__source=SOURCE,
+def _standing_keys(topic: Topic) -> set[str]:
+    return set(
+        Finding.objects.filter(
+            topic=topic,
+            category=Finding.Category.CACHE,
+            status__in=(Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED),
+            detail__source=SOURCE,
+        ).values_list("key", flat=True)
     )
-    if problem is not None:
-        standing = standing.filter(detail__problem=problem)
-    return set(standing.values_list("key", flat=True))
 
 
 def _fixed_by(topic: Topic, keys: set[str]) -> dict[str, dict]:

@@ -265,3 +265,15 @@ def test_a_scrub_period_too_long_for_the_proof_is_a_warning(settings):
     assert [w.id for w in reproved_period_check(None)] == ["kafkacache.W001"]
     settings.CACHE_LEG_METHOD = "keys"
     assert reproved_period_check(None) == []
+
+
+def test_a_standing_finding_is_judged_by_reading_its_key_not_by_its_equal_bucket(fed, cache):
+    """A key lost behind the writer's back leaves its bucket's digest equal to the source's:
+    the digest leg still reads the key of every standing finding, so it neither misses nor
+    wrongly resolves it."""
+    records_drop(cache, ["client:11"])
+    assert _problems(cache_check(topic=fed.bulk, now=_later(), method="keys")) == {"absent": ["client:11"]}
+    run = cache_check(topic=fed.bulk, now=_later())
+    assert (run.report["method"], run.report["digests"]["differing"]) == ("digest", 0)
+    assert _problems(run) == {"absent": ["client:11"]} and run.report["findings"]["resolved"] == 0
+    assert _standing(fed.bulk) == {"client:11": "absent"}
