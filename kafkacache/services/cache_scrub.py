@@ -68,11 +68,8 @@ def cache_scrub_slice(*, slots: int | None = None) -> CacheScrub:
     end = min(start + size, SLOTS)
     work = _Slice(sorted(set(scrub.retry) | set(range(start, end))))
     read = slot_digests_read(client, work.slots)
-    keys = [
-        key
-        for keys in slot_record_keys(client, set(work.slots), count=settings.CACHE_LEG_BATCH_SIZE).values()
-        for key in keys
-    ]
+    by_slot = slot_record_keys(client, set(work.slots), count=settings.CACHE_LEG_BATCH_SIZE)
+    keys = [key for held in by_slot.values() for key in held]
     algorithms = dict(Topic.objects.values_list("name", "hash_algorithm"))
     for i in range(0, len(keys), settings.CACHE_LEG_BATCH_SIZE):
         chunk = keys[i : i + settings.CACHE_LEG_BATCH_SIZE]
