@@ -404,11 +404,7 @@ class _Leg:
         """These keys (of standing findings) read and judged against the source, one batch at a time."""
         for i in range(0, len(keys), self.batch):
             chunk = keys[i : i + self.batch]
-            held = source.versions_of([cid for cid in map(client_id_of, chunk) if cid is not None])
-            expected = [
-                Expected(k, held[cid]) if (cid := client_id_of(k)) in held else Expected(k, 0, present=False)
-                for k in chunk
-            ]
+            expected = _source_expected(source, chunk)
             with self._timed("redis"):
                 cached = cache_read(self.redis, chunk)
             self._drill(expected, cached, known, name)
@@ -534,12 +530,7 @@ class _Leg:
         source = SqlSource()
         for i in range(0, len(keys), self.batch):
             chunk = keys[i : i + self.batch]
-            held = source.versions_of([cid for cid in map(client_id_of, chunk) if cid is not None])
-            expected = [
-                Expected(k, held[cid]) if (cid := client_id_of(k)) in held else Expected(k, 0, present=False)
-                for k in chunk
-            ]
-            self._compare(expected, cache_read(self.redis, chunk), remember=True)
+            self._compare(_source_expected(source, chunk), cache_read(self.redis, chunk), remember=True)
 
     def ledger(self, *, scope: str, params: list[Any], reference: str) -> None:
         """The publish ledger's latest message per key of the scope (delivered or not)."""
@@ -575,6 +566,13 @@ class _Leg:
         )
         self.keys_checked -= self.pending
         return self.problems
+
+
+def _source_expected(source: SqlSource, keys: Sequence[str]) -> list[Expected]:
+    """What the SQL source says each of these keys should hold: its record at its version, or
+    nothing (a key the source does not hold)."""
+    held = source.versions_of([cid for cid in map(client_id_of, keys) if cid is not None])
+    return [Expected(k, held[cid]) if (cid := client_id_of(k)) in held else Expected(k, 0, present=False) for k in keys]
 
 
 def _pause(seconds: float) -> None:
