@@ -45,7 +45,6 @@ from core.redis_keys import (
 from core.redis_keys import SLOTS as SLOTS
 from core.redis_keys import bucket_of as bucket_of
 from core.redis_keys import digest_share as digest_share
-from core.redis_keys import digests_of as digests_of
 from core.redis_scan import scan_pages
 
 
@@ -136,21 +135,13 @@ def legacy_records_scan(client: redis.Redis, *, count: int) -> Iterator[list[str
         yield [record_key_of(name) for name in names]
 
 
-def bucket_digests(client: redis.Redis, slots: Iterable[int] | None = None) -> dict[int, int]:
-    """The digest the cache keeps of each bucket (core.redis_keys), modulo DIGEST_MOD, zeros
-    left out: one HGETALL per slot (all SLOTS unless `slots`), pipelined a thousand at a time."""
-    wanted = list(range(SLOTS) if slots is None else slots)
+def bucket_digests(client: redis.Redis) -> dict[int, int]:
+    """The digest the cache keeps of each bucket (core.redis_keys), zeros left out: every
+    slot's digests, read a thousand slots a pipeline."""
     out: dict[int, int] = {}
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
-        pipe = client.pipeline(transaction=False)
-        for slot in chunk:
-            pipe.hgetall(digest_key(slot))
-        for slot, fields in zip(chunk, pipe.execute(), strict=True):
-            for field, raw in fields.items():
-                value = int(raw) % DIGEST_MOD
-                if value:
-                    out[slot * BUCKETS_PER_SLOT + int(field)] = value
+    for start in range(0, SLOTS, 1000):
+        for slot, flat in slot_digests_read(client, range(start, min(start + 1000, SLOTS))).items():
+            out.update((slot * BUCKETS_PER_SLOT + sub, value) for sub, value in slot_digest_values(flat).items())
     return out
 
 
@@ -164,6 +155,12 @@ def slot_digests_read(client: redis.Redis, slots: Sequence[int]) -> dict[int, li
     for slot, fields in zip(slots, pipe.execute(), strict=True):
         out[slot] = [item for pair in fields.items() for item in pair]
     return out
+
+
+def slot_digest_values(flat: Sequence[bytes]) -> dict[int, int]:
+    """A slot's digests read flat, as sub -> sum modulo DIGEST_MOD, zeros left out."""
+    values = {int(flat[i]): int(flat[i + 1]) % DIGEST_MOD for i in range(0, len(flat), 2)}
+    return {sub: value for sub, value in values.items() if value}
 
 
 def slot_record_keys(client: redis.Redis, slots: set[int], *, count: int) -> dict[int, list[str]]:

@@ -78,7 +78,6 @@ DIGESTS_COMPLETE = DIGEST_PREFIX + "complete"
 # SCAN patterns of the tagged layout (Redis globs treat braces as plain characters).
 REC_MATCH = REC_PREFIX + "{*"
 TOMBSTONE_MATCH = TOMBSTONE_PREFIX + "{*"
-DIGEST_MATCH = DIGEST_PREFIX + "{*"
 
 # The digests' buckets: a Redis Cluster hash slot (16,384 of them, as on a cluster, also on a
 # standalone Redis: one layout) split by another hash of the key into BUCKETS_PER_SLOT, so
@@ -86,7 +85,6 @@ DIGEST_MATCH = DIGEST_PREFIX + "{*"
 # the buckets that differ.
 SLOTS = 16384
 BUCKETS_PER_SLOT = 64
-BUCKETS = SLOTS * BUCKETS_PER_SLOT
 DIGEST_HEX = 10  # a share is the first 40 bits of SHA-1: the one hash Redis scripts have
 DIGEST_MOD = 1 << (4 * DIGEST_HEX)
 
@@ -186,12 +184,7 @@ def slot_of(record_key: str) -> int:
 
 def bucket_of(record_key: str) -> int:
     """The key's digest bucket: slot * BUCKETS_PER_SLOT + sub."""
-    encoded = record_key.encode()
-    if not record_key or "}" in record_key:
-        slot = key_slot(rec_key(record_key).encode())
-    else:
-        slot = crc_hqx(encoded, 0) % SLOTS
-    return slot * BUCKETS_PER_SLOT + (zlib.crc32(encoded) & (BUCKETS_PER_SLOT - 1))
+    return slot_of(record_key) * BUCKETS_PER_SLOT + (zlib.crc32(record_key.encode()) & (BUCKETS_PER_SLOT - 1))
 
 
 def digest_share(record_key: str, version: int) -> int:
@@ -217,7 +210,7 @@ SLOT_TAGS_FILE = Path(__file__).with_name("redis_slot_tags.txt")  # written by s
 
 def slot_tags_search() -> list[str]:
     """The first decimal string that hashes to each slot, in slot order (~170,000 tries: a third
-    of a second, so the result ships as SLOT_TAGS_FILE; tests/core/test_redis_keys.py checks it)."""
+    of a second, so the result ships as SLOT_TAGS_FILE; tests/kafkacache/test_cache.py checks it)."""
     tags: list[str | None] = [None] * SLOTS
     missing, n = SLOTS, 0
     while missing:
@@ -230,13 +223,8 @@ def slot_tags_search() -> list[str]:
 
 
 @functools.cache
-def _slot_tags() -> tuple[str, ...]:
-    return tuple(SLOT_TAGS_FILE.read_text().split())
-
-
-@functools.cache
 def _digest_keys() -> tuple[str, ...]:
-    return tuple(f"{DIGEST_PREFIX}{{{tag}}}" for tag in _slot_tags())
+    return tuple(f"{DIGEST_PREFIX}{{{tag}}}" for tag in SLOT_TAGS_FILE.read_text().split())
 
 
 _FIELDS = tuple(str(sub) for sub in range(BUCKETS_PER_SLOT))
@@ -247,11 +235,10 @@ def digest_key(slot: int) -> str:
     return _digest_keys()[slot]
 
 
-def digest_place(record_key: str) -> tuple[str, int, str]:
-    """(digest key, bucket, field) of a record key: where its share is summed."""
-    bucket = bucket_of(record_key)
-    slot, sub = divmod(bucket, BUCKETS_PER_SLOT)
-    return _digest_keys()[slot], bucket, _FIELDS[sub]
+def digest_place(record_key: str) -> tuple[str, str]:
+    """(digest key, field) of a record key: where its share is summed."""
+    slot, sub = divmod(bucket_of(record_key), BUCKETS_PER_SLOT)
+    return _digest_keys()[slot], _FIELDS[sub]
 
 
 def record_key_of(redis_key: str | bytes) -> str:

@@ -93,12 +93,8 @@ _DIGEST = """
 local function share(key, v)
   return tonumber(string.sub(redis.sha1hex(key .. '|' .. string.format('%d', v)), 1, DIGEST_HEX), 16)
 end
-local function digest_move(dkey, field, key, old, new)
-  if old == new then return end
-  local delta = 0
-  if new ~= nil then delta = share(key, new) end
-  if old ~= nil then delta = delta - share(key, old) end
-  redis.call('HINCRBY', dkey, field, string.format('%d', delta))
+local function digest_drop(dkey, field, key, old)
+  if old ~= nil then redis.call('HINCRBY', dkey, field, string.format('%d', -share(key, old))) end
 end
 local function digest_put(dkey, field, key, old, new, new_share)
   if old == new then return end
@@ -174,7 +170,7 @@ while a <= n do
         if absent or v > cur then
           if not absent then
             redis.call('DEL', KEYS[k])
-            digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur, nil)
+            digest_drop(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur)
           end
           if v > tomb then
             redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
@@ -188,7 +184,7 @@ while a <= n do
       elseif absent or cur == 0 then
         if not absent then
           redis.call('DEL', KEYS[k])
-          digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur, nil)
+          digest_drop(KEYS[k + 2], ARGV[a + 2], KEYS[k], cur)
         end
         verdict = 'a'
       else
@@ -208,7 +204,7 @@ while a <= n do
   elseif op == 'x' then
     local held = held_version(KEYS[k])
     redis.call('DEL', KEYS[k])
-    digest_move(KEYS[k + 2], ARGV[a + 2], KEYS[k], held, nil)
+    digest_drop(KEYS[k + 2], ARGV[a + 2], KEYS[k], held)
     if tonumber(ARGV[a + 1]) > 0 then
       redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ttl)
     else
@@ -282,7 +278,7 @@ _SADD_MAX = 1000
 def _where(key: str) -> tuple[tuple[str, str, str], str]:
     """A put's or delete's KEYS (the record, its tombstone and its slot's digests: one slot)
     and its bucket's field in the digests."""
-    digests, _, field = digest_place(key)
+    digests, field = digest_place(key)
     return (rec_key(key), tombstone_key(key), digests), field
 
 

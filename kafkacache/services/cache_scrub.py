@@ -36,6 +36,7 @@ from core.cache_records import (
     bucket_of,
     cache_read,
     digest_share,
+    slot_digest_values,
     slot_digests_read,
     slot_record_keys,
 )
@@ -77,12 +78,10 @@ def cache_scrub_slice(*, slots: int | None = None) -> CacheScrub:
     repaired, retry = 0, []
     for slot in work.slots:
         fresh = {sub: value % DIGEST_MOD for sub, value in work.sums.get(slot, {}).items() if value % DIGEST_MOD}
-        flat = read[slot]
-        held = {int(flat[i]): int(flat[i + 1]) % DIGEST_MOD for i in range(0, len(flat), 2)}
-        held = {sub: value for sub, value in held.items() if value}
+        held = slot_digest_values(read[slot])
         if fresh == held:
             continue
-        if digests_swap(client, slot, read=flat, rebuilt=fresh):
+        if digests_swap(client, slot, read=read[slot], rebuilt=fresh):
             repaired += sum(1 for sub in fresh.keys() | held.keys() if fresh.get(sub) != held.get(sub))
         else:
             retry.append(slot)

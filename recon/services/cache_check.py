@@ -433,7 +433,6 @@ class _Leg:
         with self._timed("compare"):
             self._compare([e for e, _ in mine], [c for _, c in mine], remember=False)
         self.checked = checked  # already counted by the pass
-        self.deleted_checked = sum(1 for e, _ in mine if not e.present) + self.deleted_checked
 
     def _recheck(self, source: SqlSource) -> None:
         """Read the problems' keys again after a pause: one whose source version or cached
